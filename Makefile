@@ -1,0 +1,38 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test check lint typecheck bench openapi clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## install mediagate and its development tools into .venv
+
+run: install  ## serve on :8000 with embedded Redis and the sandbox providers
+	MEDIAGATE_SANDBOX=true $(BIN)/mediagate serve --port 8000
+
+test: install  ## the whole test suite (starts its own redis-server unless MEDIAGATE_TEST_REDIS_URL is set)
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck test  ## ruff, mypy strict, tests
+
+bench: install  ## gateway vs direct sandbox; GET /v1/jobs/{id} throughput
+	$(BIN)/python -m bench.run
+
+openapi: install  ## regenerate the committed OpenAPI document
+	$(BIN)/mediagate openapi > openapi/openapi.json
+
+clean:
+	rm -rf $(VENV) .mediagate .pytest_cache .mypy_cache .ruff_cache

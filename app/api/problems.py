@@ -1,0 +1,134 @@
+"""Every error as ``application/problem+json`` (RFC 9457), validation included."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import ErrorCode, FieldError, GatewayError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://mediagate.dev/problems/"
+
+
+class ProblemFieldError(BaseModel):
+    pointer: str = Field(examples=["/image/data"])
+    detail: str
+    code: str
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457), with a stable ``code`` to switch on."""
+
+    type: str = Field(examples=[f"{TYPE_BASE}invalid_parameter"])
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: ErrorCode
+    errors: list[ProblemFieldError] = Field(default_factory=list)
+
+
+def problem_response(error: GatewayError, instance: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + error.code.value,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "instance": instance,
+        "code": error.code.value,
+        "errors": [
+            {"pointer": e.pointer, "detail": e.detail, "code": e.code.value} for e in error.errors
+        ],
+        **error.extra,
+    }
+    return JSONResponse(body, status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _pointer(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _validation_error(exc: RequestValidationError) -> GatewayError:
+    errors: list[FieldError] = []
+    malformed = False
+    for item in exc.errors():
+        if item.get("type") == "json_invalid":
+            malformed = True
+            continue
+        loc = tuple(item.get("loc", ()))
+        # A union member that did not match adds noise; keep the message on the field itself.
+        errors.append(FieldError(_pointer(loc), str(item.get("msg", "invalid"))))
+    if malformed:
+        return GatewayError("the request body is not valid JSON", ErrorCode.invalid_json, 400)
+    detail = "; ".join(f"{e.pointer}: {e.detail}" for e in errors[:5]) or "invalid request"
+    return GatewayError(detail, ErrorCode.invalid_parameter, 422, errors)
+
+
+_HTTP_CODES = {
+    401: ErrorCode.unauthenticated,
+    403: ErrorCode.forbidden,
+    404: ErrorCode.not_found,
+    409: ErrorCode.conflict,
+}
+
+
+def install(app: FastAPI) -> None:
+    async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GatewayError)
+        return problem_response(exc, request.url.path)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(_validation_error(exc), request.url.path)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, ErrorCode.invalid_parameter)
+        if exc.status_code == 405:
+            code = ErrorCode.invalid_parameter
+        error = GatewayError(str(exc.detail), code, exc.status_code)
+        return problem_response(error, request.url.path, dict(exc.headers or {}))
+
+    async def store_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("store unavailable: %s", type(exc).__name__)
+        return problem_response(StoreUnavailable(), request.url.path, {"Retry-After": "1"})
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        error = GatewayError("an internal error occurred", ErrorCode.internal_error, 500)
+        return problem_response(error, request.url.path)
+
+    app.add_exception_handler(GatewayError, gateway_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RedisConnectionError, store_down)
+    app.add_exception_handler(RedisTimeoutError, store_down)
+    app.add_exception_handler(Exception, unexpected)
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
+    for status, text in {
+        400: "Malformed request",
+        401: "Missing or unknown API key",
+        404: "Unknown id",
+        413: "Media too large",
+        422: "Invalid or unsupported parameter",
+        503: "Store unavailable",
+    }.items()
+}
+"""Declared on every route so the OpenAPI document shows the error schema."""

@@ -1,0 +1,12 @@
+"""All HTTP routes of the gateway (providers are never named here)."""
+
+from fastapi import APIRouter
+
+from app.api.routes import artifacts, files, health, jobs, operations
+
+router = APIRouter()
+router.include_router(operations.router)
+router.include_router(jobs.router)
+router.include_router(files.router)
+router.include_router(artifacts.router)
+router.include_router(health.router)

@@ -1,0 +1,62 @@
+"""Uploading media (multipart) for later jobs, and the signed URL upstreams fetch it from."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from app.api.deps import GatewayDep, TenantDep
+from app.api.problems import PROBLEM_RESPONSES
+from app.api.routes.artifacts import serve_blob
+from app.errors import NotFound
+from app.jobs.intake import check_image
+
+router = APIRouter(prefix="/v1/files", tags=["files"], responses=PROBLEM_RESPONSES)
+
+
+class FileObject(BaseModel):
+    id: str
+    object: str = "file"
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+
+
+@router.post("", name="upload_file", status_code=201)
+async def upload_file(
+    tenant: TenantDep,
+    gateway: GatewayDep,
+    file: Annotated[UploadFile, File(description="An image (PNG, JPEG, WEBP), at most 10 MB.")],
+) -> FileObject:
+    limit = gateway.settings.max_media_bytes
+    content = await file.read(limit + 1)
+    image = check_image(content, "/file", limit)
+    meta = await gateway.jobs.store_file(tenant, image)
+    return FileObject(
+        id=meta.id,
+        content_type=meta.content_type,
+        bytes=meta.bytes,
+        width=meta.width,
+        height=meta.height,
+    )
+
+
+@router.get("/{file_id}/content", name="get_file_content", include_in_schema=False)
+async def get_file_content(
+    file_id: str,
+    gateway: GatewayDep,
+    expires: Annotated[int, Query()],
+    sig: Annotated[str, Query()],
+) -> Response:
+    """The bytes of an upload, for an upstream holding a signed URL."""
+    path = f"/v1/files/{file_id}/content"
+    if not file_id.startswith("file_") or not gateway.signer.verify(path, expires, sig):
+        raise NotFound("file", file_id)
+    meta = await gateway.files.file(file_id)
+    if meta is None:
+        raise NotFound("file", file_id)
+    return serve_blob(gateway, meta.id, meta.content_type, "file")

@@ -1,0 +1,48 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from redis.exceptions import RedisError
+
+from app.api.deps import GatewayDep
+from app.store import keys
+from app.store.jobs import now_ms
+
+router = APIRouter(tags=["health"])
+
+WORKER_STALE_MS = 30_000
+
+
+class Health(BaseModel):
+    status: str
+    redis: bool | None = None
+    workers: int | None = None
+
+
+@router.get("/healthz", name="healthz")
+async def healthz() -> Health:
+    """The process answers."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", name="readyz", responses={503: {"model": Health}})
+async def readyz(gateway: GatewayDep, response: Response) -> Health:
+    """Redis answers and at least one worker sent a heartbeat recently."""
+    try:
+        await gateway.redis.ping()
+        workers = await gateway.redis.zcount(keys.WORKERS, now_ms() - WORKER_STALE_MS, "+inf")
+    except (RedisError, OSError):
+        response.status_code = 503
+        return Health(status="unavailable", redis=False)
+    ready = workers > 0
+    response.status_code = 200 if ready else 503
+    return Health(status="ok" if ready else "no_workers", redis=True, workers=workers)
+
+
+@router.get("/metrics", name="metrics", include_in_schema=False)
+async def metrics(gateway: GatewayDep) -> Response:
+    gateway.metrics.queue_depth.set(await gateway.jobs.store.queue_depth())
+    return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)

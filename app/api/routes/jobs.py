@@ -1,0 +1,86 @@
+"""Reading, listing, canceling and following jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from app.api.deps import JobsDep, TenantDep
+from app.api.problems import PROBLEM_RESPONSES
+from app.jobs.models import Job, JobStatus
+from app.jobs.operations import Operation
+from app.jobs.service import JobService
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
+
+SSE_KEEPALIVE_S = 15.0
+
+
+class JobList(BaseModel):
+    data: list[Job]
+    next_cursor: str | None
+
+
+@router.get("/{job_id}", name="get_job")
+async def get_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> Job:
+    return await jobs.get(tenant, job_id)
+
+
+@router.get("", name="list_jobs")
+async def list_jobs(
+    tenant: TenantDep,
+    jobs: JobsDep,
+    status: JobStatus | None = None,
+    operation: Operation | None = None,
+    provider: str | None = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JobList:
+    page = await jobs.list(
+        tenant, limit=limit, cursor=cursor, status=status, operation=operation, provider=provider
+    )
+    return JobList(data=page.jobs, next_cursor=page.next_cursor)
+
+
+@router.post("/{job_id}/cancel", name="cancel_job")
+async def cancel_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> Job:
+    return await jobs.cancel(tenant, job_id)
+
+
+@router.get(
+    "/{job_id}/events",
+    name="stream_job_events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Job snapshots"}},
+)
+async def stream_job_events(job_id: str, tenant: TenantDep, jobs: JobsDep) -> StreamingResponse:
+    """Server-Sent Events: the job now, then on every status change until it is terminal."""
+    await jobs.load(tenant, job_id)  # 404 before the stream starts
+    return StreamingResponse(
+        _events(jobs, job_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(jobs: JobService, job_id: str) -> AsyncIterator[str]:
+    async with jobs.events.subscribe(job_id) as changes:
+        last: tuple[str, float | None] | None = None
+        while True:
+            job = await jobs.get_any(job_id)
+            state = (job.status.value, job.progress)
+            if state != last:
+                last = state
+                yield f"event: {job.status.value}\nid: {job.id}\ndata: {job.model_dump_json()}\n\n"
+            if job.status.terminal:
+                return
+            try:
+                await asyncio.wait_for(changes.get(), timeout=SSE_KEEPALIVE_S)
+            except TimeoutError:
+                yield f": keep-alive {json.dumps(job.status.value)}\n\n"

@@ -1,0 +1,86 @@
+"""``POST`` routes that create jobs, one per canonical operation, built from its params model.
+
+(No ``from __future__ import annotations`` here: FastAPI reads the request model of each
+generated endpoint from its live annotations.)
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Response
+from pydantic import create_model
+
+from app.api.deps import JobsDep, TenantDep, WaitDep
+from app.api.problems import PROBLEM_RESPONSES
+from app.jobs.models import Job
+from app.jobs.operations import PARAMS, ROUTES, Operation, Params
+from app.jobs.service import Envelope
+
+router = APIRouter(tags=["operations"], responses=PROBLEM_RESPONSES)
+
+_ENVELOPE_FIELDS = set(Envelope.model_fields)
+
+
+def _request_model(operation: Operation, params: type[Params]) -> type[Params]:
+    """The request body: the operation's parameters plus the common envelope fields."""
+    name = "".join(part.title() for part in operation.value.replace(".", "_").split("_"))
+    fields: dict[str, Any] = {
+        n: (f.annotation, f) for n, f in Envelope.model_fields.items()
+    }
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        f"{name}Request",
+        __base__=params,
+        __config__=None,
+        **fields,
+    )
+
+
+def _split(body: Params, params: type[Params]) -> tuple[Params, Envelope]:
+    given = body.model_fields_set
+    values = dict(body)
+    envelope = Envelope(**{k: values[k] for k in given & _ENVELOPE_FIELDS})
+    own = params.model_construct(
+        _fields_set=given - _ENVELOPE_FIELDS,
+        **{k: values[k] for k in params.model_fields},
+    )
+    return own, envelope
+
+
+def _add_route(operation: Operation, params: type[Params]) -> None:
+    request_model = _request_model(operation, params)
+    summary = operation.value
+
+    async def create_job(
+        body: request_model = Body(),  # type: ignore[valid-type]
+        *,
+        tenant: TenantDep,
+        jobs: JobsDep,
+        wait_s: WaitDep,
+    ) -> Response:
+        own, envelope = _split(body, params)
+        job = await jobs.submit(tenant, operation, own, envelope, wait_s=wait_s)
+        finished = job.status.terminal and wait_s > 0
+        headers = {"Location": job.links.self}
+        if wait_s > 0:
+            headers["Preference-Applied"] = f"wait={int(wait_s)}"
+        return Response(
+            job.model_dump_json(),
+            status_code=200 if finished else 202,
+            media_type="application/json",
+            headers=headers,
+        )
+
+    router.add_api_route(
+        ROUTES[operation],
+        create_job,
+        methods=["POST"],
+        name=operation.value.replace(".", "_"),
+        summary=f"Create a {summary} job",
+        status_code=202,
+        response_model=Job,
+        responses={200: {"model": Job, "description": "Finished within `Prefer: wait`"}},
+    )
+
+
+for _operation, _params in PARAMS.items():
+    _add_route(_operation, _params)
+

@@ -1,0 +1,149 @@
+"""``mediagate``: serve the API, run workers, run the sandbox, administer tenants, print the spec."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from contextlib import AsyncExitStack
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from app.config import Settings, get_settings
+
+DEFAULT_PORT = 8000
+SANDBOX_PORT = 8100
+
+
+def _settings_for(host: str, port: int) -> Settings:
+    settings = get_settings()
+    if "MEDIAGATE_PUBLIC_BASE_URL" not in os.environ:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        settings = settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
+    return settings
+
+
+def serve(args: argparse.Namespace) -> None:
+    from app.main import create_app
+
+    app = create_app(_settings_for(args.host, args.port))
+    uvicorn.run(
+        app, host=args.host, port=args.port, loop="uvloop", http="httptools",
+        log_level=args.log_level, access_log=False,
+    )
+
+
+def sandbox(args: argparse.Namespace) -> None:
+    from app.sandbox.app import SandboxTiming, create_sandbox_app
+
+    settings = get_settings()
+    app = create_sandbox_app(SandboxTiming(settings.sandbox_latency_s, settings.sandbox_job_s))
+    uvicorn.run(
+        app, host=args.host, port=args.port, loop="uvloop", http="httptools",
+        log_level=args.log_level, access_log=False,
+    )
+
+
+def worker(args: argparse.Namespace) -> None:
+    asyncio.run(_run_worker(get_settings()))
+
+
+async def _run_worker(settings: Settings) -> None:
+    from app.gateway import build_gateway, http_client, redis_url
+    from app.store.connection import connect
+
+    async with AsyncExitStack() as stack:
+        redis = connect(redis_url(settings, stack, embed=False))
+        stack.push_async_callback(redis.aclose)
+        http = http_client(settings)
+        stack.push_async_callback(http.aclose)
+        gateway = await build_gateway(settings, redis, http, CollectorRegistry())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(gateway.worker.stop()))
+        logging.getLogger("mediagate").info("worker %s started", gateway.worker.id)
+        await gateway.worker.run()
+
+
+def openapi(args: argparse.Namespace) -> None:
+    from app.main import create_app
+
+    spec = create_app(Settings(sandbox=False)).openapi()
+    json.dump(spec, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def admin(args: argparse.Namespace) -> None:
+    asyncio.run(_admin(args, get_settings()))
+
+
+async def _admin(args: argparse.Namespace, settings: Settings) -> None:
+    from app.gateway import redis_url
+    from app.store.connection import connect
+    from app.store.scripts import Scripts
+    from app.store.tenants import TenantStore
+
+    async with AsyncExitStack() as stack:
+        redis = connect(redis_url(settings, stack, embed=False))
+        stack.push_async_callback(redis.aclose)
+        tenants = TenantStore(redis, Scripts.register(redis))
+        if args.admin_command == "create-tenant":
+            tenant = await tenants.ensure_tenant(args.id, args.name or args.id)
+            print(json.dumps({"id": tenant.id, "name": tenant.name}))
+        elif args.admin_command == "create-key":
+            key_id, key = await tenants.add_key(args.tenant)
+            print(json.dumps({"id": key_id, "key": key}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mediagate",
+        description="One REST API in front of AI media providers. Settings come from "
+        "MEDIAGATE_* environment variables (see README).",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("serve", help="the API with an in-process worker")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.set_defaults(func=serve)
+
+    p = commands.add_parser("worker", help="a worker alone (run any number of them)")
+    p.set_defaults(func=worker)
+
+    p = commands.add_parser("sandbox", help="the provider emulators alone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=SANDBOX_PORT)
+    p.set_defaults(func=sandbox)
+
+    p = commands.add_parser("admin", help="tenants and API keys")
+    admin_commands = p.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    a = admin_commands.add_parser("create-tenant", help="create a tenant (idempotent)")
+    a.add_argument("id")
+    a.add_argument("--name")
+    a = admin_commands.add_parser("create-key", help="issue an API key (printed once)")
+    a.add_argument("tenant")
+    p.set_defaults(func=admin)
+
+    p = commands.add_parser("openapi", help="print the OpenAPI document as JSON")
+    p.set_defaults(func=openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
+    )
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Settings, read from ``MEDIAGATE_*`` environment variables (nested with ``__``).
+
+An optional YAML file named by ``MEDIAGATE_CONFIG`` supplies the same fields (routing,
+prices, seed data); environment variables win over it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+SANDBOX_TENANT_KEY = "mg_test_sandbox"
+"""API key of the seeded sandbox tenant; refused unless sandbox mode is on."""
+
+PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "admin", "secret"}
+
+
+DEFAULT_BASE_URLS = {
+    "everypixel": "https://api.everypixel.com",
+    "pixelapi": "https://api.pixelapi.dev",
+    "perfectcorp": "https://yce-api-01.perfectcorp.com",
+    "imagepig": "https://api.imagepig.com",
+    "imagepipeline": "https://api.imagepipeline.io",
+}
+
+
+class ProviderSettings(BaseModel):
+    base_url: str | None = Field(default=None, description="Unset: the provider's public API.")
+    api_key: SecretStr | None = None
+    client_id: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    timeout_s: float = Field(default=60.0, gt=0, description="Per upstream call.")
+    poll_interval_s: float = Field(default=2.0, gt=0, description="Between status polls.")
+
+
+class ProvidersSettings(BaseModel):
+    everypixel: ProviderSettings = Field(default_factory=ProviderSettings)
+    pixelapi: ProviderSettings = Field(default_factory=ProviderSettings)
+    perfectcorp: ProviderSettings = Field(default_factory=ProviderSettings)
+    imagepig: ProviderSettings = Field(default_factory=ProviderSettings)
+    imagepipeline: ProviderSettings = Field(default_factory=ProviderSettings)
+
+    def named(self, name: str) -> ProviderSettings:
+        """A provider's settings, its public base URL filled in when none is configured."""
+        value = getattr(self, name)
+        assert isinstance(value, ProviderSettings)
+        if value.base_url is None:
+            return value.model_copy(update={"base_url": DEFAULT_BASE_URLS[name]})
+        return value
+
+
+DEFAULT_ROUTING: dict[str, list[str]] = {
+    "image.generate": ["imagepig", "pixelapi"],
+    "image.remove_background": ["imagepig", "pixelapi"],
+    "image.upscale": ["imagepig", "pixelapi"],
+    "image.swap_face": ["imagepig"],
+    "image.outpaint": ["imagepig"],
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAGATE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+    redis_url: str | None = Field(
+        default=None, description="Unset: start a private redis-server with AOF under data_dir."
+    )
+    data_dir: Path = Field(default=Path(".mediagate"), description="Artifacts and embedded Redis.")
+    admin_token: SecretStr | None = None
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="Signs artifact and file URLs; generated and kept under data_dir if unset.",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="How upstreams and clients reach us."
+    )
+    sandbox: bool = False
+    sandbox_url: str | None = Field(
+        default=None, description="Sandbox mode: where the emulators run (default: this gateway)."
+    )
+    sandbox_latency_s: float = Field(
+        default=0.0, ge=0, description="Sandbox: delay of every synchronous upstream answer."
+    )
+    sandbox_job_s: float = Field(
+        default=1.0, ge=0, description="Sandbox: time an asynchronous upstream job takes."
+    )
+    providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
+    routing: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROUTING))
+    config: Path | None = Field(default=None, description="Optional YAML file with these fields.")
+
+    run_worker: bool = Field(default=True, description="Run a worker inside `mediagate serve`.")
+    worker_concurrency: int = Field(default=64, ge=1)
+    lease_s: float = Field(default=30.0, gt=1, description="A claimed job's lease.")
+    job_retention_s: int = Field(default=7 * 86400, ge=60, description="Finished jobs kept.")
+    artifact_url_ttl_s: int = Field(default=3600, ge=60, description="Signed URL lifetime.")
+    max_media_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_prefer_wait_s: int = 60
+
+    @property
+    def sandbox_base_url(self) -> str:
+        return (self.sandbox_url or self.public_base_url).rstrip("/")
+
+    @model_validator(mode="after")
+    def _safe_for_production(self) -> Settings:
+        if self.environment == "production":
+            token = self.admin_token.get_secret_value() if self.admin_token else ""
+            if token.lower() in PLACEHOLDER_TOKENS:
+                raise ValueError("MEDIAGATE_ADMIN_TOKEN must be set to a real secret in production")
+            if self.sandbox:
+                raise ValueError("sandbox mode cannot run in production")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Fields from the YAML file named by ``MEDIAGATE_CONFIG``, lowest priority."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("MEDIAGATE_CONFIG")
+        if not path:
+            return {}
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        return loaded
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

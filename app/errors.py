@@ -1,0 +1,147 @@
+"""The gateway's one error tree.
+
+Every error a client can see is a :class:`GatewayError` carrying a stable snake_case
+:class:`ErrorCode`, an HTTP status and, for validation, a list of JSON-pointer field errors.
+The API layer renders them as ``application/problem+json`` (RFC 9457); nothing else in the
+code base knows about HTTP responses.
+
+::
+
+    GatewayError
+    ├── InvalidRequest            400/413/422  malformed JSON, wrong types, bad media, bad base64
+    │   └── UnsupportedParameter  422          the chosen provider cannot honour a parameter
+    ├── Unauthenticated           401          missing or unknown API key
+    ├── NotFound                  404          unknown id, or an id of another tenant
+    ├── Conflict                  409          e.g. cancelling a finished job
+    ├── StoreUnavailable          503          Redis cannot be reached
+    └── UpstreamError             502/503/504  raised inside adapters, recorded on jobs
+        ├── ProviderUnavailable                refused connection, 5xx, garbage body
+        └── UpstreamTimeout                    the upstream did not answer in time
+
+Upstream outcomes that are the *user's* fault (no face found, content blocked) are not
+exceptions: adapters return them as ``Failed`` results with the canonical code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable machine-readable codes. Clients switch on these, so they never change."""
+
+    invalid_json = "invalid_json"
+    invalid_parameter = "invalid_parameter"
+    unsupported_parameter = "unsupported_parameter"
+    unsupported_operation = "unsupported_operation"
+    invalid_media = "invalid_media"
+    media_too_large = "media_too_large"
+    invalid_base64 = "invalid_base64"
+    unauthenticated = "unauthenticated"
+    forbidden = "forbidden"
+    not_found = "not_found"
+    conflict = "conflict"
+    insufficient_credits = "insufficient_credits"
+    rate_limited = "rate_limited"
+    no_face_detected = "no_face_detected"
+    content_blocked = "content_blocked"
+    provider_unavailable = "provider_unavailable"
+    provider_rate_limited = "provider_rate_limited"
+    provider_auth_failed = "provider_auth_failed"
+    upstream_timeout = "upstream_timeout"
+    upstream_failed = "upstream_failed"
+    job_canceled = "job_canceled"
+    store_unavailable = "store_unavailable"
+    internal_error = "internal_error"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid field: a JSON pointer into the request (``/image/data``) and why."""
+
+    pointer: str
+    detail: str
+    code: ErrorCode = ErrorCode.invalid_parameter
+
+
+@dataclass
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a client."""
+
+    detail: str
+    code: ErrorCode = ErrorCode.internal_error
+    status: int = 500
+    errors: list[FieldError] = field(default_factory=list)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail)
+
+    @property
+    def title(self) -> str:
+        return self.code.replace("_", " ").capitalize()
+
+
+class InvalidRequest(GatewayError):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: ErrorCode = ErrorCode.invalid_parameter,
+        pointer: str | None = None,
+        status: int = 422,
+        errors: list[FieldError] | None = None,
+    ) -> None:
+        field_errors = list(errors or [])
+        if pointer is not None and not field_errors:
+            field_errors.append(FieldError(pointer, detail, code))
+        super().__init__(detail, code, status, field_errors)
+
+
+class UnsupportedParameter(InvalidRequest):
+    def __init__(self, parameter: str, provider: str, capable: list[str]) -> None:
+        where = f"; providers that can: {', '.join(capable)}" if capable else ""
+        super().__init__(
+            f"provider {provider!r} cannot honour parameter {parameter!r}{where}",
+            code=ErrorCode.unsupported_parameter,
+            pointer=f"/{parameter}",
+        )
+        self.extra = {"parameter": parameter, "provider": provider, "capable_providers": capable}
+
+
+class Unauthenticated(GatewayError):
+    def __init__(self, detail: str = "a valid API key is required") -> None:
+        super().__init__(detail, ErrorCode.unauthenticated, 401)
+
+
+class NotFound(GatewayError):
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} {ident!r} not found", ErrorCode.not_found, 404)
+
+
+class Conflict(GatewayError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, ErrorCode.conflict, 409)
+
+
+class StoreUnavailable(GatewayError):
+    def __init__(self, detail: str = "the job store is unavailable, retry shortly") -> None:
+        super().__init__(detail, ErrorCode.store_unavailable, 503)
+
+
+class UpstreamError(GatewayError):
+    """An upstream could not be used; always retryable (by another attempt or provider)."""
+
+    def __init__(self, detail: str, code: ErrorCode, status: int = 502) -> None:
+        super().__init__(detail, code, status)
+
+
+class ProviderUnavailable(UpstreamError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, ErrorCode.provider_unavailable, 503)
+
+
+class UpstreamTimeout(UpstreamError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, ErrorCode.upstream_timeout, 504)

@@ -1,0 +1,122 @@
+"""The parts of one gateway process, built once and shared by requests and the worker."""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+
+from app.blobs import LocalBlobStore
+from app.config import SANDBOX_TENANT_KEY, Settings
+from app.jobs.events import EventHub
+from app.jobs.media_source import StoredMedia
+from app.jobs.runner import JobRunner
+from app.jobs.service import JobService
+from app.metrics import Metrics
+from app.providers.registry import ProviderRegistry
+from app.signing import UrlSigner
+from app.store.embedded import EmbeddedRedis, socket_url
+from app.store.files import FileIndex
+from app.store.jobs import JobStore
+from app.store.scripts import Scripts
+from app.store.tenants import TenantStore
+from app.worker import Worker
+
+SANDBOX_TENANT_ID = "sandbox"
+SANDBOX_CREDITS = 1_000_000
+FILE_TTL_S = 7 * 86400
+
+
+@dataclass
+class Gateway:
+    """Everything a request or a worker needs, built once per process."""
+
+    settings: Settings
+    redis: Redis
+    http: httpx.AsyncClient
+    metrics: Metrics
+    jobs: JobService
+    tenants: TenantStore
+    files: FileIndex
+    blobs: LocalBlobStore
+    signer: UrlSigner
+    worker: Worker
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """The process's one outbound client, on the aiohttp transport (see README, Performance)."""
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=256)
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits, trust_env=False),
+        timeout=httpx.Timeout(60.0, connect=5.0),
+        follow_redirects=False,
+    )
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The configured key, or one generated once and kept under the data dir."""
+    if settings.signing_key is not None:
+        return settings.signing_key.get_secret_value().encode()
+    path = settings.data_dir / "signing.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+async def build_gateway(
+    settings: Settings, redis: Redis, http: httpx.AsyncClient, registry: CollectorRegistry
+) -> Gateway:
+    scripts = Scripts.register(redis)
+    metrics = Metrics(registry)
+    store = JobStore(redis, scripts, retention_s=settings.job_retention_s)
+    files = FileIndex(redis, file_ttl_s=FILE_TTL_S, artifact_ttl_s=settings.job_retention_s)
+    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    signer = UrlSigner(signing_key(settings), settings.public_base_url, settings.artifact_url_ttl_s)
+    providers = ProviderRegistry.from_settings(settings, http)
+    media = StoredMedia(files, blobs, signer, http, settings.max_media_bytes)
+    runner = JobRunner(store, providers, media, blobs, files, metrics, settings.lease_s)
+    events = EventHub(redis)
+    jobs = JobService(
+        store, providers, runner, events, files, blobs, signer,
+        max_media_bytes=settings.max_media_bytes, lease_s=settings.lease_s,
+    )
+    worker = Worker(
+        store, runner, metrics, concurrency=settings.worker_concurrency, lease_s=settings.lease_s
+    )
+    tenants = TenantStore(redis, scripts)
+    return Gateway(settings, redis, http, metrics, jobs, tenants, files, blobs, signer, worker)
+
+
+def redis_url(settings: Settings, stack: AsyncExitStack, *, embed: bool) -> str:
+    """The configured Redis, or the embedded one (started here when ``embed``)."""
+    if settings.redis_url:
+        return settings.redis_url
+    if not embed:
+        return socket_url(settings.data_dir)
+    server = EmbeddedRedis(settings.data_dir)
+    url = server.start()
+    stack.callback(server.stop)
+    return url
+
+
+async def seed(gateway: Gateway) -> None:
+    if gateway.settings.sandbox:
+        await gateway.tenants.ensure_tenant(SANDBOX_TENANT_ID, "sandbox")
+        await gateway.tenants.ensure_key(SANDBOX_TENANT_ID, SANDBOX_TENANT_KEY)
+    else:
+        await gateway.tenants.remove_key(SANDBOX_TENANT_KEY)
+
+
+
+def gateway_of(app: Starlette) -> Gateway:
+    gateway = app.state.gateway
+    assert isinstance(gateway, Gateway)
+    return gateway

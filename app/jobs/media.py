@@ -1,0 +1,28 @@
+"""Media inputs as clients send them and as jobs keep them."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class MediaInput(BaseModel):
+    """Exactly one of ``url``, ``data`` (base64) or ``file_id`` (from ``POST /v1/files``).
+
+    Jobs never keep ``data``: the API stores the decoded bytes as a file at submit time and
+    replaces it by ``file_id``, so records stay small and base64 is never echoed back.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = Field(default=None, max_length=2048, examples=["https://example.com/a.png"])
+    data: str | None = Field(default=None, description="Base64-encoded bytes (≤ 10 MB decoded).")
+    file_id: str | None = Field(default=None, pattern=r"^file_[0-9a-zA-Z]+$")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MediaInput:
+        given = [n for n in ("url", "data", "file_id") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of url, data or file_id")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must be http(s)")
+        return self

@@ -1,0 +1,216 @@
+"""Advancing one leased job by one step: submit, poll, store the outcome.
+
+The worker and the API's inline path (``Prefer: wait``) both call :meth:`JobRunner.step`.
+Crash safety rests on the order of writes:
+
+1. the attempt is recorded as ``submitting`` *before* the upstream call;
+2. the upstream's job id is recorded as soon as it is known (``running``);
+3. a worker that resumes a job polls a ``running`` attempt and never submits it again. Only an
+   attempt still ``submitting`` (the worker died during the call, so no upstream id is known)
+   is submitted again; synchronous upstreams have nothing to poll anyway.
+
+Every write checks the lease and the version (``save_job.lua``): a worker whose lease expired,
+or a job canceled meanwhile, makes the write fail with ``SaveRefused`` and the step stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from PIL import Image, UnidentifiedImageError
+
+from app.blobs import BlobStore
+from app.errors import GatewayError, UpstreamError
+from app.jobs.media_source import StoredMedia
+from app.jobs.models import (
+    Artifact,
+    Attempt,
+    AttemptStatus,
+    JobError,
+    JobOutput,
+    JobStatus,
+    new_artifact_id,
+    utcnow,
+)
+from app.jobs.operations import PARAMS
+from app.metrics import Metrics
+from app.providers.base import Call, Failed, OutputFile, Progress, Submitted, Succeeded
+from app.providers.registry import ProviderRegistry
+from app.store.files import BlobMeta, FileIndex
+from app.store.jobs import JobStore, Schedule, Stored, now_ms
+
+MAX_TRIES_PER_PROVIDER = 3
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 30.0
+
+StepResult = Submitted | Progress | Succeeded | Failed
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: JobStore,
+        providers: ProviderRegistry,
+        media: StoredMedia,
+        blobs: BlobStore,
+        files: FileIndex,
+        metrics: Metrics,
+        lease_s: float,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.media = media
+        self.blobs = blobs
+        self.files = files
+        self.metrics = metrics
+        self.lease_s = lease_s
+
+    async def step(self, stored: Stored) -> Stored:
+        """Do the next thing the job needs; returns the saved state (lease released)."""
+        lease = stored.lease
+        assert lease is not None, "only a leased job can be advanced"
+        async with self._renewing(stored.record.job.id, lease):
+            stored, result = await self._call_upstream(stored, lease)
+            return await self._apply(stored, lease, result)
+
+    async def _call_upstream(self, stored: Stored, lease: str) -> tuple[Stored, StepResult]:
+        record = stored.record
+        job = record.job
+        attempt = record.current_attempt
+        provider = record.plan[0]
+        if attempt is None or attempt.status in (AttemptStatus.failed, AttemptStatus.succeeded):
+            attempt = Attempt(provider=provider)
+            job.attempts.append(attempt)
+            job.status = JobStatus.running
+            job.provider = provider
+            job.started_at = job.started_at or utcnow()
+            stored = await self.store.save(stored, schedule=Schedule.keep, lease=lease)
+        adapter = self.providers[provider]
+        call = Call(job.id, job.operation, PARAMS[job.operation](**record.params), self.media)
+        started = time.perf_counter()
+        endpoint = "poll" if attempt.provider_job_id else "submit"
+        try:
+            if attempt.provider_job_id is not None:
+                result: StepResult = await adapter.poll(call, attempt.provider_job_id)
+            else:
+                result = await adapter.submit(call)
+        except UpstreamError as exc:
+            result = Failed(exc.code, exc.detail, retryable=True)
+        except GatewayError as exc:  # an input that can no longer be read
+            result = Failed(exc.code, exc.detail, retryable=False)
+        self.metrics.upstream_request(provider, endpoint, result, time.perf_counter() - started)
+        return stored, result
+
+    async def _apply(self, stored: Stored, lease: str, result: StepResult) -> Stored:
+        record = stored.record
+        job = record.job
+        attempt = job.attempts[-1]
+        if isinstance(result, Submitted):
+            attempt.provider_job_id = result.provider_job_id
+            attempt.status = AttemptStatus.running
+            return await self._save_due(stored, lease, result.poll_after_s)
+        if isinstance(result, Progress):
+            job.progress = result.fraction
+            return await self._save_due(stored, lease, result.poll_after_s)
+        attempt.completed_at = utcnow()
+        if isinstance(result, Succeeded):
+            attempt.status = AttemptStatus.succeeded
+            job.output = await self._store_output(record.tenant_id, job.id, result)
+            job.status = JobStatus.succeeded
+            job.progress = 1.0
+            job.credits.charged = job.credits.reserved
+            return await self._finish(stored, lease)
+        attempt.status = AttemptStatus.failed
+        attempt.error = JobError(
+            code=result.code,
+            message=result.message,
+            provider_code=result.provider_code,
+            retryable=result.retryable,
+        )
+        return await self._after_failure(stored, lease, result)
+
+    async def _after_failure(self, stored: Stored, lease: str, failure: Failed) -> Stored:
+        record = stored.record
+        job = record.job
+        if failure.retryable and len(record.plan) > 1:
+            previous = record.plan.pop(0)
+            self.metrics.fallback(job.operation.value, previous, record.plan[0])
+            return await self._save_due(stored, lease, 0)
+        tries = sum(1 for a in job.attempts if a.provider == record.plan[0])
+        if failure.retryable and tries < MAX_TRIES_PER_PROVIDER:
+            delay = failure.retry_after_s or _backoff(tries)
+            return await self._save_due(stored, lease, delay)
+        job.status = JobStatus.failed
+        job.error = job.attempts[-1].error
+        return await self._finish(stored, lease)
+
+    async def _finish(self, stored: Stored, lease: str) -> Stored:
+        job = stored.record.job
+        job.completed_at = utcnow()
+        saved = await self.store.save(stored, schedule=Schedule.release, lease=lease)
+        self.metrics.job_finished(job)
+        return saved
+
+    async def _save_due(self, stored: Stored, lease: str, after_s: float) -> Stored:
+        due = now_ms() + int(after_s * 1000)
+        return await self.store.save(stored, schedule=Schedule.due, due_ms=due, lease=lease)
+
+    async def _store_output(self, tenant: str, job_id: str, result: Succeeded) -> JobOutput:
+        artifacts = [await self._store_file(tenant, job_id, f) for f in result.files]
+        return JobOutput(artifacts=artifacts, data=result.data)
+
+    async def _store_file(self, tenant: str, job_id: str, output: OutputFile) -> Artifact:
+        artifact_id = new_artifact_id()
+        width, height = _image_size(output)
+        meta = BlobMeta(
+            artifact_id, tenant, output.content_type, len(output.content), width, height
+        )
+        await self.blobs.put(artifact_id, output.content)
+        await self.files.add_artifact(meta)
+        return Artifact(
+            id=artifact_id,
+            url="",  # signed on every read, since signatures expire
+            content_type=output.content_type,
+            bytes=len(output.content),
+            width=width,
+            height=height,
+        )
+
+    @asynccontextmanager
+    async def _renewing(self, job_id: str, lease: str) -> AsyncIterator[None]:
+        """Keep the lease alive while a slow upstream call runs."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.lease_s / 3)
+                if not await self.store.renew(job_id, lease, self.lease_s):
+                    return
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+
+def _backoff(tries: int) -> float:
+    """Full-jitter exponential backoff."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**tries))
+
+
+def _image_size(output: OutputFile) -> tuple[int | None, int | None]:
+    if not output.content_type.startswith("image/"):
+        return None, None
+    try:
+        with Image.open(io.BytesIO(output.content)) as img:
+            return img.width, img.height
+    except (UnidentifiedImageError, OSError):
+        return None, None
+
+
+

@@ -1,0 +1,306 @@
+"""Creating, reading, waiting for and canceling jobs — what the API routes call.
+
+Submitting validates everything first (provider plan, parameters the provider can honour,
+media), then stores inputs, then creates the job. Nothing is stored when validation fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from app.blobs import BlobStore
+from app.errors import Conflict, ErrorCode, InvalidRequest, NotFound, UnsupportedParameter
+from app.jobs.events import EventHub
+from app.jobs.intake import CheckedImage, check_image, decode_base64
+from app.jobs.media import MediaInput
+from app.jobs.models import (
+    Job,
+    JobLinks,
+    JobRecord,
+    JobStatus,
+    new_file_id,
+    new_job_id,
+    utcnow,
+)
+from app.jobs.operations import Operation, Params
+from app.jobs.runner import JobRunner
+from app.providers.registry import ProviderRegistry
+from app.signing import UrlSigner
+from app.store.files import BlobMeta, FileIndex
+from app.store.jobs import JobStore, SaveRefused, Schedule, Stored
+from app.store.tenants import Tenant
+
+
+class Envelope(BaseModel):
+    """What every operation request carries besides its parameters."""
+
+    provider: str | None = Field(default=None, description="First choice; alone, it pins.")
+    fallback: list[str] | Literal[False] | None = Field(
+        default=None, description="Next choices in order, or false for none."
+    )
+    callback_url: str | None = Field(default=None, max_length=2048)
+    metadata: dict[str, object] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        providers: ProviderRegistry,
+        runner: JobRunner,
+        events: EventHub,
+        files: FileIndex,
+        blobs: BlobStore,
+        signer: UrlSigner,
+        *,
+        max_media_bytes: int,
+        lease_s: float,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.runner = runner
+        self.events = events
+        self.files = files
+        self.blobs = blobs
+        self.signer = signer
+        self.max_media_bytes = max_media_bytes
+        self.lease_s = lease_s
+        self._inline: set[asyncio.Task[Stored]] = set()
+
+    # -- submit -------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        tenant: Tenant,
+        operation: Operation,
+        params: Params,
+        envelope: Envelope,
+        *,
+        wait_s: float = 0,
+    ) -> Job:
+        plan = self._plan(operation, params, envelope)
+        price = self.providers.bindings(operation)[plan[0]].price
+        params = await self._intake_media(tenant, params)
+        job_id = new_job_id()
+        job = Job(
+            id=job_id,
+            operation=operation,
+            status=JobStatus.queued,
+            input=params.model_dump(mode="json", exclude_none=True),
+            metadata=envelope.metadata,
+            created_at=utcnow(),
+            links=_links(job_id),
+        )
+        job.credits.reserved = price
+        record = JobRecord(
+            job=job,
+            tenant_id=tenant.id,
+            params=params.model_dump(mode="json", exclude_unset=True),
+            plan=plan,
+            callback_url=envelope.callback_url,
+        )
+        if wait_s <= 0:
+            await self.store.create(record)
+            return self.render(record.job)
+        stored = await self.store.create(record, lease_s=self.lease_s)
+        return await self._run_inline(stored, wait_s)
+
+    def _plan(self, operation: Operation, params: Params, envelope: Envelope) -> list[str]:
+        bindings = self.providers.bindings(operation)
+        if not bindings:
+            raise InvalidRequest(
+                f"no configured provider serves {operation.value}",
+                code=ErrorCode.unsupported_operation,
+            )
+        for name in [envelope.provider, *(envelope.fallback or [])]:
+            if name is not None and name not in bindings:
+                raise InvalidRequest(
+                    f"provider {name!r} does not serve {operation.value}; "
+                    f"choose one of {', '.join(bindings)}",
+                    code=ErrorCode.unsupported_operation,
+                    pointer="/provider" if name == envelope.provider else "/fallback",
+                )
+        if envelope.provider is not None:
+            first = envelope.provider
+            rest = list(envelope.fallback or [])
+        else:
+            capable = [n for n, b in bindings.items() if b.refuses(params) is None]
+            first = capable[0] if capable else next(iter(bindings))
+            rest = [n for n in capable[1:]] if envelope.fallback is None else (
+                list(envelope.fallback or [])
+            )
+        refused = bindings[first].refuses(params)
+        if refused is not None:
+            able = [n for n, b in bindings.items() if b.refuses(params) is None]
+            raise UnsupportedParameter(refused, first, able)
+        plan = [first]
+        for name in rest:
+            if name not in plan and bindings[name].refuses(params) is None:
+                plan.append(name)
+        return plan
+
+    async def _intake_media(self, tenant: Tenant, params: Params) -> Params:
+        """Check every media input, then store inline data as files; refs replace the data."""
+        checked: dict[str, CheckedImage] = {}
+        for name, ref in params.media().items():
+            pointer = f"/{name}"
+            if ref.data is not None:
+                raw = decode_base64(ref.data, f"{pointer}/data", self.max_media_bytes)
+                checked[name] = check_image(raw, f"{pointer}/data", self.max_media_bytes)
+            elif ref.file_id is not None:
+                meta = await self.files.file(ref.file_id)
+                if meta is None or meta.tenant != tenant.id:
+                    raise InvalidRequest(
+                        f"file {ref.file_id!r} not found",
+                        code=ErrorCode.not_found,
+                        pointer=f"{pointer}/file_id",
+                        status=404,
+                    )
+        if not checked:
+            return params
+        replaced: dict[str, MediaInput] = {}
+        for name, image in checked.items():
+            meta = await self.store_file(tenant, image)
+            replaced[name] = MediaInput(file_id=meta.id)
+        return params.model_copy(update=replaced)
+
+    async def store_file(self, tenant: Tenant, image: CheckedImage) -> BlobMeta:
+        meta = BlobMeta(
+            new_file_id(), tenant.id, image.content_type, len(image.content),
+            image.width, image.height,
+        )
+        await self.blobs.put(meta.id, image.content)
+        await self.files.add_file(meta)
+        return meta
+
+    async def _run_inline(self, stored: Stored, wait_s: float) -> Job:
+        """Advance a job in this request while the client waits; hand over when it must wait.
+
+        The job is leased to this process from creation, so if the process dies the lease
+        expires and a worker resumes it. The step runs as a task of its own: a client that
+        stops waiting does not abandon an upstream call half-way.
+        """
+        deadline = time.monotonic() + wait_s
+        task = asyncio.create_task(self.runner.step(stored))
+        self._inline.add(task)
+        task.add_done_callback(self._inline.discard)
+        try:
+            stored = await asyncio.wait_for(asyncio.shield(task), timeout=wait_s)
+        except TimeoutError:
+            return await self.get_any(stored.record.job.id)
+        except SaveRefused:
+            return await self.get_any(stored.record.job.id)
+        if stored.record.job.status.terminal:
+            return self.render(stored.record.job)
+        remaining = deadline - time.monotonic()
+        return await self.wait(stored.record.job.id, remaining)
+
+    # -- read ---------------------------------------------------------------------------
+
+    def render(self, job: Job) -> Job:
+        """The job as a client sees it: artifact URLs signed now."""
+        if job.output is not None:
+            for artifact in job.output.artifacts:
+                artifact.url = self.signer.sign(f"/v1/artifacts/{artifact.id}")
+        return job
+
+    async def get_any(self, job_id: str) -> Job:
+        stored = await self.store.get(job_id)
+        if stored is None:
+            raise NotFound("job", job_id)
+        return self.render(stored.record.job)
+
+    async def load(self, tenant: Tenant, job_id: str) -> Stored:
+        stored = await self.store.get(job_id) if job_id.startswith("job_") else None
+        if stored is None or stored.record.tenant_id != tenant.id:
+            raise NotFound("job", job_id)
+        return stored
+
+    async def get(self, tenant: Tenant, job_id: str) -> Job:
+        return self.render((await self.load(tenant, job_id)).record.job)
+
+    async def wait(self, job_id: str, timeout_s: float) -> Job:
+        """The job once terminal, or as it is when ``timeout_s`` runs out."""
+        deadline = time.monotonic() + max(timeout_s, 0)
+        async with self.events.subscribe(job_id) as changes:
+            while True:
+                status = await self.store.status_of(job_id)
+                remaining = deadline - time.monotonic()
+                if status is None or status.terminal or remaining <= 0:
+                    return await self.get_any(job_id)
+                try:
+                    await asyncio.wait_for(changes.get(), timeout=remaining)
+                except TimeoutError:
+                    return await self.get_any(job_id)
+
+    async def list(
+        self,
+        tenant: Tenant,
+        *,
+        limit: int,
+        cursor: str | None,
+        status: JobStatus | None = None,
+        operation: Operation | None = None,
+        provider: str | None = None,
+    ) -> JobPage:
+        found: list[Job] = []
+        before = cursor
+        while len(found) < limit:
+            ids = await self.store.list_ids(tenant.id, before=before, limit=max(limit, 50))
+            if not ids:
+                return JobPage(found, None)
+            rows = await self.store.get_many(ids)
+            await self.store.prune_index(tenant.id, [i for i, r in zip(ids, rows) if r is None])
+            for job_id, row in zip(ids, rows):
+                before = job_id
+                if row is None:
+                    continue
+                job = row.record.job
+                if (
+                    (status is None or job.status == status)
+                    and (operation is None or job.operation == operation)
+                    and (provider is None or job.provider == provider)
+                ):
+                    found.append(self.render(job))
+                    if len(found) == limit:
+                        return JobPage(found, job_id)
+        return JobPage(found, before)
+
+    # -- cancel -------------------------------------------------------------------------
+
+    async def cancel(self, tenant: Tenant, job_id: str) -> Job:
+        """Cancel a job that has not finished. Canceling a canceled job answers it again."""
+        for _ in range(5):
+            stored = await self.load(tenant, job_id)
+            job = stored.record.job
+            if job.status == JobStatus.canceled:
+                return self.render(job)
+            if job.status.terminal:
+                raise Conflict(f"job {job_id} already {job.status.value}")
+            job.status = JobStatus.canceled
+            job.completed_at = utcnow()
+            if not job.attempts:
+                job.credits.reserved = 0
+            try:
+                saved = await self.store.save(stored, schedule=Schedule.release)
+            except SaveRefused:
+                continue  # a worker moved it meanwhile: read again and decide again
+            self.runner.metrics.job_finished(job)
+            return self.render(saved.record.job)
+        raise Conflict(f"job {job_id} is changing too fast to cancel; retry")
+
+
+def _links(job_id: str) -> JobLinks:
+    base = f"/v1/jobs/{job_id}"
+    return JobLinks(self=base, cancel=f"{base}/cancel", events=f"{base}/events")

@@ -1,0 +1,73 @@
+"""The application: ``create_app(settings)`` and the lifespan that wires its parts.
+
+One Redis client, one HTTP client, one adapter per provider and (unless disabled) one worker
+per process, all created in the lifespan and kept on ``app.state.gateway``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from prometheus_client import CollectorRegistry
+
+from app.api import problems
+from app.api.routes import router as api_router
+from app.config import Settings, get_settings
+from app.gateway import build_gateway, http_client, redis_url, seed
+from app.sandbox.app import SandboxTiming, create_sandbox_router
+from app.store.connection import connect
+
+log = logging.getLogger(__name__)
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        redis = connect(redis_url(settings, stack, embed=True))
+        stack.push_async_callback(redis.aclose)
+        http = http_client(settings)
+        stack.push_async_callback(http.aclose)
+        gateway = await build_gateway(settings, redis, http, app.state.registry)
+        app.state.gateway = gateway
+        await seed(gateway)
+        await gateway.jobs.events.start()
+        stack.push_async_callback(gateway.jobs.events.stop)
+        worker_task = None
+        if settings.run_worker:
+            worker_task = asyncio.create_task(gateway.worker.run(), name="worker")
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                await gateway.worker.stop()
+                with suppress(asyncio.CancelledError):
+                    await worker_task
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Stable operation ids: the endpoint's name, so generated clients read well."""
+    return route.name
+
+
+def create_app(settings: Settings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="mediagate",
+        version="0.1.0",
+        summary="One REST API in front of five AI media providers.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.registry = registry or CollectorRegistry()
+    problems.install(app)
+    app.include_router(api_router)
+    if settings.sandbox and settings.sandbox_url is None:
+        timing = SandboxTiming(settings.sandbox_latency_s, settings.sandbox_job_s)
+        app.include_router(create_sandbox_router(timing))
+    return app

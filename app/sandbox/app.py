@@ -1,0 +1,52 @@
+"""The sandbox: every emulated provider under ``/_sandbox/``, plus fault control and counters.
+
+``/_sandbox/{provider}/…`` serve each provider's own paths; ``POST /_sandbox/faults`` arms a
+fault, ``DELETE /_sandbox/faults`` clears them (and the counters), ``GET /_sandbox/stats``
+reports requests and submissions per provider. ``mediagate sandbox`` serves this app alone;
+in sandbox mode the gateway mounts it on its own port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, FastAPI
+
+from app.sandbox import imagepig, pixelapi
+from app.sandbox.control import FaultRequest, SandboxControl
+
+
+@dataclass(frozen=True)
+class SandboxTiming:
+    latency_s: float = 0.0
+    """Delay added to every synchronous answer."""
+    job_s: float = 1.0
+    """Time an asynchronous job takes from submission to completion."""
+
+
+def create_sandbox_router(timing: SandboxTiming, control: SandboxControl | None = None) -> APIRouter:
+    control = control or SandboxControl()
+    router = APIRouter(prefix="/_sandbox", include_in_schema=False)
+
+    @router.post("/faults", status_code=204)
+    async def arm_fault(request: FaultRequest) -> None:
+        control.arm(request)
+
+    @router.delete("/faults", status_code=204)
+    async def clear_faults() -> None:
+        control.clear()
+        control.reset_stats()
+
+    @router.get("/stats")
+    async def stats() -> dict[str, dict[str, object]]:
+        return control.snapshot()
+
+    router.include_router(imagepig.router(control, timing), prefix="/imagepig")
+    router.include_router(pixelapi.router(control, timing), prefix="/pixelapi")
+    return router
+
+
+def create_sandbox_app(timing: SandboxTiming | None = None) -> FastAPI:
+    app = FastAPI(title="mediagate sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(create_sandbox_router(timing or SandboxTiming()))
+    return app

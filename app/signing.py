@@ -1,0 +1,30 @@
+"""Signed, expiring URLs for artifacts and uploaded files (HMAC-SHA256 over id and expiry)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from urllib.parse import urlencode
+
+
+class UrlSigner:
+    def __init__(self, key: bytes, base_url: str, ttl_s: int) -> None:
+        self._key = key
+        self.base_url = base_url.rstrip("/")
+        self.ttl_s = ttl_s
+
+    def _signature(self, path: str, expires: int) -> str:
+        message = f"{path}\n{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+
+    def sign(self, path: str, *, now: float | None = None) -> str:
+        """Absolute URL of ``path`` valid for ``ttl_s`` seconds."""
+        expires = int((now or time.time()) + self.ttl_s)
+        query = urlencode({"expires": expires, "sig": self._signature(path, expires)})
+        return f"{self.base_url}{path}?{query}"
+
+    def verify(self, path: str, expires: int, signature: str) -> bool:
+        if expires < time.time():
+            return False
+        return hmac.compare_digest(self._signature(path, expires), signature)

@@ -1,0 +1,172 @@
+"""Job records, the due-queue and leases in Redis.
+
+A job is a hash (``keys.job``) holding the record as JSON plus the fields the Lua scripts
+check: ``version`` (bumped on every write), ``status``, ``tenant`` and the current ``lease``
+token. Every write goes through ``save_job.lua``, which refuses a stale version, a lost lease
+or a terminal job, so two processes can never both move a job forward.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from app.jobs.models import JobRecord, JobStatus
+from app.store import keys
+from app.store.scripts import Scripts
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Schedule(StrEnum):
+    due = "due"
+    """Release the lease and hand the job to a worker at ``due_ms``."""
+    release = "release"
+    """Release the lease and take the job off the queues (terminal)."""
+    keep = "keep"
+    """Keep the lease: the caller goes on working on the job."""
+
+
+class SaveRefused(Exception):
+    """The record changed under us (``stale``), the lease was lost, or the job is finished."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Stored:
+    """A record as read from Redis, with the version a save must match."""
+
+    record: JobRecord
+    version: int
+    lease: str | None = None
+
+
+class JobStore:
+    def __init__(self, redis: Redis, scripts: Scripts, *, retention_s: int) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.retention_s = retention_s
+
+    async def create(self, record: JobRecord, *, lease_s: float | None = None) -> Stored:
+        """Store a new job, due now, or leased to the caller for ``lease_s`` seconds."""
+        job = record.job
+        created = int(job.created_at.timestamp() * 1000)
+        token = _new_token() if lease_s else ""
+        expiry = now_ms() + int((lease_s or 0) * 1000)
+        await self.scripts.create_job(
+            keys=[keys.job(job.id), keys.DUE, keys.LEASES, keys.tenant_jobs(record.tenant_id)],
+            args=[
+                record.model_dump_json(),
+                job.status.value,
+                record.tenant_id,
+                created,
+                token,
+                expiry,
+                job.id,
+            ],
+        )
+        return Stored(record, 1, token or None)
+
+    async def get(self, job_id: str) -> Stored | None:
+        body, version, lease = await self.redis.hmget(keys.job(job_id), "body", "version", "lease")
+        if body is None:
+            return None
+        return Stored(JobRecord.model_validate_json(body), int(version), lease)
+
+    async def save(
+        self,
+        stored: Stored,
+        *,
+        schedule: Schedule,
+        due_ms: int = 0,
+        lease: str | None = None,
+    ) -> Stored:
+        """Write ``stored.record`` if it is still at ``stored.version``; returns the new state."""
+        record = stored.record
+        status = record.job.status
+        ttl = self.retention_s if status.terminal else 0
+        try:
+            version = await self.scripts.save_job(
+                keys=[keys.job(record.job.id), keys.DUE, keys.LEASES],
+                args=[
+                    stored.version,
+                    lease or "",
+                    record.model_dump_json(),
+                    status.value,
+                    schedule.value,
+                    due_ms,
+                    ttl,
+                    keys.job_events(record.job.id),
+                    record.job.id,
+                ],
+            )
+        except ResponseError as exc:
+            raise SaveRefused(str(exc)) from exc
+        return Stored(record, int(version), lease if schedule is Schedule.keep else None)
+
+    async def claim(self, limit: int, lease_s: float) -> list[Stored]:
+        """Lease up to ``limit`` due jobs (recovering those whose worker died)."""
+        token = _new_token()
+        now = now_ms()
+        flat = await self.scripts.claim_jobs(
+            keys=[keys.DUE, keys.LEASES],
+            args=[now, now + int(lease_s * 1000), limit, token, keys.job("")],
+        )
+        return [
+            Stored(JobRecord.model_validate_json(flat[i + 2]), int(flat[i + 1]), token)
+            for i in range(0, len(flat), 3)
+        ]
+
+    async def renew(self, job_id: str, lease: str, lease_s: float) -> bool:
+        renewed = await self.scripts.renew_lease(
+            keys=[keys.job(job_id), keys.LEASES],
+            args=[lease, now_ms() + int(lease_s * 1000), job_id],
+        )
+        return bool(renewed)
+
+    async def list_ids(self, tenant_id: str, *, before: str | None, limit: int) -> list[str]:
+        """A tenant's job ids, newest first, strictly older than the cursor id ``before``."""
+        index = keys.tenant_jobs(tenant_id)
+        if before is None:
+            return list(await self.redis.zrevrange(index, 0, limit - 1))
+        score = await self.redis.zscore(index, before)
+        if score is None:
+            return []
+        # Ids sort like their creation time; ties on the millisecond are broken by id.
+        ids = await self.redis.zrevrangebyscore(index, score, "-inf", start=0, num=limit + 64)
+        return [i for i in ids if i < before][:limit]
+
+    async def get_many(self, job_ids: list[str]) -> list[Stored | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(keys.job(job_id), "body", "version")
+            rows = await pipe.execute()
+        return [
+            Stored(JobRecord.model_validate_json(body), int(version)) if body else None
+            for body, version in rows
+        ]
+
+    async def prune_index(self, tenant_id: str, job_ids: list[str]) -> None:
+        if job_ids:
+            await self.redis.zrem(keys.tenant_jobs(tenant_id), *job_ids)
+
+    async def queue_depth(self) -> int:
+        return int(await self.redis.zcard(keys.DUE))
+
+    async def status_of(self, job_id: str) -> JobStatus | None:
+        value = await self.redis.hget(keys.job(job_id), "status")
+        return JobStatus(value) if value else None
+
+
+def _new_token() -> str:
+    return os.urandom(12).hex()

@@ -1,0 +1,36 @@
+-- Write a job's new state if nobody changed it since it was read (optimistic version check)
+-- and, when a lease token is given, only while the caller still holds the lease. Terminal
+-- jobs are never rewritten. Reschedules the job and announces the change, atomically.
+-- KEYS: job, due, leases
+-- ARGV: expected_version, lease_token ('' = no lease needed), body, status,
+--       schedule ('due' | 'release' | 'keep'), due_ms, ttl_s (0 = keep forever), channel, job_id
+local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'status')
+if not cur[1] then
+  return redis.error_reply('missing')
+end
+if ARGV[2] ~= '' and cur[2] ~= ARGV[2] then
+  return redis.error_reply('lease_lost')
+end
+if cur[3] == 'succeeded' or cur[3] == 'failed' or cur[3] == 'canceled' then
+  return redis.error_reply('terminal')
+end
+if cur[1] ~= ARGV[1] then
+  return redis.error_reply('stale')
+end
+local version = tonumber(cur[1]) + 1
+redis.call('HSET', KEYS[1], 'body', ARGV[3], 'status', ARGV[4], 'version', version)
+local id = ARGV[9]
+if ARGV[5] == 'due' then
+  redis.call('ZADD', KEYS[2], ARGV[6], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[1], 'lease')
+elseif ARGV[5] == 'release' then
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[1], 'lease')
+end
+if tonumber(ARGV[7]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[7])
+end
+redis.call('PUBLISH', ARGV[8], ARGV[4])
+return version

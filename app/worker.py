@@ -1,0 +1,113 @@
+"""The worker: claims due jobs under a lease and advances each by one step.
+
+Runs inside ``mediagate serve`` or alone as ``mediagate worker`` (any number of them). A
+worker killed at any line loses nothing: the jobs it held come back to the due-queue when
+their leases expire, and the runner resumes each from what its record says (polling an
+upstream job already submitted, never submitting it twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from contextlib import suppress
+
+from redis.exceptions import RedisError
+
+from app.jobs.runner import JobRunner
+from app.metrics import Metrics
+from app.store import keys
+from app.store.jobs import JobStore, SaveRefused, Stored, now_ms
+
+log = logging.getLogger(__name__)
+
+IDLE_SLEEP_S = 0.05
+"""Pause between claims while the queue is empty: bounds how late a due job is picked up."""
+HEARTBEAT_S = 5.0
+
+
+class Worker:
+    def __init__(
+        self,
+        store: JobStore,
+        runner: JobRunner,
+        metrics: Metrics,
+        *,
+        concurrency: int,
+        lease_s: float,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.metrics = metrics
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Claim and advance jobs until :meth:`stop`; back off while Redis is away."""
+        backoff = 0.0
+        last_beat = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            try:
+                if loop.time() - last_beat > HEARTBEAT_S:
+                    await self._heartbeat()
+                    last_beat = loop.time()
+                claimed = await self._claim()
+                backoff = 0.0
+            except (RedisError, OSError) as exc:
+                backoff = min(max(backoff * 2, 0.1), 5.0)
+                log.warning("worker: store unavailable (%s); retry in %.1fs", exc, backoff)
+                await self._sleep(backoff)
+                continue
+            if not claimed:
+                await self._sleep(IDLE_SLEEP_S)
+
+    async def _claim(self) -> int:
+        free = self.concurrency - len(self._tasks)
+        if free <= 0:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        claimed = await self.store.claim(min(free, 32), self.lease_s)
+        for stored in claimed:
+            task = asyncio.create_task(self._advance(stored))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(claimed)
+
+    async def _advance(self, stored: Stored) -> None:
+        provider = stored.record.plan[0]
+        gauge = self.metrics.jobs_in_flight.labels(provider)
+        gauge.inc()
+        try:
+            await self.runner.step(stored)
+        except SaveRefused as refused:
+            log.info("job %s: %s; left to its new owner", stored.record.job.id, refused.reason)
+        except (RedisError, OSError) as exc:
+            log.warning("job %s: store unavailable (%s); its lease will expire", stored.record.job.id, exc)
+        except Exception:
+            log.exception("job %s: step failed; its lease will expire", stored.record.job.id)
+        finally:
+            gauge.dec()
+
+    async def _heartbeat(self) -> None:
+        await self.store.redis.zadd(keys.WORKERS, {self.id: now_ms()})
+        self.metrics.queue_depth.set(await self.store.queue_depth())
+
+    async def _sleep(self, seconds: float) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop claiming; let running steps finish for ``grace_s``, then cancel them."""
+        self._stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+        with suppress(RedisError, OSError):
+            await self.store.redis.zrem(keys.WORKERS, self.id)

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.utils.net import with_db
+from tests.utils.processes import Process, gateway
+
+SANDBOX_KEY = "mg_test_sandbox"
+
+
+@pytest.fixture(scope="module")
+def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    data_dir: Path = tmp_path_factory.mktemp("gateway")
+    with gateway(with_db(redis_url, 1), data_dir) as proc:
+        yield proc
+
+
+@pytest.fixture
+async def client(live_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=live_gateway.url,
+        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
+        timeout=30,
+    ) as c:
+        await c.delete("/_sandbox/faults")
+        yield c

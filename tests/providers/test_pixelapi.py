@@ -1,0 +1,514 @@
+"""The PixelAPI adapter against the request and response bodies of its document (respx)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import respx
+
+from app.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
+from app.jobs.media import MediaInput
+from app.jobs.operations import GenerateImage, Operation, Params, RemoveBackground, Upscale
+from app.providers.base import (
+    AdapterConfig,
+    Call,
+    Failed,
+    Media,
+    OutputFile,
+    Progress,
+    Submitted,
+    Succeeded,
+)
+from app.providers.pixelapi import PixelApiAdapter
+
+BASE = "https://api.pixelapi.dev"
+KEY = "pk_live_test0000"
+PNG = b"\x89PNG\r\n\x1a\n pretend pixels"
+UPLOAD = b"\xff\xd8\xff\xe0 a jpeg upload"
+OUTPUT_URL = "https://api.pixelapi.dev/outputs/images/2026/02/19/abc123.png"
+GEN_ID = "bg-rm-a1b2c3d4-0000"
+
+
+class DictMedia:
+    """A MediaSource over a dict of uploaded files; URL references are passed through."""
+
+    def __init__(self, files: dict[str, Media]) -> None:
+        self.files = files
+
+    async def read(self, ref: MediaInput) -> Media:
+        assert ref.file_id is not None
+        return self.files[ref.file_id]
+
+    def public_url(self, ref: MediaInput) -> str:
+        assert ref.url is not None
+        return ref.url
+
+
+MEDIA = DictMedia({"file_abc": Media(UPLOAD, "image/jpeg")})
+FILE = MediaInput(file_id="file_abc")
+URL = MediaInput(url="https://example.com/product.jpg")
+
+
+def _call(operation: Operation, params: Params) -> Call:
+    return Call(job_id="job_1", operation=operation, params=params, media=MEDIA)
+
+
+REMOVE_BG = _call(Operation.image_remove_background, RemoveBackground(image=FILE))
+
+
+@pytest.fixture
+def upstream() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE, assert_all_called=True, assert_all_mocked=True) as router:
+        yield router
+
+
+@pytest.fixture
+async def adapter() -> AsyncIterator[PixelApiAdapter]:
+    config = AdapterConfig(base_url=BASE + "/", api_key=KEY, timeout_s=5, poll_interval_s=2.5)
+    async with httpx.AsyncClient() as client:
+        yield PixelApiAdapter(client, config)
+
+
+def _queued(**extra: object) -> httpx.Response:
+    body = {"generation_id": GEN_ID, "status": "queued", "credits_used": 4.0, **extra}
+    return httpx.Response(200, json=body)
+
+
+def _status(status: str, **extra: object) -> httpx.Response:
+    body = {
+        "id": GEN_ID,
+        "status": status,
+        "operation": "remove-background",
+        "credits_used": 4.0,
+        "created_at": "2026-02-19T08:00:00Z",
+        **extra,
+    }
+    return httpx.Response(200, json=body)
+
+
+# submissions -----------------------------------------------------------------------------------
+
+
+async def test_generate_sends_documented_json_with_headers(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    route = upstream.post("/v1/image/generate").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "generation_id": "a1b2c3d4",
+                "status": "queued",
+                "model": "sdxl",
+                "credits_used": 5.0,
+            },
+        )
+    )
+    params = GenerateImage(
+        prompt="wireless earbuds",
+        model="sdxl",
+        negative_prompt="blur",
+        width=768,
+        height=1536,
+        seed=7,
+    )
+    result = await adapter.submit(_call(Operation.image_generate, params))
+
+    assert result == Submitted("a1b2c3d4", poll_after_s=2.5)
+    request = route.calls.last.request
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.headers["user-agent"] == "mediagate/0.1"
+    assert request.headers["content-type"] == "application/json"
+    assert json.loads(request.content) == {
+        "model": "sdxl",
+        "prompt": "wireless earbuds",
+        "negative_prompt": "blur",
+        "width": 768,
+        "height": 1536,
+        "seed": 7,
+    }
+
+
+async def test_generate_defaults_to_flux_and_sends_only_given_fields(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    route = upstream.post("/v1/image/generate").mock(return_value=_queued(model="flux-schnell"))
+    await adapter.submit(_call(Operation.image_generate, GenerateImage(prompt="headphones")))
+    assert json.loads(route.calls.last.request.content) == {
+        "model": "flux-schnell",
+        "prompt": "headphones",
+    }
+
+
+async def test_file_reference_is_uploaded_as_multipart_image(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    route = upstream.post("/v1/image/remove-background").mock(return_value=_queued())
+    assert await adapter.submit(REMOVE_BG) == Submitted(GEN_ID, poll_after_s=2.5)
+
+    request = route.calls.last.request
+    assert request.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert request.headers["user-agent"] == "mediagate/0.1"
+    body = request.content
+    assert b'name="image"; filename="image.jpeg"' in body
+    assert b"Content-Type: image/jpeg" in body
+    assert UPLOAD in body
+    assert b"image_url" not in body
+
+
+async def test_url_reference_is_sent_as_json_image_url(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    route = upstream.post("/v1/image/upscale").mock(return_value=_queued(operation="upscale"))
+    call = _call(Operation.image_upscale, Upscale(image=URL, scale=4))
+    assert isinstance(await adapter.submit(call), Submitted)
+    request = route.calls.last.request
+    assert request.headers["content-type"] == "application/json"
+    assert json.loads(request.content) == {"image_url": "https://example.com/product.jpg"}
+
+
+async def test_missing_key_sends_no_authorization(upstream: respx.MockRouter) -> None:
+    route = upstream.post("/v1/image/remove-background").mock(
+        return_value=httpx.Response(401, json={"detail": "Missing API key"})
+    )
+    async with httpx.AsyncClient() as client:
+        adapter = PixelApiAdapter(client, AdapterConfig(base_url=BASE))
+        result = await adapter.submit(REMOVE_BG)
+    assert "authorization" not in route.calls.last.request.headers
+    assert isinstance(result, Failed) and result.code is ErrorCode.provider_auth_failed
+
+
+# polling ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["queued", "processing"])
+async def test_running_statuses_are_progress(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter, status: str
+) -> None:
+    route = upstream.get(f"/v1/image/{GEN_ID}").mock(return_value=_status(status, output_url=None))
+    assert await adapter.poll(REMOVE_BG, GEN_ID) == Progress(poll_after_s=2.5)
+    assert route.calls.last.request.headers["authorization"] == f"Bearer {KEY}"
+    assert route.calls.last.request.headers["user-agent"] == "mediagate/0.1"
+
+
+async def test_completed_downloads_output_without_the_key(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=_status("completed", output_url=OUTPUT_URL)
+    )
+    download = upstream.get(OUTPUT_URL).mock(
+        return_value=httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
+    )
+    result = await adapter.poll(REMOVE_BG, GEN_ID)
+
+    assert result == Succeeded(files=[OutputFile(PNG, "image/png")])
+    headers = download.calls.last.request.headers
+    assert "authorization" not in headers
+    assert headers["user-agent"] == "mediagate/0.1"
+
+
+async def test_untyped_output_is_sniffed(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=_status("completed", output_url=OUTPUT_URL)
+    )
+    upstream.get(OUTPUT_URL).mock(
+        return_value=httpx.Response(
+            200, content=PNG, headers={"content-type": "application/octet-stream"}
+        )
+    )
+    result = await adapter.poll(REMOVE_BG, GEN_ID)
+    assert isinstance(result, Succeeded) and result.files[0].content_type == "image/png"
+
+
+async def test_output_that_is_not_an_image_is_unreadable(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=_status("completed", output_url=OUTPUT_URL)
+    )
+    upstream.get(OUTPUT_URL).mock(
+        return_value=httpx.Response(
+            200, text="<html>oops</html>", headers={"content-type": "text/html"}
+        )
+    )
+    with pytest.raises(ProviderUnavailable):
+        await adapter.poll(REMOVE_BG, GEN_ID)
+
+
+async def test_expired_output_raises(upstream: respx.MockRouter, adapter: PixelApiAdapter) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=_status("completed", output_url=OUTPUT_URL)
+    )
+    upstream.get(OUTPUT_URL).mock(return_value=httpx.Response(404, json={"detail": "Not Found"}))
+    with pytest.raises(ProviderUnavailable, match="404"):
+        await adapter.poll(REMOVE_BG, GEN_ID)
+
+
+async def test_failed_status_is_retryable_upstream_failure(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=_status(
+            "failed", output_url=None, error="CUDA out of memory", credits_used=0.0
+        )
+    )
+    result = await adapter.poll(REMOVE_BG, GEN_ID)
+    assert isinstance(result, Failed)
+    assert result.code is ErrorCode.upstream_failed
+    assert result.retryable is True
+    assert result.provider_code == "failed"
+    assert "CUDA out of memory" in result.message
+
+
+async def test_failed_status_reads_error_message_too(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=_status("failed", error_message="model crashed")
+    )
+    result = await adapter.poll(REMOVE_BG, GEN_ID)
+    assert isinstance(result, Failed) and "model crashed" in result.message
+
+
+async def test_blocked_status_is_content_blocked_not_retryable(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(return_value=_status("blocked", credits_used=0.0))
+    result = await adapter.poll(REMOVE_BG, GEN_ID)
+    assert isinstance(result, Failed)
+    assert (result.code, result.retryable, result.provider_code) == (
+        ErrorCode.content_blocked,
+        False,
+        "blocked",
+    )
+
+
+async def test_poll_escapes_the_generation_id(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    route = upstream.get(url__regex=r".*/v1/image/.*").mock(return_value=_status("queued"))
+    await adapter.poll(REMOVE_BG, "../account/balance")
+    assert route.calls.last.request.url.raw_path == b"/v1/image/..%2Faccount%2Fbalance"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": GEN_ID, "status": "exploded"},
+        {"id": GEN_ID},
+        {"id": GEN_ID, "status": "completed"},
+        {"id": GEN_ID, "status": "completed", "output_url": "ftp://nope"},
+        ["not", "an", "object"],
+    ],
+)
+async def test_unreadable_status_bodies_raise(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter, body: object
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(return_value=httpx.Response(200, json=body))
+    with pytest.raises(ProviderUnavailable):
+        await adapter.poll(REMOVE_BG, GEN_ID)
+
+
+# errors ----------------------------------------------------------------------------------------
+
+INSUFFICIENT = (
+    "Insufficient credits. Required: 2, available: 0. Upgrade at https://pixelapi.dev/app/#pricing"
+)
+
+
+def _error(status: int, detail: object) -> httpx.Response:
+    return httpx.Response(status, json={"detail": detail})
+
+
+MISSING_IMAGE = [{"type": "missing", "loc": ["body", "image"], "msg": "Field required"}]
+
+
+@pytest.mark.parametrize(
+    ("response", "code", "retryable", "text"),
+    [
+        (_error(400, "Invalid image file"), ErrorCode.invalid_parameter, False, "Invalid image"),
+        (_error(401, "Invalid API key"), ErrorCode.provider_auth_failed, True, "Invalid API key"),
+        (_error(402, INSUFFICIENT), ErrorCode.provider_unavailable, True, "Required: 2"),
+        (
+            httpx.Response(403, text="error code: 1010"),
+            ErrorCode.provider_auth_failed,
+            True,
+            "1010",
+        ),
+        (_error(404, "Generation not found"), ErrorCode.upstream_failed, True, "not found"),
+        (_error(413, "File too large."), ErrorCode.media_too_large, False, "File too large"),
+        (_error(422, MISSING_IMAGE), ErrorCode.invalid_parameter, False, "Field required"),
+        (_error(409, "Conflict"), ErrorCode.upstream_failed, False, "Conflict"),
+    ],
+)
+async def test_http_errors_map_through_the_table(
+    upstream: respx.MockRouter,
+    adapter: PixelApiAdapter,
+    response: httpx.Response,
+    code: ErrorCode,
+    retryable: bool,
+    text: str,
+) -> None:
+    upstream.post("/v1/image/remove-background").mock(return_value=response)
+    result = await adapter.submit(REMOVE_BG)
+    assert isinstance(result, Failed)
+    assert (result.code, result.retryable) == (code, retryable)
+    assert text in result.message
+    assert result.provider_code == f"http_{response.status_code}"
+    assert result.retry_after_s is None
+    assert KEY not in result.message
+
+
+async def test_try_on_style_detail_gives_the_provider_code(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    detail = {"error": "image_too_small", "message": "Person image is too small"}
+    upstream.post("/v1/image/remove-background").mock(
+        return_value=httpx.Response(422, json={"detail": detail})
+    )
+    result = await adapter.submit(REMOVE_BG)
+    assert isinstance(result, Failed)
+    assert result.provider_code == "image_too_small"
+    assert "Person image is too small" in result.message
+
+
+async def test_rate_limit_uses_x_ratelimit_reset(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    reset = int(time.time()) + 30
+    headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+    upstream.post("/v1/image/remove-background").mock(
+        return_value=httpx.Response(429, json={"detail": "Rate limit exceeded"}, headers=headers)
+    )
+    result = await adapter.submit(REMOVE_BG)
+    assert isinstance(result, Failed)
+    assert (result.code, result.retryable) == (ErrorCode.provider_rate_limited, True)
+    assert result.retry_after_s is not None and 25 <= result.retry_after_s <= 30
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({"Retry-After": "7", "X-RateLimit-Reset": "60"}, 7.0), ({"X-RateLimit-Reset": "12"}, 12.0)],
+)
+async def test_rate_limit_prefers_retry_after_and_reads_small_resets_as_delays(
+    upstream: respx.MockRouter,
+    adapter: PixelApiAdapter,
+    headers: dict[str, str],
+    expected: float,
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=httpx.Response(429, json={"detail": "Rate limited"}, headers=headers)
+    )
+    result = await adapter.poll(REMOVE_BG, GEN_ID)
+    assert isinstance(result, Failed) and result.retry_after_s == expected
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_server_errors_raise_provider_unavailable(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter, status: int
+) -> None:
+    upstream.post("/v1/image/remove-background").mock(
+        return_value=httpx.Response(status, json={"detail": "Internal server error"})
+    )
+    with pytest.raises(ProviderUnavailable, match=str(status)):
+        await adapter.submit(REMOVE_BG)
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(200, text="<html><body>Service temporarily unavailable</body></html>"),
+        httpx.Response(200, json={"status": "queued"}),
+        httpx.Response(200, json={"generation_id": 42}),
+        httpx.Response(200, json="bg-rm-1"),
+    ],
+)
+async def test_garbage_submission_answers_raise(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter, response: httpx.Response
+) -> None:
+    upstream.post("/v1/image/remove-background").mock(return_value=response)
+    with pytest.raises(ProviderUnavailable):
+        await adapter.submit(REMOVE_BG)
+
+
+async def test_garbage_poll_answer_raises(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(return_value=httpx.Response(200, text="<html>"))
+    with pytest.raises(ProviderUnavailable):
+        await adapter.poll(REMOVE_BG, GEN_ID)
+
+
+async def test_timeout_is_upstream_timeout(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.post("/v1/image/remove-background").mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(UpstreamTimeout):
+        await adapter.submit(REMOVE_BG)
+
+
+async def test_refused_connection_is_provider_unavailable(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(ProviderUnavailable):
+        await adapter.poll(REMOVE_BG, GEN_ID)
+
+
+async def test_unbound_operation_is_refused_without_a_request(adapter: PixelApiAdapter) -> None:
+    call = Call("job_1", Operation.image_outpaint, RemoveBackground(image=FILE), MEDIA)
+    result = await adapter.submit(call)
+    assert isinstance(result, Failed) and result.code is ErrorCode.unsupported_operation
+
+
+# bindings --------------------------------------------------------------------------------------
+
+BINDINGS = PixelApiAdapter.bindings
+
+
+@pytest.mark.parametrize(
+    ("params", "refused"),
+    [
+        (GenerateImage(prompt="p"), None),
+        (GenerateImage(prompt="p", model="sdxl", negative_prompt="x"), None),
+        (GenerateImage(prompt="p", model="flux-schnell", width=512, height=1536, seed=3), None),
+        (GenerateImage(prompt="p", model="sd1.5"), "model"),
+        (GenerateImage(prompt="p", aspect="wide"), "aspect"),
+        (GenerateImage(prompt="p", output_format="webp"), "output_format"),
+        (GenerateImage(prompt="p", width=2048), "width"),
+        (GenerateImage(prompt="p", height=256), "height"),
+        (GenerateImage(prompt="p", negative_prompt="x"), "negative_prompt"),
+        (GenerateImage(prompt="p", model="flux-schnell", negative_prompt="x"), "negative_prompt"),
+        (RemoveBackground(image=FILE), None),
+        (RemoveBackground(image=FILE, seed=1), "seed"),
+        (Upscale(image=FILE), None),
+        (Upscale(image=URL, scale=4), None),
+        (Upscale(image=FILE, scale=2), "scale"),
+        (Upscale(image=FILE, scale=8), "scale"),
+        (Upscale(image=FILE, scale=4, output_format="png"), "output_format"),
+    ],
+)
+def test_bindings_refuse_what_the_document_does_not_offer(
+    params: Params, refused: str | None
+) -> None:
+    operation = {
+        GenerateImage: Operation.image_generate,
+        RemoveBackground: Operation.image_remove_background,
+        Upscale: Operation.image_upscale,
+    }[type(params)]
+    assert BINDINGS[operation].refuses(params) == refused
+
+
+def test_prices_follow_the_credits_the_responses_report() -> None:
+    prices = {op: binding.price for op, binding in BINDINGS.items()}
+    assert prices == {
+        Operation.image_generate: 5,
+        Operation.image_remove_background: 4,
+        Operation.image_upscale: 20,
+    }

@@ -1,0 +1,145 @@
+"""The job store against a real Redis: create, claim, leases, versioned saves, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from app.jobs.models import Attempt, Job, JobLinks, JobRecord, JobStatus, new_job_id, utcnow
+from app.jobs.operations import Operation
+from app.store import keys
+from app.store.jobs import JobStore, SaveRefused, Schedule, now_ms
+from app.store.scripts import Scripts
+
+
+def make_record(tenant: str = "t1") -> JobRecord:
+    job_id = new_job_id()
+    job = Job(
+        id=job_id,
+        operation=Operation.image_remove_background,
+        status=JobStatus.queued,
+        input={"image": {"file_id": "file_1"}},
+        created_at=utcnow(),
+        links=JobLinks(self=f"/v1/jobs/{job_id}", cancel="c", events="e"),
+    )
+    return JobRecord(job=job, tenant_id=tenant, params={}, plan=["imagepig"])
+
+
+@pytest.fixture
+def store(redis_client: Redis) -> JobStore:
+    return JobStore(redis_client, Scripts.register(redis_client), retention_s=3600)
+
+
+async def test_created_job_is_due_and_claimed_once(store: JobStore) -> None:
+    record = make_record()
+    await store.create(record)
+    first, second = await asyncio.gather(store.claim(10, 30), store.claim(10, 30))
+    claimed = first + second
+    assert [s.record.job.id for s in claimed] == [record.job.id]
+    assert claimed[0].lease is not None
+    assert await store.claim(10, 30) == []
+
+
+async def test_job_created_with_lease_is_not_claimable(store: JobStore) -> None:
+    stored = await store.create(make_record(), lease_s=30)
+    assert stored.lease is not None
+    assert await store.claim(10, 30) == []
+
+
+async def test_expired_lease_is_recovered_by_another_claim(store: JobStore) -> None:
+    record = make_record()
+    await store.create(record, lease_s=0.05)
+    await asyncio.sleep(0.1)
+    claimed = await store.claim(10, 30)
+    assert [s.record.job.id for s in claimed] == [record.job.id]
+
+
+async def test_save_requires_current_version_and_lease(store: JobStore) -> None:
+    await store.create(make_record())
+    (claimed,) = await store.claim(1, 30)
+    claimed.record.job.status = JobStatus.running
+    saved = await store.save(claimed, schedule=Schedule.keep, lease=claimed.lease)
+    assert saved.version == claimed.version + 1
+    with pytest.raises(SaveRefused, match="stale"):
+        await store.save(claimed, schedule=Schedule.keep, lease=claimed.lease)
+    with pytest.raises(SaveRefused, match="lease_lost"):
+        await store.save(saved, schedule=Schedule.keep, lease="someone-else")
+
+
+async def test_worker_loses_job_to_cancel(store: JobStore) -> None:
+    await store.create(make_record())
+    (claimed,) = await store.claim(1, 30)
+    fresh = await store.get(claimed.record.job.id)
+    assert fresh is not None
+    fresh.record.job.status = JobStatus.canceled
+    await store.save(fresh, schedule=Schedule.release)
+    claimed.record.job.status = JobStatus.succeeded
+    with pytest.raises(SaveRefused):
+        await store.save(claimed, schedule=Schedule.release, lease=claimed.lease)
+    final = await store.get(claimed.record.job.id)
+    assert final is not None and final.record.job.status == JobStatus.canceled
+
+
+async def test_terminal_job_expires_and_leaves_queues(store: JobStore, redis_client: Redis) -> None:
+    await store.create(make_record())
+    (claimed,) = await store.claim(1, 30)
+    claimed.record.job.status = JobStatus.succeeded
+    await store.save(claimed, schedule=Schedule.release, lease=claimed.lease)
+    job_key = keys.job(claimed.record.job.id)
+    assert 0 < await redis_client.ttl(job_key) <= 3600
+    assert await redis_client.zscore(keys.LEASES, claimed.record.job.id) is None
+    assert await redis_client.zscore(keys.DUE, claimed.record.job.id) is None
+    with pytest.raises(SaveRefused, match="terminal"):
+        refreshed = await store.get(claimed.record.job.id)
+        assert refreshed is not None
+        await store.save(refreshed, schedule=Schedule.keep)
+
+
+async def test_rescheduled_job_is_due_only_at_its_time(store: JobStore) -> None:
+    await store.create(make_record())
+    (claimed,) = await store.claim(1, 30)
+    claimed.record.job.attempts.append(Attempt(provider="pixelapi", provider_job_id="g1"))
+    await store.save(claimed, schedule=Schedule.due, due_ms=now_ms() + 200, lease=claimed.lease)
+    assert await store.claim(1, 30) == []
+    await asyncio.sleep(0.25)
+    (again,) = await store.claim(1, 30)
+    assert again.record.current_attempt is not None
+    assert again.record.current_attempt.provider_job_id == "g1"
+
+
+async def test_renew_only_by_lease_holder(store: JobStore, redis_client: Redis) -> None:
+    await store.create(make_record())
+    (claimed,) = await store.claim(1, 0.5)
+    job_id = claimed.record.job.id
+    assert claimed.lease is not None
+    assert await store.renew(job_id, claimed.lease, 30)
+    assert not await store.renew(job_id, "not-the-holder", 30)
+    expiry = await redis_client.zscore(keys.LEASES, job_id)
+    assert expiry is not None and expiry > now_ms() + 20_000
+
+
+async def test_concurrent_claims_hand_each_job_to_one_worker(store: JobStore) -> None:
+    ids = set()
+    for _ in range(200):
+        record = make_record()
+        ids.add(record.job.id)
+        await store.create(record)
+    batches = await asyncio.gather(*(store.claim(16, 30) for _ in range(40)))
+    claimed = [s.record.job.id for batch in batches for s in batch]
+    assert len(claimed) == len(set(claimed)) == 200
+    assert set(claimed) == ids
+
+
+async def test_listing_is_newest_first_with_cursor(store: JobStore) -> None:
+    created = []
+    for _ in range(7):
+        record = make_record("tenant-a")
+        created.append(record.job.id)
+        await store.create(record)
+        await asyncio.sleep(0.002)
+    await store.create(make_record("tenant-b"))
+    first = await store.list_ids("tenant-a", before=None, limit=4)
+    rest = await store.list_ids("tenant-a", before=first[-1], limit=4)
+    assert first + rest == list(reversed(created))

@@ -1,0 +1,86 @@
+"""Real gateway, worker and sandbox processes for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO
+from pathlib import Path
+
+from tests.utils.net import free_port, wait_until_up
+
+SIGNING_KEY = "test-signing-key-0123456789abcdef"
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen[bytes]
+    url: str
+    log: IO[bytes]
+
+    def kill(self) -> None:
+        """``kill -9``: no cleanup, no goodbye."""
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+def gateway_env(redis_url: str, data_dir: Path, base_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
+    env.update(
+        MEDIAGATE_REDIS_URL=redis_url,
+        MEDIAGATE_DATA_DIR=str(data_dir),
+        MEDIAGATE_SANDBOX="true",
+        MEDIAGATE_PUBLIC_BASE_URL=base_url,
+        MEDIAGATE_SIGNING_KEY=SIGNING_KEY,
+        MEDIAGATE_SANDBOX_JOB_S="0.3",
+        MEDIAGATE_PROVIDERS__PIXELAPI__POLL_INTERVAL_S="0.1",
+    )
+    env.update(extra)
+    return env
+
+
+def _spawn(args: list[str], env: Mapping[str, str], log: Path, url: str) -> Process:
+    handle = log.open("ab")
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--log-level", "warning", *args],
+        env=dict(env),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    return Process(popen, url, handle)
+
+
+@contextmanager
+def gateway(redis_url: str, data_dir: Path, **extra: str) -> Iterator[Process]:
+    """``mediagate serve`` in sandbox mode on a free port, its sandbox mounted in-process."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = gateway_env(redis_url, data_dir, url, **extra)
+    proc = _spawn(["serve", "--port", str(port)], env, data_dir / "gateway.log", url)
+    try:
+        wait_until_up(f"{url}/healthz")
+        yield proc
+    finally:
+        proc.stop()
+
+
+def start_worker(redis_url: str, data_dir: Path, gateway_url: str, **extra: str) -> Process:
+    """``mediagate worker``, calling the sandbox mounted in the gateway at ``gateway_url``."""
+    env = gateway_env(redis_url, data_dir, gateway_url, MEDIAGATE_SANDBOX_URL=gateway_url, **extra)
+    return _spawn(["worker"], env, data_dir / "worker.log", gateway_url)
