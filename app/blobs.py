@@ -23,11 +23,16 @@ class BlobStore(Protocol):
 
 
 class LocalBlobStore:
-    """Blobs as files under ``root``, fanned out by the id's last two characters."""
+    """Blobs as files under ``root``, fanned out by the id's last two characters.
+
+    File system calls run on worker threads: creating a file costs more than the event loop
+    should spend on it, and the GIL is released while the kernel works.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._dirs: set[str] = set()
 
     def local_path(self, blob_id: str) -> Path:
         if not blob_id.replace("_", "").isalnum():
@@ -35,24 +40,21 @@ class LocalBlobStore:
         return self.root / blob_id[-2:] / blob_id
 
     async def put(self, blob_id: str, data: bytes) -> None:
-        path = self.local_path(blob_id)
-        if len(data) < 256 * 1024:  # small writes are cheaper inline than on a thread
-            _write_atomically(path, data)
-        else:
-            await asyncio.to_thread(_write_atomically, path, data)
+        await asyncio.to_thread(self._write, self.local_path(blob_id), data)
 
     async def get(self, blob_id: str) -> bytes | None:
-        path = self.local_path(blob_id)
         try:
-            if path.stat().st_size < 256 * 1024:
-                return path.read_bytes()
-            return await asyncio.to_thread(path.read_bytes)
+            return await asyncio.to_thread(self.local_path(blob_id).read_bytes)
         except FileNotFoundError:
             return None
 
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    def _write(self, path: Path, data: bytes) -> None:
+        """Write to a temporary name, then rename: readers never see half a file."""
+        directory = str(path.parent)
+        if directory not in self._dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._dirs.add(directory)
+        tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)

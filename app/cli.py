@@ -1,4 +1,4 @@
-"""``mediagate``: serve the API, run workers, run the sandbox, administer tenants, print the spec."""
+"""``mediagate``: serve the API, run workers or the sandbox, administer tenants, print the spec."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -29,13 +29,33 @@ def _settings_for(host: str, port: int) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from app.main import create_app
+    """Run the API (and a worker) in ``--processes`` processes sharing one Redis.
 
-    app = create_app(_settings_for(args.host, args.port))
-    uvicorn.run(
-        app, host=args.host, port=args.port, loop="uvloop", http="httptools",
-        log_level=args.log_level, access_log=False,
-    )
+    Without ``MEDIAGATE_REDIS_URL`` the embedded Redis is started here, before the server
+    processes, which all connect to it; it stops when ``serve`` exits.
+    """
+    from app.gateway import signing_key
+    from app.store.embedded import EmbeddedRedis
+
+    settings = _settings_for(args.host, args.port)
+    with ExitStack() as stack:
+        if settings.redis_url is None:
+            server = EmbeddedRedis(settings.data_dir)
+            os.environ["MEDIAGATE_REDIS_URL"] = server.start()
+            stack.callback(server.stop)
+        os.environ["MEDIAGATE_PUBLIC_BASE_URL"] = settings.public_base_url
+        signing_key(settings)  # created once here, not raced by the server processes
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.processes,
+            loop="uvloop",
+            http="httptools",
+            log_level=args.log_level,
+            access_log=False,
+        )
 
 
 def sandbox(args: argparse.Namespace) -> None:
@@ -44,8 +64,13 @@ def sandbox(args: argparse.Namespace) -> None:
     settings = get_settings()
     app = create_sandbox_app(SandboxTiming(settings.sandbox_latency_s, settings.sandbox_job_s))
     uvicorn.run(
-        app, host=args.host, port=args.port, loop="uvloop", http="httptools",
-        log_level=args.log_level, access_log=False,
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=args.log_level,
+        access_log=False,
     )
 
 
@@ -106,12 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="One REST API in front of AI media providers. Settings come from "
         "MEDIAGATE_* environment variables (see README).",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("serve", help="the API with an in-process worker")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=int(os.environ.get("MEDIAGATE_PROCESSES", "1")),
+        help="server processes, each with its own worker (default 1; one per core is typical)",
+    )
     p.set_defaults(func=serve)
 
     p = commands.add_parser("worker", help="a worker alone (run any number of them)")

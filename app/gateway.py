@@ -83,15 +83,22 @@ async def build_gateway(
     providers = ProviderRegistry.from_settings(settings, http)
     media = StoredMedia(files, blobs, signer, http, settings.max_media_bytes)
     runner = JobRunner(store, providers, media, blobs, files, metrics, settings.lease_s)
-    events = EventHub(redis)
+    tenants = TenantStore(redis, scripts)
+    events = EventHub(redis, tenants)
     jobs = JobService(
-        store, providers, runner, events, files, blobs, signer,
-        max_media_bytes=settings.max_media_bytes, lease_s=settings.lease_s,
+        store,
+        providers,
+        runner,
+        events,
+        files,
+        blobs,
+        signer,
+        max_media_bytes=settings.max_media_bytes,
+        lease_s=settings.lease_s,
     )
     worker = Worker(
         store, runner, metrics, concurrency=settings.worker_concurrency, lease_s=settings.lease_s
     )
-    tenants = TenantStore(redis, scripts)
     return Gateway(settings, redis, http, metrics, jobs, tenants, files, blobs, signer, worker)
 
 
@@ -113,7 +120,6 @@ async def seed(gateway: Gateway) -> None:
         await gateway.tenants.ensure_key(SANDBOX_TENANT_ID, SANDBOX_TENANT_KEY)
     else:
         await gateway.tenants.remove_key(SANDBOX_TENANT_KEY)
-
 
 
 def gateway_of(app: Starlette) -> Gateway:

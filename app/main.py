@@ -24,6 +24,7 @@ from app.store.connection import connect
 
 log = logging.getLogger(__name__)
 
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -54,7 +55,9 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, registry: CollectorRegistry | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         title="mediagate",

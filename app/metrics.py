@@ -21,51 +21,76 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.http_requests = Counter(
-            "mediagate_http_requests_total", "HTTP requests answered.",
-            ["route", "method", "status"], registry=registry,
+            "mediagate_http_requests_total",
+            "HTTP requests answered.",
+            ["route", "method", "status"],
+            registry=registry,
         )
         self.http_duration = Histogram(
-            "mediagate_http_request_duration_seconds", "HTTP request latency.",
-            ["route", "method"], buckets=_LATENCY_BUCKETS, registry=registry,
+            "mediagate_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
         )
         self.jobs = Counter(
-            "mediagate_jobs_total", "Jobs finished, by final status.",
-            ["operation", "provider", "status"], registry=registry,
+            "mediagate_jobs_total",
+            "Jobs finished, by final status.",
+            ["operation", "provider", "status"],
+            registry=registry,
         )
         self.job_duration = Histogram(
-            "mediagate_job_duration_seconds", "Time from creation to a terminal status.",
-            ["operation", "provider"], buckets=_JOB_BUCKETS, registry=registry,
+            "mediagate_job_duration_seconds",
+            "Time from creation to a terminal status.",
+            ["operation", "provider"],
+            buckets=_JOB_BUCKETS,
+            registry=registry,
         )
         self.jobs_in_flight = Gauge(
-            "mediagate_jobs_in_flight", "Jobs a worker of this process is advancing.",
-            ["provider"], registry=registry,
+            "mediagate_jobs_in_flight",
+            "Jobs a worker of this process is advancing.",
+            ["provider"],
+            registry=registry,
         )
         self.queue_depth = Gauge(
             "mediagate_queue_depth", "Jobs waiting in the due-queue.", registry=registry
         )
         self.upstream_requests = Counter(
-            "mediagate_upstream_requests_total", "Calls to upstream providers, by outcome.",
-            ["provider", "endpoint", "outcome"], registry=registry,
+            "mediagate_upstream_requests_total",
+            "Calls to upstream providers, by outcome.",
+            ["provider", "endpoint", "outcome"],
+            registry=registry,
         )
         self.upstream_duration = Histogram(
-            "mediagate_upstream_request_duration_seconds", "Upstream call latency.",
-            ["provider", "endpoint"], buckets=_LATENCY_BUCKETS, registry=registry,
+            "mediagate_upstream_request_duration_seconds",
+            "Upstream call latency.",
+            ["provider", "endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
         )
         self.credits_charged = Counter(
-            "mediagate_credits_charged_total", "Credits charged to tenants.",
-            ["operation", "provider"], registry=registry,
+            "mediagate_credits_charged_total",
+            "Credits charged to tenants.",
+            ["operation", "provider"],
+            registry=registry,
         )
         self.rate_limited = Counter(
-            "mediagate_rate_limited_total", "Requests refused or delayed by a limit.",
-            ["scope"], registry=registry,
+            "mediagate_rate_limited_total",
+            "Requests refused or delayed by a limit.",
+            ["scope"],
+            registry=registry,
         )
         self.circuit_state = Gauge(
-            "mediagate_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
-            ["provider"], registry=registry,
+            "mediagate_circuit_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ["provider"],
+            registry=registry,
         )
         self.fallbacks = Counter(
-            "mediagate_fallbacks_total", "Jobs moved to the next provider.",
-            ["operation", "from", "to"], registry=registry,
+            "mediagate_fallbacks_total",
+            "Jobs moved to the next provider.",
+            ["operation", "from", "to"],
+            registry=registry,
         )
 
     def upstream_request(

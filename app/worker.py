@@ -88,7 +88,9 @@ class Worker:
         except SaveRefused as refused:
             log.info("job %s: %s; left to its new owner", stored.record.job.id, refused.reason)
         except (RedisError, OSError) as exc:
-            log.warning("job %s: store unavailable (%s); its lease will expire", stored.record.job.id, exc)
+            log.warning(
+                "job %s: store unavailable (%s); its lease will expire", stored.record.job.id, exc
+            )
         except Exception:
             log.exception("job %s: step failed; its lease will expire", stored.record.job.id)
         finally:

@@ -21,14 +21,18 @@ from app.store.tenants import Tenant
 _bearer = HTTPBearer(auto_error=False, description="A tenant API key: `mg_live_…`.")
 
 
-def get_gateway(request: Request) -> Gateway:
+# Dependencies are ``async`` even when they do not await: FastAPI runs plain functions on a
+# thread pool, which costs more than the work they do.
+
+
+async def get_gateway(request: Request) -> Gateway:
     return gateway_of(request.app)
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def get_jobs(gateway: GatewayDep) -> JobService:
+async def get_jobs(gateway: GatewayDep) -> JobService:
     return gateway.jobs
 
 
@@ -57,7 +61,7 @@ TenantDep = Annotated[Tenant, Depends(current_tenant)]
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)")
 
 
-def prefer_wait(
+async def prefer_wait(
     gateway: GatewayDep,
     prefer: Annotated[
         str | None,

@@ -39,7 +39,9 @@ class Problem(BaseModel):
     errors: list[ProblemFieldError] = Field(default_factory=list)
 
 
-def problem_response(error: GatewayError, instance: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def problem_response(
+    error: GatewayError, instance: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + error.code.value,
         "title": error.title,

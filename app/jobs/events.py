@@ -2,7 +2,8 @@
 
 One pattern subscription per process receives every job's changes (``save_job.lua``
 publishes them) and hands each to the local waiters of that job, so waiting costs no Redis
-connection per request.
+connection per request. The same connection carries ``keys.AUTH_CHANGES``, which clears the
+process's cache of API keys; while the subscription is down that cache is not trusted.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.store import keys
+from app.store.tenants import TenantStore
 
 log = logging.getLogger(__name__)
 
 
 class EventHub:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, tenants: TenantStore) -> None:
         self.redis = redis
+        self.tenants = tenants
         self._waiters: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -60,17 +63,25 @@ class EventHub:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(pattern)
+                await pubsub.subscribe(keys.AUTH_CHANGES)
+                self.tenants.cache_enabled = True
                 self._ready.set()
                 async for message in pubsub.listen():
-                    for queue in self._waiters.get(message["channel"], ()):
+                    channel = message["channel"]
+                    if channel == keys.AUTH_CHANGES:
+                        self.tenants.forget_all()
+                        continue
+                    for queue in self._waiters.get(channel, ()):
                         queue.put_nowait(message["data"])
             except (RedisError, OSError) as exc:
                 log.warning("event subscription lost (%s); reconnecting", type(exc).__name__)
+                self.tenants.cache_enabled = False
+                self.tenants.forget_all()
                 self._wake_all()
                 await asyncio.sleep(1)
             finally:
                 with suppress(RedisError, OSError):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _wake_all(self) -> None:
         """Let every waiter re-read its job: a change may have been missed while away."""

@@ -49,7 +49,13 @@ def check_image(content: bytes, pointer: str, max_bytes: int) -> CheckedImage:
         with Image.open(io.BytesIO(content)) as img:
             fmt, (width, height) = img.format or "", img.size
             img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as exc:
         raise _not_an_image(pointer, "the bytes are not a readable image") from exc
     if fmt not in _IMAGE_TYPES:
         raise _not_an_image(pointer, f"{fmt or 'this'} images are not accepted (PNG, JPEG, WEBP)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import httpx
 
 from app.blobs import BlobStore
@@ -20,7 +22,11 @@ class MediaUnavailable(GatewayError):
 
 
 class StoredMedia:
-    """The gateway's ``MediaSource``: files from the blob store, URLs fetched with a size cap."""
+    """The gateway's ``MediaSource``: files from the blob store, URLs fetched with a size cap.
+
+    Files this process stored recently are kept in memory (bounded by ``cache_bytes``), so a
+    job run right after its upload (``Prefer: wait``) does not read back what it just wrote.
+    """
 
     def __init__(
         self,
@@ -29,12 +35,23 @@ class StoredMedia:
         signer: UrlSigner,
         client: httpx.AsyncClient,
         max_bytes: int,
+        cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.files = files
         self.blobs = blobs
         self.signer = signer
         self.client = client
         self.max_bytes = max_bytes
+        self.cache_bytes = cache_bytes
+        self._recent: OrderedDict[str, Media] = OrderedDict()
+        self._recent_size = 0
+
+    def remember(self, file_id: str, media: Media) -> None:
+        self._recent[file_id] = media
+        self._recent_size += len(media.content)
+        while self._recent_size > self.cache_bytes and self._recent:
+            _, evicted = self._recent.popitem(last=False)
+            self._recent_size -= len(evicted.content)
 
     async def read(self, ref: MediaInput) -> Media:
         if ref.file_id is not None:
@@ -49,6 +66,9 @@ class StoredMedia:
         return self.signer.sign(f"/v1/files/{ref.file_id}/content")
 
     async def _read_file(self, file_id: str) -> Media:
+        recent = self._recent.get(file_id)
+        if recent is not None:
+            return recent
         meta = await self.files.file(file_id)
         content = await self.blobs.get(file_id) if meta else None
         if meta is None or content is None:

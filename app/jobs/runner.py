@@ -168,10 +168,16 @@ class JobRunner:
         artifact_id = new_artifact_id()
         width, height = _image_size(output)
         meta = BlobMeta(
-            artifact_id, tenant, output.content_type, len(output.content), width, height
+            id=artifact_id,
+            tenant=tenant,
+            content_type=output.content_type,
+            size=len(output.content),
+            width=width,
+            height=height,
         )
-        await self.blobs.put(artifact_id, output.content)
-        await self.files.add_artifact(meta)
+        await asyncio.gather(
+            self.blobs.put(artifact_id, output.content), self.files.add_artifact(meta)
+        )
         return Artifact(
             id=artifact_id,
             url="",  # signed on every read, since signatures expire
@@ -211,6 +217,3 @@ def _image_size(output: OutputFile) -> tuple[int | None, int | None]:
             return img.width, img.height
     except (UnidentifiedImageError, OSError):
         return None, None
-
-
-

@@ -19,6 +19,7 @@ from app.jobs.events import EventHub
 from app.jobs.intake import CheckedImage, check_image, decode_base64
 from app.jobs.media import MediaInput
 from app.jobs.models import (
+    Attempt,
     Job,
     JobLinks,
     JobRecord,
@@ -29,6 +30,7 @@ from app.jobs.models import (
 )
 from app.jobs.operations import Operation, Params
 from app.jobs.runner import JobRunner
+from app.providers.base import Media
 from app.providers.registry import ProviderRegistry
 from app.signing import UrlSigner
 from app.store.files import BlobMeta, FileIndex
@@ -113,6 +115,12 @@ class JobService:
         if wait_s <= 0:
             await self.store.create(record)
             return self.render(record.job)
+        # This process runs it now: created leased, with its first attempt already recorded
+        # (the write the runner would otherwise make before calling the upstream).
+        job.status = JobStatus.running
+        job.provider = plan[0]
+        job.started_at = job.created_at
+        job.attempts.append(Attempt(provider=plan[0], started_at=job.created_at))
         stored = await self.store.create(record, lease_s=self.lease_s)
         return await self._run_inline(stored, wait_s)
 
@@ -137,8 +145,10 @@ class JobService:
         else:
             capable = [n for n, b in bindings.items() if b.refuses(params) is None]
             first = capable[0] if capable else next(iter(bindings))
-            rest = [n for n in capable[1:]] if envelope.fallback is None else (
-                list(envelope.fallback or [])
+            rest = (
+                [n for n in capable[1:]]
+                if envelope.fallback is None
+                else (list(envelope.fallback or []))
             )
         refused = bindings[first].refuses(params)
         if refused is not None:
@@ -177,11 +187,15 @@ class JobService:
 
     async def store_file(self, tenant: Tenant, image: CheckedImage) -> BlobMeta:
         meta = BlobMeta(
-            new_file_id(), tenant.id, image.content_type, len(image.content),
-            image.width, image.height,
+            id=new_file_id(),
+            tenant=tenant.id,
+            content_type=image.content_type,
+            size=len(image.content),
+            width=image.width,
+            height=image.height,
         )
-        await self.blobs.put(meta.id, image.content)
-        await self.files.add_file(meta)
+        await asyncio.gather(self.blobs.put(meta.id, image.content), self.files.add_file(meta))
+        self.runner.media.remember(meta.id, Media(image.content, image.content_type))
         return meta
 
     async def _run_inline(self, stored: Stored, wait_s: float) -> Job:
@@ -261,8 +275,9 @@ class JobService:
             if not ids:
                 return JobPage(found, None)
             rows = await self.store.get_many(ids)
-            await self.store.prune_index(tenant.id, [i for i, r in zip(ids, rows) if r is None])
-            for job_id, row in zip(ids, rows):
+            expired = [i for i, r in zip(ids, rows, strict=True) if r is None]
+            await self.store.prune_index(tenant.id, expired)
+            for job_id, row in zip(ids, rows, strict=True):
                 before = job_id
                 if row is None:
                     continue

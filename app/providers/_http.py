@@ -22,6 +22,8 @@ def upstream_errors(provider: str) -> Iterator[None]:
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout(f"{provider} did not answer in time") from exc
     except httpx.TransportError as exc:
-        raise ProviderUnavailable(f"{provider} could not be reached ({type(exc).__name__})") from exc
+        raise ProviderUnavailable(
+            f"{provider} could not be reached ({type(exc).__name__})"
+        ) from exc
     except ValueError as exc:  # JSON or base64 that does not parse
         raise ProviderUnavailable(f"{provider} answered with an unreadable body") from exc

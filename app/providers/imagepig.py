@@ -79,6 +79,7 @@ FLUX_CALLS = 2
 
 MAX_SIDE_EXTENSION = 1024
 """Outpaint: at most this many pixels on each side."""
+_SIDES = ("top", "right", "bottom", "left")
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def _check_generate(params: Params) -> str | None:
 
 def _check_outpaint(params: Params) -> str | None:
     assert isinstance(params, Outpaint)
-    for side in ("top", "right", "bottom", "left"):
+    for side in _SIDES:
         if getattr(params, side) > MAX_SIDE_EXTENSION:
             return side
     return None
@@ -259,7 +260,7 @@ async def _faceswap(call: Call) -> _Request:
 async def _outpaint(call: Call) -> _Request:
     p = call.params
     assert isinstance(p, Outpaint)
-    sides = {side: getattr(p, side) for side in ("top", "right", "bottom", "left")}
+    sides = {side: getattr(p, side) for side in _SIDES}
     body = await _image(call, "image", p.image) | _optional(
         prompt=p.prompt,
         negative_prompt=p.negative_prompt,

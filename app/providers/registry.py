@@ -58,7 +58,9 @@ class ProviderRegistry(Mapping[str, Adapter]):
     @classmethod
     def from_settings(cls, settings: Settings, client: httpx.AsyncClient) -> ProviderRegistry:
         adapters = {
-            name: adapter_cls(client, adapter_config(name, settings.providers.named(name), settings))
+            name: adapter_cls(
+                client, adapter_config(name, settings.providers.named(name), settings)
+            )
             for name, adapter_cls in ADAPTERS.items()
         }
         return cls(adapters, settings.routing)

@@ -24,7 +24,9 @@ class SandboxTiming:
     """Time an asynchronous job takes from submission to completion."""
 
 
-def create_sandbox_router(timing: SandboxTiming, control: SandboxControl | None = None) -> APIRouter:
+def create_sandbox_router(
+    timing: SandboxTiming, control: SandboxControl | None = None
+) -> APIRouter:
     control = control or SandboxControl()
     router = APIRouter(prefix="/_sandbox", include_in_schema=False)
 

@@ -35,7 +35,9 @@ class Fault(StrEnum):
 class FaultRequest(BaseModel):
     provider: str
     fault: Fault
-    count: int | None = Field(default=1, ge=1, description="Requests affected; null: until cleared.")
+    count: int | None = Field(
+        default=1, ge=1, description="Requests affected; null: until cleared."
+    )
 
 
 @dataclass

@@ -12,7 +12,11 @@ from functools import lru_cache
 
 from PIL import Image, UnidentifiedImageError
 
-_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+_FORMATS = {
+    "png": ("PNG", "image/png"),
+    "jpeg": ("JPEG", "image/jpeg"),
+    "webp": ("WEBP", "image/webp"),
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,11 @@ def render(width: int, height: int, fmt: str = "png", seed: int = 0, alpha: bool
     mode = "RGBA" if alpha and fmt != "jpeg" else "RGB"
     tint = seed % 256
     gradient = Image.linear_gradient("L").resize((width, height))
-    channels = [gradient, Image.new("L", (width, height), tint), gradient.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    channels = [
+        gradient,
+        Image.new("L", (width, height), tint),
+        gradient.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    ]
     if mode == "RGBA":
         channels.append(gradient)
     out = io.BytesIO()
@@ -49,7 +57,7 @@ def inspect(data: bytes) -> ImageInfo | None:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             extrema = img.convert("RGB").getextrema()
-            uniform = all(lo == hi for lo, hi in extrema)
+            uniform = all(lo == hi for lo, hi in extrema)  # type: ignore[misc]
             return ImageInfo(img.width, img.height, (img.format or "").lower(), uniform)
     except (UnidentifiedImageError, OSError, ValueError):
         return None

@@ -1,52 +1,50 @@
 """PixelAPI emulator: the image endpoints of ``providers/pixelapi.txt``, kept in memory.
 
-Routes, after the ``/_sandbox/pixelapi`` prefix (the provider's own paths):
-``POST /v1/image/generate`` (JSON), ``POST /v1/image/remove-background`` and
-``POST /v1/image/upscale`` (multipart ``image`` or JSON ``image_url``, not both, 10 MB),
-``GET /v1/image/{generation_id}`` (``queued`` for the first fifth of ``timing.job_s``, then
-``processing``, then ``completed``, ``failed`` or ``blocked``), ``GET /v1/models``,
-``GET /v1/account/balance``, and ``GET /outputs/images/{yyyy}/{mm}/{dd}/{name}.png``: the
-results as real PNG bytes, public like a CDN URL (no key), gone after 24 h.
+Routes after ``/_sandbox/pixelapi`` (the provider's own paths): ``POST /v1/image/generate``
+(JSON), ``POST /v1/image/remove-background`` and ``/v1/image/upscale`` (multipart ``image`` or
+JSON ``image_url``, not both, 10 MB), ``GET /v1/image/{generation_id}`` (``queued`` for the
+first fifth of ``timing.job_s``, ``processing``, then ``completed``, ``failed`` or
+``blocked``), ``GET /v1/models``, ``GET /v1/account/balance``, and the results at
+``GET /outputs/images/{yyyy}/{mm}/{dd}/{name}.png``: real PNGs, public (no key), kept 24 h.
 
 How the document is read (``app/providers/pixelapi.py`` keeps the same readings):
 
 - **User-Agent.** "Requests without a proper User-Agent may be blocked by our CDN" (403), and
-  urllib users "MUST set" one. Read as: 403 when the header is missing or blank, or when every
-  product token in it is a stock HTTP library or runtime (``python-requests/…``,
-  ``python-httpx/…``, ``Python-urllib/…``, ``Python/… aiohttp/…``, ``curl/…``, ``Wget/…``,
-  ``Go-http-client/…``); one custom product anywhere (``MyApp/1.0``) passes. The CDN answers
-  before the API, so that 403 is Cloudflare's plain text ``error code: 1010``, on every path.
-- **Order of checks:** User-Agent (403) → key (401) → plan rate limit (429) → armed fault →
-  validation (400/413/422) → credits (402). Errors are FastAPI's ``{"detail": …}``; a 422
-  carries FastAPI's list of ``{"type", "loc", "msg", "input"}``; 402 the document's sentence.
-- **Rate limit.** The sandbox key is on the Scale plan: 200 requests/min over a sliding minute
-  of authenticated API requests, 300,000 credits. Only the two headers the document names are
-  sent, on every response: ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (Unix time in
-  seconds when a slot frees, GitHub's convention). A 429 has no ``Retry-After``: the document
-  says to check the reset header.
+  urllib users "MUST set" one: 403 when the header is missing or blank, or when every product
+  token in it is a stock HTTP library or runtime (``python-requests/…``, ``python-httpx/…``,
+  ``Python-urllib/…``, ``Python/… aiohttp/…``, ``curl/…``, ``Wget/…``, ``Go-http-client/…``).
+  One custom product anywhere (``MyApp/1.0``) passes. The CDN answers before the API, so that
+  403 is Cloudflare's plain text ``error code: 1010``, on every path.
+- **Order of checks:** User-Agent (403) → key (401) → rate limit (429, submissions) → fault →
+  validation (400/413/422) → credits (402). Errors are FastAPI's ``{"detail": …}`` (a 422
+  carries FastAPI's list of ``{"type", "loc", "msg", "input"}``; 402 the document's sentence).
+- **Rate limit.** The sandbox key is on the Scale plan: 300,000 credits, 200 requests/min over
+  a sliding minute. The limit meters submissions, not status polls: the document asks for a
+  poll every 2–3 s while the Free plan allows 5 requests/min, which only fit together if polls
+  are free. Every response carries the two headers the document names,
+  ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (Unix seconds when a slot frees, GitHub's
+  convention); a 429 sends no ``Retry-After`` ("check X-RateLimit-Reset").
 - **Credits.** The document quotes two prices (table and FAQ: remove background 2, generation
-  3; endpoint headings and every response's ``credits_used``: 4 and 5; upscale 20 in both).
-  An account is charged what the responses report, so 4 / 5 / 20 are charged and listed in
-  ``/v1/models``; ``failed`` and ``blocked`` jobs are refunded ("no credits are charged").
-- **Bodies.** Submissions answer 200 (the code table's "success") with ``generation_id``,
-  ``status``, ``operation`` (``model`` for generation) and ``credits_used``. Polls answer as
+  3; endpoint headings and every response's ``credits_used``: 4 and 5; upscale 20 in both). An
+  account is charged what responses report: 4 / 5 / 20, also listed in ``/v1/models``.
+  ``failed`` and ``blocked`` jobs are refunded ("no credits are charged for blocked jobs").
+- **Bodies.** Submissions answer 200 (the code table's success) with ``generation_id``,
+  ``status``, ``operation`` (``model`` for generation), ``credits_used``. Polls answer as
   documented: ``id`` (not ``generation_id``), ``status``, ``output_url`` (null until
-  completed), ``operation`` (``generate`` plus ``model`` for generation), ``credits_used``,
+  completed), ``operation`` (``generate``, plus ``model``, for generation), ``credits_used``,
   ``created_at``; ``failed``/``blocked`` add ``error`` ("check error field") and charge 0.
-- **Sizes.** Generation renders ``width``×``height`` (512–1536, default 1024; ``steps`` per the
-  model's range; ``negative_prompt`` accepted and, with FLUX, ignored). Background removal
-  answers a PNG with alpha at the input's size, upscale a PNG at 4× it. "Maximum resolution is
-  4096×4096 pixels" holds for every image, in and out: an input over 4096 px, or an upscale
-  input over 1024 px (its output would pass 4096), is a 400.
-- **image_url** (JSON, or a form field next to no file) is downloaded at submission, under the
+- **Sizes.** Generation renders ``width``×``height`` (512–1536, default 1024; ``steps`` within
+  the model's range; ``negative_prompt`` ignored by FLUX). Background removal gives a PNG with
+  alpha at the input's size, upscale a PNG at 4× it. "Maximum resolution is 4096×4096" holds
+  in and out: an input over 4096 px, or an upscale input over 1024 px, is a 400.
+- **image_url** (JSON, or a form field without a file) is downloaded at submission under the
   same 10 MB cap; a URL that cannot be fetched or is not an image is a 400.
-- **Faults** are consulted on submissions and status polls only. ``http_500`` → 500,
-  ``timeout`` → no answer for an hour, ``rate_limit`` → 429, ``garbage`` → 200 with an HTML
-  body, ``no_credits`` → 402, on either. ``blocked`` / ``no_face`` on a submission make the job
-  end ``blocked`` / ``failed`` ("No face detected…") instead of ``completed``; on a poll they
-  end the polled job that way at once (a finished job keeps its outcome).
-- ``timing.latency_s`` is not used: PixelAPI answers every request at once and works
-  asynchronously; ``timing.job_s`` is the work's duration.
+- **Faults** are consulted on submissions and status polls only: ``http_500`` → 500,
+  ``timeout`` → no answer for an hour, ``rate_limit`` → 429, ``garbage`` → 200 with HTML,
+  ``no_credits`` → 402. ``blocked`` / ``no_face`` on a submission make the job end ``blocked``
+  / ``failed`` ("No face detected…"); on a poll they end the polled job so at once (a finished
+  job keeps its outcome).
+- ``timing.latency_s`` is unused: PixelAPI answers at once and works asynchronously.
 """
 
 from __future__ import annotations
@@ -98,11 +96,7 @@ Operation = Literal["generate", "remove-background", "upscale"]
 Outcome = Literal["completed", "failed", "blocked"]
 
 CREDITS: dict[Operation, float] = {"generate": 5.0, "remove-background": 4.0, "upscale": 20.0}
-ID_PREFIXES: dict[Operation, str] = {
-    "generate": "",
-    "remove-background": "bg-rm-",
-    "upscale": "up-",
-}
+PREFIXES: dict[Operation, str] = {"generate": "", "remove-background": "bg-rm-", "upscale": "up-"}
 STEPS = {"flux-schnell": (1, 8), "sdxl": (20, 50)}
 FAULT_OUTCOMES: dict[Fault, tuple[Outcome, str]] = {
     Fault.blocked: ("blocked", "Content policy violation: the content was blocked by our filters."),
@@ -379,7 +373,9 @@ class _Emulator:
         )
         return self._error(429, detail)
 
-    def _gate(self, request: Request, endpoint: str, *, key: bool = True) -> Response | None:
+    def _gate(
+        self, request: Request, endpoint: str, *, key: bool = True, metered: bool = False
+    ) -> Response | None:
         """Count the request; refuse it as the CDN, the key check or the plan limit would."""
         self.control.count_request(PROVIDER, endpoint)
         headers = self.account.headers(time.time())
@@ -392,7 +388,9 @@ class _Emulator:
             return self._error(401, "Missing API key. Use Authorization: Bearer YOUR_API_KEY")
         if given != PIXELAPI_API_KEY:
             return self._error(401, "Invalid API key")
-        return None if self.account.admit(time.time()) else self._rate_limited()
+        if metered and not self.account.admit(time.time()):
+            return self._rate_limited()
+        return None
 
     async def _serve_fault(self, fault: Fault | None, credits: float) -> Response | None:
         """The answer an armed fault puts in place of the real one (``None``: answer normally)."""
@@ -415,7 +413,7 @@ class _Emulator:
     def _start(self, operation: Operation, work: _Work, fault: Fault | None) -> _Job:
         now, stamp = _now(), datetime.now(UTC)
         job = _Job(
-            id=f"{ID_PREFIXES[operation]}{uuid.uuid4()}",
+            id=f"{PREFIXES[operation]}{uuid.uuid4()}",
             operation=operation,
             work=work,
             credits=CREDITS[operation],
@@ -466,7 +464,7 @@ class _Emulator:
     # endpoints --------------------------------------------------------------------------------
 
     async def submit(self, request: Request, operation: Operation) -> Response:
-        if (denied := self._gate(request, f"/v1/image/{operation}")) is not None:
+        if (denied := self._gate(request, f"/v1/image/{operation}", metered=True)) is not None:
             return denied
         cost = CREDITS[operation]
         fault = self.control.take_fault(PROVIDER)

@@ -1,45 +1,23 @@
-"""Metadata of uploaded files and stored artifacts (the bytes live in a BlobStore)."""
+"""Metadata of uploaded files and stored artifacts (the bytes live in a BlobStore).
+
+Each entry is one JSON string written with ``SET … EX``: one command, no pipeline.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from app.store import keys
 
 
-@dataclass(frozen=True)
-class BlobMeta:
+class BlobMeta(BaseModel):
     id: str
     tenant: str
     content_type: str
-    bytes: int
+    size: int
     width: int | None = None
     height: int | None = None
-
-    def fields(self) -> dict[str, str | int]:
-        out: dict[str, str | int] = {
-            "tenant": self.tenant,
-            "content_type": self.content_type,
-            "bytes": self.bytes,
-        }
-        if self.width is not None and self.height is not None:
-            out.update(width=self.width, height=self.height)
-        return out
-
-    @classmethod
-    def parse(cls, blob_id: str, row: dict[str, str]) -> BlobMeta | None:
-        if not row:
-            return None
-        return cls(
-            id=blob_id,
-            tenant=row["tenant"],
-            content_type=row["content_type"],
-            bytes=int(row["bytes"]),
-            width=int(row["width"]) if "width" in row else None,
-            height=int(row["height"]) if "height" in row else None,
-        )
 
 
 class FileIndex:
@@ -51,19 +29,17 @@ class FileIndex:
         self.artifact_ttl_s = artifact_ttl_s
 
     async def add_file(self, meta: BlobMeta) -> None:
-        await self._put(keys.file(meta.id), meta, self.file_ttl_s)
+        await self.redis.set(keys.file(meta.id), meta.model_dump_json(), ex=self.file_ttl_s)
 
     async def add_artifact(self, meta: BlobMeta) -> None:
-        await self._put(keys.artifact(meta.id), meta, self.artifact_ttl_s)
-
-    async def _put(self, key: str, meta: BlobMeta, ttl_s: int) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=meta.fields())
-            pipe.expire(key, ttl_s)
-            await pipe.execute()
+        await self.redis.set(keys.artifact(meta.id), meta.model_dump_json(), ex=self.artifact_ttl_s)
 
     async def file(self, file_id: str) -> BlobMeta | None:
-        return BlobMeta.parse(file_id, await self.redis.hgetall(keys.file(file_id)))
+        return _parse(await self.redis.get(keys.file(file_id)))
 
     async def artifact(self, artifact_id: str) -> BlobMeta | None:
-        return BlobMeta.parse(artifact_id, await self.redis.hgetall(keys.artifact(artifact_id)))
+        return _parse(await self.redis.get(keys.artifact(artifact_id)))
+
+
+def _parse(raw: str | bytes | None) -> BlobMeta | None:
+    return BlobMeta.model_validate_json(raw) if raw else None

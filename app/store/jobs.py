@@ -81,7 +81,11 @@ class JobStore:
         body, version, lease = await self.redis.hmget(keys.job(job_id), "body", "version", "lease")
         if body is None:
             return None
-        return Stored(JobRecord.model_validate_json(body), int(version), lease)
+        return Stored(
+            JobRecord.model_validate_json(body),
+            int(str(version)),
+            str(lease) if lease is not None else None,
+        )
 
     async def save(
         self,
@@ -138,13 +142,13 @@ class JobStore:
         """A tenant's job ids, newest first, strictly older than the cursor id ``before``."""
         index = keys.tenant_jobs(tenant_id)
         if before is None:
-            return list(await self.redis.zrevrange(index, 0, limit - 1))
+            return [str(i) for i in await self.redis.zrevrange(index, 0, limit - 1)]
         score = await self.redis.zscore(index, before)
         if score is None:
             return []
         # Ids sort like their creation time; ties on the millisecond are broken by id.
         ids = await self.redis.zrevrangebyscore(index, score, "-inf", start=0, num=limit + 64)
-        return [i for i in ids if i < before][:limit]
+        return [str(i) for i in ids if str(i) < before][:limit]
 
     async def get_many(self, job_ids: list[str]) -> list[Stored | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -165,7 +169,7 @@ class JobStore:
 
     async def status_of(self, job_id: str) -> JobStatus | None:
         value = await self.redis.hget(keys.job(job_id), "status")
-        return JobStatus(value) if value else None
+        return JobStatus(str(value)) if value else None
 
 
 def _new_token() -> str:

@@ -18,6 +18,10 @@ WORKERS = f"{PREFIX}workers"
 """ZSET worker id → epoch ms of its last heartbeat."""
 
 
+AUTH_CHANGES = f"{PREFIX}auth-changes"
+"""Pub/sub channel: a key was revoked or a tenant suspended; processes drop cached keys."""
+
+
 def job(job_id: str) -> str:
     """HASH: ``body`` (JobRecord JSON), ``version``, ``status``, ``tenant``, ``lease`` token."""
     return f"{PREFIX}job:{job_id}"
@@ -44,10 +48,10 @@ def api_key(key_hash: str) -> str:
 
 
 def file(file_id: str) -> str:
-    """HASH: ``tenant``, ``content_type``, ``bytes``, ``width``, ``height`` of an upload."""
+    """JSON (BlobMeta) of an upload: owner, content type, size, dimensions."""
     return f"{PREFIX}file:{file_id}"
 
 
 def artifact(artifact_id: str) -> str:
-    """HASH: ``tenant``, ``job``, ``content_type``, ``bytes`` of a stored output."""
+    """JSON (BlobMeta) of a stored output."""
     return f"{PREFIX}artifact:{artifact_id}"

@@ -32,19 +32,47 @@ class Tenant:
 
 
 class TenantStore:
-    def __init__(self, redis: Redis, scripts: Scripts) -> None:
+    """Tenants and keys. Resolved keys are cached in the process for ``cache_s`` seconds.
+
+    The cache is only trusted while ``cache_enabled`` (the process is subscribed to
+    ``keys.AUTH_CHANGES``): every revocation or suspension is published there and clears
+    every process's cache at once, so a revoked key stops working everywhere immediately.
+    """
+
+    def __init__(self, redis: Redis, scripts: Scripts, *, cache_s: float = 30.0) -> None:
         self.redis = redis
         self.scripts = scripts
+        self.cache_s = cache_s
+        self.cache_enabled = False
+        self._cache: dict[str, tuple[float, Tenant]] = {}
 
     async def authenticate(self, api_key: str) -> Tenant | None:
+        digest = hash_key(api_key)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now and self.cache_enabled:
+            return cached[1]
         row = await self.scripts.authenticate(
-            keys=[keys.api_key(hash_key(api_key))],
+            keys=[keys.api_key(digest)],
             args=[int(time.time()), keys.tenant("")],
         )
         if not row:
             return None
         tenant_id, name, status, key_id = row
-        return Tenant(tenant_id, name, status, key_id)
+        tenant = Tenant(tenant_id, name, status, key_id)
+        if self.cache_enabled:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + self.cache_s, tenant)
+        return tenant
+
+    def forget_all(self) -> None:
+        self._cache.clear()
+
+    async def announce_change(self) -> None:
+        """Tell every process to drop its cached keys (after a revocation or suspension)."""
+        self.forget_all()
+        await self.redis.publish(keys.AUTH_CHANGES, "1")
 
     async def ensure_tenant(self, tenant_id: str, name: str) -> Tenant:
         await self.redis.hsetnx(keys.tenant(tenant_id), "name", name)
@@ -68,3 +96,4 @@ class TenantStore:
 
     async def remove_key(self, api_key: str) -> None:
         await self.redis.delete(keys.api_key(hash_key(api_key)))
+        await self.announce_change()

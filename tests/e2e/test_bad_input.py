@@ -33,7 +33,9 @@ async def untouched(client: httpx.AsyncClient, redis_url: str) -> AsyncIterator[
     r.close()
 
 
-def assert_problem(response: httpx.Response, status: int, code: str, pointer: str | None = None) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response, status: int, code: str, pointer: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
@@ -96,7 +98,9 @@ class TestRefusedBeforeAnythingHappens:
         assert_problem(response, 413, "media_too_large", "/image/data")
 
     async def test_upload_that_is_not_an_image(self, client: httpx.AsyncClient) -> None:
-        response = await client.post("/v1/files", files={"file": ("a.png", b"GIF89a-nope", "image/png")})
+        response = await client.post(
+            "/v1/files", files={"file": ("a.png", b"GIF89a-nope", "image/png")}
+        )
         assert_problem(response, 422, "invalid_media", "/file")
 
     async def test_unknown_file_id(self, client: httpx.AsyncClient) -> None:
@@ -133,7 +137,9 @@ class TestRefusedBeforeAnythingHappens:
         assert_problem(await client.post("/v1/jobs/job_nope/cancel"), 404, "not_found")
 
     async def test_artifact_with_a_bad_signature(self, client: httpx.AsyncClient) -> None:
-        response = await client.get("/v1/artifacts/art_x", params={"expires": 9999999999, "sig": "0"})
+        response = await client.get(
+            "/v1/artifacts/art_x", params={"expires": 9999999999, "sig": "0"}
+        )
         assert_problem(response, 404, "not_found")
 
     async def test_missing_and_wrong_keys(self, client: httpx.AsyncClient) -> None:
@@ -146,7 +152,9 @@ class TestRefusedBeforeAnythingHappens:
             "/v1/images/remove-background", json=body, headers={"Authorization": "Bearer mg_live_x"}
         )
         assert_problem(response, 401, "unauthenticated")
-        assert_problem(await client.get("/v1/jobs", headers={"Authorization": ""}), 401, "unauthenticated")
+        assert_problem(
+            await client.get("/v1/jobs", headers={"Authorization": ""}), 401, "unauthenticated"
+        )
 
     async def test_unknown_route(self, client: httpx.AsyncClient) -> None:
         assert_problem(await client.get("/v1/nothing-here"), 404, "not_found")

@@ -18,7 +18,9 @@ async def stats(client: httpx.AsyncClient, provider: str) -> dict[str, Any]:
     return body.get(provider, {"requests": 0, "submissions": 0})
 
 
-async def wait_terminal(client: httpx.AsyncClient, job_id: str, timeout_s: float = 20) -> dict[str, Any]:
+async def wait_terminal(
+    client: httpx.AsyncClient, job_id: str, timeout_s: float = 20
+) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         job: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}")).json()
@@ -97,7 +99,9 @@ async def test_events_stream_until_terminal(client: httpx.AsyncClient) -> None:
 async def test_uploaded_file_feeds_a_job(client: httpx.AsyncClient) -> None:
     from tests.utils.media import png_bytes
 
-    upload = await client.post("/v1/files", files={"file": ("a.png", png_bytes(30, 30), "image/png")})
+    upload = await client.post(
+        "/v1/files", files={"file": ("a.png", png_bytes(30, 30), "image/png")}
+    )
     assert upload.status_code == 201, upload.text
     file_id = upload.json()["id"]
     response = await client.post(
@@ -157,7 +161,9 @@ async def test_listing_filters_and_pages(client: httpx.AsyncClient) -> None:
 
 
 async def test_upstream_500_falls_back_to_the_next_provider(client: httpx.AsyncClient) -> None:
-    await client.post("/_sandbox/faults", json={"provider": "imagepig", "fault": "http_500", "count": 1})
+    await client.post(
+        "/_sandbox/faults", json={"provider": "imagepig", "fault": "http_500", "count": 1}
+    )
     response = await client.post(
         "/v1/images/remove-background",
         json={"image": {"data": png_b64()}},

@@ -8,7 +8,9 @@ import io
 from PIL import Image
 
 
-def png_bytes(width: int = 32, height: int = 32, color: tuple[int, int, int] | None = None) -> bytes:
+def png_bytes(
+    width: int = 32, height: int = 32, color: tuple[int, int, int] | None = None
+) -> bytes:
     """A PNG; with ``color`` it is one flat colour (the sandbox reads that as 'no face')."""
     if color is not None:
         img = Image.new("RGB", (width, height), color)

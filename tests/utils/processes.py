@@ -9,8 +9,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
 from pathlib import Path
+from typing import IO
 
 from tests.utils.net import free_port, wait_until_up
 

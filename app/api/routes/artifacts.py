@@ -41,4 +41,6 @@ def serve_blob(gateway: Gateway, blob_id: str, content_type: str, what: str) -> 
     path = gateway.blobs.local_path(blob_id)
     if not path.exists():
         raise NotFound(what, blob_id)
-    return FileResponse(path, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
+    return FileResponse(
+        path, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"}
+    )

@@ -39,7 +39,7 @@ async def upload_file(
     return FileObject(
         id=meta.id,
         content_type=meta.content_type,
-        bytes=meta.bytes,
+        bytes=meta.size,
         width=meta.width,
         height=meta.height,
     )

@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -27,9 +27,10 @@ class JobList(BaseModel):
     next_cursor: str | None
 
 
-@router.get("/{job_id}", name="get_job")
-async def get_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> Job:
-    return await jobs.get(tenant, job_id)
+@router.get("/{job_id}", name="get_job", response_model=Job)
+async def get_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> Response:
+    job = await jobs.get(tenant, job_id)
+    return Response(job.model_dump_json(), media_type="application/json")
 
 
 @router.get("", name="list_jobs")

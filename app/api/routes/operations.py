@@ -23,10 +23,8 @@ _ENVELOPE_FIELDS = set(Envelope.model_fields)
 def _request_model(operation: Operation, params: type[Params]) -> type[Params]:
     """The request body: the operation's parameters plus the common envelope fields."""
     name = "".join(part.title() for part in operation.value.replace(".", "_").split("_"))
-    fields: dict[str, Any] = {
-        n: (f.annotation, f) for n, f in Envelope.model_fields.items()
-    }
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    fields: dict[str, Any] = {n: (f.annotation, f) for n, f in Envelope.model_fields.items()}
+    return create_model(
         f"{name}Request",
         __base__=params,
         __config__=None,
@@ -50,7 +48,7 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
     summary = operation.value
 
     async def create_job(
-        body: request_model = Body(),  # type: ignore[valid-type]
+        body: request_model = Body(),  # type: ignore[valid-type]  # noqa: B008
         *,
         tenant: TenantDep,
         jobs: JobsDep,
@@ -83,4 +81,3 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
 
 for _operation, _params in PARAMS.items():
     _add_route(_operation, _params)
-
