@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, ExitStack
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from app import logs
 from app.config import Settings, get_settings
 
 DEFAULT_PORT = 8000
@@ -171,10 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
-    )
+    logs.configure(args.log_level)
     args.func(args)
 
 

@@ -8,7 +8,9 @@ started it. A ``mediagate worker`` without a Redis URL attaches to that socket.
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -30,6 +32,15 @@ def redis_server_binary() -> str:
     if not found:
         raise RuntimeError("no redis-server binary: install mediagate with its dependencies")
     return found
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to stop the server when its parent exits, even by ``kill -9``."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: ``stop()`` remains the way it ends
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -81,6 +92,7 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
