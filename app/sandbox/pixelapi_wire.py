@@ -1,0 +1,212 @@
+"""PixelAPI emulator, the wire: the User-Agent and key checks and the documented request shapes.
+
+Each submission's body is read here into the :class:`~app.sandbox.pixelapi_jobs.Work` it asks
+for, or refused with a :class:`Reject` carrying the API's ``{"detail": …}``. How the document is
+read (``app/providers/pixelapi.py`` keeps the same readings):
+
+- **User-Agent.** "Requests without a proper User-Agent may be blocked by our CDN" (403), and
+  urllib users "MUST set" one: 403 when the header is missing or blank, or when every product
+  token in it is a stock HTTP library or runtime (``python-requests/…``, ``python-httpx/…``,
+  ``Python-urllib/…``, ``Python/… aiohttp/…``, ``curl/…``, ``Wget/…``, ``Go-http-client/…``).
+  One custom product anywhere (``MyApp/1.0``) passes. The CDN answers before the API, so that
+  403 is Cloudflare's plain text ``error code: 1010``, on every path.
+- **Sizes.** Generation renders ``width``×``height`` (512–1536, default 1024; ``steps`` within
+  the model's range; ``negative_prompt`` ignored by FLUX). Background removal gives a PNG with
+  alpha at the input's size, upscale a PNG at 4× it. "Maximum resolution is 4096×4096" holds
+  in and out: an input over 4096 px, or an upscale input over 1024 px, is a 400.
+- **image_url** (JSON, or a form field without a file) is downloaded at submission under the
+  same 10 MB cap; a URL that cannot be fetched or is not an image is a 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import httpx
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+
+from app.sandbox import images
+from app.sandbox.pixelapi_jobs import Operation, Work
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_SIDE = 4096
+UPSCALE_FACTOR = 4
+FETCH_TIMEOUT_S = 10.0
+FETCH_USER_AGENT = "PixelAPI-Fetcher/1.0"
+ACCEPTED_FORMATS = frozenset({"jpeg", "png", "webp"})
+
+STEPS = {"flux-schnell": (1, 8), "sdxl": (20, 50)}
+STOCK_PRODUCTS = frozenset(
+    {
+        "python-requests", "python-httpx", "python-urllib", "python", "aiohttp", "httpx",
+        "curl", "wget", "go-http-client", "okhttp", "java", "node", "node-fetch", "undici",
+        "axios", "libwww-perl",
+    }
+)  # fmt: skip
+
+
+class Reject(Exception):
+    """A request refused with the API's ``{"detail": …}`` body."""
+
+    def __init__(self, status: int, detail: object) -> None:
+        super().__init__(status)
+        self.status, self.detail = status, detail
+
+
+def proper_user_agent(agent: str | None) -> bool:
+    """False when the agent is missing, blank, or names only stock libraries and runtimes."""
+    depth, kept = 0, []
+    for char in agent or "":  # drop "(comments)", keep product tokens
+        depth += char == "("
+        if depth == 0:
+            kept.append(char)
+        depth -= char == ")" and depth > 0
+    names = [token.split("/", 1)[0].lower() for token in "".join(kept).split()]
+    return any(name not in STOCK_PRODUCTS for name in names)
+
+
+def bearer(header: str | None) -> str | None:
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+class _GenerateBody(BaseModel):
+    """``POST /v1/image/generate`` as documented (FastAPI validates it the same way)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: Literal["flux-schnell", "sdxl"]
+    prompt: str = Field(min_length=1)
+    negative_prompt: str | None = None
+    width: int = Field(default=1024, ge=512, le=1536)
+    height: int = Field(default=1024, ge=512, le=1536)
+    steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _steps_in_model_range(self) -> _GenerateBody:
+        low, high = STEPS[self.model]
+        if self.steps is not None and not low <= self.steps <= high:
+            raise ValueError(f"steps must be from {low} to {high} for {self.model}")
+        return self
+
+
+def _field_error(kind: str, name: str, msg: str, value: object = None) -> dict[str, object]:
+    return {"type": kind, "loc": ["body", name], "msg": msg, "input": value}
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise Reject(422, [_field_error("json_invalid", "body", "JSON decode error")]) from exc
+    if not isinstance(body, dict):
+        msg = "Input should be a valid dictionary or object to extract fields from"
+        raise Reject(422, [_field_error("model_attributes_type", "body", msg, body)])
+    return body
+
+
+async def _parse_generate(request: Request) -> Work:
+    try:
+        body = _GenerateBody.model_validate(await _json_object(request))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise Reject(422, [{**e, "loc": ["body", *e["loc"]]} for e in errors]) from exc
+    return Work(body.width, body.height, model=body.model, seed=body.seed)
+
+
+async def _read_multipart(request: Request) -> tuple[bytes | None, object]:
+    try:
+        async with request.form() as form:
+            image, url = form.get("image"), form.get("image_url")
+            if isinstance(image, str):
+                raise Reject(422, [_field_error("value_error", "image", "Expected a file")])
+            return (await image.read() if isinstance(image, UploadFile) else None), url
+    except (MultiPartException, HTTPException) as exc:
+        raise Reject(400, f"Malformed multipart body: {exc}") from exc
+
+
+def _measure(data: bytes) -> tuple[int, int]:
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise Reject(413, "File too large. Maximum size is 10MB.")
+    info = images.inspect(data)
+    if info is None or info.format not in ACCEPTED_FORMATS:
+        raise Reject(400, "Invalid image file. Supported formats: JPEG, PNG, WebP.")
+    if max(info.width, info.height) > MAX_SIDE:
+        detail = f"Image is {info.width}x{info.height}; maximum resolution is 4096x4096 pixels."
+        raise Reject(400, detail)
+    return info.width, info.height
+
+
+async def _input_size(request: Request) -> tuple[int, int]:
+    """The size of the picture worked on: an uploaded ``image`` or an ``image_url``."""
+    content_type = request.headers.get("content-type", "").lower()
+    data: bytes | None = None
+    if content_type.startswith("multipart/form-data"):
+        data, url = await _read_multipart(request)
+    elif content_type.startswith("application/json"):
+        url = (await _json_object(request)).get("image_url")
+    else:
+        detail = "Send multipart/form-data with an image file, or application/json with image_url."
+        raise Reject(400, detail)
+    if data is not None and url is not None:
+        raise Reject(400, "Provide either image (file upload) or image_url (JSON), not both.")
+    if data is not None:
+        return _measure(data)
+    if url is None:
+        raise Reject(422, [_field_error("missing", "image", "Field required")])
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        msg = "image_url must be a public http(s) URL"
+        raise Reject(422, [_field_error("url_parsing", "image_url", msg, url)])
+    return _measure(await _download(url))
+
+
+async def _download(url: str) -> bytes:
+    """The picture at ``image_url``, read up to one byte past the cap."""
+    data = bytearray()
+    headers = {"User-Agent": FETCH_USER_AGENT}
+    try:
+        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, follow_redirects=True) as client:
+            async with client.stream("GET", url, headers=headers) as response:
+                if not response.is_success:
+                    detail = f"Could not download image_url (HTTP {response.status_code})."
+                    raise Reject(400, detail)
+                async for chunk in response.aiter_bytes():
+                    data += chunk
+                    if len(data) > MAX_UPLOAD_BYTES:
+                        break
+    except httpx.HTTPError as exc:
+        raise Reject(400, "Could not download image_url.") from exc
+    return bytes(data)
+
+
+async def _parse_remove_background(request: Request) -> Work:
+    width, height = await _input_size(request)
+    return Work(width, height, alpha=True)
+
+
+async def _parse_upscale(request: Request) -> Work:
+    width, height = await _input_size(request)
+    if max(width, height) * UPSCALE_FACTOR > MAX_SIDE:
+        detail = (
+            f"Image is {width}x{height}; the 4x output would exceed the maximum resolution of "
+            "4096x4096 pixels. Use an input of at most 1024x1024."
+        )
+        raise Reject(400, detail)
+    return Work(width * UPSCALE_FACTOR, height * UPSCALE_FACTOR)
+
+
+PARSERS: dict[Operation, Callable[[Request], Awaitable[Work]]] = {
+    "generate": _parse_generate,
+    "remove-background": _parse_remove_background,
+    "upscale": _parse_upscale,
+}
+"""Each submission endpoint's body reader: the work asked for, or a :class:`Reject`."""
