@@ -105,25 +105,46 @@ def openapi(args: argparse.Namespace) -> None:
 
 
 def admin(args: argparse.Namespace) -> None:
-    asyncio.run(_admin(args, get_settings()))
+    """Call the admin API of a running gateway and print its JSON answer."""
+    import httpx
+
+    method, path, body = _admin_request(args)
+    response = httpx.request(
+        method,
+        args.url.rstrip("/") + path,
+        json=body,
+        headers={"Authorization": f"Bearer {args.token}"},
+        timeout=30,
+    )
+    if response.content:
+        json.dump(response.json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    if response.is_error:
+        raise SystemExit(1)
 
 
-async def _admin(args: argparse.Namespace, settings: Settings) -> None:
-    from app.gateway import redis_url
-    from app.store.connection import connect
-    from app.store.scripts import Scripts
-    from app.store.tenants import TenantStore
-
-    async with AsyncExitStack() as stack:
-        redis = connect(redis_url(settings, stack, embed=False))
-        stack.push_async_callback(redis.aclose)
-        tenants = TenantStore(redis, Scripts.register(redis))
-        if args.admin_command == "create-tenant":
-            tenant = await tenants.ensure_tenant(args.id, args.name or args.id)
-            print(json.dumps({"id": tenant.id, "name": tenant.name}))
-        elif args.admin_command == "create-key":
-            key_id, key = await tenants.add_key(args.tenant)
-            print(json.dumps({"id": key_id, "key": key}))
+def _admin_request(args: argparse.Namespace) -> tuple[str, str, dict[str, object] | None]:
+    action = args.admin_command
+    if action == "create-tenant":
+        body: dict[str, object] = {"name": args.name}
+        if args.rpm is not None:
+            body["rate_limit_rpm"] = args.rpm
+        if args.concurrency is not None:
+            body["max_concurrent_jobs"] = args.concurrency
+        return "POST", "/admin/tenants", body
+    if action == "list-tenants":
+        return "GET", "/admin/tenants", None
+    if action in ("suspend", "activate"):
+        status = "suspended" if action == "suspend" else "active"
+        return "PATCH", f"/admin/tenants/{args.tenant}", {"status": status}
+    if action == "create-key":
+        return "POST", f"/admin/tenants/{args.tenant}/keys", None
+    if action == "revoke-key":
+        return "DELETE", f"/admin/keys/{args.key_id}", None
+    if action == "grant":
+        body = {"amount": args.amount, "reason": args.reason}
+        return "POST", f"/admin/tenants/{args.tenant}/credits", body
+    raise SystemExit(f"unknown admin action {action}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,13 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=SANDBOX_PORT)
     p.set_defaults(func=sandbox)
 
-    p = commands.add_parser("admin", help="tenants and API keys")
-    admin_commands = p.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
-    a = admin_commands.add_parser("create-tenant", help="create a tenant (idempotent)")
-    a.add_argument("id")
-    a.add_argument("--name")
-    a = admin_commands.add_parser("create-key", help="issue an API key (printed once)")
+    p = commands.add_parser("admin", help="tenants, keys and credits (calls the admin API)")
+    p.add_argument(
+        "--url",
+        default=os.environ.get("MEDIAGATE_PUBLIC_BASE_URL", f"http://127.0.0.1:{DEFAULT_PORT}"),
+    )
+    p.add_argument("--token", default=os.environ.get("MEDIAGATE_ADMIN_TOKEN", ""))
+    actions = p.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    a = actions.add_parser("create-tenant", help="create a tenant")
+    a.add_argument("name")
+    a.add_argument("--rpm", type=int, help="requests per minute")
+    a.add_argument("--concurrency", type=int, help="unfinished jobs at once")
+    actions.add_parser("list-tenants", help="list tenants")
+    for verb in ("suspend", "activate"):
+        a = actions.add_parser(verb, help=f"{verb} a tenant")
+        a.add_argument("tenant")
+    a = actions.add_parser("create-key", help="issue an API key (printed once)")
     a.add_argument("tenant")
+    a = actions.add_parser("revoke-key", help="revoke an API key")
+    a.add_argument("key_id")
+    a = actions.add_parser("grant", help="grant credits to a tenant")
+    a.add_argument("tenant")
+    a.add_argument("amount", type=int)
+    a.add_argument("--reason", default="grant")
     p.set_defaults(func=admin)
 
     p = commands.add_parser("openapi", help="print the OpenAPI document as JSON")

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     routing: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROUTING))
     config: Path | None = Field(default=None, description="Optional YAML file with these fields.")
 
+    prices: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="operation → provider → credits, over the defaults."
+    )
+    tenant_rate_limit_rpm: int = Field(default=600, ge=1, description="Default per tenant.")
+    tenant_max_concurrent_jobs: int = Field(default=100, ge=1, description="Default per tenant.")
+
     run_worker: bool = Field(default=True, description="Run a worker inside `mediagate serve`.")
     worker_concurrency: int = Field(default=64, ge=1)
     lease_s: float = Field(default=30.0, gt=1, description="A claimed job's lease.")

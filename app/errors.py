@@ -10,7 +10,9 @@ code base knows about HTTP responses.
     GatewayError
     ├── InvalidRequest            400/413/422  malformed JSON, wrong types, bad media, bad base64
     │   └── UnsupportedParameter  422          the chosen provider cannot honour a parameter
-    ├── Unauthenticated           401          missing or unknown API key
+    ├── Unauthenticated           401          missing, unknown or revoked API key
+    ├── Forbidden                 403          suspended tenant
+    ├── RateLimited               429          a tenant's request rate or job concurrency
     ├── NotFound                  404          unknown id, or an id of another tenant
     ├── Conflict                  409          e.g. cancelling a finished job
     ├── StoreUnavailable          503          Redis cannot be reached
@@ -74,6 +76,7 @@ class GatewayError(Exception):
     status: int = 500
     errors: list[FieldError] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__(self.detail)
@@ -113,6 +116,16 @@ class UnsupportedParameter(InvalidRequest):
 class Unauthenticated(GatewayError):
     def __init__(self, detail: str = "a valid API key is required") -> None:
         super().__init__(detail, ErrorCode.unauthenticated, 401)
+
+
+class RateLimited(GatewayError):
+    def __init__(self, detail: str, headers: dict[str, str]) -> None:
+        super().__init__(detail, ErrorCode.rate_limited, 429, headers=headers)
+
+
+class Forbidden(GatewayError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, ErrorCode.forbidden, 403)
 
 
 class NotFound(GatewayError):

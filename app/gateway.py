@@ -21,7 +21,13 @@ from app.jobs.service import JobService
 from app.metrics import Metrics
 from app.providers.registry import ProviderRegistry
 from app.signing import UrlSigner
+from app.jobs.accounting import Accounting
+from app.jobs.prices import PriceBook
+from app.store import keys
+from app.store.credits import CreditLedger
 from app.store.embedded import EmbeddedRedis, socket_url
+from app.store.idempotency import IdempotencyStore
+from app.store.rate_limits import ConcurrencySlots, RateLimiter
 from app.store.files import FileIndex
 from app.store.jobs import JobStore
 from app.store.scripts import Scripts
@@ -30,6 +36,8 @@ from app.worker import Worker
 
 SANDBOX_TENANT_ID = "sandbox"
 SANDBOX_CREDITS = 1_000_000
+SANDBOX_RATE_LIMIT_RPM = 1_000_000
+SANDBOX_MAX_CONCURRENT_JOBS = 100_000
 FILE_TTL_S = 7 * 86400
 
 
@@ -47,6 +55,9 @@ class Gateway:
     blobs: LocalBlobStore
     signer: UrlSigner
     worker: Worker
+    accounting: Accounting
+    rate_limiter: RateLimiter
+    idempotency: IdempotencyStore
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -82,9 +93,16 @@ async def build_gateway(
     signer = UrlSigner(signing_key(settings), settings.public_base_url, settings.artifact_url_ttl_s)
     providers = ProviderRegistry.from_settings(settings, http)
     media = StoredMedia(files, blobs, signer, http, settings.max_media_bytes)
-    runner = JobRunner(store, providers, media, blobs, files, metrics, settings.lease_s)
+    prices = PriceBook(redis, providers, settings.prices)
+    accounting = Accounting(
+        CreditLedger(redis, scripts),
+        prices,
+        ConcurrencySlots(redis, scripts),
+        default_max_concurrent_jobs=settings.tenant_max_concurrent_jobs,
+    )
+    runner = JobRunner(store, providers, media, blobs, files, metrics, accounting, settings.lease_s)
     tenants = TenantStore(redis, scripts)
-    events = EventHub(redis, tenants)
+    events = EventHub(redis, [tenants, prices])
     jobs = JobService(
         store,
         providers,
@@ -93,13 +111,28 @@ async def build_gateway(
         files,
         blobs,
         signer,
+        accounting,
         max_media_bytes=settings.max_media_bytes,
         lease_s=settings.lease_s,
     )
     worker = Worker(
         store, runner, metrics, concurrency=settings.worker_concurrency, lease_s=settings.lease_s
     )
-    return Gateway(settings, redis, http, metrics, jobs, tenants, files, blobs, signer, worker)
+    return Gateway(
+        settings,
+        redis,
+        http,
+        metrics,
+        jobs,
+        tenants,
+        files,
+        blobs,
+        signer,
+        worker,
+        accounting,
+        RateLimiter(redis, scripts),
+        IdempotencyStore(redis, scripts),
+    )
 
 
 def redis_url(settings: Settings, stack: AsyncExitStack, *, embed: bool) -> str:
@@ -115,9 +148,20 @@ def redis_url(settings: Settings, stack: AsyncExitStack, *, embed: bool) -> str:
 
 
 async def seed(gateway: Gateway) -> None:
+    """Sandbox mode: the tenant of the README's walk-through, with its key and credits."""
     if gateway.settings.sandbox:
-        await gateway.tenants.ensure_tenant(SANDBOX_TENANT_ID, "sandbox")
-        await gateway.tenants.ensure_key(SANDBOX_TENANT_ID, SANDBOX_TENANT_KEY)
+        tenants = gateway.tenants
+        await tenants.create(
+            "sandbox",
+            tenant_id=SANDBOX_TENANT_ID,
+            rate_limit_rpm=SANDBOX_RATE_LIMIT_RPM,
+            max_concurrent_jobs=SANDBOX_MAX_CONCURRENT_JOBS,
+        )
+        await tenants.ensure_key(SANDBOX_TENANT_ID, SANDBOX_TENANT_KEY)
+        ledger = gateway.accounting.ledger
+        if not await gateway.redis.hsetnx(keys.SEEDED, SANDBOX_TENANT_ID, "1"):
+            return
+        await ledger.grant(SANDBOX_TENANT_ID, SANDBOX_CREDITS, "sandbox seed")
     else:
         await gateway.tenants.remove_key(SANDBOX_TENANT_KEY)
 

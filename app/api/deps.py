@@ -6,6 +6,8 @@ reservation) each run as one Lua script in ``store/`` and hook in beside ``curre
 
 from __future__ import annotations
 
+import hmac
+import math
 import re
 from typing import Annotated
 
@@ -13,12 +15,14 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import SANDBOX_TENANT_KEY
-from app.errors import Unauthenticated
+from app.errors import Forbidden, RateLimited, Unauthenticated
 from app.gateway import Gateway, gateway_of
 from app.jobs.service import JobService
 from app.store.tenants import Tenant
 
-_bearer = HTTPBearer(auto_error=False, description="A tenant API key: `mg_live_…`.")
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="TenantKey", description="A tenant API key: `mg_live_…`."
+)
 
 
 # Dependencies are ``async`` even when they do not await: FastAPI runs plain functions on a
@@ -48,15 +52,53 @@ async def current_tenant(
     key = credentials.credentials
     if key == SANDBOX_TENANT_KEY and not gateway.settings.sandbox:
         raise Unauthenticated("the sandbox key works only in sandbox mode")
-    tenant = await gateway.tenants.authenticate(key)
-    if tenant is None:
+    caller = await gateway.tenants.authenticate(key)
+    if caller is None:
         raise Unauthenticated("unknown or revoked API key")
+    tenant = caller.tenant
     if not tenant.active:
-        raise Unauthenticated("this tenant is suspended")
+        raise Forbidden("this tenant is suspended")
+    await _check_rate(gateway, tenant)
     return tenant
 
 
+async def _check_rate(gateway: Gateway, tenant: Tenant) -> None:
+    """GCRA over the tenant's requests per minute, exact across processes (Redis clock)."""
+    rpm = tenant.rate_limit_rpm or gateway.settings.tenant_rate_limit_rpm
+    burst = max(1, rpm // 6)  # ten seconds' worth
+    decision = await gateway.rate_limiter.check(f"tenant:{{{tenant.id}}}", rpm, burst)
+    if decision.allowed:
+        return
+    gateway.metrics.rate_limited.labels("tenant").inc()
+    retry = max(1, math.ceil(decision.retry_after_s))
+    raise RateLimited(
+        f"more than {rpm} requests per minute; retry in {retry} s",
+        {
+            "Retry-After": str(retry),
+            "RateLimit-Policy": f'"requests";q={rpm};w=60',
+            "RateLimit": f'"requests";r={decision.remaining};t={math.ceil(decision.reset_s)}',
+        },
+    )
+
+
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
+
+_admin_bearer = HTTPBearer(
+    auto_error=False, scheme_name="AdminToken", description="`MEDIAGATE_ADMIN_TOKEN`."
+)
+
+
+async def require_admin(
+    gateway: GatewayDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
+) -> None:
+    token = gateway.settings.admin_token
+    if token is None:
+        raise Unauthenticated("the admin API is off: set MEDIAGATE_ADMIN_TOKEN")
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise Unauthenticated("send the admin token as 'Authorization: Bearer …'")
+
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)")
 

@@ -91,7 +91,7 @@ _HTTP_CODES = {
 def install(app: FastAPI) -> None:
     async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GatewayError)
-        return problem_response(exc, request.url.path)
+        return problem_response(exc, request.url.path, exc.headers or None)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -2,8 +2,8 @@
 
 One pattern subscription per process receives every job's changes (``save_job.lua``
 publishes them) and hands each to the local waiters of that job, so waiting costs no Redis
-connection per request. The same connection carries ``keys.AUTH_CHANGES``, which clears the
-process's cache of API keys; while the subscription is down that cache is not trusted.
+connection per request. The same connection carries ``keys.CACHE_INVALIDATIONS``, which clears
+the process's caches (API keys, prices); while the subscription is down they are not trusted.
 """
 
 from __future__ import annotations
@@ -13,20 +13,28 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.store import keys
-from app.store.tenants import TenantStore
 
 log = logging.getLogger(__name__)
 
 
+class LocalCache(Protocol):
+    """A per-process cache kept honest by ``keys.CACHE_INVALIDATIONS``."""
+
+    cache_enabled: bool
+
+    def forget_all(self) -> None: ...
+
+
 class EventHub:
-    def __init__(self, redis: Redis, tenants: TenantStore) -> None:
+    def __init__(self, redis: Redis, caches: list[LocalCache]) -> None:
         self.redis = redis
-        self.tenants = tenants
+        self.caches = caches
         self._waiters: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -63,25 +71,30 @@ class EventHub:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(pattern)
-                await pubsub.subscribe(keys.AUTH_CHANGES)
-                self.tenants.cache_enabled = True
+                await pubsub.subscribe(keys.CACHE_INVALIDATIONS)
+                self._trust_caches(True)
                 self._ready.set()
                 async for message in pubsub.listen():
                     channel = message["channel"]
-                    if channel == keys.AUTH_CHANGES:
-                        self.tenants.forget_all()
+                    if channel == keys.CACHE_INVALIDATIONS:
+                        self._trust_caches(True)
                         continue
                     for queue in self._waiters.get(channel, ()):
                         queue.put_nowait(message["data"])
             except (RedisError, OSError) as exc:
                 log.warning("event subscription lost (%s); reconnecting", type(exc).__name__)
-                self.tenants.cache_enabled = False
-                self.tenants.forget_all()
+                self._trust_caches(False)
                 self._wake_all()
                 await asyncio.sleep(1)
             finally:
                 with suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _trust_caches(self, trusted: bool) -> None:
+        """Empty every local cache; keep using them only while subscribed."""
+        for cache in self.caches:
+            cache.forget_all()
+            cache.cache_enabled = trusted
 
     def _wake_all(self) -> None:
         """Let every waiter re-read its job: a change may have been missed while away."""

@@ -25,7 +25,8 @@ from contextlib import asynccontextmanager
 from PIL import Image, UnidentifiedImageError
 
 from app.blobs import BlobStore
-from app.errors import GatewayError, UpstreamError
+from app.errors import ErrorCode, GatewayError, UpstreamError
+from app.jobs.accounting import Accounting
 from app.jobs.media_source import StoredMedia
 from app.jobs.models import (
     Artifact,
@@ -42,7 +43,7 @@ from app.metrics import Metrics
 from app.providers.base import Call, Failed, OutputFile, Progress, Submitted, Succeeded
 from app.providers.registry import ProviderRegistry
 from app.store.files import BlobMeta, FileIndex
-from app.store.jobs import JobStore, Schedule, Stored, now_ms
+from app.store.jobs import JobStore, Schedule, Settle, Stored, now_ms
 
 MAX_TRIES_PER_PROVIDER = 3
 BACKOFF_BASE_S = 1.0
@@ -60,8 +61,10 @@ class JobRunner:
         blobs: BlobStore,
         files: FileIndex,
         metrics: Metrics,
+        accounting: Accounting,
         lease_s: float,
     ) -> None:
+        self.accounting = accounting
         self.store = store
         self.providers = providers
         self.media = media
@@ -138,8 +141,21 @@ class JobRunner:
         record = stored.record
         job = record.job
         if failure.retryable and len(record.plan) > 1:
-            previous = record.plan.pop(0)
-            self.metrics.fallback(job.operation.value, previous, record.plan[0])
+            previous, following = record.plan[0], record.plan[1]
+            price = await self.accounting.price(job.operation, following)
+            if price != job.credits.reserved:
+                short = await self.accounting.move_hold(record.tenant_id, job.id, price)
+                if short is not None:
+                    job.status = JobStatus.failed
+                    job.error = JobError(
+                        code=ErrorCode.insufficient_credits,
+                        message=f"falling back to {following} needs {price} credits; "
+                        f"{short.available} are available",
+                    )
+                    return await self._finish(stored, lease)
+                job.credits.reserved = price
+            record.plan.pop(0)
+            self.metrics.fallback(job.operation.value, previous, following)
             return await self._save_due(stored, lease, 0)
         tries = sum(1 for a in job.attempts if a.provider == record.plan[0])
         if failure.retryable and tries < MAX_TRIES_PER_PROVIDER:
@@ -150,9 +166,13 @@ class JobRunner:
         return await self._finish(stored, lease)
 
     async def _finish(self, stored: Stored, lease: str) -> Stored:
-        job = stored.record.job
+        """Save the job terminal; its credits are charged (succeeded) or released with it."""
+        record = stored.record
+        job = record.job
         job.completed_at = utcnow()
-        saved = await self.store.save(stored, schedule=Schedule.release, lease=lease)
+        settle = Settle.charge if job.status is JobStatus.succeeded else Settle.release
+        saved = await self.store.save(stored, schedule=Schedule.release, lease=lease, settle=settle)
+        await self.accounting.free_slot(record.tenant_id, job.id)
         self.metrics.job_finished(job)
         return saved
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from app.blobs import BlobStore
 from app.errors import Conflict, ErrorCode, InvalidRequest, NotFound, UnsupportedParameter
+from app.jobs.accounting import Accounting, InsufficientCredits
 from app.jobs.events import EventHub
 from app.jobs.intake import CheckedImage, check_image, decode_base64
 from app.jobs.media import MediaInput
@@ -33,8 +34,9 @@ from app.jobs.runner import JobRunner
 from app.providers.base import Media
 from app.providers.registry import ProviderRegistry
 from app.signing import UrlSigner
+from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
-from app.store.jobs import JobStore, SaveRefused, Schedule, Stored
+from app.store.jobs import JobStore, SaveRefused, Schedule, Settle, Stored
 from app.store.tenants import Tenant
 
 
@@ -65,6 +67,7 @@ class JobService:
         files: FileIndex,
         blobs: BlobStore,
         signer: UrlSigner,
+        accounting: Accounting,
         *,
         max_media_bytes: int,
         lease_s: float,
@@ -76,6 +79,7 @@ class JobService:
         self.files = files
         self.blobs = blobs
         self.signer = signer
+        self.accounting = accounting
         self.max_media_bytes = max_media_bytes
         self.lease_s = lease_s
         self._inline: set[asyncio.Task[Stored]] = set()
@@ -92,9 +96,32 @@ class JobService:
         wait_s: float = 0,
     ) -> Job:
         plan = self._plan(operation, params, envelope)
-        price = self.providers.bindings(operation)[plan[0]].price
-        params = await self._intake_media(tenant, params)
+        checked = await self._check_media(tenant, params)
+        price = await self.accounting.price(operation, plan[0])
+        await self.accounting.check_affordable(tenant, price)
         job_id = new_job_id()
+        await self.accounting.take_slot(tenant, job_id)
+        try:
+            return await self._create(
+                tenant, operation, params, envelope, plan, checked, job_id, price, wait_s
+            )
+        except BaseException:
+            await self.accounting.free_slot(tenant.id, job_id)
+            raise
+
+    async def _create(
+        self,
+        tenant: Tenant,
+        operation: Operation,
+        params: Params,
+        envelope: Envelope,
+        plan: list[str],
+        checked: dict[str, CheckedImage],
+        job_id: str,
+        price: int,
+        wait_s: float,
+    ) -> Job:
+        params = await self._store_media(tenant, params, checked)
         job = Job(
             id=job_id,
             operation=operation,
@@ -112,17 +139,21 @@ class JobService:
             plan=plan,
             callback_url=envelope.callback_url,
         )
+        if wait_s > 0:
+            # This process runs it now: created leased, with its first attempt recorded (the
+            # write the runner would otherwise make before calling the upstream).
+            job.status = JobStatus.running
+            job.provider = plan[0]
+            job.started_at = job.created_at
+            job.attempts.append(Attempt(provider=plan[0], started_at=job.created_at))
+        created = await self.store.create(
+            record, price=price, lease_s=self.lease_s if wait_s > 0 else None
+        )
+        if isinstance(created, Shortfall):
+            raise InsufficientCredits(created.required, created.available)
         if wait_s <= 0:
-            await self.store.create(record)
             return self.render(record.job)
-        # This process runs it now: created leased, with its first attempt already recorded
-        # (the write the runner would otherwise make before calling the upstream).
-        job.status = JobStatus.running
-        job.provider = plan[0]
-        job.started_at = job.created_at
-        job.attempts.append(Attempt(provider=plan[0], started_at=job.created_at))
-        stored = await self.store.create(record, lease_s=self.lease_s)
-        return await self._run_inline(stored, wait_s)
+        return await self._run_inline(created, wait_s)
 
     def _plan(self, operation: Operation, params: Params, envelope: Envelope) -> list[str]:
         bindings = self.providers.bindings(operation)
@@ -160,8 +191,8 @@ class JobService:
                 plan.append(name)
         return plan
 
-    async def _intake_media(self, tenant: Tenant, params: Params) -> Params:
-        """Check every media input, then store inline data as files; refs replace the data."""
+    async def _check_media(self, tenant: Tenant, params: Params) -> dict[str, CheckedImage]:
+        """Decode and check inline media, and that referenced files are the tenant's."""
         checked: dict[str, CheckedImage] = {}
         for name, ref in params.media().items():
             pointer = f"/{name}"
@@ -177,6 +208,12 @@ class JobService:
                         pointer=f"{pointer}/file_id",
                         status=404,
                     )
+        return checked
+
+    async def _store_media(
+        self, tenant: Tenant, params: Params, checked: dict[str, CheckedImage]
+    ) -> Params:
+        """Store checked inline media as files; their references replace the data."""
         if not checked:
             return params
         replaced: dict[str, MediaInput] = {}
@@ -305,12 +342,13 @@ class JobService:
                 raise Conflict(f"job {job_id} already {job.status.value}")
             job.status = JobStatus.canceled
             job.completed_at = utcnow()
-            if not job.attempts:
-                job.credits.reserved = 0
             try:
-                saved = await self.store.save(stored, schedule=Schedule.release)
+                saved = await self.store.save(
+                    stored, schedule=Schedule.release, settle=Settle.release
+                )
             except SaveRefused:
                 continue  # a worker moved it meanwhile: read again and decide again
+            await self.accounting.free_slot(tenant.id, job_id)
             self.runner.metrics.job_finished(job)
             return self.render(saved.record.job)
         raise Conflict(f"job {job_id} is changing too fast to cancel; retry")

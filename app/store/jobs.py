@@ -18,6 +18,7 @@ from redis.exceptions import ResponseError
 
 from app.jobs.models import JobRecord, JobStatus
 from app.store import keys
+from app.store.credits import Shortfall
 from app.store.scripts import Scripts
 
 
@@ -32,6 +33,25 @@ class Schedule(StrEnum):
     """Release the lease and take the job off the queues (terminal)."""
     keep = "keep"
     """Keep the lease: the caller goes on working on the job."""
+
+
+class Settle(StrEnum):
+    """What a terminal save does with the job's credit hold."""
+
+    charge = "charge"
+    release = "release"
+
+
+SETTLED_HOLD_TTL_S = 7 * 86400
+
+
+def _credit_keys(tenant_id: str, job_id: str) -> list[str]:
+    return [
+        keys.credit_account(tenant_id),
+        keys.credit_hold(tenant_id, job_id),
+        keys.credit_holds(tenant_id),
+        keys.credit_ledger(tenant_id),
+    ]
 
 
 class SaveRefused(Exception):
@@ -57,24 +77,41 @@ class JobStore:
         self.scripts = scripts
         self.retention_s = retention_s
 
-    async def create(self, record: JobRecord, *, lease_s: float | None = None) -> Stored:
-        """Store a new job, due now, or leased to the caller for ``lease_s`` seconds."""
+    async def create(
+        self, record: JobRecord, *, price: int, lease_s: float | None = None
+    ) -> Stored | Shortfall:
+        """Store a new job and hold ``price`` credits for it, atomically.
+
+        The job is due now, or leased to the caller for ``lease_s`` seconds. When the tenant
+        cannot afford it nothing is written and the shortfall is returned.
+        """
         job = record.job
+        tenant = record.tenant_id
         created = int(job.created_at.timestamp() * 1000)
         token = _new_token() if lease_s else ""
         expiry = now_ms() + int((lease_s or 0) * 1000)
-        await self.scripts.create_job(
-            keys=[keys.job(job.id), keys.DUE, keys.LEASES, keys.tenant_jobs(record.tenant_id)],
+        ok, available = await self.scripts.create_job(
+            keys=[
+                keys.job(job.id),
+                keys.DUE,
+                keys.LEASES,
+                keys.tenant_jobs(tenant),
+                *_credit_keys(tenant, job.id),
+            ],
             args=[
                 record.model_dump_json(),
                 job.status.value,
-                record.tenant_id,
+                tenant,
                 created,
                 token,
                 expiry,
                 job.id,
+                price,
+                job.operation.value,
             ],
         )
+        if not int(ok):
+            return Shortfall(required=price, available=int(available))
         return Stored(record, 1, token or None)
 
     async def get(self, job_id: str) -> Stored | None:
@@ -94,14 +131,25 @@ class JobStore:
         schedule: Schedule,
         due_ms: int = 0,
         lease: str | None = None,
+        settle: Settle | None = None,
     ) -> Stored:
-        """Write ``stored.record`` if it is still at ``stored.version``; returns the new state."""
+        """Write ``stored.record`` if it is still at ``stored.version``; returns the new state.
+
+        With ``settle``, the job's credit hold is charged or released in the same script;
+        ``record.job.credits.charged`` is set to what was charged.
+        """
         record = stored.record
-        status = record.job.status
+        job = record.job
+        status = job.status
         ttl = self.retention_s if status.terminal else 0
         try:
-            version = await self.scripts.save_job(
-                keys=[keys.job(record.job.id), keys.DUE, keys.LEASES],
+            version, settled = await self.scripts.save_job(
+                keys=[
+                    keys.job(job.id),
+                    keys.DUE,
+                    keys.LEASES,
+                    *_credit_keys(record.tenant_id, job.id),
+                ],
                 args=[
                     stored.version,
                     lease or "",
@@ -110,12 +158,17 @@ class JobStore:
                     schedule.value,
                     due_ms,
                     ttl,
-                    keys.job_events(record.job.id),
-                    record.job.id,
+                    keys.job_events(job.id),
+                    job.id,
+                    settle.value if settle else "",
+                    f"{job.operation.value} {status.value}",
+                    SETTLED_HOLD_TTL_S,
                 ],
             )
         except ResponseError as exc:
             raise SaveRefused(str(exc)) from exc
+        if settle is Settle.charge:
+            job.credits.charged = int(settled)
         return Stored(record, int(version), lease if schedule is Schedule.keep else None)
 
     async def claim(self, limit: int, lease_s: float) -> list[Stored]:

@@ -18,8 +18,22 @@ WORKERS = f"{PREFIX}workers"
 """ZSET worker id → epoch ms of its last heartbeat."""
 
 
-AUTH_CHANGES = f"{PREFIX}auth-changes"
-"""Pub/sub channel: a key was revoked or a tenant suspended; processes drop cached keys."""
+CACHE_INVALIDATIONS = f"{PREFIX}cache-invalidations"
+"""Pub/sub channel: a key was revoked, a tenant changed, prices changed; drop caches."""
+
+PRICES = f"{PREFIX}prices"
+"""HASH ``<operation>|<provider>`` → credits: price overrides set through the admin API."""
+
+SEEDED = f"{PREFIX}seeded"
+"""HASH of one-time seeds already applied (the sandbox tenant's credits)."""
+
+TENANTS = f"{PREFIX}tenants"
+"""ZSET tenant id → creation epoch s."""
+
+
+def key_id(key_id: str) -> str:
+    """STRING: the SHA-256 of the API key with this public id (for revocation)."""
+    return f"{PREFIX}keyid:{key_id}"
 
 
 def job(job_id: str) -> str:
@@ -55,3 +69,44 @@ def file(file_id: str) -> str:
 def artifact(artifact_id: str) -> str:
     """JSON (BlobMeta) of a stored output."""
     return f"{PREFIX}artifact:{artifact_id}"
+
+
+# Credits, limits and idempotency. Keys of one tenant carry the tenant id as a hash tag
+# (``{tenant}``) so the Lua scripts that touch several of them stay single-slot (DESIGN §4).
+
+
+def credit_account(tenant_id: str) -> str:
+    """HASH: ``balance`` and ``reserved`` credits (integers); available = balance - reserved."""
+    return f"{PREFIX}credits:{{{tenant_id}}}"
+
+
+def credit_hold(tenant_id: str, job_id: str) -> str:
+    """HASH: ``amount`` held for one job, ``state`` (held | charged | released), ``charged``."""
+    return f"{PREFIX}credits:{{{tenant_id}}}:hold:{job_id}"
+
+
+def credit_holds(tenant_id: str) -> str:
+    """SET of the job ids with an open hold (their amounts sum to the account's ``reserved``)."""
+    return f"{PREFIX}credits:{{{tenant_id}}}:holds"
+
+
+def credit_ledger(tenant_id: str) -> str:
+    """STREAM, append-only: one entry per credit movement (grant, debit, reserve, adjust, …)."""
+    return f"{PREFIX}credits:{{{tenant_id}}}:ledger"
+
+
+def rate_limit(key: str) -> str:
+    """STRING: the GCRA theoretical arrival time (µs since the epoch, Redis clock)."""
+    return f"{PREFIX}rl:{key}"
+
+
+def concurrency_slots(key: str) -> str:
+    """ZSET holder id → epoch ms when its slot expires unless re-acquired."""
+    return f"{PREFIX}slots:{key}"
+
+
+def idempotency(tenant_id: str, key_digest: str) -> str:
+    """HASH: ``state`` (in_flight | done), ``fingerprint``, and once done the stored response
+    (``status``, ``headers`` JSON, ``body`` base64). ``key_digest`` is the SHA-256 of the
+    client's ``Idempotency-Key``, so any key the client sends makes a well-formed Redis key."""
+    return f"{PREFIX}idem:{{{tenant_id}}}:{key_digest}"

@@ -10,7 +10,14 @@ from redis.commands.core import AsyncScript
 
 
 def _source(name: str) -> str:
-    return files("app.store").joinpath("lua", f"{name}.lua").read_text()
+    """A script's text, with each ``--#include <lib>`` line replaced by ``lua/lib/<lib>.lua``."""
+    lua = files("app.store").joinpath("lua")
+    lines = []
+    for line in lua.joinpath(f"{name}.lua").read_text().splitlines():
+        if line.startswith("--#include "):
+            line = lua.joinpath("lib", f"{line.split()[1]}.lua").read_text()
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,16 @@ class Scripts:
     claim_jobs: AsyncScript
     renew_lease: AsyncScript
     authenticate: AsyncScript
+    grant_credits: AsyncScript
+    debit_credits: AsyncScript
+    reserve_credits: AsyncScript
+    adjust_credits: AsyncScript
+    settle_credits: AsyncScript
+    check_rate_limit: AsyncScript
+    acquire_slot: AsyncScript
+    begin_idempotency: AsyncScript
+    complete_idempotency: AsyncScript
+    abandon_idempotency: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

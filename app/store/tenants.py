@@ -1,12 +1,18 @@
-"""Tenants and their API keys. Keys are stored as SHA-256 hashes, never in plain text."""
+"""Tenants and their API keys. Keys are stored as SHA-256 hashes, never in plain text.
+
+Resolved keys are cached per process for ``cache_s`` seconds, but only while the process is
+subscribed to ``keys.CACHE_INVALIDATIONS`` (``cache_enabled``): every revocation and every
+tenant change is published there and clears every process's cache at once, so a revoked key
+or a suspended tenant is refused everywhere immediately.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import time
-from dataclasses import dataclass
 
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from app.store import keys
@@ -19,34 +25,51 @@ def hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Tenant:
+class Tenant(BaseModel):
     id: str
     name: str
     status: str = "active"
-    key_id: str | None = None
+    rate_limit_rpm: int | None = None
+    """Requests per minute; ``None``: the configured default."""
+    max_concurrent_jobs: int | None = None
+    """Unfinished jobs at once; ``None``: the configured default."""
+    created_at: int | None = None
 
     @property
     def active(self) -> bool:
         return self.status == "active"
 
 
+class ApiKey(BaseModel):
+    id: str
+    tenant_id: str
+    created_at: int
+    last_used_at: int | None = None
+    revoked: bool = False
+
+
+class Caller(BaseModel):
+    """Who made a request: the tenant and the key it used."""
+
+    tenant: Tenant
+    key_id: str
+
+
+def _int(value: str | bytes | None) -> int | None:
+    return int(value) if value else None
+
+
 class TenantStore:
-    """Tenants and keys. Resolved keys are cached in the process for ``cache_s`` seconds.
-
-    The cache is only trusted while ``cache_enabled`` (the process is subscribed to
-    ``keys.AUTH_CHANGES``): every revocation or suspension is published there and clears
-    every process's cache at once, so a revoked key stops working everywhere immediately.
-    """
-
     def __init__(self, redis: Redis, scripts: Scripts, *, cache_s: float = 30.0) -> None:
         self.redis = redis
         self.scripts = scripts
         self.cache_s = cache_s
         self.cache_enabled = False
-        self._cache: dict[str, tuple[float, Tenant]] = {}
+        self._cache: dict[str, tuple[float, Caller]] = {}
 
-    async def authenticate(self, api_key: str) -> Tenant | None:
+    # -- authentication ------------------------------------------------------------------
+
+    async def authenticate(self, api_key: str) -> Caller | None:
         digest = hash_key(api_key)
         now = time.monotonic()
         cached = self._cache.get(digest)
@@ -58,36 +81,117 @@ class TenantStore:
         )
         if not row:
             return None
-        tenant_id, name, status, key_id = row
-        tenant = Tenant(tenant_id, name, status, key_id)
+        tenant_id, name, status, key_id, rpm, concurrency = (str(v) for v in row)
+        caller = Caller(
+            tenant=Tenant(
+                id=tenant_id,
+                name=name,
+                status=status,
+                rate_limit_rpm=_int(rpm),
+                max_concurrent_jobs=_int(concurrency),
+            ),
+            key_id=key_id,
+        )
         if self.cache_enabled:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now + self.cache_s, tenant)
-        return tenant
+            self._cache[digest] = (now + self.cache_s, caller)
+        return caller
 
     def forget_all(self) -> None:
         self._cache.clear()
 
     async def announce_change(self) -> None:
-        """Tell every process to drop its cached keys (after a revocation or suspension)."""
+        """Tell every process to drop its cached keys (after a revocation or a tenant change)."""
         self.forget_all()
-        await self.redis.publish(keys.AUTH_CHANGES, "1")
+        await self.redis.publish(keys.CACHE_INVALIDATIONS, "auth")
 
-    async def ensure_tenant(self, tenant_id: str, name: str) -> Tenant:
-        await self.redis.hsetnx(keys.tenant(tenant_id), "name", name)
-        await self.redis.hsetnx(keys.tenant(tenant_id), "status", "active")
-        return Tenant(tenant_id, name)
+    # -- tenants -------------------------------------------------------------------------
+
+    async def create(
+        self,
+        name: str,
+        *,
+        tenant_id: str | None = None,
+        rate_limit_rpm: int | None = None,
+        max_concurrent_jobs: int | None = None,
+    ) -> Tenant:
+        tenant = Tenant(
+            id=tenant_id or "ten_" + os.urandom(8).hex(),
+            name=name,
+            rate_limit_rpm=rate_limit_rpm,
+            max_concurrent_jobs=max_concurrent_jobs,
+            created_at=int(time.time()),
+        )
+        fields: dict[str, str | int] = {
+            "name": tenant.name,
+            "status": tenant.status,
+            "created_at": tenant.created_at or 0,
+        }
+        if rate_limit_rpm is not None:
+            fields["rate_limit_rpm"] = rate_limit_rpm
+        if max_concurrent_jobs is not None:
+            fields["max_concurrent_jobs"] = max_concurrent_jobs
+        created = await self.redis.hsetnx(keys.tenant(tenant.id), "name", name)
+        if not created:
+            existing = await self.get(tenant.id)
+            assert existing is not None
+            return existing
+        await self.redis.hset(keys.tenant(tenant.id), mapping=fields)  # type: ignore[arg-type]
+        await self.redis.zadd(keys.TENANTS, {tenant.id: tenant.created_at or 0})
+        return tenant
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        row = await self.redis.hgetall(keys.tenant(tenant_id))
+        if not row:
+            return None
+        return Tenant(
+            id=tenant_id,
+            name=str(row["name"]),
+            status=str(row.get("status", "active")),
+            rate_limit_rpm=_int(row.get("rate_limit_rpm")),
+            max_concurrent_jobs=_int(row.get("max_concurrent_jobs")),
+            created_at=_int(row.get("created_at")),
+        )
+
+    async def list(self, *, cursor: str | None, limit: int) -> tuple[list[Tenant], str | None]:
+        start = 0 if cursor is None else int(cursor)
+        ids = await self.redis.zrange(keys.TENANTS, start, start + limit - 1)
+        tenants = [t for t in [await self.get(str(i)) for i in ids] if t is not None]
+        more = len(ids) == limit
+        return tenants, str(start + limit) if more else None
+
+    async def set_status(self, tenant_id: str, status: str) -> Tenant | None:
+        if not await self.redis.exists(keys.tenant(tenant_id)):
+            return None
+        await self.redis.hset(keys.tenant(tenant_id), "status", status)
+        await self.announce_change()
+        return await self.get(tenant_id)
+
+    # -- keys ----------------------------------------------------------------------------
 
     async def add_key(self, tenant_id: str, api_key: str | None = None) -> tuple[str, str]:
         """Register a key for a tenant; returns ``(key_id, plaintext)`` — shown only once."""
         plaintext = api_key or KEY_PREFIX + os.urandom(24).hex()
         key_id = "key_" + os.urandom(8).hex()
+        digest = hash_key(plaintext)
         await self.redis.hset(
-            keys.api_key(hash_key(plaintext)),
+            keys.api_key(digest),
             mapping={"tenant": tenant_id, "key_id": key_id, "created_at": int(time.time())},
         )
+        await self.redis.set(keys.key_id(key_id), digest)
         return key_id, plaintext
+
+    async def revoke_key(self, key_id: str) -> bool:
+        digest = await self.redis.get(keys.key_id(key_id))
+        if digest is None:
+            return False
+        await self.redis.hset(keys.api_key(str(digest)), "revoked", "1")
+        await self.announce_change()
+        return True
+
+    async def ensure_tenant(self, tenant_id: str, name: str) -> Tenant:
+        return await self.create(name, tenant_id=tenant_id)
 
     async def ensure_key(self, tenant_id: str, api_key: str) -> None:
         """Register a well-known key (the sandbox tenant's) if it is not there yet."""

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import artifacts, files, health, jobs, operations
+from app.api.routes import admin, artifacts, files, health, jobs, operations
 
 router = APIRouter()
 router.include_router(operations.router)
@@ -10,3 +10,4 @@ router.include_router(jobs.router)
 router.include_router(files.router)
 router.include_router(artifacts.router)
 router.include_router(health.router)
+router.include_router(admin.router)

@@ -1,12 +1,19 @@
--- Create a job, either due for any worker or already leased to the caller (the API runs it
--- inline when the client waits). Fails if the id exists.
--- KEYS: job, due, leases, tenant_jobs
--- ARGV: body, status, tenant, created_ms, lease_token ('' = due now), lease_expiry_ms, job_id
+-- Create a job and hold its credits, atomically: either both happen or neither. The job is
+-- due for any worker, or already leased to the caller (the API runs it inline when the
+-- client waits). Fails if the id exists; answers {0, available} when credits are short.
+-- KEYS: job, due, leases, tenant_jobs, credit_account, credit_hold, credit_holds, credit_ledger
+-- ARGV: body, status, tenant, created_ms, lease_token ('' = due now), lease_expiry_ms, job_id,
+--       price, reason
+--#include credits
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('exists')
 end
-redis.call('HSET', KEYS[1], 'body', ARGV[1], 'status', ARGV[2], 'tenant', ARGV[3], 'version', 1)
+local held = reserve_hold(KEYS[5], KEYS[6], KEYS[7], KEYS[8], tonumber(ARGV[8]), ARGV[7], ARGV[9])
+if held[1] == 0 then
+  return {0, held[4] - held[5]}
+end
 local id = ARGV[7]
+redis.call('HSET', KEYS[1], 'body', ARGV[1], 'status', ARGV[2], 'tenant', ARGV[3], 'version', 1)
 redis.call('ZADD', KEYS[4], ARGV[4], id)
 if ARGV[5] == '' then
   redis.call('ZADD', KEYS[2], ARGV[4], id)
@@ -14,4 +21,4 @@ else
   redis.call('HSET', KEYS[1], 'lease', ARGV[5])
   redis.call('ZADD', KEYS[3], ARGV[6], id)
 end
-return 1
+return {1, held[4] - held[5]}

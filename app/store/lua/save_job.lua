@@ -1,9 +1,13 @@
 -- Write a job's new state if nobody changed it since it was read (optimistic version check)
 -- and, when a lease token is given, only while the caller still holds the lease. Terminal
--- jobs are never rewritten. Reschedules the job and announces the change, atomically.
--- KEYS: job, due, leases
+-- jobs are never rewritten. Reschedules the job, settles its credits when it ends, and
+-- announces the change — atomically, so a job is charged exactly when it is saved succeeded.
+-- KEYS: job, due, leases, credit_account, credit_hold, credit_holds, credit_ledger
 -- ARGV: expected_version, lease_token ('' = no lease needed), body, status,
---       schedule ('due' | 'release' | 'keep'), due_ms, ttl_s (0 = keep forever), channel, job_id
+--       schedule ('due' | 'release' | 'keep'), due_ms, ttl_s (0 = keep forever), channel, job_id,
+--       settle ('' | 'charge' | 'release'), settle_reason, settled_ttl_s
+-- Returns {new_version, credits_settled}.
+--#include credits
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'status')
 if not cur[1] then
   return redis.error_reply('missing')
@@ -18,8 +22,12 @@ if cur[1] ~= ARGV[1] then
   return redis.error_reply('stale')
 end
 local version = tonumber(cur[1]) + 1
-redis.call('HSET', KEYS[1], 'body', ARGV[3], 'status', ARGV[4], 'version', version)
 local id = ARGV[9]
+local settled = 0
+if ARGV[10] ~= '' then
+  settled = settle_hold(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[10], '', id, ARGV[11], ARGV[12])
+end
+redis.call('HSET', KEYS[1], 'body', ARGV[3], 'status', ARGV[4], 'version', version)
 if ARGV[5] == 'due' then
   redis.call('ZADD', KEYS[2], ARGV[6], id)
   redis.call('ZREM', KEYS[3], id)
@@ -33,4 +41,4 @@ if tonumber(ARGV[7]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[7])
 end
 redis.call('PUBLISH', ARGV[8], ARGV[4])
-return version
+return {version, settled}

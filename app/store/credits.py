@@ -1,0 +1,299 @@
+"""Tenant credits: a balance, holds for running jobs, and an append-only ledger.
+
+Each tenant has a ``balance`` and a ``reserved`` amount (integer gateway credits);
+``available = balance - reserved``. A job *reserves* its price at submit (a hold, one per job),
+may *adjust* it (fallback to a pricier provider), and is finally *charged* (success) or
+*released* (failure, block, cancel). Grants and debits move the balance directly. Every change
+is one Lua script that checks and writes together and appends its ledger entry (a Redis Stream
+per tenant) in the same step, so ``0 <= reserved <= balance`` holds whatever the concurrency:
+the balance never goes negative. Settling is idempotent; a settled hold is remembered for
+``settled_ttl_s`` so late duplicates stay no-ops.
+
+The ledger reconciles with the account at any time::
+
+    balance  = Σ grant - Σ debit - Σ charge
+    reserved = Σ reserve + Σ adjust - Σ charge - Σ release
+
+(``adjust`` amounts are signed: the change of the hold; all others are non-negative.)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from redis.asyncio import Redis
+
+from app.store import keys
+from app.store.scripts import Scripts
+
+_STREAM_ID = re.compile(r"^\d+-\d+$")
+_SCAN_BATCH = 200
+_SCAN_MAX = 10_000
+"""A filtered listing reads at most this many entries per page, then hands back a cursor."""
+
+
+class LedgerKind(StrEnum):
+    grant = "grant"
+    """Credits added to the balance (admin top-up, sandbox seed)."""
+    debit = "debit"
+    """Credits taken off the balance outside any job (admin correction)."""
+    reserve = "reserve"
+    """A job's hold was created: ``reserved`` grew by ``amount``."""
+    adjust = "adjust"
+    """A job's hold moved by ``amount`` (signed), e.g. on fallback to another provider."""
+    charge = "charge"
+    """A job was billed ``amount`` out of its hold: balance and reserved both shrank."""
+    release = "release"
+    """(The rest of) a job's hold was let go without billing."""
+
+
+class HoldState(StrEnum):
+    held = "held"
+    """Open: the credits are reserved for the job."""
+    charged = "charged"
+    """Settled by a charge."""
+    released = "released"
+    """Settled by a release."""
+
+
+@dataclass(frozen=True)
+class Balance:
+    balance: int
+    reserved: int
+    available: int
+
+    @classmethod
+    def of(cls, balance: int, reserved: int) -> Balance:
+        return cls(balance, reserved, balance - reserved)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A job's hold. ``state`` is ``held`` unless the job was already settled."""
+
+    job_id: str
+    amount: int
+    state: HoldState
+    account: Balance
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """Not enough credits: ``required`` for the hold, ``available`` to back it."""
+
+    required: int
+    available: int
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: str
+    """The stream entry id; also the cursor that continues a listing after this entry."""
+    kind: LedgerKind
+    amount: int
+    job_id: str | None
+    reason: str | None
+    balance_after: int
+    reserved_after: int
+    at: datetime
+
+
+class InsufficientCredits(Exception):
+    """A debit would take the available credits below zero."""
+
+    def __init__(self, required: int, available: int) -> None:
+        super().__init__(f"required {required} credits, available {available}")
+        self.required = required
+        self.available = available
+
+
+class HoldNotOpen(Exception):
+    """The job has no open hold to adjust (none was made, or it is already settled)."""
+
+    def __init__(self, job_id: str, state: HoldState | None) -> None:
+        super().__init__(f"job {job_id} has no open hold ({state or 'none'})")
+        self.job_id = job_id
+        self.state = state
+
+
+class CreditLedger:
+    def __init__(self, redis: Redis, scripts: Scripts, *, settled_ttl_s: int = 7 * 86400) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.settled_ttl_s = settled_ttl_s
+
+    async def grant(self, tenant_id: str, amount: int, reason: str) -> Balance:
+        _require(amount > 0, "a grant must be positive")
+        balance, reserved = await self.scripts.grant_credits(
+            keys=[keys.credit_account(tenant_id), keys.credit_ledger(tenant_id)],
+            args=[amount, reason],
+        )
+        return Balance.of(int(balance), int(reserved))
+
+    async def debit(self, tenant_id: str, amount: int, reason: str) -> Balance:
+        """Take credits off the balance; raises :class:`InsufficientCredits` if not available."""
+        _require(amount > 0, "a debit must be positive")
+        ok, balance, reserved = await self.scripts.debit_credits(
+            keys=[keys.credit_account(tenant_id), keys.credit_ledger(tenant_id)],
+            args=[amount, reason],
+        )
+        account = Balance.of(int(balance), int(reserved))
+        if not int(ok):
+            raise InsufficientCredits(amount, account.available)
+        return account
+
+    async def reserve(
+        self, tenant_id: str, job_id: str, amount: int, *, reason: str = ""
+    ) -> Reservation | Shortfall:
+        """Hold ``amount`` for the job, or report the shortfall. Reserving again for the same
+        job moves nothing and returns the existing hold (open or settled)."""
+        _require(amount >= 0, "a reservation cannot be negative")
+        row = await self.scripts.reserve_credits(
+            keys=[
+                keys.credit_account(tenant_id),
+                keys.credit_hold(tenant_id, job_id),
+                keys.credit_holds(tenant_id),
+                keys.credit_ledger(tenant_id),
+            ],
+            args=[amount, job_id, reason],
+        )
+        return _reservation(job_id, row)
+
+    async def adjust(
+        self, tenant_id: str, job_id: str, new_amount: int, *, reason: str = ""
+    ) -> Reservation | Shortfall:
+        """Move the job's open hold to ``new_amount``. When the increase is not available the
+        old hold stays as it was and a :class:`Shortfall` says what the hold would need
+        (``required = new_amount``) against what could back it (available + the old hold).
+        Raises :class:`HoldNotOpen` when the job has no open hold."""
+        _require(new_amount >= 0, "a reservation cannot be negative")
+        row = await self.scripts.adjust_credits(
+            keys=[
+                keys.credit_account(tenant_id),
+                keys.credit_hold(tenant_id, job_id),
+                keys.credit_ledger(tenant_id),
+            ],
+            args=[new_amount, job_id, reason],
+        )
+        if int(row[0]) == -1:
+            raise HoldNotOpen(job_id, HoldState(row[2]) if row[2] else None)
+        if int(row[0]) == 0:
+            old = int(row[1])
+            return Shortfall(new_amount, Balance.of(int(row[3]), int(row[4])).available + old)
+        return _reservation(job_id, row)
+
+    async def charge(
+        self, tenant_id: str, job_id: str, amount: int | None = None, *, reason: str = ""
+    ) -> int:
+        """Settle the job's hold by billing ``amount`` (default: the hold; never more than it)
+        and releasing the rest. Returns the credits charged; 0 if already settled."""
+        _require(amount is None or amount >= 0, "a charge cannot be negative")
+        return await self._settle(
+            tenant_id, job_id, "charge", "" if amount is None else str(amount), reason
+        )
+
+    async def release(self, tenant_id: str, job_id: str, *, reason: str = "") -> int:
+        """Settle the job's hold without billing. Returns the credits released; 0 if already
+        settled."""
+        return await self._settle(tenant_id, job_id, "release", "", reason)
+
+    async def _settle(
+        self, tenant_id: str, job_id: str, mode: str, amount: str, reason: str
+    ) -> int:
+        settled = await self.scripts.settle_credits(
+            keys=[
+                keys.credit_account(tenant_id),
+                keys.credit_hold(tenant_id, job_id),
+                keys.credit_holds(tenant_id),
+                keys.credit_ledger(tenant_id),
+            ],
+            args=[mode, amount, job_id, reason, self.settled_ttl_s],
+        )
+        return int(settled)
+
+    async def balance(self, tenant_id: str) -> Balance:
+        balance, reserved = await self.redis.hmget(
+            keys.credit_account(tenant_id), "balance", "reserved"
+        )
+        return Balance.of(int(balance or 0), int(reserved or 0))
+
+    async def open_holds(self, tenant_id: str) -> dict[str, int]:
+        """Job id → credits held, for every open hold (they sum to ``reserved``)."""
+        job_ids = sorted(str(j) for j in await self.redis.smembers(keys.credit_holds(tenant_id)))
+        if not job_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(keys.credit_hold(tenant_id, job_id), "amount")
+            amounts = await pipe.execute()
+        return {j: int(a) for j, a in zip(job_ids, amounts, strict=True) if a is not None}
+
+    async def entries(
+        self,
+        tenant_id: str,
+        *,
+        cursor: str | None,
+        limit: int,
+        kind: str | None = None,
+        job_id: str | None = None,
+    ) -> tuple[list[LedgerEntry], str | None]:
+        """Ledger entries, newest first, strictly older than ``cursor`` (an entry id), and the
+        cursor of the next page (``None`` at the end). With a filter, a page may come back
+        short (even empty) with a cursor after reading ``_SCAN_MAX`` entries; keep following
+        the cursor. Raises ``ValueError`` on a malformed cursor or unknown kind."""
+        _require(limit > 0, "limit must be positive")
+        _require(cursor is None or bool(_STREAM_ID.match(cursor)), "malformed cursor")
+        wanted = LedgerKind(kind) if kind is not None else None
+        filtered = wanted is not None or job_id is not None
+        batch = _SCAN_BATCH if filtered else limit + 1
+        stream = keys.credit_ledger(tenant_id)
+        found: list[LedgerEntry] = []
+        upper = "+" if cursor is None else f"({cursor}"
+        scanned = 0
+        while True:
+            rows = await self.redis.xrevrange(stream, max=upper, min="-", count=batch) or []
+            for entry_id, fields in rows:
+                entry = _entry(str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()})
+                if (wanted is None or entry.kind is wanted) and (
+                    job_id is None or entry.job_id == job_id
+                ):
+                    if len(found) == limit:
+                        return found, found[-1].id
+                    found.append(entry)
+            scanned += len(rows)
+            if len(rows) < batch:
+                return found, None
+            last = str(rows[-1][0])
+            upper = f"({last}"
+            if scanned >= _SCAN_MAX:
+                return found, last
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _reservation(job_id: str, row: list[Any]) -> Reservation | Shortfall:
+    ok, amount, state, balance, reserved = row
+    account = Balance.of(int(balance), int(reserved))
+    if not int(ok):
+        return Shortfall(int(amount), account.available)
+    return Reservation(job_id, int(amount), HoldState(state), account)
+
+
+def _entry(entry_id: str, fields: dict[str, str]) -> LedgerEntry:
+    return LedgerEntry(
+        id=entry_id,
+        kind=LedgerKind(fields["kind"]),
+        amount=int(fields["amount"]),
+        job_id=fields.get("job_id") or None,
+        reason=fields.get("reason") or None,
+        balance_after=int(fields["balance_after"]),
+        reserved_after=int(fields["reserved_after"]),
+        at=datetime.fromtimestamp(int(fields["at"]) / 1000, tz=UTC),
+    )

@@ -1,0 +1,73 @@
+-- Shared credit movements, included by the scripts that reserve or settle as part of a
+-- larger atomic change (creating a job, finishing it). One definition of each rule.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Hold `amount` credits for a job if the tenant can afford them. A job holds at most once:
+-- asking again returns the existing hold (open or already settled) and moves nothing.
+-- Returns {ok, amount, state, balance, reserved}; ok = 0 means short of credits.
+local function reserve_hold(account, hold, holds, ledger, amount, job_id, reason)
+  local acct = redis.call('HMGET', account, 'balance', 'reserved')
+  local balance = tonumber(acct[1] or 0)
+  local reserved = tonumber(acct[2] or 0)
+  local existing = redis.call('HMGET', hold, 'amount', 'state')
+  if existing[1] then
+    return {1, tonumber(existing[1]), existing[2], balance, reserved}
+  end
+  if balance - reserved < amount then
+    return {0, amount, '', balance, reserved}
+  end
+  local at = now_ms()
+  reserved = redis.call('HINCRBY', account, 'reserved', amount)
+  redis.call('HSET', hold, 'amount', amount, 'state', 'held', 'charged', 0, 'created_at', at)
+  redis.call('SADD', holds, job_id)
+  redis.call('XADD', ledger, '*', 'kind', 'reserve', 'amount', amount, 'job_id', job_id,
+    'reason', reason, 'balance_after', balance, 'reserved_after', reserved, 'at', at)
+  return {1, amount, 'held', balance, reserved}
+end
+
+-- Settle a job's open hold, once: 'charge' takes the charged amount (at most the hold, all
+-- of it when `amount` is '') off the balance and releases the rest; 'release' releases it
+-- all. A missing or settled hold moves nothing. The settled hold is kept `settled_ttl_s` so
+-- late duplicates stay no-ops. Returns the credits charged (charge) or released (release).
+local function settle_hold(account, hold, holds, ledger, mode, amount, job_id, reason, settled_ttl_s)
+  local current = redis.call('HMGET', hold, 'amount', 'state')
+  if not current[1] or current[2] ~= 'held' then
+    return 0
+  end
+  local at = now_ms()
+  local held = tonumber(current[1])
+  local charged = 0
+  local balance = redis.call('HINCRBY', account, 'balance', 0)
+  local reserved
+  if mode == 'charge' then
+    charged = held
+    if amount ~= '' and tonumber(amount) < held then
+      charged = tonumber(amount)
+    end
+    balance = redis.call('HINCRBY', account, 'balance', -charged)
+    reserved = redis.call('HINCRBY', account, 'reserved', -charged)
+    redis.call('XADD', ledger, '*', 'kind', 'charge', 'amount', charged, 'job_id', job_id,
+      'reason', reason, 'balance_after', balance, 'reserved_after', reserved, 'at', at)
+  end
+  local rest = held - charged
+  if mode == 'release' or rest > 0 then
+    reserved = redis.call('HINCRBY', account, 'reserved', -rest)
+    redis.call('XADD', ledger, '*', 'kind', 'release', 'amount', rest, 'job_id', job_id,
+      'reason', reason, 'balance_after', balance, 'reserved_after', reserved, 'at', at)
+  end
+  local state = 'released'
+  if mode == 'charge' then
+    state = 'charged'
+  end
+  redis.call('HSET', hold, 'state', state, 'charged', charged, 'settled_at', at)
+  redis.call('EXPIRE', hold, settled_ttl_s)
+  redis.call('SREM', holds, job_id)
+  if mode == 'charge' then
+    return charged
+  end
+  return rest
+end

@@ -1,0 +1,90 @@
+"""Request-rate limits (GCRA) and concurrency slots, shared by every process through Redis.
+
+**Rate.** The generic cell rate algorithm keeps one number per key, the *theoretical arrival
+time* (TAT). With the emission interval ``T = 60 s / rate_per_minute`` and a bucket of
+``burst`` requests, a request at ``now`` is allowed when ``max(TAT, now) + T - burst·T <= now``,
+and then moves the TAT on by ``T``. Over any stretch of time ``t`` that starts with a full
+bucket, exactly ``burst + floor(t / T)`` requests get through. The Lua script reads the Redis
+clock (``TIME``), never the caller's, so processes on different machines agree; the key expires
+once the bucket is full again (its state then equals a missing key).
+
+**Concurrency.** A sorted set of holders scored by the (Redis-clock) time their slot expires.
+Acquiring drops expired holders first, so a crashed process's slots come back after ``ttl_s``;
+a holder that acquires again keeps its slot and renews it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from app.store import keys
+from app.store.scripts import Scripts
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one rate check, with what the IETF ``RateLimit`` headers need.
+
+    ``limit`` is the bucket size (``burst``): ``remaining`` is how many more requests would
+    pass right now, ``reset_s`` when the bucket is full again, ``retry_after_s`` (0 when
+    allowed) when the next request can pass. For the draft headers::
+
+        RateLimit-Policy: "tenant";q=<rate_per_minute>;w=60
+        RateLimit: "tenant";r=<remaining>;t=<ceil(reset_s)>
+        Retry-After: <ceil(retry_after_s)>          (on 429 only)
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after_s: float
+    reset_s: float
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, scripts: Scripts) -> None:
+        self.redis = redis
+        self.scripts = scripts
+
+    async def check(self, key: str, rate_per_minute: int, burst: int) -> Decision:
+        """Count one request against ``key`` (e.g. ``tenant:<id>``, ``provider:<cred>``)."""
+        if rate_per_minute <= 0 or burst <= 0:
+            raise ValueError("rate_per_minute and burst must be positive")
+        interval_us = 60_000_000 / rate_per_minute
+        allowed, remaining, retry_after_us, reset_us = await self.scripts.check_rate_limit(
+            keys=[keys.rate_limit(key)], args=[repr(interval_us), burst]
+        )
+        return Decision(
+            allowed=bool(int(allowed)),
+            limit=burst,
+            remaining=int(remaining),
+            retry_after_s=int(retry_after_us) / 1_000_000,
+            reset_s=int(reset_us) / 1_000_000,
+        )
+
+    async def reset(self, key: str) -> None:
+        """Forget the key's history (its bucket is full again)."""
+        await self.redis.delete(keys.rate_limit(key))
+
+
+class ConcurrencySlots:
+    def __init__(self, redis: Redis, scripts: Scripts) -> None:
+        self.redis = redis
+        self.scripts = scripts
+
+    async def acquire(self, key: str, holder_id: str, limit: int, ttl_s: float) -> bool:
+        """Take (or renew) one of ``limit`` slots of ``key`` for ``holder_id`` until ``ttl_s``
+        from now. False when all slots are held by others."""
+        if limit <= 0 or ttl_s <= 0:
+            raise ValueError("limit and ttl_s must be positive")
+        acquired = await self.scripts.acquire_slot(
+            keys=[keys.concurrency_slots(key)],
+            args=[holder_id, limit, max(1, round(ttl_s * 1000))],
+        )
+        return bool(int(acquired))
+
+    async def release(self, key: str, holder_id: str) -> bool:
+        """Give the slot back; False if the holder had none (already released or expired)."""
+        return bool(await self.redis.zrem(keys.concurrency_slots(key), holder_id))

@@ -1,0 +1,135 @@
+"""GCRA rate limits and concurrency slots against a real Redis, from several connections."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from app.store import keys
+from app.store.connection import connect
+from app.store.rate_limits import ConcurrencySlots, Decision, RateLimiter
+from app.store.scripts import Scripts
+
+
+@pytest.fixture
+def limiter(redis_client: Redis) -> RateLimiter:
+    return RateLimiter(redis_client, Scripts.register(redis_client))
+
+
+@pytest.fixture
+def slots(redis_client: Redis) -> ConcurrencySlots:
+    return ConcurrencySlots(redis_client, Scripts.register(redis_client))
+
+
+@pytest.fixture
+async def clients(redis_url: str, redis_client: Redis) -> AsyncIterator[list[Redis]]:
+    """Four separate clients (connection pools), as four processes would have."""
+    opened = [connect(redis_url) for _ in range(4)]
+    yield opened
+    for client in opened:
+        await client.aclose()
+
+
+async def server_time_s(redis: Redis) -> float:
+    seconds, micros = await redis.time()
+    return float(seconds) + micros / 1_000_000
+
+
+async def test_hammered_limit_admits_exactly_the_gcra_allowance(
+    clients: list[Redis], redis_client: Redis
+) -> None:
+    rate, burst, duration = 600, 50, 2.0
+    limiters = [RateLimiter(c, Scripts.register(c)) for c in clients]
+    decisions: list[Decision] = []
+
+    async def hammer(limiter: RateLimiter, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            decisions.append(await limiter.check("tenant:t1", rate, burst))
+
+    started = await server_time_s(redis_client)
+    deadline = time.monotonic() + duration
+    await asyncio.gather(*(hammer(limiters[i % 4], deadline) for i in range(16)))
+    elapsed = await server_time_s(redis_client) - started
+
+    accepted = sum(d.allowed for d in decisions)
+    expected = burst + elapsed * rate / 60
+    assert len(decisions) > 5 * expected  # the limiter was really under pressure
+    assert abs(accepted - expected) <= 0.02 * expected, (accepted, expected)
+    refused = [d for d in decisions if not d.allowed]
+    assert all(d.remaining == 0 and 0 < d.retry_after_s <= 0.1 for d in refused)
+    assert all(d.limit == burst and 0 < d.reset_s <= burst * 0.1 + 1e-6 for d in decisions)
+
+
+async def test_burst_then_retry_after(limiter: RateLimiter, redis_client: Redis) -> None:
+    first = await limiter.check("k", 60, 3)
+    assert (first.allowed, first.limit, first.remaining, first.retry_after_s) == (True, 3, 2, 0)
+    assert first.reset_s == pytest.approx(1.0, abs=0.01)
+    second = await limiter.check("k", 60, 3)
+    third = await limiter.check("k", 60, 3)
+    assert (second.allowed, second.remaining, third.allowed, third.remaining) == (True, 1, True, 0)
+    assert third.reset_s == pytest.approx(3.0, abs=0.05)
+    refused = await limiter.check("k", 60, 3)
+    assert not refused.allowed and refused.remaining == 0
+    assert 0.9 < refused.retry_after_s <= 1.0
+    # The key lives exactly as long as its state matters: until the bucket is full again.
+    assert 2900 < await redis_client.pttl(keys.rate_limit("k")) <= 3000
+
+    fast = await limiter.check("fast", 1200, 1)  # one every 50 ms, no burst
+    assert fast.allowed and fast.remaining == 0
+    wait = await limiter.check("fast", 1200, 1)
+    assert not wait.allowed and 0 < wait.retry_after_s <= 0.05
+    await asyncio.sleep(wait.retry_after_s + 0.005)
+    assert (await limiter.check("fast", 1200, 1)).allowed
+    assert not (await limiter.check("fast", 1200, 1)).allowed
+
+    await limiter.reset("k")
+    assert (await limiter.check("k", 60, 3)).remaining == 2
+    assert (await limiter.check("other", 60, 3)).remaining == 2
+    with pytest.raises(ValueError):
+        await limiter.check("k", 0, 3)
+
+
+async def test_slots_never_exceed_the_limit_under_concurrent_acquires(
+    clients: list[Redis],
+) -> None:
+    pools = [ConcurrencySlots(c, Scripts.register(c)) for c in clients]
+    results = await asyncio.gather(
+        *(pools[i % 4].acquire("provider:tts", f"job-{i}", 10, 30) for i in range(200))
+    )
+    assert sum(results) == 10
+    assert await clients[0].zcard(keys.concurrency_slots("provider:tts")) == 10
+
+    in_use = peak = served = 0
+
+    async def worker(pool: ConcurrencySlots, holder: str) -> None:
+        nonlocal in_use, peak, served
+        while not await pool.acquire("provider:swap", holder, 3, 30):
+            await asyncio.sleep(0.001)
+        in_use += 1
+        peak = max(peak, in_use)
+        await asyncio.sleep(0.002)
+        in_use -= 1
+        served += 1
+        await pool.release("provider:swap", holder)
+
+    await asyncio.gather(*(worker(pools[i % 4], f"job-{i}") for i in range(200)))
+    assert served == 200 and peak == 3
+
+
+async def test_slot_is_idempotent_per_holder_and_expires(slots: ConcurrencySlots) -> None:
+    assert await slots.acquire("k", "a", 2, 30)
+    assert await slots.acquire("k", "a", 2, 30)
+    assert await slots.acquire("k", "b", 2, 0.1)
+    assert not await slots.acquire("k", "c", 2, 30)
+    assert await slots.release("k", "a")
+    assert not await slots.release("k", "a")
+    assert await slots.acquire("k", "c", 2, 30)
+    assert not await slots.acquire("k", "d", 2, 30)
+    await asyncio.sleep(0.15)  # "b" stopped renewing: its slot comes back
+    assert await slots.acquire("k", "d", 2, 30)
+    assert not await slots.acquire("k", "e", 2, 30)
+    assert await slots.acquire("other", "e", 2, 30)
