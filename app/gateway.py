@@ -14,22 +14,22 @@ from starlette.applications import Starlette
 
 from app.blobs import LocalBlobStore
 from app.config import SANDBOX_TENANT_KEY, Settings
+from app.jobs.accounting import Accounting
 from app.jobs.events import EventHub
 from app.jobs.media_source import StoredMedia
+from app.jobs.prices import PriceBook
 from app.jobs.runner import JobRunner
 from app.jobs.service import JobService
 from app.metrics import Metrics
 from app.providers.registry import ProviderRegistry
 from app.signing import UrlSigner
-from app.jobs.accounting import Accounting
-from app.jobs.prices import PriceBook
 from app.store import keys
 from app.store.credits import CreditLedger
 from app.store.embedded import EmbeddedRedis, socket_url
-from app.store.idempotency import IdempotencyStore
-from app.store.rate_limits import ConcurrencySlots, RateLimiter
 from app.store.files import FileIndex
+from app.store.idempotency import IdempotencyStore
 from app.store.jobs import JobStore
+from app.store.rate_limits import ConcurrencySlots, RateLimiter
 from app.store.scripts import Scripts
 from app.store.tenants import TenantStore
 from app.worker import Worker

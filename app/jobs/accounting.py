@@ -11,7 +11,6 @@ from __future__ import annotations
 from app.errors import ErrorCode, GatewayError
 from app.jobs.operations import Operation
 from app.jobs.prices import PriceBook
-
 from app.store.credits import CreditLedger, HoldNotOpen, Shortfall
 from app.store.rate_limits import ConcurrencySlots
 from app.store.tenants import Tenant
