@@ -44,6 +44,8 @@ class ErrorCode(StrEnum):
     forbidden = "forbidden"
     not_found = "not_found"
     conflict = "conflict"
+    idempotency_key_reused = "idempotency_key_reused"
+    idempotency_key_in_flight = "idempotency_key_in_flight"
     insufficient_credits = "insufficient_credits"
     rate_limited = "rate_limited"
     no_face_detected = "no_face_detected"

@@ -120,3 +120,12 @@ async def prefer_wait(
 
 
 WaitDep = Annotated[float, Depends(prefer_wait)]
+
+IdempotencyKeyDep = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Run this POST at most once; repeats replay the first response (24 h).",
+    ),
+]
+"""Documents the header; ``api/idempotency.py`` reads and enforces it."""

@@ -15,6 +15,7 @@ from typing import IO
 from tests.utils.net import free_port, wait_until_up
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
+ADMIN_TOKEN = "test-admin-token-0123456789"
 
 
 @dataclass
@@ -49,6 +50,7 @@ def gateway_env(redis_url: str, data_dir: Path, base_url: str, **extra: str) -> 
         MEDIAGATE_SIGNING_KEY=SIGNING_KEY,
         MEDIAGATE_SANDBOX_JOB_S="0.3",
         MEDIAGATE_PROVIDERS__PIXELAPI__POLL_INTERVAL_S="0.1",
+        MEDIAGATE_ADMIN_TOKEN=ADMIN_TOKEN,
     )
     env.update(extra)
     return env

@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import admin, artifacts, files, health, jobs, operations
+from app.api.routes import account, admin, artifacts, files, health, jobs, operations
 
 router = APIRouter()
 router.include_router(operations.router)
 router.include_router(jobs.router)
 router.include_router(files.router)
+router.include_router(account.router)
 router.include_router(artifacts.router)
 router.include_router(health.router)
 router.include_router(admin.router)

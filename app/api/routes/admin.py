@@ -1,4 +1,5 @@
-"""The admin API (``Authorization: Bearer $MEDIAGATE_ADMIN_TOKEN``): tenants, keys, credits."""
+"""The admin API (``Authorization: Bearer $MEDIAGATE_ADMIN_TOKEN``): tenants, keys, credits,
+prices and providers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import GatewayDep, require_admin
 from app.api.problems import PROBLEM_RESPONSES
-from app.errors import NotFound
+from app.errors import InvalidRequest, NotFound
+from app.jobs.accounting import InsufficientCredits
+from app.jobs.operations import Operation
+from app.jobs.prices import Price
+from app.store.credits import InsufficientCredits as LedgerShort
 from app.store.tenants import Tenant
 
 router = APIRouter(
@@ -89,3 +94,85 @@ async def create_key(tenant_id: str, gateway: GatewayDep) -> NewKey:
 async def revoke_key(key_id: str, gateway: GatewayDep) -> None:
     if not await gateway.tenants.revoke_key(key_id):
         raise NotFound("key", key_id)
+
+
+class CreditMovement(BaseModel):
+    amount: int = Field(description="Positive grants, negative debits.", examples=[1000])
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class CreditBalance(BaseModel):
+    tenant_id: str
+    balance: int
+    reserved: int
+    available: int
+
+
+class PriceTable(BaseModel):
+    data: list[Price]
+
+
+class PriceOverride(BaseModel):
+    operation: Operation
+    provider: str
+    credits: int = Field(ge=0, le=1_000_000)
+
+
+class ProviderState(BaseModel):
+    name: str
+    operations: list[Operation]
+
+
+class ProviderList(BaseModel):
+    data: list[ProviderState]
+
+
+@router.post("/tenants/{tenant_id}/credits", name="admin_move_credits")
+async def move_credits(tenant_id: str, body: CreditMovement, gateway: GatewayDep) -> CreditBalance:
+    """Grant (positive) or debit (negative) credits; every movement is in the ledger."""
+    if await gateway.tenants.get(tenant_id) is None:
+        raise NotFound("tenant", tenant_id)
+    ledger = gateway.accounting.ledger
+    if body.amount == 0:
+        raise InvalidRequest("amount must not be zero", pointer="/amount")
+    try:
+        if body.amount > 0:
+            balance = await ledger.grant(tenant_id, body.amount, body.reason)
+        else:
+            balance = await ledger.debit(tenant_id, -body.amount, body.reason)
+    except LedgerShort as exc:
+        raise InsufficientCredits(exc.required, exc.available) from exc
+    return CreditBalance(
+        tenant_id=tenant_id,
+        balance=balance.balance,
+        reserved=balance.reserved,
+        available=balance.available,
+    )
+
+
+@router.get("/prices", name="admin_list_prices")
+async def list_prices(gateway: GatewayDep) -> PriceTable:
+    return PriceTable(data=await gateway.accounting.prices.table())
+
+
+@router.put("/prices", name="admin_set_price")
+async def set_price(body: PriceOverride, gateway: GatewayDep) -> PriceTable:
+    """Override one (operation, provider) price; every process uses it at once."""
+    prices = gateway.accounting.prices
+    if body.provider not in prices.providers.bindings(body.operation):
+        raise InvalidRequest(
+            f"{body.provider!r} does not serve {body.operation.value}", pointer="/provider"
+        )
+    await prices.override(body.operation, body.provider, body.credits)
+    return PriceTable(data=await prices.table())
+
+
+@router.get("/providers", name="admin_list_providers")
+async def list_providers(gateway: GatewayDep) -> ProviderList:
+    registry = gateway.accounting.prices.providers
+    return ProviderList(
+        data=[
+            ProviderState(name=name, operations=sorted(adapter.bindings))
+            for name, adapter in registry.items()
+        ]
+    )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from app.api.deps import GatewayDep, TenantDep
+from app.api.deps import GatewayDep, IdempotencyKeyDep, TenantDep
+from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.routes.artifacts import serve_blob
 from app.errors import NotFound
@@ -26,23 +27,30 @@ class FileObject(BaseModel):
     height: int | None = None
 
 
-@router.post("", name="upload_file", status_code=201)
+@router.post("", name="upload_file", status_code=201, response_model=FileObject)
 async def upload_file(
+    request: Request,
     tenant: TenantDep,
     gateway: GatewayDep,
     file: Annotated[UploadFile, File(description="An image (PNG, JPEG, WEBP), at most 10 MB.")],
-) -> FileObject:
+    _key: IdempotencyKeyDep = None,
+) -> Response:
     limit = gateway.settings.max_media_bytes
     content = await file.read(limit + 1)
     image = check_image(content, "/file", limit)
-    meta = await gateway.jobs.store_file(tenant, image)
-    return FileObject(
-        id=meta.id,
-        content_type=meta.content_type,
-        bytes=meta.size,
-        width=meta.width,
-        height=meta.height,
-    )
+
+    async def store() -> Response:
+        meta = await gateway.jobs.store_file(tenant, image)
+        created = FileObject(
+            id=meta.id,
+            content_type=meta.content_type,
+            bytes=meta.size,
+            width=meta.width,
+            height=meta.height,
+        )
+        return Response(created.model_dump_json(), 201, media_type="application/json")
+
+    return await idempotent(request, gateway, tenant, content, store)
 
 
 @router.get("/{file_id}/content", name="get_file_content", include_in_schema=False)

@@ -7,11 +7,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from app.api.deps import JobsDep, TenantDep
+from app.api.deps import GatewayDep, IdempotencyKeyDep, JobsDep, TenantDep
+from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
 from app.jobs.models import Job, JobStatus
 from app.jobs.operations import Operation
@@ -49,9 +50,21 @@ async def list_jobs(
     return JobList(data=page.jobs, next_cursor=page.next_cursor)
 
 
-@router.post("/{job_id}/cancel", name="cancel_job")
-async def cancel_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> Job:
-    return await jobs.cancel(tenant, job_id)
+@router.post("/{job_id}/cancel", name="cancel_job", response_model=Job)
+async def cancel_job(
+    job_id: str,
+    request: Request,
+    tenant: TenantDep,
+    gateway: GatewayDep,
+    _key: IdempotencyKeyDep = None,
+) -> Response:
+    """Cancel an unfinished job; its credits are released. Canceling twice is harmless."""
+
+    async def cancel() -> Response:
+        job = await gateway.jobs.cancel(tenant, job_id)
+        return Response(job.model_dump_json(), media_type="application/json")
+
+    return await idempotent(request, gateway, tenant, b"", cancel)
 
 
 @router.get(

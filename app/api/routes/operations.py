@@ -6,10 +6,11 @@ generated endpoint from its live annotations.)
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Request, Response
 from pydantic import create_model
 
-from app.api.deps import JobsDep, TenantDep, WaitDep
+from app.api.deps import GatewayDep, IdempotencyKeyDep, TenantDep, WaitDep
+from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
 from app.jobs.models import Job
 from app.jobs.operations import PARAMS, ROUTES, Operation, Params
@@ -48,24 +49,29 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
     summary = operation.value
 
     async def create_job(
+        request: Request,
         body: request_model = Body(),  # type: ignore[valid-type]  # noqa: B008
         *,
         tenant: TenantDep,
-        jobs: JobsDep,
+        gateway: GatewayDep,
         wait_s: WaitDep,
+        _key: IdempotencyKeyDep = None,
     ) -> Response:
-        own, envelope = _split(body, params)
-        job = await jobs.submit(tenant, operation, own, envelope, wait_s=wait_s)
-        finished = job.status.terminal and wait_s > 0
-        headers = {"Location": job.links.self}
-        if wait_s > 0:
-            headers["Preference-Applied"] = f"wait={int(wait_s)}"
-        return Response(
-            job.model_dump_json(),
-            status_code=200 if finished else 202,
-            media_type="application/json",
-            headers=headers,
-        )
+        async def submit() -> Response:
+            own, envelope = _split(body, params)
+            job = await gateway.jobs.submit(tenant, operation, own, envelope, wait_s=wait_s)
+            finished = job.status.terminal and wait_s > 0
+            headers = {"Location": job.links.self}
+            if wait_s > 0:
+                headers["Preference-Applied"] = f"wait={int(wait_s)}"
+            return Response(
+                job.model_dump_json(),
+                status_code=200 if finished else 202,
+                media_type="application/json",
+                headers=headers,
+            )
+
+        return await idempotent(request, gateway, tenant, await request.body(), submit)
 
     router.add_api_route(
         ROUTES[operation],

@@ -1,0 +1,96 @@
+"""The calling tenant's balance, limits and credit history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from app.api.deps import GatewayDep, TenantDep
+from app.api.problems import PROBLEM_RESPONSES
+from app.errors import InvalidRequest
+from app.store.credits import LedgerKind
+
+router = APIRouter(prefix="/v1", tags=["account"], responses=PROBLEM_RESPONSES)
+
+
+class Limits(BaseModel):
+    rate_limit_rpm: int
+    max_concurrent_jobs: int
+
+
+class Account(BaseModel):
+    tenant_id: str
+    name: str
+    balance: int
+    reserved: int
+    """Held for unfinished jobs."""
+    available: int
+    limits: Limits
+
+
+class UsageEntry(BaseModel):
+    id: str
+    kind: LedgerKind
+    amount: int
+    job_id: str | None
+    reason: str | None
+    balance_after: int
+    reserved_after: int
+    at: datetime
+
+
+class UsagePage(BaseModel):
+    data: list[UsageEntry]
+    next_cursor: str | None
+
+
+@router.get("/account", name="get_account")
+async def get_account(tenant: TenantDep, gateway: GatewayDep) -> Account:
+    balance = await gateway.accounting.ledger.balance(tenant.id)
+    settings = gateway.settings
+    return Account(
+        tenant_id=tenant.id,
+        name=tenant.name,
+        balance=balance.balance,
+        reserved=balance.reserved,
+        available=balance.available,
+        limits=Limits(
+            rate_limit_rpm=tenant.rate_limit_rpm or settings.tenant_rate_limit_rpm,
+            max_concurrent_jobs=tenant.max_concurrent_jobs or settings.tenant_max_concurrent_jobs,
+        ),
+    )
+
+
+@router.get("/usage", name="list_usage")
+async def list_usage(
+    tenant: TenantDep,
+    gateway: GatewayDep,
+    kind: LedgerKind | None = None,
+    job_id: str | None = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> UsagePage:
+    """Every credit movement, newest first: grants, holds, charges, releases."""
+    try:
+        entries, next_cursor = await gateway.accounting.ledger.entries(
+            tenant.id, cursor=cursor, limit=limit, kind=kind, job_id=job_id
+        )
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), pointer="/cursor", status=400) from exc
+    data = [
+        UsageEntry(
+            id=e.id,
+            kind=e.kind,
+            amount=e.amount,
+            job_id=e.job_id,
+            reason=e.reason,
+            balance_after=e.balance_after,
+            reserved_after=e.reserved_after,
+            at=e.at,
+        )
+        for e in entries
+    ]
+    return UsagePage(data=data, next_cursor=next_cursor)
