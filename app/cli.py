@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from app import logs
 from app.config import Settings, get_settings
+from app.metrics import Metrics
 
 DEFAULT_PORT = 8000
 SANDBOX_PORT = 8100
@@ -88,7 +89,7 @@ async def _run_worker(settings: Settings) -> None:
         stack.push_async_callback(redis.aclose)
         http = http_client(settings)
         stack.push_async_callback(http.aclose)
-        gateway = await build_gateway(settings, redis, http, CollectorRegistry())
+        gateway = await build_gateway(settings, redis, http, Metrics(CollectorRegistry()))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(gateway.worker.stop()))

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
@@ -83,10 +82,9 @@ def signing_key(settings: Settings) -> bytes:
 
 
 async def build_gateway(
-    settings: Settings, redis: Redis, http: httpx.AsyncClient, registry: CollectorRegistry
+    settings: Settings, redis: Redis, http: httpx.AsyncClient, metrics: Metrics
 ) -> Gateway:
     scripts = Scripts.register(redis)
-    metrics = Metrics(registry)
     store = JobStore(redis, scripts, retention_s=settings.job_retention_s)
     files = FileIndex(redis, file_ttl_s=FILE_TTL_S, artifact_ttl_s=settings.job_retention_s)
     blobs = LocalBlobStore(settings.data_dir / "blobs")

@@ -16,9 +16,11 @@ from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
 from app.api import problems
+from app.api.middleware import RequestMetrics
 from app.api.routes import router as api_router
 from app.config import Settings, get_settings
 from app.gateway import build_gateway, http_client, redis_url, seed
+from app.metrics import Metrics
 from app.sandbox.app import SandboxTiming, create_sandbox_router
 from app.store.connection import connect
 
@@ -33,7 +35,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(redis.aclose)
         http = http_client(settings)
         stack.push_async_callback(http.aclose)
-        gateway = await build_gateway(settings, redis, http, app.state.registry)
+        gateway = await build_gateway(settings, redis, http, app.state.metrics)
         app.state.gateway = gateway
         await seed(gateway)
         await gateway.jobs.events.start()
@@ -67,8 +69,10 @@ def create_app(
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
-    app.state.registry = registry or CollectorRegistry()
+    metrics = Metrics(registry or CollectorRegistry())
+    app.state.metrics = metrics
     problems.install(app)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(api_router)
     if settings.sandbox and settings.sandbox_url is None:
         timing = SandboxTiming(settings.sandbox_latency_s, settings.sandbox_job_s)

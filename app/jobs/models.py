@@ -147,8 +147,6 @@ class JobRecord(BaseModel):
     plan: list[str]
     """Providers to try, in order; the first is the current attempt's."""
     callback_url: str | None = None
-    next_poll_s: float | None = None
-    """Seconds the adapter asked to wait before the next poll."""
 
     @property
     def current_attempt(self) -> Attempt | None:

@@ -95,6 +95,14 @@ class JobService:
         *,
         wait_s: float = 0,
     ) -> Job:
+        if envelope.callback_url is not None:
+            # Outbound webhooks are not delivered yet; refusing beats accepting and never calling.
+            raise InvalidRequest(
+                "callback_url is not supported by this gateway yet; follow the job with "
+                "GET /v1/jobs/{id}, Prefer: wait or its events stream",
+                code=ErrorCode.unsupported_parameter,
+                pointer="/callback_url",
+            )
         plan = self._plan(operation, params, envelope)
         checked = await self._check_media(tenant, params)
         price = await self.accounting.price(operation, plan[0])

@@ -125,6 +125,15 @@ class TestRefusedBeforeAnythingHappens:
         body = assert_problem(response, 422, "unsupported_parameter", "/scale")
         assert body["capable_providers"] == ["imagepig"]
 
+    async def test_callback_url_is_refused_until_webhooks_exist(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.post(
+            "/v1/images/remove-background",
+            json={"image": {"data": png_b64()}, "callback_url": "https://example.com/hook"},
+        )
+        assert_problem(response, 422, "unsupported_parameter", "/callback_url")
+
     async def test_unknown_provider(self, client: httpx.AsyncClient) -> None:
         response = await client.post(
             "/v1/images/remove-background",

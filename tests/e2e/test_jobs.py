@@ -173,3 +173,29 @@ async def test_upstream_500_falls_back_to_the_next_provider(client: httpx.AsyncC
     assert job["status"] == "succeeded", job
     assert [a["provider"] for a in job["attempts"]] == ["imagepig", "pixelapi"]
     assert job["attempts"][0]["error"]["code"] == "provider_unavailable"
+
+
+async def test_metrics_count_requests_by_route_template_and_jobs(client: httpx.AsyncClient) -> None:
+    done = await client.post(
+        "/v1/images/remove-background",
+        json={"image": {"data": png_b64()}},
+        headers={"Prefer": "wait=30"},
+    )
+    await client.get(f"/v1/jobs/{done.json()['id']}")
+    text = (await client.get("/metrics")).text
+    assert (
+        'mediagate_http_requests_total{method="POST",route="/v1/images/remove-background",'
+        'status="200"}'
+    ) in text
+    assert (
+        'mediagate_http_requests_total{method="GET",route="/v1/jobs/{job_id}",status="200"}' in text
+    )
+    assert done.json()["id"] not in text  # labels stay bounded: no ids
+    assert (
+        'mediagate_jobs_total{operation="image.remove_background",provider="imagepig",'
+        'status="succeeded"}'
+    ) in text
+    assert (
+        'mediagate_upstream_requests_total{endpoint="submit",outcome="ok",provider="imagepig"}'
+        in text
+    )

@@ -23,6 +23,7 @@ from app.jobs.operations import (
 )
 from app.providers.base import AdapterConfig, Call, Failed, Media, OutputFile, Succeeded
 from app.providers.imagepig import ImagePigAdapter
+from tests.utils.media_source import DictMedia
 
 BASE = "https://api.imagepig.com"
 KEY = "your-api-key"
@@ -41,21 +42,6 @@ ANSWER = {
     "started_at": "2024-09-01T10:00:00.000000",
     "completed_at": "2024-09-01T10:00:01.500000",
 }
-
-
-class DictMedia:
-    """A MediaSource over a dict of uploaded files; URL references are passed through."""
-
-    def __init__(self, files: dict[str, Media]) -> None:
-        self.files = files
-
-    async def read(self, ref: MediaInput) -> Media:
-        assert ref.file_id is not None
-        return self.files[ref.file_id]
-
-    def public_url(self, ref: MediaInput) -> str:
-        assert ref.url is not None
-        return ref.url
 
 
 MEDIA = DictMedia({"file_abc": Media(FILE_BYTES, "image/jpeg")})

@@ -24,6 +24,7 @@ from app.providers.base import (
     Succeeded,
 )
 from app.providers.pixelapi import PixelApiAdapter
+from tests.utils.media_source import DictMedia
 
 BASE = "https://api.pixelapi.dev"
 KEY = "pk_live_test0000"
@@ -31,21 +32,6 @@ PNG = b"\x89PNG\r\n\x1a\n pretend pixels"
 UPLOAD = b"\xff\xd8\xff\xe0 a jpeg upload"
 OUTPUT_URL = "https://api.pixelapi.dev/outputs/images/2026/02/19/abc123.png"
 GEN_ID = "bg-rm-a1b2c3d4-0000"
-
-
-class DictMedia:
-    """A MediaSource over a dict of uploaded files; URL references are passed through."""
-
-    def __init__(self, files: dict[str, Media]) -> None:
-        self.files = files
-
-    async def read(self, ref: MediaInput) -> Media:
-        assert ref.file_id is not None
-        return self.files[ref.file_id]
-
-    def public_url(self, ref: MediaInput) -> str:
-        assert ref.url is not None
-        return ref.url
 
 
 MEDIA = DictMedia({"file_abc": Media(UPLOAD, "image/jpeg")})

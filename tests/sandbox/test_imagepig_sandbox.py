@@ -29,6 +29,7 @@ from app.providers.imagepig import ImagePigAdapter
 from app.sandbox import images
 from app.sandbox.app import SandboxTiming, create_sandbox_app
 from app.sandbox.credentials import IMAGEPIG_API_KEY
+from tests.utils.media_source import DictMedia
 
 ROOT = "/_sandbox/imagepig"
 HEADERS = {"Api-Key": IMAGEPIG_API_KEY}
@@ -382,21 +383,6 @@ async def test_stats_count_requests_per_endpoint_and_billed_submissions(
 
 
 # -- the adapter against the emulator ----------------------------------------------------
-
-
-class DictMedia:
-    """A MediaSource over a dict of uploaded files; URL references are passed through."""
-
-    def __init__(self, files: dict[str, Media]) -> None:
-        self.files = files
-
-    async def read(self, ref: MediaInput) -> Media:
-        assert ref.file_id is not None
-        return self.files[ref.file_id]
-
-    def public_url(self, ref: MediaInput) -> str:
-        assert ref.url is not None
-        return ref.url
 
 
 MEDIA = DictMedia(

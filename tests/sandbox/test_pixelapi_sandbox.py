@@ -23,6 +23,7 @@ from app.sandbox import images
 from app.sandbox import pixelapi as emulator
 from app.sandbox.app import SandboxTiming, create_sandbox_app
 from app.sandbox.credentials import PIXELAPI_API_KEY
+from tests.utils.media_source import DictMedia
 
 BASE = "http://sandbox.test"
 ROOT = "/_sandbox/pixelapi"
@@ -509,19 +510,6 @@ async def test_stats_count_requests_and_submissions(sandbox: httpx.AsyncClient) 
 
 
 # the adapter against the emulator -------------------------------------------------------------
-
-
-class DictMedia:
-    def __init__(self, files: dict[str, Media]) -> None:
-        self.files = files
-
-    async def read(self, ref: MediaInput) -> Media:
-        assert ref.file_id is not None
-        return self.files[ref.file_id]
-
-    def public_url(self, ref: MediaInput) -> str:
-        assert ref.url is not None
-        return ref.url
 
 
 MEDIA = DictMedia({"file_photo": Media(PHOTO, "image/jpeg")})

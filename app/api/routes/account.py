@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,7 +10,7 @@ from pydantic import BaseModel
 from app.api.deps import GatewayDep, TenantDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.errors import InvalidRequest
-from app.store.credits import LedgerKind
+from app.store.credits import LedgerEntry, LedgerKind
 
 router = APIRouter(prefix="/v1", tags=["account"], responses=PROBLEM_RESPONSES)
 
@@ -31,19 +30,8 @@ class Account(BaseModel):
     limits: Limits
 
 
-class UsageEntry(BaseModel):
-    id: str
-    kind: LedgerKind
-    amount: int
-    job_id: str | None
-    reason: str | None
-    balance_after: int
-    reserved_after: int
-    at: datetime
-
-
 class UsagePage(BaseModel):
-    data: list[UsageEntry]
+    data: list[LedgerEntry]
     next_cursor: str | None
 
 
@@ -80,17 +68,4 @@ async def list_usage(
         )
     except ValueError as exc:
         raise InvalidRequest(str(exc), pointer="/cursor", status=400) from exc
-    data = [
-        UsageEntry(
-            id=e.id,
-            kind=e.kind,
-            amount=e.amount,
-            job_id=e.job_id,
-            reason=e.reason,
-            balance_after=e.balance_after,
-            reserved_after=e.reserved_after,
-            at=e.at,
-        )
-        for e in entries
-    ]
-    return UsagePage(data=data, next_cursor=next_cursor)
+    return UsagePage(data=entries, next_cursor=next_cursor)
