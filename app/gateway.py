@@ -28,7 +28,7 @@ from app.store.embedded import EmbeddedRedis, socket_url
 from app.store.files import FileIndex
 from app.store.idempotency import IdempotencyStore
 from app.store.jobs import JobStore
-from app.store.rate_limits import ConcurrencySlots, RateLimiter
+from app.store.rate_limits import RateLimiter
 from app.store.scripts import Scripts
 from app.store.tenants import TenantStore
 from app.worker import Worker
@@ -95,7 +95,6 @@ async def build_gateway(
     accounting = Accounting(
         CreditLedger(redis, scripts),
         prices,
-        ConcurrencySlots(redis, scripts),
         default_max_concurrent_jobs=settings.tenant_max_concurrent_jobs,
     )
     runner = JobRunner(store, providers, media, blobs, files, metrics, accounting, settings.lease_s)

@@ -172,7 +172,6 @@ class JobRunner:
         job.completed_at = utcnow()
         settle = Settle.charge if job.status is JobStatus.succeeded else Settle.release
         saved = await self.store.save(stored, schedule=Schedule.release, lease=lease, settle=settle)
-        await self.accounting.free_slot(record.tenant_id, job.id)
         self.metrics.job_finished(job)
         return saved
 

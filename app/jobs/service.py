@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from app.blobs import BlobStore
 from app.errors import Conflict, ErrorCode, InvalidRequest, NotFound, UnsupportedParameter
-from app.jobs.accounting import Accounting, InsufficientCredits
+from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs
 from app.jobs.events import EventHub
 from app.jobs.intake import CheckedImage, check_image, decode_base64
 from app.jobs.media import MediaInput
@@ -36,7 +36,7 @@ from app.providers.registry import ProviderRegistry
 from app.signing import UrlSigner
 from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
-from app.store.jobs import JobStore, SaveRefused, Schedule, Settle, Stored
+from app.store.jobs import JobStore, SaveRefused, Schedule, Settle, SlotsFull, Stored
 from app.store.tenants import Tenant
 
 
@@ -104,18 +104,18 @@ class JobService:
                 pointer="/callback_url",
             )
         plan = self._plan(operation, params, envelope)
-        checked = await self._check_media(tenant, params)
         price = await self.accounting.price(operation, plan[0])
-        await self.accounting.check_affordable(tenant, price)
-        job_id = new_job_id()
-        await self.accounting.take_slot(tenant, job_id)
+        # Ask Redis about the balance while the media is decoded and checked on the CPU.
+        affordable = asyncio.ensure_future(self.accounting.check_affordable(tenant, price))
+        await asyncio.sleep(0)  # let the balance query go out first
         try:
-            return await self._create(
-                tenant, operation, params, envelope, plan, checked, job_id, price, wait_s
-            )
+            checked = await self._check_media(tenant, params)
         except BaseException:
-            await self.accounting.free_slot(tenant.id, job_id)
+            affordable.cancel()
+            await asyncio.wait([affordable])
             raise
+        await affordable
+        return await self._create(tenant, operation, params, envelope, plan, checked, price, wait_s)
 
     async def _create(
         self,
@@ -125,11 +125,11 @@ class JobService:
         envelope: Envelope,
         plan: list[str],
         checked: dict[str, CheckedImage],
-        job_id: str,
         price: int,
         wait_s: float,
     ) -> Job:
         params = await self._store_media(tenant, params, checked)
+        job_id = new_job_id()
         job = Job(
             id=job_id,
             operation=operation,
@@ -155,10 +155,15 @@ class JobService:
             job.started_at = job.created_at
             job.attempts.append(Attempt(provider=plan[0], started_at=job.created_at))
         created = await self.store.create(
-            record, price=price, lease_s=self.lease_s if wait_s > 0 else None
+            record,
+            price=price,
+            slot_limit=self.accounting.slot_limit(tenant),
+            lease_s=self.lease_s if wait_s > 0 else None,
         )
         if isinstance(created, Shortfall):
             raise InsufficientCredits(created.required, created.available)
+        if isinstance(created, SlotsFull):
+            raise TooManyJobs(created.limit)
         if wait_s <= 0:
             return self.render(record.job)
         return await self._run_inline(created, wait_s)
@@ -356,7 +361,6 @@ class JobService:
                 )
             except SaveRefused:
                 continue  # a worker moved it meanwhile: read again and decide again
-            await self.accounting.free_slot(tenant.id, job_id)
             self.runner.metrics.job_finished(job)
             return self.render(saved.record.job)
         raise Conflict(f"job {job_id} is changing too fast to cancel; retry")

@@ -43,6 +43,15 @@ class Settle(StrEnum):
 
 
 SETTLED_HOLD_TTL_S = 7 * 86400
+SLOT_TTL_S = 6 * 3600
+"""A job slot outlives any job; if a job were somehow never finished, its slot frees itself."""
+
+
+@dataclass(frozen=True)
+class SlotsFull:
+    """The tenant already has ``limit`` unfinished jobs."""
+
+    limit: int
 
 
 def _credit_keys(tenant_id: str, job_id: str) -> list[str]:
@@ -78,12 +87,17 @@ class JobStore:
         self.retention_s = retention_s
 
     async def create(
-        self, record: JobRecord, *, price: int, lease_s: float | None = None
-    ) -> Stored | Shortfall:
-        """Store a new job and hold ``price`` credits for it, atomically.
+        self,
+        record: JobRecord,
+        *,
+        price: int,
+        slot_limit: int,
+        lease_s: float | None = None,
+    ) -> Stored | Shortfall | SlotsFull:
+        """Store a new job, take a tenant job slot and hold ``price`` credits, atomically.
 
         The job is due now, or leased to the caller for ``lease_s`` seconds. When the tenant
-        cannot afford it nothing is written and the shortfall is returned.
+        cannot afford it, or already has ``slot_limit`` unfinished jobs, nothing is written.
         """
         job = record.job
         tenant = record.tenant_id
@@ -97,6 +111,7 @@ class JobStore:
                 keys.LEASES,
                 keys.tenant_jobs(tenant),
                 *_credit_keys(tenant, job.id),
+                keys.tenant_job_slots(tenant),
             ],
             args=[
                 record.model_dump_json(),
@@ -108,9 +123,13 @@ class JobStore:
                 job.id,
                 price,
                 job.operation.value,
+                slot_limit,
+                SLOT_TTL_S * 1000,
             ],
         )
-        if not int(ok):
+        if int(ok) == -1:
+            return SlotsFull(limit=slot_limit)
+        if int(ok) == 0:
             return Shortfall(required=price, available=int(available))
         return Stored(record, 1, token or None)
 
@@ -149,6 +168,7 @@ class JobStore:
                     keys.DUE,
                     keys.LEASES,
                     *_credit_keys(record.tenant_id, job.id),
+                    keys.tenant_job_slots(record.tenant_id),
                 ],
                 args=[
                     stored.version,

@@ -110,3 +110,8 @@ def idempotency(tenant_id: str, key_digest: str) -> str:
     (``status``, ``headers`` JSON, ``body`` base64). ``key_digest`` is the SHA-256 of the
     client's ``Idempotency-Key``, so any key the client sends makes a well-formed Redis key."""
     return f"{PREFIX}idem:{{{tenant_id}}}:{key_digest}"
+
+
+def tenant_job_slots(tenant_id: str) -> str:
+    """ZSET job id → slot expiry: the tenant's unfinished jobs (its concurrency limit)."""
+    return concurrency_slots(f"tenant-jobs:{{{tenant_id}}}")

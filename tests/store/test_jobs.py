@@ -11,7 +11,7 @@ from app.jobs.models import Attempt, Job, JobLinks, JobRecord, JobStatus, new_jo
 from app.jobs.operations import Operation
 from app.store import keys
 from app.store.credits import CreditLedger, Shortfall
-from app.store.jobs import JobStore, SaveRefused, Schedule, Settle, now_ms
+from app.store.jobs import JobStore, SaveRefused, Schedule, Settle, SlotsFull, now_ms
 from app.store.scripts import Scripts
 
 
@@ -35,7 +35,7 @@ def store(redis_client: Redis) -> JobStore:
 
 async def test_created_job_is_due_and_claimed_once(store: JobStore) -> None:
     record = make_record()
-    await store.create(record, price=0)
+    await store.create(record, price=0, slot_limit=1000)
     first, second = await asyncio.gather(store.claim(10, 30), store.claim(10, 30))
     claimed = first + second
     assert [s.record.job.id for s in claimed] == [record.job.id]
@@ -44,21 +44,21 @@ async def test_created_job_is_due_and_claimed_once(store: JobStore) -> None:
 
 
 async def test_job_created_with_lease_is_not_claimable(store: JobStore) -> None:
-    stored = await store.create(make_record(), price=0, lease_s=30)
+    stored = await store.create(make_record(), price=0, slot_limit=1000, lease_s=30)
     assert stored.lease is not None
     assert await store.claim(10, 30) == []
 
 
 async def test_expired_lease_is_recovered_by_another_claim(store: JobStore) -> None:
     record = make_record()
-    await store.create(record, price=0, lease_s=0.05)
+    await store.create(record, price=0, slot_limit=1000, lease_s=0.05)
     await asyncio.sleep(0.1)
     claimed = await store.claim(10, 30)
     assert [s.record.job.id for s in claimed] == [record.job.id]
 
 
 async def test_save_requires_current_version_and_lease(store: JobStore) -> None:
-    await store.create(make_record(), price=0)
+    await store.create(make_record(), price=0, slot_limit=1000)
     (claimed,) = await store.claim(1, 30)
     claimed.record.job.status = JobStatus.running
     saved = await store.save(claimed, schedule=Schedule.keep, lease=claimed.lease)
@@ -70,7 +70,7 @@ async def test_save_requires_current_version_and_lease(store: JobStore) -> None:
 
 
 async def test_worker_loses_job_to_cancel(store: JobStore) -> None:
-    await store.create(make_record(), price=0)
+    await store.create(make_record(), price=0, slot_limit=1000)
     (claimed,) = await store.claim(1, 30)
     fresh = await store.get(claimed.record.job.id)
     assert fresh is not None
@@ -84,7 +84,7 @@ async def test_worker_loses_job_to_cancel(store: JobStore) -> None:
 
 
 async def test_terminal_job_expires_and_leaves_queues(store: JobStore, redis_client: Redis) -> None:
-    await store.create(make_record(), price=0)
+    await store.create(make_record(), price=0, slot_limit=1000)
     (claimed,) = await store.claim(1, 30)
     claimed.record.job.status = JobStatus.succeeded
     await store.save(claimed, schedule=Schedule.release, lease=claimed.lease)
@@ -99,7 +99,7 @@ async def test_terminal_job_expires_and_leaves_queues(store: JobStore, redis_cli
 
 
 async def test_rescheduled_job_is_due_only_at_its_time(store: JobStore) -> None:
-    await store.create(make_record(), price=0)
+    await store.create(make_record(), price=0, slot_limit=1000)
     (claimed,) = await store.claim(1, 30)
     claimed.record.job.attempts.append(Attempt(provider="pixelapi", provider_job_id="g1"))
     await store.save(claimed, schedule=Schedule.due, due_ms=now_ms() + 200, lease=claimed.lease)
@@ -111,7 +111,7 @@ async def test_rescheduled_job_is_due_only_at_its_time(store: JobStore) -> None:
 
 
 async def test_renew_only_by_lease_holder(store: JobStore, redis_client: Redis) -> None:
-    await store.create(make_record(), price=0)
+    await store.create(make_record(), price=0, slot_limit=1000)
     (claimed,) = await store.claim(1, 0.5)
     job_id = claimed.record.job.id
     assert claimed.lease is not None
@@ -126,7 +126,7 @@ async def test_concurrent_claims_hand_each_job_to_one_worker(store: JobStore) ->
     for _ in range(200):
         record = make_record()
         ids.add(record.job.id)
-        await store.create(record, price=0)
+        await store.create(record, price=0, slot_limit=1000)
     batches = await asyncio.gather(*(store.claim(16, 30) for _ in range(40)))
     claimed = [s.record.job.id for batch in batches for s in batch]
     assert len(claimed) == len(set(claimed)) == 200
@@ -138,9 +138,9 @@ async def test_listing_is_newest_first_with_cursor(store: JobStore) -> None:
     for _ in range(7):
         record = make_record("tenant-a")
         created.append(record.job.id)
-        await store.create(record, price=0)
+        await store.create(record, price=0, slot_limit=1000)
         await asyncio.sleep(0.002)
-    await store.create(make_record("tenant-b"), price=0)
+    await store.create(make_record("tenant-b"), price=0, slot_limit=1000)
     first = await store.list_ids("tenant-a", before=None, limit=4)
     rest = await store.list_ids("tenant-a", before=first[-1], limit=4)
     assert first + rest == list(reversed(created))
@@ -151,11 +151,11 @@ async def test_creation_holds_credits_or_writes_nothing(
 ) -> None:
     ledger = CreditLedger(redis_client, store.scripts)
     await ledger.grant("t1", 5, "test")
-    short = await store.create(make_record("t1"), price=6)
+    short = await store.create(make_record("t1"), price=6, slot_limit=1000)
     assert short == Shortfall(required=6, available=5)
     assert await redis_client.keys("mg:job:*") == []
     assert await store.claim(10, 30) == []
-    created = await store.create(make_record("t1"), price=5)
+    created = await store.create(make_record("t1"), price=5, slot_limit=1000)
     assert not isinstance(created, Shortfall)
     assert (await ledger.balance("t1")).available == 0
 
@@ -165,7 +165,7 @@ async def test_terminal_save_settles_the_hold_exactly_once(
 ) -> None:
     ledger = CreditLedger(redis_client, store.scripts)
     await ledger.grant("t1", 10, "test")
-    await store.create(make_record("t1"), price=3)
+    await store.create(make_record("t1"), price=3, slot_limit=1000)
     (claimed,) = await store.claim(1, 30)
     claimed.record.job.status = JobStatus.succeeded
     saved = await store.save(
@@ -183,10 +183,27 @@ async def test_terminal_save_settles_the_hold_exactly_once(
 async def test_failed_job_releases_its_hold(store: JobStore, redis_client: Redis) -> None:
     ledger = CreditLedger(redis_client, store.scripts)
     await ledger.grant("t1", 10, "test")
-    await store.create(make_record("t1"), price=4)
+    await store.create(make_record("t1"), price=4, slot_limit=1000)
     assert (await ledger.balance("t1")).available == 6
     (claimed,) = await store.claim(1, 30)
     claimed.record.job.status = JobStatus.failed
     await store.save(claimed, schedule=Schedule.release, lease=claimed.lease, settle=Settle.release)
     balance = await ledger.balance("t1")
     assert (balance.balance, balance.reserved) == (10, 0)
+
+
+async def test_creation_takes_a_job_slot_and_finishing_frees_it(
+    store: JobStore, redis_client: Redis
+) -> None:
+    ledger = CreditLedger(redis_client, store.scripts)
+    await ledger.grant("t1", 10, "test")
+    await store.create(make_record("t1"), price=1, slot_limit=2)
+    await store.create(make_record("t1"), price=1, slot_limit=2)
+    full = await store.create(make_record("t1"), price=1, slot_limit=2)
+    assert full == SlotsFull(limit=2)
+    assert len(await redis_client.keys("mg:job:*")) == 2
+    assert (await ledger.balance("t1")).reserved == 2  # the refused job held nothing
+    (claimed, _) = await store.claim(2, 30)
+    claimed.record.job.status = JobStatus.succeeded
+    await store.save(claimed, schedule=Schedule.release, lease=claimed.lease, settle=Settle.charge)
+    assert not isinstance(await store.create(make_record("t1"), price=1, slot_limit=2), SlotsFull)

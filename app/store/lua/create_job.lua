@@ -1,12 +1,22 @@
--- Create a job and hold its credits, atomically: either both happen or neither. The job is
--- due for any worker, or already leased to the caller (the API runs it inline when the
--- client waits). Fails if the id exists; answers {0, available} when credits are short.
--- KEYS: job, due, leases, tenant_jobs, credit_account, credit_hold, credit_holds, credit_ledger
+-- Create a job, take one of the tenant's job slots and hold its credits, atomically: all
+-- happen or none. The job is due for any worker, or already leased to the caller (the API
+-- runs it inline when the client waits). Fails if the id exists; answers {-1, limit} when
+-- the tenant has `slot_limit` unfinished jobs, {0, available} when credits are short.
+-- KEYS: job, due, leases, tenant_jobs, credit_account, credit_hold, credit_holds, credit_ledger,
+--       slots
 -- ARGV: body, status, tenant, created_ms, lease_token ('' = due now), lease_expiry_ms, job_id,
---       price, reason
+--       price, reason, slot_limit, slot_ttl_ms
 --#include credits
+--#include slots
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('exists')
+end
+local acct = redis.call('HMGET', KEYS[5], 'balance', 'reserved')
+if tonumber(acct[1] or 0) - tonumber(acct[2] or 0) < tonumber(ARGV[8]) then
+  return {0, tonumber(acct[1] or 0) - tonumber(acct[2] or 0)}
+end
+if take_slot(KEYS[9], ARGV[7], tonumber(ARGV[10]), tonumber(ARGV[11])) == 0 then
+  return {-1, tonumber(ARGV[10])}
 end
 local held = reserve_hold(KEYS[5], KEYS[6], KEYS[7], KEYS[8], tonumber(ARGV[8]), ARGV[7], ARGV[9])
 if held[1] == 0 then

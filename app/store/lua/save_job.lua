@@ -2,7 +2,8 @@
 -- and, when a lease token is given, only while the caller still holds the lease. Terminal
 -- jobs are never rewritten. Reschedules the job, settles its credits when it ends, and
 -- announces the change — atomically, so a job is charged exactly when it is saved succeeded.
--- KEYS: job, due, leases, credit_account, credit_hold, credit_holds, credit_ledger
+-- A terminal save (ttl_s > 0) also gives the tenant's job slot back.
+-- KEYS: job, due, leases, credit_account, credit_hold, credit_holds, credit_ledger, slots
 -- ARGV: expected_version, lease_token ('' = no lease needed), body, status,
 --       schedule ('due' | 'release' | 'keep'), due_ms, ttl_s (0 = keep forever), channel, job_id,
 --       settle ('' | 'charge' | 'release'), settle_reason, settled_ttl_s
@@ -39,6 +40,7 @@ elseif ARGV[5] == 'release' then
 end
 if tonumber(ARGV[7]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[7])
+  redis.call('ZREM', KEYS[8], id)
 end
 redis.call('PUBLISH', ARGV[8], ARGV[4])
 return {version, settled}
