@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from contextlib import AsyncExitStack, ExitStack
+from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -48,16 +49,20 @@ def serve(args: argparse.Namespace) -> None:
         os.environ["MEDIAGATE_PUBLIC_BASE_URL"] = settings.public_base_url
         signing_key(settings)  # created once here, not raced by the server processes
         uvicorn.run(
-            "app.main:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.processes,
-            loop="uvloop",
-            http="httptools",
-            log_level=args.log_level,
-            access_log=False,
+            "app.main:create_app", factory=True, workers=args.processes, **_server_options(args)
         )
+
+
+def _server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """uvloop and httptools, no access log (requests are counted in metrics instead)."""
+    return {
+        "host": args.host,
+        "port": args.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": args.log_level,
+        "access_log": False,
+    }
 
 
 def sandbox(args: argparse.Namespace) -> None:
@@ -65,15 +70,7 @@ def sandbox(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     app = create_sandbox_app(SandboxTiming(settings.sandbox_latency_s, settings.sandbox_job_s))
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=args.log_level,
-        access_log=False,
-    )
+    uvicorn.run(app, **_server_options(args))
 
 
 def worker(args: argparse.Namespace) -> None:

@@ -63,6 +63,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+async def separate_clients(redis_url: str, redis_client: Redis) -> AsyncIterator[list[Redis]]:
+    """Five clients with their own connection pools, as five processes would have."""
+    clients = [connect(redis_url) for _ in range(5)]
+    yield clients
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     client = connect(redis_url)
     await client.flushdb()

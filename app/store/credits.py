@@ -153,12 +153,7 @@ class CreditLedger:
         job moves nothing and returns the existing hold (open or settled)."""
         _require(amount >= 0, "a reservation cannot be negative")
         row = await self.scripts.reserve_credits(
-            keys=[
-                keys.credit_account(tenant_id),
-                keys.credit_hold(tenant_id, job_id),
-                keys.credit_holds(tenant_id),
-                keys.credit_ledger(tenant_id),
-            ],
+            keys=keys.credit_hold_keys(tenant_id, job_id),
             args=[amount, job_id, reason],
         )
         return _reservation(job_id, row)
@@ -205,12 +200,7 @@ class CreditLedger:
         self, tenant_id: str, job_id: str, mode: str, amount: str, reason: str
     ) -> int:
         settled = await self.scripts.settle_credits(
-            keys=[
-                keys.credit_account(tenant_id),
-                keys.credit_hold(tenant_id, job_id),
-                keys.credit_holds(tenant_id),
-                keys.credit_ledger(tenant_id),
-            ],
+            keys=keys.credit_hold_keys(tenant_id, job_id),
             args=[mode, amount, job_id, reason, self.settled_ttl_s],
         )
         return int(settled)

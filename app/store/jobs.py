@@ -54,15 +54,6 @@ class SlotsFull:
     limit: int
 
 
-def _credit_keys(tenant_id: str, job_id: str) -> list[str]:
-    return [
-        keys.credit_account(tenant_id),
-        keys.credit_hold(tenant_id, job_id),
-        keys.credit_holds(tenant_id),
-        keys.credit_ledger(tenant_id),
-    ]
-
-
 class SaveRefused(Exception):
     """The record changed under us (``stale``), the lease was lost, or the job is finished."""
 
@@ -110,7 +101,7 @@ class JobStore:
                 keys.DUE,
                 keys.LEASES,
                 keys.tenant_jobs(tenant),
-                *_credit_keys(tenant, job.id),
+                *keys.credit_hold_keys(tenant, job.id),
                 keys.tenant_job_slots(tenant),
             ],
             args=[
@@ -167,7 +158,7 @@ class JobStore:
                     keys.job(job.id),
                     keys.DUE,
                     keys.LEASES,
-                    *_credit_keys(record.tenant_id, job.id),
+                    *keys.credit_hold_keys(record.tenant_id, job.id),
                     keys.tenant_job_slots(record.tenant_id),
                 ],
                 args=[

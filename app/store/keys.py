@@ -95,6 +95,16 @@ def credit_ledger(tenant_id: str) -> str:
     return f"{PREFIX}credits:{{{tenant_id}}}:ledger"
 
 
+def credit_hold_keys(tenant_id: str, job_id: str) -> list[str]:
+    """The keys every script that reserves or settles a job's hold takes, in this order."""
+    return [
+        credit_account(tenant_id),
+        credit_hold(tenant_id, job_id),
+        credit_holds(tenant_id),
+        credit_ledger(tenant_id),
+    ]
+
+
 def rate_limit(key: str) -> str:
     """STRING: the GCRA theoretical arrival time (µs since the epoch, Redis clock)."""
     return f"{PREFIX}rl:{key}"

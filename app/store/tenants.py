@@ -190,9 +190,6 @@ class TenantStore:
         await self.announce_change()
         return True
 
-    async def ensure_tenant(self, tenant_id: str, name: str) -> Tenant:
-        return await self.create(name, tenant_id=tenant_id)
-
     async def ensure_key(self, tenant_id: str, api_key: str) -> None:
         """Register a well-known key (the sandbox tenant's) if it is not there yet."""
         if not await self.redis.exists(keys.api_key(hash_key(api_key))):

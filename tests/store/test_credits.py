@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
 from app.store import credits, keys
-from app.store.connection import connect
 from app.store.credits import (
     Balance,
     CreditLedger,
@@ -32,12 +30,9 @@ def ledger(redis_client: Redis) -> CreditLedger:
 
 
 @pytest.fixture
-async def ledgers(redis_url: str, redis_client: Redis) -> AsyncIterator[list[CreditLedger]]:
-    """Five ledgers on five separate clients (connection pools), as five processes would be."""
-    clients = [connect(redis_url) for _ in range(5)]
-    yield [CreditLedger(c, Scripts.register(c)) for c in clients]
-    for client in clients:
-        await client.aclose()
+def ledgers(separate_clients: list[Redis]) -> list[CreditLedger]:
+    """Five ledgers on separate connection pools, as five processes would be."""
+    return [CreditLedger(c, Scripts.register(c)) for c in separate_clients]
 
 
 async def all_entries(ledger: CreditLedger, tenant: str = TENANT) -> list[LedgerEntry]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
 from app.store import keys
-from app.store.connection import connect
 from app.store.idempotency import Began, IdempotencyStore, InFlight, Mismatch, Replay
 from app.store.scripts import Scripts
 
@@ -27,12 +25,9 @@ def store(redis_client: Redis) -> IdempotencyStore:
 
 
 @pytest.fixture
-async def stores(redis_url: str, redis_client: Redis) -> AsyncIterator[list[IdempotencyStore]]:
-    """Stores on five separate clients (connection pools), as five processes would have."""
-    clients = [connect(redis_url) for _ in range(5)]
-    yield [IdempotencyStore(c, Scripts.register(c)) for c in clients]
-    for client in clients:
-        await client.aclose()
+def stores(separate_clients: list[Redis]) -> list[IdempotencyStore]:
+    """Stores on separate connection pools, as five processes would have."""
+    return [IdempotencyStore(c, Scripts.register(c)) for c in separate_clients]
 
 
 async def test_concurrent_begins_have_one_winner(stores: list[IdempotencyStore]) -> None:

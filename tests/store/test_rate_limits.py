@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
 from app.store import keys
-from app.store.connection import connect
 from app.store.rate_limits import ConcurrencySlots, Decision, RateLimiter
 from app.store.scripts import Scripts
 
@@ -25,25 +23,16 @@ def slots(redis_client: Redis) -> ConcurrencySlots:
     return ConcurrencySlots(redis_client, Scripts.register(redis_client))
 
 
-@pytest.fixture
-async def clients(redis_url: str, redis_client: Redis) -> AsyncIterator[list[Redis]]:
-    """Four separate clients (connection pools), as four processes would have."""
-    opened = [connect(redis_url) for _ in range(4)]
-    yield opened
-    for client in opened:
-        await client.aclose()
-
-
 async def server_time_s(redis: Redis) -> float:
     seconds, micros = await redis.time()
     return float(seconds) + micros / 1_000_000
 
 
 async def test_hammered_limit_admits_exactly_the_gcra_allowance(
-    clients: list[Redis], redis_client: Redis
+    separate_clients: list[Redis], redis_client: Redis
 ) -> None:
     rate, burst, duration = 600, 50, 2.0
-    limiters = [RateLimiter(c, Scripts.register(c)) for c in clients]
+    limiters = [RateLimiter(c, Scripts.register(c)) for c in separate_clients]
     decisions: list[Decision] = []
 
     async def hammer(limiter: RateLimiter, deadline: float) -> None:
@@ -94,14 +83,14 @@ async def test_burst_then_retry_after(limiter: RateLimiter, redis_client: Redis)
 
 
 async def test_slots_never_exceed_the_limit_under_concurrent_acquires(
-    clients: list[Redis],
+    separate_clients: list[Redis],
 ) -> None:
-    pools = [ConcurrencySlots(c, Scripts.register(c)) for c in clients]
+    pools = [ConcurrencySlots(c, Scripts.register(c)) for c in separate_clients]
     results = await asyncio.gather(
         *(pools[i % 4].acquire("provider:tts", f"job-{i}", 10, 30) for i in range(200))
     )
     assert sum(results) == 10
-    assert await clients[0].zcard(keys.concurrency_slots("provider:tts")) == 10
+    assert await separate_clients[0].zcard(keys.concurrency_slots("provider:tts")) == 10
 
     in_use = peak = served = 0
 
