@@ -34,11 +34,18 @@ DEFAULT_BASE_URLS = {
 }
 
 
-class ProviderSettings(BaseModel):
-    base_url: str | None = Field(default=None, description="Unset: the provider's public API.")
+class CredentialSettings(BaseModel):
     api_key: SecretStr | None = None
     client_id: SecretStr | None = None
     client_secret: SecretStr | None = None
+
+
+class ProviderSettings(CredentialSettings):
+    base_url: str | None = Field(default=None, description="Unset: the provider's public API.")
+    pool: list[CredentialSettings] = Field(
+        default_factory=list,
+        description="More accounts at this provider; each has its own upstream budget.",
+    )
     timeout_s: float = Field(default=60.0, gt=0, description="Per upstream call.")
     poll_interval_s: float = Field(default=2.0, gt=0, description="Between status polls.")
 

@@ -89,7 +89,7 @@ async def build_gateway(
     files = FileIndex(redis, file_ttl_s=FILE_TTL_S, artifact_ttl_s=settings.job_retention_s)
     blobs = LocalBlobStore(settings.data_dir / "blobs")
     signer = UrlSigner(signing_key(settings), settings.public_base_url, settings.artifact_url_ttl_s)
-    providers = ProviderRegistry.from_settings(settings, http)
+    providers = ProviderRegistry.from_settings(settings, http, redis)
     media = StoredMedia(files, blobs, signer, http, settings.max_media_bytes)
     prices = PriceBook(redis, providers, settings.prices)
     accounting = Accounting(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from app.errors import ErrorCode, InvalidRequest
+from app.jobs.media import MediaKind
 
 MAX_PIXELS_PER_SIDE = 4096
 _IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -18,11 +19,15 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS_PER_SIDE * MAX_PIXELS_PER_SIDE
 
 
 @dataclass(frozen=True)
-class CheckedImage:
+class CheckedMedia:
     content: bytes
     content_type: str
-    width: int
-    height: int
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def kind(self) -> MediaKind:
+        return MediaKind(self.content_type.split("/")[0])
 
 
 def decode_base64(data: str, pointer: str, max_bytes: int) -> bytes:
@@ -39,7 +44,45 @@ def decode_base64(data: str, pointer: str, max_bytes: int) -> bytes:
         ) from exc
 
 
-def check_image(content: bytes, pointer: str, max_bytes: int) -> CheckedImage:
+def check_media(
+    content: bytes, kind: MediaKind | None, pointer: str, max_bytes: int
+) -> CheckedMedia:
+    """Media of the expected kind (any kind when None), or a 4xx naming the field."""
+    if len(content) > max_bytes:
+        raise _too_large(pointer, max_bytes)
+    if kind is MediaKind.image:
+        return check_image(content, pointer, max_bytes)
+    sniffed = sniff_av(content)
+    if sniffed is not None and (kind is None or sniffed.startswith(f"{kind}/")):
+        return CheckedMedia(content, sniffed)
+    if kind is None:
+        return check_image(content, pointer, max_bytes)
+    accepted = "MP4, MOV, WEBM" if kind is MediaKind.video else "WAV, MP3, OGG, FLAC, M4A"
+    raise _not_an_image(pointer, f"the bytes are not a {kind} file ({accepted})")
+
+
+def sniff_av(content: bytes) -> str | None:
+    """The content type of an audio or video file, told by its first bytes."""
+    head = content[:16]
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"M4A ", b"M4B "):
+            return "audio/mp4"
+        return "video/quicktime" if brand == b"qt  " else "video/mp4"
+    if head.startswith(b"\x1aE\xdf\xa3"):
+        return "video/webm"
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "audio/mpeg"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    return None
+
+
+def check_image(content: bytes, pointer: str, max_bytes: int) -> CheckedMedia:
     """A PNG, JPEG or WEBP image within the size limits, or a 4xx naming the field."""
     if len(content) > max_bytes:
         raise _too_large(pointer, max_bytes)
@@ -65,7 +108,7 @@ def check_image(content: bytes, pointer: str, max_bytes: int) -> CheckedImage:
             code=ErrorCode.invalid_media,
             pointer=pointer,
         )
-    return CheckedImage(content, _IMAGE_TYPES[fmt], width, height)
+    return CheckedMedia(content, _IMAGE_TYPES[fmt], width, height)
 
 
 def _too_large(pointer: str, max_bytes: int) -> InvalidRequest:
@@ -79,3 +122,4 @@ def _too_large(pointer: str, max_bytes: int) -> InvalidRequest:
 
 def _not_an_image(pointer: str, detail: str) -> InvalidRequest:
     return InvalidRequest(detail, code=ErrorCode.invalid_media, pointer=pointer)
+

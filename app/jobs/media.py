@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class MediaKind(StrEnum):
+    image = "image"
+    video = "video"
+    audio = "audio"
 
 
 class MediaInput(BaseModel):
@@ -10,9 +19,11 @@ class MediaInput(BaseModel):
 
     Jobs never keep ``data``: the API stores the decoded bytes as a file at submit time and
     replaces it by ``file_id``, so records stay small and base64 is never echoed back.
+    Subclasses name the kind of media a field expects; the bytes are checked against it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: ClassVar[MediaKind] = MediaKind.image
 
     url: str | None = Field(default=None, max_length=2048, examples=["https://example.com/a.png"])
     data: str | None = Field(default=None, description="Base64-encoded bytes (≤ 10 MB decoded).")
@@ -26,3 +37,21 @@ class MediaInput(BaseModel):
         if self.url is not None and not self.url.startswith(("http://", "https://")):
             raise ValueError("url must be http(s)")
         return self
+
+
+class ImageInput(MediaInput):
+    """A PNG, JPEG or WEBP image: ``url``, base64 ``data`` or an uploaded ``file_id``."""
+
+    kind: ClassVar[MediaKind] = MediaKind.image
+
+
+class VideoInput(MediaInput):
+    """An MP4, MOV or WEBM video: ``url``, base64 ``data`` or an uploaded ``file_id``."""
+
+    kind: ClassVar[MediaKind] = MediaKind.video
+
+
+class AudioInput(MediaInput):
+    """A WAV, MP3, OGG, FLAC or M4A recording: ``url``, base64 ``data`` or ``file_id``."""
+
+    kind: ClassVar[MediaKind] = MediaKind.audio

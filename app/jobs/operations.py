@@ -10,9 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.jobs.media import MediaInput
+from app.jobs.media import AudioInput, ImageInput, MediaInput, VideoInput
 
 
 class Operation(StrEnum):
@@ -51,6 +51,8 @@ Aspect = Literal["square", "landscape", "portrait", "wide", "vertical"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 Seed = Annotated[int, Field(ge=0, le=2**64 - 1)]
 Prompt = Annotated[str, Field(min_length=1, max_length=2000)]
+NegativePrompt = Annotated[str, Field(max_length=2000)]
+Side = Annotated[int, Field(ge=64, le=4096)]
 
 
 class Params(BaseModel):
@@ -67,26 +69,43 @@ class Params(BaseModel):
         return set(self.model_fields_set)
 
 
+# -- images -----------------------------------------------------------------------------
+
+
 class GenerateImage(Params):
     prompt: Prompt
-    negative_prompt: Annotated[str, Field(max_length=2000)] | None = None
+    negative_prompt: NegativePrompt | None = None
     model: Literal["sd1.5", "sdxl", "flux-schnell"] | None = Field(
         default=None, description="Model family; providers offer different subsets."
     )
-    width: Annotated[int, Field(ge=64, le=4096)] | None = None
-    height: Annotated[int, Field(ge=64, le=4096)] | None = None
+    quality: Literal["fast", "standard", "high"] | None = Field(
+        default=None, description="A hint used to pick the model when `model` is not given."
+    )
+    width: Side | None = None
+    height: Side | None = None
     aspect: Aspect | None = None
     seed: Seed | None = None
     output_format: OutputFormat | None = None
+    style_id: str | None = Field(default=None, description="A style from `GET /v1/styles`.")
+    language: str | None = Field(
+        default=None, min_length=2, max_length=5, description="Language of the prompt."
+    )
 
 
 class RemoveBackground(Params):
-    image: MediaInput
+    image: ImageInput
+    seed: Seed | None = None
+
+
+class ReplaceBackground(Params):
+    image: ImageInput
+    prompt: Prompt = Field(description="The new background, described.")
+    negative_prompt: NegativePrompt | None = None
     seed: Seed | None = None
 
 
 class Upscale(Params):
-    image: MediaInput
+    image: ImageInput
     scale: Literal[1, 2, 4, 8] | None = Field(
         default=None, description="Upscaling factor; the provider's default when omitted."
     )
@@ -94,16 +113,28 @@ class Upscale(Params):
     output_format: OutputFormat | None = None
 
 
-class SwapFace(Params):
-    source: MediaInput = Field(description="The picture the face is taken from.")
-    target: MediaInput = Field(description="The picture whose face is replaced.")
-    output_format: OutputFormat | None = None
+class RestoreFace(Params):
+    image: ImageInput
+
+
+class RemoveObject(Params):
+    image: ImageInput
+    mask: ImageInput | None = Field(
+        default=None, description="White where the object to remove is; black elsewhere."
+    )
+    prompt: Prompt | None = Field(default=None, description="The object to remove, described.")
+
+    @model_validator(mode="after")
+    def _mask_or_prompt(self) -> RemoveObject:
+        if self.mask is None and self.prompt is None:
+            raise ValueError("give a mask or a prompt naming the object to remove")
+        return self
 
 
 class Outpaint(Params):
-    image: MediaInput
+    image: ImageInput
     prompt: Prompt
-    negative_prompt: Annotated[str, Field(max_length=2000)] | None = None
+    negative_prompt: NegativePrompt | None = None
     top: Annotated[int, Field(ge=0, le=2048)] = 0
     right: Annotated[int, Field(ge=0, le=2048)] = 0
     bottom: Annotated[int, Field(ge=0, le=2048)] = 0
@@ -112,14 +143,176 @@ class Outpaint(Params):
     output_format: OutputFormat | None = None
 
 
+class Colorize(Params):
+    image: ImageInput
+
+
+class SwapFace(Params):
+    source: ImageInput = Field(description="The picture the face is taken from.")
+    target: ImageInput = Field(description="The picture whose face is replaced.")
+    enhance_face: bool | None = Field(
+        default=None, description="Restore the swapped face's details after the swap."
+    )
+    upscale: bool | None = None
+    restore_weight: Annotated[float, Field(ge=0, le=1)] | None = None
+    output_format: OutputFormat | None = None
+
+
+class Hairstyle(Params):
+    image: ImageInput
+    variant: Literal["style", "wig", "extension", "bangs", "volume"] = "style"
+    style_id: str | None = Field(default=None, description="A style from `GET /v1/styles`.")
+
+
+class Age(Params):
+    image: ImageInput
+
+
+class TransferMakeup(Params):
+    image: ImageInput = Field(description="The face receiving the makeup.")
+    reference: ImageInput = Field(description="The face wearing the look to copy.")
+
+
+class TryOn(Params):
+    person: ImageInput
+    garment: ImageInput
+    category: Literal["upper_body", "lower_body", "dress", "full_body"] | None = None
+    gender: Literal["male", "female"] | None = None
+    seed: Seed | None = None
+    output_format: OutputFormat | None = None
+
+
+class LockIdentity(Params):
+    face: ImageInput = Field(description="The face whose identity the picture keeps.")
+    prompt: Prompt
+    negative_prompt: NegativePrompt | None = None
+    width: Side | None = None
+    height: Side | None = None
+    seed: Seed | None = None
+    output_format: OutputFormat | None = None
+
+
+class ReplaceIdentity(Params):
+    face: ImageInput = Field(description="The identity to put into the picture.")
+    image: ImageInput = Field(description="The picture whose person is replaced.")
+    seed: Seed | None = None
+    output_format: OutputFormat | None = None
+
+
+class Instamodel(Params):
+    face: ImageInput
+    prompt: Prompt | None = None
+    seed: Seed | None = None
+    output_format: OutputFormat | None = None
+
+
+# -- analysis ---------------------------------------------------------------------------
+
+
+class ImageKeywords(Params):
+    image: ImageInput
+    num_keywords: Annotated[int, Field(ge=1, le=50)] | None = None
+    threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    lang: str | None = Field(default=None, min_length=2, max_length=5)
+    colors: bool | None = None
+    num_colors: Annotated[int, Field(ge=1, le=20)] | None = None
+
+
+class ImageCaption(Params):
+    image: ImageInput
+    caption_len: Literal["short", "long"] | None = None
+
+
+class Faces(Params):
+    image: ImageInput
+
+
+class ImageQuality(Params):
+    image: ImageInput
+    model: Literal["stock", "ugc"] = "stock"
+
+
+class VideoKeywords(Params):
+    video: VideoInput
+    num_keywords: Annotated[int, Field(ge=1, le=50)] | None = None
+    threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+
+
+# -- video ------------------------------------------------------------------------------
+
+
+class SwapFaceVideo(Params):
+    source: ImageInput = Field(description="The picture the face is taken from.")
+    target: VideoInput = Field(description="The video whose face is replaced.")
+    enhance_face: bool | None = None
+
+
+class Lipsync(Params):
+    video: VideoInput
+    audio: AudioInput
+    model: Literal["normal", "fast"] | None = None
+
+
+class GenerateVideo(Params):
+    prompt: Prompt
+    image: ImageInput | None = None
+    duration_s: Annotated[int, Field(ge=1, le=10)] | None = None
+    resolution: Literal["480p", "720p"] | None = None
+    seed: Seed | None = None
+
+
+# -- audio ------------------------------------------------------------------------------
+
+
+class Speech(Params):
+    text: Annotated[str, Field(min_length=1, max_length=10000)]
+    voice: str = Field(min_length=1, max_length=100, description="From `GET /v1/voices`.")
+
+
+class GenerateAudio(Params):
+    prompt: Prompt
+    duration_s: Annotated[int, Field(ge=5, le=30)] | None = None
+    seed: Seed | None = None
+
+
+class CloneVoice(Params):
+    text: Annotated[str, Field(min_length=1, max_length=5000)]
+    reference_audio: AudioInput
+    language: str | None = Field(default=None, min_length=2, max_length=5)
+    exaggeration: Annotated[float, Field(ge=0, le=2)] | None = None
+    watermark: bool | None = None
+
+
 PARAMS: dict[Operation, type[Params]] = {
     Operation.image_generate: GenerateImage,
     Operation.image_remove_background: RemoveBackground,
+    Operation.image_replace_background: ReplaceBackground,
     Operation.image_upscale: Upscale,
-    Operation.image_swap_face: SwapFace,
+    Operation.image_restore_face: RestoreFace,
+    Operation.image_remove_object: RemoveObject,
     Operation.image_outpaint: Outpaint,
+    Operation.image_colorize: Colorize,
+    Operation.image_swap_face: SwapFace,
+    Operation.image_hairstyle: Hairstyle,
+    Operation.image_age: Age,
+    Operation.image_transfer_makeup: TransferMakeup,
+    Operation.image_try_on: TryOn,
+    Operation.image_lock_identity: LockIdentity,
+    Operation.image_replace_identity: ReplaceIdentity,
+    Operation.image_instamodel: Instamodel,
+    Operation.image_keywords: ImageKeywords,
+    Operation.image_caption: ImageCaption,
+    Operation.image_faces: Faces,
+    Operation.image_quality: ImageQuality,
+    Operation.video_keywords: VideoKeywords,
+    Operation.video_swap_face: SwapFaceVideo,
+    Operation.video_lipsync: Lipsync,
+    Operation.video_generate: GenerateVideo,
+    Operation.audio_speech: Speech,
+    Operation.audio_generate: GenerateAudio,
+    Operation.audio_clone_voice: CloneVoice,
 }
-"""Parameter model of each operation the gateway serves."""
+"""Parameter model of each operation."""
 
 
 ROUTES: dict[Operation, str] = {

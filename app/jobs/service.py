@@ -17,7 +17,7 @@ from app.blobs import BlobStore
 from app.errors import Conflict, ErrorCode, InvalidRequest, NotFound, UnsupportedParameter
 from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs
 from app.jobs.events import EventHub
-from app.jobs.intake import CheckedImage, check_image, decode_base64
+from app.jobs.intake import CheckedMedia, check_media, decode_base64
 from app.jobs.media import MediaInput
 from app.jobs.models import (
     Attempt,
@@ -124,7 +124,7 @@ class JobService:
         params: Params,
         envelope: Envelope,
         plan: list[str],
-        checked: dict[str, CheckedImage],
+        checked: dict[str, CheckedMedia],
         price: int,
         wait_s: float,
     ) -> Job:
@@ -204,14 +204,14 @@ class JobService:
                 plan.append(name)
         return plan
 
-    async def _check_media(self, tenant: Tenant, params: Params) -> dict[str, CheckedImage]:
+    async def _check_media(self, tenant: Tenant, params: Params) -> dict[str, CheckedMedia]:
         """Decode and check inline media, and that referenced files are the tenant's."""
-        checked: dict[str, CheckedImage] = {}
+        checked: dict[str, CheckedMedia] = {}
         for name, ref in params.media().items():
             pointer = f"/{name}"
             if ref.data is not None:
                 raw = decode_base64(ref.data, f"{pointer}/data", self.max_media_bytes)
-                checked[name] = check_image(raw, f"{pointer}/data", self.max_media_bytes)
+                checked[name] = check_media(raw, ref.kind, f"{pointer}/data", self.max_media_bytes)
             elif ref.file_id is not None:
                 meta = await self.files.file(ref.file_id)
                 if meta is None or meta.tenant != tenant.id:
@@ -221,10 +221,16 @@ class JobService:
                         pointer=f"{pointer}/file_id",
                         status=404,
                     )
+                if not meta.content_type.startswith(f"{ref.kind}/"):
+                    raise InvalidRequest(
+                        f"file {ref.file_id!r} is {meta.content_type}; {name} takes {ref.kind}",
+                        code=ErrorCode.invalid_media,
+                        pointer=f"{pointer}/file_id",
+                    )
         return checked
 
     async def _store_media(
-        self, tenant: Tenant, params: Params, checked: dict[str, CheckedImage]
+        self, tenant: Tenant, params: Params, checked: dict[str, CheckedMedia]
     ) -> Params:
         """Store checked inline media as files; their references replace the data."""
         if not checked:
@@ -232,10 +238,10 @@ class JobService:
         replaced: dict[str, MediaInput] = {}
         for name, image in checked.items():
             meta = await self.store_file(tenant, image)
-            replaced[name] = MediaInput(file_id=meta.id)
+            replaced[name] = type(params.media()[name])(file_id=meta.id)
         return params.model_copy(update=replaced)
 
-    async def store_file(self, tenant: Tenant, image: CheckedImage) -> BlobMeta:
+    async def store_file(self, tenant: Tenant, image: CheckedMedia) -> BlobMeta:
         meta = BlobMeta(
             id=new_file_id(),
             tenant=tenant.id,

@@ -51,6 +51,34 @@ class MediaSource(Protocol):
         ...
 
 
+class AdapterState(Protocol):
+    """Small shared state an adapter keeps across processes (tokens, request ids).
+
+    Backed by Redis in the gateway, so every worker sees the same values and a worker that
+    resumes another's job finds what it persisted. Keys are the adapter's own; the store
+    prefixes them with the provider's name.
+    """
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def put(self, key: str, value: str, ttl_s: float, *, only_new: bool = False) -> bool:
+        """Store ``value``; with ``only_new``, only when the key is absent (then True)."""
+        ...
+
+    async def incr(self, key: str) -> int:
+        """Add one to a counter (starting at 0) and return the new value."""
+        ...
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One account's secrets at a provider (several form a pool). Never logged."""
+
+    api_key: str | None = field(default=None, repr=False)
+    client_id: str | None = field(default=None, repr=False)
+    client_secret: str | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True)
 class Call:
     """One canonical call as an adapter sees it."""
@@ -59,6 +87,12 @@ class Call:
     operation: Operation
     params: Params
     media: MediaSource
+    attempt: int = 0
+    """Index of this attempt within the job: stable across a worker's crash and resume."""
+    credential: int = 0
+    """Which credential of the provider's pool this call uses (chosen by the upstream budget)."""
+    callback_url: str | None = None
+    """Where the upstream may POST completion, when the gateway has a public URL."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +145,8 @@ class Binding:
     """Default price in gateway credits."""
     check: Callable[[Params], str | None] | None = None
     """Cross-field rule (``aspect`` only with the flux model): the refused parameter or None."""
+    limit: str = "default"
+    """Name of the adapter's :class:`UpstreamLimit` this binding's requests count against."""
 
     def refuses(self, params: Params) -> str | None:
         """The first parameter set by the client that this binding cannot honour."""
@@ -123,16 +159,46 @@ class Binding:
         return self.check(params) if self.check else None
 
 
+@dataclass(frozen=True)
+class UpstreamLimit:
+    """What one credential may spend at the upstream, from the provider's document."""
+
+    rate_per_s: float | None = None
+    """Requests per second (every submit and poll counts one)."""
+    concurrent_jobs: int | None = None
+    """Upstream jobs in flight at once (``1`` where the provider runs one at a time)."""
+
+
 class Adapter(ABC):
     """Base of the provider adapters. One instance per process, sharing one HTTP client."""
 
     name: ClassVar[str]
     bindings: ClassVar[Mapping[Operation, Binding]]
+    limits: ClassVar[Mapping[str, UpstreamLimit]] = {}
+    """Per-credential budgets by name; bindings name the one they count against."""
 
-    def __init__(self, client: httpx.AsyncClient, config: AdapterConfig) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        config: AdapterConfig,
+        state: AdapterState | None = None,
+    ) -> None:
         self.client = client
         self.config = config
+        self._state = state
         self.base_url = config.base_url.rstrip("/")
+
+    @property
+    def state(self) -> AdapterState:
+        """Shared state across processes; adapters that keep none are built without it."""
+        if self._state is None:
+            raise RuntimeError(f"the {self.name} adapter needs shared state (AdapterState)")
+        return self._state
+
+    def credential(self, call: Call) -> Credential:
+        """The pool credential the call was given (the first when there is one)."""
+        pool = self.config.credentials
+        return pool[call.credential % len(pool)] if pool else Credential()
 
     @abstractmethod
     async def submit(self, call: Call) -> SubmitResult: ...
@@ -146,9 +212,8 @@ class AdapterConfig:
     """Where an adapter's upstream lives and how it signs in (secrets are never logged)."""
 
     base_url: str
-    api_key: str | None = field(default=None, repr=False)
-    client_id: str | None = field(default=None, repr=False)
-    client_secret: str | None = field(default=None, repr=False)
+    credentials: tuple[Credential, ...] = ()
+    """The pool of accounts; a call names the one it uses (``Adapter.credential``)."""
     timeout_s: float = 60.0
     poll_interval_s: float = 2.0
     """Pause between status polls of an asynchronous upstream job."""

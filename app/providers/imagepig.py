@@ -329,7 +329,8 @@ class ImagePigAdapter(Adapter):
 
     async def submit(self, call: Call) -> SubmitResult:
         request = await _BUILDERS[call.operation](call)
-        headers = {"Api-Key": self.config.api_key} if self.config.api_key else {}
+        key = self.credential(call).api_key
+        headers = {"Api-Key": key} if key else {}
         with upstream_errors(PROVIDER):
             response = await self.client.post(
                 f"{self.base_url}{request.endpoint}",

@@ -234,10 +234,11 @@ class PixelApiAdapter(Adapter):
         ),
     }
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, call: Call) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT}
-        if self.config.api_key:
-            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        key = self.credential(call).api_key
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         return headers
 
     async def submit(self, call: Call) -> SubmitResult:
@@ -249,7 +250,7 @@ class PixelApiAdapter(Adapter):
         url = f"{self.base_url}{ENDPOINTS[call.operation]}"
         with upstream_errors(PROVIDER):
             response = await self.client.post(
-                url, headers=self._headers(), timeout=self.config.timeout_s, **request
+                url, headers=self._headers(call), timeout=self.config.timeout_s, **request
             )
         if (failed := _failure(response)) is not None:
             return failed
@@ -262,7 +263,7 @@ class PixelApiAdapter(Adapter):
         url = f"{self.base_url}/v1/image/{quote(provider_job_id, safe='')}"
         with upstream_errors(PROVIDER):
             response = await self.client.get(
-                url, headers=self._headers(), timeout=self.config.timeout_s
+                url, headers=self._headers(call), timeout=self.config.timeout_s
             )
         if (failed := _failure(response)) is not None:
             return failed

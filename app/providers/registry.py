@@ -5,22 +5,28 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 import httpx
+from redis.asyncio import Redis
 
-from app.config import ProviderSettings, Settings
+from app.config import CredentialSettings, ProviderSettings, Settings
 from app.jobs.operations import Operation
-from app.providers.base import Adapter, AdapterConfig, Binding
+from app.providers.base import Adapter, AdapterConfig, Binding, Credential
+from app.providers.everypixel import EverypixelAdapter
 from app.providers.imagepig import ImagePigAdapter
+from app.providers.imagepipeline import ImagePipelineAdapter
+from app.providers.perfectcorp import PerfectCorpAdapter
 from app.providers.pixelapi import PixelApiAdapter
-from app.sandbox import credentials as sandbox_credentials
+from app.sandbox.credentials import sandbox_credentials
+from app.store.adapter_state import RedisAdapterState
 
 ADAPTERS: dict[str, type[Adapter]] = {
-    ImagePigAdapter.name: ImagePigAdapter,
-    PixelApiAdapter.name: PixelApiAdapter,
-}
-
-_SANDBOX_KEYS = {
-    ImagePigAdapter.name: sandbox_credentials.IMAGEPIG_API_KEY,
-    PixelApiAdapter.name: sandbox_credentials.PIXELAPI_API_KEY,
+    adapter.name: adapter
+    for adapter in (
+        EverypixelAdapter,
+        PixelApiAdapter,
+        PerfectCorpAdapter,
+        ImagePigAdapter,
+        ImagePipelineAdapter,
+    )
 }
 
 
@@ -29,20 +35,25 @@ def _secret(value: object) -> str | None:
     return get() if get else None
 
 
+def _credential(settings: CredentialSettings) -> Credential:
+    return Credential(
+        api_key=_secret(settings.api_key),
+        client_id=_secret(settings.client_id),
+        client_secret=_secret(settings.client_secret),
+    )
+
+
 def adapter_config(name: str, provider: ProviderSettings, settings: Settings) -> AdapterConfig:
     if settings.sandbox:
-        return AdapterConfig(
-            base_url=f"{settings.sandbox_base_url}/_sandbox/{name}",
-            api_key=_SANDBOX_KEYS.get(name),
-            timeout_s=provider.timeout_s,
-            poll_interval_s=provider.poll_interval_s,
-        )
-    assert provider.base_url is not None
+        base_url = f"{settings.sandbox_base_url}/_sandbox/{name}"
+        pool = tuple(Credential(**c) for c in sandbox_credentials(name))
+    else:
+        assert provider.base_url is not None
+        base_url = provider.base_url
+        pool = tuple(_credential(c) for c in [provider, *provider.pool])
     return AdapterConfig(
-        base_url=provider.base_url,
-        api_key=_secret(provider.api_key),
-        client_id=_secret(provider.client_id),
-        client_secret=_secret(provider.client_secret),
+        base_url=base_url,
+        credentials=pool,
         timeout_s=provider.timeout_s,
         poll_interval_s=provider.poll_interval_s,
     )
@@ -56,10 +67,14 @@ class ProviderRegistry(Mapping[str, Adapter]):
         self._routing = routing
 
     @classmethod
-    def from_settings(cls, settings: Settings, client: httpx.AsyncClient) -> ProviderRegistry:
+    def from_settings(
+        cls, settings: Settings, client: httpx.AsyncClient, redis: Redis
+    ) -> ProviderRegistry:
         adapters = {
             name: adapter_cls(
-                client, adapter_config(name, settings.providers.named(name), settings)
+                client,
+                adapter_config(name, settings.providers.named(name), settings),
+                RedisAdapterState(redis, name),
             )
             for name, adapter_cls in ADAPTERS.items()
         }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
 
-from app.sandbox import imagepig, pixelapi
+from app.sandbox import everypixel, imagepig, imagepipeline, perfectcorp, pixelapi
 from app.sandbox.control import FaultRequest, SandboxControl
 
 
@@ -43,8 +43,14 @@ def create_sandbox_router(
     async def stats() -> dict[str, dict[str, object]]:
         return control.snapshot()
 
-    router.include_router(imagepig.router(control, timing), prefix="/imagepig")
-    router.include_router(pixelapi.router(control, timing), prefix="/pixelapi")
+    for name, emulator in (
+        ("everypixel", everypixel),
+        ("pixelapi", pixelapi),
+        ("perfectcorp", perfectcorp),
+        ("imagepig", imagepig),
+        ("imagepipeline", imagepipeline),
+    ):
+        router.include_router(emulator.router(control, timing), prefix=f"/{name}")
     return router
 
 

@@ -125,3 +125,8 @@ def idempotency(tenant_id: str, key_digest: str) -> str:
 def tenant_job_slots(tenant_id: str) -> str:
     """ZSET job id → slot expiry: the tenant's unfinished jobs (its concurrency limit)."""
     return concurrency_slots(f"tenant-jobs:{{{tenant_id}}}")
+
+
+def adapter_state(provider: str, key: str) -> str:
+    """STRING: a value an adapter shares across processes (a token, a request id)."""
+    return f"{PREFIX}adapter:{provider}:{key}"

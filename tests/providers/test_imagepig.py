@@ -11,7 +11,7 @@ import pytest
 import respx
 
 from app.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
-from app.jobs.media import MediaInput
+from app.jobs.media import ImageInput
 from app.jobs.operations import (
     GenerateImage,
     Operation,
@@ -21,7 +21,7 @@ from app.jobs.operations import (
     SwapFace,
     Upscale,
 )
-from app.providers.base import AdapterConfig, Call, Failed, Media, OutputFile, Succeeded
+from app.providers.base import AdapterConfig, Call, Credential, Failed, Media, OutputFile, Succeeded
 from app.providers.imagepig import ImagePigAdapter
 from tests.utils.media_source import DictMedia
 
@@ -51,11 +51,11 @@ def _call(operation: Operation, params: Params) -> Call:
     return Call(job_id="job_1", operation=operation, params=params, media=MEDIA)
 
 
-def _url(url: str) -> MediaInput:
-    return MediaInput(url=url)
+def _url(url: str) -> ImageInput:
+    return ImageInput(url=url)
 
 
-FILE = MediaInput(file_id="file_abc")
+FILE = ImageInput(file_id="file_abc")
 
 
 @pytest.fixture
@@ -67,7 +67,10 @@ def upstream() -> Iterator[respx.MockRouter]:
 @pytest.fixture
 async def adapter() -> AsyncIterator[ImagePigAdapter]:
     async with httpx.AsyncClient() as client:
-        yield ImagePigAdapter(client, AdapterConfig(base_url=BASE, api_key=KEY, timeout_s=12.5))
+        yield ImagePigAdapter(
+            client,
+            AdapterConfig(base_url=BASE, credentials=(Credential(api_key=KEY),), timeout_s=12.5),
+        )
 
 
 def _sent(route: respx.Route) -> object:

@@ -11,11 +11,12 @@ import pytest
 import respx
 
 from app.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
-from app.jobs.media import MediaInput
+from app.jobs.media import ImageInput
 from app.jobs.operations import GenerateImage, Operation, Params, RemoveBackground, Upscale
 from app.providers.base import (
     AdapterConfig,
     Call,
+    Credential,
     Failed,
     Media,
     OutputFile,
@@ -35,8 +36,8 @@ GEN_ID = "bg-rm-a1b2c3d4-0000"
 
 
 MEDIA = DictMedia({"file_abc": Media(UPLOAD, "image/jpeg")})
-FILE = MediaInput(file_id="file_abc")
-URL = MediaInput(url="https://example.com/product.jpg")
+FILE = ImageInput(file_id="file_abc")
+URL = ImageInput(url="https://example.com/product.jpg")
 
 
 def _call(operation: Operation, params: Params) -> Call:
@@ -54,7 +55,12 @@ def upstream() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 async def adapter() -> AsyncIterator[PixelApiAdapter]:
-    config = AdapterConfig(base_url=BASE + "/", api_key=KEY, timeout_s=5, poll_interval_s=2.5)
+    config = AdapterConfig(
+        base_url=BASE + "/",
+        credentials=(Credential(api_key=KEY),),
+        timeout_s=5,
+        poll_interval_s=2.5,
+    )
     async with httpx.AsyncClient() as client:
         yield PixelApiAdapter(client, config)
 

@@ -15,7 +15,7 @@ import respx
 from PIL import Image
 
 from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.media import MediaInput
+from app.jobs.media import ImageInput
 from app.jobs.operations import (
     GenerateImage,
     Operation,
@@ -24,7 +24,7 @@ from app.jobs.operations import (
     SwapFace,
     Upscale,
 )
-from app.providers.base import AdapterConfig, Call, Failed, Media, Succeeded
+from app.providers.base import AdapterConfig, Call, Credential, Failed, Media, Succeeded
 from app.providers.imagepig import ImagePigAdapter
 from app.sandbox import images
 from app.sandbox.app import SandboxTiming, create_sandbox_app
@@ -395,7 +395,10 @@ def _call(operation: Operation, params: Params) -> Call:
 
 
 def _adapter(client: httpx.AsyncClient, key: str = IMAGEPIG_API_KEY) -> ImagePigAdapter:
-    return ImagePigAdapter(client, AdapterConfig(base_url=f"http://sandbox{ROOT}", api_key=key))
+    return ImagePigAdapter(
+        client,
+        AdapterConfig(base_url=f"http://sandbox{ROOT}", credentials=(Credential(api_key=key),)),
+    )
 
 
 def _output(result: object) -> Image.Image:
@@ -410,8 +413,8 @@ async def test_adapter_and_emulator_agree(
     sandbox: httpx.AsyncClient, files: respx.MockRouter
 ) -> None:
     adapter = _adapter(sandbox)
-    photo, blank = MediaInput(file_id="file_photo"), MediaInput(file_id="file_blank")
-    by_url = MediaInput(url="http://files.test/photo.png")
+    photo, blank = ImageInput(file_id="file_photo"), ImageInput(file_id="file_blank")
+    by_url = ImageInput(url="http://files.test/photo.png")
 
     flux = await adapter.submit(
         _call(

@@ -15,9 +15,18 @@ import respx
 from PIL import Image
 
 from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.media import MediaInput
+from app.jobs.media import ImageInput
 from app.jobs.operations import GenerateImage, Operation, Params, RemoveBackground, Upscale
-from app.providers.base import AdapterConfig, Call, Failed, Media, Progress, Submitted, Succeeded
+from app.providers.base import (
+    AdapterConfig,
+    Call,
+    Credential,
+    Failed,
+    Media,
+    Progress,
+    Submitted,
+    Succeeded,
+)
 from app.providers.pixelapi import PixelApiAdapter
 from app.sandbox import images
 from app.sandbox import pixelapi as emulator
@@ -513,12 +522,15 @@ async def test_stats_count_requests_and_submissions(sandbox: httpx.AsyncClient) 
 
 
 MEDIA = DictMedia({"file_photo": Media(PHOTO, "image/jpeg")})
-PHOTO_FILE = MediaInput(file_id="file_photo")
+PHOTO_FILE = ImageInput(file_id="file_photo")
 
 
 def _adapter(client: httpx.AsyncClient) -> PixelApiAdapter:
     config = AdapterConfig(
-        base_url=f"{BASE}{ROOT}", api_key=PIXELAPI_API_KEY, timeout_s=5, poll_interval_s=0.02
+        base_url=f"{BASE}{ROOT}",
+        credentials=(Credential(api_key=PIXELAPI_API_KEY),),
+        timeout_s=5,
+        poll_interval_s=0.02,
     )
     return PixelApiAdapter(client, config)
 
@@ -587,7 +599,8 @@ async def test_the_adapter_reads_the_emulators_refusals(sandbox: httpx.AsyncClie
         await adapter.submit(call)
 
     wrong_key = PixelApiAdapter(
-        sandbox, AdapterConfig(base_url=f"{BASE}{ROOT}", api_key="pk_live_wrong")
+        sandbox,
+        AdapterConfig(base_url=f"{BASE}{ROOT}", credentials=(Credential(api_key="pk_live_wrong"),)),
     )
     refused = await wrong_key.submit(call)
     assert isinstance(refused, Failed) and refused.code is ErrorCode.provider_auth_failed

@@ -13,7 +13,7 @@ from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.routes.artifacts import serve_blob
 from app.errors import NotFound
-from app.jobs.intake import check_image
+from app.jobs.intake import check_media
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=PROBLEM_RESPONSES)
 
@@ -32,12 +32,18 @@ async def upload_file(
     request: Request,
     tenant: TenantDep,
     gateway: GatewayDep,
-    file: Annotated[UploadFile, File(description="An image (PNG, JPEG, WEBP), at most 10 MB.")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="An image (PNG, JPEG, WEBP), video (MP4, MOV, WEBM) or audio file "
+            "(WAV, MP3, OGG, FLAC, M4A), at most 10 MB."
+        ),
+    ],
     _key: IdempotencyKeyDep = None,
 ) -> Response:
     limit = gateway.settings.max_media_bytes
     content = await file.read(limit + 1)
-    image = check_image(content, "/file", limit)
+    image = check_media(content, None, "/file", limit)
 
     async def store() -> Response:
         meta = await gateway.jobs.store_file(tenant, image)

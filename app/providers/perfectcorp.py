@@ -1,0 +1,16 @@
+"""The perfectcorp adapter (being written: no bindings yet)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from app.jobs.operations import Operation
+from app.providers.base import Adapter, Binding, Call, SubmitResult
+
+
+class PerfectCorpAdapter(Adapter):
+    name = "perfectcorp"
+    bindings: ClassVar[dict[Operation, Binding]] = {}
+
+    async def submit(self, call: Call) -> SubmitResult:
+        raise NotImplementedError
