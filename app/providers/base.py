@@ -128,6 +128,42 @@ class Failed:
     retry_after_s: float | None = None
 
 
+@dataclass(frozen=True)
+class Voice:
+    """A text-to-speech voice an upstream offers (``GET /v1/voices``)."""
+
+    id: str
+    language: str | None = None
+    gender: str | None = None
+    age: str | None = None
+
+
+@dataclass(frozen=True)
+class Style:
+    """A predefined style of a styled operation (``GET /v1/styles``)."""
+
+    id: str
+    title: str | None = None
+    group_id: str | None = None
+    group_title: str | None = None
+    thumbnail_url: str | None = None
+
+
+@dataclass(frozen=True)
+class StylePage:
+    styles: list[Style]
+    next_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    """What is left on an upstream account, as the upstream reports it."""
+
+    amount: float
+    unit: str
+    """``credits``, ``usd``, ``calls``… in the upstream's own terms."""
+
+
 SubmitResult = Submitted | Succeeded | Failed
 PollResult = Progress | Succeeded | Failed
 
@@ -205,6 +241,26 @@ class Adapter(ABC):
 
     async def poll(self, call: Call, provider_job_id: str) -> PollResult:
         raise NotImplementedError(f"{self.name} answers synchronously; nothing to poll")
+
+    # Catalog capabilities: adapters whose upstream offers them override these.
+
+    async def balance(self) -> Balance | None:
+        """The upstream account's remaining balance (first credential), when it tells."""
+        return None
+
+    async def voices(self) -> list[Voice]:
+        """Text-to-speech voices, for ``audio.speech``."""
+        return []
+
+    async def styles(
+        self,
+        operation: Operation,
+        variant: str | None,
+        page_size: int,
+        starting_token: str | None,
+    ) -> StylePage:
+        """Predefined styles of a styled operation, one page at a time."""
+        return StylePage(styles=[])
 
 
 @dataclass(frozen=True)
