@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from app.blobs import LocalBlobStore
 from app.config import SANDBOX_TENANT_KEY, Settings
 from app.jobs.accounting import Accounting
+from app.jobs.catalog import Catalog
 from app.jobs.events import EventHub
 from app.jobs.media_source import StoredMedia
 from app.jobs.prices import PriceBook
@@ -31,6 +32,7 @@ from app.store.jobs import JobStore
 from app.store.rate_limits import RateLimiter
 from app.store.scripts import Scripts
 from app.store.tenants import TenantStore
+from app.store.upstream_budgets import UpstreamBudgets
 from app.worker import Worker
 
 SANDBOX_TENANT_ID = "sandbox"
@@ -57,6 +59,7 @@ class Gateway:
     accounting: Accounting
     rate_limiter: RateLimiter
     idempotency: IdempotencyStore
+    catalog: Catalog
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -97,7 +100,10 @@ async def build_gateway(
         prices,
         default_max_concurrent_jobs=settings.tenant_max_concurrent_jobs,
     )
-    runner = JobRunner(store, providers, media, blobs, files, metrics, accounting, settings.lease_s)
+    budgets = UpstreamBudgets(redis, scripts)
+    runner = JobRunner(
+        store, providers, media, blobs, files, metrics, accounting, budgets, settings.lease_s
+    )
     tenants = TenantStore(redis, scripts)
     events = EventHub(redis, [tenants, prices])
     jobs = JobService(
@@ -129,6 +135,7 @@ async def build_gateway(
         accounting,
         RateLimiter(redis, scripts),
         IdempotencyStore(redis, scripts),
+        Catalog(redis, providers, prices),
     )
 
 

@@ -122,4 +122,3 @@ def _too_large(pointer: str, max_bytes: int) -> InvalidRequest:
 
 def _not_an_image(pointer: str, detail: str) -> InvalidRequest:
     return InvalidRequest(detail, code=ErrorCode.invalid_media, pointer=pointer)
-

@@ -135,6 +135,14 @@ class Job(BaseModel):
     links: JobLinks
 
 
+class UpstreamSlot(BaseModel):
+    """The provider credential the current attempt runs on, and a request reserved on it."""
+
+    credential: int
+    ready_at_ms: int | None = None
+    """When set, a request reserved in the credential's budget that has not been made yet."""
+
+
 class JobRecord(BaseModel):
     """Everything the gateway keeps about a job; ``job`` is the public part."""
 
@@ -147,6 +155,7 @@ class JobRecord(BaseModel):
     plan: list[str]
     """Providers to try, in order; the first is the current attempt's."""
     callback_url: str | None = None
+    upstream: UpstreamSlot | None = None
 
     @property
     def current_attempt(self) -> Attempt | None:

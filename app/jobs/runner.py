@@ -11,6 +11,13 @@ Crash safety rests on the order of writes:
 
 Every write checks the lease and the version (``save_job.lua``): a worker whose lease expired,
 or a job canceled meanwhile, makes the write fail with ``SaveRefused`` and the step stops.
+
+Before any upstream request the job reserves it in the provider's budget (``UpstreamBudgets``):
+the reservation names the pool credential and when the request may go. A near reservation is
+waited out in the step; a far one puts the job back in the due-queue until shortly before it
+(``record.upstream`` remembers it), and a job whose provider runs no more jobs at once waits in
+the queue for a slot. The credential is recorded before the attempt is submitted, so a resumed
+attempt polls (or resubmits, idempotently) on the same account.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import io
 import random
 import time
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -35,19 +43,36 @@ from app.jobs.models import (
     JobError,
     JobOutput,
     JobStatus,
+    UpstreamSlot,
     new_artifact_id,
     utcnow,
 )
 from app.jobs.operations import PARAMS
+from app.jobs.probe import duration_s
 from app.metrics import Metrics
-from app.providers.base import Call, Failed, OutputFile, Progress, Submitted, Succeeded
+from app.providers.base import (
+    Adapter,
+    Call,
+    Failed,
+    OutputFile,
+    Progress,
+    Submitted,
+    Succeeded,
+)
 from app.providers.registry import ProviderRegistry
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import JobStore, Schedule, Settle, Stored, now_ms
+from app.store.upstream_budgets import Budget, UpstreamBudgets
 
 MAX_TRIES_PER_PROVIDER = 3
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 30.0
+RATE_MARGIN = 0.9
+"""Share of a documented upstream rate the gateway uses: scheduling jitter stays inside it."""
+INLINE_WAIT_S = 1.0
+"""A reserved request at most this far off is waited for in the step; later ones requeue."""
+EARLY_WAKE_S = 0.05
+SLOTS_FULL_RETRY_S = 0.5
 
 StepResult = Submitted | Progress | Succeeded | Failed
 
@@ -62,9 +87,11 @@ class JobRunner:
         files: FileIndex,
         metrics: Metrics,
         accounting: Accounting,
+        budgets: UpstreamBudgets,
         lease_s: float,
     ) -> None:
         self.accounting = accounting
+        self.budgets = budgets
         self.store = store
         self.providers = providers
         self.media = media
@@ -78,10 +105,80 @@ class JobRunner:
         lease = stored.lease
         assert lease is not None, "only a leased job can be advanced"
         async with self._renewing(stored.record.job.id, lease):
-            stored, result = await self._call_upstream(stored, lease)
+            persisted = stored.record.upstream
+            credential = await self._take_budget(stored, lease)
+            if isinstance(credential, Stored):  # requeued until the budget allows
+                return credential
+            stored, result = await self._call_upstream(stored, lease, credential, persisted)
             return await self._apply(stored, lease, result)
 
-    async def _call_upstream(self, stored: Stored, lease: str) -> tuple[Stored, StepResult]:
+    # -- upstream budget ----------------------------------------------------------------
+
+    def _budget(self, adapter: Adapter, stored: Stored) -> Budget | None:
+        binding = adapter.bindings[stored.record.job.operation]
+        limit = adapter.limits.get(binding.limit)
+        if limit is None:
+            return None
+        return Budget(
+            provider=adapter.name,
+            limit=binding.limit,
+            credentials=max(1, len(adapter.config.credentials)),
+            rate_per_s=limit.rate_per_s * RATE_MARGIN if limit.rate_per_s else None,
+            concurrent_jobs=limit.concurrent_jobs,
+        )
+
+    async def _take_budget(self, stored: Stored, lease: str) -> int | Stored:
+        """The credential to call the upstream with, once its budget allows the request; or
+        the job saved back into the due-queue to wait for it. ``record.upstream`` is set to
+        the credential (saved before a submit goes out, see :meth:`_call_upstream`)."""
+        record = stored.record
+        adapter = self.providers[record.plan[0]]
+        slot = record.upstream
+        budget = self._budget(adapter, stored)
+        if budget is None:
+            pool = len(adapter.config.credentials)
+            if slot is None and pool > 1:
+                slot = record.upstream = UpstreamSlot(
+                    credential=zlib.crc32(record.job.id.encode()) % pool
+                )
+            return slot.credential if slot is not None else 0
+        if slot is not None and slot.ready_at_ms is not None:
+            wait_s = (slot.ready_at_ms - now_ms()) / 1000
+            if wait_s > INLINE_WAIT_S:
+                return await self._save_due(stored, lease, wait_s - EARLY_WAKE_S)
+        else:
+            bound = slot.credential if slot is not None else None
+            reservation = await self.budgets.reserve(budget, record.job.id, credential=bound)
+            if reservation is None:
+                self.metrics.rate_limited.labels("upstream").inc()
+                retry_s = SLOTS_FULL_RETRY_S * random.uniform(1, 2)
+                return await self._save_due(stored, lease, retry_s)
+            wait_s = reservation.wait_s
+            slot = UpstreamSlot(credential=reservation.credential)
+            if wait_s > INLINE_WAIT_S:
+                slot.ready_at_ms = now_ms() + int(wait_s * 1000)
+                record.upstream = slot
+                return await self._save_due(stored, lease, wait_s - EARLY_WAKE_S)
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        record.upstream = UpstreamSlot(credential=slot.credential)
+        return slot.credential
+
+    async def _release_budget(self, stored: Stored) -> None:
+        record = stored.record
+        if record.upstream is None:
+            return
+        adapter = self.providers[record.plan[0]]
+        budget = self._budget(adapter, stored)
+        if budget is not None:
+            await self.budgets.release(budget, record.job.id, record.upstream.credential)
+        record.upstream = None
+
+    # -- the upstream call --------------------------------------------------------------
+
+    async def _call_upstream(
+        self, stored: Stored, lease: str, credential: int, persisted: UpstreamSlot | None
+    ) -> tuple[Stored, StepResult]:
         record = stored.record
         job = record.job
         attempt = record.current_attempt
@@ -93,8 +190,19 @@ class JobRunner:
             job.provider = provider
             job.started_at = job.started_at or utcnow()
             stored = await self.store.save(stored, schedule=Schedule.keep, lease=lease)
+        elif attempt.status is AttemptStatus.submitting and record.upstream != persisted:
+            # The first attempt (created with the job) or a submit cut short: the credential
+            # it goes out on is on record before the upstream hears of it.
+            stored = await self.store.save(stored, schedule=Schedule.keep, lease=lease)
         adapter = self.providers[provider]
-        call = Call(job.id, job.operation, PARAMS[job.operation](**record.params), self.media)
+        call = Call(
+            job.id,
+            job.operation,
+            PARAMS[job.operation](**record.params),
+            self.media,
+            attempt=len(job.attempts) - 1,
+            credential=credential,
+        )
         started = time.perf_counter()
         endpoint = "poll" if attempt.provider_job_id else "submit"
         try:
@@ -121,6 +229,7 @@ class JobRunner:
             job.progress = result.fraction
             return await self._save_due(stored, lease, result.poll_after_s)
         attempt.completed_at = utcnow()
+        await self._release_budget(stored)
         if isinstance(result, Succeeded):
             attempt.status = AttemptStatus.succeeded
             job.output = await self._store_output(record.tenant_id, job.id, result)
@@ -204,6 +313,7 @@ class JobRunner:
             bytes=len(output.content),
             width=width,
             height=height,
+            duration_s=duration_s(output.content, output.content_type),
         )
 
     @asynccontextmanager

@@ -130,3 +130,18 @@ def tenant_job_slots(tenant_id: str) -> str:
 def adapter_state(provider: str, key: str) -> str:
     """STRING: a value an adapter shares across processes (a token, a request id)."""
     return f"{PREFIX}adapter:{provider}:{key}"
+
+
+def upstream_schedule(provider: str, limit: str, credential: int) -> str:
+    """STRING: ms (Redis clock) at which the credential's next request under ``limit`` may go."""
+    return f"{PREFIX}upstream:{provider}:{limit}:{credential}:next"
+
+
+def upstream_jobs(provider: str, limit: str, credential: int) -> str:
+    """ZSET job id → ms its hold on one of the credential's concurrent-job slots lapses."""
+    return f"{PREFIX}upstream:{provider}:{limit}:{credential}:jobs"
+
+
+def catalog(kind: str, provider: str, query: str) -> str:
+    """STRING (JSON, expiring): an upstream's styles or voices answer, reused for a while."""
+    return f"{PREFIX}catalog:{kind}:{provider}:{query}"

@@ -34,6 +34,7 @@ class Scripts:
     settle_credits: AsyncScript
     check_rate_limit: AsyncScript
     acquire_slot: AsyncScript
+    reserve_upstream: AsyncScript
     begin_idempotency: AsyncScript
     complete_idempotency: AsyncScript
     abandon_idempotency: AsyncScript

@@ -2,13 +2,23 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import account, admin, artifacts, files, health, jobs, operations
+from app.api.routes import (
+    account,
+    admin,
+    artifacts,
+    catalog,
+    files,
+    health,
+    jobs,
+    operations,
+)
 
 router = APIRouter()
 router.include_router(operations.router)
 router.include_router(jobs.router)
 router.include_router(files.router)
 router.include_router(account.router)
+router.include_router(catalog.router)
 router.include_router(artifacts.router)
 router.include_router(health.router)
 router.include_router(admin.router)

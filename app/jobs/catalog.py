@@ -1,0 +1,193 @@
+"""What the gateway offers: operations with their providers, parameters and prices; styles
+and voices from the upstreams that have them (cached in Redis, since they rarely change)."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, TypeAdapter
+from redis.asyncio import Redis
+
+from app.jobs.media import MediaInput, MediaKind
+from app.jobs.operations import PARAMS, ROUTES, Operation, Params
+from app.jobs.prices import PriceBook
+from app.providers.base import Style, Voice
+from app.providers.registry import ProviderRegistry
+from app.store import keys
+
+CATALOG_TTL_S = 3600
+"""How long an upstream's style or voice list is reused before it is asked again."""
+
+
+class ParameterInfo(BaseModel):
+    name: str
+    values: list[str | int | float | bool] | None = None
+    """The values this provider accepts, when it accepts fewer than the operation allows."""
+
+
+class ProviderBinding(BaseModel):
+    name: str
+    price: int
+    """Credits charged per successful job."""
+    parameters: list[ParameterInfo]
+
+
+class OperationInfo(BaseModel):
+    name: Operation
+    route: str
+    inputs: dict[str, MediaKind]
+    """Media fields and the kind of media each takes."""
+    providers: list[ProviderBinding]
+
+
+class ProviderInfo(BaseModel):
+    name: str
+    configured: bool
+    """Credentials are set (or sandbox mode is on)."""
+    operations: list[Operation]
+
+
+class StyleInfo(BaseModel):
+    id: str
+    provider: str
+    title: str | None = None
+    group_id: str | None = None
+    group_title: str | None = None
+    thumbnail_url: str | None = None
+
+
+class VoiceInfo(BaseModel):
+    id: str
+    provider: str
+    language: str | None = None
+    gender: str | None = None
+    age: str | None = None
+
+
+class StylePage(BaseModel):
+    data: list[StyleInfo]
+    next_cursor: str | None
+
+
+Kind = Literal["styles", "voices"]
+_STYLES = TypeAdapter(list[StyleInfo])
+_VOICES = TypeAdapter(list[VoiceInfo])
+
+
+class Catalog:
+    def __init__(self, redis: Redis, providers: ProviderRegistry, prices: PriceBook) -> None:
+        self.redis = redis
+        self.providers = providers
+        self.prices = prices
+
+    async def operations(self) -> list[OperationInfo]:
+        table = {(p.operation, p.provider): p.credits for p in await self.prices.table()}
+        out = []
+        for operation, params in PARAMS.items():
+            inputs = _media_inputs(params)
+            bindings = [
+                ProviderBinding(
+                    name=provider,
+                    price=table[(operation, provider)],
+                    parameters=[
+                        ParameterInfo(
+                            name=name,
+                            values=sorted(binding.values[name], key=str)
+                            if name in binding.values
+                            else None,
+                        )
+                        for name in sorted(binding.parameters)
+                    ],
+                )
+                for provider, binding in self.providers.bindings(operation).items()
+            ]
+            out.append(
+                OperationInfo(
+                    name=operation, route=ROUTES[operation], inputs=inputs, providers=bindings
+                )
+            )
+        return out
+
+    def provider_list(self) -> list[ProviderInfo]:
+        return [
+            ProviderInfo(
+                name=name,
+                configured=any(
+                    c.api_key or c.client_id or c.client_secret for c in adapter.config.credentials
+                ),
+                operations=sorted(adapter.bindings),
+            )
+            for name, adapter in self.providers.items()
+        ]
+
+    async def styles(
+        self,
+        operation: Operation,
+        variant: str | None,
+        page_size: int,
+        cursor: str | None,
+    ) -> StylePage:
+        """One page of the styles the operation's styled provider offers."""
+        for name in self.providers.bindings(operation):
+            cache_key = keys.catalog(
+                "styles", name, f"{operation.value}|{variant}|{page_size}|{cursor}"
+            )
+            cached = await self.redis.get(cache_key)
+            if cached is not None:
+                return StylePage.model_validate_json(cached)
+            page = await self.providers[name].styles(operation, variant, page_size, cursor)
+            if not page.styles and cursor is None:
+                continue
+            result = StylePage(
+                data=[_style(name, s) for s in page.styles], next_cursor=page.next_token
+            )
+            await self.redis.set(cache_key, result.model_dump_json(), ex=CATALOG_TTL_S)
+            return result
+        return StylePage(data=[], next_cursor=None)
+
+    async def voices(self) -> list[VoiceInfo]:
+        voices: list[VoiceInfo] = []
+        for name in self.providers.bindings(Operation.audio_speech):
+            cache_key = keys.catalog("voices", name, "all")
+            cached = await self.redis.get(cache_key)
+            if cached is not None:
+                voices += _VOICES.validate_json(cached)
+                continue
+            found = [_voice(name, v) for v in await self.providers[name].voices()]
+            await self.redis.set(
+                cache_key, json.dumps(_VOICES.dump_python(found, mode="json")), ex=CATALOG_TTL_S
+            )
+            voices += found
+        return voices
+
+
+def _media_inputs(params: type[Params]) -> dict[str, MediaKind]:
+    """Media fields of a parameter model (required, or ``X | None`` such as a mask)."""
+    inputs: dict[str, MediaKind] = {}
+    for name, field in params.model_fields.items():
+        for kind in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            if isinstance(kind, type) and issubclass(kind, MediaInput):
+                inputs[name] = kind.kind
+    return inputs
+
+
+def _style(provider: str, style: Style) -> StyleInfo:
+    return StyleInfo(
+        id=style.id,
+        provider=provider,
+        title=style.title,
+        group_id=style.group_id,
+        group_title=style.group_title,
+        thumbnail_url=style.thumbnail_url,
+    )
+
+
+def _voice(provider: str, voice: Voice) -> VoiceInfo:
+    return VoiceInfo(
+        id=voice.id,
+        provider=provider,
+        language=voice.language,
+        gender=voice.gender,
+        age=voice.age,
+    )

@@ -1,0 +1,78 @@
+"""Upstream budgets: each provider credential's request rate and concurrent jobs, in Redis.
+
+Every process (API pods running ``Prefer: wait`` jobs inline, workers) reserves through one
+Lua script (``reserve_upstream.lua``), so the pool is never overspent however many processes
+there are. A reservation names the credential and how long to wait: the runner puts the job
+back in the due-queue until then instead of meeting the upstream's 429/502.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from app.store import keys
+from app.store.scripts import Scripts
+
+HOLD_S = 600.0
+"""A concurrent-job slot lapses this long after its job last touched it (a crashed job's
+slot comes back; live jobs renew it on every poll)."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    credential: int
+    wait_s: float
+    at_ms: int
+    """When the request may go, on the Redis clock (ms since the epoch)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget of a provider: the requests and jobs each of its credentials allows."""
+
+    provider: str
+    limit: str
+    credentials: int
+    rate_per_s: float | None = None
+    concurrent_jobs: int | None = None
+
+
+class UpstreamBudgets:
+    def __init__(self, redis: Redis, scripts: Scripts, hold_s: float = HOLD_S) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.hold_s = hold_s
+
+    async def reserve(
+        self, budget: Budget, job_id: str, *, credential: int | None = None
+    ) -> Reservation | None:
+        """Reserve one request for ``job_id`` (on ``credential`` when the job is bound to one,
+        as polls of an upstream job are). None while every credential's job slots are taken."""
+        n = max(1, budget.credentials)
+        interval_ms = round(1000 / budget.rate_per_s) if budget.rate_per_s else 0
+        chosen, wait_ms, at_ms = await self.scripts.reserve_upstream(
+            keys=[
+                *(keys.upstream_schedule(budget.provider, budget.limit, i) for i in range(n)),
+                *(keys.upstream_jobs(budget.provider, budget.limit, i) for i in range(n)),
+            ],
+            args=[
+                n,
+                interval_ms,
+                budget.concurrent_jobs or 0,
+                job_id,
+                -1 if credential is None else credential,
+                round(self.hold_s * 1000),
+            ],
+        )
+        if int(chosen) < 0:
+            return None
+        return Reservation(int(chosen), int(wait_ms) / 1000, int(at_ms))
+
+    async def release(self, budget: Budget, job_id: str, credential: int) -> None:
+        """Give back the job's concurrent-job slot (no-op when it holds none)."""
+        if budget.concurrent_jobs:
+            await self.redis.zrem(
+                keys.upstream_jobs(budget.provider, budget.limit, credential), job_id
+            )

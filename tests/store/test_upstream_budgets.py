@@ -1,0 +1,88 @@
+"""Upstream budgets against a real Redis: reservations never overspend a credential pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import pytest
+from redis.asyncio import Redis
+
+from app.store.scripts import Scripts
+from app.store.upstream_budgets import Budget, UpstreamBudgets
+
+
+@pytest.fixture
+def budgets(redis_client: Redis) -> UpstreamBudgets:
+    return UpstreamBudgets(redis_client, Scripts.register(redis_client))
+
+
+async def test_reservations_queue_at_the_rate(budgets: UpstreamBudgets) -> None:
+    budget = Budget("everypixel", "default", credentials=1, rate_per_s=20)
+    waits = [(await budgets.reserve(budget, f"job{i}")) for i in range(10)]
+    assert all(r is not None and r.credential == 0 for r in waits)
+    # each request is scheduled one interval (50 ms) after the previous one
+    scheduled = [r.wait_s for r in waits if r is not None]
+    assert scheduled[0] == 0
+    assert scheduled[-1] == pytest.approx(0.45, abs=0.03)
+    gaps = [b - a for a, b in zip(scheduled, scheduled[1:], strict=False)]
+    assert all(gap == pytest.approx(0.05, abs=0.01) for gap in gaps)
+
+
+async def test_a_pool_spreads_requests_over_its_credentials(budgets: UpstreamBudgets) -> None:
+    budget = Budget("everypixel", "default", credentials=4, rate_per_s=10)
+    reserved = [await budgets.reserve(budget, f"job{i}") for i in range(8)]
+    assert [r.credential for r in reserved if r] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert [r.wait_s for r in reserved if r][:4] == [0, 0, 0, 0]
+    assert all(r.wait_s == pytest.approx(0.1, abs=0.02) for r in reserved[4:] if r)
+
+
+async def test_a_bound_job_stays_on_its_credential(budgets: UpstreamBudgets) -> None:
+    budget = Budget("everypixel", "default", credentials=4, rate_per_s=10)
+    picks = [await budgets.reserve(budget, "job", credential=2) for _ in range(3)]
+    assert [p.credential for p in picks if p] == [2, 2, 2]
+    other = await budgets.reserve(budget, "other")
+    assert other is not None and other.credential == 0 and other.wait_s == 0
+
+
+async def test_one_job_at_a_time_per_credential(budgets: UpstreamBudgets) -> None:
+    budget = Budget("everypixel", "tasks", credentials=1, concurrent_jobs=1)
+    first = await budgets.reserve(budget, "tts1")
+    assert first is not None and first.credential == 0
+    assert await budgets.reserve(budget, "tts2") is None
+    again = await budgets.reserve(budget, "tts1", credential=0)  # its polls keep the slot
+    assert again is not None
+    await budgets.release(budget, "tts1", 0)
+    assert await budgets.reserve(budget, "tts2") is not None
+
+
+async def test_a_crashed_jobs_slot_lapses(redis_client: Redis) -> None:
+    budgets = UpstreamBudgets(redis_client, Scripts.register(redis_client), hold_s=0.2)
+    budget = Budget("everypixel", "tasks", credentials=1, concurrent_jobs=1)
+    assert await budgets.reserve(budget, "crashed") is not None
+    assert await budgets.reserve(budget, "next") is None
+    await asyncio.sleep(0.25)
+    assert await budgets.reserve(budget, "next") is not None
+
+
+async def test_concurrent_processes_never_schedule_two_requests_closer_than_the_interval(
+    separate_clients: list[Redis],
+) -> None:
+    budget = Budget("everypixel", "default", credentials=2, rate_per_s=50)
+    pools = [UpstreamBudgets(c, Scripts.register(c)) for c in separate_clients]
+
+    async def reserve(i: int) -> tuple[int, int]:
+        reservation = await pools[i % len(pools)].reserve(budget, f"job{i}")
+        assert reservation is not None
+        return reservation.credential, reservation.at_ms
+
+    results = await asyncio.gather(*(reserve(i) for i in range(200)))
+    by_credential: dict[int, list[int]] = defaultdict(list)
+    for credential, at in results:
+        by_credential[credential].append(at)
+    assert sorted(by_credential) == [0, 1]
+    for times in by_credential.values():
+        assert len(times) == 100
+        times.sort()
+        # exactly one interval (20 ms, Redis clock) between consecutive requests
+        assert all(b - a == 20 for a, b in zip(times, times[1:], strict=False))
