@@ -87,6 +87,7 @@ async def _run_worker(settings: Settings) -> None:
         http = http_client(settings)
         stack.push_async_callback(http.aclose)
         gateway = await build_gateway(settings, redis, http, Metrics(CollectorRegistry()))
+        stack.push_async_callback(gateway.aclose)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(gateway.worker.stop()))

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     job_retention_s: int = Field(default=7 * 86400, ge=60, description="Finished jobs kept.")
     artifact_url_ttl_s: int = Field(default=3600, ge=60, description="Signed URL lifetime.")
     max_media_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    url_allowlist: list[str] = Field(
+        default_factory=list,
+        description="Hosts or CIDR networks user URLs may reach although not public "
+        "(media inputs, callback URLs); everything else non-public is refused.",
+    )
     max_prefer_wait_s: int = 60
 
     @property

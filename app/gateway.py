@@ -15,6 +15,7 @@ from app.blobs import LocalBlobStore
 from app.config import SANDBOX_TENANT_KEY, Settings
 from app.jobs.accounting import Accounting
 from app.jobs.catalog import Catalog
+from app.safe_urls import UrlPolicy, guarded_client
 from app.jobs.events import EventHub
 from app.jobs.media_source import StoredMedia
 from app.jobs.prices import PriceBook
@@ -60,6 +61,11 @@ class Gateway:
     rate_limiter: RateLimiter
     idempotency: IdempotencyStore
     catalog: Catalog
+    user_http: httpx.AsyncClient
+    """The client for URLs users give (media, webhooks): checked against SSRF on connect."""
+
+    async def aclose(self) -> None:
+        await self.user_http.aclose()
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -93,7 +99,9 @@ async def build_gateway(
     blobs = LocalBlobStore(settings.data_dir / "blobs")
     signer = UrlSigner(signing_key(settings), settings.public_base_url, settings.artifact_url_ttl_s)
     providers = ProviderRegistry.from_settings(settings, http, redis)
-    media = StoredMedia(files, blobs, signer, http, settings.max_media_bytes)
+    url_policy = UrlPolicy(settings.url_allowlist)
+    user_http = guarded_client(url_policy)
+    media = StoredMedia(files, blobs, signer, user_http, settings.max_media_bytes)
     prices = PriceBook(redis, providers, settings.prices)
     accounting = Accounting(
         CreditLedger(redis, scripts),
@@ -115,6 +123,7 @@ async def build_gateway(
         blobs,
         signer,
         accounting,
+        url_policy=url_policy,
         max_media_bytes=settings.max_media_bytes,
         lease_s=settings.lease_s,
     )
@@ -136,6 +145,7 @@ async def build_gateway(
         RateLimiter(redis, scripts),
         IdempotencyStore(redis, scripts),
         Catalog(redis, providers, prices),
+        user_http,
     )
 
 

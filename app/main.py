@@ -37,6 +37,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(http.aclose)
         gateway = await build_gateway(settings, redis, http, app.state.metrics)
         app.state.gateway = gateway
+        stack.push_async_callback(gateway.aclose)
         await seed(gateway)
         await gateway.jobs.events.start()
         stack.push_async_callback(gateway.jobs.events.stop)

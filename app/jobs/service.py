@@ -19,6 +19,7 @@ from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs
 from app.jobs.events import EventHub
 from app.jobs.intake import CheckedMedia, check_media, decode_base64
 from app.jobs.media import MediaInput
+from app.safe_urls import UrlPolicy
 from app.jobs.models import (
     Attempt,
     Job,
@@ -69,6 +70,7 @@ class JobService:
         signer: UrlSigner,
         accounting: Accounting,
         *,
+        url_policy: UrlPolicy,
         max_media_bytes: int,
         lease_s: float,
     ) -> None:
@@ -80,6 +82,7 @@ class JobService:
         self.blobs = blobs
         self.signer = signer
         self.accounting = accounting
+        self.url_policy = url_policy
         self.max_media_bytes = max_media_bytes
         self.lease_s = lease_s
         self._inline: set[asyncio.Task[Stored]] = set()
@@ -212,6 +215,8 @@ class JobService:
             if ref.data is not None:
                 raw = decode_base64(ref.data, f"{pointer}/data", self.max_media_bytes)
                 checked[name] = check_media(raw, ref.kind, f"{pointer}/data", self.max_media_bytes)
+            elif ref.url is not None:
+                await self.url_policy.check(ref.url, f"{pointer}/url")
             elif ref.file_id is not None:
                 meta = await self.files.file(ref.file_id)
                 if meta is None or meta.tenant != tenant.id:
