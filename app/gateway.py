@@ -15,7 +15,6 @@ from app.blobs import LocalBlobStore
 from app.config import SANDBOX_TENANT_KEY, Settings
 from app.jobs.accounting import Accounting
 from app.jobs.catalog import Catalog
-from app.safe_urls import UrlPolicy, guarded_client
 from app.jobs.events import EventHub
 from app.jobs.media_source import StoredMedia
 from app.jobs.prices import PriceBook
@@ -23,6 +22,7 @@ from app.jobs.runner import JobRunner
 from app.jobs.service import JobService
 from app.metrics import Metrics
 from app.providers.registry import ProviderRegistry
+from app.safe_urls import UrlPolicy, guarded_client
 from app.signing import UrlSigner
 from app.store import keys
 from app.store.credits import CreditLedger

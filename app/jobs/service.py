@@ -19,7 +19,6 @@ from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs
 from app.jobs.events import EventHub
 from app.jobs.intake import CheckedMedia, check_media, decode_base64
 from app.jobs.media import MediaInput
-from app.safe_urls import UrlPolicy
 from app.jobs.models import (
     Attempt,
     Job,
@@ -34,6 +33,7 @@ from app.jobs.operations import Operation, Params
 from app.jobs.runner import JobRunner
 from app.providers.base import Media
 from app.providers.registry import ProviderRegistry
+from app.safe_urls import UrlPolicy
 from app.signing import UrlSigner
 from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
