@@ -75,6 +75,13 @@ DEFAULT_ROUTING: dict[str, list[str]] = {
 }
 
 
+class CircuitSettings(BaseModel):
+    failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    min_requests: int = Field(default=10, ge=1, description="Outcomes needed before it opens.")
+    window_s: float = Field(default=30.0, gt=0)
+    open_s: float = Field(default=15.0, gt=0, description="Open this long before a probe.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MEDIAGATE_", env_nested_delimiter="__", extra="ignore"
@@ -115,7 +122,14 @@ class Settings(BaseSettings):
 
     run_worker: bool = Field(default=True, description="Run a worker inside `mediagate serve`.")
     worker_concurrency: int = Field(default=64, ge=1)
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="`mediagate worker`: address of /metrics, /healthz."
+    )
+    worker_metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="`mediagate worker`: its port; 0 turns it off."
+    )
     lease_s: float = Field(default=30.0, gt=1, description="A claimed job's lease.")
+    circuit: CircuitSettings = Field(default_factory=CircuitSettings)
     job_retention_s: int = Field(default=7 * 86400, ge=60, description="Finished jobs kept.")
     artifact_url_ttl_s: int = Field(default=3600, ge=60, description="Signed URL lifetime.")
     max_media_bytes: int = Field(default=10 * 1024 * 1024, ge=1)

@@ -25,6 +25,7 @@ from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy, guarded_client
 from app.signing import UrlSigner
 from app.store import keys
+from app.store.circuits import CircuitPolicy, Circuits
 from app.store.credits import CreditLedger
 from app.store.embedded import EmbeddedRedis, socket_url
 from app.store.files import FileIndex
@@ -109,11 +110,30 @@ async def build_gateway(
         default_max_concurrent_jobs=settings.tenant_max_concurrent_jobs,
     )
     budgets = UpstreamBudgets(redis, scripts)
+    circuits = Circuits(
+        redis,
+        scripts,
+        CircuitPolicy(
+            failure_ratio=settings.circuit.failure_ratio,
+            min_requests=settings.circuit.min_requests,
+            window_s=settings.circuit.window_s,
+            open_s=settings.circuit.open_s,
+        ),
+    )
     runner = JobRunner(
-        store, providers, media, blobs, files, metrics, accounting, budgets, settings.lease_s
+        store,
+        providers,
+        media,
+        blobs,
+        files,
+        metrics,
+        accounting,
+        budgets,
+        circuits,
+        settings.lease_s,
     )
     tenants = TenantStore(redis, scripts)
-    events = EventHub(redis, [tenants, prices])
+    events = EventHub(redis, [tenants, prices, circuits])
     jobs = JobService(
         store,
         providers,
@@ -144,7 +164,7 @@ async def build_gateway(
         accounting,
         RateLimiter(redis, scripts),
         IdempotencyStore(redis, scripts),
-        Catalog(redis, providers, prices),
+        Catalog(redis, providers, prices, circuits),
         user_http,
     )
 

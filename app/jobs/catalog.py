@@ -15,6 +15,7 @@ from app.jobs.prices import PriceBook
 from app.providers.base import Style, Voice
 from app.providers.registry import ProviderRegistry
 from app.store import keys
+from app.store.circuits import Circuits, CircuitState
 
 CATALOG_TTL_S = 3600
 """How long an upstream's style or voice list is reused before it is asked again."""
@@ -46,6 +47,8 @@ class ProviderInfo(BaseModel):
     configured: bool
     """Credentials are set (or sandbox mode is on)."""
     operations: list[Operation]
+    circuit: CircuitState
+    """``open`` while the provider is failing: no new job is sent to it."""
 
 
 class StyleInfo(BaseModel):
@@ -76,10 +79,13 @@ _VOICES = TypeAdapter(list[VoiceInfo])
 
 
 class Catalog:
-    def __init__(self, redis: Redis, providers: ProviderRegistry, prices: PriceBook) -> None:
+    def __init__(
+        self, redis: Redis, providers: ProviderRegistry, prices: PriceBook, circuits: Circuits
+    ) -> None:
         self.redis = redis
         self.providers = providers
         self.prices = prices
+        self.circuits = circuits
 
     async def operations(self) -> list[OperationInfo]:
         table = {(p.operation, p.provider): p.credits for p in await self.prices.table()}
@@ -109,7 +115,7 @@ class Catalog:
             )
         return out
 
-    def provider_list(self) -> list[ProviderInfo]:
+    async def provider_list(self) -> list[ProviderInfo]:
         return [
             ProviderInfo(
                 name=name,
@@ -117,6 +123,7 @@ class Catalog:
                     c.api_key or c.client_id or c.client_secret for c in adapter.config.credentials
                 ),
                 operations=sorted(adapter.bindings),
+                circuit=await self.circuits.state(name),
             )
             for name, adapter in self.providers.items()
         ]

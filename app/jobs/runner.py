@@ -60,6 +60,7 @@ from app.providers.base import (
     Succeeded,
 )
 from app.providers.registry import ProviderRegistry
+from app.store.circuits import Circuits
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import JobStore, Schedule, Settle, Stored, now_ms
 from app.store.upstream_budgets import Budget, UpstreamBudgets
@@ -76,6 +77,11 @@ SLOTS_FULL_RETRY_S = 0.5
 
 StepResult = Submitted | Progress | Succeeded | Failed
 
+UPSTREAM_TROUBLE = frozenset(
+    {ErrorCode.provider_unavailable, ErrorCode.upstream_timeout, ErrorCode.upstream_failed}
+)
+"""Failures that are the upstream's own trouble: they count against its circuit breaker."""
+
 
 class JobRunner:
     def __init__(
@@ -88,8 +94,10 @@ class JobRunner:
         metrics: Metrics,
         accounting: Accounting,
         budgets: UpstreamBudgets,
+        circuits: Circuits,
         lease_s: float,
     ) -> None:
+        self.circuits = circuits
         self.accounting = accounting
         self.budgets = budgets
         self.store = store
@@ -203,8 +211,18 @@ class JobRunner:
             attempt=len(job.attempts) - 1,
             credential=credential,
         )
-        started = time.perf_counter()
         endpoint = "poll" if attempt.provider_job_id else "submit"
+        if endpoint == "submit":
+            allowed, state = await self.circuits.allow(provider, job.id)
+            self.metrics.circuit(provider, state)
+            if not allowed:
+                return stored, Failed(
+                    ErrorCode.provider_unavailable,
+                    f"{provider} is failing; its circuit is {state.value.replace('_', '-')}",
+                    retryable=True,
+                )
+        started = time.perf_counter()
+        upstream_trouble = False
         try:
             if attempt.provider_job_id is not None:
                 result: StepResult = await adapter.poll(call, attempt.provider_job_id)
@@ -212,9 +230,14 @@ class JobRunner:
                 result = await adapter.submit(call)
         except UpstreamError as exc:
             result = Failed(exc.code, exc.detail, retryable=True)
+            upstream_trouble = True
         except GatewayError as exc:  # an input that can no longer be read
             result = Failed(exc.code, exc.detail, retryable=False)
         self.metrics.upstream_request(provider, endpoint, result, time.perf_counter() - started)
+        if isinstance(result, Failed) and result.code in UPSTREAM_TROUBLE:
+            upstream_trouble = True
+        state = await self.circuits.record(provider, job.id, ok=not upstream_trouble)
+        self.metrics.circuit(provider, state)
         return stored, result
 
     async def _apply(self, stored: Stored, lease: str, result: StepResult) -> Stored:

@@ -145,3 +145,13 @@ def upstream_jobs(provider: str, limit: str, credential: int) -> str:
 def catalog(kind: str, provider: str, query: str) -> str:
     """STRING (JSON, expiring): an upstream's styles or voices answer, reused for a while."""
     return f"{PREFIX}catalog:{kind}:{provider}:{query}"
+
+
+def circuit(provider: str) -> str:
+    """HASH: a provider's breaker — ``state``, ``opened_at``, the half-open ``probe``."""
+    return f"{PREFIX}circuit:{provider}"
+
+
+def circuit_outcomes(provider: str) -> str:
+    """HASH ``<time bucket>:ok|fail`` → count: the breaker's sliding window."""
+    return f"{PREFIX}circuit:{provider}:outcomes"

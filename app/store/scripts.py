@@ -35,6 +35,7 @@ class Scripts:
     check_rate_limit: AsyncScript
     acquire_slot: AsyncScript
     reserve_upstream: AsyncScript
+    circuit: AsyncScript
     begin_idempotency: AsyncScript
     complete_idempotency: AsyncScript
     abandon_idempotency: AsyncScript

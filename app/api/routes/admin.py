@@ -3,6 +3,7 @@ prices and providers."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -10,8 +11,9 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import GatewayDep, require_admin
 from app.api.problems import PROBLEM_RESPONSES
-from app.errors import InvalidRequest, NotFound
+from app.errors import InvalidRequest, NotFound, UpstreamError
 from app.jobs.accounting import InsufficientCredits
+from app.jobs.catalog import ProviderInfo
 from app.jobs.operations import Operation
 from app.jobs.prices import Price
 from app.store.credits import InsufficientCredits as LedgerShort
@@ -118,9 +120,16 @@ class PriceOverride(BaseModel):
     credits: int = Field(ge=0, le=1_000_000)
 
 
-class ProviderState(BaseModel):
-    name: str
-    operations: list[Operation]
+class UpstreamBalance(BaseModel):
+    amount: float
+    unit: str
+    """In the upstream's own terms: ``credits``, ``usd``…"""
+
+
+class ProviderState(ProviderInfo):
+    balance: UpstreamBalance | None = None
+    """What the upstream account has left (first credential), when the upstream tells."""
+    balance_error: str | None = None
 
 
 class ProviderList(BaseModel):
@@ -169,10 +178,20 @@ async def set_price(body: PriceOverride, gateway: GatewayDep) -> PriceTable:
 
 @router.get("/providers", name="admin_list_providers")
 async def list_providers(gateway: GatewayDep) -> ProviderList:
-    registry = gateway.accounting.prices.providers
-    return ProviderList(
-        data=[
-            ProviderState(name=name, operations=sorted(adapter.bindings))
-            for name, adapter in registry.items()
-        ]
+    """Every provider with its circuit state and its upstream account's balance."""
+    infos = await gateway.catalog.provider_list()
+    adapters = gateway.accounting.prices.providers
+    balances = await asyncio.gather(
+        *(adapters[info.name].balance() for info in infos), return_exceptions=True
     )
+    states = []
+    for info, balance in zip(infos, balances, strict=True):
+        state = ProviderState(**info.model_dump())
+        if isinstance(balance, UpstreamError):
+            state.balance_error = balance.detail
+        elif isinstance(balance, BaseException):
+            raise balance
+        elif balance is not None:
+            state.balance = UpstreamBalance(amount=balance.amount, unit=balance.unit)
+        states.append(state)
+    return ProviderList(data=states)

@@ -39,7 +39,7 @@ async def list_operations(_tenant: TenantDep, gateway: GatewayDep) -> OperationL
 @router.get("/providers", name="list_providers")
 async def list_providers(_tenant: TenantDep, gateway: GatewayDep) -> ProviderList:
     """The providers the gateway is configured with and what each runs."""
-    return ProviderList(data=gateway.catalog.provider_list())
+    return ProviderList(data=await gateway.catalog.provider_list())
 
 
 @router.get("/styles", name="list_styles")
