@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     )
     lease_s: float = Field(default=30.0, gt=1, description="A claimed job's lease.")
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
+    webhook_retry_schedule_s: list[float] = Field(
+        default=[0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+        min_length=1,
+        description="Wait before each webhook delivery attempt (the first is immediate).",
+    )
     job_retention_s: int = Field(default=7 * 86400, ge=60, description="Finished jobs kept.")
     artifact_url_ttl_s: int = Field(default=3600, ge=60, description="Signed URL lifetime.")
     max_media_bytes: int = Field(default=10 * 1024 * 1024, ge=1)

@@ -35,6 +35,8 @@ from app.store.rate_limits import RateLimiter
 from app.store.scripts import Scripts
 from app.store.tenants import TenantStore
 from app.store.upstream_budgets import UpstreamBudgets
+from app.store.webhooks import WebhookStore
+from app.webhooks import WebhookSender
 from app.worker import Worker
 
 SANDBOX_TENANT_ID = "sandbox"
@@ -64,6 +66,7 @@ class Gateway:
     catalog: Catalog
     user_http: httpx.AsyncClient
     """The client for URLs users give (media, webhooks): checked against SSRF on connect."""
+    webhooks: WebhookStore
 
     async def aclose(self) -> None:
         await self.user_http.aclose()
@@ -147,8 +150,15 @@ async def build_gateway(
         max_media_bytes=settings.max_media_bytes,
         lease_s=settings.lease_s,
     )
+    webhooks = WebhookStore(redis, scripts, retention_s=settings.job_retention_s)
+    sender = WebhookSender(store, webhooks, user_http, settings.webhook_retry_schedule_s)
     worker = Worker(
-        store, runner, metrics, concurrency=settings.worker_concurrency, lease_s=settings.lease_s
+        store,
+        runner,
+        metrics,
+        concurrency=settings.worker_concurrency,
+        lease_s=settings.lease_s,
+        webhooks=sender,
     )
     return Gateway(
         settings,
@@ -166,6 +176,7 @@ async def build_gateway(
         IdempotencyStore(redis, scripts),
         Catalog(redis, providers, prices, circuits),
         user_http,
+        webhooks,
     )
 
 

@@ -20,6 +20,7 @@ from app.jobs.runner import JobRunner
 from app.metrics import Metrics
 from app.store import keys
 from app.store.jobs import JobStore, SaveRefused, Stored, now_ms
+from app.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ class Worker:
         *,
         concurrency: int,
         lease_s: float,
+        webhooks: WebhookSender | None = None,
     ) -> None:
+        self.webhooks = webhooks
         self.store = store
         self.runner = runner
         self.metrics = metrics
@@ -45,6 +48,7 @@ class Worker:
         self.lease_s = lease_s
         self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -52,6 +56,8 @@ class Worker:
         backoff = 0.0
         last_beat = 0.0
         loop = asyncio.get_running_loop()
+        if self.webhooks is not None:
+            self._sender = asyncio.create_task(self.webhooks.run(), name="webhooks")
         while not self._stopping.is_set():
             try:
                 if loop.time() - last_beat > HEARTBEAT_S:
@@ -107,6 +113,10 @@ class Worker:
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming; let running steps finish for ``grace_s``, then cancel them."""
         self._stopping.set()
+        if self.webhooks is not None:
+            self.webhooks.stop()
+        if self._sender is not None:
+            await asyncio.wait([self._sender], timeout=grace_s)
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_s)
             for task in pending:

@@ -99,13 +99,7 @@ class JobService:
         wait_s: float = 0,
     ) -> Job:
         if envelope.callback_url is not None:
-            # Outbound webhooks are not delivered yet; refusing beats accepting and never calling.
-            raise InvalidRequest(
-                "callback_url is not supported by this gateway yet; follow the job with "
-                "GET /v1/jobs/{id}, Prefer: wait or its events stream",
-                code=ErrorCode.unsupported_parameter,
-                pointer="/callback_url",
-            )
+            await self.url_policy.check(envelope.callback_url, "/callback_url")
         plan = self._plan(operation, params, envelope)
         price = await self.accounting.price(operation, plan[0])
         # Ask Redis about the balance while the media is decoded and checked on the CPU.

@@ -160,6 +160,7 @@ class JobStore:
                     keys.LEASES,
                     *keys.credit_hold_keys(record.tenant_id, job.id),
                     keys.tenant_job_slots(record.tenant_id),
+                    keys.WEBHOOKS_DUE,
                 ],
                 args=[
                     stored.version,
@@ -174,6 +175,7 @@ class JobStore:
                     settle.value if settle else "",
                     f"{job.operation.value} {status.value}",
                     SETTLED_HOLD_TTL_S,
+                    now_ms() if status.terminal and record.callback_url else "",
                 ],
             )
         except ResponseError as exc:

@@ -14,6 +14,9 @@ DUE = f"{PREFIX}due"
 LEASES = f"{PREFIX}leases"
 """ZSET job id → epoch ms when the current worker's lease on it expires."""
 
+WEBHOOKS_DUE = f"{PREFIX}webhooks-due"
+"""ZSET job id → epoch ms when its webhook delivery is next due (or its sender's lease ends)."""
+
 WORKERS = f"{PREFIX}workers"
 """ZSET worker id → epoch ms of its last heartbeat."""
 
@@ -155,3 +158,13 @@ def circuit(provider: str) -> str:
 def circuit_outcomes(provider: str) -> str:
     """HASH ``<time bucket>:ok|fail`` → count: the breaker's sliding window."""
     return f"{PREFIX}circuit:{provider}:outcomes"
+
+
+def webhook_deliveries(job_id: str) -> str:
+    """LIST of JSON delivery attempts of a job's webhook, oldest first."""
+    return f"{PREFIX}job:{job_id}:deliveries"
+
+
+def webhook_secret(tenant_id: str) -> str:
+    """STRING ``whsec_…``: the tenant's webhook signing secret (Standard Webhooks)."""
+    return f"{PREFIX}tenant:{tenant_id}:webhook-secret"

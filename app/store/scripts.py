@@ -36,6 +36,7 @@ class Scripts:
     acquire_slot: AsyncScript
     reserve_upstream: AsyncScript
     circuit: AsyncScript
+    claim_webhooks: AsyncScript
     begin_idempotency: AsyncScript
     complete_idempotency: AsyncScript
     abandon_idempotency: AsyncScript

@@ -1,4 +1,5 @@
-"""Fault injection through the sandbox: fallback, one charge, and the circuit breaker."""
+"""Fault injection through the sandbox and the network: fallback with one charge, the circuit
+breaker, and webhooks to a receiver that is down at first."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.conftest import SANDBOX_KEY
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
-from tests.utils.processes import Process, gateway
+from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +28,9 @@ def faulty_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         data_dir,
         MEDIAGATE_CIRCUIT__MIN_REQUESTS="4",
         MEDIAGATE_CIRCUIT__FAILURE_RATIO="0.5",
-        MEDIAGATE_CIRCUIT__OPEN_S="1.5",
+        MEDIAGATE_CIRCUIT__OPEN_S="4",
+        MEDIAGATE_URL_ALLOWLIST='["127.0.0.1/32"]',
+        MEDIAGATE_WEBHOOK_RETRY_SCHEDULE_S="[0, 0.2, 0.3, 0.4, 0.5]",
     ) as proc:
         yield proc
 
@@ -104,11 +108,91 @@ async def test_pixelapi_down_falls_back_then_the_breaker_opens_and_a_probe_close
         assert "circuit" in job["attempts"][0]["error"]["message"]
     assert await pixelapi_requests(client) == seen
 
-    # PixelAPI recovers; after open_s one probe goes through and closes the circuit.
+    # PixelAPI recovers; after open_s (4 s) one probe goes through and closes the circuit.
     await client.delete("/_sandbox/faults")
-    await asyncio.sleep(1.6)
+    await asyncio.sleep(4.1)
     probe = await remove_background(client)
     assert probe["status"] == "succeeded"
     assert [a["provider"] for a in probe["attempts"]] == ["pixelapi"]
     assert await circuit(client, "pixelapi") == "closed"
     assert await pixelapi_requests(client) > 0
+
+
+class Receiver:
+    """A webhook receiver on loopback that answers 503 to its first ``down_for`` requests."""
+
+    def __init__(self, down_for: int) -> None:
+        self.down_for = down_for
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")[1:]
+        headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines if ln)}
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        self.requests.append((headers, body))
+        status = "503 Service Unavailable" if len(self.requests) <= self.down_for else "200 OK"
+        writer.write(
+            f"HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        writer.close()
+
+
+async def test_a_receiver_down_for_three_attempts_gets_the_fourth_signed(
+    client: httpx.AsyncClient,
+) -> None:
+    receiver = Receiver(down_for=3)
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        response = await client.post(
+            "/v1/images/remove-background",
+            json={
+                "image": {"data": png_b64()},
+                "callback_url": f"http://127.0.0.1:{port}/hooks/mediagate",
+            },
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(receiver.requests) < 4:
+            assert asyncio.get_running_loop().time() < deadline, receiver.requests
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # nothing more comes after the delivery
+        assert len(receiver.requests) == 4
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    secret = (
+        await client.get(
+            "/admin/tenants/sandbox/webhook-secret",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+    ).json()["secret"]
+    ids = {headers["webhook-id"] for headers, _ in receiver.requests}
+    assert len(ids) == 1  # one event, retried: receivers de-duplicate on it
+    headers, body = receiver.requests[-1]
+    event = Webhook(secret).verify(body, headers)
+    assert event["type"] == "job.succeeded"
+    assert event["data"]["id"] == job_id and event["data"]["status"] == "succeeded"
+    tampered = body.replace(b"succeeded", b"failed")
+    with pytest.raises(Exception, match="(?i)signature"):
+        Webhook(secret).verify(tampered, headers)
+
+    deliveries = (await client.get(f"/v1/jobs/{job_id}/deliveries")).json()["data"]
+    assert [d["status_code"] for d in deliveries] == [503, 503, 503, 200]
+    assert [d["attempt"] for d in deliveries] == [1, 2, 3, 4]
+    assert all(d["next_attempt_at"] for d in deliveries[:3])
+    assert deliveries[-1]["next_attempt_at"] is None
+
+
+async def test_a_callback_url_inside_the_network_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/images/remove-background",
+        json={"image": {"data": png_b64()}, "callback_url": "http://10.0.0.1/hook"},
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "unsafe_url"
+    assert response.json()["errors"][0]["pointer"] == "/callback_url"

@@ -92,6 +92,28 @@ async def create_key(tenant_id: str, gateway: GatewayDep) -> NewKey:
     return NewKey(id=key_id, key=key, tenant_id=tenant_id)
 
 
+class WebhookSecret(BaseModel):
+    tenant_id: str
+    secret: str
+    """``whsec_…``: verify the ``webhook-signature`` of this tenant's webhooks with it."""
+
+
+@router.get("/tenants/{tenant_id}/webhook-secret", name="admin_get_webhook_secret")
+async def get_webhook_secret(tenant_id: str, gateway: GatewayDep) -> WebhookSecret:
+    if await gateway.tenants.get(tenant_id) is None:
+        raise NotFound("tenant", tenant_id)
+    return WebhookSecret(tenant_id=tenant_id, secret=await gateway.webhooks.secret(tenant_id))
+
+
+@router.post("/tenants/{tenant_id}/webhook-secret", name="admin_rotate_webhook_secret")
+async def rotate_webhook_secret(tenant_id: str, gateway: GatewayDep) -> WebhookSecret:
+    """Replace the tenant's webhook signing secret; deliveries from now on use the new one."""
+    if await gateway.tenants.get(tenant_id) is None:
+        raise NotFound("tenant", tenant_id)
+    secret = await gateway.webhooks.rotate_secret(tenant_id)
+    return WebhookSecret(tenant_id=tenant_id, secret=secret)
+
+
 @router.delete("/keys/{key_id}", name="admin_revoke_key", status_code=204)
 async def revoke_key(key_id: str, gateway: GatewayDep) -> None:
     if not await gateway.tenants.revoke_key(key_id):

@@ -17,6 +17,7 @@ from app.api.problems import PROBLEM_RESPONSES
 from app.jobs.models import Job, JobStatus
 from app.jobs.operations import Operation
 from app.jobs.service import JobService
+from app.store.webhooks import DeliveryAttempt
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
@@ -65,6 +66,18 @@ async def cancel_job(
         return Response(job.model_dump_json(), media_type="application/json")
 
     return await idempotent(request, gateway, tenant, b"", cancel)
+
+
+class DeliveryList(BaseModel):
+    data: list[DeliveryAttempt]
+    next_cursor: str | None = None
+
+
+@router.get("/{job_id}/deliveries", name="list_job_deliveries")
+async def list_job_deliveries(job_id: str, tenant: TenantDep, gateway: GatewayDep) -> DeliveryList:
+    """Every attempt to deliver the job's webhook to its `callback_url`, oldest first."""
+    await gateway.jobs.load(tenant, job_id)  # 404 for unknown and other tenants' jobs
+    return DeliveryList(data=await gateway.webhooks.attempts(job_id))
 
 
 @router.get(

@@ -2,11 +2,14 @@
 -- and, when a lease token is given, only while the caller still holds the lease. Terminal
 -- jobs are never rewritten. Reschedules the job, settles its credits when it ends, and
 -- announces the change — atomically, so a job is charged exactly when it is saved succeeded.
--- A terminal save (ttl_s > 0) also gives the tenant's job slot back.
--- KEYS: job, due, leases, credit_account, credit_hold, credit_holds, credit_ledger, slots
+-- A terminal save (ttl_s > 0) also gives the tenant's job slot back and, when the job has a
+-- callback URL, queues its webhook delivery — so no finished job's webhook can be lost.
+-- KEYS: job, due, leases, credit_account, credit_hold, credit_holds, credit_ledger, slots,
+--       webhooks_due
 -- ARGV: expected_version, lease_token ('' = no lease needed), body, status,
 --       schedule ('due' | 'release' | 'keep'), due_ms, ttl_s (0 = keep forever), channel, job_id,
---       settle ('' | 'charge' | 'release'), settle_reason, settled_ttl_s
+--       settle ('' | 'charge' | 'release'), settle_reason, settled_ttl_s,
+--       webhook_due_ms ('' = no webhook)
 -- Returns {new_version, credits_settled}.
 --#include credits
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'status')
@@ -41,6 +44,9 @@ end
 if tonumber(ARGV[7]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[7])
   redis.call('ZREM', KEYS[8], id)
+  if ARGV[13] ~= '' then
+    redis.call('ZADD', KEYS[9], ARGV[13], id)
+  end
 end
 redis.call('PUBLISH', ARGV[8], ARGV[4])
 return {version, settled}

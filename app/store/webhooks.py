@@ -1,0 +1,74 @@
+"""Webhook deliveries in Redis: the due-queue, each job's delivery log, tenants' secrets."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import datetime
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from app.store import keys
+from app.store.scripts import Scripts
+
+
+class DeliveryAttempt(BaseModel):
+    """One POST of a job's webhook to its ``callback_url``."""
+
+    attempt: int
+    at: datetime
+    status_code: int | None = None
+    """The receiver's answer; ``None`` when it could not be reached."""
+    error: str | None = None
+    duration_ms: int
+    next_attempt_at: datetime | None = None
+    """When the next try is due; ``None`` once delivered or given up."""
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class WebhookStore:
+    def __init__(self, redis: Redis, scripts: Scripts, *, retention_s: int) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.retention_s = retention_s
+
+    async def claim(self, now_ms: int, lease_ms: int, limit: int) -> list[str]:
+        due = await self.scripts.claim_webhooks(
+            keys=[keys.WEBHOOKS_DUE], args=[now_ms, now_ms + lease_ms, limit]
+        )
+        return [d.decode() if isinstance(d, bytes) else str(d) for d in due]
+
+    async def record(self, job_id: str, attempt: DeliveryAttempt, next_due_ms: int | None) -> None:
+        """Log an attempt and schedule the next one (or take the job off the queue)."""
+        log = keys.webhook_deliveries(job_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(log, attempt.model_dump_json())
+            pipe.expire(log, self.retention_s)
+            if next_due_ms is None:
+                pipe.zrem(keys.WEBHOOKS_DUE, job_id)
+            else:
+                pipe.zadd(keys.WEBHOOKS_DUE, {job_id: next_due_ms})
+            await pipe.execute()
+
+    async def drop(self, job_id: str) -> None:
+        await self.redis.zrem(keys.WEBHOOKS_DUE, job_id)
+
+    async def attempts(self, job_id: str) -> list[DeliveryAttempt]:
+        raw = await self.redis.lrange(keys.webhook_deliveries(job_id), 0, -1)
+        return [DeliveryAttempt.model_validate_json(r) for r in raw]
+
+    async def secret(self, tenant_id: str) -> str:
+        """The tenant's signing secret, created on first use."""
+        key = keys.webhook_secret(tenant_id)
+        await self.redis.set(key, new_secret(), nx=True)
+        value = await self.redis.get(key)
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def rotate_secret(self, tenant_id: str) -> str:
+        secret = new_secret()
+        await self.redis.set(keys.webhook_secret(tenant_id), secret)
+        return secret
