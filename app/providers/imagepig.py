@@ -1,9 +1,9 @@
-"""Image Pig adapter: synchronous JSON calls answering a base64 image.
+"""Image Pig adapter: synchronous JSON calls answering a base64 image (or a stored image's URL).
 
 Operations and endpoints (``POST`` under ``https://api.imagepig.com``, header ``Api-Key``):
 
 ================================  =====================================================
-image.generate                    ``/`` (model ``sd1.5``, the default), ``/xl`` (``sdxl``),
+image.generate                    ``/`` (model ``sd1.5``), ``/xl`` (``sdxl``),
                                   ``/flux`` (``flux-schnell``; ``aspect`` → ``proportion``)
 image.remove_background           ``/cutout`` (always a PNG with transparency)
 image.upscale                     ``/upscale`` (``scale`` → ``upscaling_factor`` 2, 4 or 8)
@@ -11,41 +11,65 @@ image.swap_face                   ``/faceswap`` (``source`` / ``target``)
 image.outpaint                    ``/outpaint`` (``top``/``right``/``bottom``/``left`` ≤ 1024)
 ================================  =====================================================
 
-Media: a ``url`` reference is sent as ``*_url``; a ``file_id`` reference is read and sent as
-base64 ``*_data`` (the document calls it faster, as nothing has to be downloaded).
+Canonical parameters → attributes: ``prompt`` → ``prompt``, ``negative_prompt``,
+``language`` → ``language``, ``seed``, ``output_format`` (``png``/``jpeg``) → ``format``
+(``PNG``/``JPEG``), ``aspect`` → ``proportion``, ``scale`` → ``upscaling_factor``. Media: a
+``url`` reference is sent as ``*_url``; a ``file_id`` reference is read and sent as base64
+``*_data`` (the document calls it faster, as nothing has to be downloaded).
 
 Readings of what the document leaves open (the sandbox emulator keeps the same ones):
 
+- **Model.** ``model`` picks the endpoint (``sd1.5`` → ``/``, ``sdxl`` → ``/xl``,
+  ``flux-schnell`` → ``/flux``: the document's "FLUX.1 [schnell]"). Without ``model`` the
+  ``quality`` hint picks it, by the document's speed and size notes: ``fast`` → ``sd1.5``
+  (512 px, "one or two seconds"), ``standard`` → ``sdxl`` (1024 px, "three or four
+  seconds"), ``high`` → ``flux-schnell`` ("state-of-the-art", over five seconds, two calls).
+  With neither, the default endpoint ``/`` (``sd1.5``). ``model`` wins over ``quality``.
+- **Per-model attributes.** FLUX has "no negative_prompt", so ``negative_prompt`` is refused
+  when the model resolves to ``flux-schnell``; ``aspect`` exists only as FLUX's
+  ``proportion`` (the five canonical aspects are exactly the document's proportions) and is
+  refused with the other models. Output sizes are fixed per model, so ``width``/``height``
+  are not offered; nor is ``style_id``.
+- **Language.** ``language`` takes the document's 29 ISO 639-1 codes. ``en`` is accepted and
+  not sent: the attribute exists for prompts "in a different language than English".
 - Prompts go out as ``prompt`` (the document's examples), not its alias ``positive_prompt``.
-- Output format: ``format`` is ``JPEG`` or ``PNG``; webp is refused before anything is sent.
-  ``/cutout`` takes no ``format`` and always answers a PNG.
-- FLUX has "no negative_prompt", so ``negative_prompt`` is refused with ``flux-schnell``;
-  ``aspect`` exists only as FLUX's ``proportion`` and is refused with the other models.
-  Output sizes are fixed per model, so ``width``/``height`` are not offered.
-- Outpaint sides are sent only when non-zero (the document's default is 0).
-- ``storage_days`` is never sent: the gateway keeps artifacts itself and wants the bytes.
-- Errors: the document only names 422 (no face found). Everything else is read as
-  conventional HTTP: 400 a request it refuses (bad attributes, undecodable image), 401 a
-  missing or unknown ``Api-Key``, 402 a plan with no API calls left, 403 a request refused
-  by content moderation (the Stability AI convention for Stable Diffusion services),
-  429 too many requests with ``Retry-After``, 5xx the service failing. 402 and 5xx say
-  nothing about the request, so they are raised as :class:`ProviderUnavailable` (the
-  gateway falls back to another provider); the others come back as ``Failed``.
-- Price: the document counts each ``/flux`` image as two standard API calls. A binding has
-  one price per operation, so image.generate is priced at the flux cost (the upper bound);
-  every other operation is one call.
+- **Output format.** ``format`` is ``JPEG`` or ``PNG``; webp is refused before anything is
+  sent. ``/cutout`` takes no ``format`` and always answers a PNG.
+- **Face swap** always enhances the result with GFPGAN, so ``enhance_face`` is honoured when
+  true (nothing is sent) and refused when false. ``/faceswap`` takes no ``seed``.
+- Outpaint sides are sent only when non-zero (the document's default is 0), each ≤ 1024.
+- **Stored images.** ``storage_days`` is never sent: the gateway keeps artifacts itself and
+  wants the bytes. An answer carrying ``image_url`` instead of ``image_data`` is still read:
+  the file is downloaded (without the ``Api-Key``; it may live on another host). A ``404``
+  there is retried a few times, as the official ``imagepig`` client does (the upload may
+  lag the answer); any other failure is the service failing.
+- **Errors.** The document names only ``422`` (no face found) and the ``{"error"}`` body.
+  Everything else is read as conventional HTTP: 400 a request it refuses (bad attributes,
+  undecodable image), 401 a missing or unknown ``Api-Key``, 402 a plan with no API calls
+  left, 403 a request refused by content moderation (the Stability AI convention for Stable
+  Diffusion services), 429 too many requests with ``Retry-After``, 5xx the service failing.
+  A 422 whose body is FastAPI's validation list (``{"detail": [{"msg"}]}``, which the official
+  client also reads) is a refused request, not a missing face. 402 and 5xx say nothing about
+  the request, so they are raised as :class:`ProviderUnavailable` (the gateway falls back to
+  another provider); the others come back as ``Failed``.
+- **Limits.** The document states no request rate or concurrency limit, so ``limits`` is empty.
+- **Price.** The document gives no money prices; one standard API call is one gateway credit.
+  It counts each ``/flux`` image as two calls. A binding has one price per operation, so
+  image.generate is priced at the flux cost (the upper bound); every other operation is one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from app.errors import ErrorCode, ProviderUnavailable
 from app.jobs.media import MediaInput
@@ -68,6 +92,7 @@ from app.providers.base import (
     OutputFile,
     SubmitResult,
     Succeeded,
+    UpstreamLimit,
 )
 
 PROVIDER = "imagepig"
@@ -81,6 +106,20 @@ MAX_SIDE_EXTENSION = 1024
 """Outpaint: at most this many pixels on each side."""
 _SIDES = ("top", "right", "bottom", "left")
 
+UPSCALING_FACTORS: frozenset[object] = frozenset({2, 4, 8})
+
+LANGUAGES: frozenset[str] = frozenset(
+    "ar bg cs da de el es et fi fr hu id it ja ko lt lv nb nl pl pt ro ru sk sl sv tr uk zh".split()
+)
+"""The document's supported prompt languages (ISO 639-1)."""
+ENGLISH = "en"
+"""The models' own language: accepted, and not sent."""
+_LANGUAGE_VALUES: frozenset[object] = frozenset(LANGUAGES | {ENGLISH})
+
+DOWNLOAD_ATTEMPTS = 5
+"""Tries of a stored image's URL while it answers 404 (the upload may lag the answer)."""
+DOWNLOAD_PAUSE_S = 1.0
+
 
 @dataclass(frozen=True)
 class _Outcome:
@@ -88,30 +127,43 @@ class _Outcome:
     retryable: bool
 
 
-ERRORS: dict[int, _Outcome] = {
-    400: _Outcome(ErrorCode.invalid_parameter, retryable=False),
-    401: _Outcome(ErrorCode.provider_auth_failed, retryable=True),
-    402: _Outcome(ErrorCode.provider_unavailable, retryable=True),
-    403: _Outcome(ErrorCode.content_blocked, retryable=False),
-    422: _Outcome(ErrorCode.no_face_detected, retryable=False),
-    429: _Outcome(ErrorCode.provider_rate_limited, retryable=True),
-    500: _Outcome(ErrorCode.provider_unavailable, retryable=True),
-    502: _Outcome(ErrorCode.provider_unavailable, retryable=True),
-    503: _Outcome(ErrorCode.provider_unavailable, retryable=True),
-    504: _Outcome(ErrorCode.provider_unavailable, retryable=True),
+class ErrorBody(StrEnum):
+    """What an error answer's body carries, as far as the mapping needs to know."""
+
+    error = "error"
+    """The document's ``{"error", "started_at", "completed_at"}``."""
+    validation = "validation"
+    """FastAPI's ``{"detail": [{"msg": …}, …]}``: the request's attributes were refused."""
+    other = "other"
+    """No body, not JSON, or neither of the above."""
+
+
+ERRORS: dict[tuple[int, ErrorBody | None], _Outcome] = {
+    (400, None): _Outcome(ErrorCode.invalid_parameter, retryable=False),
+    (401, None): _Outcome(ErrorCode.provider_auth_failed, retryable=True),
+    (402, None): _Outcome(ErrorCode.provider_unavailable, retryable=True),
+    (403, None): _Outcome(ErrorCode.content_blocked, retryable=False),
+    (422, None): _Outcome(ErrorCode.no_face_detected, retryable=False),
+    (422, ErrorBody.validation): _Outcome(ErrorCode.invalid_parameter, retryable=False),
+    (429, None): _Outcome(ErrorCode.provider_rate_limited, retryable=True),
+    (500, None): _Outcome(ErrorCode.provider_unavailable, retryable=True),
+    (502, None): _Outcome(ErrorCode.provider_unavailable, retryable=True),
+    (503, None): _Outcome(ErrorCode.provider_unavailable, retryable=True),
+    (504, None): _Outcome(ErrorCode.provider_unavailable, retryable=True),
 }
-"""Upstream HTTP status → canonical outcome: the one place Image Pig errors are read."""
+"""Upstream (HTTP status, body kind) → canonical outcome: the one place Image Pig errors are
+read. ``None`` matches any body; a row naming the body kind takes precedence."""
 
 _OTHER_SERVER_ERROR = _Outcome(ErrorCode.provider_unavailable, retryable=True)
 _OTHER_CLIENT_ERROR = _Outcome(ErrorCode.upstream_failed, retryable=False)
 
-_ENDPOINTS: dict[str | None, str] = {
-    None: "/",
-    "sd1.5": "/",
-    "sdxl": "/xl",
-    "flux-schnell": "/flux",
-}
-"""image.generate: canonical ``model`` → endpoint."""
+Model = Literal["sd1.5", "sdxl", "flux-schnell"]
+FLUX: Model = "flux-schnell"
+DEFAULT_MODEL: Model = "sd1.5"
+QUALITY_MODELS: dict[str, Model] = {"fast": "sd1.5", "standard": "sdxl", "high": FLUX}
+"""image.generate: the ``quality`` hint → model, when ``model`` is not given."""
+_ENDPOINTS: dict[Model, str] = {"sd1.5": "/", "sdxl": "/xl", FLUX: "/flux"}
+"""image.generate: model → endpoint."""
 _FLUX_ONLY = "aspect"
 _NOT_FLUX = "negative_prompt"
 
@@ -129,21 +181,45 @@ class _Request:
 
 
 class _Answer(BaseModel):
-    """A success body (``image_url`` is never asked for, so ``image_data`` is required)."""
+    """A success body: the image inline (``image_data``) or stored (``image_url``)."""
 
-    image_data: str
+    image_data: str | None = None
+    image_url: str | None = None
     mime_type: str
     seed: int | None = None
+
+    @model_validator(mode="after")
+    def _has_an_image(self) -> _Answer:
+        if self.image_data is None and self.image_url is None:
+            raise ValueError("neither image_data nor image_url")
+        return self
 
 
 class _ErrorAnswer(BaseModel):
     error: str
 
 
+class _ValidationItem(BaseModel):
+    msg: str
+
+
+class _ValidationAnswer(BaseModel):
+    detail: list[_ValidationItem]
+
+
+def model_of(params: GenerateImage) -> Model:
+    """The model a generation runs on: ``model``, else the ``quality`` hint, else ``sd1.5``."""
+    if params.model is not None:
+        return params.model
+    if params.quality is not None:
+        return QUALITY_MODELS[params.quality]
+    return DEFAULT_MODEL
+
+
 def _check_generate(params: Params) -> str | None:
     assert isinstance(params, GenerateImage)
     given = params.given()
-    is_flux = params.model == "flux-schnell"
+    is_flux = model_of(params) == FLUX
     if is_flux and _NOT_FLUX in given:
         return _NOT_FLUX
     if not is_flux and _FLUX_ONLY in given:
@@ -162,9 +238,18 @@ def _check_outpaint(params: Params) -> str | None:
 BINDINGS: dict[Operation, Binding] = {
     Operation.image_generate: Binding(
         parameters=frozenset(
-            {"prompt", "negative_prompt", "model", "aspect", "seed", "output_format"}
+            {
+                "prompt",
+                "negative_prompt",
+                "model",
+                "quality",
+                "aspect",
+                "seed",
+                "output_format",
+                "language",
+            }
         ),
-        values={"output_format": _FORMAT_VALUES},
+        values={"output_format": _FORMAT_VALUES, "language": _LANGUAGE_VALUES},
         price=FLUX_CALLS * STANDARD_CALL_PRICE,
         check=_check_generate,
     ),
@@ -174,12 +259,12 @@ BINDINGS: dict[Operation, Binding] = {
     ),
     Operation.image_upscale: Binding(
         parameters=frozenset({"image", "scale", "seed", "output_format"}),
-        values={"scale": frozenset({2, 4, 8}), "output_format": _FORMAT_VALUES},
+        values={"scale": UPSCALING_FACTORS, "output_format": _FORMAT_VALUES},
         price=STANDARD_CALL_PRICE,
     ),
     Operation.image_swap_face: Binding(
-        parameters=frozenset({"source", "target", "output_format"}),
-        values={"output_format": _FORMAT_VALUES},
+        parameters=frozenset({"source", "target", "enhance_face", "output_format"}),
+        values={"enhance_face": frozenset({True}), "output_format": _FORMAT_VALUES},
         price=STANDARD_CALL_PRICE,
     ),
     Operation.image_outpaint: Binding(
@@ -188,6 +273,7 @@ BINDINGS: dict[Operation, Binding] = {
                 "image",
                 "prompt",
                 "negative_prompt",
+                "language",
                 "top",
                 "right",
                 "bottom",
@@ -196,7 +282,7 @@ BINDINGS: dict[Operation, Binding] = {
                 "output_format",
             }
         ),
-        values={"output_format": _FORMAT_VALUES},
+        values={"output_format": _FORMAT_VALUES, "language": _LANGUAGE_VALUES},
         price=STANDARD_CALL_PRICE,
         check=_check_outpaint,
     ),
@@ -210,6 +296,10 @@ def _optional(**fields: object) -> _Body:
 
 def _format(output_format: Literal["png", "jpeg", "webp"] | None) -> str | None:
     return _FORMATS[output_format] if output_format else None
+
+
+def _language(language: str | None) -> str | None:
+    return None if language == ENGLISH else language
 
 
 async def _image(call: Call, prefix: str, ref: MediaInput) -> _Body:
@@ -226,11 +316,12 @@ async def _generate(call: Call) -> _Request:
     body = _optional(
         prompt=p.prompt,
         negative_prompt=p.negative_prompt,
+        language=_language(p.language),
         proportion=p.aspect,
         format=_format(p.output_format),
         seed=p.seed,
     )
-    return _Request(_ENDPOINTS[p.model], body)
+    return _Request(_ENDPOINTS[model_of(p)], body)
 
 
 async def _cutout(call: Call) -> _Request:
@@ -264,6 +355,7 @@ async def _outpaint(call: Call) -> _Request:
     body = await _image(call, "image", p.image) | _optional(
         prompt=p.prompt,
         negative_prompt=p.negative_prompt,
+        language=_language(p.language),
         format=_format(p.output_format),
         seed=p.seed,
     )
@@ -293,18 +385,28 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_body(response: httpx.Response) -> tuple[ErrorBody, str]:
+    """The kind of an error body and its message."""
     try:
-        return _ErrorAnswer.model_validate_json(response.content).error
+        return ErrorBody.error, _ErrorAnswer.model_validate_json(response.content).error
     except ValueError:
-        return f"HTTP {response.status_code}"
+        pass
+    try:
+        detail = _ValidationAnswer.model_validate_json(response.content).detail
+    except ValueError:
+        return ErrorBody.other, f"HTTP {response.status_code}"
+    return ErrorBody.validation, "; ".join(item.msg for item in detail) or "invalid request"
 
 
 def _failure(response: httpx.Response) -> Failed:
     """Translate a non-2xx answer through :data:`ERRORS`; raise when the service is at fault."""
     status = response.status_code
-    outcome = ERRORS.get(status) or (_OTHER_SERVER_ERROR if status >= 500 else _OTHER_CLIENT_ERROR)
-    message = _error_message(response)
+    kind, message = _error_body(response)
+    outcome = (
+        ERRORS.get((status, kind))
+        or ERRORS.get((status, None))
+        or (_OTHER_SERVER_ERROR if status >= 500 else _OTHER_CLIENT_ERROR)
+    )
     if outcome.code is ErrorCode.provider_unavailable:
         raise ProviderUnavailable(f"{PROVIDER} answered {status}: {message}")
     return Failed(
@@ -316,16 +418,10 @@ def _failure(response: httpx.Response) -> Failed:
     )
 
 
-def _success(response: httpx.Response) -> Succeeded:
-    answer = _Answer.model_validate_json(response.content)
-    content = base64.b64decode(answer.image_data, validate=True)
-    data: dict[str, object] = {} if answer.seed is None else {"seed": answer.seed}
-    return Succeeded(files=[OutputFile(content, answer.mime_type)], data=data)
-
-
 class ImagePigAdapter(Adapter):
     name: ClassVar[str] = PROVIDER
     bindings: ClassVar[dict[Operation, Binding]] = BINDINGS
+    limits: ClassVar[dict[str, UpstreamLimit]] = {}
 
     async def submit(self, call: Call) -> SubmitResult:
         request = await _BUILDERS[call.operation](call)
@@ -338,6 +434,28 @@ class ImagePigAdapter(Adapter):
                 headers=headers,
                 timeout=self.config.timeout_s,
             )
-            if response.is_success:
-                return _success(response)
-        return _failure(response)
+            if not response.is_success:
+                return _failure(response)
+            answer = _Answer.model_validate_json(response.content)
+            if answer.image_data is not None:
+                content = base64.b64decode(answer.image_data, validate=True)
+            else:
+                assert answer.image_url is not None
+                content = await self._download(answer.image_url)
+        data: dict[str, object] = {} if answer.seed is None else {"seed": answer.seed}
+        return Succeeded(files=[OutputFile(content, answer.mime_type)], data=data)
+
+    async def _download(self, url: str) -> bytes:
+        """A stored image's bytes (``storage_days`` answers), retried while it answers 404."""
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            response = await self.client.get(
+                url, timeout=self.config.timeout_s, follow_redirects=True
+            )
+            if response.status_code != 404 or attempt == DOWNLOAD_ATTEMPTS:
+                break
+            await asyncio.sleep(DOWNLOAD_PAUSE_S)
+        if not response.is_success:
+            raise ProviderUnavailable(
+                f"{PROVIDER}'s stored image could not be downloaded ({response.status_code})"
+            )
+        return response.content

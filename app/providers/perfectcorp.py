@@ -1,16 +1,392 @@
-"""The perfectcorp adapter (being written: no bindings yet)."""
+"""Perfect Corp AI API (YouCam) adapter (``providers/perfectcorp.txt``): upload, task, poll.
+
+Paths. The document names endpoints only as ``file/<feature>``, ``task/<feature>`` and the
+authentication call; they are read as ``/s2s/v1.0/…`` under the API server (the prefix its
+public integrations use): ``POST /s2s/v1.0/client/auth``, ``POST /s2s/v1.0/file/<feature>``,
+``POST`` and ``GET /s2s/v1.0/task/<feature>``, ``GET /s2s/v1.0/task/style-group/<feature>``
+and ``GET /s2s/v1.0/task/style/<feature>``. Features (only ``hair-style`` is named in the
+document; the others are read the same way, all in one table, ``perfectcorp_wire.FEATURES``):
+
+====================================  ===========================================================
+image.hairstyle (``variant``)         ``hair-style``, ``wig``, ``hair-ext``, ``hair-bang``,
+                                      ``hair-vol`` (``style_id`` required)
+image.age                             ``aging`` (the series, without the uploaded photo)
+image.transfer_makeup                 ``mu-trans-rec`` (``image`` → ``src_ids``, ``reference`` →
+                                      ``ref_ids``)
+image.remove_object                   ``obj-removal`` (``mask`` → ``mask_ids``; no prompts)
+image.colorize / remove_background    ``colorize`` / ``sod`` (a PNG cut-out)
+image.upscale                         ``enhance`` (``scale`` 1, 2 or 4; 2 when not given)
+image.generate                        ``text-to-image`` (``prompt`` + ``style_id`` required)
+====================================  ===========================================================
+
+Flow of a call (``perfectcorp_auth`` signs in and shares tokens across processes):
+
+1. ``POST file/<feature>`` with one ``{"content_type", "file_name"}`` per input (both inputs of
+   makeup transfer and object removal in one call); each answer's ``requests[0]`` gives the
+   upload ``url``, ``method`` and ``headers``, used as given; the bytes go there (no token).
+   Inputs of a type the feature does not take (WEBP; PNG for ``hair-style``, "jpg" only) are
+   re-encoded first.
+2. Before the task runs, the attempt's record ``submission:<job>:<attempt>:<credential>`` is
+   saved in the shared state (24 h, uploads are kept a day) with the file ids and a
+   ``request_id`` drawn from a per-credential counter (``incr`` − 1: "starting from 0"). A
+   worker resuming the same attempt reuses both, so the upstream answers the same task and
+   charges once. A task that ended in ``error`` or was lost has its ``request_id`` cleared:
+   the next attempt reruns it under a fresh id with the same files.
+3. ``POST task/<feature>`` → ``task_id``; ``GET task/<feature>?task_id=`` is polled after
+   ``polling_interval`` ms, never more than ``MAX_POLL_GAP_S`` (a task not polled for 10 s is
+   dropped). ``success`` → every ``results[0].data[].url`` is downloaded (valid 2 h).
+
+Readings of what the document leaves open (the sandbox emulator keeps the same ones):
+
+- **Bodies** are enveloped ``{"status": 200, "result": {…}}``; the document's samples are
+  elided, so field names follow its schemas: ``result.files[].requests[]``,
+  ``result.task_id``, ``result.{polling_interval, status, error, results[].data[]}``.
+- **Errors.** HTTP refusals carry ``{"status", "error", "error_code"}`` (the codes public
+  clients see: ``InvalidParameters``, ``CreditInsufficiency`` (HTTP 400), ``InvalidAccessToken``
+  (401), ``InvalidTaskId`` (400, a task dropped or unknown), ``RateLimitExceeded`` (429)).
+  They and the document's engine error table map through ONE table, ``ERRORS``; an engine
+  code not in it reads as the document's "Others" (``unknown_internal_error``). A 401 signs
+  in again once and repeats the request. 5xx raise ``ProviderUnavailable``. Download errors
+  (``error_download_*``) are ``invalid_media`` but retryable: the upstream failed to read a
+  file the gateway did upload. An empty account (``CreditInsufficiency``) is
+  ``provider_unavailable``: another provider can serve.
+- **Aging** answers the uploaded photo among the results (``custom_info.age_idx``); it is left
+  out. ``data`` carries ``estimated_age`` (``custom_info.age``) and ``ages`` (each output's
+  ``res_age``). Makeup transfer's product recommendation is not documented enough to pass on.
+- **Styles**: ``style_id`` is ``"<style_group_id>:<style_id>"`` (see ``perfectcorp_styles``).
+- **Limits.** 100 requests per minute per access token (one token per credential):
+  ``UpstreamLimit(rate_per_s=100/60)``. The per-IP limit (100 per 5 minutes) is read as
+  metering sign-ins, the only calls without a token; tokens are shared, so sign-ins are rare.
+- **Prices.** The document gives no credit amount per task ("determined by your business
+  plan"; charged only on success). Every task is priced alike: ``TASK_PRICE`` = 50 gateway
+  credits (≈ $0.05), overridable in config.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, ClassVar
 
-from app.jobs.operations import Operation
-from app.providers.base import Adapter, Binding, Call, SubmitResult
+import httpx
+
+from app.errors import ErrorCode, ProviderUnavailable
+from app.jobs.models import JSONValue
+from app.jobs.operations import Operation, Params
+from app.providers._http import upstream_errors
+from app.providers.base import (
+    Adapter,
+    Binding,
+    Call,
+    Failed,
+    OutputFile,
+    PollResult,
+    Progress,
+    StylePage,
+    SubmitResult,
+    Submitted,
+    Succeeded,
+    UpstreamLimit,
+)
+from app.providers.perfectcorp_auth import Account, Refused, Tokens, account
+from app.providers.perfectcorp_files import Submission, conform, extension, image_type
+from app.providers.perfectcorp_styles import style_page
+from app.providers.perfectcorp_wire import (
+    API_PREFIX,
+    HAIR_VARIANTS,
+    PROVIDER,
+    STATUSES,
+    TASK_LOST,
+    Feature,
+    action_params,
+    engine_meaning,
+    feature_for,
+    output_ext,
+    parse_style_id,
+    read_http_error,
+    result_object,
+    styled_feature,
+    task_body,
+    unreadable,
+)
+
+MAX_POLL_GAP_S = 3.0
+"""Longest wait between polls: the task is dropped when not polled for 10 s."""
+SUBMISSION_TTL_S = 24 * 3600.0
+"""Uploaded files are kept one day; so is the record of an attempt's file ids."""
+TASK_PRICE = 50
+REQUESTS_PER_MINUTE = 100
+
+
+def _style_refusal(params: Params) -> str | None:
+    """A ``style_id`` that is not ``<group>:<style>`` (a missing one fails at submission)."""
+    style_id = getattr(params, "style_id", None)
+    if isinstance(style_id, str) and parse_style_id(style_id) is None:
+        return "style_id"
+    return None
+
+
+def _binding(*parameters: str, **values: frozenset[object]) -> Binding:
+    return Binding(
+        parameters=frozenset(parameters),
+        values=values,
+        price=TASK_PRICE,
+        check=_style_refusal if "style_id" in parameters else None,
+    )
 
 
 class PerfectCorpAdapter(Adapter):
-    name = "perfectcorp"
-    bindings: ClassVar[dict[Operation, Binding]] = {}
+    name: ClassVar[str] = PROVIDER
+    bindings: ClassVar[Mapping[Operation, Binding]] = {
+        Operation.image_hairstyle: _binding(
+            "image", "variant", "style_id", variant=frozenset(HAIR_VARIANTS)
+        ),
+        Operation.image_age: _binding("image"),
+        Operation.image_transfer_makeup: _binding("image", "reference"),
+        Operation.image_remove_object: _binding("image", "mask"),
+        Operation.image_colorize: _binding("image"),
+        Operation.image_remove_background: _binding("image"),
+        Operation.image_upscale: _binding(
+            "image",
+            "scale",
+            "output_format",
+            scale=frozenset({1, 2, 4}),
+            output_format=frozenset({"jpeg", "webp"}),
+        ),
+        Operation.image_generate: _binding(
+            "prompt", "style_id", "output_format", output_format=frozenset({"jpeg"})
+        ),
+    }
+    limits: ClassVar[Mapping[str, UpstreamLimit]] = {
+        "default": UpstreamLimit(rate_per_s=REQUESTS_PER_MINUTE / 60)
+    }
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(self.client, self.base_url, self.state, self.config.timeout_s)
+
+    # the contract --------------------------------------------------------------------------------
 
     async def submit(self, call: Call) -> SubmitResult:
-        raise NotImplementedError
+        feature = feature_for(call.operation, call.params)
+        if feature is None:
+            message = f"{PROVIDER} does not serve {call.operation.value}"
+            return Failed(ErrorCode.unsupported_operation, message)
+        action = action_params(feature, call.params)
+        if isinstance(action, str):
+            return Failed(ErrorCode.invalid_parameter, action)
+        try:
+            acct = account(self.credential(call))
+            submission = await self._submission(call, acct, feature)
+            assert submission.request_id is not None
+            ext = output_ext(feature, call.params)
+            body = task_body(feature, submission.request_id, submission.file_ids, action, ext)
+            response = await self._api(acct, "POST", f"/task/{feature.slug}", json=body)
+        except Refused as refused:
+            return refused.failed
+        task_id = result_object(response).get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise unreadable("no task_id")
+        return Submitted(task_id, poll_after_s=min(self.config.poll_interval_s, MAX_POLL_GAP_S))
+
+    async def poll(self, call: Call, provider_job_id: str) -> PollResult:
+        feature = feature_for(call.operation, call.params)
+        if feature is None:
+            message = f"{PROVIDER} does not serve {call.operation.value}"
+            return Failed(ErrorCode.unsupported_operation, message)
+        try:
+            acct = account(self.credential(call))
+            query = {"task_id": provider_job_id}
+            response = await self._api(acct, "GET", f"/task/{feature.slug}", params=query)
+        except Refused as refused:
+            if refused.failed.provider_code == TASK_LOST:
+                await self._forget_request(call)
+            return refused.failed
+        result = result_object(response)
+        status = result.get("status")
+        meaning = STATUSES.get(status) if isinstance(status, str) else None
+        if meaning is None:
+            raise unreadable(f"unknown task status {status!r}")
+        if meaning == "running":
+            return Progress(poll_after_s=self._poll_gap(result.get("polling_interval")))
+        if meaning == "error":
+            error = result.get("error")
+            code = error if isinstance(error, str) and error else "unknown_internal_error"
+            await self._forget_request(call)
+            reading = engine_meaning(code)
+            message = f"{PROVIDER} {feature.slug} task error: {code}"
+            return Failed(reading.code, message, provider_code=code, retryable=reading.retryable)
+        return await self._collect(result)
+
+    async def styles(
+        self,
+        operation: Operation,
+        variant: str | None,
+        page_size: int,
+        starting_token: str | None,
+    ) -> StylePage:
+        feature = styled_feature(operation, variant)
+        if feature is None or not self.config.credentials:
+            return StylePage(styles=[])
+        try:
+            acct = account(self.config.credentials[0])
+        except Refused as refused:
+            raise ProviderUnavailable(refused.failed.message) from None
+
+        async def fetch(path: str, query: dict[str, str | int]) -> dict[str, Any]:
+            try:
+                return result_object(await self._api(acct, "GET", path, params=query))
+            except Refused as refused:
+                raise ProviderUnavailable(refused.failed.message) from None
+
+        return await style_page(fetch, feature, page_size, starting_token)
+
+    # requests ------------------------------------------------------------------------------------
+
+    async def _api(self, acct: Account, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One API request with the shared token; a 401 signs in again and repeats it once."""
+        url = f"{self.base_url}{API_PREFIX}{path}"
+        token = await self.tokens.get(acct)
+        response = await self._send(method, url, token, **kwargs)
+        if response.status_code == 401:
+            token = await self.tokens.get(acct, stale=token)
+            response = await self._send(method, url, token, **kwargs)
+        if response.status_code >= 300:
+            error = read_http_error(response)
+            raise Refused(
+                Failed(
+                    error.meaning.code,
+                    f"{PROVIDER} HTTP {response.status_code}: {error.message}",
+                    provider_code=error.provider_code,
+                    retryable=error.meaning.retryable,
+                    retry_after_s=error.retry_after_s,
+                )
+            )
+        return response
+
+    async def _send(self, method: str, url: str, token: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        with upstream_errors(PROVIDER):
+            return await self.client.request(
+                method, url, headers=headers, timeout=self.config.timeout_s, **kwargs
+            )
+
+    def _poll_gap(self, polling_interval: object) -> float:
+        if isinstance(polling_interval, int | float) and not isinstance(polling_interval, bool):
+            return max(0.0, min(polling_interval / 1000, MAX_POLL_GAP_S))
+        return min(self.config.poll_interval_s, MAX_POLL_GAP_S)
+
+    # the attempt's record ------------------------------------------------------------------------
+
+    def _record_key(self, call: Call, acct: Account) -> str:
+        return f"submission:{call.job_id}:{call.attempt}:{acct.key}"
+
+    async def _submission(self, call: Call, acct: Account, feature: Feature) -> Submission:
+        """The attempt's files and request id: reused when saved, else uploaded and saved."""
+        key = self._record_key(call, acct)
+        record = Submission.load(await self.state.get(key))
+        if (
+            record is None
+            or record.feature != feature.slug
+            or set(record.file_ids) != set(feature.files)
+        ):
+            record = Submission(feature.slug, await self._upload(call, acct, feature))
+            await self.state.put(key, record.dump(), SUBMISSION_TTL_S)
+        if record.request_id is None:
+            record.request_id = await self.state.incr(f"request_id:{acct.key}") - 1
+            await self.state.put(key, record.dump(), SUBMISSION_TTL_S)
+        return record
+
+    async def _forget_request(self, call: Call) -> None:
+        """After a task ends in error or is lost, the next attempt must not reuse its id."""
+        try:
+            acct = account(self.credential(call))
+        except Refused:
+            return
+        key = self._record_key(call, acct)
+        record = Submission.load(await self.state.get(key))
+        if record is not None and record.request_id is not None:
+            record.request_id = None
+            await self.state.put(key, record.dump(), SUBMISSION_TTL_S)
+
+    async def _upload(self, call: Call, acct: Account, feature: Feature) -> dict[str, str]:
+        """``file/<feature>`` for every input, then each one's bytes to its upload URL."""
+        refs = call.params.media()
+        uploads: list[tuple[str, str, bytes, str]] = []
+        for field in feature.files:
+            ref = refs.get(field)
+            if ref is None:
+                message = f"{PROVIDER} {feature.slug} needs {field}"
+                raise Refused(Failed(ErrorCode.invalid_parameter, message))
+            media = await call.media.read(ref)
+            content, content_type = await asyncio.to_thread(conform, media, feature.upload_types)
+            uploads.append((field, f"{field}.{extension(content_type)}", content, content_type))
+        if not uploads:
+            return {}
+        body = {"files": [{"content_type": ct, "file_name": name} for _, name, _, ct in uploads]}
+        response = await self._api(acct, "POST", f"/file/{feature.slug}", json=body)
+        files = result_object(response).get("files")
+        if not isinstance(files, list) or len(files) != len(uploads):
+            raise unreadable("not one file per input")
+        by_name = {f.get("file_name"): f for f in files if isinstance(f, dict)}
+        file_ids: dict[str, str] = {}
+        for position, (field, name, content, _) in enumerate(uploads):
+            entry = by_name.get(name, files[position])
+            file_id = entry.get("file_id") if isinstance(entry, dict) else None
+            requests = entry.get("requests") if isinstance(entry, dict) else None
+            if not isinstance(file_id, str) or not isinstance(requests, list) or not requests:
+                raise unreadable("a file without file_id or upload request")
+            await self._put(requests[0], content)
+            file_ids[field] = file_id
+        return file_ids
+
+    async def _put(self, request: object, content: bytes) -> None:
+        if not isinstance(request, dict) or not isinstance(request.get("url"), str):
+            raise unreadable("an upload request without url")
+        headers = request.get("headers") or {}
+        if not isinstance(headers, dict):
+            raise unreadable("upload headers that are not an object")
+        method = str(request.get("method") or "PUT").upper()
+        with upstream_errors(PROVIDER):
+            response = await self.client.request(
+                method,
+                request["url"],
+                content=content,
+                headers={str(k): str(v) for k, v in headers.items()},
+                timeout=self.config.timeout_s,
+            )
+        if not response.is_success:
+            raise ProviderUnavailable(f"{PROVIDER} upload answered HTTP {response.status_code}")
+
+    # results -------------------------------------------------------------------------------------
+
+    async def _collect(self, result: dict[str, Any]) -> Succeeded:
+        results = result.get("results")
+        first = results[0] if isinstance(results, list) and results else None
+        data = first.get("data") if isinstance(first, dict) else None
+        if not isinstance(first, dict) or not isinstance(data, list) or not data:
+            raise unreadable("success without results")
+        custom = first.get("custom_info")
+        skip = custom.get("age_idx") if isinstance(custom, dict) else None
+        kept = [item for index, item in enumerate(data) if index != skip]
+        files = [await self._download(item) for item in kept]
+        extra: dict[str, JSONValue] = {}
+        if isinstance(custom, dict):
+            if isinstance(custom.get("age"), int):
+                extra["estimated_age"] = custom["age"]
+            ages = [item.get("res_age") for item in kept if isinstance(item, dict)]
+            extra["ages"] = [age for age in ages if isinstance(age, int)]
+        return Succeeded(files=files, data=extra)
+
+    async def _download(self, item: object) -> OutputFile:
+        url = item.get("url") if isinstance(item, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise unreadable("a result without url")
+        with upstream_errors(PROVIDER):
+            response = await self.client.get(url, timeout=self.config.timeout_s)
+        if response.status_code != 200 or not response.content:
+            raise ProviderUnavailable(
+                f"{PROVIDER} result download answered HTTP {response.status_code}"
+            )
+        return OutputFile(response.content, image_type(response))

@@ -45,6 +45,8 @@ class ProviderStats:
     requests: int = 0
     submissions: int = 0
     faults_served: int = 0
+    over_limit: int = 0
+    """Requests refused for going over the provider's documented rate limit."""
     by_endpoint: Counter[str] = field(default_factory=Counter)
 
 
@@ -93,6 +95,7 @@ class SandboxControl:
                 "requests": s.requests,
                 "submissions": s.submissions,
                 "faults_served": s.faults_served,
+                "over_limit": s.over_limit,
                 "by_endpoint": dict(s.by_endpoint),
             }
             for name, s in self.stats.items()

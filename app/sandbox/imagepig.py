@@ -16,6 +16,9 @@ Readings of what the document leaves open (the adapter keeps the same ones):
   document, a value of the wrong type or range, neither or both of ``*_url``/``*_data``,
   bad base64, an image that cannot be downloaded or decoded: ``400``. Unknown attributes are
   refused rather than ignored, so a client cannot come to rely on one.
+  (The official client also reads FastAPI's ``422 {"detail": [...]}``; the adapter reads both.)
+- ``language``: only the document's 29 codes (``en``, the default, is not one of them).
+  ``positive_prompt``/``prompt`` are aliases, neither required; FLUX has no ``negative_prompt``.
 - ``422`` when no face is found in either face-swap image; the sandbox reads a picture of one
   uniform colour as having no face.
 - Background removal and upscaling are deterministic models: their output ignores ``seed``
@@ -24,7 +27,7 @@ Readings of what the document leaves open (the adapter keeps the same ones):
   paid plan); the file is kept in memory and served under ``/storage/``.
 - A submission is counted for every answer that carries an image (what the service bills).
 
-Faults (``POST /_sandbox/faults``), served after the key is checked:
+Faults (``POST /_sandbox/faults``), served on every endpoint after the key is checked:
 ``http_500`` → 500; ``timeout`` → no answer for an hour; ``rate_limit`` → 429 with
 ``Retry-After``; ``no_face`` → 422; ``blocked`` → 403, the Stable Diffusion services'
 convention for a moderation refusal (the document describes no moderation); ``garbage`` →
@@ -51,7 +54,14 @@ import httpx
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from app.sandbox import images
 from app.sandbox.control import Fault, SandboxControl
@@ -89,6 +99,16 @@ Format = Literal["JPEG", "PNG"]
 Proportion = Literal["landscape", "portrait", "square", "wide", "vertical"]
 Seed = Annotated[int, Field(ge=0, le=2**64 - 1)]
 Side = Annotated[int, Field(ge=0, le=1024)]
+
+
+def _upscaling_factor(value: int) -> int:
+    if value not in (2, 4, 8):
+        raise ValueError("upscaling_factor must be one of 2, 4 or 8")
+    return value
+
+
+UpscalingFactor = Annotated[int, AfterValidator(_upscaling_factor)]
+"""One of [2, 4, 8], strictly an integer (``Literal`` would let ``2.0`` through)."""
 
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png"}
 _PIL_FORMAT = {"JPEG": "jpeg", "PNG": "png"}
@@ -163,7 +183,7 @@ class CutoutBody(_OneImage):
 
 
 class UpscaleBody(_OneImage):
-    upscaling_factor: Literal[2, 4, 8] = 2
+    upscaling_factor: UpscalingFactor = 2
     format: Format = "JPEG"
     seed: Seed | None = None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from app.jobs.media import ImageInput
 from app.jobs.operations import (
     GenerateImage,
     Operation,
+    Outpaint,
     Params,
     RemoveBackground,
     SwapFace,
@@ -101,6 +103,11 @@ async def _stats(client: httpx.AsyncClient) -> dict[str, Any]:
     return stats
 
 
+def _counters(stats: dict[str, Any]) -> dict[str, Any]:
+    """The counters this emulator keeps (the sandbox may report more)."""
+    return {k: stats[k] for k in ("requests", "submissions", "faults_served", "by_endpoint")}
+
+
 # -- auth --------------------------------------------------------------------------------
 
 
@@ -109,7 +116,7 @@ async def test_missing_or_wrong_key_is_401(sandbox: httpx.AsyncClient, key: str 
     response = await _post(sandbox, "/", {"prompt": "adorable pig"}, key=key)
 
     _assert_error(response, 401)
-    assert await _stats(sandbox) == {
+    assert _counters(await _stats(sandbox)) == {
         "requests": 1,
         "submissions": 0,
         "faults_served": 0,
@@ -176,6 +183,18 @@ async def test_flux_sizes_follow_proportion(
     assert _image(await _post(sandbox, "/flux", body)).size == size
 
 
+@pytest.mark.parametrize("path", ["/", "/xl", "/flux", "/outpaint"])
+async def test_every_documented_language_is_accepted_where_prompts_are(
+    sandbox: httpx.AsyncClient, path: str
+) -> None:
+    image = {"image_data": _b64(PHOTO)} if path == "/outpaint" else {}
+    for language in ("ar", "ja", "nb", "zh"):
+        body = image | {"positive_prompt": "prase", "language": language}
+        assert _image(await _post(sandbox, path, body))
+    english = await _post(sandbox, path, image | {"prompt": "pig", "language": "en"})
+    assert "language" in _assert_error(english, 400)
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [
@@ -190,6 +209,15 @@ async def test_flux_sizes_follow_proportion(
         ("/upscale", {"image_data": _b64(PHOTO), "upscaling_factor": 3}),
         ("/upscale", {"image_data": _b64(PHOTO), "upscaling_factor": "2"}),
         ("/outpaint", {"image_data": _b64(PHOTO), "left": 1025}),
+        ("/outpaint", {"image_data": _b64(PHOTO), "top": -1}),
+        ("/outpaint", {"image_data": _b64(PHOTO), "proportion": "wide"}),
+        ("/outpaint", {"image_data": _b64(PHOTO), "format": "jpeg"}),
+        ("/xl", {"prompt": "p", "proportion": "square"}),
+        (
+            "/faceswap",
+            {"source_image_data": _b64(PHOTO), "target_image_data": _b64(PHOTO), "seed": 1},
+        ),
+        ("/upscale", {"image_data": _b64(PHOTO), "upscaling_factor": 2.0}),
         ("/cutout", {"image_data": _b64(PHOTO), "format": "PNG"}),
         ("/cutout", {}),
         ("/cutout", {"image_data": _b64(PHOTO), "image_url": "http://files.test/photo.png"}),
@@ -226,6 +254,34 @@ async def test_storage_days_answers_a_url_to_the_stored_image(sandbox: httpx.Asy
     stored = await sandbox.get(body["image_url"])
     assert stored.headers["Content-Type"] == "image/png"
     assert Image.open(io.BytesIO(stored.content)).size == (512, 512)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "mime_type"),
+    [
+        ("/flux", {"prompt": "pig", "proportion": "wide"}, "image/jpeg"),
+        ("/cutout", {"image_data": _b64(PHOTO)}, "image/png"),
+        ("/upscale", {"image_data": _b64(PHOTO), "upscaling_factor": 4}, "image/jpeg"),
+        ("/faceswap", {"source_image_data": _b64(PHOTO), "target_image_data": _b64(PHOTO),
+                       "format": "PNG"}, "image/png"),
+        ("/outpaint", {"image_data": _b64(PHOTO), "prompt": "sky", "right": 20}, "image/jpeg"),
+    ],
+)  # fmt: skip
+async def test_storage_days_works_on_every_endpoint(
+    sandbox: httpx.AsyncClient, path: str, body: dict[str, Any], mime_type: str
+) -> None:
+    response = await _post(sandbox, path, body | {"storage_days": 1})
+
+    answer = response.json()
+    assert response.status_code == 200, answer
+    assert "image_data" not in answer and answer["mime_type"] == mime_type
+    stored = await sandbox.get(answer["image_url"])
+    assert stored.headers["Content-Type"] == mime_type
+    assert Image.MIME[Image.open(io.BytesIO(stored.content)).format or ""] == mime_type
+
+
+async def test_an_unknown_stored_file_is_404(sandbox: httpx.AsyncClient) -> None:
+    assert (await sandbox.get(f"{ROOT}/storage/nothing.png")).status_code == 404
 
 
 # -- image to image ----------------------------------------------------------------------
@@ -284,6 +340,27 @@ async def test_outpaint_adds_the_sides_to_the_downscaled_input(
     assert _image(await _post(sandbox, "/outpaint", body)).size == (1034, 1013)
 
 
+async def test_outpaint_honours_format_and_seed(sandbox: httpx.AsyncClient) -> None:
+    body = {"image_data": _b64(PHOTO), "prompt": "sky", "top": 100, "format": "PNG", "seed": 5}
+    first = await _post(sandbox, "/outpaint", body)
+    again = await _post(sandbox, "/outpaint", body)
+    other = await _post(sandbox, "/outpaint", body | {"seed": 6})
+
+    image = _image(first)
+    assert (image.format, image.size) == ("PNG", (300, 300))
+    assert first.json()["seed"] == 5
+    assert first.json()["image_data"] == again.json()["image_data"]
+    assert first.json()["image_data"] != other.json()["image_data"]
+
+
+async def test_upscale_honours_format_and_echoes_the_seed(sandbox: httpx.AsyncClient) -> None:
+    body = {"image_data": _b64(PHOTO), "upscaling_factor": 2, "format": "PNG", "seed": 77}
+    response = await _post(sandbox, "/upscale", body)
+
+    assert _image(response).format == "PNG"
+    assert response.json()["seed"] == 77
+
+
 async def test_faceswap_answers_the_target_size_without_seed(
     sandbox: httpx.AsyncClient, files: respx.MockRouter
 ) -> None:
@@ -317,30 +394,43 @@ async def test_faceswap_reads_a_blank_url_as_no_face(
 
 # -- faults and counters -----------------------------------------------------------------
 
+VALID: dict[str, dict[str, Any]] = {
+    "/": {"prompt": "pig"},
+    "/xl": {"prompt": "pig"},
+    "/flux": {"prompt": "pig", "proportion": "square"},
+    "/faceswap": {"source_image_data": _b64(PHOTO), "target_image_data": _b64(PHOTO)},
+    "/cutout": {"image_data": _b64(PHOTO)},
+    "/upscale": {"image_data": _b64(PHOTO)},
+    "/outpaint": {"image_data": _b64(PHOTO), "prompt": "sky", "left": 8},
+}
+"""A request every endpoint serves."""
+
 
 @pytest.mark.parametrize(
     ("fault", "status"),
     [("http_500", 500), ("rate_limit", 429), ("no_face", 422), ("blocked", 403),
      ("no_credits", 402)],
 )  # fmt: skip
+@pytest.mark.parametrize("path", list(VALID))
 async def test_faults_answer_the_error_body(
-    sandbox: httpx.AsyncClient, fault: str, status: int
+    sandbox: httpx.AsyncClient, fault: str, status: int, path: str
 ) -> None:
     await _arm(sandbox, fault)
 
-    response = await _post(sandbox, "/cutout", {"image_data": _b64(PHOTO)})
+    response = await _post(sandbox, path, VALID[path])
 
     _assert_error(response, status)
     assert ("Retry-After" in response.headers) == (fault == "rate_limit")
-    assert _image(await _post(sandbox, "/cutout", {"image_data": _b64(PHOTO)}))  # count was 1
+    assert _image(await _post(sandbox, path, VALID[path]))  # count was 1
     stats = await _stats(sandbox)
     assert (stats["faults_served"], stats["submissions"]) == (1, 1)
 
 
-async def test_garbage_fault_is_200_and_not_json(sandbox: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("path", list(VALID))
+async def test_garbage_fault_is_200_and_not_json(sandbox: httpx.AsyncClient, path: str) -> None:
     await _arm(sandbox, "garbage")
 
-    response = await _post(sandbox, "/", {"prompt": "pig"})
+    response = await _post(sandbox, path, VALID[path])
 
     assert response.status_code == 200
     with pytest.raises(ValueError):
@@ -374,7 +464,7 @@ async def test_stats_count_requests_per_endpoint_and_billed_submissions(
     await _post(sandbox, "/faceswap", {"source_image_data": _b64(_uniform()),
                                        "target_image_data": _b64(PHOTO)})  # fmt: skip
 
-    assert await _stats(sandbox) == {
+    assert _counters(await _stats(sandbox)) == {
         "requests": 5,
         "submissions": 3,
         "faults_served": 0,
@@ -448,6 +538,81 @@ async def test_adapter_and_emulator_agree(
     assert (no_face.code, no_face.retryable) == (ErrorCode.no_face_detected, False)
 
     assert (await _stats(sandbox))["submissions"] == 5
+
+
+async def test_adapter_serves_outpaint_quality_and_language(sandbox: httpx.AsyncClient) -> None:
+    adapter = _adapter(sandbox)
+    photo = ImageInput(file_id="file_photo")
+
+    outpaint = Outpaint(
+        image=photo,
+        prompt="obloha",
+        negative_prompt="mraky",
+        language="cs",
+        top=100,
+        left=50,
+        seed=3,
+        output_format="png",
+    )
+    result = await adapter.submit(_call(Operation.image_outpaint, outpaint))
+    assert (_output(result).format, _output(result).size) == ("PNG", (350, 300))
+    assert isinstance(result, Succeeded) and result.data == {"seed": 3}
+
+    for quality, size in (("fast", (512, 512)), ("standard", (1024, 1024)),
+                          ("high", (1216, 832))):  # fmt: skip
+        params = GenerateImage(prompt="Schwein", quality=quality, language="de")
+        assert _output(await adapter.submit(_call(Operation.image_generate, params))).size == size
+
+    english = GenerateImage(prompt="pig", language="en", model="flux-schnell", aspect="vertical")
+    assert _output(await adapter.submit(_call(Operation.image_generate, english))).size == (
+        576,
+        1024,
+    )
+    upscale = Upscale(image=photo, scale=8, output_format="png", seed=1)
+    assert _output(await adapter.submit(_call(Operation.image_upscale, upscale))).size == (
+        2400,
+        1600,
+    )
+    assert (await _stats(sandbox))["submissions"] == 6
+
+
+class _PaidStorage(httpx.AsyncBaseTransport):
+    """Adds ``storage_days`` to every POST, so the emulator answers ``image_url``."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.downloads = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            headers = [(k, v) for k, v in request.headers.items() if k != "content-length"]
+            body = json.loads(request.content) | {"storage_days": 1}
+            request = httpx.Request("POST", request.url, headers=headers, json=body)
+        else:
+            self.downloads += 1
+        return await self.inner.handle_async_request(request)
+
+
+async def test_adapter_downloads_image_url_answers_from_the_emulator() -> None:
+    app = create_sandbox_app(SandboxTiming())
+    transport = _PaidStorage(httpx.ASGITransport(app=app))
+    photo = ImageInput(file_id="file_photo")
+    cases: list[tuple[Operation, Params, tuple[int, int], str]] = [
+        (Operation.image_generate, GenerateImage(prompt="p", quality="high", aspect="portrait"),
+         (832, 1216), "JPEG"),
+        (Operation.image_remove_background, RemoveBackground(image=photo), (300, 200), "PNG"),
+        (Operation.image_upscale, Upscale(image=photo, scale=2, output_format="png"),
+         (600, 400), "PNG"),
+        (Operation.image_swap_face, SwapFace(source=photo, target=photo), (300, 200), "JPEG"),
+        (Operation.image_outpaint, Outpaint(image=photo, prompt="p", bottom=10), (300, 210),
+         "JPEG"),
+    ]  # fmt: skip
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        adapter = _adapter(client)
+        for operation, params, size, fmt in cases:
+            image = _output(await adapter.submit(_call(operation, params)))
+            assert (image.size, image.format) == (size, fmt), operation
+    assert transport.downloads == len(cases)
 
 
 @pytest.mark.parametrize(

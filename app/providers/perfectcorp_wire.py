@@ -1,0 +1,279 @@
+"""Perfect Corp AI API, the wire: which task serves which call, the bodies, and the error table.
+
+Every path is ``/s2s/v1.0/<kind>/<feature>`` under the API server (the readings of the
+paths, of the bodies and of the error envelope are recorded in
+:mod:`app.providers.perfectcorp`, which uses this module).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Final, Literal
+
+import httpx
+
+from app.errors import ErrorCode, ProviderUnavailable
+from app.jobs.operations import GenerateImage, Hairstyle, Operation, Params, Upscale
+
+PROVIDER = "perfectcorp"
+API_PREFIX = "/s2s/v1.0"
+AUTH_PATH = f"{API_PREFIX}/client/auth"
+
+JPEG = "image/jpeg"
+PNG = "image/png"
+JPEG_OR_PNG = frozenset({JPEG, "image/jpg", PNG})
+JPEG_ONLY = frozenset({JPEG, "image/jpg"})
+
+STYLE_ID = re.compile(r"^(\d{1,20}):(\d{1,20})$")
+"""A canonical ``style_id`` here: ``<style_group_id>:<style_id>`` (tasks need both)."""
+DEFAULT_SCALE = 2
+"""``scale`` is required by AI Photo Enhance; a client that sends none gets 2×."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One AI task of the document: its path segment and what its payload carries."""
+
+    slug: str
+    files: Mapping[str, str]
+    """Canonical media field → ``file_sets`` key, in upload order."""
+    styled: bool = False
+    """The task takes ``style_group_id`` + ``style_ids`` (and has style listings)."""
+    upload_types: frozenset[str] = JPEG_OR_PNG
+    output_ext: str = "jpg"
+
+
+HAIR_VARIANTS: Final[Mapping[str, str]] = {
+    "style": "hair-style",
+    "wig": "wig",
+    "extension": "hair-ext",
+    "bangs": "hair-bang",
+    "volume": "hair-vol",
+}
+"""Canonical ``variant`` of image.hairstyle → the task's path segment."""
+
+_SRC = {"image": "src_ids"}
+
+FEATURES: Final[Mapping[tuple[Operation, str | None], Feature]] = {
+    **{
+        (Operation.image_hairstyle, variant): Feature(
+            slug,
+            _SRC,
+            styled=True,
+            upload_types=JPEG_ONLY if variant == "style" else JPEG_OR_PNG,
+        )
+        for variant, slug in HAIR_VARIANTS.items()
+    },
+    (Operation.image_age, None): Feature("aging", _SRC),
+    (Operation.image_transfer_makeup, None): Feature(
+        "mu-trans-rec", {"image": "src_ids", "reference": "ref_ids"}
+    ),
+    (Operation.image_remove_object, None): Feature(
+        "obj-removal", {"image": "src_ids", "mask": "mask_ids"}
+    ),
+    (Operation.image_colorize, None): Feature("colorize", _SRC),
+    (Operation.image_remove_background, None): Feature("sod", _SRC, output_ext="png"),
+    (Operation.image_upscale, None): Feature("enhance", _SRC),
+    (Operation.image_generate, None): Feature("text-to-image", {}, styled=True),
+}
+"""Every task this adapter runs, by (operation, hairstyle variant)."""
+
+OUTPUT_EXTENSIONS: Final[Mapping[str, str]] = {"jpeg": "jpg", "webp": "webp", "png": "png"}
+"""Canonical ``output_format`` → the document's ``output_ext``."""
+
+
+def feature_for(operation: Operation, params: Params | None = None) -> Feature | None:
+    variant: str | None = None
+    if operation is Operation.image_hairstyle:
+        variant = params.variant if isinstance(params, Hairstyle) else "style"
+    return FEATURES.get((operation, variant))
+
+
+def styled_feature(operation: Operation, variant: str | None) -> Feature | None:
+    """The task whose styles ``GET /v1/styles?operation=&variant=`` lists, if it has any."""
+    key = (variant or "style") if operation is Operation.image_hairstyle else None
+    feature = FEATURES.get((operation, key))
+    return feature if feature is not None and feature.styled else None
+
+
+def parse_style_id(style_id: str) -> tuple[int, int] | None:
+    match = STYLE_ID.match(style_id)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def action_params(feature: Feature, params: Params) -> dict[str, Any] | str:
+    """The action's ``params`` object, or why the call cannot be sent (a message)."""
+    action: dict[str, Any] = {}
+    if feature.styled:
+        style_id = getattr(params, "style_id", None)
+        ids = parse_style_id(style_id) if isinstance(style_id, str) else None
+        if ids is None:
+            return (
+                f"{PROVIDER} {feature.slug} needs a style_id '<group>:<style>' from GET /v1/styles"
+            )
+        action = {"style_group_id": ids[0], "style_ids": [ids[1]]}
+    if isinstance(params, GenerateImage):
+        action = {"prompt": params.prompt, **action}
+    if isinstance(params, Upscale):
+        action["scale"] = params.scale or DEFAULT_SCALE
+    return action
+
+
+def output_ext(feature: Feature, params: Params) -> str:
+    fmt = getattr(params, "output_format", None)
+    return OUTPUT_EXTENSIONS[fmt] if isinstance(fmt, str) else feature.output_ext
+
+
+def task_body(
+    feature: Feature,
+    request_id: int,
+    file_ids: Mapping[str, str],
+    action: Mapping[str, Any],
+    ext: str,
+) -> dict[str, Any]:
+    """``POST task/<feature>``: one action (id 0), one file per ``file_sets`` key."""
+    payload: dict[str, Any] = {}
+    if feature.files:
+        payload["file_sets"] = {key: [file_ids[field]] for field, key in feature.files.items()}
+    payload["actions"] = [{"id": 0, "params": dict(action)} if action else {"id": 0}]
+    payload["output_ext"] = ext
+    return {"request_id": request_id, "payload": payload}
+
+
+# answers ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """What an upstream error means in the gateway's terms."""
+
+    code: ErrorCode
+    retryable: bool
+
+
+def _user(code: ErrorCode) -> Meaning:
+    return Meaning(code, retryable=False)
+
+
+def _theirs(code: ErrorCode) -> Meaning:
+    return Meaning(code, retryable=True)
+
+
+ERRORS: Final[Mapping[str, Meaning]] = {
+    # The document's error table (a task's ``error`` when its status is ``error``).
+    "exceed_max_filesize": _user(ErrorCode.media_too_large),
+    "invalid_parameter": _user(ErrorCode.invalid_parameter),
+    "error_download_image": _theirs(ErrorCode.invalid_media),
+    "error_download_mask": _theirs(ErrorCode.invalid_media),
+    "error_decode_image": _user(ErrorCode.invalid_media),
+    "error_decode_mask": _user(ErrorCode.invalid_media),
+    "error_nsfw_content_detected": _user(ErrorCode.content_blocked),
+    "error_no_face": _user(ErrorCode.no_face_detected),
+    "error_pose": _user(ErrorCode.invalid_media),
+    "error_face_parsing": _user(ErrorCode.no_face_detected),
+    "error_inference": _theirs(ErrorCode.upstream_failed),
+    "exceed_nsfw_retry_limits": _user(ErrorCode.content_blocked),
+    "error_upload": _theirs(ErrorCode.upstream_failed),
+    "error_multiple_people": _user(ErrorCode.invalid_media),
+    "error_no_shoulder": _user(ErrorCode.invalid_media),
+    "error_large_face_angle": _user(ErrorCode.invalid_media),
+    "unknown_internal_error": _theirs(ErrorCode.upstream_failed),
+    # HTTP answers' ``error_code`` (the envelope ``{"status", "error", "error_code"}``).
+    "InvalidParameters": _user(ErrorCode.invalid_parameter),
+    "CreditInsufficiency": _theirs(ErrorCode.provider_unavailable),
+    "InvalidAccessToken": _theirs(ErrorCode.provider_auth_failed),
+    "InvalidTaskId": _theirs(ErrorCode.upstream_failed),
+    "RateLimitExceeded": _theirs(ErrorCode.provider_rate_limited),
+    # HTTP statuses whose body names no known ``error_code``.
+    "http_400": _user(ErrorCode.invalid_parameter),
+    "http_401": _theirs(ErrorCode.provider_auth_failed),
+    "http_403": _theirs(ErrorCode.provider_auth_failed),
+    "http_404": _theirs(ErrorCode.upstream_failed),
+    "http_413": _user(ErrorCode.media_too_large),
+    "http_429": _theirs(ErrorCode.provider_rate_limited),
+}
+"""The one table: every upstream error code → canonical code and whether to retry."""
+
+ENGINE_OTHERS = "unknown_internal_error"
+"""The document's "Others": an engine error not in the table reads as this one."""
+UNLISTED_HTTP = _user(ErrorCode.upstream_failed)
+"""A 4xx the table does not know."""
+TASK_LOST = "InvalidTaskId"
+"""The answer to a poll of a task the server dropped (not polled for 10 s) or never had."""
+
+Status = Literal["running", "success", "error"]
+STATUSES: Final[Mapping[str, Status]] = {
+    "running": "running",
+    "success": "success",
+    "error": "error",
+}
+"""The task status vocabulary of ``GET task/<feature>``."""
+
+
+def engine_meaning(error: str) -> Meaning:
+    return ERRORS.get(error) or ERRORS[ENGINE_OTHERS]
+
+
+def unreadable(what: str) -> ProviderUnavailable:
+    return ProviderUnavailable(f"{PROVIDER} answered with an unreadable body ({what})")
+
+
+def result_object(response: httpx.Response) -> dict[str, Any]:
+    """The ``result`` object of a 2xx envelope ``{"status": 200, "result": {…}}``."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise unreadable("not JSON") from exc
+    result = body.get("result") if isinstance(body, dict) else None
+    if not isinstance(result, dict):
+        raise unreadable("no result object")
+    return result
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """A non-2xx answer, read: the code to look up, its text, and its table meaning."""
+
+    provider_code: str
+    message: str
+    meaning: Meaning
+    retry_after_s: float | None
+
+
+def read_http_error(response: httpx.Response) -> HttpError:
+    """Read a 4xx (raises :class:`ProviderUnavailable` for a 5xx)."""
+    status = response.status_code
+    if status >= 500:
+        raise ProviderUnavailable(f"{PROVIDER} answered HTTP {status}")
+    code: str | None = None
+    text = response.reason_phrase
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()[:300] or text
+    else:
+        if isinstance(body, dict):
+            named = body.get("error_code")
+            code = named if isinstance(named, str) and named else None
+            text = str(body.get("error") or code or text)
+    key = code if code is not None and code in ERRORS else f"http_{status}"
+    meaning = ERRORS.get(key, UNLISTED_HTTP)
+    retry_after = _retry_after(response.headers) if status == 429 else None
+    return HttpError(code or f"http_{status}", text, meaning, retry_after)
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
