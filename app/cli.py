@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from app import logs
 from app.config import Settings, get_settings
-from app.metrics import Metrics
+from app.metrics import Metrics, multiprocess_metrics, serve_worker_http
 
 DEFAULT_PORT = 8000
 SANDBOX_PORT = 8100
@@ -48,6 +48,7 @@ def serve(args: argparse.Namespace) -> None:
             stack.callback(server.stop)
         os.environ["MEDIAGATE_PUBLIC_BASE_URL"] = settings.public_base_url
         signing_key(settings)  # created once here, not raced by the server processes
+        stack.enter_context(multiprocess_metrics(args.processes))  # before they start
         uvicorn.run(
             "app.main:create_app", factory=True, workers=args.processes, **_server_options(args)
         )
@@ -62,6 +63,8 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
         "http": "httptools",
         "log_level": args.log_level,
         "access_log": False,
+        # a process still starting on a busy machine is not mistaken for a hung one
+        "timeout_worker_healthcheck": 30,
     }
 
 
@@ -74,10 +77,13 @@ def sandbox(args: argparse.Namespace) -> None:
 
 
 def worker(args: argparse.Namespace) -> None:
-    asyncio.run(_run_worker(get_settings()))
+    settings = get_settings()
+    host = args.metrics_host or settings.worker_metrics_host
+    port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
+    asyncio.run(_run_worker(settings, host, port))
 
 
-async def _run_worker(settings: Settings) -> None:
+async def _run_worker(settings: Settings, metrics_host: str, metrics_port: int) -> None:
     from app.gateway import build_gateway, http_client, redis_url
     from app.store.connection import connect
 
@@ -88,6 +94,7 @@ async def _run_worker(settings: Settings) -> None:
         stack.push_async_callback(http.aclose)
         gateway = await build_gateway(settings, redis, http, Metrics(CollectorRegistry()))
         stack.push_async_callback(gateway.aclose)
+        await stack.enter_async_context(serve_worker_http(gateway, metrics_host, metrics_port))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(gateway.worker.stop()))
@@ -169,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=serve)
 
     p = commands.add_parser("worker", help="a worker alone (run any number of them)")
+    p.add_argument(
+        "--metrics-host",
+        help="address of its /metrics, /healthz and /readyz "
+        "(default MEDIAGATE_WORKER_METRICS_HOST or 127.0.0.1)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of its /metrics, /healthz and /readyz; 0 turns them off "
+        "(default MEDIAGATE_WORKER_METRICS_PORT or 9100)",
+    )
     p.set_defaults(func=worker)
 
     p = commands.add_parser("sandbox", help="the provider emulators alone")

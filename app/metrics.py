@@ -2,19 +2,69 @@
 
 Labels stay bounded: route templates, operation and provider names, statuses — never a
 tenant id, a job id or a raw path.
+
+**Several processes.** ``mediagate serve --processes N`` runs N server processes; each counts
+what it serves. :func:`multiprocess_metrics` (entered by ``serve`` before the processes start)
+points ``PROMETHEUS_MULTIPROC_DIR`` at a directory that is empty at the start of every run, so
+``prometheus_client`` keeps every value in a memory-mapped file there, and :func:`exposition`
+merges all of them into one answer whichever process is scraped. Each gauge says how the
+processes' values combine (``multiprocess_mode``); the live-only modes forget a process that
+died (:func:`exposition` notices dead processes). One process alone keeps its values in memory.
+
+**Workers.** ``mediagate worker`` serves its own registry on its own port
+(:func:`serve_worker_http`: ``/metrics``, ``/healthz``, ``/readyz``), default 9100.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import uvicorn
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from app.jobs.models import Job
+from app.jobs.operations import Operation
 from app.providers.base import Failed, Progress, Submitted, Succeeded
+
+if TYPE_CHECKING:
+    from app.gateway import Gateway
+    from app.providers.registry import ProviderRegistry
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _JOB_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+RATE_LIMIT_SCOPES = ("tenant", "upstream")
+"""``mediagate_rate_limited_total{scope}``: a tenant's request limit, a provider's budget."""
 
 
 class Metrics:
@@ -50,10 +100,14 @@ class Metrics:
             "mediagate_jobs_in_flight",
             "Jobs a worker of this process is advancing.",
             ["provider"],
+            multiprocess_mode="livesum",
             registry=registry,
         )
         self.queue_depth = Gauge(
-            "mediagate_queue_depth", "Jobs waiting in the due-queue.", registry=registry
+            "mediagate_queue_depth",
+            "Jobs waiting in the due-queue.",
+            multiprocess_mode="mostrecent",
+            registry=registry,
         )
         self.upstream_requests = Counter(
             "mediagate_upstream_requests_total",
@@ -82,8 +136,9 @@ class Metrics:
         )
         self.circuit_state = Gauge(
             "mediagate_circuit_state",
-            "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open (set it; never inc/dec).",
             ["provider"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         self.fallbacks = Counter(
@@ -92,6 +147,35 @@ class Metrics:
             ["operation", "from", "to"],
             registry=registry,
         )
+        self.redis_up = Gauge(
+            "mediagate_redis_up",
+            "1 if the store answered this process's last check, else 0.",
+            multiprocess_mode="mostrecent",
+            registry=registry,
+        )
+
+        self.providers: list[str] = []
+        """The providers :meth:`prime` saw."""
+
+    def prime(self, providers: ProviderRegistry) -> None:
+        """Create, at their neutral value, the bounded series that may stay quiet for long.
+
+        A series that was never touched reads as "no data" on a dashboard and can't trip an
+        alert; these exist from the first scrape on: every provider's circuit (closed) and jobs
+        in flight, every rate-limit scope, every fallback step of the configured routing.
+        """
+        if self.providers:
+            return
+        for provider in providers:
+            self.circuit_state.labels(provider)
+            self.jobs_in_flight.labels(provider)
+        for scope in RATE_LIMIT_SCOPES:
+            self.rate_limited.labels(scope)
+        for operation in Operation:
+            chain = list(providers.bindings(operation))
+            for previous, following in zip(chain, chain[1:], strict=False):
+                self.fallbacks.labels(operation.value, previous, following)
+        self.providers = list(providers)
 
     def upstream_request(
         self,
@@ -103,6 +187,9 @@ class Metrics:
         outcome = result.code.value if isinstance(result, Failed) else "ok"
         self.upstream_requests.labels(provider, endpoint, outcome).inc()
         self.upstream_duration.labels(provider, endpoint).observe(seconds)
+
+    def circuit(self, provider: str, state: str) -> None:
+        self.circuit_state.labels(provider).set(CIRCUIT_STATES[state])
 
     def fallback(self, operation: str, from_provider: str, to_provider: str) -> None:
         self.fallbacks.labels(operation, from_provider, to_provider).inc()
@@ -116,3 +203,172 @@ class Metrics:
             self.job_duration.labels(operation, provider).observe(seconds)
         if job.credits.charged:
             self.credits_charged.labels(operation, provider).inc(job.credits.charged)
+
+
+STORE_CHECK_TIMEOUT_S = 3.0
+
+
+async def observe_store(gateway: Gateway) -> bool:
+    """Before a scrape: can the store be reached, and how long is the due-queue?"""
+    metrics = gateway.metrics
+    metrics.prime(gateway.jobs.providers)
+    try:
+        depth = await asyncio.wait_for(gateway.jobs.store.queue_depth(), STORE_CHECK_TIMEOUT_S)
+    except (RedisError, OSError, TimeoutError):
+        metrics.redis_up.set(0)
+        return False
+    metrics.redis_up.set(1)
+    metrics.queue_depth.set(depth)
+    return True
+
+
+def exposition(metrics: Metrics) -> bytes:
+    """The text a scrape gets: every process's values when they share a directory."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory or values.ValueClass is values.MutexValue:
+        return generate_latest(metrics.registry)  # one process, values in its memory
+    _forget_dead_processes(Path(directory))
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(_Families(_closed_unless_seen(merged.collect(), metrics.providers)))
+
+
+def _closed_unless_seen(families: Iterable[Metric], providers: Iterable[str]) -> list[Metric]:
+    """A circuit no process has reported on yet is closed.
+
+    ``mediagate_circuit_state`` takes the most recently set value across processes; a value
+    only primed (never set) carries no time and is left out of the merge, so a provider nobody
+    has called yet would read as "no data" instead of closed.
+    """
+    out = list(families)
+    for family in out:
+        if family.name == "mediagate_circuit_state":
+            seen = {sample.labels.get("provider") for sample in family.samples}
+            for provider in providers:
+                if provider not in seen:
+                    family.add_sample(family.name, {"provider": provider}, CIRCUIT_STATES["closed"])
+    return out
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def _forget_dead_processes(directory: Path) -> None:
+    """Drop the live-only gauges of processes that are gone (what ``mark_process_dead`` does).
+
+    The server processes are restarted by their supervisor without telling anyone; a scrape
+    is the moment their leftovers matter, so the check is made here.
+    """
+    for path in directory.glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def multiprocess_metrics(processes: int) -> Iterator[Path | None]:
+    """Prepare the shared directory for the server processes ``serve`` is about to start.
+
+    Entered before any of them starts (each reads ``PROMETHEUS_MULTIPROC_DIR`` when it imports
+    ``prometheus_client``). A configured directory is emptied of the previous run's files (they
+    would be counted again); without one, a private directory is made and removed at the end.
+    One process alone with no directory configured needs none.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield directory
+        return
+    if processes <= 1:
+        yield None
+        return
+    directory = Path(tempfile.mkdtemp(prefix="mediagate-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(directory)
+    try:
+        yield directory
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def worker_app(gateway: Gateway) -> Starlette:
+    """What a standalone worker answers: its metrics, liveness, readiness (the store answers)."""
+
+    async def metrics(request: Request) -> Response:
+        await observe_store(gateway)
+        # The worker's own registry, always: it is one process, and a directory shared by
+        # mistake with server processes must not make it report their values too.
+        body = generate_latest(gateway.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        if await observe_store(gateway):
+            return JSONResponse({"status": "ok", "redis": True})
+        return JSONResponse({"status": "unavailable", "redis": False}, status_code=503)
+
+    return Starlette(
+        routes=[
+            Route("/metrics", metrics),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ]
+    )
+
+
+class _WorkerServer(uvicorn.Server):
+    """Leaves SIGINT/SIGTERM to the worker, which stops this server on its way out."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@asynccontextmanager
+async def serve_worker_http(gateway: Gateway, host: str, port: int) -> AsyncIterator[None]:
+    """Serve :func:`worker_app` on ``host:port`` while the block runs (``port`` 0: not at all).
+
+    A port already taken is logged, not fatal: the worker's job is jobs.
+    """
+    if port == 0:
+        yield
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        log.error(
+            "worker: cannot serve /metrics on %s:%d (%s); running without it", host, port, exc
+        )
+        yield
+        return
+    config = uvicorn.Config(worker_app(gateway), log_config=None, access_log=False, lifespan="off")
+    server = _WorkerServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="worker-http")
+    log.info("worker: /metrics, /healthz and /readyz on %s:%d", host, port)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -125,14 +125,18 @@ class TestRefusedBeforeAnythingHappens:
         body = assert_problem(response, 422, "unsupported_parameter", "/scale")
         assert body["capable_providers"] == ["imagepig"]
 
-    async def test_callback_url_is_refused_until_webhooks_exist(
-        self, client: httpx.AsyncClient
-    ) -> None:
+    async def test_callback_url_inside_the_network(self, client: httpx.AsyncClient) -> None:
         response = await client.post(
             "/v1/images/remove-background",
-            json={"image": {"data": png_b64()}, "callback_url": "https://example.com/hook"},
+            json={"image": {"data": png_b64()}, "callback_url": "http://169.254.169.254/hook"},
         )
-        assert_problem(response, 422, "unsupported_parameter", "/callback_url")
+        assert_problem(response, 422, "unsafe_url", "/callback_url")
+
+    async def test_media_url_with_another_scheme(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/v1/images/remove-background", json={"image": {"url": "file:///etc/passwd"}}
+        )
+        assert_problem(response, 422, "unsafe_url", "/image/url")
 
     async def test_unknown_provider(self, client: httpx.AsyncClient) -> None:
         response = await client.post(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from app.api.deps import GatewayDep
+from app.metrics import exposition, observe_store
 from app.store import keys
 from app.store.jobs import now_ms
 
@@ -44,5 +45,6 @@ async def readyz(gateway: GatewayDep, response: Response) -> Health:
 
 @router.get("/metrics", name="metrics", include_in_schema=False)
 async def metrics(gateway: GatewayDep) -> Response:
-    gateway.metrics.queue_depth.set(await gateway.jobs.store.queue_depth())
-    return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text; with ``serve --processes N``, the values of all N processes merged."""
+    await observe_store(gateway)
+    return Response(exposition(gateway.metrics), media_type=CONTENT_TYPE_LATEST)
