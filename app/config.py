@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     )
     lease_s: float = Field(default=30.0, gt=1, description="A claimed job's lease.")
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
+    job_deadline_s: float = Field(
+        default=1800, gt=0, description="A job not finished this long after creation fails."
+    )
+    job_deadlines: dict[str, float] = Field(
+        default_factory=dict, description="Per-operation deadlines, e.g. video.swap_face."
+    )
     webhook_retry_schedule_s: list[float] = Field(
         default=[0, 5, 300, 1800, 7200, 18000, 36000, 36000],
         min_length=1,

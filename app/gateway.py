@@ -18,7 +18,7 @@ from app.jobs.catalog import Catalog
 from app.jobs.events import EventHub
 from app.jobs.media_source import StoredMedia
 from app.jobs.prices import PriceBook
-from app.jobs.runner import JobRunner
+from app.jobs.runner import Deadlines, JobRunner
 from app.jobs.service import JobService
 from app.metrics import Metrics
 from app.providers.registry import ProviderRegistry
@@ -134,6 +134,7 @@ async def build_gateway(
         budgets,
         circuits,
         settings.lease_s,
+        Deadlines(settings.job_deadline_s, settings.job_deadlines),
     )
     tenants = TenantStore(redis, scripts)
     events = EventHub(redis, [tenants, prices, circuits])

@@ -27,8 +27,9 @@ import io
 import random
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
@@ -40,6 +41,7 @@ from app.jobs.models import (
     Artifact,
     Attempt,
     AttemptStatus,
+    Job,
     JobError,
     JobOutput,
     JobStatus,
@@ -97,7 +99,9 @@ class JobRunner:
         budgets: UpstreamBudgets,
         circuits: Circuits,
         lease_s: float,
+        deadlines: Deadlines | None = None,
     ) -> None:
+        self.deadlines = deadlines or Deadlines()
         self.circuits = circuits
         self.accounting = accounting
         self.budgets = budgets
@@ -114,12 +118,34 @@ class JobRunner:
         lease = stored.lease
         assert lease is not None, "only a leased job can be advanced"
         async with self._renewing(stored.record.job.id, lease):
+            if self.deadlines.passed(stored.record.job):
+                return await self._past_deadline(stored, lease)
             persisted = stored.record.upstream
             credential = await self._take_budget(stored, lease)
             if isinstance(credential, Stored):  # requeued until the budget allows
                 return credential
             stored, result = await self._call_upstream(stored, lease, credential, persisted)
             return await self._apply(stored, lease, result)
+
+    async def _past_deadline(self, stored: Stored, lease: str) -> Stored:
+        """Fail a job that outlived its deadline; its credits are released with it."""
+        job = stored.record.job
+        await self._release_budget(stored)
+        attempt = job.attempts[-1] if job.attempts else None
+        error = JobError(
+            code=ErrorCode.upstream_timeout,
+            message=f"the job did not finish within {self.deadlines.of(job):g} s",
+        )
+        if attempt is not None and attempt.status in (
+            AttemptStatus.submitting,
+            AttemptStatus.running,
+        ):
+            attempt.status = AttemptStatus.failed
+            attempt.error = error
+            attempt.completed_at = utcnow()
+        job.status = JobStatus.failed
+        job.error = error
+        return await self._finish(stored, lease)
 
     # -- upstream budget ----------------------------------------------------------------
 
@@ -355,6 +381,20 @@ class JobRunner:
             yield
         finally:
             task.cancel()
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long a job may take from creation to a terminal status, per operation."""
+
+    default_s: float = 1800.0
+    per_operation: Mapping[str, float] = field(default_factory=dict)
+
+    def of(self, job: Job) -> float:
+        return self.per_operation.get(job.operation.value, self.default_s)
+
+    def passed(self, job: Job) -> bool:
+        return (utcnow() - job.created_at).total_seconds() > self.of(job)
 
 
 def _backoff(tries: int) -> float:

@@ -31,6 +31,7 @@ def faulty_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         MEDIAGATE_CIRCUIT__OPEN_S="4",
         MEDIAGATE_URL_ALLOWLIST='["127.0.0.1/32"]',
         MEDIAGATE_WEBHOOK_RETRY_SCHEDULE_S="[0, 0.2, 0.3, 0.4, 0.5]",
+        MEDIAGATE_JOB_DEADLINES='{"image.restore_face": 0.05}',
     ) as proc:
         yield proc
 
@@ -196,3 +197,21 @@ async def test_a_callback_url_inside_the_network_is_refused(client: httpx.AsyncC
     assert response.status_code == 422
     assert response.json()["code"] == "unsafe_url"
     assert response.json()["errors"][0]["pointer"] == "/callback_url"
+
+
+async def test_a_job_past_its_deadline_fails_with_upstream_timeout_and_is_refunded(
+    client: httpx.AsyncClient,
+) -> None:
+    before = (await client.get("/v1/account")).json()
+    response = await client.post(
+        "/v1/images/restore-face",
+        json={"image": {"data": png_b64()}},
+        headers={"Prefer": "wait=10"},
+    )
+    job = response.json()
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "upstream_timeout"
+    assert "0.05 s" in job["error"]["message"]
+    assert job["credits"]["charged"] == 0
+    after = (await client.get("/v1/account")).json()
+    assert (after["balance"], after["reserved"]) == (before["balance"], before["reserved"])
