@@ -95,12 +95,29 @@ class Worker:
             log.info("job %s: %s; left to its new owner", stored.record.job.id, refused.reason)
         except (RedisError, OSError) as exc:
             log.warning(
-                "job %s: store unavailable (%s); its lease will expire", stored.record.job.id, exc
+                "job %s: store unavailable (%s); handing it back once the store returns",
+                stored.record.job.id,
+                exc,
             )
+            await self._hand_back(stored)
         except Exception:
             log.exception("job %s: step failed; its lease will expire", stored.record.job.id)
         finally:
             gauge.dec()
+
+    async def _hand_back(self, stored: Stored) -> None:
+        """After a store outage, end our lease at once (the next claim picks the job up
+        again) rather than leaving the job idle until the lease runs out."""
+        if stored.lease is None:
+            return
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.lease_s
+        while loop.time() < give_up and not self._stopping.is_set():
+            try:
+                await self.store.renew(stored.record.job.id, stored.lease, 0)
+                return
+            except (RedisError, OSError):
+                await self._sleep(0.5)
 
     async def _heartbeat(self) -> None:
         await self.store.redis.zadd(keys.WORKERS, {self.id: now_ms()})
