@@ -53,6 +53,9 @@ Seed = Annotated[int, Field(ge=0, le=2**64 - 1)]
 Prompt = Annotated[str, Field(min_length=1, max_length=2000)]
 NegativePrompt = Annotated[str, Field(max_length=2000)]
 Side = Annotated[int, Field(ge=64, le=4096)]
+HexColour = Annotated[str, Field(pattern=r"^#(?:[0-9a-fA-F]{3}){1,2}$")]
+Palette = Annotated[list[HexColour], Field(min_length=1, max_length=16)]
+ProfileId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Params(BaseModel):
@@ -141,6 +144,9 @@ class Outpaint(Params):
     left: Annotated[int, Field(ge=0, le=2048)] = 0
     seed: Seed | None = None
     output_format: OutputFormat | None = None
+    language: str | None = Field(
+        default=None, min_length=2, max_length=5, description="Language of the prompt."
+    )
 
 
 class Colorize(Params):
@@ -156,6 +162,15 @@ class SwapFace(Params):
     upscale: bool | None = None
     restore_weight: Annotated[float, Field(ge=0, le=1)] | None = None
     output_format: OutputFormat | None = None
+    scale: Annotated[float, Field(ge=1, le=4)] | None = Field(
+        default=None, description="Upscaling factor of the result (1.0 to 4.0)."
+    )
+    palette: Palette | None = Field(
+        default=None, description="Brand colours as hex codes (`#rrggbb`), blended in."
+    )
+    profile_id: ProfileId | None = Field(
+        default=None, description="An identity profile kept at the provider."
+    )
 
 
 class Hairstyle(Params):
@@ -180,6 +195,17 @@ class TryOn(Params):
     gender: Literal["male", "female"] | None = None
     seed: Seed | None = None
     output_format: OutputFormat | None = None
+    width: Side | None = None
+    height: Side | None = None
+    use_segmentation: bool | None = Field(
+        default=None, description="Edit only the garment's region (else the whole picture)."
+    )
+    tone_correction: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="Colour correction strength after editing (0.0 to 1.0)."
+    )
+    profile_id: ProfileId | None = Field(
+        default=None, description="An identity profile kept at the provider."
+    )
 
 
 class LockIdentity(Params):
@@ -190,20 +216,50 @@ class LockIdentity(Params):
     height: Side | None = None
     seed: Seed | None = None
     output_format: OutputFormat | None = None
+    steps: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        default=None, description="Diffusion steps: higher is better and slower."
+    )
+    guidance_scale: Annotated[float, Field(ge=1, le=20)] | None = Field(
+        default=None, description="Classifier-free guidance scale."
+    )
+    palette: Palette | None = Field(default=None, description="Brand colours as hex codes.")
+    profile_id: ProfileId | None = Field(
+        default=None, description="An identity profile kept at the provider."
+    )
 
 
 class ReplaceIdentity(Params):
-    face: ImageInput = Field(description="The identity to put into the picture.")
     image: ImageInput = Field(description="The picture whose person is replaced.")
+    prompt: Prompt = Field(description="The new person, described.")
+    face: ImageInput | None = Field(
+        default=None, description="The identity to put into the picture (where supported)."
+    )
     seed: Seed | None = None
     output_format: OutputFormat | None = None
+    use_segmentation: bool | None = Field(
+        default=None, description="Edit only skin and hair, keeping clothing."
+    )
+    tone_correction: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="Colour correction strength after editing (0.0 to 1.0)."
+    )
+    palette: Palette | None = Field(default=None, description="Brand colours as hex codes.")
+    profile_id: ProfileId | None = Field(
+        default=None, description="An identity profile kept at the provider."
+    )
 
 
 class Instamodel(Params):
     face: ImageInput
-    prompt: Prompt | None = None
+    prompt: Prompt = Field(description="The scene, outfit or style of the shot.")
+    negative_prompt: NegativePrompt | None = None
+    width: Side | None = None
+    height: Side | None = None
     seed: Seed | None = None
     output_format: OutputFormat | None = None
+    palette: Palette | None = Field(default=None, description="Brand colours as hex codes.")
+    profile_id: ProfileId | None = Field(
+        default=None, description="An identity profile kept at the provider."
+    )
 
 
 # -- analysis ---------------------------------------------------------------------------
@@ -220,7 +276,10 @@ class ImageKeywords(Params):
 
 class ImageCaption(Params):
     image: ImageInput
-    caption_len: Literal["short", "long"] | None = None
+    caption_len: Literal["short", "normal", "long"] | None = Field(
+        default=None,
+        description="Caption length: short (3–6 words), normal (7–12), long (13–20+).",
+    )
 
 
 class Faces(Params):
@@ -256,6 +315,9 @@ class Lipsync(Params):
 class GenerateVideo(Params):
     prompt: Prompt
     image: ImageInput | None = None
+    negative_prompt: NegativePrompt | None = Field(
+        default=None, description="What the video should avoid."
+    )
     duration_s: Annotated[int, Field(ge=1, le=10)] | None = None
     resolution: Literal["480p", "720p"] | None = None
     seed: Seed | None = None
@@ -272,6 +334,9 @@ class Speech(Params):
 class GenerateAudio(Params):
     prompt: Prompt
     duration_s: Annotated[int, Field(ge=5, le=30)] | None = None
+    model: Literal["musicgen-small"] | None = Field(
+        default=None, description="Model; the provider's default when omitted."
+    )
     seed: Seed | None = None
 
 
@@ -281,6 +346,9 @@ class CloneVoice(Params):
     language: str | None = Field(default=None, min_length=2, max_length=5)
     exaggeration: Annotated[float, Field(ge=0, le=2)] | None = None
     watermark: bool | None = None
+    max_new_tokens: Annotated[int, Field(ge=1, le=4096)] | None = Field(
+        default=None, description="Most speech tokens to generate."
+    )
 
 
 PARAMS: dict[Operation, type[Params]] = {

@@ -1,67 +1,114 @@
 """PixelAPI adapter (``providers/pixelapi.txt``): asynchronous jobs, polled until done.
 
 ================================  =====================================================
-image.generate                    ``POST /v1/image/generate`` (JSON; ``model``
-                                  ``flux-schnell`` or ``sdxl``)
+image.generate                    ``POST /v1/image/generate`` (JSON; ``flux-schnell``, ``sdxl``)
 image.remove_background           ``POST /v1/image/remove-background``
+image.replace_background          ``POST /v1/image/replace-background`` (+ ``prompt``)
 image.upscale                     ``POST /v1/image/upscale`` (always 4×)
-every job                         ``GET /v1/image/{generation_id}`` until ``completed``,
+image.restore_face                ``POST /v1/image/restore-face``
+image.remove_object               ``POST /v1/image/remove-object`` (``mask`` and/or ``prompt``)
+audio.generate                    ``POST /v1/audio/generate`` (JSON; MusicGen, WAV out)
+  all of the above                ``GET /v1/image/{generation_id}`` until ``completed``,
                                   ``failed`` or ``blocked``; then ``output_url`` is fetched
+video.generate                    ``POST /v1/video/generate`` (JSON; WAN 2.1, MP4 out), polled
+                                  at ``GET /v1/video/{generation_id}``
+image.try_on                      ``POST /v1/virtual-tryon`` (JSON, base64 pictures), polled at
+                                  ``GET /v1/virtual-tryon/jobs/{job_id}``; the result is the
+                                  poll's ``result_image_b64``
+catalog                           ``GET /v1/models`` (:meth:`models`), ``GET
+                                  /v1/account/balance`` (:meth:`balance`)
 ================================  =====================================================
 
 Every request carries ``Authorization: Bearer <key>`` and ``User-Agent: mediagate/0.1`` (the
-CDN answers 403 to a missing or stock-library agent). Media: a ``url`` reference goes out as
-JSON ``image_url``; any other reference is read and uploaded as the multipart ``image`` file.
-The output download carries the User-Agent but never the key: ``output_url`` is a public,
-expiring (24 h) file URL that may live on another host.
+CDN answers 403 to a missing or stock-library agent). Media: for remove/replace background,
+upscale and restore face, a ``url`` reference goes out as JSON ``image_url`` and any other is
+uploaded as the multipart ``image`` file; remove object is always multipart (``image``,
+``mask``, ``prompt``: the only shape its section gives); try-on sends both pictures as plain
+base64. The output download carries the User-Agent but never the key: ``output_url`` is a
+public, expiring (24 h) file URL that may live on another host. The requests themselves are
+built in ``pixelapi_requests``; the one mapping table is ``pixelapi_errors.TABLE``.
 
 Readings of what the document leaves open (the sandbox emulator keeps the same ones):
 
 - **Prices.** The document quotes two sets of credit costs: the pricing table and the FAQ say
-  remove background 2, generation 3; the endpoint headings and each response's
-  ``credits_used`` say 4 and 5; upscale is 20 in both. The account is charged what responses
-  report, so the defaults are 4 / 5 / 20, one gateway credit per PixelAPI credit ($0.001 on
-  the Starter plan).
+  remove background 2, replace 5, generation 3, face restoration 3, object removal 5; each
+  endpoint's heading and its response's ``credits_used`` say 4, 8, 5, 5, 8 (upscale is 20 in
+  both). The account is charged what responses report, so the endpoint headings win. Audio's
+  heading says "5–10" and the table splits it: 5 up to 15 s, 10 for 16–30 s (the response
+  example's ``8.0`` for 15 s is the odd one out). Video's heading says "50–100" and its credit
+  table is empty: 50 at 480p, 100 at 720p (twice the generation time). Try-on is 25. One
+  gateway credit per PixelAPI credit ($0.001 on Starter); a binding has one price, so audio
+  (10) and video (100) are priced at their upper bound.
 - **Parameters.** Generation honours ``prompt``, ``model`` (default ``flux-schnell``, as in
-  every example), ``width``/``height`` (512–1536 upstream; outside that range the binding
-  refuses them), ``seed``, and ``negative_prompt`` with ``sdxl`` only ("SDXL only": with FLUX
-  it would be dropped silently, so the binding refuses it). ``aspect`` and ``output_format``
-  are not documented and stay unsupported; outputs are PNG. Background removal takes only the
-  image. Upscale takes no factor upstream: it is always 4×, so ``scale`` is limited to 4 (a
-  client that sends no ``scale`` gets 4× here).
-- **Statuses** come from one table (``STATUSES``). ``failed`` ("check error field"; the video
-  section calls it ``error_message``, so both are read) is an upstream failure worth a retry
-  elsewhere; ``blocked`` is ``content_blocked``, the user's own, never retried. A status not
-  in the table is an unreadable answer.
-- **HTTP errors** come from one table (``HTTP_ERRORS``): 401/403 → ``provider_auth_failed``
-  (the 403 is the CDN's, often not JSON), 402 → ``provider_unavailable`` (this account is
-  empty; another provider can serve), 429 → ``provider_rate_limited`` with ``retry_after_s``
-  from ``Retry-After`` if sent, else ``X-RateLimit-Reset`` (Unix seconds, or seconds to wait
-  when small), 400/422 → ``invalid_parameter``, 413 → ``media_too_large``, 404 (an unknown or
-  expired generation) → ``upstream_failed``; all but the user's own (400/413/422) are
-  retryable. 5xx is raised as :class:`~app.errors.ProviderUnavailable`. Error text is the
-  body's ``detail`` (a string, FastAPI's list of ``msg``, or try-on's ``{"error", "message"}``).
-- **Bodies** that do not parse, or parse without ``generation_id`` / ``status`` /
-  ``output_url`` where one is due, raise ``ProviderUnavailable``; they never crash the worker.
+  every example; both documented models are reachable), ``width``/``height`` (512–1536,
+  refused outside), ``seed``, and ``negative_prompt`` with ``sdxl`` only ("SDXL only": with
+  FLUX it would be dropped silently, so the binding refuses it). ``steps`` and
+  ``guidance_scale`` have no canonical parameter; ``aspect`` and ``output_format`` are not
+  documented and stay unsupported; outputs are PNG. Upscale takes no factor upstream: always
+  4×, so ``scale`` is limited to 4. Replace background takes ``prompt`` only (no negative
+  prompt or seed). Audio: ``prompt`` (3–500 characters upstream, refused outside),
+  ``duration_s`` → ``duration`` (5–30, default 15), ``model`` (``musicgen-small``); no seed.
+  Video: ``prompt``, ``negative_prompt``, ``duration_s`` → ``duration`` (1–10, default 3),
+  ``resolution`` (``480p`` 832×480 default, ``720p``), ``seed``; text-to-video only, so
+  ``image`` is refused. Try-on: ``person``, ``garment`` and ``category`` mapped by
+  ``TRY_ON_CATEGORIES`` (``full_body`` → ``dress``, which the document describes as "full
+  dresses, jumpsuits, full-body garments"; any value outside the table is refused by the
+  binding); PixelAPI requires a category, so a request without one sends ``upperbody`` (the
+  document's example). ``gender``, ``seed`` and ``output_format`` are not documented there.
+- **Statuses** come from the table: ``queued``/``processing`` run; ``failed`` ("check error
+  field"; video and try-on call it ``error_message``, so both are read) is an upstream failure
+  worth a retry elsewhere; ``blocked`` is ``content_blocked``, the user's own, never retried.
+  A status not in the table is an unreadable answer.
+- **HTTP errors** come from the table: 401/403 → ``provider_auth_failed`` (the 403 is the
+  CDN's, often not JSON), 402 → ``provider_unavailable`` (this account is empty; another
+  provider can serve), 429 → ``provider_rate_limited`` with ``retry_after_s`` from
+  ``Retry-After`` if sent, else ``X-RateLimit-Reset`` (Unix seconds, or seconds to wait when
+  small), 400/422 → ``invalid_parameter``, 413 → ``media_too_large``, 404 (an unknown or
+  expired job) → ``upstream_failed``; all but the user's own (400/413/422) are retryable. 5xx
+  is raised as :class:`~app.errors.ProviderUnavailable`. Try-on's ``detail.error`` codes win
+  over the status: ``image_too_small``, ``wrong_aspect_ratio``, ``body_segmentation_failed``
+  and ``invalid_image`` → ``invalid_media`` (the user's picture; not retried),
+  ``invalid_category`` → ``invalid_parameter``, ``gpu_out_of_memory`` (503) →
+  ``provider_unavailable``, retryable, returned (not raised) to keep its code.
+- **Limits** (``LIMITS``). Requests per minute depend on the plan (``PLAN_REQUESTS_PER_MINUTE``:
+  Free 5, Starter 20, Pro 60, Scale 200); no concurrency limit is documented. The gateway
+  counts every submit *and* poll against an ``UpstreamLimit``, while the document asks for a
+  poll every 2–3 s, which only fits the Free plan's 5/min if PixelAPI meters submissions
+  alone (the emulator's reading). A budget at the lowest plan would space every poll 13 s
+  apart and queue submissions behind polls (the end-to-end suite's PixelAPI jobs then miss
+  their deadlines), so the budget is ``BUDGET_PLAN``, the sandbox account's Scale plan
+  (200/min per credential); set it to the plan of the keys in use. Whatever the plan, a 429
+  on a submission is ``provider_rate_limited`` with ``retry_after_s`` from ``Retry-After``,
+  else ``X-RateLimit-Reset``; a 429 on a poll is ``Progress`` after that wait (the upstream
+  job runs on; failing it would resubmit and pay twice).
+- **Models** are discoverable (``GET /v1/models`` "returns all available models and
+  operations with their pricing"): :meth:`models` lists them. The bindings stay static (the
+  gateway validates before it calls anyone); they cover every model the document names.
+- **Balance**: ``GET /v1/account/balance`` → ``credits_remaining`` in PixelAPI credits.
+- **Callbacks**: webhooks exist on Pro and Scale "by contacting support", with no request
+  parameter, so ``callback_url`` is not passed on; jobs are polled.
+- **Bodies** that do not parse, or parse without the job id / ``status`` / the result where
+  one is due, raise ``ProviderUnavailable``; they never crash the worker.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Mapping
+import base64
+import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
 import httpx
 
 from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.media import MediaInput
-from app.jobs.operations import GenerateImage, Operation, Params
+from app.jobs.operations import Operation
+from app.providers import pixelapi_requests as requests
 from app.providers._http import upstream_errors
 from app.providers.base import (
     Adapter,
+    Balance,
     Binding,
     Call,
     Failed,
@@ -71,218 +118,197 @@ from app.providers.base import (
     SubmitResult,
     Submitted,
     Succeeded,
+    UpstreamLimit,
 )
+from app.providers.pixelapi_errors import (
+    PROVIDER,
+    Meaning,
+    failure,
+    job_failure,
+    job_stage,
+    json_object,
+    unreadable,
+)
+from app.providers.pixelapi_requests import Kind
 
-PROVIDER = "pixelapi"
 USER_AGENT = "mediagate/0.1"
 
-MODELS: Final[Mapping[str, str]] = {"flux-schnell": "flux-schnell", "sdxl": "sdxl"}
-"""Canonical model → PixelAPI model id."""
-DEFAULT_MODEL = "flux-schnell"
-NEGATIVE_PROMPT_MODELS = frozenset({"sdxl"})
-SIDE_RANGE = range(512, 1537)
-"""Documented ``width``/``height``: 512–1536."""
-UPSCALE_FACTOR = 4
-
-ENDPOINTS: Final[Mapping[Operation, str]] = {
-    Operation.image_generate: "/v1/image/generate",
-    Operation.image_remove_background: "/v1/image/remove-background",
-    Operation.image_upscale: "/v1/image/upscale",
+PLAN_REQUESTS_PER_MINUTE: Final[Mapping[str, int]] = {
+    "free": 5,
+    "starter": 20,
+    "pro": 60,
+    "scale": 200,
+}
+"""The document's "Rate Limits & Plans" table."""
+BUDGET_PLAN = "scale"
+LIMITS: Final[Mapping[str, UpstreamLimit]] = {
+    "default": UpstreamLimit(rate_per_s=PLAN_REQUESTS_PER_MINUTE[BUDGET_PLAN] / 60),
 }
 
-
-@dataclass(frozen=True)
-class Meaning:
-    """What an upstream status or HTTP error means in the gateway's terms."""
-
-    code: ErrorCode
-    retryable: bool
-
-
-Running = Literal["running"]
-Completed = Literal["completed"]
-
-STATUSES: Final[Mapping[str, Running | Completed | Meaning]] = {
-    "queued": "running",
-    "processing": "running",
-    "completed": "completed",
-    "failed": Meaning(ErrorCode.upstream_failed, retryable=True),
-    "blocked": Meaning(ErrorCode.content_blocked, retryable=False),
+PRICES: Final[Mapping[Operation, int]] = {
+    Operation.image_generate: 5,
+    Operation.image_remove_background: 4,
+    Operation.image_replace_background: 8,
+    Operation.image_upscale: 20,
+    Operation.image_restore_face: 5,
+    Operation.image_remove_object: 8,
+    Operation.image_try_on: 25,
+    Operation.audio_generate: 10,
+    Operation.video_generate: 100,
 }
-"""Every status of ``GET /v1/image/{id}`` → progress, success, or a failure's meaning."""
-
-HTTP_ERRORS: Final[Mapping[int, Meaning]] = {
-    400: Meaning(ErrorCode.invalid_parameter, retryable=False),
-    401: Meaning(ErrorCode.provider_auth_failed, retryable=True),
-    402: Meaning(ErrorCode.provider_unavailable, retryable=True),
-    403: Meaning(ErrorCode.provider_auth_failed, retryable=True),
-    404: Meaning(ErrorCode.upstream_failed, retryable=True),
-    413: Meaning(ErrorCode.media_too_large, retryable=False),
-    422: Meaning(ErrorCode.invalid_parameter, retryable=False),
-    429: Meaning(ErrorCode.provider_rate_limited, retryable=True),
-}
-"""Documented 4xx answers → meaning; 5xx is raised, any other 4xx is ``UNLISTED_ERROR``."""
-UNLISTED_ERROR = Meaning(ErrorCode.upstream_failed, retryable=False)
-
-_IMAGE_MAGIC = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
+"""Gateway credits (one per PixelAPI credit); audio and video at their upper bound."""
 
 
-def _generate_refusal(params: Params) -> str | None:
-    """Sizes outside 512–1536, and ``negative_prompt`` with a model that ignores it."""
-    if not isinstance(params, GenerateImage):
-        return None
-    for name in ("width", "height"):
-        value = getattr(params, name)
-        if value is not None and value not in SIDE_RANGE:
-            return name
-    model = params.model or DEFAULT_MODEL
-    if params.negative_prompt is not None and model not in NEGATIVE_PROMPT_MODELS:
-        return "negative_prompt"
+def _sniff(content: bytes) -> str | None:
+    if content.startswith(b"\x89PNG"):
+        return "image/png"
+    if content.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    if content[:4] == b"RIFF" and content[8:12] == b"WAVE":
+        return "audio/wav"
+    if content[4:8] == b"ftyp":
+        return "video/mp4"
     return None
 
 
-def _unreadable(what: str) -> ProviderUnavailable:
-    return ProviderUnavailable(f"{PROVIDER} answered with an unreadable body ({what})")
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise _unreadable("not JSON") from exc
-    if not isinstance(body, dict):
-        raise _unreadable("not a JSON object")
-    return body
-
-
-def _detail(response: httpx.Response) -> tuple[str, str | None]:
-    """The error's text and, when the body names one, the upstream's own error code."""
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        return response.text.strip()[:300] or response.reason_phrase, None
-    if isinstance(detail, dict):
-        code = detail.get("error")
-        return str(detail.get("message") or code or detail), code if isinstance(code, str) else None
-    if isinstance(detail, list):
-        messages = [str(e.get("msg", e)) if isinstance(e, dict) else str(e) for e in detail]
-        return "; ".join(messages) or response.reason_phrase, None
-    return str(detail) if detail else response.reason_phrase, None
-
-
-def _retry_after(headers: httpx.Headers, now: float) -> float | None:
-    """Seconds to wait: ``Retry-After`` (seconds or a date), else ``X-RateLimit-Reset``."""
-    retry_after = headers.get("retry-after")
-    if retry_after:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(retry_after).timestamp() - now)
-            except (TypeError, ValueError):
-                pass
-    try:
-        reset = float(headers.get("x-ratelimit-reset", ""))
-    except ValueError:
-        return None
-    return max(0.0, reset - now if reset > 1_000_000_000 else reset)
-
-
-def _failure(response: httpx.Response) -> Failed | None:
-    """``None`` for a 2xx; a ``Failed`` from ``HTTP_ERRORS``; raises for 5xx."""
-    status = response.status_code
-    if status < 300:
-        return None
-    if status >= 500:
-        raise ProviderUnavailable(f"{PROVIDER} answered HTTP {status}")
-    meaning = HTTP_ERRORS.get(status, UNLISTED_ERROR)
-    message, code = _detail(response)
-    retry_after = _retry_after(response.headers, time.time()) if status == 429 else None
-    return Failed(
-        code=meaning.code,
-        message=f"{PROVIDER} HTTP {status}: {message}",
-        provider_code=code or f"http_{status}",
-        retryable=meaning.retryable,
-        retry_after_s=retry_after,
-    )
-
-
-def _image_type(response: httpx.Response) -> str:
-    declared = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
-    if declared.startswith("image/"):
+def _media_type(content: bytes, declared: str, kind: Kind) -> str:
+    """The declared type when it is of the expected kind, else what the bytes say they are."""
+    declared = declared.split(";")[0].strip().lower()
+    if declared.startswith(f"{kind}/"):
         return declared
-    for magic, content_type in _IMAGE_MAGIC.items():
-        if response.content.startswith(magic):
-            return content_type
-    raise _unreadable(f"output is {declared or 'untyped'}, not an image")
+    sniffed = _sniff(content)
+    if sniffed is None or not sniffed.startswith(f"{kind}/"):
+        raise unreadable(f"output is {declared or 'untyped'}, not {kind}")
+    return sniffed
+
+
+@dataclass(frozen=True)
+class UpstreamModel:
+    """One entry of ``GET /v1/models``."""
+
+    id: str
+    endpoint: str | None = None
+    credits: float | None = None
 
 
 class PixelApiAdapter(Adapter):
     name: ClassVar[str] = PROVIDER
+    limits: ClassVar[Mapping[str, UpstreamLimit]] = LIMITS
     bindings: ClassVar[Mapping[Operation, Binding]] = {
         Operation.image_generate: Binding(
             parameters=frozenset({"prompt", "model", "negative_prompt", "width", "height", "seed"}),
-            values={"model": frozenset(MODELS)},
-            price=5,
-            check=_generate_refusal,
+            values={"model": frozenset(requests.IMAGE_MODELS)},
+            price=PRICES[Operation.image_generate],
+            check=requests.refuse_generate,
         ),
-        Operation.image_remove_background: Binding(parameters=frozenset({"image"}), price=4),
+        Operation.image_remove_background: Binding(
+            parameters=frozenset({"image"}), price=PRICES[Operation.image_remove_background]
+        ),
+        Operation.image_replace_background: Binding(
+            parameters=frozenset({"image", "prompt"}),
+            price=PRICES[Operation.image_replace_background],
+        ),
         Operation.image_upscale: Binding(
             parameters=frozenset({"image", "scale"}),
-            values={"scale": frozenset({UPSCALE_FACTOR})},
-            price=20,
+            values={"scale": frozenset({requests.UPSCALE_FACTOR})},
+            price=PRICES[Operation.image_upscale],
+        ),
+        Operation.image_restore_face: Binding(
+            parameters=frozenset({"image"}), price=PRICES[Operation.image_restore_face]
+        ),
+        Operation.image_remove_object: Binding(
+            parameters=frozenset({"image", "mask", "prompt"}),
+            price=PRICES[Operation.image_remove_object],
+        ),
+        Operation.image_try_on: Binding(
+            parameters=frozenset({"person", "garment", "category"}),
+            values={"category": frozenset(requests.TRY_ON_CATEGORIES)},
+            price=PRICES[Operation.image_try_on],
+        ),
+        Operation.audio_generate: Binding(
+            parameters=frozenset({"prompt", "duration_s", "model"}),
+            values={"model": frozenset(requests.AUDIO_MODELS)},
+            price=PRICES[Operation.audio_generate],
+            check=requests.refuse_audio,
+        ),
+        Operation.video_generate: Binding(
+            parameters=frozenset({"prompt", "negative_prompt", "duration_s", "resolution", "seed"}),
+            price=PRICES[Operation.video_generate],
         ),
     }
 
-    def _headers(self, call: Call) -> dict[str, str]:
+    def _headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT}
-        key = self.credential(call).api_key
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         return headers
 
+    async def _get(self, path: str, api_key: str | None) -> httpx.Response:
+        with upstream_errors(PROVIDER):
+            return await self.client.get(
+                f"{self.base_url}{path}",
+                headers=self._headers(api_key),
+                timeout=self.config.timeout_s,
+            )
+
+    # jobs -------------------------------------------------------------------------------------
+
     async def submit(self, call: Call) -> SubmitResult:
-        build = self._builders().get(call.operation)
+        build = requests.BUILDERS.get(call.operation)
         if build is None:
             message = f"{PROVIDER} does not serve {call.operation.value}"
             return Failed(ErrorCode.unsupported_operation, message)
+        endpoint = requests.ENDPOINTS[call.operation]
         request = await build(call)
-        url = f"{self.base_url}{ENDPOINTS[call.operation]}"
+        headers = self._headers(self.credential(call).api_key)
         with upstream_errors(PROVIDER):
             response = await self.client.post(
-                url, headers=self._headers(call), timeout=self.config.timeout_s, **request
+                f"{self.base_url}{endpoint.submit}",
+                headers=headers,
+                timeout=self.config.timeout_s,
+                **request,
             )
-        if (failed := _failure(response)) is not None:
+        if (failed := failure(response)) is not None:
             return failed
-        generation_id = _json_object(response).get("generation_id")
-        if not isinstance(generation_id, str) or not generation_id:
-            raise _unreadable("no generation_id")
-        return Submitted(generation_id, poll_after_s=self.config.poll_interval_s)
+        job_id = json_object(response).get(endpoint.id_field)
+        if not isinstance(job_id, str) or not job_id:
+            raise unreadable(f"no {endpoint.id_field}")
+        return Submitted(job_id, poll_after_s=self.config.poll_interval_s)
 
     async def poll(self, call: Call, provider_job_id: str) -> PollResult:
-        url = f"{self.base_url}/v1/image/{quote(provider_job_id, safe='')}"
-        with upstream_errors(PROVIDER):
-            response = await self.client.get(
-                url, headers=self._headers(call), timeout=self.config.timeout_s
-            )
-        if (failed := _failure(response)) is not None:
+        endpoint = requests.ENDPOINTS[call.operation]
+        path = endpoint.poll.format(id=quote(provider_job_id, safe=""))
+        response = await self._get(path, self.credential(call).api_key)
+        if (failed := failure(response)) is not None:
+            if failed.code is ErrorCode.provider_rate_limited:  # the job runs on: ask later
+                wait = max(failed.retry_after_s or 0.0, self.config.poll_interval_s)
+                return Progress(poll_after_s=wait)
             return failed
-        body = _json_object(response)
-        status = body.get("status")
-        meaning = STATUSES.get(status) if isinstance(status, str) else None
-        if meaning is None:
-            raise _unreadable(f"unknown status {status!r}")
-        if meaning == "running":
+        body = json_object(response)
+        stage = job_stage(body.get("status"))
+        if stage == "running":
             return Progress(poll_after_s=self.config.poll_interval_s)
-        if isinstance(meaning, Meaning):
-            error = body.get("error") or body.get("error_message") or f"job {status}"
-            message = f"{PROVIDER} job {status}: {error}"
-            return Failed(meaning.code, message, provider_code=status, retryable=meaning.retryable)
-        return await self._download(body.get("output_url"))
+        if isinstance(stage, Meaning):
+            return job_failure(str(body["status"]), stage, body)
+        if endpoint.id_field == "job_id":
+            return self._inline_result(body.get("result_image_b64"))
+        return await self._download(body.get("output_url"), endpoint.output)
 
-    async def _download(self, output_url: object) -> Succeeded:
+    def _inline_result(self, encoded: object) -> Succeeded:
+        """Try-on: the picture is in the poll's ``result_image_b64``."""
+        if not isinstance(encoded, str) or not encoded:
+            raise unreadable("completed without result_image_b64")
+        try:
+            content = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise unreadable("result_image_b64 is not base64") from exc
+        return Succeeded(files=[OutputFile(content, _media_type(content, "", "image"))])
+
+    async def _download(self, output_url: object, kind: Kind) -> Succeeded:
         if not isinstance(output_url, str) or not output_url.startswith(("http://", "https://")):
-            raise _unreadable("completed without an output_url")
+            raise unreadable("completed without an output_url")
         with upstream_errors(PROVIDER):
             response = await self.client.get(
                 output_url, headers={"User-Agent": USER_AGENT}, timeout=self.config.timeout_s
@@ -291,34 +317,59 @@ class PixelApiAdapter(Adapter):
             raise ProviderUnavailable(
                 f"{PROVIDER} output download answered HTTP {response.status_code}"
             )
-        return Succeeded(files=[OutputFile(response.content, _image_type(response))])
+        declared = str(response.headers.get("content-type", ""))
+        content_type = _media_type(response.content, declared, kind)
+        return Succeeded(files=[OutputFile(response.content, content_type)])
 
-    # requests ---------------------------------------------------------------------------------
+    # catalog ----------------------------------------------------------------------------------
 
-    def _builders(self) -> Mapping[Operation, Callable[[Call], Awaitable[dict[str, Any]]]]:
-        return {
-            Operation.image_generate: self._generate_request,
-            Operation.image_remove_background: self._image_request,
-            Operation.image_upscale: self._image_request,
-        }
+    def _account_key(self) -> str | None:
+        pool = self.config.credentials
+        return pool[0].api_key if pool else None
 
-    async def _generate_request(self, call: Call) -> dict[str, Any]:
-        params = call.params
-        assert isinstance(params, GenerateImage)
-        body: dict[str, Any] = {
-            "model": MODELS[params.model or DEFAULT_MODEL],
-            "prompt": params.prompt,
-        }
-        for name in ("negative_prompt", "width", "height", "seed"):
-            if (value := getattr(params, name)) is not None:
-                body[name] = value
-        return {"json": body}
+    async def _catalog(self, path: str) -> dict[str, Any] | list[Any]:
+        response = await self._get(path, self._account_key())
+        if (failed := failure(response)) is not None:
+            raise ProviderUnavailable(failed.message)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise unreadable("not JSON") from exc
+        if not isinstance(body, dict | list):
+            raise unreadable("not a JSON object or list")
+        return body
 
-    async def _image_request(self, call: Call) -> dict[str, Any]:
-        """JSON ``image_url`` for a URL reference, else the bytes as the multipart ``image``."""
-        ref: MediaInput = call.params.media()["image"]
-        if ref.url is not None:
-            return {"json": {"image_url": call.media.public_url(ref)}}
-        media = await call.media.read(ref)
-        extension = media.content_type.rpartition("/")[2] or "bin"
-        return {"files": {"image": (f"image.{extension}", media.content, media.content_type)}}
+    async def balance(self) -> Balance:
+        """``credits_remaining`` of the first credential's account, in PixelAPI credits."""
+        body = await self._catalog("/v1/account/balance")
+        remaining = body.get("credits_remaining") if isinstance(body, dict) else None
+        if isinstance(remaining, bool) or not isinstance(remaining, int | float):
+            raise unreadable("no credits_remaining")
+        return Balance(amount=float(remaining), unit="credits")
+
+    async def models(self) -> list[UpstreamModel]:
+        """``GET /v1/models``: every model and operation with its credits (a list, or an
+        object holding it under ``models`` or ``data``)."""
+        body = await self._catalog("/v1/models")
+        entries = body if isinstance(body, list) else body.get("models", body.get("data"))
+        if not isinstance(entries, list):
+            raise unreadable("no model list")
+        models = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            model_id = entry.get("id") or entry.get("model") or entry.get("name")
+            if not isinstance(model_id, str):
+                continue
+            endpoint = entry.get("endpoint")
+            credits = entry.get("credits")
+            models.append(
+                UpstreamModel(
+                    id=model_id,
+                    endpoint=endpoint if isinstance(endpoint, str) else None,
+                    credits=float(credits)
+                    if isinstance(credits, int | float) and not isinstance(credits, bool)
+                    else None,
+                )
+            )
+        return models

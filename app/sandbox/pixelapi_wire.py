@@ -1,19 +1,30 @@
-"""PixelAPI emulator, the wire: the User-Agent and key checks and the documented request shapes.
+"""PixelAPI emulator, the wire: the User-Agent and key checks and the image endpoints' shapes.
 
-Each submission's body is read here into the :class:`~app.sandbox.pixelapi_jobs.Work` it asks
-for, or refused with a :class:`Reject` carrying the API's ``{"detail": …}``. How the document is
-read (``app/providers/pixelapi.py`` keeps the same readings):
+Each image submission's body is read here into the :class:`~app.sandbox.pixelapi_jobs.Work`
+it asks for, or refused with a :class:`Reject` carrying the API's ``{"detail": …}``; the audio
+and video bodies are in ``pixelapi_media_wire``, try-on's in ``pixelapi_tryon``. How the
+document is read (``app/providers/pixelapi.py`` keeps the same readings):
 
 - **User-Agent.** "Requests without a proper User-Agent may be blocked by our CDN" (403), and
   urllib users "MUST set" one: 403 when the header is missing or blank, or when every product
   token in it is a stock HTTP library or runtime (``python-requests/…``, ``python-httpx/…``,
   ``Python-urllib/…``, ``Python/… aiohttp/…``, ``curl/…``, ``Wget/…``, ``Go-http-client/…``).
-  One custom product anywhere (``MyApp/1.0``) passes. The CDN answers before the API, so that
-  403 is Cloudflare's plain text ``error code: 1010``, on every path.
+  One custom product anywhere (``MyApp/1.0``, ``pixelapi-python/0.2.0``) passes. The CDN
+  answers before the API, so that 403 is Cloudflare's plain text ``error code: 1010``, on
+  every path.
+- **Shapes.** Every image endpoint takes multipart (an ``image`` file, text fields) or JSON
+  (``image_url``, the same text fields); the document shows JSON for remove background,
+  replace background, restore face and upscale, and the official SDK also sends remove
+  object as JSON (``image_url``, ``mask_url``), so JSON is accepted there too, ``mask_url``
+  being the mask's URL form. A picture given both ways is a 400; a missing required field a
+  422 in FastAPI's shape.
 - **Sizes.** Generation renders ``width``×``height`` (512–1536, default 1024; ``steps`` within
   the model's range; ``negative_prompt`` ignored by FLUX). Background removal gives a PNG with
-  alpha at the input's size, upscale a PNG at 4× it. "Maximum resolution is 4096×4096" holds
-  in and out: an input over 4096 px, or an upscale input over 1024 px, is a 400.
+  alpha at the input's size, upscale a PNG at 4× it; replace background, restore face and
+  remove object a PNG at the input's size. "Maximum resolution is 4096×4096" holds in and
+  out: an input over 4096 px, or an upscale input over 1024 px, is a 400. Remove object's
+  mask must be a picture of the "same dimensions as source" (else 400); with neither mask nor
+  prompt it is a 422.
 - **image_url** (JSON, or a form field without a file) is downloaded at submission under the
   same 10 MB cap; a URL that cannot be fetched or is not an image is a 400.
 """
@@ -21,6 +32,7 @@ read (``app/providers/pixelapi.py`` keeps the same readings):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -77,6 +89,32 @@ def bearer(header: str | None) -> str | None:
     return token.strip() or None
 
 
+def field_error(kind: str, name: str, msg: str, value: object = None) -> dict[str, object]:
+    """One FastAPI validation error (``loc`` is ``["body"]`` for the body as a whole)."""
+    loc = ["body"] if name == "body" else ["body", name]
+    return {"type": kind, "loc": loc, "msg": msg, "input": value}
+
+
+def validation_reject(exc: ValidationError) -> Reject:
+    """A pydantic failure as FastAPI's 422."""
+    errors = exc.errors(include_url=False, include_context=False)
+    return Reject(422, [{**e, "loc": ["body", *e["loc"]]} for e in errors])
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise Reject(422, [field_error("json_invalid", "body", "JSON decode error")]) from exc
+    if not isinstance(body, dict):
+        msg = "Input should be a valid dictionary or object to extract fields from"
+        raise Reject(422, [field_error("model_attributes_type", "body", msg, body)])
+    return body
+
+
+# generation -------------------------------------------------------------------------------------
+
+
 class _GenerateBody(BaseModel):
     """``POST /v1/image/generate`` as documented (FastAPI validates it the same way)."""
 
@@ -99,78 +137,95 @@ class _GenerateBody(BaseModel):
         return self
 
 
-def _field_error(kind: str, name: str, msg: str, value: object = None) -> dict[str, object]:
-    return {"type": kind, "loc": ["body", name], "msg": msg, "input": value}
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise Reject(422, [_field_error("json_invalid", "body", "JSON decode error")]) from exc
-    if not isinstance(body, dict):
-        msg = "Input should be a valid dictionary or object to extract fields from"
-        raise Reject(422, [_field_error("model_attributes_type", "body", msg, body)])
-    return body
-
-
 async def _parse_generate(request: Request) -> Work:
     try:
-        body = _GenerateBody.model_validate(await _json_object(request))
+        body = _GenerateBody.model_validate(await json_object(request))
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False)
-        raise Reject(422, [{**e, "loc": ["body", *e["loc"]]} for e in errors]) from exc
+        raise validation_reject(exc) from exc
     return Work(body.width, body.height, model=body.model, seed=body.seed)
 
 
-async def _read_multipart(request: Request) -> tuple[bytes | None, object]:
+# pictures in, multipart or JSON -----------------------------------------------------------------
+
+
+@dataclass
+class _Fields:
+    """A submission's fields: uploaded files, and everything else (form text or JSON values)."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    values: dict[str, object] = field(default_factory=dict)
+
+
+async def _read_fields(request: Request, file_names: tuple[str, ...]) -> _Fields:
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("application/json"):
+        return _Fields(values=await json_object(request))
+    if not content_type.startswith("multipart/form-data"):
+        detail = "Send multipart/form-data with an image file, or application/json with image_url."
+        raise Reject(400, detail)
+    fields = _Fields()
     try:
         async with request.form() as form:
-            image, url = form.get("image"), form.get("image_url")
-            if isinstance(image, str):
-                raise Reject(422, [_field_error("value_error", "image", "Expected a file")])
-            return (await image.read() if isinstance(image, UploadFile) else None), url
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    fields.files[name] = await value.read()
+                elif name in file_names:
+                    raise Reject(422, [field_error("value_error", name, "Expected a file")])
+                else:
+                    fields.values[name] = value
     except (MultiPartException, HTTPException) as exc:
         raise Reject(400, f"Malformed multipart body: {exc}") from exc
+    return fields
 
 
-def _measure(data: bytes) -> tuple[int, int]:
+def _measure(data: bytes, name: str = "image") -> tuple[int, int]:
     if len(data) > MAX_UPLOAD_BYTES:
         raise Reject(413, "File too large. Maximum size is 10MB.")
     info = images.inspect(data)
     if info is None or info.format not in ACCEPTED_FORMATS:
-        raise Reject(400, "Invalid image file. Supported formats: JPEG, PNG, WebP.")
+        what = "image file" if name == "image" else f"{name} file"
+        raise Reject(400, f"Invalid {what}. Supported formats: JPEG, PNG, WebP.")
     if max(info.width, info.height) > MAX_SIDE:
         detail = f"Image is {info.width}x{info.height}; maximum resolution is 4096x4096 pixels."
         raise Reject(400, detail)
     return info.width, info.height
 
 
-async def _input_size(request: Request) -> tuple[int, int]:
-    """The size of the picture worked on: an uploaded ``image`` or an ``image_url``."""
-    content_type = request.headers.get("content-type", "").lower()
-    data: bytes | None = None
-    if content_type.startswith("multipart/form-data"):
-        data, url = await _read_multipart(request)
-    elif content_type.startswith("application/json"):
-        url = (await _json_object(request)).get("image_url")
-    else:
-        detail = "Send multipart/form-data with an image file, or application/json with image_url."
-        raise Reject(400, detail)
+async def _picture(fields: _Fields, name: str, *, required: bool) -> tuple[int, int] | None:
+    """The size of the picture in ``name`` (an upload) or ``{name}_url`` (downloaded)."""
+    data, url = fields.files.get(name), fields.values.get(f"{name}_url")
     if data is not None and url is not None:
-        raise Reject(400, "Provide either image (file upload) or image_url (JSON), not both.")
+        raise Reject(400, f"Provide either {name} (file upload) or {name}_url (JSON), not both.")
     if data is not None:
-        return _measure(data)
+        return _measure(data, name)
     if url is None:
-        raise Reject(422, [_field_error("missing", "image", "Field required")])
+        if required:
+            raise Reject(422, [field_error("missing", name, "Field required")])
+        return None
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        msg = "image_url must be a public http(s) URL"
-        raise Reject(422, [_field_error("url_parsing", "image_url", msg, url)])
-    return _measure(await _download(url))
+        msg = f"{name}_url must be a public http(s) URL"
+        raise Reject(422, [field_error("url_parsing", f"{name}_url", msg, url)])
+    return _measure(await _download(url), name)
+
+
+def _text(fields: _Fields, name: str, *, required: bool) -> str | None:
+    value = fields.values.get(name)
+    if value is None:
+        if required:
+            raise Reject(422, [field_error("missing", name, "Field required")])
+        return None
+    if not isinstance(value, str):
+        raise Reject(
+            422, [field_error("string_type", name, "Input should be a valid string", value)]
+        )
+    if not value.strip():
+        msg = "String should have at least 1 character"
+        raise Reject(422, [field_error("string_too_short", name, msg, value)])
+    return value
 
 
 async def _download(url: str) -> bytes:
-    """The picture at ``image_url``, read up to one byte past the cap."""
+    """The picture at ``url``, read up to one byte past the cap."""
     data = bytearray()
     headers = {"User-Agent": FETCH_USER_AGENT}
     try:
@@ -188,13 +243,19 @@ async def _download(url: str) -> bytes:
     return bytes(data)
 
 
+async def _image_size(request: Request) -> tuple[int, int]:
+    size = await _picture(await _read_fields(request, ("image",)), "image", required=True)
+    assert size is not None
+    return size
+
+
 async def _parse_remove_background(request: Request) -> Work:
-    width, height = await _input_size(request)
+    width, height = await _image_size(request)
     return Work(width, height, alpha=True)
 
 
 async def _parse_upscale(request: Request) -> Work:
-    width, height = await _input_size(request)
+    width, height = await _image_size(request)
     if max(width, height) * UPSCALE_FACTOR > MAX_SIDE:
         detail = (
             f"Image is {width}x{height}; the 4x output would exceed the maximum resolution of "
@@ -204,9 +265,43 @@ async def _parse_upscale(request: Request) -> Work:
     return Work(width * UPSCALE_FACTOR, height * UPSCALE_FACTOR)
 
 
-PARSERS: dict[Operation, Callable[[Request], Awaitable[Work]]] = {
+async def _parse_restore_face(request: Request) -> Work:
+    width, height = await _image_size(request)
+    return Work(width, height)
+
+
+async def _parse_replace_background(request: Request) -> Work:
+    fields = await _read_fields(request, ("image",))
+    size = await _picture(fields, "image", required=True)
+    _text(fields, "prompt", required=True)
+    assert size is not None
+    return Work(*size)
+
+
+async def _parse_remove_object(request: Request) -> Work:
+    fields = await _read_fields(request, ("image", "mask"))
+    size = await _picture(fields, "image", required=True)
+    mask = await _picture(fields, "mask", required=False)
+    prompt = _text(fields, "prompt", required=False)
+    assert size is not None
+    if mask is None and prompt is None:
+        msg = "Provide either mask or prompt (or both for best results)."
+        raise Reject(422, [field_error("value_error", "body", msg)])
+    if mask is not None and mask != size:
+        detail = (
+            f"Mask is {mask[0]}x{mask[1]} but the image is {size[0]}x{size[1]}; "
+            "the mask must have the same dimensions as the source image."
+        )
+        raise Reject(400, detail)
+    return Work(*size)
+
+
+IMAGE_PARSERS: dict[Operation, Callable[[Request], Awaitable[Work]]] = {
     "generate": _parse_generate,
     "remove-background": _parse_remove_background,
+    "replace-background": _parse_replace_background,
     "upscale": _parse_upscale,
+    "restore-face": _parse_restore_face,
+    "remove-object": _parse_remove_object,
 }
-"""Each submission endpoint's body reader: the work asked for, or a :class:`Reject`."""
+"""Each ``/v1/image/…`` submission's body reader: the work asked for, or a :class:`Reject`."""

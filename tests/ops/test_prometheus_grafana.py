@@ -133,6 +133,10 @@ async def _load(stack: Stack) -> list[dict[str, Any]]:
             )
             for _ in range(2)
         ]
+        # let them finish first: an armed fault is served to the provider's next request,
+        # which must be the submission meant to meet it, not one of their polls
+        for response in polled:
+            await _wait_terminal(client, response.json()["id"])
         await sandbox.post(
             "/_sandbox/faults", json={"provider": "imagepig", "fault": "http_500", "count": 1}
         )

@@ -12,7 +12,21 @@ import respx
 
 from app.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
 from app.jobs.media import ImageInput
-from app.jobs.operations import GenerateImage, Operation, Params, RemoveBackground, Upscale
+from app.jobs.operations import (
+    GenerateAudio,
+    GenerateImage,
+    GenerateVideo,
+    Operation,
+    Params,
+    RemoveBackground,
+    RemoveObject,
+    ReplaceBackground,
+    RestoreFace,
+    TryOn,
+    Upscale,
+)
+from app.providers import pixelapi
+from app.providers import pixelapi_requests as requests
 from app.providers.base import (
     AdapterConfig,
     Call,
@@ -25,6 +39,7 @@ from app.providers.base import (
     Succeeded,
 )
 from app.providers.pixelapi import PixelApiAdapter
+from app.providers.pixelapi_errors import TABLE
 from tests.utils.media_source import DictMedia
 
 BASE = "https://api.pixelapi.dev"
@@ -45,6 +60,7 @@ def _call(operation: Operation, params: Params) -> Call:
 
 
 REMOVE_BG = _call(Operation.image_remove_background, RemoveBackground(image=FILE))
+TRY_ON = _call(Operation.image_try_on, TryOn(person=FILE, garment=FILE, category="dress"))
 
 
 @pytest.fixture
@@ -357,17 +373,85 @@ async def test_http_errors_map_through_the_table(
     assert KEY not in result.message
 
 
-async def test_try_on_style_detail_gives_the_provider_code(
+TRY_ON_ERRORS = [
+    (422, "image_too_small", ErrorCode.invalid_media, False),
+    (422, "wrong_aspect_ratio", ErrorCode.invalid_media, False),
+    (422, "body_segmentation_failed", ErrorCode.invalid_media, False),
+    (422, "invalid_category", ErrorCode.invalid_parameter, False),
+    (400, "invalid_image", ErrorCode.invalid_media, False),
+    (503, "gpu_out_of_memory", ErrorCode.provider_unavailable, True),
+]
+
+
+@pytest.mark.parametrize(("status", "error", "code", "retryable"), TRY_ON_ERRORS)
+async def test_try_on_error_codes_map_through_the_table(
+    upstream: respx.MockRouter,
+    adapter: PixelApiAdapter,
+    status: int,
+    error: str,
+    code: ErrorCode,
+    retryable: bool,
+) -> None:
+    detail = {
+        "error": error,
+        "message": "Person image is too small (minimum 100px)...",
+        "guidance": "Use a photo that is at least 300x400px...",
+        "received_size": "48x32px",
+    }
+    upstream.post("/v1/virtual-tryon").mock(
+        return_value=httpx.Response(status, json={"detail": detail})
+    )
+    result = await adapter.submit(TRY_ON)
+    assert isinstance(result, Failed), "a documented code is returned, never raised"
+    assert (result.code, result.retryable, result.provider_code) == (code, retryable, error)
+    assert "Person image is too small (minimum 100px)..." in result.message
+    assert "48x32px" in result.message
+
+
+async def test_gpu_out_of_memory_honours_retry_after(
     upstream: respx.MockRouter, adapter: PixelApiAdapter
 ) -> None:
-    detail = {"error": "image_too_small", "message": "Person image is too small"}
+    detail = {"error": "gpu_out_of_memory", "message": "GPU busy", "guidance": "Retry"}
+    upstream.post("/v1/virtual-tryon").mock(
+        return_value=httpx.Response(503, json={"detail": detail}, headers={"Retry-After": "4"})
+    )
+    result = await adapter.submit(TRY_ON)
+    assert isinstance(result, Failed) and result.retry_after_s == 4.0
+
+
+async def test_a_structured_code_wins_on_any_endpoint(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    detail = {"error": "invalid_image", "message": "Image data is corrupt"}
     upstream.post("/v1/image/remove-background").mock(
-        return_value=httpx.Response(422, json={"detail": detail})
+        return_value=httpx.Response(400, json={"detail": detail})
     )
     result = await adapter.submit(REMOVE_BG)
     assert isinstance(result, Failed)
-    assert result.provider_code == "image_too_small"
-    assert "Person image is too small" in result.message
+    assert (result.code, result.provider_code) == (ErrorCode.invalid_media, "invalid_image")
+
+
+async def test_an_undocumented_code_falls_back_to_the_http_row(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    detail = {"error": "cosmic_rays", "message": "Something new"}
+    upstream.post("/v1/virtual-tryon").mock(
+        return_value=httpx.Response(422, json={"detail": detail})
+    )
+    result = await adapter.submit(TRY_ON)
+    assert isinstance(result, Failed)
+    assert (result.code, result.provider_code) == (ErrorCode.invalid_parameter, "cosmic_rays")
+
+
+async def test_an_undocumented_5xx_code_is_raised(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    detail = {"error": "kernel_panic", "message": "Oops"}
+    upstream.post("/v1/virtual-tryon").mock(
+        return_value=httpx.Response(500, json={"detail": detail})
+    )
+    with pytest.raises(ProviderUnavailable, match="Oops"):
+        await adapter.submit(TRY_ON)
 
 
 async def test_rate_limit_uses_x_ratelimit_reset(
@@ -394,11 +478,28 @@ async def test_rate_limit_prefers_retry_after_and_reads_small_resets_as_delays(
     headers: dict[str, str],
     expected: float,
 ) -> None:
+    upstream.post("/v1/image/remove-background").mock(
+        return_value=httpx.Response(429, json={"detail": "Rate limited"}, headers=headers)
+    )
+    result = await adapter.submit(REMOVE_BG)
+    assert isinstance(result, Failed) and result.retry_after_s == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({"Retry-After": "7"}, 7.0), ({"X-RateLimit-Reset": "1"}, 2.5), ({}, 2.5)],
+)
+async def test_a_rate_limited_poll_is_progress_after_the_wait(
+    upstream: respx.MockRouter,
+    adapter: PixelApiAdapter,
+    headers: dict[str, str],
+    expected: float,
+) -> None:
+    """The upstream job runs on: failing the poll would make the gateway resubmit it."""
     upstream.get(f"/v1/image/{GEN_ID}").mock(
         return_value=httpx.Response(429, json={"detail": "Rate limited"}, headers=headers)
     )
-    result = await adapter.poll(REMOVE_BG, GEN_ID)
-    assert isinstance(result, Failed) and result.retry_after_s == expected
+    assert await adapter.poll(REMOVE_BG, GEN_ID) == Progress(poll_after_s=expected)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -459,9 +560,20 @@ async def test_unbound_operation_is_refused_without_a_request(adapter: PixelApiA
     assert isinstance(result, Failed) and result.code is ErrorCode.unsupported_operation
 
 
-# bindings --------------------------------------------------------------------------------------
+# bindings, prices, limits, the table -------------------------------------------------------------
 
 BINDINGS = PixelApiAdapter.bindings
+OPERATIONS: dict[type[Params], Operation] = {
+    GenerateImage: Operation.image_generate,
+    RemoveBackground: Operation.image_remove_background,
+    ReplaceBackground: Operation.image_replace_background,
+    Upscale: Operation.image_upscale,
+    RestoreFace: Operation.image_restore_face,
+    RemoveObject: Operation.image_remove_object,
+    TryOn: Operation.image_try_on,
+    GenerateAudio: Operation.audio_generate,
+    GenerateVideo: Operation.video_generate,
+}
 
 
 @pytest.mark.parametrize(
@@ -479,28 +591,105 @@ BINDINGS = PixelApiAdapter.bindings
         (GenerateImage(prompt="p", model="flux-schnell", negative_prompt="x"), "negative_prompt"),
         (RemoveBackground(image=FILE), None),
         (RemoveBackground(image=FILE, seed=1), "seed"),
+        (ReplaceBackground(image=FILE, prompt="marble"), None),
+        (ReplaceBackground(image=URL, prompt="marble", negative_prompt="x"), "negative_prompt"),
+        (ReplaceBackground(image=FILE, prompt="marble", seed=2), "seed"),
         (Upscale(image=FILE), None),
         (Upscale(image=URL, scale=4), None),
         (Upscale(image=FILE, scale=2), "scale"),
         (Upscale(image=FILE, scale=8), "scale"),
         (Upscale(image=FILE, scale=4, output_format="png"), "output_format"),
+        (RestoreFace(image=FILE), None),
+        (RemoveObject(image=FILE, mask=FILE), None),
+        (RemoveObject(image=FILE, prompt="the watermark"), None),
+        (RemoveObject(image=FILE, mask=FILE, prompt="the watermark"), None),
+        (TryOn(person=FILE, garment=FILE), None),
+        (TryOn(person=FILE, garment=FILE, category="upper_body"), None),
+        (TryOn(person=FILE, garment=FILE, category="lower_body"), None),
+        (TryOn(person=FILE, garment=FILE, category="dress"), None),
+        (TryOn(person=FILE, garment=FILE, category="full_body"), None),
+        (TryOn(person=FILE, garment=FILE, gender="female"), "gender"),
+        (TryOn(person=FILE, garment=FILE, seed=1), "seed"),
+        (TryOn(person=FILE, garment=FILE, output_format="png"), "output_format"),
+        (GenerateAudio(prompt="calm lofi"), None),
+        (GenerateAudio(prompt="calm lofi", duration_s=30, model="musicgen-small"), None),
+        (GenerateAudio(prompt="ab"), "prompt"),
+        (GenerateAudio(prompt="x" * 501), "prompt"),
+        (GenerateAudio(prompt="x" * 500), None),
+        (GenerateAudio(prompt="calm lofi", seed=1), "seed"),
+        (GenerateVideo(prompt="a drone shot"), None),
+        (
+            GenerateVideo(
+                prompt="a drone shot",
+                negative_prompt="blur",
+                duration_s=10,
+                resolution="720p",
+                seed=9,
+            ),
+            None,
+        ),
+        (GenerateVideo(prompt="a drone shot", image=FILE), "image"),
     ],
 )
 def test_bindings_refuse_what_the_document_does_not_offer(
     params: Params, refused: str | None
 ) -> None:
-    operation = {
-        GenerateImage: Operation.image_generate,
-        RemoveBackground: Operation.image_remove_background,
-        Upscale: Operation.image_upscale,
-    }[type(params)]
-    assert BINDINGS[operation].refuses(params) == refused
+    assert BINDINGS[OPERATIONS[type(params)]].refuses(params) == refused
 
 
-def test_prices_follow_the_credits_the_responses_report() -> None:
+def test_every_operation_of_design_is_bound() -> None:
+    assert set(BINDINGS) == set(OPERATIONS.values())
+
+
+def test_try_on_categories_map_through_a_table() -> None:
+    assert requests.TRY_ON_CATEGORIES == {
+        "upper_body": "upperbody",
+        "lower_body": "lowerbody",
+        "dress": "dress",
+        "full_body": "dress",
+    }
+    values = BINDINGS[Operation.image_try_on].values["category"]
+    assert values == frozenset(requests.TRY_ON_CATEGORIES)
+
+
+def test_prices_follow_the_endpoint_headings() -> None:
     prices = {op: binding.price for op, binding in BINDINGS.items()}
     assert prices == {
         Operation.image_generate: 5,
         Operation.image_remove_background: 4,
+        Operation.image_replace_background: 8,
         Operation.image_upscale: 20,
+        Operation.image_restore_face: 5,
+        Operation.image_remove_object: 8,
+        Operation.image_try_on: 25,
+        Operation.audio_generate: 10,
+        Operation.video_generate: 100,
     }
+
+
+def test_limits_follow_the_plan_table() -> None:
+    assert pixelapi.PLAN_REQUESTS_PER_MINUTE == {"free": 5, "starter": 20, "pro": 60, "scale": 200}
+    [limit] = PixelApiAdapter.limits.values()
+    rpm = pixelapi.PLAN_REQUESTS_PER_MINUTE[pixelapi.BUDGET_PLAN]
+    assert limit.rate_per_s == pytest.approx(rpm / 60)
+    assert limit.concurrent_jobs is None
+    assert all(binding.limit in PixelApiAdapter.limits for binding in BINDINGS.values())
+
+
+TESTED_ROWS = {
+    # statuses: test_running_statuses_are_progress, test_completed_downloads_output_...,
+    # test_failed_status_is_retryable_upstream_failure, test_blocked_status_is_content_blocked_...
+    ("status", "queued"),
+    ("status", "processing"),
+    ("status", "completed"),
+    ("status", "failed"),
+    ("status", "blocked"),
+    # HTTP: test_http_errors_map_through_the_table, test_rate_limit_*, test_server_errors_*
+    *(("http", status) for status in (400, 401, 402, 403, 404, 413, 422, 429, 500)),
+    # try-on codes: test_try_on_error_codes_map_through_the_table
+    *(("error", error) for _, error, _, _ in TRY_ON_ERRORS),
+}
+
+
+def test_every_row_of_the_table_is_tested() -> None:
+    assert set(TABLE) == TESTED_ROWS

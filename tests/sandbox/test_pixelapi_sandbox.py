@@ -423,7 +423,14 @@ async def test_models_and_balance_are_documented(sandbox: httpx.AsyncClient) -> 
         "sdxl": 5.0,
         "upscale-4x": 20.0,
         "remove-background": 4.0,
+        "replace-background": 8.0,
+        "restore-face": 5.0,
+        "remove-object": 8.0,
+        "musicgen-small": 5.0,
+        "wan2.1": 50.0,
+        "virtual-tryon": 25.0,
     }
+    assert all(m["endpoint"].startswith("POST /v1/") for m in models)
     await _generate(sandbox, model="sdxl", prompt="p")
     balance = (await sandbox.get(f"{ROOT}/v1/account/balance", headers=AUTH)).json()
     assert balance["credits_remaining"] == emulator.PLAN_CREDITS - 5
