@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test check lint typecheck bench openapi clean
+.PHONY: install run test check lint typecheck bench providers-check openapi contract clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ check: lint typecheck test  ## ruff, mypy strict, tests
 bench: install  ## gateway vs direct sandbox; GET /v1/jobs/{id} throughput
 	$(BIN)/python -m bench.run
 
+providers-check: install  ## every binding and variant through a sandbox gateway, outputs decoded
+	$(BIN)/python -m app.providers_check
+
 openapi: install  ## regenerate the committed OpenAPI document
 	$(BIN)/mediagate openapi > openapi/openapi.json
+
+contract: install  ## the API surface: OpenAPI, generated client, schemathesis, docs in Chromium, logs
+	$(BIN)/pytest -q tests/api tests/contract
 
 clean:
 	rm -rf $(VENV) .mediagate .pytest_cache .mypy_cache .ruff_cache

@@ -65,6 +65,8 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
         "access_log": False,
         # a process still starting on a busy machine is not mistaken for a hung one
         "timeout_worker_healthcheck": 30,
+        # uvicorn's loggers go through the process's JSON handler (app.logs)
+        "log_config": None,
     }
 
 
@@ -227,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
+    os.environ["MEDIAGATE_LOG_LEVEL"] = args.log_level  # for server processes it starts
     args.func(args)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
@@ -15,7 +16,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
-from app.api import problems
+from app import logs
+from app.api import docs, problems
 from app.api.middleware import RequestMetrics
 from app.api.routes import router as api_router
 from app.config import Settings, get_settings
@@ -62,17 +64,22 @@ def create_app(
     settings: Settings | None = None, registry: CollectorRegistry | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
+    if not logging.getLogger().handlers:  # a server process started by `serve --processes N`
+        logs.configure(os.environ.get("MEDIAGATE_LOG_LEVEL", "info"))
     app = FastAPI(
         title="mediagate",
         version="0.1.0",
         summary="One REST API in front of five AI media providers.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served by app.api.docs from local assets, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     metrics = Metrics(registry or CollectorRegistry())
     app.state.metrics = metrics
     problems.install(app)
+    docs.install(app)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(api_router)
     if settings.sandbox and settings.sandbox_url is None:

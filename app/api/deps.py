@@ -44,6 +44,7 @@ JobsDep = Annotated[JobService, Depends(get_jobs)]
 
 
 async def current_tenant(
+    request: Request,
     gateway: GatewayDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Tenant:
@@ -56,6 +57,7 @@ async def current_tenant(
     if caller is None:
         raise Unauthenticated("unknown or revoked API key")
     tenant = caller.tenant
+    request.state.tenant_id = tenant.id  # for the request's log line
     if not tenant.active:
         raise Forbidden("this tenant is suspended")
     await _check_rate(gateway, tenant)

@@ -1,13 +1,26 @@
-"""Request metrics as a pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware)."""
+"""Request metrics and one structured log line per request, as a pure ASGI middleware
+(cheaper than Starlette's BaseHTTPMiddleware).
+
+The line carries ``request_id`` (the client's ``X-Request-Id`` when it sends a sane one,
+else a new one; echoed in the response), ``tenant_id``, ``job_id``, ``operation``,
+``provider`` (set on ``request.state`` by the dependencies and routes that know them) and
+``latency_ms``.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+import uuid
 
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.metrics import Metrics
+
+log = logging.getLogger("mediagate.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestMetrics:
@@ -23,11 +36,16 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        request_id = _request_id(scope)
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         try:
@@ -40,7 +58,32 @@ class RequestMetrics:
                 else "unmatched"
             )
             method = scope["method"]
+            seconds = time.perf_counter() - started
             self.metrics.http_requests.labels(template, method, str(status)).inc()
-            self.metrics.http_duration.labels(template, method).observe(
-                time.perf_counter() - started
-            )
+            self.metrics.http_duration.labels(template, method).observe(seconds)
+            if log.isEnabledFor(logging.INFO):
+                state = scope.get("state") or {}
+                path_params = scope.get("path_params") or {}
+                log.info(
+                    "%s %s %s",
+                    method,
+                    template,
+                    status,
+                    extra={
+                        "request_id": request_id,
+                        "tenant_id": state.get("tenant_id"),
+                        "job_id": state.get("job_id") or path_params.get("job_id"),
+                        "operation": state.get("operation"),
+                        "provider": state.get("provider"),
+                        "latency_ms": round(seconds * 1000, 2),
+                    },
+                )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            given = str(value.decode("latin-1"))
+            if _REQUEST_ID.match(given):
+                return given
+    return uuid.uuid4().hex

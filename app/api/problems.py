@@ -127,10 +127,14 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, text in {
         400: "Malformed request",
         401: "Missing or unknown API key",
+        403: "Tenant suspended",
         404: "Unknown id",
+        409: "Conflict (e.g. an Idempotency-Key whose first request is still running)",
         413: "Media too large",
         422: "Invalid or unsupported parameter",
+        429: "Rate or concurrency limit reached; see Retry-After",
         503: "Store unavailable",
     }.items()
 }
-"""Declared on every route so the OpenAPI document shows the error schema."""
+"""Declared on every route so the OpenAPI document shows the error schema (any other status,
+e.g. 402 or 500, is the ``default`` response ``app.api.docs`` adds)."""

@@ -60,7 +60,9 @@ async def create_tenant(body: NewTenant, gateway: GatewayDep) -> Tenant:
 @router.get("/tenants", name="admin_list_tenants")
 async def list_tenants(
     gateway: GatewayDep,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,9}$", description="`next_cursor` of the last page.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> TenantList:
     tenants, next_cursor = await gateway.tenants.list(cursor=cursor, limit=limit)

@@ -60,6 +60,11 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
         async def submit() -> Response:
             own, envelope = _split(body, params)
             job = await gateway.jobs.submit(tenant, operation, own, envelope, wait_s=wait_s)
+            request.state.job_id = job.id
+            request.state.operation = operation.value
+            request.state.provider = job.provider or (
+                job.attempts[-1].provider if job.attempts else None
+            )
             finished = job.status.terminal and wait_s > 0
             headers = {"Location": job.links.self}
             if wait_s > 0:
