@@ -25,23 +25,19 @@ Deviations of the client (1.0.7) from the document, pinned by the tests below:
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from imagepig import ImagePig  # type: ignore[import-untyped]
 from imagepig.api import ImagePigError  # type: ignore[import-untyped]
 from PIL import Image
 
 from app.sandbox import images
-from app.sandbox.app import SandboxTiming, create_sandbox_app
 from app.sandbox.credentials import IMAGEPIG_API_KEY
-from tests.utils.net import free_port, wait_until_up
+from tests.utils.servers import serve_files, serve_sandbox
 
 
 def _uniform(width: int, height: int) -> bytes:
@@ -60,59 +56,17 @@ FILES: dict[str, tuple[bytes, str]] = {
 """Stand-ins for the document's sample images (``blank.png`` shows no face)."""
 
 
-class _Files(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-        found = FILES.get(self.path)
-        if found is None:
-            self.send_error(404)
-            return
-        content, content_type = found
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(content)))
-        self.end_headers()
-        self.wfile.write(content)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
 @pytest.fixture(scope="module")
 def files() -> Iterator[str]:
     """Base URL of a local server holding the input images."""
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Files)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_files(FILES) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[str]:
-    """Base URL of the sandbox app served by uvicorn in a background thread."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_sandbox_app(SandboxTiming(latency_s=0, job_s=0.05)),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/_sandbox/stats")
+    with serve_sandbox(job_s=0.05) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture
