@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from app.errors import ErrorCode, InvalidRequest
 from app.jobs.media import MediaKind
+from app.media_types import sniff_av
 
 MAX_PIXELS_PER_SIDE = 4096
 _IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -59,27 +60,6 @@ def check_media(
         return check_image(content, pointer, max_bytes)
     accepted = "MP4, MOV, WEBM" if kind is MediaKind.video else "WAV, MP3, OGG, FLAC, M4A"
     raise _not_an_image(pointer, f"the bytes are not a {kind} file ({accepted})")
-
-
-def sniff_av(content: bytes) -> str | None:
-    """The content type of an audio or video file, told by its first bytes."""
-    head = content[:16]
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"M4A ", b"M4B "):
-            return "audio/mp4"
-        return "video/quicktime" if brand == b"qt  " else "video/mp4"
-    if head.startswith(b"\x1aE\xdf\xa3"):
-        return "video/webm"
-    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
-        return "audio/wav"
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "audio/mpeg"
-    if head.startswith(b"OggS"):
-        return "audio/ogg"
-    if head.startswith(b"fLaC"):
-        return "audio/flac"
-    return None
 
 
 def check_image(content: bytes, pointer: str, max_bytes: int) -> CheckedMedia:

@@ -106,6 +106,7 @@ from app.jobs.operations import (
     SwapFaceVideo,
     VideoKeywords,
 )
+from app.media_types import media_type
 from app.providers._http import upstream_errors
 from app.providers.base import (
     Adapter,
@@ -373,34 +374,21 @@ def _failure(response: httpx.Response) -> Failed | None:
     )
 
 
-_MAGIC: Final[Sequence[tuple[bytes, int, str]]] = (
-    (b"\x89PNG", 0, "image/png"),
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"WEBP", 8, "image/webp"),
-    (b"WAVE", 8, "audio/wav"),
-    (b"ID3", 0, "audio/mpeg"),
-    (b"\xff\xfb", 0, "audio/mpeg"),
-    (b"OggS", 0, "audio/ogg"),
-    (b"ftyp", 4, "video/mp4"),
-)
 EXPECTED_MEDIA: Final[Mapping[Operation, str]] = {
-    Operation.image_swap_face: "image/",
-    Operation.video_swap_face: "video/",
-    Operation.video_lipsync: "video/",
-    Operation.audio_speech: "audio/",
+    Operation.image_swap_face: "image",
+    Operation.video_swap_face: "video",
+    Operation.video_lipsync: "video",
+    Operation.audio_speech: "audio",
 }
 
 
-def _output_type(response: httpx.Response, expected: str) -> str:
+def _output_type(response: httpx.Response, kind: str) -> str:
     """The output's media type: the declared one when it fits, else sniffed from the bytes."""
-    declared = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
-    if declared.startswith(expected):
-        return "audio/wav" if declared in ("audio/x-wav", "audio/wave") else declared
-    for magic, offset, content_type in _MAGIC:
-        if response.content[offset : offset + len(magic)] == magic:
-            if content_type.startswith(expected):
-                return content_type
-    raise _unreadable(f"result is {declared or 'untyped'}, not {expected.rstrip('/')}")
+    declared = response.headers.get("content-type", "")
+    found = media_type(response.content, kind, declared)
+    if found is None:
+        raise _unreadable(f"result is {declared or 'untyped'}, not {kind}")
+    return found
 
 
 def _result_url(result: object) -> str:

@@ -72,6 +72,7 @@ from app.jobs.operations import (
     SwapFace,
     TryOn,
 )
+from app.media_types import media_type
 from app.providers._http import upstream_errors
 from app.providers.base import (
     Adapter,
@@ -403,23 +404,13 @@ def _job_failure(body: Mapping[str, Any], status: str) -> Failed:
     )
 
 
-def _sniff(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"RIFF"):
-        return {b"WEBP": "image/webp", b"WAVE": "audio/wav"}.get(data[8:12], "")
-    return ""
-
-
 def _content_type(response: httpx.Response, hinted: object, kind: str) -> str:
     """The result's media type: declared, hinted by ``result_mime_type``, or sniffed."""
-    declared = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
-    for candidate in (declared, str(hinted or "").lower(), _sniff(response.content)):
-        if candidate.startswith(f"{kind}/"):
-            return "audio/wav" if candidate in ("audio/wave", "audio/x-wav") else candidate
-    raise _unreadable(f"result is {declared or 'untyped'}, not {kind}")
+    declared = response.headers.get("content-type", "")
+    found = media_type(response.content, kind, declared, hinted)
+    if found is None:
+        raise _unreadable(f"result is {declared or 'untyped'}, not {kind}")
+    return found
 
 
 def _credential_key(api_key: str | None) -> str:

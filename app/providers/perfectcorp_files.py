@@ -14,11 +14,10 @@ import httpx
 from PIL import Image, UnidentifiedImageError
 
 from app.errors import ErrorCode
+from app.media_types import media_type
 from app.providers.base import Failed, Media
 from app.providers.perfectcorp_auth import Refused
 from app.providers.perfectcorp_wire import JPEG, PNG, PROVIDER, unreadable
-
-_IMAGE_MAGIC = {b"\x89PNG": PNG, b"\xff\xd8\xff": JPEG, b"RIFF": "image/webp"}
 
 
 @dataclass
@@ -68,10 +67,8 @@ def extension(content_type: str) -> str:
 
 
 def image_type(response: httpx.Response) -> str:
-    declared = str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
-    if declared.startswith("image/"):
-        return declared
-    for magic, content_type in _IMAGE_MAGIC.items():
-        if response.content.startswith(magic):
-            return content_type
-    raise unreadable(f"output is {declared or 'untyped'}, not an image")
+    declared = response.headers.get("content-type", "")
+    found = media_type(response.content, "image", declared)
+    if found is None:
+        raise unreadable(f"output is {declared or 'untyped'}, not an image")
+    return found

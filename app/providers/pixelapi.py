@@ -104,6 +104,7 @@ import httpx
 
 from app.errors import ErrorCode, ProviderUnavailable
 from app.jobs.operations import Operation
+from app.media_types import media_type
 from app.providers import pixelapi_requests as requests
 from app.providers._http import upstream_errors
 from app.providers.base import (
@@ -159,29 +160,12 @@ PRICES: Final[Mapping[Operation, int]] = {
 """Gateway credits (one per PixelAPI credit); audio and video at their upper bound."""
 
 
-def _sniff(content: bytes) -> str | None:
-    if content.startswith(b"\x89PNG"):
-        return "image/png"
-    if content.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
-        return "image/webp"
-    if content[:4] == b"RIFF" and content[8:12] == b"WAVE":
-        return "audio/wav"
-    if content[4:8] == b"ftyp":
-        return "video/mp4"
-    return None
-
-
 def _media_type(content: bytes, declared: str, kind: Kind) -> str:
     """The declared type when it is of the expected kind, else what the bytes say they are."""
-    declared = declared.split(";")[0].strip().lower()
-    if declared.startswith(f"{kind}/"):
-        return declared
-    sniffed = _sniff(content)
-    if sniffed is None or not sniffed.startswith(f"{kind}/"):
+    found = media_type(content, kind, declared)
+    if found is None:
         raise unreadable(f"output is {declared or 'untyped'}, not {kind}")
-    return sniffed
+    return found
 
 
 @dataclass(frozen=True)
