@@ -84,16 +84,14 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
 
 import httpx
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from app.errors import ErrorCode, ProviderUnavailable
 from app.jobs.media import MediaInput
-from app.jobs.models import JSONValue
 from app.jobs.operations import (
     Faces,
     ImageCaption,
@@ -106,7 +104,6 @@ from app.jobs.operations import (
     SwapFaceVideo,
     VideoKeywords,
 )
-from app.media_types import media_type
 from app.providers._http import upstream_errors
 from app.providers.base import (
     Adapter,
@@ -122,285 +119,28 @@ from app.providers.base import (
     UpstreamLimit,
     Voice,
 )
-
-PROVIDER = "everypixel"
-
-LANGUAGES: Final = frozenset({"en", "ru", "es", "fr", "de", "pt", "it"})
-"""Keyword languages the document lists."""
-MAX_KEYWORDS = 50
-
-QUALITY_ENDPOINTS: Final[Mapping[str, str]] = {"stock": "/v1/quality", "ugc": "/v1/quality_ugc"}
-ANALYSES: Final[Mapping[Operation, str]] = {
-    Operation.image_keywords: "/v1/keywords",
-    Operation.image_caption: "/v1/image_captioning",
-    Operation.image_faces: "/v1/faces",
-    Operation.video_keywords: "/v1/video_keywords",
-}
-"""Synchronous endpoints (image.quality picks one of ``QUALITY_ENDPOINTS`` by model)."""
-
-
-@dataclass(frozen=True)
-class _TaskShape:
-    """How one task kind goes on the wire: its endpoint and its two media fields."""
-
-    endpoint: str
-    fields: Sequence[tuple[str, str]]
-    """(canonical parameter, upstream multipart field); the GET variant adds ``_url``."""
-
-
-TASKS: Final[Mapping[Operation, _TaskShape]] = {
-    Operation.image_swap_face: _TaskShape(
-        "/v1/imageswap/create", (("source", "source"), ("target", "target"))
-    ),
-    Operation.video_swap_face: _TaskShape(
-        "/v1/videoswap/create", (("source", "source"), ("target", "target"))
-    ),
-    Operation.video_lipsync: _TaskShape(
-        "/v1/lipsync/create", (("audio", "audio"), ("video", "video"))
-    ),
-    Operation.audio_speech: _TaskShape("/v1/tts/create", ()),
-}
-
-
-# -- the mapping table ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Meaning:
-    """What an upstream status, HTTP error or failure message means in the gateway's terms."""
-
-    code: ErrorCode
-    retryable: bool
-    retry_after_s: float | None = None
-
-
-Running = Literal["running"]
-Done = Literal["done"]
-
-STATUSES: Final[Mapping[str, Running | Done | Meaning]] = {
-    "PENDING": "running",
-    "STARTED": "running",
-    "SUCCESS": "done",
-    "FAILURE": Meaning(ErrorCode.upstream_failed, retryable=True),
-    "REVOKED": Meaning(ErrorCode.upstream_failed, retryable=True),
-}
-"""Every task status of ``/v1/status`` → progress, success, or a failure's default meaning."""
-
-HTTP_ERRORS: Final[Mapping[int, Meaning]] = {
-    400: Meaning(ErrorCode.invalid_parameter, retryable=False),
-    401: Meaning(ErrorCode.provider_auth_failed, retryable=True),
-    403: Meaning(ErrorCode.provider_auth_failed, retryable=True),
-    404: Meaning(ErrorCode.upstream_failed, retryable=True),
-    413: Meaning(ErrorCode.media_too_large, retryable=False),
-    429: Meaning(ErrorCode.provider_unavailable, retryable=True),
-    502: Meaning(ErrorCode.provider_rate_limited, retryable=True, retry_after_s=1.0),
-}
-"""HTTP errors → meaning; any other 5xx is raised, any other 4xx is ``UNLISTED_ERROR``."""
-UNLISTED_ERROR = Meaning(ErrorCode.upstream_failed, retryable=False)
-
-MESSAGES: Final[Sequence[tuple[str, Meaning]]] = (
-    ("no face", Meaning(ErrorCode.no_face_detected, retryable=False)),
-    ("face not found", Meaning(ErrorCode.no_face_detected, retryable=False)),
-    ("moderation", Meaning(ErrorCode.content_blocked, retryable=False)),
-    ("unsupported file format", Meaning(ErrorCode.invalid_media, retryable=False)),
-    ("could not download", Meaning(ErrorCode.invalid_media, retryable=False)),
-    ("could not be decoded", Meaning(ErrorCode.invalid_media, retryable=False)),
-    ("is missing", Meaning(ErrorCode.invalid_media, retryable=False)),
+from app.providers.everypixel_wire import (
+    ANALYSES,
+    EXPECTED_MEDIA,
+    LANGUAGES,
+    MAX_KEYWORDS,
+    PROVIDER,
+    QUALITY_ENDPOINTS,
+    READERS,
+    STATUSES,
+    TASKS,
+    Meaning,
+    TaskAnswer,
+    VoiceAnswer,
+    flag,
+    http_failure,
+    json_body,
+    json_object,
+    output_type,
+    refine,
+    result_url,
+    unreadable,
 )
-"""Failure messages (lower-cased substrings) that say more than the status or HTTP code."""
-
-
-def _refine(meaning: Meaning, message: str) -> Meaning:
-    lowered = message.lower()
-    for needle, refined in MESSAGES:
-        if needle in lowered:
-            return refined
-    return meaning
-
-
-# -- bodies --------------------------------------------------------------------------------------
-
-
-class _Keyword(BaseModel):
-    keyword: str
-    score: float
-
-
-class _Color(BaseModel):
-    name: str
-    rgb: list[int]
-    hex: str
-    percentage: float
-
-
-class _KeywordsAnswer(BaseModel):
-    keywords: list[_Keyword]
-    colors: list[_Color] | None = None
-
-
-class _Caption(BaseModel):
-    caption: str
-
-
-class _CaptionAnswer(BaseModel):
-    result: _Caption
-
-
-class _Face(BaseModel):
-    age: float
-    score: float
-    bbox: list[float] = Field(min_length=4, max_length=4)
-    class_: str = Field(alias="class")
-
-
-class _FacesAnswer(BaseModel):
-    faces: list[_Face]
-
-
-class _Quality(BaseModel):
-    score: float
-    class_: int | None = Field(default=None, alias="class")
-
-
-class _QualityAnswer(BaseModel):
-    quality: _Quality
-
-
-class _Task(BaseModel):
-    task_id: str = Field(min_length=1)
-    status: str
-    result: str | dict[str, Any] | None = None
-    progress: float | None = None
-    message: str | None = None
-
-
-class _VoiceAnswer(BaseModel):
-    api_name: str
-    language: str | None = None
-    gender: str | None = None
-    age: str | None = None
-
-
-def _keywords_data(body: dict[str, Any]) -> dict[str, JSONValue]:
-    answer = _KeywordsAnswer.model_validate(body)
-    data: dict[str, JSONValue] = {
-        "keywords": [{"keyword": k.keyword, "score": k.score} for k in answer.keywords]
-    }
-    if answer.colors is not None:
-        data["colors"] = [c.model_dump() for c in answer.colors]
-    return data
-
-
-def _caption_data(body: dict[str, Any]) -> dict[str, JSONValue]:
-    return {"caption": _CaptionAnswer.model_validate(body).result.caption}
-
-
-def _faces_data(body: dict[str, Any]) -> dict[str, JSONValue]:
-    faces: list[JSONValue] = [
-        {"age": f.age, "score": f.score, "bbox": list(f.bbox), "class": f.class_}
-        for f in _FacesAnswer.model_validate(body).faces
-    ]
-    return {"faces": faces}
-
-
-def _quality_data(body: dict[str, Any]) -> dict[str, JSONValue]:
-    quality = _QualityAnswer.model_validate(body).quality
-    return {"quality": {"score": quality.score, "class": quality.class_}}
-
-
-READERS: Final[Mapping[Operation, Callable[[dict[str, Any]], dict[str, JSONValue]]]] = {
-    Operation.image_keywords: _keywords_data,
-    Operation.video_keywords: _keywords_data,
-    Operation.image_caption: _caption_data,
-    Operation.image_faces: _faces_data,
-    Operation.image_quality: _quality_data,
-}
-"""Each analysis's success body → canonical ``data``."""
-
-
-def _unreadable(what: str) -> ProviderUnavailable:
-    return ProviderUnavailable(f"{PROVIDER} answered with an unreadable body ({what})")
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise _unreadable("not JSON") from exc
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    body = _json(response)
-    if not isinstance(body, dict):
-        raise _unreadable("not a JSON object")
-    return body
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    if isinstance(body, dict):
-        text = body.get("message") or body.get("detail") or body.get("error")
-        if text:
-            return str(text)
-    return response.reason_phrase
-
-
-def _failure(response: httpx.Response) -> Failed | None:
-    """``None`` for a 2xx that is not an error body; a ``Failed`` from the table; raises 5xx.
-
-    A 2xx carrying ``"status": "error"`` is read as the 400 it should have been.
-    """
-    status = response.status_code
-    if status < 300:
-        body = _json(response)
-        if not (isinstance(body, dict) and body.get("status") == "error"):
-            return None
-        status = 400
-    elif status >= 500 and status not in HTTP_ERRORS:
-        raise ProviderUnavailable(f"{PROVIDER} answered HTTP {status}")
-    message = _message(response)
-    meaning = HTTP_ERRORS.get(status, UNLISTED_ERROR)
-    if status == 400:
-        meaning = _refine(meaning, message)
-    return Failed(
-        code=meaning.code,
-        message=f"{PROVIDER} HTTP {response.status_code}: {message}",
-        provider_code=f"http_{response.status_code}",
-        retryable=meaning.retryable,
-        retry_after_s=meaning.retry_after_s,
-    )
-
-
-EXPECTED_MEDIA: Final[Mapping[Operation, str]] = {
-    Operation.image_swap_face: "image",
-    Operation.video_swap_face: "video",
-    Operation.video_lipsync: "video",
-    Operation.audio_speech: "audio",
-}
-
-
-def _output_type(response: httpx.Response, kind: str) -> str:
-    """The output's media type: the declared one when it fits, else sniffed from the bytes."""
-    declared = response.headers.get("content-type", "")
-    found = media_type(response.content, kind, declared)
-    if found is None:
-        raise _unreadable(f"result is {declared or 'untyped'}, not {kind}")
-    return found
-
-
-def _result_url(result: object) -> str:
-    if isinstance(result, dict):
-        result = result.get("url") or result.get("file_url")
-    if not isinstance(result, str) or not result.startswith(("http://", "https://")):
-        raise _unreadable("SUCCESS without a result URL")
-    return result
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
 
 
 class EverypixelAdapter(Adapter):
@@ -489,7 +229,7 @@ class EverypixelAdapter(Adapter):
             if params.lang is not None:
                 query["lang"] = params.lang
             if params.colors is not None:
-                query["colors"] = _flag(params.colors)
+                query["colors"] = flag(params.colors)
             if params.num_colors is not None:
                 query["num_colors"] = str(params.num_colors)
         if isinstance(params, ImageCaption) and params.caption_len is not None:
@@ -515,12 +255,12 @@ class EverypixelAdapter(Adapter):
             files = {"data": upload}
             with upstream_errors(PROVIDER):
                 response = await self.client.post(url, params=query, files=files, **request)
-        if (failed := _failure(response)) is not None:
+        if (failed := http_failure(response)) is not None:
             return failed
         try:
-            return Succeeded(data=READERS[call.operation](_json_object(response)))
+            return Succeeded(data=READERS[call.operation](json_object(response)))
         except ValidationError as exc:
-            raise _unreadable(f"{endpoint} answer without its documented fields") from exc
+            raise unreadable(f"{endpoint} answer without its documented fields") from exc
 
     # tasks ------------------------------------------------------------------------------------
 
@@ -536,7 +276,7 @@ class EverypixelAdapter(Adapter):
             fields["model"] = params.model
         post_only = False
         if isinstance(params, SwapFace | SwapFaceVideo) and params.enhance_face is not None:
-            fields["use_gfpgan"] = _flag(params.enhance_face)
+            fields["use_gfpgan"] = flag(params.enhance_face)
             post_only = params.enhance_face
 
         refs: list[tuple[str, MediaInput]] = [
@@ -559,12 +299,12 @@ class EverypixelAdapter(Adapter):
                 )
             with upstream_errors(PROVIDER):
                 response = await self.client.post(url, data=fields, files=files or None, **request)
-        if (failed := _failure(response)) is not None:
+        if (failed := http_failure(response)) is not None:
             return failed
         try:
-            task = _Task.model_validate(_json_object(response))
+            task = TaskAnswer.model_validate(json_object(response))
         except ValidationError as exc:
-            raise _unreadable("no task_id") from exc
+            raise unreadable("no task_id") from exc
         return Submitted(task.task_id, poll_after_s=self.config.poll_interval_s)
 
     async def poll(self, call: Call, provider_job_id: str) -> PollResult:
@@ -575,15 +315,15 @@ class EverypixelAdapter(Adapter):
                 auth=self._auth(call),
                 timeout=self.config.timeout_s,
             )
-        if (failed := _failure(response)) is not None:
+        if (failed := http_failure(response)) is not None:
             return failed
         try:
-            task = _Task.model_validate(_json_object(response))
+            task = TaskAnswer.model_validate(json_object(response))
         except ValidationError as exc:
-            raise _unreadable("no task status") from exc
+            raise unreadable("no task status") from exc
         meaning = STATUSES.get(task.status)
         if meaning is None:
-            raise _unreadable(f"unknown status {task.status!r}")
+            raise unreadable(f"unknown status {task.status!r}")
         if meaning == "running":
             fraction = (
                 task.progress if task.progress is not None and 0 <= task.progress <= 1 else None
@@ -591,14 +331,14 @@ class EverypixelAdapter(Adapter):
             return Progress(fraction=fraction, poll_after_s=self.config.poll_interval_s)
         if isinstance(meaning, Meaning):
             detail = task.message or (task.result if isinstance(task.result, str) else None)
-            meaning = _refine(meaning, detail or "")
+            meaning = refine(meaning, detail or "")
             return Failed(
                 meaning.code,
                 f"{PROVIDER} task {task.status}: {detail or 'no message'}",
                 provider_code=task.status,
                 retryable=meaning.retryable,
             )
-        return await self._download(call.operation, _result_url(task.result))
+        return await self._download(call.operation, result_url(task.result))
 
     async def _download(self, operation: Operation, url: str) -> Succeeded:
         with upstream_errors(PROVIDER):
@@ -607,7 +347,7 @@ class EverypixelAdapter(Adapter):
             raise ProviderUnavailable(
                 f"{PROVIDER} result download answered HTTP {response.status_code}"
             )
-        content_type = _output_type(response, EXPECTED_MEDIA[operation])
+        content_type = output_type(response, EXPECTED_MEDIA[operation])
         return Succeeded(files=[OutputFile(response.content, content_type)])
 
     # catalog ----------------------------------------------------------------------------------
@@ -618,17 +358,17 @@ class EverypixelAdapter(Adapter):
             response = await self.client.get(
                 f"{self.base_url}/v1/tts/voices", auth=self._auth(), timeout=self.config.timeout_s
             )
-        if (failed := _failure(response)) is not None:
+        if (failed := http_failure(response)) is not None:
             raise ProviderUnavailable(failed.message)
-        body = _json(response)
+        body = json_body(response)
         if isinstance(body, dict):
             body = body.get("voices", [body])
         if not isinstance(body, list):
-            raise _unreadable("voices are not a list")
+            raise unreadable("voices are not a list")
         try:
-            answers = [_VoiceAnswer.model_validate(entry) for entry in body]
+            answers = [VoiceAnswer.model_validate(entry) for entry in body]
         except ValidationError as exc:
-            raise _unreadable("a voice without api_name") from exc
+            raise unreadable("a voice without api_name") from exc
         return [
             Voice(id=v.api_name, language=v.language, gender=v.gender, age=v.age) for v in answers
         ]
