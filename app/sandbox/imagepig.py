@@ -48,19 +48,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
     ValidationError,
-    model_validator,
 )
 
 from app.sandbox import images
@@ -69,6 +64,17 @@ from app.sandbox.credentials import IMAGEPIG_API_KEY
 
 if TYPE_CHECKING:
     from app.sandbox.app import SandboxTiming
+from app.sandbox.imagepig_wire import (
+    Body,
+    CutoutBody,
+    FaceswapBody,
+    FluxBody,
+    Format,
+    ImageRef,
+    OutpaintBody,
+    TextBody,
+    UpscaleBody,
+)
 
 PROVIDER = "imagepig"
 
@@ -91,25 +97,6 @@ STORED_FILES = 64
 RETRY_AFTER_S = 1
 FETCH_TIMEOUT_S = 10.0
 
-Language = Literal[
-    "ar", "bg", "cs", "da", "de", "el", "es", "et", "fi", "fr", "hu", "id", "it", "ja", "ko",
-    "lt", "lv", "nb", "nl", "pl", "pt", "ro", "ru", "sk", "sl", "sv", "tr", "uk", "zh",
-]  # fmt: skip
-Format = Literal["JPEG", "PNG"]
-Proportion = Literal["landscape", "portrait", "square", "wide", "vertical"]
-Seed = Annotated[int, Field(ge=0, le=2**64 - 1)]
-Side = Annotated[int, Field(ge=0, le=1024)]
-
-
-def _upscaling_factor(value: int) -> int:
-    if value not in (2, 4, 8):
-        raise ValueError("upscaling_factor must be one of 2, 4 or 8")
-    return value
-
-
-UpscalingFactor = Annotated[int, AfterValidator(_upscaling_factor)]
-"""One of [2, 4, 8], strictly an integer (``Literal`` would let ``2.0`` through)."""
-
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png"}
 _PIL_FORMAT = {"JPEG": "jpeg", "PNG": "png"}
 
@@ -122,108 +109,6 @@ _FAULT_ERRORS: dict[Fault, tuple[int, str]] = {
 }
 _GARBAGE = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 _TIMEOUT_S = 3600.0
-
-
-# -- request bodies -------------------------------------------------------------------------
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    storage_days: Annotated[int, Field(ge=0)] = 0
-
-
-class _Prompted(_Body):
-    positive_prompt: str | None = None
-    prompt: str | None = None
-    language: Language | None = None
-    format: Format = "JPEG"
-    seed: Seed | None = None
-
-
-class TextBody(_Prompted):
-    """``/`` and ``/xl``."""
-
-    negative_prompt: str | None = None
-
-
-class FluxBody(_Prompted):
-    proportion: Proportion = "landscape"
-
-
-@dataclass(frozen=True)
-class _ImageRef:
-    url: str | None
-    data: str | None
-
-
-def _one_of(url: str | None, data: str | None, prefix: str) -> None:
-    if (url is None) == (data is None):
-        raise ValueError(f"send exactly one of {prefix}_url and {prefix}_data")
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise ValueError(f"{prefix}_url must start with http:// or https://")
-
-
-class _OneImage(_Body):
-    image_url: str | None = None
-    image_data: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> _OneImage:
-        _one_of(self.image_url, self.image_data, "image")
-        return self
-
-    @property
-    def image(self) -> _ImageRef:
-        return _ImageRef(self.image_url, self.image_data)
-
-
-class CutoutBody(_OneImage):
-    seed: Seed | None = None
-
-
-class UpscaleBody(_OneImage):
-    upscaling_factor: UpscalingFactor = 2
-    format: Format = "JPEG"
-    seed: Seed | None = None
-
-
-class OutpaintBody(_OneImage):
-    positive_prompt: str | None = None
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    language: Language | None = None
-    top: Side = 0
-    right: Side = 0
-    bottom: Side = 0
-    left: Side = 0
-    format: Format = "JPEG"
-    seed: Seed | None = None
-
-
-class FaceswapBody(_Body):
-    source_image_url: str | None = None
-    source_image_data: str | None = None
-    target_image_url: str | None = None
-    target_image_data: str | None = None
-    format: Format = "JPEG"
-
-    @model_validator(mode="after")
-    def _exactly_one_each(self) -> FaceswapBody:
-        _one_of(self.source_image_url, self.source_image_data, "source_image")
-        _one_of(self.target_image_url, self.target_image_data, "target_image")
-        return self
-
-    @property
-    def source(self) -> _ImageRef:
-        return _ImageRef(self.source_image_url, self.source_image_data)
-
-    @property
-    def target(self) -> _ImageRef:
-        return _ImageRef(self.target_image_url, self.target_image_data)
-
-
-# -- work -----------------------------------------------------------------------------------
 
 
 class _Refused(Exception):
@@ -291,7 +176,7 @@ async def _download(url: str) -> bytes:
     return response.content
 
 
-async def _load(ref: _ImageRef) -> bytes:
+async def _load(ref: ImageRef) -> bytes:
     if ref.url is not None:
         return await _download(ref.url)
     assert ref.data is not None
@@ -310,7 +195,7 @@ def _size(content: bytes) -> tuple[int, int]:
         raise _Refused(400, "The input image could not be decoded.") from exc
 
 
-async def _face_picture(ref: _ImageRef, role: str) -> images.ImageInfo:
+async def _face_picture(ref: ImageRef, role: str) -> images.ImageInfo:
     info = images.inspect(await _load(ref))
     if info is None:
         raise _Refused(400, f"The {role} image could not be decoded.")
@@ -394,7 +279,7 @@ def _describe(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}" if where else first["msg"]
 
 
-B = TypeVar("B", bound=_Body)
+B = TypeVar("B", bound=Body)
 
 
 async def _parse(request: Request, model: type[B]) -> B:
