@@ -102,7 +102,7 @@ class WebhookSender:
             await self.webhooks.drop(job_id)  # expired or never wanted
             return
         record = stored.record
-        done = len(await self.webhooks.attempts(job_id))
+        done = await self.webhooks.attempts_made(job_id)
         secret = await self.webhooks.secret(record.tenant_id)
         body = payload(record)
         message_id = f"msg_{job_id}_{record.job.status.value}"

@@ -57,6 +57,9 @@ class WebhookStore:
     async def drop(self, job_id: str) -> None:
         await self.redis.zrem(keys.WEBHOOKS_DUE, job_id)
 
+    async def attempts_made(self, job_id: str) -> int:
+        return int(await self.redis.llen(keys.webhook_deliveries(job_id)))
+
     async def attempts(self, job_id: str) -> list[DeliveryAttempt]:
         raw = await self.redis.lrange(keys.webhook_deliveries(job_id), 0, -1)
         return [DeliveryAttempt.model_validate_json(r) for r in raw]

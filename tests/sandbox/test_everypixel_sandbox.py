@@ -49,6 +49,7 @@ from app.sandbox import everypixel as emulator
 from app.sandbox.app import SandboxTiming, create_sandbox_app
 from app.sandbox.credentials import EVERYPIXEL_KEY_PAIRS
 from app.sandbox.everypixel_wire import video
+from tests.utils.clock import Clock
 from tests.utils.media import png_bytes
 from tests.utils.media_source import DictMedia
 
@@ -63,16 +64,6 @@ FLAT = png_bytes(64, 64, color=(200, 30, 30))
 CLIP = av.mp4_bytes(3.0, 96, 64)
 SPEECH = av.wav_bytes(2.0)
 HOOK = "https://hooks.test/everypixel"
-
-
-class Clock:
-    """Stands in for the emulator's clock (rate windows and task lifecycles)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

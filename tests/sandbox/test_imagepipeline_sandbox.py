@@ -45,6 +45,7 @@ from app.sandbox import imagepipeline as emulator
 from app.sandbox.app import SandboxTiming, create_sandbox_app
 from app.sandbox.credentials import IMAGEPIPELINE_API_KEY
 from app.store.adapter_state import RedisAdapterState
+from tests.utils.clock import Clock
 from tests.utils.media import png_bytes
 from tests.utils.media_source import DictMedia
 
@@ -71,16 +72,6 @@ SERVED: dict[str, tuple[bytes, str]] = {
     "/sample.wav": (av.wav_bytes(1.0), "audio/wav"),
     "/notes.txt": (b"not a picture", "text/plain"),
 }
-
-
-class Clock:
-    """Stands in for the emulator's lifecycle clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Outside:

@@ -54,6 +54,7 @@ from app.sandbox.credentials import (
     sandbox_credentials,
 )
 from app.store.adapter_state import RedisAdapterState
+from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia
 
 BASE = "http://sandbox.test"
@@ -63,16 +64,6 @@ JOB_S = 0.05
 PHOTO = images.render(120, 90, "jpeg", seed=3)
 MASK = images.render(120, 90, "png", seed=4)
 CREDENTIAL = Credential(client_id=PERFECTCORP_CLIENT_ID, client_secret=PERFECTCORP_CLIENT_SECRET)
-
-
-class Clock:
-    """Stands in for the emulator's clock (tokens, lifecycles, drops, result expiry)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(autouse=True)

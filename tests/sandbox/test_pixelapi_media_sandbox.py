@@ -46,6 +46,7 @@ from app.sandbox import images
 from app.sandbox import pixelapi as emulator
 from app.sandbox.app import SandboxTiming, create_sandbox_app
 from app.sandbox.credentials import PIXELAPI_API_KEY
+from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia
 
 BASE = "http://sandbox.test"
@@ -69,14 +70,6 @@ async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         yield client
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

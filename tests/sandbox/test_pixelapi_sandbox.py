@@ -32,6 +32,7 @@ from app.sandbox import images
 from app.sandbox import pixelapi as emulator
 from app.sandbox.app import SandboxTiming, create_sandbox_app
 from app.sandbox.credentials import PIXELAPI_API_KEY
+from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia
 
 BASE = "http://sandbox.test"
@@ -41,16 +42,6 @@ AUTH = {"Authorization": f"Bearer {PIXELAPI_API_KEY}", **UA}
 PHOTO = images.render(300, 200, "jpeg", seed=3)
 JOB_S = 0.2
 MISSING_KEY = "Missing API key. Use Authorization: Bearer YOUR_API_KEY"
-
-
-class Clock:
-    """Stands in for the emulator's lifecycle clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
