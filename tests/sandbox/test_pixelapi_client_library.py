@@ -266,7 +266,10 @@ def test_audio_generate(client: Any, api_url: str, duration: int, credits: float
 def test_get_on_a_queued_or_blocked_job_raises(
     client: Any, api_url: str, sandbox: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(emulator, "_now", lambda: 1000.0)  # the job stays queued
+    # the job stays queued: the emulator's clock stops here (not at a fixed value, which a
+    # machine up for less than that would see as the future, making this job the newest)
+    stopped = emulator._now()
+    monkeypatch.setattr(emulator, "_now", lambda: stopped)
     with pytest.raises(ValueError, match=QUEUED):
         client.image.generate(prompt="earbuds")
     generation_id = _newest(api_url)["generation_id"]
