@@ -46,12 +46,25 @@ def serve(args: argparse.Namespace) -> None:
             server = EmbeddedRedis(settings.data_dir)
             os.environ["MEDIAGATE_REDIS_URL"] = server.start()
             stack.callback(server.stop)
+        _pin_upstream_callbacks(url_given="MEDIAGATE_PUBLIC_BASE_URL" in os.environ)
         os.environ["MEDIAGATE_PUBLIC_BASE_URL"] = settings.public_base_url
         signing_key(settings)  # created once here, not raced by the server processes
         stack.enter_context(multiprocess_metrics(args.processes))  # before they start
+        get_settings.cache_clear()  # with one process the app is built here: read them anew
         uvicorn.run(
             "app.main:create_app", factory=True, workers=args.processes, **_server_options(args)
         )
+
+
+def _pin_upstream_callbacks(*, url_given: bool) -> None:
+    """Keep upstream callbacks off in the server processes unless the user asked for them.
+
+    Unset, ``upstream_callbacks`` is on when the public URL was given explicitly; ``serve``
+    always exports one (computed from host and port when not given), which the server
+    processes would take as explicit. So when the user gave neither, they are told "off".
+    """
+    if not url_given and get_settings().upstream_callbacks is None:
+        os.environ["MEDIAGATE_UPSTREAM_CALLBACKS"] = "false"
 
 
 def _server_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,7 +87,7 @@ def sandbox(args: argparse.Namespace) -> None:
     from app.sandbox.app import SandboxTiming, create_sandbox_app
 
     settings = get_settings()
-    app = create_sandbox_app(SandboxTiming(settings.sandbox_latency_s, settings.sandbox_job_s))
+    app = create_sandbox_app(SandboxTiming.from_settings(settings))
     uvicorn.run(app, **_server_options(args))
 
 

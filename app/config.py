@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, PositiveFloat, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,6 +40,15 @@ class CredentialSettings(BaseModel):
     client_secret: SecretStr | None = None
 
 
+class LimitSettings(BaseModel):
+    """An upstream plan that differs from the one the provider's document describes."""
+
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Per credential (every submit and poll counts)."
+    )
+    concurrent_jobs: int | None = Field(default=None, ge=1, description="Per credential.")
+
+
 class ProviderSettings(CredentialSettings):
     base_url: str | None = Field(default=None, description="Unset: the provider's public API.")
     pool: list[CredentialSettings] = Field(
@@ -48,6 +57,11 @@ class ProviderSettings(CredentialSettings):
     )
     timeout_s: float = Field(default=60.0, gt=0, description="Per upstream call.")
     poll_interval_s: float = Field(default=2.0, gt=0, description="Between status polls.")
+    limits: dict[str, LimitSettings] = Field(
+        default_factory=dict,
+        description="Your plan's limits by the adapter's limit name (`default`, …), over the "
+        'documented ones; e.g. {"default": {"requests_per_minute": 6000}}.',
+    )
 
 
 class ProvidersSettings(BaseModel):
@@ -100,6 +114,15 @@ class Settings(BaseSettings):
     public_base_url: str = Field(
         default="http://127.0.0.1:8000", description="How upstreams and clients reach us."
     )
+    upstream_callbacks: bool | None = Field(
+        default=None,
+        description="Give Everypixel and ImagePipeline a per-job callback URL "
+        "(`POST /v1/providers/{name}/callbacks/{token}` under public_base_url): a finished "
+        "upstream task is then polled at once instead of at its next poll (the status call "
+        "still decides the outcome). Unset: on when MEDIAGATE_PUBLIC_BASE_URL is set "
+        "explicitly (the default URL is local; no upstream could reach it). `mediagate "
+        "serve` exports false to its server processes when neither is given.",
+    )
     sandbox: bool = False
     sandbox_url: str | None = Field(
         default=None, description="Sandbox mode: where the emulators run (default: this gateway)."
@@ -109,6 +132,14 @@ class Settings(BaseSettings):
     )
     sandbox_job_s: float = Field(
         default=1.0, ge=0, description="Sandbox: time an asynchronous upstream job takes."
+    )
+    sandbox_rate_limits: dict[Literal["pixelapi", "perfectcorp"], PositiveFloat] = Field(
+        default_factory=dict,
+        description="Sandbox: requests per minute per credential the pixelapi and perfectcorp "
+        "emulators allow, instead of the documented plan.",
+    )
+    sandbox_polling_interval_ms: int | None = Field(
+        default=None, ge=1, description="Sandbox: the `polling_interval` Perfect's tasks answer."
     )
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     routing: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROUTING))
@@ -154,6 +185,14 @@ class Settings(BaseSettings):
     @property
     def sandbox_base_url(self) -> str:
         return (self.sandbox_url or self.public_base_url).rstrip("/")
+
+    @property
+    def upstream_callbacks_on(self) -> bool:
+        """``upstream_callbacks``; unset, whether ``public_base_url`` was given (environment,
+        YAML or keyword), not merely defaulted."""
+        if self.upstream_callbacks is not None:
+            return self.upstream_callbacks
+        return "public_base_url" in self.model_fields_set
 
     @model_validator(mode="after")
     def _safe_for_production(self) -> Settings:

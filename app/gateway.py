@@ -20,6 +20,7 @@ from app.jobs.media_source import StoredMedia
 from app.jobs.prices import PriceBook
 from app.jobs.runner import Deadlines, JobRunner
 from app.jobs.service import JobService
+from app.jobs.upstream_callbacks import CallbackTokens, UpstreamCallbacks
 from app.metrics import Metrics
 from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy, guarded_client
@@ -67,6 +68,8 @@ class Gateway:
     user_http: httpx.AsyncClient
     """The client for URLs users give (media, webhooks): checked against SSRF on connect."""
     webhooks: WebhookStore
+    upstream_callbacks: UpstreamCallbacks
+    """Callback URLs given to upstreams, and what a callback that lands does."""
 
     async def aclose(self) -> None:
         await self.user_http.aclose()
@@ -101,7 +104,8 @@ async def build_gateway(
     store = JobStore(redis, scripts, retention_s=settings.job_retention_s)
     files = FileIndex(redis, file_ttl_s=FILE_TTL_S, artifact_ttl_s=settings.job_retention_s)
     blobs = LocalBlobStore(settings.data_dir / "blobs")
-    signer = UrlSigner(signing_key(settings), settings.public_base_url, settings.artifact_url_ttl_s)
+    key = signing_key(settings)
+    signer = UrlSigner(key, settings.public_base_url, settings.artifact_url_ttl_s)
     providers = ProviderRegistry.from_settings(settings, http, redis)
     url_policy = UrlPolicy(settings.url_allowlist)
     user_http = guarded_client(url_policy)
@@ -123,6 +127,12 @@ async def build_gateway(
             open_s=settings.circuit.open_s,
         ),
     )
+    callbacks = UpstreamCallbacks(
+        CallbackTokens(key),
+        store,
+        settings.public_base_url,
+        [name for name, adapter in providers.items() if adapter.takes_callbacks],
+    )
     runner = JobRunner(
         store,
         providers,
@@ -135,6 +145,7 @@ async def build_gateway(
         circuits,
         settings.lease_s,
         Deadlines(settings.job_deadline_s, settings.job_deadlines),
+        callback_url=callbacks.url if settings.upstream_callbacks_on else None,
     )
     tenants = TenantStore(redis, scripts)
     events = EventHub(redis, [tenants, prices, circuits])
@@ -178,6 +189,7 @@ async def build_gateway(
         Catalog(redis, providers, prices, circuits),
         user_http,
         webhooks,
+        upstream_callbacks=callbacks,
     )
 
 

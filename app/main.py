@@ -83,6 +83,5 @@ def create_app(
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(api_router)
     if settings.sandbox and settings.sandbox_url is None:
-        timing = SandboxTiming(settings.sandbox_latency_s, settings.sandbox_job_s)
-        app.include_router(create_sandbox_router(timing))
+        app.include_router(create_sandbox_router(SandboxTiming.from_settings(settings)))
     return app

@@ -153,6 +153,12 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=registry,
         )
+        self.upstream_callbacks = Counter(
+            "mediagate_upstream_callbacks_total",
+            "Callbacks received from upstreams (expedited, ignored, rejected, too_large).",
+            ["provider", "outcome"],
+            registry=registry,
+        )
 
         self.providers: list[str] = []
         """The providers :meth:`prime` saw."""
@@ -193,6 +199,10 @@ class Metrics:
 
     def fallback(self, operation: str, from_provider: str, to_provider: str) -> None:
         self.fallbacks.labels(operation, from_provider, to_provider).inc()
+
+    def upstream_callback(self, provider: str, outcome: str) -> None:
+        """One inbound callback; ``provider`` is already bounded (``UpstreamCallbacks.label``)."""
+        self.upstream_callbacks.labels(provider, outcome).inc()
 
     def job_finished(self, job: Job) -> None:
         provider = job.provider or "none"

@@ -51,6 +51,7 @@ from app.jobs.models import (
 )
 from app.jobs.operations import PARAMS
 from app.jobs.probe import duration_s
+from app.jobs.upstream_callbacks import CallbackUrl
 from app.metrics import Metrics
 from app.providers.base import (
     Adapter,
@@ -100,8 +101,12 @@ class JobRunner:
         circuits: Circuits,
         lease_s: float,
         deadlines: Deadlines | None = None,
+        *,
+        callback_url: CallbackUrl | None = None,
     ) -> None:
         self.deadlines = deadlines or Deadlines()
+        self.callback_url = callback_url
+        """Upstream callbacks on: the URL a submission to a provider taking them carries."""
         self.circuits = circuits
         self.accounting = accounting
         self.budgets = budgets
@@ -151,15 +156,17 @@ class JobRunner:
 
     def _budget(self, adapter: Adapter, stored: Stored) -> Budget | None:
         binding = adapter.bindings[stored.record.job.operation]
-        limit = adapter.limits.get(binding.limit)
+        limit = adapter.upstream_limit(binding.limit)
         if limit is None:
             return None
+        rate = limit.rate_per_s * RATE_MARGIN if limit.rate_per_s else None
         return Budget(
             provider=adapter.name,
             limit=binding.limit,
             credentials=max(1, len(adapter.config.credentials)),
-            rate_per_s=limit.rate_per_s * RATE_MARGIN if limit.rate_per_s else None,
-            concurrent_jobs=limit.concurrent_jobs,
+            rate_per_s=rate,
+            concurrent_jobs=limit.jobs_at_once(rate),
+            requests_per_submit=limit.requests_per_submit,
         )
 
     async def _take_budget(self, stored: Stored, lease: str) -> int | Stored:
@@ -183,7 +190,12 @@ class JobRunner:
                 return await self._save_due(stored, lease, wait_s - EARLY_WAKE_S)
         else:
             bound = slot.credential if slot is not None else None
-            reservation = await self.budgets.reserve(budget, record.job.id, credential=bound)
+            attempt = record.current_attempt
+            polling = attempt is not None and attempt.status is AttemptStatus.running
+            cost = 1 if polling else budget.requests_per_submit
+            reservation = await self.budgets.reserve(
+                budget, record.job.id, credential=bound, requests=cost
+            )
             if reservation is None:
                 self.metrics.rate_limited.labels("upstream").inc()
                 retry_s = SLOTS_FULL_RETRY_S * random.uniform(1, 2)
@@ -230,6 +242,10 @@ class JobRunner:
             # it goes out on is on record before the upstream hears of it.
             stored = await self.store.save(stored, schedule=Schedule.keep, lease=lease)
         adapter = self.providers[provider]
+        callback_url = None
+        if self.callback_url is not None and adapter.takes_callbacks:
+            if attempt.provider_job_id is None:  # a submit; polls carry no callback
+                callback_url = self.callback_url(provider, job.id)
         call = Call(
             job.id,
             job.operation,
@@ -237,6 +253,7 @@ class JobRunner:
             self.media,
             attempt=len(job.attempts) - 1,
             credential=credential,
+            callback_url=callback_url,
         )
         endpoint = "poll" if attempt.provider_job_id else "submit"
         if endpoint == "submit":

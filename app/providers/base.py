@@ -18,9 +18,10 @@ adapter's one mapping table.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Protocol
 
 import httpx
@@ -203,6 +204,31 @@ class UpstreamLimit:
     """Requests per second (every submit and poll counts one)."""
     concurrent_jobs: int | None = None
     """Upstream jobs in flight at once (``1`` where the provider runs one at a time)."""
+    requests_per_submit: int = 1
+    """Requests a submission makes against the rate (Perfect: the file call and the task)."""
+    poll_wait_s: float | None = None
+    """Set where the upstream drops a job that is not polled in time (Perfect: 10 s): the
+    longest a poll may wait for its turn in the budget. The jobs a credential runs at once are
+    then capped so that a full queue of them still fits: ``rate × poll_wait_s`` requests."""
+
+    def jobs_at_once(self, rate_per_s: float | None) -> int | None:
+        """Jobs a credential may run at once, sending at ``rate_per_s``. Where the upstream
+        drops a job not polled in time, no more than a queue of ``poll_wait_s`` worth of
+        requests: every job holds at most one reservation (a submission's costing
+        ``requests_per_submit``), so a poll never waits longer than that for its turn,
+        however many jobs wait behind the slots."""
+        if self.poll_wait_s is None or rate_per_s is None:
+            return self.concurrent_jobs
+        alive = max(1, math.floor(rate_per_s * self.poll_wait_s / self.requests_per_submit))
+        return min(alive, self.concurrent_jobs or alive)
+
+    def overridden(self, plan: UpstreamLimit) -> UpstreamLimit:
+        """This limit with what a configured plan sets (its unset fields keep the document's)."""
+        return replace(
+            self,
+            rate_per_s=plan.rate_per_s or self.rate_per_s,
+            concurrent_jobs=plan.concurrent_jobs or self.concurrent_jobs,
+        )
 
 
 class Adapter(ABC):
@@ -212,6 +238,9 @@ class Adapter(ABC):
     bindings: ClassVar[Mapping[Operation, Binding]]
     limits: ClassVar[Mapping[str, UpstreamLimit]] = {}
     """Per-credential budgets by name; bindings name the one they count against."""
+    takes_callbacks: ClassVar[bool] = False
+    """The upstream can POST to ``Call.callback_url`` when a job ends; the runner then gives
+    submissions one (when upstream callbacks are on) so the job is polled at once."""
 
     def __init__(
         self,
@@ -230,6 +259,14 @@ class Adapter(ABC):
         if self._state is None:
             raise RuntimeError(f"the {self.name} adapter needs shared state (AdapterState)")
         return self._state
+
+    def upstream_limit(self, name: str) -> UpstreamLimit | None:
+        """The budget ``name``: the document's, or the configured plan's where it says so."""
+        documented = self.limits.get(name)
+        plan = self.config.limits.get(name)
+        if plan is None:
+            return documented
+        return (documented or UpstreamLimit()).overridden(plan)
 
     def credential(self, call: Call) -> Credential:
         """The pool credential the call was given (the first when there is one)."""
@@ -273,3 +310,5 @@ class AdapterConfig:
     timeout_s: float = 60.0
     poll_interval_s: float = 2.0
     """Pause between status polls of an asynchronous upstream job."""
+    limits: Mapping[str, UpstreamLimit] = field(default_factory=dict)
+    """The account's plan where it differs from the document (``Adapter.upstream_limit``)."""

@@ -47,7 +47,8 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   ``POST``) forces the ``POST``. Lipsync's ``model`` is listed for both. Speech is always a form
   ``POST`` (a text of 10,000 characters does not belong in a URL). Tasks carry ``title`` =
   the gateway job id (it names the output file) and ``callback`` = ``call.callback_url`` when
-  the gateway has one.
+  the gateway has one (its POST only makes the gateway poll at once; the status call decides,
+  see ``app.jobs.upstream_callbacks``).
 - **Status.** The universal ``/v1/status`` is used (one example polls
   ``/v1/imageswap/status``; the text names the universal endpoint). ``result`` is "string or
   object": a URL string, or an object holding ``url``/``file_url``. A ``progress`` in [0, 1]
@@ -145,6 +146,7 @@ from app.providers.everypixel_wire import (
 
 class EverypixelAdapter(Adapter):
     name: ClassVar[str] = PROVIDER
+    takes_callbacks: ClassVar[bool] = True
     limits: ClassVar[Mapping[str, UpstreamLimit]] = {
         "keywords": UpstreamLimit(rate_per_s=30),
         "quality": UpstreamLimit(rate_per_s=30),

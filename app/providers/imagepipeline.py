@@ -14,7 +14,8 @@ every job                   ``GET <endpoint>/status/{job_id}`` until a terminal 
 ==========================  ===========================================================
 
 Every request carries ``X-API-Key``; bodies are flat JSON and every input is a public URL
-(``call.media.public_url``). ``callback_url`` is sent when the gateway has one.
+(``call.media.public_url``). ``callback_url`` is sent when the gateway has one: the webhook
+only makes the gateway poll at once (``app.jobs.upstream_callbacks``), its body is never read.
 
 Readings of what the document leaves open (the sandbox emulator keeps the same ones):
 
@@ -99,6 +100,7 @@ from app.providers.imagepipeline_wire import (
 
 class ImagePipelineAdapter(Adapter):
     name: ClassVar[str] = PROVIDER
+    takes_callbacks: ClassVar[bool] = True
     bindings: ClassVar[Mapping[Operation, Binding]] = {
         Operation.image_swap_face: Binding(
             WIRES[Operation.image_swap_face].parameters, price=23, check=swap_face_refusal

@@ -54,9 +54,14 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   out. ``data`` carries ``estimated_age`` (``custom_info.age``) and ``ages`` (each output's
   ``res_age``). Makeup transfer's product recommendation is not documented enough to pass on.
 - **Styles**: ``style_id`` is ``"<style_group_id>:<style_id>"`` (see ``perfectcorp_styles``).
-- **Limits.** 100 requests per minute per access token (one token per credential):
-  ``UpstreamLimit(rate_per_s=100/60)``. The per-IP limit (100 per 5 minutes) is read as
-  metering sign-ins, the only calls without a token; tokens are shared, so sign-ins are rare.
+- **Limits.** 100 requests per minute per access token (one token per credential); a
+  submission spends two (the file call and the task; the upload goes to storage, without the
+  token). The per-IP limit (100 per 5 minutes) is read as metering sign-ins, the only calls
+  without a token; tokens are shared, so sign-ins are rare. Because a task is lost when not
+  polled for 10 s, polls must never queue behind the budget for long: ``poll_wait_s`` (10 s
+  less the 3-s longest poll gap and 2 s for lateness) caps the tasks a credential runs at once
+  to what its rate can keep alive — 3 on the documented 100/min (``rate × 0.8 × 5 s / 2``).
+  More at once takes a bigger plan (``providers.perfectcorp.limits``) or a pool of accounts.
 - **Prices.** The document gives no credit amount per task ("determined by your business
   plan"; charged only on success). Every task is priced alike: ``TASK_PRICE`` = 50 gateway
   credits (≈ $0.05), overridable in config.
@@ -111,8 +116,12 @@ from app.providers.perfectcorp_wire import (
     unreadable,
 )
 
+DROP_AFTER_S = 10.0
+"""A task not polled this long is lost ("the task will lose if no polling in 10 seconds")."""
 MAX_POLL_GAP_S = 3.0
 """Longest wait between polls: the task is dropped when not polled for 10 s."""
+POLL_LATENESS_S = 2.0
+"""Room for a poll that goes out late (a busy worker, a slow answer) inside the 10 s."""
 SUBMISSION_TTL_S = 24 * 3600.0
 """Uploaded files are kept one day; so is the record of an attempt's file ids."""
 TASK_PRICE = 50
@@ -159,7 +168,11 @@ class PerfectCorpAdapter(Adapter):
         ),
     }
     limits: ClassVar[Mapping[str, UpstreamLimit]] = {
-        "default": UpstreamLimit(rate_per_s=REQUESTS_PER_MINUTE / 60)
+        "default": UpstreamLimit(
+            rate_per_s=REQUESTS_PER_MINUTE / 60,
+            requests_per_submit=2,  # POST file/<feature>, then POST task/<feature>
+            poll_wait_s=DROP_AFTER_S - MAX_POLL_GAP_S - POLL_LATENESS_S,
+        )
     }
 
     @cached_property

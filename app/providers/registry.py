@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from app.config import CredentialSettings, ProviderSettings, Settings
 from app.jobs.operations import Operation
-from app.providers.base import Adapter, AdapterConfig, Binding, Credential
+from app.providers.base import Adapter, AdapterConfig, Binding, Credential, UpstreamLimit
 from app.providers.everypixel import EverypixelAdapter
 from app.providers.imagepig import ImagePigAdapter
 from app.providers.imagepipeline import ImagePipelineAdapter
@@ -43,6 +43,24 @@ def _credential(settings: CredentialSettings) -> Credential:
     )
 
 
+def _plan(name: str, provider: ProviderSettings) -> dict[str, UpstreamLimit]:
+    """Configured limits, refused at start-up when they name a budget the adapter lacks."""
+    known = ADAPTERS[name].limits
+    unknown = sorted(set(provider.limits) - set(known))
+    if unknown:
+        raise ValueError(
+            f"providers.{name}.limits: no limit named {', '.join(unknown)} "
+            f"(the {name} adapter has: {', '.join(sorted(known)) or 'none'})"
+        )
+    return {
+        limit: UpstreamLimit(
+            rate_per_s=plan.requests_per_minute / 60 if plan.requests_per_minute else None,
+            concurrent_jobs=plan.concurrent_jobs,
+        )
+        for limit, plan in provider.limits.items()
+    }
+
+
 def adapter_config(name: str, provider: ProviderSettings, settings: Settings) -> AdapterConfig:
     if settings.sandbox:
         base_url = f"{settings.sandbox_base_url}/_sandbox/{name}"
@@ -56,6 +74,7 @@ def adapter_config(name: str, provider: ProviderSettings, settings: Settings) ->
         credentials=pool,
         timeout_s=provider.timeout_s,
         poll_interval_s=provider.poll_interval_s,
+        limits=_plan(name, provider),
     )
 
 

@@ -8,12 +8,17 @@ in sandbox mode the gateway mounts it on its own port.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 
 from app.sandbox import everypixel, imagepig, imagepipeline, perfectcorp, pixelapi
 from app.sandbox.control import FaultRequest, SandboxControl
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,20 @@ class SandboxTiming:
     """Delay added to every synchronous answer."""
     job_s: float = 1.0
     """Time an asynchronous job takes from submission to completion."""
+    requests_per_minute: Mapping[str, float] = field(default_factory=dict)
+    """Provider → the request rate per credential its emulator allows, where a test runs a
+    bigger plan than the documented one (pixelapi, perfectcorp)."""
+    polling_interval_ms: int | None = None
+    """The ``polling_interval`` Perfect's task status answers (None: the emulator's own)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SandboxTiming:
+        return cls(
+            settings.sandbox_latency_s,
+            settings.sandbox_job_s,
+            {name: rate for name, rate in settings.sandbox_rate_limits.items()},
+            settings.sandbox_polling_interval_ms,
+        )
 
 
 def create_sandbox_router(

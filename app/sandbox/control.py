@@ -47,6 +47,13 @@ class ProviderStats:
     faults_served: int = 0
     over_limit: int = 0
     """Requests refused for going over the provider's documented rate limit."""
+    in_flight: int = 0
+    """Upstream tasks started and not yet reported ended to the client (Perfect)."""
+    peak_in_flight: int = 0
+    dropped: int = 0
+    """Tasks the upstream gave up on because the client stopped polling (Perfect: 10 s)."""
+    longest_poll_gap_s: float = 0.0
+    """The longest a running task went between two of its polls (or its start and a poll)."""
     by_endpoint: Counter[str] = field(default_factory=Counter)
 
 
@@ -89,6 +96,20 @@ class SandboxControl:
     def count_submission(self, provider: str) -> None:
         self.stats[provider].submissions += 1
 
+    def task_started(self, provider: str) -> None:
+        entry = self.stats[provider]
+        entry.in_flight += 1
+        entry.peak_in_flight = max(entry.peak_in_flight, entry.in_flight)
+
+    def task_ended(self, provider: str, *, dropped: bool = False) -> None:
+        entry = self.stats[provider]
+        entry.in_flight -= 1
+        entry.dropped += dropped
+
+    def task_polled(self, provider: str, gap_s: float) -> None:
+        entry = self.stats[provider]
+        entry.longest_poll_gap_s = max(entry.longest_poll_gap_s, gap_s)
+
     def snapshot(self) -> dict[str, dict[str, object]]:
         return {
             name: {
@@ -96,6 +117,10 @@ class SandboxControl:
                 "submissions": s.submissions,
                 "faults_served": s.faults_served,
                 "over_limit": s.over_limit,
+                "in_flight": s.in_flight,
+                "peak_in_flight": s.peak_in_flight,
+                "dropped": s.dropped,
+                "longest_poll_gap_s": round(s.longest_poll_gap_s, 3),
                 "by_endpoint": dict(s.by_endpoint),
             }
             for name, s in self.stats.items()

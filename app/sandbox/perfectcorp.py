@@ -21,7 +21,11 @@ How the document is read (the adapter keeps the same readings):
   (no such feature). Uploads and results answer like a storage bucket (XML errors).
 - **Limits.** 100 requests per minute per access token on every call that carries one; the
   per-IP limit (100 per 5 minutes) meters sign-ins, the calls made without a token. Each
-  refusal counts in ``stats.over_limit``.
+  refusal counts in ``stats.over_limit``. A sandbox running a bigger plan sets the per-token
+  rate (``MEDIAGATE_SANDBOX_RATE_LIMITS``) and the ``polling_interval`` its polls answer.
+- **Liveness.** Tasks the client still has to poll count in ``stats.in_flight`` (its peak in
+  ``peak_in_flight``); the longest time a running task went unpolled is
+  ``longest_poll_gap_s``, and a task lost to the 10-s rule counts in ``stats.dropped``.
 - **request_id.** The same ``request_id`` with the same file ids answers the task already
   made: no new task, no new charge. Only new tasks count in ``stats.submissions``.
   Credits (``PLAN_CREDITS``, one per task) are taken when a poll first reports ``success``.
@@ -100,6 +104,11 @@ class _Emulator:
         """Result name → what it shows and when its URL expires."""
         self.credits = PLAN_CREDITS
 
+    @property
+    def _rate_limit(self) -> int:
+        """Requests per minute per token: the document's, or the plan the sandbox runs."""
+        return int(self.timing.requests_per_minute.get(PROVIDER) or REQUESTS_PER_MINUTE)
+
     # answers ------------------------------------------------------------------------------------
 
     @staticmethod
@@ -129,7 +138,7 @@ class _Emulator:
         if now >= expires:
             raise Refusal(401, "Access token expired", "InvalidAccessToken")
         window = self.windows.setdefault(f"token:{token.strip()}", Window())
-        if not window.admit(now, REQUESTS_PER_MINUTE, 60.0):
+        if not window.admit(now, self._rate_limit, 60.0):
             self.control.stats[PROVIDER].over_limit += 1
             raise Refusal(429, "Too Many Requests", "RateLimitExceeded")
 
@@ -252,6 +261,7 @@ class _Emulator:
         if request_id is not None:
             self.dedup[key] = task.id
         self.control.count_submission(PROVIDER)
+        self.control.task_started(PROVIDER)
         return self._ok({"task_id": task.id})
 
     async def task_status(self, request: Request, feature: str) -> Response:
@@ -267,17 +277,26 @@ class _Emulator:
             task = self.tasks.get(task_id)
             if task is not None and now - task.last_seen_s > engine.DROP_AFTER_S:
                 del self.tasks[task_id]
+                if not task.reported:
+                    self.control.task_ended(PROVIDER, dropped=True)
                 task = None
             if task is None or task.feature != feature:
                 raise Refusal(400, "Invalid task id", "InvalidTaskId")
         except Refusal as refusal:
             return self._refuse(refusal)
+        if not task.reported:
+            self.control.task_polled(PROVIDER, now - task.last_seen_s)
         task.last_seen_s = now
         engine.end_now(task, fault, now)
-        return self._ok(self._status_body(request, task, engine.stage(task, now), now))
+        status = engine.stage(task, now)
+        if status != "running" and not task.reported:
+            task.reported = True
+            self.control.task_ended(PROVIDER)
+        return self._ok(self._status_body(request, task, status, now))
 
     def _status_body(self, request: Request, task: Task, status: str, now: float) -> dict[str, Any]:
-        body: dict[str, Any] = {"polling_interval": engine.POLLING_INTERVAL_MS, "status": status}
+        interval = self.timing.polling_interval_ms or engine.POLLING_INTERVAL_MS
+        body: dict[str, Any] = {"polling_interval": interval, "status": status}
         if status == "error":
             body["error"] = task.outcome
         if status != "success":

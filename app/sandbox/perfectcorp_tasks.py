@@ -215,6 +215,8 @@ class Task:
     custom_info: dict[str, int] | None = None
     result_ids: list[str] = field(default_factory=list)
     charged: bool = False
+    reported: bool = False
+    """The client has been told the task ended (or it was dropped)."""
 
 
 FAULT_OUTCOMES: dict[Fault, str] = {

@@ -138,10 +138,16 @@ class _Account:
     credits: float = field(default_factory=lambda: PLAN_CREDITS)
     window: deque[float] = field(default_factory=deque)
     """Wall-clock times of the requests counted in the last minute."""
+    plan_rate: float | None = None
+    """Requests per minute of a bigger plan the sandbox runs (None: the documented plan's)."""
+
+    @property
+    def limit(self) -> int:
+        return int(self.plan_rate or REQUESTS_PER_MINUTE)
 
     def admit(self, now: float) -> bool:
         self._trim(now)
-        if len(self.window) >= REQUESTS_PER_MINUTE:
+        if len(self.window) >= self.limit:
             return False
         self.window.append(now)
         return True
@@ -150,7 +156,7 @@ class _Account:
         self._trim(now)
         reset = self.window[0] + 60 if self.window else now
         return {
-            "X-RateLimit-Remaining": str(max(0, REQUESTS_PER_MINUTE - len(self.window))),
+            "X-RateLimit-Remaining": str(max(0, self.limit - len(self.window))),
             "X-RateLimit-Reset": str(math.ceil(reset)),
         }
 
@@ -164,7 +170,7 @@ class _Emulator:
 
     def __init__(self, control: SandboxControl, timing: SandboxTiming) -> None:
         self.control, self.timing = control, timing
-        self.account = _Account()
+        self.account = _Account(plan_rate=self.timing.requests_per_minute.get(PROVIDER))
         self.jobs = Jobs()
 
     # answers ----------------------------------------------------------------------------------
@@ -184,7 +190,7 @@ class _Emulator:
 
     def _rate_limited(self) -> Response:
         detail = (
-            f"Rate limit exceeded: {REQUESTS_PER_MINUTE} requests/min on the {PLAN} plan. "
+            f"Rate limit exceeded: {self.account.limit} requests/min on the {PLAN} plan. "
             "Check X-RateLimit-Reset and retry; consider upgrading."
         )
         return self._error(429, detail)

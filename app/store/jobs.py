@@ -233,6 +233,17 @@ class JobStore:
     async def queue_depth(self) -> int:
         return int(await self.redis.zcard(keys.DUE))
 
+    async def expedite(self, job_id: str) -> bool:
+        """Make a job that waits in the due-queue due now; True when it was moved earlier.
+
+        One command, ``ZADD XX LT CH``, so nothing can come between a check and the write:
+        ``XX`` touches only a job already in the due-queue (a leased job sits in ``LEASES``
+        instead, so a step in progress is never raced; a finished or unknown job is in
+        neither and is not added), ``LT`` only ever moves a due time earlier.
+        """
+        changed = await self.redis.zadd(keys.DUE, {job_id: now_ms()}, xx=True, lt=True, ch=True)
+        return bool(changed)
+
     async def status_of(self, job_id: str) -> JobStatus | None:
         value = await self.redis.hget(keys.job(job_id), "status")
         return JobStatus(str(value)) if value else None

@@ -37,6 +37,7 @@ class Budget:
     credentials: int
     rate_per_s: float | None = None
     concurrent_jobs: int | None = None
+    requests_per_submit: int = 1
 
 
 class UpstreamBudgets:
@@ -46,12 +47,18 @@ class UpstreamBudgets:
         self.hold_s = hold_s
 
     async def reserve(
-        self, budget: Budget, job_id: str, *, credential: int | None = None
+        self,
+        budget: Budget,
+        job_id: str,
+        *,
+        credential: int | None = None,
+        requests: int = 1,
     ) -> Reservation | None:
-        """Reserve one request for ``job_id`` (on ``credential`` when the job is bound to one,
-        as polls of an upstream job are). None while every credential's job slots are taken."""
+        """Reserve ``requests`` back-to-back requests for ``job_id`` (on ``credential`` when the
+        job is bound to one, as polls of an upstream job are): the credential's schedule moves
+        on by that many intervals. None while every credential's job slots are taken."""
         n = max(1, budget.credentials)
-        interval_ms = round(1000 / budget.rate_per_s) if budget.rate_per_s else 0
+        interval_ms = round(1000 * requests / budget.rate_per_s) if budget.rate_per_s else 0
         chosen, wait_ms, at_ms = await self.scripts.reserve_upstream(
             keys=[
                 *(keys.upstream_schedule(budget.provider, budget.limit, i) for i in range(n)),

@@ -921,6 +921,10 @@ def test_bindings_refuse_what_the_document_does_not_offer(
 
 def test_limits_and_prices() -> None:
     assert set(BINDINGS) == set(OPERATIONS.values())
-    assert PerfectCorpAdapter.limits == {"default": UpstreamLimit(rate_per_s=100 / 60)}
+    # 100 requests/min per token; a submission is the file call and the task call; polls may
+    # queue at most 10 s (the drop) - 3 s (longest poll gap) - 2 s (lateness).
+    assert PerfectCorpAdapter.limits == {
+        "default": UpstreamLimit(rate_per_s=100 / 60, requests_per_submit=2, poll_wait_s=5.0)
+    }
     assert {binding.limit for binding in BINDINGS.values()} == {"default"}
     assert {binding.price for binding in BINDINGS.values()} == {50}

@@ -29,6 +29,17 @@ async def test_reservations_queue_at_the_rate(budgets: UpstreamBudgets) -> None:
     assert all(gap == pytest.approx(0.05, abs=0.01) for gap in gaps)
 
 
+async def test_a_submission_of_two_requests_takes_two_intervals(budgets: UpstreamBudgets) -> None:
+    budget = Budget("perfectcorp", "default", credentials=1, rate_per_s=10)
+    submit = await budgets.reserve(budget, "a", requests=2)
+    poll = await budgets.reserve(budget, "b")
+    after = await budgets.reserve(budget, "c")
+    assert submit is not None and submit.wait_s == 0
+    # the submission's two requests go at once; the next request waits for both intervals
+    assert poll is not None and poll.wait_s == pytest.approx(0.2, abs=0.02)
+    assert after is not None and after.wait_s == pytest.approx(0.3, abs=0.02)
+
+
 async def test_a_pool_spreads_requests_over_its_credentials(budgets: UpstreamBudgets) -> None:
     budget = Budget("everypixel", "default", credentials=4, rate_per_s=10)
     reserved = [await budgets.reserve(budget, f"job{i}") for i in range(8)]

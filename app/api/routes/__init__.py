@@ -11,6 +11,7 @@ from app.api.routes import (
     health,
     jobs,
     operations,
+    upstream_callbacks,
 )
 
 router = APIRouter()
@@ -20,5 +21,6 @@ router.include_router(files.router)
 router.include_router(account.router)
 router.include_router(catalog.router)
 router.include_router(artifacts.router)
+router.include_router(upstream_callbacks.router)
 router.include_router(health.router)
 router.include_router(admin.router)

@@ -1,0 +1,61 @@
+"""Upstream plans: the documented limits, a configured plan over them, and the tasks a
+credential may keep alive where the upstream drops a task that is not polled in time."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from app.config import LimitSettings, ProviderSettings, Settings
+from app.jobs.runner import RATE_MARGIN
+from app.providers.base import UpstreamLimit
+from app.providers.perfectcorp import PerfectCorpAdapter
+from app.providers.registry import adapter_config
+
+
+def _adapter(provider: ProviderSettings) -> PerfectCorpAdapter:
+    config = adapter_config("perfectcorp", provider, Settings(sandbox=True))
+    return PerfectCorpAdapter(httpx.AsyncClient(), config)
+
+
+def test_the_documented_limit_applies_without_a_plan() -> None:
+    assert (
+        _adapter(ProviderSettings()).upstream_limit("default")
+        == (PerfectCorpAdapter.limits["default"])
+    )
+
+
+def test_a_configured_plan_replaces_only_what_it_sets() -> None:
+    plan = ProviderSettings(limits={"default": LimitSettings(requests_per_minute=6000)})
+    limit = _adapter(plan).upstream_limit("default")
+    assert limit == UpstreamLimit(rate_per_s=100.0, requests_per_submit=2, poll_wait_s=5.0)
+
+
+def test_a_plan_naming_an_unknown_limit_is_refused_at_start() -> None:
+    plan = ProviderSettings(limits={"tts": LimitSettings(concurrent_jobs=2)})
+    with pytest.raises(
+        ValueError, match=r"no limit named tts \(the perfectcorp adapter has: default\)"
+    ):
+        _adapter(plan)
+
+
+def test_perfect_on_its_documented_plan_keeps_three_tasks_per_token_alive() -> None:
+    limit = PerfectCorpAdapter.limits["default"]
+    assert limit.rate_per_s is not None
+    # 100/min × 0.8 = 1.33 req/s; 5 s of queue holds 6.7 requests, 3 two-request submissions
+    assert limit.jobs_at_once(limit.rate_per_s * RATE_MARGIN) == 3
+
+
+def test_kept_alive_tasks_grow_with_the_plan_and_respect_a_declared_cap() -> None:
+    limit = UpstreamLimit(rate_per_s=1000 / 60, requests_per_submit=2, poll_wait_s=5.0)
+    assert limit.jobs_at_once(1000 / 60 * RATE_MARGIN) == 33
+    capped = UpstreamLimit(rate_per_s=100, concurrent_jobs=10, requests_per_submit=2, poll_wait_s=5)
+    assert capped.jobs_at_once(80) == 10
+    # a slow plan still runs one task at a time rather than none
+    slow = UpstreamLimit(rate_per_s=0.01, requests_per_submit=2, poll_wait_s=5)
+    assert slow.jobs_at_once(0.008) == 1
+
+
+def test_without_a_liveness_rule_the_declared_concurrency_stands() -> None:
+    assert UpstreamLimit(rate_per_s=30, concurrent_jobs=1).jobs_at_once(24) == 1
+    assert UpstreamLimit(rate_per_s=30).jobs_at_once(24) is None
