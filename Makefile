@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test check lint typecheck bench providers-check openapi contract clean
+.PHONY: install run test check lint typecheck bench faults providers-check openapi contract clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ check: lint typecheck test  ## ruff, mypy strict, tests
 
 bench: install  ## gateway vs direct sandbox; GET /v1/jobs/{id} throughput
 	$(BIN)/python -m bench.run
+
+faults: install  ## fault injection against real processes: fallback, breaker, kill -9, Redis outage, webhooks, SSRF, Perfect liveness, callbacks
+	$(BIN)/pytest -q tests/e2e/test_faults.py tests/e2e/test_crash_recovery.py tests/e2e/test_crash_under_load.py tests/e2e/test_redis_outage.py tests/e2e/test_ssrf.py tests/e2e/test_perfect_liveness.py tests/e2e/test_upstream_callbacks.py
 
 providers-check: install  ## every binding and variant through a sandbox gateway, outputs decoded
 	$(BIN)/python -m app.providers_check

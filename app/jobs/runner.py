@@ -65,7 +65,7 @@ from app.providers.base import (
 from app.providers.registry import ProviderRegistry
 from app.store.circuits import Circuits
 from app.store.files import BlobMeta, FileIndex
-from app.store.jobs import JobStore, Schedule, Settle, Stored, now_ms
+from app.store.jobs import JobStore, SaveRefused, Schedule, Settle, Stored, now_ms
 from app.store.upstream_budgets import Budget, UpstreamBudgets
 
 MAX_TRIES_PER_PROVIDER = 3
@@ -123,19 +123,31 @@ class JobRunner:
         lease = stored.lease
         assert lease is not None, "only a leased job can be advanced"
         async with self._renewing(stored.record.job.id, lease):
-            if self.deadlines.passed(stored.record.job):
-                return await self._past_deadline(stored, lease)
-            persisted = stored.record.upstream
-            credential = await self._take_budget(stored, lease)
-            if isinstance(credential, Stored):  # requeued until the budget allows
-                return credential
-            stored, result = await self._call_upstream(stored, lease, credential, persisted)
-            return await self._apply(stored, lease, result)
+            try:
+                return await self._step(stored, lease)
+            except SaveRefused:
+                # Canceled meanwhile (the cancel took the lease, so the refusal may read
+                # ``lease_lost``): the upstream slot this step may have taken goes with it.
+                # A job merely reclaimed by another worker keeps its slot.
+                status = await self.store.status_of(stored.record.job.id)
+                if status is None or status.terminal:
+                    await self.release_budget(stored)
+                raise
+
+    async def _step(self, stored: Stored, lease: str) -> Stored:
+        if self.deadlines.passed(stored.record.job):
+            return await self._past_deadline(stored, lease)
+        persisted = stored.record.upstream
+        credential = await self._take_budget(stored, lease)
+        if isinstance(credential, Stored):  # requeued until the budget allows
+            return credential
+        stored, result = await self._call_upstream(stored, lease, credential, persisted)
+        return await self._apply(stored, lease, result)
 
     async def _past_deadline(self, stored: Stored, lease: str) -> Stored:
         """Fail a job that outlived its deadline; its credits are released with it."""
         job = stored.record.job
-        await self._release_budget(stored)
+        await self.release_budget(stored)
         attempt = job.attempts[-1] if job.attempts else None
         error = JobError(
             code=ErrorCode.upstream_timeout,
@@ -211,7 +223,8 @@ class JobRunner:
         record.upstream = UpstreamSlot(credential=slot.credential)
         return slot.credential
 
-    async def _release_budget(self, stored: Stored) -> None:
+    async def release_budget(self, stored: Stored) -> None:
+        """Give back the job's concurrent-job slot upstream (it ended, or was canceled)."""
         record = stored.record
         if record.upstream is None:
             return
@@ -296,7 +309,7 @@ class JobRunner:
             job.progress = result.fraction
             return await self._save_due(stored, lease, result.poll_after_s)
         attempt.completed_at = utcnow()
-        await self._release_budget(stored)
+        await self.release_budget(stored)
         if isinstance(result, Succeeded):
             attempt.status = AttemptStatus.succeeded
             job.output = await self._store_output(record.tenant_id, job.id, result)

@@ -366,6 +366,8 @@ class JobService:
                 )
             except SaveRefused:
                 continue  # a worker moved it meanwhile: read again and decide again
+            # A worker's step in progress releases it too when its own save is refused.
+            await self.runner.release_budget(saved)
             self.runner.metrics.job_finished(job)
             return self.render(saved.record.job)
         raise Conflict(f"job {job_id} is changing too fast to cancel; retry")
