@@ -17,7 +17,10 @@ the reservation names the pool credential and when the request may go. A near re
 waited out in the step; a far one puts the job back in the due-queue until shortly before it
 (``record.upstream`` remembers it), and a job whose provider runs no more jobs at once waits in
 the queue for a slot. The credential is recorded before the attempt is submitted, so a resumed
-attempt polls (or resubmits, idempotently) on the same account.
+attempt polls (or resubmits, idempotently) on the same account. A submission reserves as many
+requests as it makes (``UpstreamLimit.requests_per_submit``); where an upstream drops a job
+that is not polled in time, a credential runs only as many jobs as its rate keeps polled
+(``UpstreamLimit.jobs_at_once``). A job's slot is given back when it ends or is canceled.
 """
 
 from __future__ import annotations
