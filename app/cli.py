@@ -25,7 +25,7 @@ SANDBOX_PORT = 8100
 
 def _settings_for(host: str, port: int) -> Settings:
     settings = get_settings()
-    if "MEDIAGATE_PUBLIC_BASE_URL" not in os.environ:
+    if "public_base_url" not in settings.model_fields_set:  # not given (environment or YAML)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         settings = settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
     return settings
@@ -46,7 +46,7 @@ def serve(args: argparse.Namespace) -> None:
             server = EmbeddedRedis(settings.data_dir)
             os.environ["MEDIAGATE_REDIS_URL"] = server.start()
             stack.callback(server.stop)
-        _pin_upstream_callbacks(url_given="MEDIAGATE_PUBLIC_BASE_URL" in os.environ)
+        _pin_upstream_callbacks(url_given="public_base_url" in get_settings().model_fields_set)
         os.environ["MEDIAGATE_PUBLIC_BASE_URL"] = settings.public_base_url
         signing_key(settings)  # created once here, not raced by the server processes
         stack.enter_context(multiprocess_metrics(args.processes))  # before they start

@@ -109,7 +109,8 @@ class JobRunner:
     ) -> None:
         self.deadlines = deadlines or Deadlines()
         self.callback_url = callback_url
-        """Upstream callbacks on: the URL a submission to a provider taking them carries."""
+        """Upstream callbacks on: the URL a submission carries (None where a provider takes
+        none)."""
         self.circuits = circuits
         self.accounting = accounting
         self.budgets = budgets
@@ -259,9 +260,8 @@ class JobRunner:
             stored = await self.store.save(stored, schedule=Schedule.keep, lease=lease)
         adapter = self.providers[provider]
         callback_url = None
-        if self.callback_url is not None and adapter.takes_callbacks:
-            if attempt.provider_job_id is None:  # a submit; polls carry no callback
-                callback_url = self.callback_url(provider, job.id)
+        if self.callback_url is not None and attempt.provider_job_id is None:  # submits only
+            callback_url = self.callback_url(provider, job.id)
         call = Call(
             job.id,
             job.operation,

@@ -38,8 +38,9 @@ from enum import StrEnum
 
 from app.store.jobs import JobStore
 
-CallbackUrl = Callable[[str, str], str]
-"""(provider, job id) → the callback URL an upstream is given for that job."""
+CallbackUrl = Callable[[str, str], str | None]
+"""(provider, job id) → the callback URL an upstream is given for that job (None: the
+provider takes none)."""
 
 PATH = "/v1/providers/{provider}/callbacks/{token}"
 MAX_BODY_BYTES = 64 * 1024
@@ -103,7 +104,10 @@ class UpstreamCallbacks:
         self.providers = frozenset(providers)
         """The providers whose adapters take callbacks; others have no callback route."""
 
-    def url(self, provider: str, job_id: str) -> str:
+    def url(self, provider: str, job_id: str) -> str | None:
+        """The callback URL of ``job_id`` at ``provider``; None when it takes no callbacks."""
+        if provider not in self.providers:
+            return None
         token = self.tokens.mint(provider, job_id)
         return self.base_url + PATH.format(provider=provider, token=token)
 

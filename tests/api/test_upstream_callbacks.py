@@ -11,13 +11,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from app.config import Settings
-from app.gateway import Gateway, gateway_of
+from app.gateway import Gateway
 from app.jobs.models import JobStatus
-from app.main import create_app
 from app.store import keys
 from app.store.jobs import Schedule, now_ms
 from tests.store.test_jobs import make_record
+from tests.utils.in_process import BASE_URL, in_process_gateway
 
 LATER_MS = 60_000
 LIMIT = 64 * 1024
@@ -51,19 +50,11 @@ class App:
 
 @pytest.fixture
 async def app(redis_url: str, redis_client: Redis, tmp_path: Path) -> AsyncIterator[App]:
-    settings = Settings(
-        redis_url=redis_url,
-        data_dir=tmp_path,
-        signing_key="test-signing-key",
-        public_base_url="http://gateway.test",
-        run_worker=False,
-    )
     registry = CollectorRegistry()
-    application = create_app(settings, registry)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
-            yield App(c, gateway_of(application), registry)
+    async with in_process_gateway(
+        redis_url, tmp_path, registry=registry, public_base_url=BASE_URL
+    ) as (gateway, client):
+        yield App(client, gateway, registry)
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import pytest
 import redis
 
 from app.providers_check import base_bodies
+from tests.utils.jobs import TERMINAL
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway, start_worker
 
@@ -88,7 +89,6 @@ MIX: dict[str, tuple[int, list[str]]] = {
 }
 """Provider → (jobs, the operations they cycle through)."""
 JOBS = sum(count for count, _ in MIX.values())
-TERMINAL = ("succeeded", "failed", "canceled")
 GRANT_MARGIN = 500
 """Credits granted over the jobs' total: a double charge shows as a lower balance, not a 402."""
 

@@ -14,17 +14,19 @@ import pytest
 import redis
 
 from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_bytes
 from tests.utils.net import with_db
 from tests.utils.processes import gateway, start_worker
 
 pytestmark = pytest.mark.e2e
 
-TERMINAL = ("succeeded", "failed", "canceled")
 
-
-async def _run_tasks(api_url: str, count: int, timeout_s: float) -> list[dict[str, Any]]:
-    """Submit ``count`` background removals pinned to Perfect at once; wait for all to end."""
+async def _run_tasks(
+    api_url: str, count: int, timeout_s: float
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Submit ``count`` background removals pinned to Perfect at once; wait for all to end.
+    Returns the jobs and the Perfect emulator's counters."""
     async with httpx.AsyncClient(
         base_url=api_url,
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
@@ -52,19 +54,9 @@ async def _run_tasks(api_url: str, count: int, timeout_s: float) -> list[dict[st
             return str(response.json()["id"])
 
         ids = await asyncio.gather(*(submit(i) for i in range(count)))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        pending, done = set(ids), {}
-        while pending:
-            assert loop.time() < deadline, f"{len(pending)} of {count} unfinished"
-            await asyncio.sleep(1.0)
-            for job_id in list(pending):
-                job = (await client.get(f"/v1/jobs/{job_id}")).json()
-                if job["status"] in TERMINAL:
-                    done[job_id] = job
-                    pending.discard(job_id)
+        done = await wait_all_terminal(client, ids, timeout_s, every_s=1.0)
         stats = (await client.get("/_sandbox/stats")).json()["perfectcorp"]
-    return [*done.values(), stats]
+    return list(done.values()), stats
 
 
 def _check_all_succeeded_once(jobs: list[dict[str, Any]]) -> None:
@@ -96,7 +88,7 @@ async def test_a_thousand_concurrent_tasks_polling_every_2_s_lose_none(
     with gateway(url, tmp_path, MEDIAGATE_RUN_WORKER="false", **plan) as api:
         worker = start_worker(url, tmp_path, api.url, **plan)
         try:
-            *jobs, stats = await _run_tasks(api.url, count, timeout_s=150)
+            jobs, stats = await _run_tasks(api.url, count, timeout_s=150)
         finally:
             worker.stop()
     _check_all_succeeded_once(jobs)
@@ -118,7 +110,7 @@ async def test_on_the_documented_plan_no_more_tasks_run_than_polls_keep_alive(
         "MEDIAGATE_SANDBOX_JOB_S": "3",
     }
     with gateway(url, tmp_path, **settings) as api:
-        *jobs, stats = await _run_tasks(api.url, count, timeout_s=90)
+        jobs, stats = await _run_tasks(api.url, count, timeout_s=90)
     _check_all_succeeded_once(jobs)
     assert stats["submissions"] == count
     # 100 requests/min per token keep 3 tasks polled inside 10 s (the adapter's reading)

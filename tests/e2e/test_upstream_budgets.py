@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import Process, gateway
@@ -55,17 +55,7 @@ async def test_300_keyword_jobs_at_once_all_succeed_without_exceeding_30_rps(
 
         ids = await asyncio.gather(*(submit(i) for i in range(JOBS)))
 
-        deadline = asyncio.get_running_loop().time() + 120
-        pending = set(ids)
-        jobs: dict[str, dict[str, Any]] = {}
-        while pending:
-            assert asyncio.get_running_loop().time() < deadline, f"{len(pending)} unfinished"
-            for job_id in list(pending):
-                job = (await client.get(f"/v1/jobs/{job_id}")).json()
-                if job["status"] in ("succeeded", "failed", "canceled"):
-                    jobs[job_id] = job
-                    pending.discard(job_id)
-            await asyncio.sleep(0.5)
+        jobs = await wait_all_terminal(client, ids, timeout_s=120)
 
         assert [j["status"] for j in jobs.values()].count("succeeded") == JOBS, [
             j["error"] for j in jobs.values() if j["status"] != "succeeded"

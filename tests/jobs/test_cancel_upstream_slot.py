@@ -10,12 +10,12 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from app.config import SANDBOX_TENANT_KEY, Settings
-from app.gateway import Gateway, gateway_of
+from app.config import SANDBOX_TENANT_KEY
+from app.gateway import Gateway
 from app.jobs.models import UpstreamSlot
-from app.main import create_app
 from app.store import keys
 from app.store.jobs import SaveRefused, Schedule, Stored, now_ms
+from tests.utils.in_process import in_process_gateway
 from tests.utils.media import png_b64
 
 HOLD_MS = 600_000
@@ -27,21 +27,9 @@ async def gateway(
     redis_url: str, redis_client: Redis, tmp_path: Path
 ) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
     """An in-process sandbox gateway (``redis_client`` first: it empties the database)."""
-    settings = Settings(
-        redis_url=redis_url,
-        data_dir=tmp_path,
-        signing_key="test-signing-key",
-        sandbox=True,
-        run_worker=False,
-    )
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        headers = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://gateway.test", headers=headers
-        ) as client:
-            yield gateway_of(application), client
+    headers = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
+    async with in_process_gateway(redis_url, tmp_path, headers=headers, sandbox=True) as built:
+        yield built
 
 
 async def perfect_job_holding_a_slot(

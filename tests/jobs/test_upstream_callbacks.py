@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +77,7 @@ def test_the_callback_url_carries_a_token_the_route_accepts() -> None:
     hub = callbacks()
     job_id = new_job_id()
     url = hub.url("imagepipeline", job_id)
+    assert url is not None
     prefix = "https://gw.example/v1/providers/imagepipeline/callbacks/"
     assert url.startswith(prefix)
     token = url.removeprefix(prefix)
@@ -90,6 +92,7 @@ def test_providers_without_callbacks_have_no_valid_token() -> None:
     token = hub.tokens.mint("pixelapi", job_id)
     assert hub.tokens.verify("pixelapi", token) == job_id
     assert hub.verify("pixelapi", token) is None
+    assert hub.url("pixelapi", job_id) is None
     assert hub.label("pixelapi") == OTHER_PROVIDER
     assert hub.label("no such provider at all") == OTHER_PROVIDER
     assert hub.label("everypixel") == "everypixel"
@@ -140,5 +143,22 @@ def test_serve_tells_its_server_processes_when_callbacks_are_off(
         assert os.environ.get("MEDIAGATE_UPSTREAM_CALLBACKS") == exported
         monkeypatch.setenv("MEDIAGATE_PUBLIC_BASE_URL", "http://127.0.0.1:8123")
         assert Settings().upstream_callbacks_on is (exported != "false")
+    finally:
+        get_settings.cache_clear()
+
+
+def test_serve_keeps_a_public_url_given_in_the_yaml_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Given in the config file counts as given: ``serve`` neither replaces the URL with one
+    made of its host and port nor turns callbacks off."""
+    _clean_environment(monkeypatch)
+    config = tmp_path / "mediagate.yaml"
+    config.write_text("public_base_url: https://gw.example\n")
+    monkeypatch.setenv("MEDIAGATE_CONFIG", str(config))
+    get_settings.cache_clear()
+    try:
+        assert cli._settings_for("0.0.0.0", 9000).public_base_url == "https://gw.example"
+        assert cli._settings_for("0.0.0.0", 9000).upstream_callbacks_on
     finally:
         get_settings.cache_clear()
