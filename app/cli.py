@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from app import logs
 from app.config import Settings, get_settings
-from app.metrics import Metrics, multiprocess_metrics, serve_worker_http
+from app.health import serve_worker_http
+from app.metrics import Metrics, multiprocess_metrics
 
 DEFAULT_PORT = 8000
 SANDBOX_PORT = 8100

@@ -17,20 +17,16 @@ died (:func:`exposition` notices dead processes). One process alone keeps its va
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
-import socket
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import uvicorn
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -41,18 +37,12 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from redis.exceptions import RedisError
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from app.jobs.models import Job
-from app.jobs.operations import Operation
+from app.domain.models import Job
+from app.domain.operations import Operation
 from app.providers.base import Failed, Progress, Submitted, Succeeded
 
 if TYPE_CHECKING:
-    from app.gateway import Gateway
     from app.providers.registry import ProviderRegistry
 
 log = logging.getLogger(__name__)
@@ -215,23 +205,6 @@ class Metrics:
             self.credits_charged.labels(operation, provider).inc(job.credits.charged)
 
 
-STORE_CHECK_TIMEOUT_S = 3.0
-
-
-async def observe_store(gateway: Gateway) -> bool:
-    """Before a scrape: can the store be reached, and how long is the due-queue?"""
-    metrics = gateway.metrics
-    metrics.prime(gateway.jobs.providers)
-    try:
-        depth = await asyncio.wait_for(gateway.jobs.store.queue_depth(), STORE_CHECK_TIMEOUT_S)
-    except (RedisError, OSError, TimeoutError):
-        metrics.redis_up.set(0)
-        return False
-    metrics.redis_up.set(1)
-    metrics.queue_depth.set(depth)
-    return True
-
-
 def exposition(metrics: Metrics) -> bytes:
     """The text a scrape gets: every process's values when they share a directory."""
     directory = os.environ.get(MULTIPROC_ENV)
@@ -317,68 +290,3 @@ def multiprocess_metrics(processes: int) -> Iterator[Path | None]:
     finally:
         os.environ.pop(MULTIPROC_ENV, None)
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def worker_app(gateway: Gateway) -> Starlette:
-    """What a standalone worker answers: its metrics, liveness, readiness (the store answers)."""
-
-    async def metrics(request: Request) -> Response:
-        await observe_store(gateway)
-        # The worker's own registry, always: it is one process, and a directory shared by
-        # mistake with server processes must not make it report their values too.
-        body = generate_latest(gateway.metrics.registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> JSONResponse:
-        if await observe_store(gateway):
-            return JSONResponse({"status": "ok", "redis": True})
-        return JSONResponse({"status": "unavailable", "redis": False}, status_code=503)
-
-    return Starlette(
-        routes=[
-            Route("/metrics", metrics),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-        ]
-    )
-
-
-class _WorkerServer(uvicorn.Server):
-    """Leaves SIGINT/SIGTERM to the worker, which stops this server on its way out."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@asynccontextmanager
-async def serve_worker_http(gateway: Gateway, host: str, port: int) -> AsyncIterator[None]:
-    """Serve :func:`worker_app` on ``host:port`` while the block runs (``port`` 0: not at all).
-
-    A port already taken is logged, not fatal: the worker's job is jobs.
-    """
-    if port == 0:
-        yield
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        sock = socket.create_server((host, port), family=family, backlog=128)
-    except OSError as exc:
-        log.error(
-            "worker: cannot serve /metrics on %s:%d (%s); running without it", host, port, exc
-        )
-        yield
-        return
-    config = uvicorn.Config(worker_app(gateway), log_config=None, access_log=False, lifespan="off")
-    server = _WorkerServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="worker-http")
-    log.info("worker: /metrics, /healthz and /readyz on %s:%d", host, port)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()

@@ -34,8 +34,8 @@ import httpx
 from PIL import Image
 
 from app.config import SANDBOX_TENANT_KEY
+from app.domain.media_types import sniff_av
 from app.jobs.probe import duration_s
-from app.media_types import sniff_av
 from app.sandbox.av import mp4_bytes, wav_bytes
 
 OUTPUT_KIND: dict[str, str] = {

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from app.errors import ErrorCode, InvalidRequest
+from app.domain.errors import ErrorCode, InvalidRequest
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]

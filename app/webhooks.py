@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from redis.exceptions import RedisError
 
-from app.jobs.models import JobRecord
+from app.domain.models import JobRecord
 from app.store.jobs import JobStore, now_ms
 from app.store.webhooks import DeliveryAttempt, WebhookStore
 

@@ -15,7 +15,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import SANDBOX_TENANT_KEY
-from app.errors import Forbidden, RateLimited, Unauthenticated
+from app.domain.errors import Forbidden, RateLimited, Unauthenticated
 from app.gateway import Gateway, gateway_of
 from app.jobs.service import JobService
 from app.store.tenants import Tenant

@@ -36,8 +36,8 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from app.api.problems import PROBLEM_JSON, Problem
-from app.jobs.media import MediaInput, MediaKind
-from app.jobs.operations import PARAMS, ROUTES, Operation, Params
+from app.domain.media import MediaInput, MediaKind
+from app.domain.operations import PARAMS, ROUTES, Operation, Params
 
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"

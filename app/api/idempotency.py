@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
 
-from app.errors import ErrorCode, GatewayError, InvalidRequest
+from app.domain.errors import ErrorCode, GatewayError, InvalidRequest
 from app.gateway import Gateway
 from app.store.idempotency import InFlight, Mismatch, Replay
 from app.store.tenants import Tenant

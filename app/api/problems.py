@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import ErrorCode, FieldError, GatewayError, StoreUnavailable
+from app.domain.errors import ErrorCode, FieldError, GatewayError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

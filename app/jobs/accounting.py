@@ -8,8 +8,8 @@ module adds prices and the problems a client sees.
 
 from __future__ import annotations
 
-from app.errors import ErrorCode, GatewayError
-from app.jobs.operations import Operation
+from app.domain.errors import ErrorCode, GatewayError
+from app.domain.operations import Operation
 from app.jobs.prices import PriceBook
 from app.store.credits import CreditLedger, HoldNotOpen, Shortfall
 from app.store.tenants import Tenant

@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, TypeAdapter
 from redis.asyncio import Redis
 
-from app.jobs.media import MediaInput, MediaKind
-from app.jobs.operations import PARAMS, ROUTES, Operation, Params
+from app.domain.media import MediaInput, MediaKind
+from app.domain.operations import PARAMS, ROUTES, Operation, Params
 from app.jobs.prices import PriceBook
 from app.providers.base import Style, Voice
 from app.providers.registry import ProviderRegistry

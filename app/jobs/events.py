@@ -88,7 +88,7 @@ class EventHub:
                 await asyncio.sleep(1)
             finally:
                 with suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     def _trust_caches(self, trusted: bool) -> None:
         """Empty every local cache; keep using them only while subscribed."""

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from app.errors import ErrorCode, InvalidRequest
-from app.jobs.media import MediaKind
-from app.media_types import sniff_av
+from app.domain.errors import ErrorCode, InvalidRequest
+from app.domain.media import MediaKind
+from app.domain.media_types import sniff_av
 
 MAX_PIXELS_PER_SIDE = 4096
 _IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}

@@ -7,8 +7,8 @@ from collections import OrderedDict
 import httpx
 
 from app.blobs import BlobStore
-from app.errors import ErrorCode, GatewayError
-from app.jobs.media import MediaInput
+from app.domain.errors import ErrorCode, GatewayError
+from app.domain.media import MediaInput
 from app.providers.base import Media
 from app.signing import UrlSigner
 from app.store.files import FileIndex

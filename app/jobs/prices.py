@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from app.jobs.operations import Operation
+from app.domain.operations import Operation
 from app.providers.registry import ProviderRegistry
 from app.store import keys
 

@@ -37,10 +37,8 @@ from dataclasses import dataclass, field
 from PIL import Image, UnidentifiedImageError
 
 from app.blobs import BlobStore
-from app.errors import ErrorCode, GatewayError, UpstreamError
-from app.jobs.accounting import Accounting
-from app.jobs.media_source import StoredMedia
-from app.jobs.models import (
+from app.domain.errors import ErrorCode, GatewayError, UpstreamError
+from app.domain.models import (
     Artifact,
     Attempt,
     AttemptStatus,
@@ -52,7 +50,9 @@ from app.jobs.models import (
     new_artifact_id,
     utcnow,
 )
-from app.jobs.operations import PARAMS
+from app.domain.operations import PARAMS
+from app.jobs.accounting import Accounting
+from app.jobs.media_source import StoredMedia
 from app.jobs.probe import duration_s
 from app.jobs.upstream_callbacks import CallbackUrl
 from app.metrics import Metrics

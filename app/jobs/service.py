@@ -14,12 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.blobs import BlobStore
-from app.errors import Conflict, ErrorCode, InvalidRequest, NotFound, UnsupportedParameter
-from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs
-from app.jobs.events import EventHub
-from app.jobs.intake import CheckedMedia, check_media, decode_base64
-from app.jobs.media import MediaInput
-from app.jobs.models import (
+from app.domain.errors import Conflict, ErrorCode, InvalidRequest, NotFound, UnsupportedParameter
+from app.domain.media import MediaInput
+from app.domain.models import (
     Attempt,
     Job,
     JobLinks,
@@ -29,7 +26,10 @@ from app.jobs.models import (
     new_job_id,
     utcnow,
 )
-from app.jobs.operations import Operation, Params
+from app.domain.operations import Operation, Params
+from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs
+from app.jobs.events import EventHub
+from app.jobs.intake import CheckedMedia, check_media, decode_base64
 from app.jobs.runner import JobRunner
 from app.providers.base import Media
 from app.providers.registry import ProviderRegistry

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from app.errors import ProviderUnavailable, UpstreamTimeout
+from app.domain.errors import ProviderUnavailable, UpstreamTimeout
 
 
 @contextmanager

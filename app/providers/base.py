@@ -10,7 +10,7 @@ store: the worker drives it.
   ``Progress`` (ask again after ``poll_after_s``), ``Succeeded`` or ``Failed``.
 
 Transport trouble (timeouts, refused connections, 5xx, bodies that do not parse) is raised as
-:class:`~app.errors.UpstreamError` from the ``upstream_errors`` context manager in
+:class:`~app.domain.errors.UpstreamError` from the ``upstream_errors`` context manager in
 ``providers/_http.py``; outcomes the upstream reports about the work itself (no face found,
 content blocked, invalid input) come back as ``Failed`` with a canonical code taken from the
 adapter's one mapping table.
@@ -26,10 +26,10 @@ from typing import ClassVar, Protocol
 
 import httpx
 
-from app.errors import ErrorCode
-from app.jobs.media import MediaInput
-from app.jobs.models import JSONValue
-from app.jobs.operations import Operation, Params
+from app.domain.errors import ErrorCode
+from app.domain.media import MediaInput
+from app.domain.models import JSONValue
+from app.domain.operations import Operation, Params
 
 
 @dataclass(frozen=True)

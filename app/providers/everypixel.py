@@ -68,7 +68,8 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   ``provider_unavailable``, retryable elsewhere, as PixelAPI's 402. 401/403 are the key pair
   (``provider_auth_failed``); 400 an invalid value, 413 a file over the size limit, 404 an
   unknown (or expired, after 24 h) task. Other 5xx raise
-  :class:`~app.errors.ProviderUnavailable`. Error bodies are ``{"status": "error", "message"}``;
+  :class:`~app.domain.errors.ProviderUnavailable`. Error bodies are
+  ``{"status": "error", "message"}``;
   a 2xx body saying ``"status": "error"`` is read as the 400 it should have been.
 - **Task failures.** ``FAILURE`` carries at most a ``message``: by default an upstream failure
   worth a retry elsewhere ("you might only see failure and need to try again");
@@ -91,9 +92,9 @@ from typing import Any, ClassVar, Final
 import httpx
 from pydantic import ValidationError
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.media import MediaInput
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.media import MediaInput
+from app.domain.operations import (
     Faces,
     ImageCaption,
     ImageKeywords,

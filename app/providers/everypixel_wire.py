@@ -11,12 +11,12 @@ from typing import Any, Final, Literal
 import httpx
 from pydantic import BaseModel, Field
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.models import JSONValue
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.media_types import media_type
+from app.domain.models import JSONValue
+from app.domain.operations import (
     Operation,
 )
-from app.media_types import media_type
 from app.providers.base import (
     Failed,
 )

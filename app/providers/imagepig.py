@@ -71,10 +71,10 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import BaseModel, model_validator
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.media import MediaInput
-from app.jobs.models import utcnow
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.media import MediaInput
+from app.domain.models import utcnow
+from app.domain.operations import (
     GenerateImage,
     Operation,
     Outpaint,

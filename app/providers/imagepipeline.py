@@ -59,8 +59,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.operations import (
     Operation,
 )
 from app.providers._http import upstream_errors

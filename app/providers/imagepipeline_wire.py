@@ -13,15 +13,15 @@ from typing import Any, Final, Literal
 
 import httpx
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.media_types import media_type
+from app.domain.operations import (
     CloneVoice,
     Operation,
     Params,
     SwapFace,
     TryOn,
 )
-from app.media_types import media_type
 from app.providers.base import (
     Call,
     Failed,

@@ -76,9 +76,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.models import JSONValue
-from app.jobs.operations import Operation, Params
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.models import JSONValue
+from app.domain.operations import Operation, Params
 from app.providers._http import upstream_errors
 from app.providers.base import (
     Adapter,

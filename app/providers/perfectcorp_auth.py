@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from app.errors import ErrorCode
+from app.domain.errors import ErrorCode
 from app.providers._http import upstream_errors
 from app.providers.base import AdapterState, Credential, Failed
 from app.providers.perfectcorp_wire import AUTH_PATH, PROVIDER, read_http_error, result_object

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from app.errors import ErrorCode
-from app.media_types import media_type
+from app.domain.errors import ErrorCode
+from app.domain.media_types import media_type
 from app.providers.base import Failed, Media
 from app.providers.perfectcorp_auth import Refused
 from app.providers.perfectcorp_wire import JPEG, PNG, PROVIDER, unreadable

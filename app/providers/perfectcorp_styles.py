@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import InvalidRequest
+from app.domain.errors import InvalidRequest
 from app.providers.base import Style, StylePage
 from app.providers.perfectcorp_wire import Feature, unreadable
 

@@ -16,8 +16,8 @@ from typing import Any, Final, Literal
 
 import httpx
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.operations import GenerateImage, Hairstyle, Operation, Params, Upscale
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.operations import GenerateImage, Hairstyle, Operation, Params, Upscale
 
 PROVIDER = "perfectcorp"
 API_PREFIX = "/s2s/v1.0"

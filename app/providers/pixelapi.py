@@ -65,7 +65,7 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   ``Retry-After`` if sent, else ``X-RateLimit-Reset`` (Unix seconds, or seconds to wait when
   small), 400/422 → ``invalid_parameter``, 413 → ``media_too_large``, 404 (an unknown or
   expired job) → ``upstream_failed``; all but the user's own (400/413/422) are retryable. 5xx
-  is raised as :class:`~app.errors.ProviderUnavailable`. Try-on's ``detail.error`` codes win
+  is raised as :class:`~app.domain.errors.ProviderUnavailable`. Try-on's ``detail.error`` codes win
   over the status: ``image_too_small``, ``wrong_aspect_ratio``, ``body_segmentation_failed``
   and ``invalid_image`` → ``invalid_media`` (the user's picture; not retried),
   ``invalid_category`` → ``invalid_parameter``, ``gpu_out_of_memory`` (503) →
@@ -102,9 +102,9 @@ from urllib.parse import quote
 
 import httpx
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.operations import Operation
-from app.media_types import media_type
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.media_types import media_type
+from app.domain.operations import Operation
 from app.providers import pixelapi_requests as requests
 from app.providers._http import upstream_errors
 from app.providers.base import (

@@ -10,7 +10,8 @@ word appears and the word itself:
   than the HTTP status they come with, so they win over it.
 
 A 5xx without a documented code is the ``("http", 500)`` row: it is *raised* as
-:class:`~app.errors.ProviderUnavailable` (transport trouble, retried and fallen back from), as
+:class:`~app.domain.errors.ProviderUnavailable` (transport trouble, retried and fallen back
+from), as
 every adapter treats an upstream's server errors. Any other 4xx is :data:`UNLISTED`.
 """
 
@@ -23,7 +24,7 @@ from typing import Any, Final, Literal
 
 import httpx
 
-from app.errors import ErrorCode, ProviderUnavailable
+from app.domain.errors import ErrorCode, ProviderUnavailable
 from app.providers.base import Failed
 
 PROVIDER = "pixelapi"

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from app.jobs.media import MediaInput
-from app.jobs.operations import (
+from app.domain.media import MediaInput
+from app.domain.operations import (
     GenerateAudio,
     GenerateImage,
     GenerateVideo,

@@ -8,7 +8,7 @@ import httpx
 from redis.asyncio import Redis
 
 from app.config import CredentialSettings, ProviderSettings, Settings
-from app.jobs.operations import Operation
+from app.domain.operations import Operation
 from app.providers.base import Adapter, AdapterConfig, Binding, Credential, UpstreamLimit
 from app.providers.everypixel import EverypixelAdapter
 from app.providers.imagepig import ImagePigAdapter

@@ -16,7 +16,7 @@ from enum import StrEnum
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.jobs.models import JobRecord, JobStatus
+from app.domain.models import JobRecord, JobStatus
 from app.store import keys
 from app.store.credits import Shortfall
 from app.store.scripts import Scripts

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from app.domain.models import JobStatus
 from app.gateway import Gateway
-from app.jobs.models import JobStatus
 from app.store import keys
 from app.store.jobs import Schedule, now_ms
 from tests.store.test_jobs import make_record

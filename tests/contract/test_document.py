@@ -14,7 +14,7 @@ import pytest
 
 from app.api.problems import PROBLEM_JSON
 from app.config import Settings
-from app.jobs.operations import PARAMS, ROUTES
+from app.domain.operations import PARAMS, ROUTES
 from app.main import create_app
 
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -27,7 +27,7 @@ FREE_FORM = {
 }
 """Objects without a schema. ``metadata`` is free-form by design; the other two have models
 (the params models; per-operation result shapes) and are known offenders, kept as they are
-until ``app/jobs/models.py`` types them."""
+until ``app/domain/models.py`` types them."""
 
 Spec = dict[str, Any]
 

@@ -11,8 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from app.config import SANDBOX_TENANT_KEY
+from app.domain.models import UpstreamSlot
 from app.gateway import Gateway
-from app.jobs.models import UpstreamSlot
 from app.store import keys
 from app.store.jobs import SaveRefused, Schedule, Stored, now_ms
 from tests.utils.in_process import in_process_gateway

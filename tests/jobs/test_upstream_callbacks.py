@@ -9,7 +9,7 @@ import pytest
 
 from app import cli
 from app.config import Settings, get_settings
-from app.jobs.models import new_job_id
+from app.domain.models import new_job_id
 from app.jobs.upstream_callbacks import OTHER_PROVIDER, CallbackTokens, UpstreamCallbacks
 
 KEY = b"k" * 32

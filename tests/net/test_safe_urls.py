@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.errors import ErrorCode
+from app.domain.errors import ErrorCode
 from app.safe_urls import UnsafeUrl, UrlPolicy, guarded_client
 
 

@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from app.metrics import MULTIPROC_ENV, Metrics, multiprocess_metrics, observe_store
+from app.health import observe_store
+from app.metrics import MULTIPROC_ENV, Metrics, multiprocess_metrics
 from tests.ops.conftest import GATEWAY_PROCESSES, STALE_FILE, Stack
 
 pytestmark = pytest.mark.e2e

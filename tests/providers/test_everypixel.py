@@ -10,9 +10,9 @@ import httpx
 import pytest
 import respx
 
-from app.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
-from app.jobs.media import AudioInput, ImageInput, MediaInput, VideoInput
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
+from app.domain.media import AudioInput, ImageInput, MediaInput, VideoInput
+from app.domain.operations import (
     PARAMS,
     Faces,
     ImageCaption,

@@ -11,9 +11,9 @@ import pytest
 import respx
 from redis.asyncio import Redis
 
-from app.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
-from app.jobs.media import AudioInput, ImageInput
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
+from app.domain.media import AudioInput, ImageInput
+from app.domain.operations import (
     PARAMS,
     CloneVoice,
     Instamodel,

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from PIL import Image
 from redis.asyncio import Redis
 
-from app.errors import ErrorCode, InvalidRequest, ProviderUnavailable, UpstreamTimeout
-from app.jobs.media import ImageInput
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, InvalidRequest, ProviderUnavailable, UpstreamTimeout
+from app.domain.media import ImageInput
+from app.domain.operations import (
     Age,
     Colorize,
     GenerateImage,

@@ -17,9 +17,9 @@ import pytest
 import respx
 from PIL import Image
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.media import AudioInput, ImageInput, VideoInput
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.media import AudioInput, ImageInput, VideoInput
+from app.domain.operations import (
     Faces,
     ImageCaption,
     ImageKeywords,

@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 from redis.asyncio import Redis
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.media import AudioInput, ImageInput
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.media import AudioInput, ImageInput
+from app.domain.operations import (
     CloneVoice,
     Instamodel,
     LockIdentity,

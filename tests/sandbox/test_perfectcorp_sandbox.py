@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from PIL import Image
 from redis.asyncio import Redis
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.media import ImageInput
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.media import ImageInput
+from app.domain.operations import (
     Age,
     Colorize,
     GenerateImage,

@@ -18,9 +18,9 @@ import pytest
 import respx
 from PIL import Image
 
-from app.errors import ErrorCode
-from app.jobs.media import ImageInput
-from app.jobs.operations import (
+from app.domain.errors import ErrorCode
+from app.domain.media import ImageInput
+from app.domain.operations import (
     GenerateAudio,
     GenerateVideo,
     Operation,

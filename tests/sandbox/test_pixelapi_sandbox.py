@@ -14,9 +14,9 @@ import pytest
 import respx
 from PIL import Image
 
-from app.errors import ErrorCode, ProviderUnavailable
-from app.jobs.media import ImageInput
-from app.jobs.operations import GenerateImage, Operation, Params, RemoveBackground, Upscale
+from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.media import ImageInput
+from app.domain.operations import GenerateImage, Operation, Params, RemoveBackground, Upscale
 from app.providers.base import (
     AdapterConfig,
     Call,

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from app.jobs.models import Attempt, Job, JobLinks, JobRecord, JobStatus, new_job_id, utcnow
-from app.jobs.operations import Operation
+from app.domain.models import Attempt, Job, JobLinks, JobRecord, JobStatus, new_job_id, utcnow
+from app.domain.operations import Operation
 from app.store import keys
 from app.store.credits import CreditLedger, Shortfall
 from app.store.jobs import JobStore, SaveRefused, Schedule, Settle, SlotsFull, now_ms

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from app.jobs.models import JobStatus
+from app.domain.models import JobStatus
 from app.store import keys
 from app.store.jobs import JobStore, Schedule, now_ms
 from app.store.scripts import Scripts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.jobs.media import MediaInput
+from app.domain.media import MediaInput
 from app.providers.base import Media
 
 

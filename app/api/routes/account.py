@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from app.api.deps import GatewayDep, TenantDep
 from app.api.problems import PROBLEM_RESPONSES
-from app.errors import InvalidRequest
+from app.domain.errors import InvalidRequest
 from app.store.credits import LedgerEntry, LedgerKind
 
 router = APIRouter(prefix="/v1", tags=["account"], responses=PROBLEM_RESPONSES)

@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import GatewayDep, require_admin
 from app.api.problems import PROBLEM_RESPONSES
-from app.errors import InvalidRequest, NotFound, UpstreamError
+from app.domain.errors import InvalidRequest, NotFound, UpstreamError
+from app.domain.operations import Operation
 from app.jobs.accounting import InsufficientCredits
 from app.jobs.catalog import ProviderInfo
-from app.jobs.operations import Operation
 from app.jobs.prices import Price
 from app.store.credits import InsufficientCredits as LedgerShort
 from app.store.tenants import Tenant

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, Response
 
 from app.api.deps import GatewayDep
 from app.api.problems import PROBLEM_RESPONSES
-from app.errors import NotFound
+from app.domain.errors import NotFound
 from app.gateway import Gateway
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 from app.api.deps import GatewayDep, TenantDep
 from app.api.problems import PROBLEM_RESPONSES
+from app.domain.operations import Operation
 from app.jobs.catalog import OperationInfo, ProviderInfo, StylePage, VoiceInfo
-from app.jobs.operations import Operation
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=PROBLEM_RESPONSES)
 

@@ -12,7 +12,7 @@ from app.api.deps import GatewayDep, IdempotencyKeyDep, TenantDep
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.routes.artifacts import serve_blob
-from app.errors import NotFound
+from app.domain.errors import NotFound
 from app.jobs.intake import check_media
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=PROBLEM_RESPONSES)

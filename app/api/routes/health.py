@@ -8,7 +8,8 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from app.api.deps import GatewayDep
-from app.metrics import exposition, observe_store
+from app.health import observe_store
+from app.metrics import exposition
 from app.store import keys
 from app.store.jobs import now_ms
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 from app.api.deps import GatewayDep, IdempotencyKeyDep, JobsDep, TenantDep
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
-from app.jobs.models import Job, JobStatus
-from app.jobs.operations import Operation
+from app.domain.models import Job, JobStatus
+from app.domain.operations import Operation
 from app.jobs.service import JobService
 from app.store.webhooks import DeliveryAttempt
 

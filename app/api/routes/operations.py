@@ -12,8 +12,8 @@ from pydantic import create_model
 from app.api.deps import GatewayDep, IdempotencyKeyDep, TenantDep, WaitDep
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
-from app.jobs.models import Job
-from app.jobs.operations import PARAMS, ROUTES, Operation, Params
+from app.domain.models import Job
+from app.domain.operations import PARAMS, ROUTES, Operation, Params
 from app.jobs.service import Envelope
 
 router = APIRouter(tags=["operations"], responses=PROBLEM_RESPONSES)

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from app.api.deps import GatewayDep
 from app.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
-from app.errors import ErrorCode, GatewayError, InvalidRequest
+from app.domain.errors import ErrorCode, GatewayError, InvalidRequest
 from app.jobs.upstream_callbacks import MAX_BODY_BYTES, CallbackOutcome
 
 RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import ErrorCode
-from app.jobs.operations import Operation
+from app.domain.errors import ErrorCode
+from app.domain.operations import Operation
 
 JSONValue = Any  # structured provider results (keywords, scores) are free-form JSON
 

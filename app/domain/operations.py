@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.jobs.media import AudioInput, ImageInput, MediaInput, VideoInput
+from app.domain.media import AudioInput, ImageInput, MediaInput, VideoInput
 
 
 class Operation(StrEnum):
