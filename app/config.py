@@ -123,6 +123,10 @@ class Settings(BaseSettings):
         "explicitly (the default URL is local; no upstream could reach it). `mediagate "
         "serve` exports false to its server processes when neither is given.",
     )
+    playground: bool | None = Field(
+        default=None,
+        description="Serve the playground page at /playground. Unset: on, except in production.",
+    )
     sandbox: bool = False
     sandbox_url: str | None = Field(
         default=None, description="Sandbox mode: where the emulators run (default: this gateway)."

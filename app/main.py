@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
 from app import logs
-from app.api import docs, problems
+from app.api import docs, playground, problems
 from app.api.middleware import RequestMetrics
 from app.api.routes import router as api_router
 from app.config import Settings, get_settings
@@ -80,6 +80,7 @@ def create_app(
     app.state.metrics = metrics
     problems.install(app)
     docs.install(app)
+    playground.install(app, settings)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(api_router)
     if settings.sandbox and settings.sandbox_url is None:

@@ -15,7 +15,7 @@ def free_port() -> int:
         return port
 
 
-def wait_until_up(url: str, timeout_s: float = 20.0) -> None:
+def wait_until_up(url: str, timeout_s: float = 90.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
