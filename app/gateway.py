@@ -47,9 +47,9 @@ SANDBOX_MAX_CONCURRENT_JOBS = 100_000
 FILE_TTL_S = 7 * 86400
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Gateway:
-    """Everything a request or a worker needs, built once per process."""
+    """Everything a request or a worker needs, built once per process (by name only)."""
 
     settings: Settings
     redis: Redis
@@ -173,22 +173,22 @@ async def build_gateway(
         webhooks=sender,
     )
     return Gateway(
-        settings,
-        redis,
-        http,
-        metrics,
-        jobs,
-        tenants,
-        files,
-        blobs,
-        signer,
-        worker,
-        accounting,
-        RateLimiter(redis, scripts),
-        IdempotencyStore(redis, scripts),
-        Catalog(redis, providers, prices, circuits),
-        user_http,
-        webhooks,
+        settings=settings,
+        redis=redis,
+        http=http,
+        metrics=metrics,
+        jobs=jobs,
+        tenants=tenants,
+        files=files,
+        blobs=blobs,
+        signer=signer,
+        worker=worker,
+        accounting=accounting,
+        rate_limiter=RateLimiter(redis, scripts),
+        idempotency=IdempotencyStore(redis, scripts),
+        catalog=Catalog(redis, providers, prices, circuits),
+        user_http=user_http,
+        webhooks=webhooks,
         upstream_callbacks=callbacks,
     )
 
