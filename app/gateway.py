@@ -110,7 +110,11 @@ async def build_gateway(
     url_policy = UrlPolicy(settings.url_allowlist)
     user_http = guarded_client(url_policy)
     media = StoredMedia(files, blobs, signer, user_http, settings.max_media_bytes)
-    prices = PriceBook(redis, providers, settings.prices)
+    configured_prices = {
+        op.value: {str(provider): credits for provider, credits in by.items()}
+        for op, by in settings.prices.items()
+    }
+    prices = PriceBook(redis, providers, configured_prices)
     accounting = Accounting(
         CreditLedger(redis, scripts),
         prices,
@@ -144,7 +148,9 @@ async def build_gateway(
         budgets,
         circuits,
         settings.lease_s,
-        Deadlines(settings.job_deadline_s, settings.job_deadlines),
+        Deadlines(
+            settings.job_deadline_s, {op.value: s for op, s in settings.job_deadlines.items()}
+        ),
         callback_url=callbacks.url if settings.upstream_callbacks_on else None,
     )
     tenants = TenantStore(redis, scripts)
