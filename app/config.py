@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, PositiveFloat, SecretStr, model_validator
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from app.domain.operations import Operation
+from app.domain.providers import ProviderName
 
 SANDBOX_TENANT_KEY = "mg_test_sandbox"
 """API key of the seeded sandbox tenant; refused unless sandbox mode is on."""
@@ -25,7 +28,7 @@ SANDBOX_TENANT_KEY = "mg_test_sandbox"
 PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "admin", "secret"}
 
 
-DEFAULT_BASE_URLS = {
+DEFAULT_BASE_URLS: dict[str, str] = {
     "everypixel": "https://api.everypixel.com",
     "pixelapi": "https://api.pixelapi.dev",
     "perfectcorp": "https://yce-api-01.perfectcorp.com",
@@ -80,12 +83,12 @@ class ProvidersSettings(BaseModel):
         return value
 
 
-DEFAULT_ROUTING: dict[str, list[str]] = {
-    "image.generate": ["imagepig", "pixelapi"],
-    "image.remove_background": ["imagepig", "pixelapi"],
-    "image.upscale": ["imagepig", "pixelapi"],
-    "image.swap_face": ["imagepig"],
-    "image.outpaint": ["imagepig"],
+DEFAULT_ROUTING: dict[Operation, list[ProviderName]] = {
+    Operation.image_generate: ["imagepig", "pixelapi"],
+    Operation.image_remove_background: ["imagepig", "pixelapi"],
+    Operation.image_upscale: ["imagepig", "pixelapi"],
+    Operation.image_swap_face: ["imagepig"],
+    Operation.image_outpaint: ["imagepig"],
 }
 
 
@@ -146,10 +149,14 @@ class Settings(BaseSettings):
         default=None, ge=1, description="Sandbox: the `polling_interval` Perfect's tasks answer."
     )
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
-    routing: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROUTING))
+    routing: dict[Operation, list[ProviderName]] = Field(
+        default_factory=lambda: dict(DEFAULT_ROUTING),
+        description="operation → providers in order of preference (the rest follow by name); "
+        "an unknown operation or provider is refused at start-up.",
+    )
     config: Path | None = Field(default=None, description="Optional YAML file with these fields.")
 
-    prices: dict[str, dict[str, int]] = Field(
+    prices: dict[Operation, dict[ProviderName, NonNegativeInt]] = Field(
         default_factory=dict, description="operation → provider → credits, over the defaults."
     )
     tenant_rate_limit_rpm: int = Field(default=600, ge=1, description="Default per tenant.")
@@ -168,7 +175,7 @@ class Settings(BaseSettings):
     job_deadline_s: float = Field(
         default=1800, gt=0, description="A job not finished this long after creation fails."
     )
-    job_deadlines: dict[str, float] = Field(
+    job_deadlines: dict[Operation, PositiveFloat] = Field(
         default_factory=dict, description="Per-operation deadlines, e.g. video.swap_face."
     )
     webhook_retry_schedule_s: list[float] = Field(

@@ -47,9 +47,9 @@ SANDBOX_MAX_CONCURRENT_JOBS = 100_000
 FILE_TTL_S = 7 * 86400
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Gateway:
-    """Everything a request or a worker needs, built once per process."""
+    """Everything a request or a worker needs, built once per process (by name only)."""
 
     settings: Settings
     redis: Redis
@@ -110,7 +110,11 @@ async def build_gateway(
     url_policy = UrlPolicy(settings.url_allowlist)
     user_http = guarded_client(url_policy)
     media = StoredMedia(files, blobs, signer, user_http, settings.max_media_bytes)
-    prices = PriceBook(redis, providers, settings.prices)
+    configured_prices = {
+        op.value: {str(provider): credits for provider, credits in by.items()}
+        for op, by in settings.prices.items()
+    }
+    prices = PriceBook(redis, providers, configured_prices)
     accounting = Accounting(
         CreditLedger(redis, scripts),
         prices,
@@ -144,7 +148,9 @@ async def build_gateway(
         budgets,
         circuits,
         settings.lease_s,
-        Deadlines(settings.job_deadline_s, settings.job_deadlines),
+        Deadlines(
+            settings.job_deadline_s, {op.value: s for op, s in settings.job_deadlines.items()}
+        ),
         callback_url=callbacks.url if settings.upstream_callbacks_on else None,
     )
     tenants = TenantStore(redis, scripts)
@@ -173,22 +179,22 @@ async def build_gateway(
         webhooks=sender,
     )
     return Gateway(
-        settings,
-        redis,
-        http,
-        metrics,
-        jobs,
-        tenants,
-        files,
-        blobs,
-        signer,
-        worker,
-        accounting,
-        RateLimiter(redis, scripts),
-        IdempotencyStore(redis, scripts),
-        Catalog(redis, providers, prices, circuits),
-        user_http,
-        webhooks,
+        settings=settings,
+        redis=redis,
+        http=http,
+        metrics=metrics,
+        jobs=jobs,
+        tenants=tenants,
+        files=files,
+        blobs=blobs,
+        signer=signer,
+        worker=worker,
+        accounting=accounting,
+        rate_limiter=RateLimiter(redis, scripts),
+        idempotency=IdempotencyStore(redis, scripts),
+        catalog=Catalog(redis, providers, prices, circuits),
+        user_http=user_http,
+        webhooks=webhooks,
         upstream_callbacks=callbacks,
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import httpx
 from redis.asyncio import Redis
@@ -81,7 +81,9 @@ def adapter_config(name: str, provider: ProviderSettings, settings: Settings) ->
 class ProviderRegistry(Mapping[str, Adapter]):
     """The configured adapters by name, and which of them serve an operation."""
 
-    def __init__(self, adapters: Mapping[str, Adapter], routing: Mapping[str, list[str]]) -> None:
+    def __init__(
+        self, adapters: Mapping[str, Adapter], routing: Mapping[Operation, Sequence[str]]
+    ) -> None:
         self._adapters = dict(adapters)
         self._routing = routing
 
@@ -115,6 +117,6 @@ class ProviderRegistry(Mapping[str, Adapter]):
             for name, adapter in self._adapters.items()
             if operation in adapter.bindings
         }
-        order = [n for n in self._routing.get(operation.value, []) if n in capable]
+        order = [n for n in self._routing.get(operation, []) if n in capable]
         order += sorted(n for n in capable if n not in order)
         return {name: capable[name] for name in order}

@@ -1,0 +1,68 @@
+"""Settings keyed by operation or provider: a key that names neither is refused at start-up,
+with the key in the message, instead of being accepted and silently ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.config import Settings
+from app.domain.operations import Operation
+from app.jobs.runner import Deadlines
+
+
+def _refused(**fields: object) -> str:
+    with pytest.raises(ValidationError) as refused:
+        Settings(**fields)  # type: ignore[arg-type]
+    return str(refused.value)
+
+
+def test_a_misspelt_operation_in_routing_is_refused_naming_it() -> None:
+    message = _refused(routing={"image.genrate": ["imagepig"]})
+    assert "routing.`image.genrate`.[key]" in message
+
+
+def test_an_unknown_provider_in_routing_is_refused_naming_it() -> None:
+    message = _refused(routing={"image.generate": ["imagepig", "pixelap"]})
+    assert "routing.`image.generate`.1" in message and "pixelap" in message
+
+
+def test_prices_refuse_an_unknown_operation_or_provider_or_a_negative_price() -> None:
+    assert "prices.`image.upscal`.[key]" in _refused(prices={"image.upscal": {"imagepig": 3}})
+    assert "prices.`image.upscale`.pig.[key]" in _refused(prices={"image.upscale": {"pig": 3}})
+    assert "prices.`image.upscale`.imagepig" in _refused(prices={"image.upscale": {"imagepig": -1}})
+
+
+def test_job_deadlines_refuse_an_unknown_operation_and_a_non_positive_time() -> None:
+    assert "job_deadlines.`video.swapface`.[key]" in _refused(job_deadlines={"video.swapface": 60})
+    assert "job_deadlines.`video.swap_face`" in _refused(job_deadlines={"video.swap_face": 0})
+
+
+def test_valid_maps_arrive_as_operations_and_apply(tmp_path: Path) -> None:
+    settings = Settings(
+        routing={"image.generate": ["pixelapi", "imagepig"]},  # type: ignore[dict-item]
+        prices={"image.upscale": {"imagepig": 3}},  # type: ignore[dict-item]
+        job_deadlines={"video.swap_face": 7200},  # type: ignore[dict-item]
+    )
+    assert settings.routing == {Operation.image_generate: ["pixelapi", "imagepig"]}
+    assert settings.prices == {Operation.image_upscale: {"imagepig": 3}}
+    deadlines = Deadlines(1800, {op.value: s for op, s in settings.job_deadlines.items()})
+    assert deadlines.per_operation == {"video.swap_face": 7200}
+
+
+def test_a_typo_in_the_yaml_file_is_refused_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "mediagate.yaml"
+    config.write_text("routing:\n  image.remove_backgroud: [pixelapi]\n")
+    monkeypatch.setenv("MEDIAGATE_CONFIG", str(config))
+    with pytest.raises(ValidationError, match=r"routing\.`image\.remove_backgroud`\.\[key\]"):
+        Settings()
+
+
+def test_a_typo_in_the_environment_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIAGATE_JOB_DEADLINES", '{"audio.speach": 60}')
+    with pytest.raises(ValidationError, match=r"job_deadlines\.`audio\.speach`\.\[key\]"):
+        Settings()
