@@ -28,7 +28,7 @@ typecheck: install
 
 check: lint typecheck test  ## ruff, mypy strict, tests
 
-bench: install  ## gateway vs direct sandbox; GET /v1/jobs/{id} throughput
+bench: install  ## wrk: gateway beside upstream direct, FastAPI+aiohttp floor, bare FastAPI+Redis; Redis cost per job; RSS
 	$(BIN)/python -m bench.run
 
 faults: install  ## fault injection against real processes: fallback, breaker, kill -9, Redis outage, webhooks, SSRF, Perfect liveness, callbacks

@@ -1,21 +1,20 @@
-"""``make bench``: the gateway's synchronous path against the sandbox called directly.
+"""``make bench``: the gateway's paths beside their references, measured in one run with wrk.
 
-Starts ``mediagate sandbox`` and ``mediagate serve`` (embedded Redis, sandbox providers
-pointed at that sandbox process) on free ports, then measures in one run:
+Starts on free ports: a mock upstream (``bench.servers upstream``: Image Pig's success answer
+at once), the FastAPI + aiohttp forwarder (the floor), ``mediagate serve --processes 2`` in
+sandbox mode with its provider emulators pointed at the mock upstream (embedded Redis), and a
+bare FastAPI + redis-py server on that Redis. Then runs every scenario registered by the
+modules in ``SCENARIO_MODULES`` and prints req/s, p50, p99 with the ratios, the Redis costs
+and the targets.
 
-(a) ``POST /v1/images/remove-background`` with ``Prefer: wait`` through the gateway (Image
-    Pig), against ``POST /cutout`` on the Image Pig sandbox directly, at c=1 and c=16;
-(b) ``GET /v1/jobs/{id}`` throughput.
-
-Prints req/s, p50, p99 and the ratios. Seconds per scenario: ``BENCH_SECONDS`` (default 5).
+Environment: ``BENCH_SECONDS`` per point (default 5), ``BENCH_PROCESSES`` server processes for
+the gateway and both references (default 2), ``BENCH_RSS_JOBS`` (default 30000),
+``BENCH_ONLY`` (comma-separated scenario names).
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import io
-import json
+import importlib
 import os
 import socket
 import subprocess
@@ -23,18 +22,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
-from PIL import Image
+from redis import Redis
 
-from bench.load import Request, Result, run
+from app.store.embedded import socket_url
+from bench.core import HEADER, SCENARIOS, Context
+from bench.wrk import ensure_wrk
+
+SCENARIO_MODULES = ["bench.gateway_paths", "bench.redis_costs"]
+"""Modules whose ``@scenario`` functions run, in this order (a new one: add it here)."""
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 PROCESSES = os.environ.get("BENCH_PROCESSES", "2")
-SANDBOX_IMAGEPIG_KEY = "sandbox-imagepig-key"
-TENANT_KEY = "mg_test_sandbox"
 
 
 def free_port() -> int:
@@ -45,113 +47,134 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], health: str) -> Iterator[None]:
+def process(args: list[str], env: dict[str, str], health: str) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--log-level", "warning", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", *args], env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 httpx.get(health, timeout=1)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"{args[0]} did not start") from None
+                    raise RuntimeError(f"{' '.join(args)} did not start") from None
                 time.sleep(0.1)
-        yield
+        yield proc
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        proc.wait(timeout=30)
 
 
-def sample_png() -> str:
-    out = io.BytesIO()
-    Image.linear_gradient("L").resize((64, 64)).convert("RGB").save(out, format="PNG")
-    return base64.b64encode(out.getvalue()).decode()
+def children(pid: int) -> list[int]:
+    """The server processes uvicorn started (or ``pid`` itself with one process)."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    pids = [int(p) for p in found]
+    return [p for p in pids if "spawn_main" in _cmdline(p)] or [pid]
 
 
-def row(name: str, result: Result) -> str:
-    return f"{name:<44} {result.rps:>9.0f} {result.p50:>9.2f} {result.p99:>9.2f} {result.errors:>7}"
-
-
-async def scenarios(sandbox: str, gateway: str) -> None:
-    image = sample_png()
-    direct = Request(
-        "POST",
-        f"{sandbox}/_sandbox/imagepig/cutout",
-        {"Content-Type": "application/json", "Api-Key": SANDBOX_IMAGEPIG_KEY},
-        json.dumps({"image_data": image}).encode(),
-    )
-    auth = {"Authorization": f"Bearer {TENANT_KEY}"}
-    through = Request(
-        "POST",
-        f"{gateway}/v1/images/remove-background",
-        {"Content-Type": "application/json", "Prefer": "wait=30", **auth},
-        json.dumps({"image": {"data": image}, "provider": "imagepig"}).encode(),
-    )
-    async with httpx.AsyncClient(headers=auth) as client:
-        probe = await client.post(
-            through.url, content=through.body, headers={**through.headers}, timeout=30
-        )
-        if probe.status_code != 200 or probe.json()["status"] != "succeeded":
-            raise SystemExit(f"gateway probe failed: {probe.status_code} {probe.text[:300]}")
-        job_id = probe.json()["id"]
-    read = Request("GET", f"{gateway}/v1/jobs/{job_id}", auth)
-
-    print(f"{'scenario':<44} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
-    results: dict[str, Result] = {}
-    for c in (1, 16):
-        results[f"direct c={c}"] = await run(direct, c, SECONDS)
-        print(row(f"(a) sandbox direct  POST /cutout      c={c}", results[f"direct c={c}"]))
-        results[f"gateway c={c}"] = await run(through, c, SECONDS)
-        print(row(f"(a) gateway POST remove-background c={c}", results[f"gateway c={c}"]))
-    for c in (1, 16):
-        results[f"read c={c}"] = await run(read, c, SECONDS)
-        print(row(f"(b) gateway GET /v1/jobs/{{id}}        c={c}", results[f"read c={c}"]))
-
-    print()
-    for c in (1, 16):
-        d, g = results[f"direct c={c}"], results[f"gateway c={c}"]
-        print(
-            f"c={c:<2} gateway/direct throughput {g.rps / d.rps:6.2f}x   "
-            f"p50 added {g.p50 - d.p50:+7.2f} ms   p99 added {g.p99 - d.p99:+7.2f} ms"
-        )
-    print("targets: c=16 gateway >= 600 req/s; c=1 p50 added <= 3 ms; GET job >= 2000 req/s")
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
 
 
 def main() -> None:
-    sandbox_port, gateway_port = free_port(), free_port()
-    sandbox = f"http://127.0.0.1:{sandbox_port}"
-    gateway = f"http://127.0.0.1:{gateway_port}"
+    ensure_wrk()
+    for name in SCENARIO_MODULES:
+        importlib.import_module(name)
+    only = {n for n in os.environ.get("BENCH_ONLY", "").split(",") if n}
+    ports = {name: free_port() for name in ("upstream", "floor", "bare", "gateway")}
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
-    with tempfile.TemporaryDirectory(prefix="mediagate-bench-") as data_dir:
+    with tempfile.TemporaryDirectory(prefix="mediagate-bench-") as data_dir, ExitStack() as stack:
+        redis_socket = socket_url(Path(data_dir))
         gateway_env = {
             **base_env,
             "MEDIAGATE_SANDBOX": "true",
-            "MEDIAGATE_SANDBOX_URL": sandbox,
-            "MEDIAGATE_DATA_DIR": str(Path(data_dir)),
+            "MEDIAGATE_SANDBOX_URL": url["upstream"],
+            "MEDIAGATE_DATA_DIR": data_dir,
         }
-        with (
+        stack.enter_context(
             process(
-                ["sandbox", "--port", str(sandbox_port)], base_env, f"{sandbox}/_sandbox/stats"
-            ),
+                ["bench.servers", "upstream", "--port", str(ports["upstream"])],
+                base_env,
+                f"{url['upstream']}/",
+            )
+        )
+        stack.enter_context(
             process(
-                ["serve", "--port", str(gateway_port), "--processes", PROCESSES],
+                [
+                    "bench.servers",
+                    "floor",
+                    "--port",
+                    str(ports["floor"]),
+                    "--processes",
+                    PROCESSES,
+                    "--upstream",
+                    url["upstream"],
+                ],
+                base_env,
+                f"{url['floor']}/docs",
+            )
+        )
+        gateway = stack.enter_context(
+            process(
+                [
+                    "app.cli",
+                    "--log-level",
+                    "warning",
+                    "serve",
+                    "--port",
+                    str(ports["gateway"]),
+                    "--processes",
+                    PROCESSES,
+                ],
                 gateway_env,
-                f"{gateway}/healthz",
-            ),
-        ):
-            try:
-                import uvloop
-
-                uvloop.install()
-            except ImportError:
-                pass
-            asyncio.run(scenarios(sandbox, gateway))
+                f"{url['gateway']}/healthz",
+            )
+        )
+        stack.enter_context(
+            process(
+                [
+                    "bench.servers",
+                    "bare",
+                    "--port",
+                    str(ports["bare"]),
+                    "--processes",
+                    PROCESSES,
+                    "--redis",
+                    redis_socket,
+                ],
+                base_env,
+                f"{url['bare']}/docs",
+            )
+        )
+        redis = Redis.from_url(redis_socket, decode_responses=True)
+        ctx = Context(
+            upstream=url["upstream"],
+            floor=url["floor"],
+            bare=url["bare"],
+            gateway=url["gateway"],
+            redis=redis,
+            gateway_pids=lambda: children(gateway.pid),
+            seconds=SECONDS,
+        )
+        print(
+            f"wrk -t1, {SECONDS:g} s per point after 1 s warm-up; "
+            f"{PROCESSES} processes each for gateway, floor and bare"
+        )
+        print(HEADER)
+        for run in SCENARIOS:
+            if only and run.__name__ not in only:
+                continue
+            run(ctx)
+        print("\ntargets")
+        for name, holds, shown in ctx.targets:
+            verdict = {True: "ok  ", False: "MISS", None: "    "}[holds]
+            print(f"  {verdict} {name:<52} {shown}")
 
 
 if __name__ == "__main__":

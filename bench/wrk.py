@@ -1,0 +1,108 @@
+"""Driving ``wrk`` (Debian's package; installed with apt-get when missing).
+
+One wrk thread, keep-alive connections, a short warm-up run before each measured run. A Lua
+script sets the request and prints the summary as one JSON line, parsed into a ``Point``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.load import Request
+
+MARK = "BENCH-JSON "
+
+_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '%s{"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%d,"p99_us":%d}\\n',
+    "MARK", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout + e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measured point: ``requests`` answered 2xx/3xx in ``seconds``."""
+
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def ensure_wrk() -> str:
+    """The wrk binary, installed from Debian when missing (as root; else ask for it)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise SystemExit("make bench needs wrk: apt-get install -y wrk")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    if subprocess.call(["apt-get", "install", "-y", "wrk"], **quiet) != 0:  # type: ignore[call-overload]
+        subprocess.check_call(["apt-get", "update"], **quiet)  # type: ignore[call-overload]
+        subprocess.check_call(["apt-get", "install", "-y", "wrk"], **quiet)  # type: ignore[call-overload]
+    return shutil.which("wrk") or "wrk"
+
+
+def _lua(request: Request) -> str:
+    lines = [f'wrk.method = "{request.method}"']
+    for name, value in request.headers.items():
+        lines.append(f"wrk.headers[ {_quote(name)} ] = {_quote(value)}")
+    if request.body:
+        lines.append(f"wrk.body = {_quote(request.body.decode())}")
+    return "\n".join(lines) + _DONE.replace("MARK", MARK)
+
+
+def _quote(text: str) -> str:
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    eq = "=" * level
+    return f"[{eq}[{text}]{eq}]"
+
+
+def wrk(request: Request, connections: int, seconds: float, warmup_s: float = 1.0) -> Point:
+    """``connections`` keep-alive connections on one wrk thread for ``seconds``."""
+    binary = ensure_wrk()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_lua(request))
+    try:
+        args = [binary, "-t1", f"-c{connections}", "-s", script.name, request.url]
+        if warmup_s > 0:
+            subprocess.run(
+                [*args[:3], f"-d{max(1, round(warmup_s))}s", *args[3:]], capture_output=True
+            )
+        done = subprocess.run(
+            [*args[:3], f"-d{max(1, round(seconds))}s", "--timeout", "30s", *args[3:]],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        Path(script.name).unlink()
+    for line in done.stdout.splitlines():
+        if line.startswith(MARK):
+            data = json.loads(line.removeprefix(MARK))
+            return Point(
+                requests=data["requests"] - data["errors"],
+                errors=data["errors"],
+                seconds=data["duration_us"] / 1e6,
+                p50_ms=data["p50_us"] / 1000,
+                p99_ms=data["p99_us"] / 1000,
+            )
+    raise RuntimeError(f"wrk printed no summary: {done.stdout}\n{done.stderr}")
