@@ -183,6 +183,11 @@ class Settings(BaseSettings):
         min_length=1,
         description="Wait before each webhook delivery attempt (the first is immediate).",
     )
+    charge_accepted_work: bool = Field(
+        default=True,
+        description="Charge a job canceled or past its deadline once the upstream accepted its "
+        "task (the provider bills for it); a tenant's own setting wins.",
+    )
     job_retention_s: int = Field(default=7 * 86400, ge=60, description="Finished jobs kept.")
     artifact_url_ttl_s: int = Field(default=3600, ge=60, description="Signed URL lifetime.")
     max_media_bytes: int = Field(default=10 * 1024 * 1024, ge=1)

@@ -16,8 +16,12 @@ from app.config import SANDBOX_TENANT_KEY, Settings
 from app.jobs.accounting import Accounting
 from app.jobs.catalog import Catalog
 from app.jobs.events import EventHub
+from app.jobs.gate import UpstreamGate
+from app.jobs.lifecycle import Lifecycle
 from app.jobs.media_source import StoredMedia
+from app.jobs.outputs import Outputs
 from app.jobs.prices import PriceBook
+from app.jobs.render import JobRenderer
 from app.jobs.runner import Deadlines, JobRunner
 from app.jobs.service import JobService
 from app.jobs.upstream_callbacks import CallbackTokens, UpstreamCallbacks
@@ -137,16 +141,15 @@ async def build_gateway(
         settings.public_base_url,
         [name for name, adapter in providers.items() if adapter.takes_callbacks],
     )
+    gate = UpstreamGate(providers, budgets, circuits, metrics)
+    lifecycle = Lifecycle(store, accounting, gate, media, metrics)
     runner = JobRunner(
         store,
         providers,
-        media,
-        blobs,
-        files,
+        gate,
+        lifecycle,
+        Outputs(blobs, files),
         metrics,
-        accounting,
-        budgets,
-        circuits,
         settings.lease_s,
         Deadlines(
             settings.job_deadline_s, {op.value: s for op, s in settings.job_deadlines.items()}
@@ -155,6 +158,7 @@ async def build_gateway(
     )
     tenants = TenantStore(redis, scripts)
     events = EventHub(redis, [tenants, prices, circuits])
+    renderer = JobRenderer(signer)
     jobs = JobService(
         store,
         providers,
@@ -162,14 +166,17 @@ async def build_gateway(
         events,
         files,
         blobs,
-        signer,
+        renderer,
         accounting,
         url_policy=url_policy,
         max_media_bytes=settings.max_media_bytes,
         lease_s=settings.lease_s,
+        charge_accepted_work=settings.charge_accepted_work,
     )
     webhooks = WebhookStore(redis, scripts, retention_s=settings.job_retention_s)
-    sender = WebhookSender(store, webhooks, user_http, settings.webhook_retry_schedule_s)
+    sender = WebhookSender(
+        store, webhooks, user_http, renderer.record, settings.webhook_retry_schedule_s
+    )
     worker = Worker(
         store,
         runner,

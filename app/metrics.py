@@ -40,7 +40,7 @@ from prometheus_client.registry import Collector
 
 from app.domain.models import Job
 from app.domain.operations import Operation
-from app.providers.base import Failed, Progress, Submitted, Succeeded
+from app.providers.base import Failed, PollTrouble, Progress, Submitted, Succeeded
 
 if TYPE_CHECKING:
     from app.providers.registry import ProviderRegistry
@@ -177,10 +177,15 @@ class Metrics:
         self,
         provider: str,
         endpoint: str,
-        result: Submitted | Progress | Succeeded | Failed,
+        result: Submitted | Progress | Succeeded | Failed | PollTrouble,
         seconds: float,
     ) -> None:
-        outcome = result.code.value if isinstance(result, Failed) else "ok"
+        if isinstance(result, Failed):
+            outcome = result.code.value
+        elif isinstance(result, PollTrouble):
+            outcome = "unread"
+        else:
+            outcome = "ok"
         self.upstream_requests.labels(provider, endpoint, outcome).inc()
         self.upstream_duration.labels(provider, endpoint).observe(seconds)
 

@@ -6,8 +6,10 @@ is lost; a sender claims it under a lease (a sender that dies leaves it due agai
 ``webhook-id`` (stable across retries of one event, so receivers de-duplicate),
 ``webhook-timestamp`` (unix seconds) and ``webhook-signature``: ``v1,`` and the base64
 HMAC-SHA256, keyed by the base64-decoded part of the tenant's ``whsec_…`` secret, of
-``"{id}.{timestamp}.{body}"``. A 2xx answer delivers; 410 Gone stops at once; anything else
-(or no answer within the timeout) is retried on the schedule — immediately, 5 s, 5 min,
+``"{id}.{timestamp}.{body}"``. The payload's ``data`` is the job exactly as
+``GET /v1/jobs/{id}`` shows it (the same renderer), signed artifact URLs included. A 2xx
+answer delivers; 410 Gone stops at once; anything else (or no answer within the timeout) is
+retried on the schedule — immediately, 5 s, 5 min,
 30 min, 2 h, 5 h, 10 h, 10 h by default — each wait with ±10 % jitter. Every attempt is kept
 and served at ``GET /v1/jobs/{id}/deliveries``. The URL was checked against SSRF when the job
 was created and is checked again on connect by the guarded client.
@@ -23,14 +25,14 @@ import json
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from redis.exceptions import RedisError
 
-from app.domain.models import JobRecord
+from app.domain.models import Job, JobRecord
 from app.store.jobs import JobStore, now_ms
 from app.store.webhooks import DeliveryAttempt, WebhookStore
 
@@ -50,8 +52,8 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def payload(record: JobRecord) -> bytes:
-    job = record.job
+def payload(job: Job) -> bytes:
+    """The event body: ``job`` is the job as a client reads it (``JobRenderer``)."""
     return json.dumps(
         {
             "type": f"job.{job.status.value}",
@@ -68,6 +70,7 @@ class WebhookSender:
         jobs: JobStore,
         webhooks: WebhookStore,
         client: httpx.AsyncClient,
+        render: Callable[[JobRecord], Job],
         schedule_s: Sequence[float] = DEFAULT_SCHEDULE_S,
         *,
         concurrency: int = 16,
@@ -75,6 +78,7 @@ class WebhookSender:
         self.jobs = jobs
         self.webhooks = webhooks
         self.client = client
+        self.render = render
         self.schedule_s = list(schedule_s)
         self.concurrency = concurrency
         self._stopping = asyncio.Event()
@@ -104,7 +108,7 @@ class WebhookSender:
         record = stored.record
         done = await self.webhooks.attempts_made(job_id)
         secret = await self.webhooks.secret(record.tenant_id)
-        body = payload(record)
+        body = payload(self.render(record))
         message_id = f"msg_{job_id}_{record.job.status.value}"
         timestamp = int(time.time())
         headers = {

@@ -9,7 +9,8 @@ code base knows about HTTP responses.
 
     GatewayError
     ├── InvalidRequest            400/413/422  malformed JSON, wrong types, bad media, bad base64
-    │   └── UnsupportedParameter  422          the chosen provider cannot honour a parameter
+    │   ├── UnsupportedParameter  422          the chosen provider cannot honour a parameter
+    │   └── MissingParameter      422          the chosen provider requires a parameter not given
     ├── Unauthenticated           401          missing, unknown or revoked API key
     ├── Forbidden                 403          suspended tenant
     ├── RateLimited               429          a tenant's request rate or job concurrency
@@ -36,6 +37,7 @@ class ErrorCode(StrEnum):
     invalid_json = "invalid_json"
     invalid_parameter = "invalid_parameter"
     unsupported_parameter = "unsupported_parameter"
+    missing_parameter = "missing_parameter"
     unsupported_operation = "unsupported_operation"
     invalid_media = "invalid_media"
     media_too_large = "media_too_large"
@@ -115,6 +117,21 @@ class UnsupportedParameter(InvalidRequest):
             pointer=f"/{parameter}",
         )
         self.extra = {"parameter": parameter, "provider": provider, "capable_providers": capable}
+
+
+class MissingParameter(InvalidRequest):
+    def __init__(self, parameter: str, provider: str, not_needing: list[str]) -> None:
+        where = f"; providers that do not need it: {', '.join(not_needing)}" if not_needing else ""
+        super().__init__(
+            f"provider {provider!r} requires parameter {parameter!r}{where}",
+            code=ErrorCode.missing_parameter,
+            pointer=f"/{parameter}",
+        )
+        self.extra = {
+            "parameter": parameter,
+            "provider": provider,
+            "providers_not_requiring": not_needing,
+        }
 
 
 class Unauthenticated(GatewayError):

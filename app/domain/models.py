@@ -33,7 +33,8 @@ class JobStatus(StrEnum):
     failed = "failed"
     """Finished without a result; ``error`` says why. Never charged."""
     canceled = "canceled"
-    """Canceled by the client. Charged only if the upstream had already finished."""
+    """Canceled by the client. Charged when the upstream had already accepted its task (the
+    default policy; see ``ChargeReason``)."""
 
     @property
     def terminal(self) -> bool:
@@ -71,6 +72,48 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class ChargeReason(StrEnum):
+    """Why an attempt that ended was charged to the tenant, or was not.
+
+    Set on every attempt when it ends. An attempt with a ``provider_job_id`` was accepted by
+    the upstream (which may bill the gateway's account for it); the reason says what the
+    tenant was charged for it, so every accepted task is accounted for.
+    """
+
+    delivered = "delivered"
+    """Charged: the work succeeded and its output was delivered."""
+    canceled_after_accept = "canceled_after_accept"
+    """Charged: canceled after the upstream accepted its task (it runs on, paid)."""
+    deadline_after_accept = "deadline_after_accept"
+    """Charged: the job's deadline passed after the upstream accepted its task."""
+    canceled_waived = "canceled_waived"
+    """Not charged: canceled after the upstream accepted its task, and the tenant's policy
+    waives such charges."""
+    deadline_waived = "deadline_waived"
+    """Not charged: past its deadline after the upstream accepted its task; policy waives it."""
+    upstream_failed = "upstream_failed"
+    """Not charged: the upstream said the work failed, or that the task no longer exists."""
+    not_accepted = "not_accepted"
+    """Not charged: the upstream never gave this attempt a task id (it refused the submission
+    or answered a synchronous call with a failure, the submission did not get through, the
+    provider's circuit was open, or the job was canceled or timed out before a task id was
+    known)."""
+
+    @property
+    def charged(self) -> bool:
+        """The tenant is charged for an attempt that ends for this reason."""
+        return self in _CHARGED
+
+
+_CHARGED = frozenset(
+    {
+        ChargeReason.delivered,
+        ChargeReason.canceled_after_accept,
+        ChargeReason.deadline_after_accept,
+    }
+)
+
+
 class JobError(BaseModel):
     code: ErrorCode
     message: str
@@ -83,6 +126,11 @@ class Attempt(BaseModel):
     provider_job_id: str | None = None
     status: AttemptStatus = AttemptStatus.submitting
     error: JobError | None = None
+    poll_errors: int = 0
+    """Polls of the upstream task that did not read its state (5xx, 429, timeouts, bodies
+    that do not parse); each is polled again with backoff, never submitted again."""
+    charge_reason: ChargeReason | None = None
+    """Set when the attempt ends: whether, and why, the tenant was charged for it."""
     started_at: datetime = Field(default_factory=utcnow)
     completed_at: datetime | None = None
 
@@ -156,6 +204,11 @@ class JobRecord(BaseModel):
     """Providers to try, in order; the first is the current attempt's."""
     callback_url: str | None = None
     upstream: UpstreamSlot | None = None
+    charge_accepted_work: bool = True
+    """Charge the job when canceled or past its deadline after the upstream accepted its task
+    (the tenant's policy, or the configured default, when the job was created)."""
+    poll_streak: int = 0
+    """Consecutive polls of the current attempt that did not read its state (backoff)."""
 
     @property
     def current_attempt(self) -> Attempt | None:

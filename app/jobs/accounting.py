@@ -9,6 +9,7 @@ module adds prices and the problems a client sees.
 from __future__ import annotations
 
 from app.domain.errors import ErrorCode, GatewayError
+from app.domain.models import ChargeReason, Job
 from app.domain.operations import Operation
 from app.jobs.prices import PriceBook
 from app.store.credits import CreditLedger, HoldNotOpen, Shortfall
@@ -52,6 +53,12 @@ class Accounting:
 
     async def price(self, operation: Operation, provider: str) -> int:
         return await self.prices.price(operation, provider)
+
+    def charge_for(self, job: Job, reason: ChargeReason) -> int:
+        """What the job is charged as it ends for ``reason``: its reserved price when the
+        reason is a charged one (``ChargeReason.charged``), else nothing. The one place that
+        decides the amount settled at a terminal state."""
+        return job.credits.reserved if reason.charged else 0
 
     async def check_affordable(self, tenant: Tenant, price: int) -> None:
         """Refuse early, before media is stored; the binding check is at job creation."""

@@ -25,6 +25,9 @@ class ParameterInfo(BaseModel):
     name: str
     values: list[str | int | float | bool] | None = None
     """The values this provider accepts, when it accepts fewer than the operation allows."""
+    required: bool = False
+    """This provider needs the parameter though the operation does not (a request to it
+    without one answers 422 ``missing_parameter``)."""
 
 
 class ProviderBinding(BaseModel):
@@ -32,6 +35,8 @@ class ProviderBinding(BaseModel):
     price: int
     """Credits charged per successful job."""
     parameters: list[ParameterInfo]
+    required: list[str] = []
+    """The parameters this provider requires beyond the operation's own (see ``parameters``)."""
 
 
 class OperationInfo(BaseModel):
@@ -102,9 +107,11 @@ class Catalog:
                             values=sorted(binding.values[name], key=str)
                             if name in binding.values
                             else None,
+                            required=name in binding.required,
                         )
                         for name in sorted(binding.parameters)
                     ],
+                    required=sorted(binding.required),
                 )
                 for provider, binding in self.providers.bindings(operation).items()
             ]

@@ -1,20 +1,30 @@
 """Creating, reading, waiting for and canceling jobs — what the API routes call.
 
-Submitting validates everything first (provider plan, parameters the provider can honour,
-media), then stores inputs, then creates the job. Nothing is stored when validation fails.
+Submitting validates everything first (provider plan, parameters the provider can honour and
+those it requires, media), then stores inputs, then creates the job. Nothing is stored when
+validation fails. Every job a client reads goes through the one renderer (``JobRenderer``);
+canceling is the lifecycle's transition (``Lifecycle.cancel``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from app.blobs import BlobStore
-from app.domain.errors import Conflict, ErrorCode, InvalidRequest, NotFound, UnsupportedParameter
+from app.domain.errors import (
+    Conflict,
+    ErrorCode,
+    InvalidRequest,
+    MissingParameter,
+    NotFound,
+    UnsupportedParameter,
+)
 from app.domain.media import MediaInput
 from app.domain.models import (
     Attempt,
@@ -30,14 +40,14 @@ from app.domain.operations import Operation, Params
 from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs
 from app.jobs.events import EventHub
 from app.jobs.intake import CheckedMedia, check_media, decode_base64
+from app.jobs.render import JobRenderer
 from app.jobs.runner import JobRunner
-from app.providers.base import Media
+from app.providers.base import Binding, Media
 from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy
-from app.signing import UrlSigner
 from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
-from app.store.jobs import JobStore, SaveRefused, Schedule, Settle, SlotsFull, Stored
+from app.store.jobs import JobStore, SaveRefused, SlotsFull, Stored
 from app.store.tenants import Tenant
 
 
@@ -67,12 +77,13 @@ class JobService:
         events: EventHub,
         files: FileIndex,
         blobs: BlobStore,
-        signer: UrlSigner,
+        renderer: JobRenderer,
         accounting: Accounting,
         *,
         url_policy: UrlPolicy,
         max_media_bytes: int,
         lease_s: float,
+        charge_accepted_work: bool = True,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -80,8 +91,11 @@ class JobService:
         self.events = events
         self.files = files
         self.blobs = blobs
-        self.signer = signer
+        self.renderer = renderer
         self.accounting = accounting
+        self.charge_accepted_work = charge_accepted_work
+        """The default policy: charge a job canceled or past its deadline once the upstream
+        accepted its task (a tenant's own setting wins)."""
         self.url_policy = url_policy
         self.max_media_bytes = max_media_bytes
         self.lease_s = lease_s
@@ -143,6 +157,11 @@ class JobService:
             params=params.model_dump(mode="json", exclude_unset=True),
             plan=plan,
             callback_url=envelope.callback_url,
+            charge_accepted_work=(
+                self.charge_accepted_work
+                if tenant.charge_accepted_work is None
+                else tenant.charge_accepted_work
+            ),
         )
         if wait_s > 0:
             # This process runs it now: created leased, with its first attempt recorded (the
@@ -166,6 +185,8 @@ class JobService:
         return await self._run_inline(created, wait_s)
 
     def _plan(self, operation: Operation, params: Params, envelope: Envelope) -> list[str]:
+        """The providers to try, in order: the client's choice (or every one that can serve
+        the request), then its fallbacks that can; a 422 when the first cannot."""
         bindings = self.providers.bindings(operation)
         if not bindings:
             raise InvalidRequest(
@@ -180,26 +201,15 @@ class JobService:
                     code=ErrorCode.unsupported_operation,
                     pointer="/provider" if name == envelope.provider else "/fallback",
                 )
+        able = [n for n, b in bindings.items() if b.serves(params)]
         if envelope.provider is not None:
             first = envelope.provider
             rest = list(envelope.fallback or [])
         else:
-            capable = [n for n, b in bindings.items() if b.refuses(params) is None]
-            first = capable[0] if capable else next(iter(bindings))
-            rest = (
-                [n for n in capable[1:]]
-                if envelope.fallback is None
-                else (list(envelope.fallback or []))
-            )
-        refused = bindings[first].refuses(params)
-        if refused is not None:
-            able = [n for n, b in bindings.items() if b.refuses(params) is None]
-            raise UnsupportedParameter(refused, first, able)
-        plan = [first]
-        for name in rest:
-            if name not in plan and bindings[name].refuses(params) is None:
-                plan.append(name)
-        return plan
+            first = able[0] if able else next(iter(bindings))
+            rest = able[1:] if envelope.fallback is None else list(envelope.fallback or [])
+        _refuse_unless_served(bindings, first, params)
+        return [first, *(n for n in dict.fromkeys(rest) if n != first and n in able)]
 
     async def _check_media(self, tenant: Tenant, params: Params) -> dict[str, CheckedMedia]:
         """Decode and check inline media, and that referenced files are the tenant's."""
@@ -278,11 +288,8 @@ class JobService:
     # -- read ---------------------------------------------------------------------------
 
     def render(self, job: Job) -> Job:
-        """The job as a client sees it: artifact URLs signed now."""
-        if job.output is not None:
-            for artifact in job.output.artifacts:
-                artifact.url = self.signer.sign(f"/v1/artifacts/{artifact.id}")
-        return job
+        """The job as a client sees it (``JobRenderer``: artifact URLs signed now)."""
+        return self.renderer.job(job)
 
     async def get_any(self, job_id: str) -> Job:
         stored = await self.store.get(job_id)
@@ -358,19 +365,28 @@ class JobService:
                 return self.render(job)
             if job.status.terminal:
                 raise Conflict(f"job {job_id} already {job.status.value}")
-            job.status = JobStatus.canceled
-            job.completed_at = utcnow()
             try:
-                saved = await self.store.save(
-                    stored, schedule=Schedule.release, settle=Settle.release
-                )
+                saved = await self.runner.lifecycle.cancel(stored)
             except SaveRefused:
                 continue  # a worker moved it meanwhile: read again and decide again
-            # A worker's step in progress releases it too when its own save is refused.
-            await self.runner.release_budget(saved)
-            self.runner.metrics.job_finished(job)
             return self.render(saved.record.job)
         raise Conflict(f"job {job_id} is changing too fast to cancel; retry")
+
+
+def _refuse_unless_served(bindings: Mapping[str, Binding], name: str, params: Params) -> None:
+    """422 when provider ``name`` cannot honour a parameter given, or lacks one it requires;
+    the problem names the providers that could serve the request."""
+    binding = bindings[name]
+    refused = binding.refuses(params)
+    if refused is not None:
+        able = [n for n, b in bindings.items() if b.refuses(params) is None]
+        raise UnsupportedParameter(refused, name, able)
+    missing = binding.lacks(params)
+    if missing is not None:
+        not_needing = [
+            n for n, b in bindings.items() if missing not in b.required and b.serves(params)
+        ]
+        raise MissingParameter(missing, name, not_needing)
 
 
 def _links(job_id: str) -> JobLinks:

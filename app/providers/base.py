@@ -8,6 +8,13 @@ store: the worker drives it.
   at once; an asynchronous one answers ``Submitted`` with the upstream job id.
 - ``poll(call, provider_job_id)`` asks an asynchronous upstream how the job is doing:
   ``Progress`` (ask again after ``poll_after_s``), ``Succeeded`` or ``Failed``.
+  A poll answers ``Failed`` only on the upstream's own word that the task failed or no longer
+  exists (a failure status, an unknown task id): the runner then retries or falls back. A
+  poll that could not read the task's state (a 5xx, a 429, a timeout, a dropped connection,
+  a body that does not parse, a result download that failed) raises ``UpstreamError`` or
+  answers :class:`PollTrouble`, and the same task is polled again with backoff until the
+  job's deadline: an accepted task is never abandoned, so it is never paid for twice. A
+  status value an adapter does not know is logged with its raw value and read as running.
 
 Transport trouble (timeouts, refused connections, 5xx, bodies that do not parse) is raised as
 :class:`~app.domain.errors.UpstreamError` from the ``upstream_errors`` context manager in
@@ -165,8 +172,22 @@ class Balance:
     """``credits``, ``usd``, ``calls``… in the upstream's own terms."""
 
 
+@dataclass(frozen=True)
+class PollTrouble:
+    """A poll that did not learn how the task is doing (the upstream refused the read, e.g. a
+    429 or an auth hiccup); the task is polled again, after ``retry_after_s`` when given."""
+
+    message: str
+    retry_after_s: float | None = None
+
+
+def poll_trouble(failed: Failed) -> PollTrouble:
+    """A refusal of a status read, which says nothing about the task itself."""
+    return PollTrouble(failed.message, failed.retry_after_s)
+
+
 SubmitResult = Submitted | Succeeded | Failed
-PollResult = Progress | Succeeded | Failed
+PollResult = Progress | Succeeded | Failed | PollTrouble
 
 
 @dataclass(frozen=True)
@@ -178,6 +199,9 @@ class Binding:
 
     parameters: frozenset[str]
     values: Mapping[str, frozenset[object]] = field(default_factory=dict)
+    required: frozenset[str] = frozenset()
+    """Parameters this provider needs though the operation does not (ImagePipeline's try-on
+    ``gender``); a request without one is refused before anything is stored."""
     price: int = 1
     """Default price in gateway credits."""
     check: Callable[[Params], str | None] | None = None
@@ -194,6 +218,15 @@ class Binding:
             if allowed is not None and getattr(params, name) not in allowed:
                 return name
         return self.check(params) if self.check else None
+
+    def lacks(self, params: Params) -> str | None:
+        """The first parameter this binding requires that the client did not give."""
+        return next(
+            (name for name in sorted(self.required) if getattr(params, name, None) is None), None
+        )
+
+    def serves(self, params: Params) -> bool:
+        return self.refuses(params) is None and self.lacks(params) is None
 
 
 @dataclass(frozen=True)
@@ -241,6 +274,9 @@ class Adapter(ABC):
     takes_callbacks: ClassVar[bool] = False
     """The upstream can POST to ``Call.callback_url`` when a job ends; the runner then gives
     submissions one (when upstream callbacks are on) so the job is polled at once."""
+    max_poll_gap_s: ClassVar[float | None] = None
+    """Set where the upstream drops a task that is not polled in time: the longest the runner
+    waits between two polls, even while backing off from poll errors."""
 
     def __init__(
         self,
@@ -278,6 +314,13 @@ class Adapter(ABC):
 
     async def poll(self, call: Call, provider_job_id: str) -> PollResult:
         raise NotImplementedError(f"{self.name} answers synchronously; nothing to poll")
+
+    async def cancel(self, call: Call, provider_job_id: str) -> bool:
+        """Ask the upstream to stop a task the gateway no longer wants (a canceled job, one
+        past its deadline); True when the upstream took the request. Only where the
+        provider's document offers a way: none of the five documents does, so the default
+        asks nothing."""
+        return False
 
     # Catalog capabilities: adapters whose upstream offers them override these.
 

@@ -117,6 +117,7 @@ class ImagePipelineAdapter(Adapter):
         Operation.image_try_on: Binding(
             WIRES[Operation.image_try_on].parameters,
             values={"category": frozenset(CLOTHING_TYPES), "gender": frozenset(GENDERS)},
+            required=frozenset({"gender", "category"}),
             price=44,
             check=try_on_refusal,
         ),

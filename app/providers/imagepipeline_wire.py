@@ -238,13 +238,10 @@ def size_refusal(params: Params) -> str | None:
 
 
 def try_on_refusal(params: Params) -> str | None:
-    """Sizes outside 256–2048; ``gender`` and ``category`` are required upstream."""
+    """Sizes outside 256–2048 (``gender`` and ``category``, required upstream, are the
+    binding's ``required``)."""
     if not isinstance(params, TryOn):
         return None
-    if params.gender is None:
-        return "gender"
-    if params.category is None:
-        return "category"
     return _sides_outside(params, TRY_ON_SIDES)
 
 

@@ -129,7 +129,8 @@ REQUESTS_PER_MINUTE = 100
 
 
 def _style_refusal(params: Params) -> str | None:
-    """A ``style_id`` that is not ``<group>:<style>`` (a missing one fails at submission)."""
+    """A ``style_id`` that is not ``<group>:<style>`` (styled tasks require one: the
+    binding's ``required``)."""
     style_id = getattr(params, "style_id", None)
     if isinstance(style_id, str) and parse_style_id(style_id) is None:
         return "style_id"
@@ -142,6 +143,7 @@ def _binding(*parameters: str, **values: frozenset[object]) -> Binding:
         values=values,
         price=TASK_PRICE,
         check=_style_refusal if "style_id" in parameters else None,
+        required=frozenset({"style_id"}) if "style_id" in parameters else frozenset(),
     )
 
 

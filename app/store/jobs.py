@@ -142,11 +142,13 @@ class JobStore:
         due_ms: int = 0,
         lease: str | None = None,
         settle: Settle | None = None,
+        charge: int | None = None,
     ) -> Stored:
         """Write ``stored.record`` if it is still at ``stored.version``; returns the new state.
 
-        With ``settle``, the job's credit hold is charged or released in the same script;
-        ``record.job.credits.charged`` is set to what was charged.
+        With ``settle``, the job's credit hold is charged (``charge`` credits, at most the hold;
+        all of it when ``None``) or released in the same script; ``record.job.credits.charged``
+        is set to what was charged.
         """
         record = stored.record
         job = record.job
@@ -176,6 +178,7 @@ class JobStore:
                     f"{job.operation.value} {status.value}",
                     SETTLED_HOLD_TTL_S,
                     now_ms() if status.terminal and record.callback_url else "",
+                    "" if charge is None else charge,
                 ],
             )
         except ResponseError as exc:

@@ -33,6 +33,9 @@ class Tenant(BaseModel):
     """Requests per minute; ``None``: the configured default."""
     max_concurrent_jobs: int | None = None
     """Unfinished jobs at once; ``None``: the configured default."""
+    charge_accepted_work: bool | None = None
+    """Charge a job canceled or past its deadline once the upstream accepted its task;
+    ``None``: the configured default (``charge_accepted_work``)."""
     created_at: int | None = None
 
     @property
@@ -59,6 +62,10 @@ def _int(value: str | bytes | None) -> int | None:
     return int(value) if value else None
 
 
+def _flag(value: str | bytes | None) -> bool | None:
+    return None if not value else str(value) == "1"
+
+
 class TenantStore:
     def __init__(self, redis: Redis, scripts: Scripts, *, cache_s: float = 30.0) -> None:
         self.redis = redis
@@ -81,7 +88,7 @@ class TenantStore:
         )
         if not row:
             return None
-        tenant_id, name, status, key_id, rpm, concurrency = (str(v) for v in row)
+        tenant_id, name, status, key_id, rpm, concurrency, charge = (str(v) for v in row)
         caller = Caller(
             tenant=Tenant(
                 id=tenant_id,
@@ -89,6 +96,7 @@ class TenantStore:
                 status=status,
                 rate_limit_rpm=_int(rpm),
                 max_concurrent_jobs=_int(concurrency),
+                charge_accepted_work=_flag(charge),
             ),
             key_id=key_id,
         )
@@ -115,12 +123,14 @@ class TenantStore:
         tenant_id: str | None = None,
         rate_limit_rpm: int | None = None,
         max_concurrent_jobs: int | None = None,
+        charge_accepted_work: bool | None = None,
     ) -> Tenant:
         tenant = Tenant(
             id=tenant_id or "ten_" + os.urandom(8).hex(),
             name=name,
             rate_limit_rpm=rate_limit_rpm,
             max_concurrent_jobs=max_concurrent_jobs,
+            charge_accepted_work=charge_accepted_work,
             created_at=int(time.time()),
         )
         fields: dict[str, str | int] = {
@@ -132,6 +142,8 @@ class TenantStore:
             fields["rate_limit_rpm"] = rate_limit_rpm
         if max_concurrent_jobs is not None:
             fields["max_concurrent_jobs"] = max_concurrent_jobs
+        if charge_accepted_work is not None:
+            fields["charge_accepted_work"] = int(charge_accepted_work)
         created = await self.redis.hsetnx(keys.tenant(tenant.id), "name", name)
         if not created:
             existing = await self.get(tenant.id)
@@ -151,6 +163,7 @@ class TenantStore:
             status=str(row.get("status", "active")),
             rate_limit_rpm=_int(row.get("rate_limit_rpm")),
             max_concurrent_jobs=_int(row.get("max_concurrent_jobs")),
+            charge_accepted_work=_flag(row.get("charge_accepted_work")),
             created_at=_int(row.get("created_at")),
         )
 
@@ -162,10 +175,26 @@ class TenantStore:
         return tenants, str(start + limit) if more else None
 
     async def set_status(self, tenant_id: str, status: str) -> Tenant | None:
+        return await self.update(tenant_id, status=status)
+
+    async def update(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        charge_accepted_work: bool | None = None,
+    ) -> Tenant | None:
+        """Change what is given; ``None`` leaves a field as it is."""
         if not await self.redis.exists(keys.tenant(tenant_id)):
             return None
-        await self.redis.hset(keys.tenant(tenant_id), "status", status)
-        await self.announce_change()
+        fields: dict[str, str | int] = {}
+        if status is not None:
+            fields["status"] = status
+        if charge_accepted_work is not None:
+            fields["charge_accepted_work"] = int(charge_accepted_work)
+        if fields:
+            await self.redis.hset(keys.tenant(tenant_id), mapping=fields)  # type: ignore[arg-type]
+            await self.announce_change()
         return await self.get(tenant_id)
 
     # -- keys ----------------------------------------------------------------------------

@@ -374,8 +374,6 @@ async def test_face_swap_upscale_and_restoration(
          "restore_weight"),
         (Operation.image_lock_identity, {"width": 2049}, "width"),
         (Operation.image_instamodel, {"height": 4096}, "height"),
-        (Operation.image_try_on, {"gender": None}, "gender"),
-        (Operation.image_try_on, {"category": None}, "category"),
         (Operation.image_try_on, {"width": 128}, "width"),
         (Operation.image_try_on, {"height": 3000}, "height"),
         (Operation.image_replace_identity, {"face": {"url": "https://f.example/x.png"}}, "face"),
@@ -398,6 +396,20 @@ def test_bindings_refuse_what_the_upstream_cannot_honour(
     fields = {k: v for k, v in (base[operation] | params).items() if v is not None}
     model = PARAMS[operation].model_validate(fields)
     assert ImagePipelineAdapter.bindings[operation].refuses(model) == refused
+
+
+@pytest.mark.parametrize("missing", ["gender", "category"])
+def test_try_on_requires_gender_and_category_rather_than_refusing_them(missing: str) -> None:
+    binding = ImagePipelineAdapter.bindings[Operation.image_try_on]
+    given: dict[str, Any] = {
+        "person": PERSON, "garment": JACKET, "gender": "male", "category": "dress"
+    }  # fmt: skip
+    del given[missing]
+    params = TryOn.model_validate(given)
+    assert binding.refuses(params) is None
+    assert binding.lacks(params) == missing
+    assert not binding.serves(params)
+    assert binding.required == {"gender", "category"}
 
 
 def test_try_on_category_table_covers_every_canonical_category() -> None:

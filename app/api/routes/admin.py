@@ -31,10 +31,20 @@ class NewTenant(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     rate_limit_rpm: int | None = Field(default=None, ge=1, le=1_000_000)
     max_concurrent_jobs: int | None = Field(default=None, ge=1, le=100_000)
+    charge_accepted_work: bool | None = Field(
+        default=None,
+        description="Charge jobs canceled or past their deadline once the upstream accepted "
+        "their task; null: the gateway's default (`charge_accepted_work`).",
+    )
 
 
 class TenantUpdate(BaseModel):
-    status: Literal["active", "suspended"]
+    status: Literal["active", "suspended"] | None = None
+    charge_accepted_work: bool | None = Field(
+        default=None,
+        description="Charge jobs canceled or past their deadline once the upstream accepted "
+        "their task.",
+    )
 
 
 class TenantList(BaseModel):
@@ -54,6 +64,7 @@ async def create_tenant(body: NewTenant, gateway: GatewayDep) -> Tenant:
         body.name,
         rate_limit_rpm=body.rate_limit_rpm,
         max_concurrent_jobs=body.max_concurrent_jobs,
+        charge_accepted_work=body.charge_accepted_work,
     )
 
 
@@ -79,8 +90,11 @@ async def get_tenant(tenant_id: str, gateway: GatewayDep) -> Tenant:
 
 @router.patch("/tenants/{tenant_id}", name="admin_update_tenant")
 async def update_tenant(tenant_id: str, body: TenantUpdate, gateway: GatewayDep) -> Tenant:
-    """Suspend or reactivate a tenant; every process refuses its keys at once."""
-    tenant = await gateway.tenants.set_status(tenant_id, body.status)
+    """Suspend or reactivate a tenant (every process refuses its keys at once), or set its
+    policy for work the upstream accepted before a cancel or a deadline."""
+    tenant = await gateway.tenants.update(
+        tenant_id, status=body.status, charge_accepted_work=body.charge_accepted_work
+    )
     if tenant is None:
         raise NotFound("tenant", tenant_id)
     return tenant

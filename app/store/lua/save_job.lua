@@ -9,7 +9,7 @@
 -- ARGV: expected_version, lease_token ('' = no lease needed), body, status,
 --       schedule ('due' | 'release' | 'keep'), due_ms, ttl_s (0 = keep forever), channel, job_id,
 --       settle ('' | 'charge' | 'release'), settle_reason, settled_ttl_s,
---       webhook_due_ms ('' = no webhook)
+--       webhook_due_ms ('' = no webhook), charge_amount ('' = the whole hold; at most the hold)
 -- Returns {new_version, credits_settled}.
 --#include credits
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'status')
@@ -29,7 +29,7 @@ local version = tonumber(cur[1]) + 1
 local id = ARGV[9]
 local settled = 0
 if ARGV[10] ~= '' then
-  settled = settle_hold(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[10], '', id, ARGV[11], ARGV[12])
+  settled = settle_hold(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[10], ARGV[14] or '', id, ARGV[11], ARGV[12])
 end
 redis.call('HSET', KEYS[1], 'body', ARGV[3], 'status', ARGV[4], 'version', version)
 if ARGV[5] == 'due' then

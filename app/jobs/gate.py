@@ -1,0 +1,170 @@
+"""Whether an upstream call may go now: the provider's budget and its circuit breaker.
+
+Before any upstream request the job reserves it in the provider's budget (``UpstreamBudgets``):
+the reservation names the pool credential and when the request may go. A near reservation is
+waited out here; a far one answers :class:`Requeue` (the job goes back into the due-queue until
+shortly before it, and ``record.upstream`` remembers the reservation), and a job whose provider
+runs no more jobs at once waits in the queue for a slot. A submission reserves as many requests
+as it makes (``UpstreamLimit.requests_per_submit``); where an upstream drops a job that is not
+polled in time, a credential runs only as many jobs as its rate keeps polled
+(``UpstreamLimit.jobs_at_once``). A job's slot is given back when it ends or is canceled
+(:meth:`UpstreamGate.release`).
+
+A submission also asks the provider's circuit (:meth:`UpstreamGate.circuit_refusal`); every
+call's outcome is recorded against it (:meth:`UpstreamGate.record`). Polls are never refused
+by the circuit: a task the upstream accepted is read until it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import zlib
+from dataclasses import dataclass
+
+from app.domain.errors import ErrorCode
+from app.domain.models import AttemptStatus, JobRecord, UpstreamSlot
+from app.domain.operations import PARAMS
+from app.metrics import Metrics
+from app.providers.base import Adapter, Call, Failed, MediaSource
+from app.providers.registry import ProviderRegistry
+from app.store.circuits import Circuits
+from app.store.jobs import now_ms
+from app.store.upstream_budgets import Budget, UpstreamBudgets
+
+RATE_MARGIN = 0.8
+"""Share of a documented upstream rate the gateway uses: requests sent up to 250 ms late
+(a busy event loop) still never make a one-second window exceed the documented rate."""
+INLINE_WAIT_S = 1.0
+"""A reserved request at most this far off is waited for in the step; later ones requeue."""
+EARLY_WAKE_S = 0.05
+SLOTS_FULL_RETRY_S = 0.5
+
+
+@dataclass(frozen=True)
+class Go:
+    """The request may go now, on this pool credential."""
+
+    credential: int
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """Not yet: save the job due again after ``after_s`` (``record.upstream`` is updated)."""
+
+    after_s: float
+
+
+def upstream_call(
+    record: JobRecord,
+    media: MediaSource,
+    credential: int,
+    callback_url: str | None = None,
+) -> Call:
+    """The canonical call of the job's current attempt."""
+    job = record.job
+    return Call(
+        job.id,
+        job.operation,
+        PARAMS[job.operation](**record.params),
+        media,
+        attempt=max(0, len(job.attempts) - 1),
+        credential=credential,
+        callback_url=callback_url,
+    )
+
+
+class UpstreamGate:
+    def __init__(
+        self,
+        providers: ProviderRegistry,
+        budgets: UpstreamBudgets,
+        circuits: Circuits,
+        metrics: Metrics,
+    ) -> None:
+        self.providers = providers
+        self.budgets = budgets
+        self.circuits = circuits
+        self.metrics = metrics
+
+    def budget(self, adapter: Adapter, record: JobRecord) -> Budget | None:
+        binding = adapter.bindings[record.job.operation]
+        limit = adapter.upstream_limit(binding.limit)
+        if limit is None:
+            return None
+        rate = limit.rate_per_s * RATE_MARGIN if limit.rate_per_s else None
+        return Budget(
+            provider=adapter.name,
+            limit=binding.limit,
+            credentials=max(1, len(adapter.config.credentials)),
+            rate_per_s=rate,
+            concurrent_jobs=limit.jobs_at_once(rate),
+            requests_per_submit=limit.requests_per_submit,
+        )
+
+    async def clearance(self, record: JobRecord) -> Go | Requeue:
+        """The credential to call the upstream with, once its budget allows the request; or
+        how long to wait for it. ``record.upstream`` is set to the credential (saved before a
+        submit goes out, so a resumed attempt polls, or resubmits idempotently, on the same
+        account)."""
+        adapter = self.providers[record.plan[0]]
+        slot = record.upstream
+        budget = self.budget(adapter, record)
+        if budget is None:
+            pool = len(adapter.config.credentials)
+            if slot is None and pool > 1:
+                slot = record.upstream = UpstreamSlot(
+                    credential=zlib.crc32(record.job.id.encode()) % pool
+                )
+            return Go(slot.credential if slot is not None else 0)
+        if slot is not None and slot.ready_at_ms is not None:
+            wait_s = (slot.ready_at_ms - now_ms()) / 1000
+            if wait_s > INLINE_WAIT_S:
+                return Requeue(wait_s - EARLY_WAKE_S)
+        else:
+            bound = slot.credential if slot is not None else None
+            attempt = record.current_attempt
+            polling = attempt is not None and attempt.status is AttemptStatus.running
+            cost = 1 if polling else budget.requests_per_submit
+            reservation = await self.budgets.reserve(
+                budget, record.job.id, credential=bound, requests=cost
+            )
+            if reservation is None:
+                self.metrics.rate_limited.labels("upstream").inc()
+                return Requeue(SLOTS_FULL_RETRY_S * random.uniform(1, 2))
+            wait_s = reservation.wait_s
+            slot = UpstreamSlot(credential=reservation.credential)
+            if wait_s > INLINE_WAIT_S:
+                slot.ready_at_ms = now_ms() + int(wait_s * 1000)
+                record.upstream = slot
+                return Requeue(wait_s - EARLY_WAKE_S)
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        record.upstream = UpstreamSlot(credential=slot.credential)
+        return Go(slot.credential)
+
+    async def release(self, record: JobRecord) -> None:
+        """Give back the job's concurrent-job slot upstream (it ended, or was canceled)."""
+        if record.upstream is None:
+            return
+        adapter = self.providers[record.plan[0]]
+        budget = self.budget(adapter, record)
+        if budget is not None:
+            await self.budgets.release(budget, record.job.id, record.upstream.credential)
+        record.upstream = None
+
+    async def circuit_refusal(self, provider: str, job_id: str) -> Failed | None:
+        """A submission to a provider whose circuit is open is refused (retryable)."""
+        allowed, state = await self.circuits.allow(provider, job_id)
+        self.metrics.circuit(provider, state)
+        if allowed:
+            return None
+        return Failed(
+            ErrorCode.provider_unavailable,
+            f"{provider} is failing; its circuit is {state.value.replace('_', '-')}",
+            retryable=True,
+        )
+
+    async def record(self, provider: str, job_id: str, *, ok: bool) -> None:
+        state = await self.circuits.record(provider, job_id, ok=ok)
+        self.metrics.circuit(provider, state)

@@ -1,0 +1,222 @@
+"""The only writer of a job's terminal states and of the credit movement that goes with each.
+
+=============  ==========================  ================================================
+transition     job status                  credits
+=============  ==========================  ================================================
+succeed        ``succeeded``               charged (``ChargeReason.delivered``)
+fail           ``failed`` (its error)      released
+cancel         ``canceled``                charged when the upstream had accepted the task
+                                           and the policy charges accepted work
+                                           (``canceled_after_accept``), else released
+expire         ``failed`` (``upstream_     as cancel (``deadline_after_accept``)
+               timeout``), past deadline
+fall back      (stays running)             the hold moves to the next provider's price; a
+                                           shortfall fails the job (``insufficient_credits``)
+=============  ==========================  ================================================
+
+"Accepted" means the current attempt has the upstream's task id (``provider_job_id``): from
+then on the provider may bill the gateway's account whatever the tenant does, so by default a
+job canceled or past its deadline then is charged its price. The policy is the tenant's
+``charge_accepted_work`` (or the ``charge_accepted_work`` setting), copied onto the job when
+it is created (``JobRecord.charge_accepted_work``). Every attempt that ends says whether and
+why it was charged (``Attempt.charge_reason``); :meth:`Accounting.charge_for` decides the
+amount. A terminal save settles the credit hold in the same Lua script that writes the status
+(``save_job.lua``), gives the upstream job slot back, and, where the provider's document
+offers a way, asks the upstream to stop a task no one wants any more (:meth:`Adapter.cancel`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.domain.errors import ErrorCode, GatewayError
+from app.domain.models import (
+    Attempt,
+    AttemptStatus,
+    ChargeReason,
+    JobError,
+    JobOutput,
+    JobStatus,
+    utcnow,
+)
+from app.jobs.accounting import Accounting
+from app.jobs.gate import UpstreamGate, upstream_call
+from app.jobs.media_source import StoredMedia
+from app.metrics import Metrics
+from app.store.jobs import JobStore, Schedule, Settle, Stored
+
+log = logging.getLogger(__name__)
+
+OPEN_ATTEMPT = (AttemptStatus.submitting, AttemptStatus.running)
+
+
+def end_attempt(
+    attempt: Attempt,
+    status: AttemptStatus,
+    reason: ChargeReason,
+    error: JobError | None = None,
+) -> None:
+    """Close an attempt: its final status, why it was (not) charged, and its error."""
+    attempt.status = status
+    attempt.charge_reason = reason
+    attempt.completed_at = utcnow()
+    if error is not None:
+        attempt.error = error
+
+
+def accepted(attempt: Attempt | None) -> bool:
+    """The upstream gave this open attempt a task id: it may bill for it from now on."""
+    return (
+        attempt is not None
+        and attempt.status in OPEN_ATTEMPT
+        and attempt.provider_job_id is not None
+    )
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        store: JobStore,
+        accounting: Accounting,
+        gate: UpstreamGate,
+        media: StoredMedia,
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.accounting = accounting
+        self.gate = gate
+        self.media = media
+        self.metrics = metrics
+
+    # -- terminal transitions ---------------------------------------------------------------
+
+    async def succeed(self, stored: Stored, lease: str, output: JobOutput) -> Stored:
+        job = stored.record.job
+        attempt = job.attempts[-1]
+        end_attempt(attempt, AttemptStatus.succeeded, ChargeReason.delivered)
+        job.output = output
+        job.status = JobStatus.succeeded
+        job.progress = 1.0
+        return await self._finish(stored, lease, ChargeReason.delivered)
+
+    async def fail(self, stored: Stored, lease: str, error: JobError) -> Stored:
+        """End the job failed; its hold is released. Its attempts are already closed."""
+        job = stored.record.job
+        job.status = JobStatus.failed
+        job.error = error
+        return await self._finish(stored, lease, None)
+
+    async def cancel(self, stored: Stored) -> Stored:
+        """Cancel a job that has not finished (raises ``SaveRefused`` when it moved meanwhile).
+
+        Needs no lease: the save checks the version, and a worker's step in progress finds its
+        own save refused."""
+        job = stored.record.job
+        job.status = JobStatus.canceled
+        error = JobError(code=ErrorCode.job_canceled, message="canceled by the client")
+        return await self._abandon(
+            stored,
+            None,
+            error,
+            ChargeReason.canceled_after_accept,
+            ChargeReason.canceled_waived,
+        )
+
+    async def expire(self, stored: Stored, lease: str, deadline_s: float) -> Stored:
+        """Fail a job that outlived its deadline."""
+        job = stored.record.job
+        error = JobError(
+            code=ErrorCode.upstream_timeout,
+            message=f"the job did not finish within {deadline_s:g} s",
+        )
+        job.status = JobStatus.failed
+        job.error = error
+        return await self._abandon(
+            stored,
+            lease,
+            error,
+            ChargeReason.deadline_after_accept,
+            ChargeReason.deadline_waived,
+        )
+
+    # -- fallback -----------------------------------------------------------------------------
+
+    async def fall_back(self, stored: Stored, lease: str) -> Stored | None:
+        """Move the job to the next provider of its plan, its hold to that provider's price.
+        ``None`` when moved (the caller schedules the next step); the job saved failed when
+        the tenant cannot afford the new price."""
+        record = stored.record
+        job = record.job
+        previous, following = record.plan[0], record.plan[1]
+        price = await self.accounting.price(job.operation, following)
+        if price != job.credits.reserved:
+            short = await self.accounting.move_hold(record.tenant_id, job.id, price)
+            if short is not None:
+                error = JobError(
+                    code=ErrorCode.insufficient_credits,
+                    message=f"falling back to {following} needs {price} credits; "
+                    f"{short.available} are available",
+                )
+                return await self.fail(stored, lease, error)
+            job.credits.reserved = price
+        await self.gate.release(record)
+        record.plan.pop(0)
+        record.poll_streak = 0
+        self.metrics.fallback(job.operation.value, previous, following)
+        return None
+
+    # -- the common end -------------------------------------------------------------------
+
+    async def _abandon(
+        self,
+        stored: Stored,
+        lease: str | None,
+        error: JobError,
+        charged: ChargeReason,
+        waived: ChargeReason,
+    ) -> Stored:
+        """End a job no one waits for any more (canceled, past its deadline)."""
+        record = stored.record
+        attempt = record.current_attempt
+        task = attempt.provider_job_id if attempt is not None and accepted(attempt) else None
+        credential = record.upstream.credential if record.upstream is not None else 0
+        reason: ChargeReason | None = None
+        if attempt is not None and attempt.status in OPEN_ATTEMPT:
+            if task is None:
+                reason = ChargeReason.not_accepted
+            else:
+                reason = charged if record.charge_accepted_work else waived
+            end_attempt(attempt, AttemptStatus.failed, reason, error)
+        saved = await self._finish(stored, lease, reason)
+        if task is not None:
+            await self._cancel_upstream(saved, task, credential)
+        return saved
+
+    async def _finish(
+        self, stored: Stored, lease: str | None, reason: ChargeReason | None
+    ) -> Stored:
+        """Save the job terminal with its credits settled; give its upstream slot back."""
+        record = stored.record
+        job = record.job
+        job.completed_at = utcnow()
+        amount = self.accounting.charge_for(job, reason) if reason is not None else 0
+        saved = await self.store.save(
+            stored,
+            schedule=Schedule.release,
+            lease=lease,
+            settle=Settle.charge if amount > 0 else Settle.release,
+            charge=amount if amount > 0 else None,
+        )
+        await self.gate.release(saved.record)
+        self.metrics.job_finished(job)
+        return saved
+
+    async def _cancel_upstream(self, stored: Stored, task: str, credential: int) -> None:
+        record = stored.record
+        adapter = self.gate.providers[record.plan[0]]
+        try:
+            call = upstream_call(record, self.media, credential)
+            if await adapter.cancel(call, task):
+                log.info("job %s: asked %s to cancel task %s", record.job.id, adapter.name, task)
+        except GatewayError as exc:
+            log.warning("job %s: %s did not take the cancel: %s", record.job.id, adapter.name, exc)
