@@ -58,10 +58,10 @@ _TEREDO = ipaddress.ip_network("2001::/32")
 
 def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     """The IPv4 addresses an IPv6 address carries, by the form it has: mapped
-    (``::ffff:a.b.c.d``), translated (``::ffff:0:a.b.c.d``), compatible (``::a.b.c.d``), NAT64 with the well-known prefix
-    ``64:ff9b::/96`` or the local-use ``64:ff9b:1::/48`` (RFC 6052 at /48: the address sits
-    in bytes 6–7 and 9–10), 6to4 (``2002:AABB:CCDD::``) and Teredo (server and client). None
-    for any other IPv6 address."""
+    (``::ffff:a.b.c.d``), translated (``::ffff:0:a.b.c.d``), compatible (``::a.b.c.d``),
+    NAT64 with the well-known prefix ``64:ff9b::/96`` or the local-use ``64:ff9b:1::/48``
+    (RFC 6052 at /48: the address sits in bytes 6–7 and 9–10), 6to4 (``2002:AABB:CCDD::``)
+    and Teredo (server and client). None for any other IPv6 address."""
     value = int(ip)
     if ip in _MAPPED or ip in _TRANSLATED or ip in _COMPATIBLE or ip in _NAT64:
         return [ipaddress.IPv4Address(value & 0xFFFF_FFFF)]
