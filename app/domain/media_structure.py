@@ -158,7 +158,7 @@ _MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12
 
 
 def _mpeg_frame_length(data: bytes, pos: int) -> int | None:
-    (header,) = struct.unpack_from(">I", data, pos)
+    header = int.from_bytes(data[pos : pos + 4], "big")
     version, layer = (header >> 19) & 3, (header >> 17) & 3  # layer bits: 3 = I, 1 = III
     bitrate_index, rate_index = (header >> 12) & 0xF, (header >> 10) & 3
     if header >> 21 != 0x7FF or version == 1 or layer == 0:
