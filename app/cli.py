@@ -86,9 +86,12 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def sandbox(args: argparse.Namespace) -> None:
     from app.sandbox.app import SandboxTiming, create_sandbox_app
+    from app.sandbox.fetch import SandboxAccess
 
     settings = get_settings()
-    app = create_sandbox_app(SandboxTiming.from_settings(settings))
+    app = create_sandbox_app(
+        SandboxTiming.from_settings(settings), SandboxAccess.from_settings(settings)
+    )
     uvicorn.run(app, **_server_options(args))
 
 

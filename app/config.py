@@ -25,7 +25,12 @@ from app.domain.providers import ProviderName
 SANDBOX_TENANT_KEY = "mg_test_sandbox"
 """API key of the seeded sandbox tenant; refused unless sandbox mode is on."""
 
-PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "admin", "secret"}
+MIN_SECRET_CHARS = 32
+"""The shortest admin token, URL-signing key or key pepper accepted (the admin API stays off
+with a shorter token; production refuses to start with one)."""
+
+_PLACEHOLDER_WORDS = ("changeme", "change-me", "change_me", "example", "placeholder")
+"""Secrets containing one of these are the defaults of a shipped file, never real ones."""
 
 
 DEFAULT_BASE_URLS: dict[str, str] = {
@@ -109,10 +114,21 @@ class Settings(BaseSettings):
         default=None, description="Unset: start a private redis-server with AOF under data_dir."
     )
     data_dir: Path = Field(default=Path(".mediagate"), description="Artifacts and embedded Redis.")
-    admin_token: SecretStr | None = None
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description=f"Bearer token of the admin API; the admin API is off unless it is set "
+        f"to at least {MIN_SECRET_CHARS} characters.",
+    )
     signing_key: SecretStr | None = Field(
         default=None,
-        description="Signs artifact and file URLs; generated and kept under data_dir if unset.",
+        description="Signs artifact and file URLs; generated and kept under data_dir if unset "
+        "(development only: production requires it).",
+    )
+    key_pepper: SecretStr | None = Field(
+        default=None,
+        description="HMAC key mixed into the stored digests of API keys, so a copy of Redis "
+        "alone cannot be used to check guessed keys. Set it before issuing keys: keys issued "
+        "under another pepper stop working. Required in production.",
     )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000", description="How upstreams and clients reach us."
@@ -213,11 +229,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _safe_for_production(self) -> Settings:
         if self.environment == "production":
-            token = self.admin_token.get_secret_value() if self.admin_token else ""
-            if token.lower() in PLACEHOLDER_TOKENS:
-                raise ValueError("MEDIAGATE_ADMIN_TOKEN must be set to a real secret in production")
             if self.sandbox:
-                raise ValueError("sandbox mode cannot run in production")
+                raise ValueError(
+                    "MEDIAGATE_SANDBOX: sandbox mode (and its well-known tenant key "
+                    f"{SANDBOX_TENANT_KEY!r}) cannot run in production"
+                )
+            for name in ("admin_token", "signing_key", "key_pepper"):
+                problem = weak_secret(getattr(self, name))
+                if problem is not None:
+                    raise ValueError(f"MEDIAGATE_{name.upper()} {problem} in production")
         return self
 
     @classmethod
@@ -246,6 +266,26 @@ class _YamlSource(PydanticBaseSettingsSource):
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a mapping at the top level")
         return loaded
+
+
+def weak_secret(value: SecretStr | None) -> str | None:
+    """Why a secret setting is not fit for production (unset, short, a shipped default), or
+    None. Never shows the value."""
+    secret = value.get_secret_value() if value is not None else ""
+    if not secret.strip():
+        return "must be set"
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"must be at least {MIN_SECRET_CHARS} characters (it has {len(secret)})"
+    if any(word in secret.lower() for word in _PLACEHOLDER_WORDS) or len(set(secret)) < 8:
+        return "is a default or placeholder value"
+    return None
+
+
+def admin_token(settings: Settings) -> str | None:
+    """The admin token, or None (the admin API is off) when it is unset or shorter than
+    :data:`MIN_SECRET_CHARS`."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    return token if len(token.strip()) >= MIN_SECRET_CHARS else None
 
 
 @lru_cache

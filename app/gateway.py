@@ -156,7 +156,8 @@ async def build_gateway(
         ),
         callback_url=callbacks.url if settings.upstream_callbacks_on else None,
     )
-    tenants = TenantStore(redis, scripts)
+    pepper = settings.key_pepper.get_secret_value().encode() if settings.key_pepper else b""
+    tenants = TenantStore(redis, scripts, pepper=pepper)
     events = EventHub(redis, [tenants, prices, circuits])
     renderer = JobRenderer(signer)
     jobs = JobService(

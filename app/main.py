@@ -18,12 +18,15 @@ from prometheus_client import CollectorRegistry
 
 from app import logs
 from app.api import docs, playground, problems
+from app.api.body_limit import BodyLimit, body_rules
+from app.api.deps import refuse_unknown_key
 from app.api.middleware import RequestMetrics
 from app.api.routes import router as api_router
 from app.config import Settings, get_settings
 from app.gateway import build_gateway, http_client, redis_url, seed
 from app.metrics import Metrics
 from app.sandbox.app import SandboxTiming, create_sandbox_router
+from app.sandbox.fetch import SandboxAccess
 from app.store.connection import connect
 
 log = logging.getLogger(__name__)
@@ -81,8 +84,16 @@ def create_app(
     problems.install(app)
     docs.install(app)
     playground.install(app, settings)
+    # Inside the metrics layer, so refused bodies are counted and logged like any answer.
+    app.add_middleware(
+        BodyLimit, rules=body_rules(settings.max_media_bytes), authenticate=refuse_unknown_key
+    )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(api_router)
     if settings.sandbox and settings.sandbox_url is None:
-        app.include_router(create_sandbox_router(SandboxTiming.from_settings(settings)))
+        app.include_router(
+            create_sandbox_router(
+                SandboxTiming.from_settings(settings), access=SandboxAccess.from_settings(settings)
+            )
+        )
     return app

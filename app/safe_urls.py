@@ -9,14 +9,18 @@ charged or fetched.
 Names can be re-pointed between the check and the fetch (DNS rebinding), so the gateway's
 client for user URLs checks again when it connects: :class:`GuardedBackend` resolves the host
 itself, refuses a non-public address, and connects to the address it checked — never
-resolving twice. ``MEDIAGATE_URL_ALLOWLIST`` (hosts or CIDR networks) lets trusted internal
-addresses through, e.g. for tests or an internal bucket.
+resolving twice. An IPv6 address that carries an IPv4 address (mapped, compatible, NAT64,
+6to4, Teredo) is judged by that IPv4 address. A refusal says what kind of address was found
+(loopback, private…), never the address. ``MEDIAGATE_URL_ALLOWLIST`` (hosts, ``host:port``
+pairs or CIDR networks) lets trusted internal addresses through, e.g. for tests or an
+internal bucket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
@@ -43,37 +47,113 @@ async def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+_COMPATIBLE = ipaddress.ip_network("::/96")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+_TEREDO = ipaddress.ip_network("2001::/32")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, by the form it has: mapped
+    (``::ffff:a.b.c.d``), translated (``::ffff:0:a.b.c.d``), compatible (``::a.b.c.d``),
+    NAT64 with the well-known prefix ``64:ff9b::/96`` or the local-use ``64:ff9b:1::/48``
+    (RFC 6052 at /48: the address sits in bytes 6–7 and 9–10), 6to4 (``2002:AABB:CCDD::``)
+    and Teredo (server and client). None for any other IPv6 address."""
+    value = int(ip)
+    if ip in _MAPPED or ip in _TRANSLATED or ip in _COMPATIBLE or ip in _NAT64:
+        return [ipaddress.IPv4Address(value & 0xFFFF_FFFF)]
+    if ip in _NAT64_LOCAL:
+        raw = ip.packed
+        return [ipaddress.IPv4Address(raw[6:8] + raw[9:11])]
+    if ip in _SIX_TO_FOUR:
+        return [ipaddress.IPv4Address((value >> 80) & 0xFFFF_FFFF)]
+    if ip in _TEREDO:
+        server = ipaddress.IPv4Address((value >> 64) & 0xFFFF_FFFF)
+        client = ipaddress.IPv4Address(~value & 0xFFFF_FFFF)
+        return [server, client]
+    return []
+
+
+def why_not_public(ip: Address) -> str | None:
+    """What kind of non-public address ``ip`` is (never the address itself), or None."""
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local (where cloud metadata services live)"
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_private:
+        return "private"
+    if not ip.is_global:
+        return "reserved, not public"
+    return None
+
+
 class UrlPolicy:
     def __init__(self, allowlist: Iterable[str] = (), resolver: Resolver = resolve) -> None:
         self.hosts: set[str] = set()
+        self.endpoints: set[tuple[str, int]] = set()
         self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for entry in allowlist:
             try:
                 self.networks.append(ipaddress.ip_network(entry, strict=False))
+                continue
             except ValueError:
+                pass
+            endpoint = _ENDPOINT.match(entry)
+            if endpoint:
+                self.endpoints.add((endpoint.group(1).lower(), int(endpoint.group(2))))
+            else:
                 self.hosts.add(entry.lower())
         self.resolver = resolver
 
-    def address_allowed(self, address: str) -> bool:
+    def allows_endpoint(self, host: str, port: int) -> bool:
+        """The host (any port) or the host and port are on the allowlist by name."""
+        host = host.lower().strip("[]")
+        return host in self.hosts or (host, port) in self.endpoints
+
+    def refusal(self, address: str) -> str | None:
+        """Why the address may not be reached (the kind of address, never the address), or
+        None when it may: public, or inside an allowlisted network. An IPv6 address that
+        carries an IPv4 address is judged by the IPv4 address(es)."""
         ip: Address = ipaddress.ip_address(address.split("%")[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         if any(ip in net for net in self.networks):
-            return True
-        return ip.is_global and not ip.is_multicast
+            return None
+        if isinstance(ip, ipaddress.IPv6Address):
+            carried = embedded_ipv4(ip)
+            if carried:
+                for inner in carried:
+                    if not any(inner in net for net in self.networks):
+                        why = why_not_public(inner)
+                        if why is not None:
+                            return f"{why}, as the IPv4 address inside an IPv6 one"
+                return None
+        return why_not_public(ip)
+
+    def address_allowed(self, address: str) -> bool:
+        return self.refusal(address) is None
 
     async def check(self, url: str, pointer: str | None = None) -> None:
         """Refuse (``UnsafeUrl``) a URL that is not http(s) or reaches a non-public address."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError as exc:
+            raise UnsafeUrl("the URL is not valid", pointer) from exc
+        if parts.scheme not in ("http", "https") or not hostname:
             raise UnsafeUrl("only http and https URLs with a host are accepted", pointer)
-        host = parts.hostname.lower()
-        if host in self.hosts:
-            return
+        host = hostname.lower()
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
             raise UnsafeUrl("the URL's port is not valid", pointer) from exc
+        if self.allows_endpoint(host, port):
+            return
         await self.addresses(host, port, pointer)
 
     async def addresses(self, host: str, port: int, pointer: str | None = None) -> list[str]:
@@ -84,18 +164,22 @@ class UrlPolicy:
         except ValueError:
             try:
                 found = await self.resolver(host, port)
-            except OSError as exc:
+            except (OSError, UnicodeError) as exc:
                 raise UnsafeUrl(f"{host} does not resolve", pointer) from exc
         if not found:
             raise UnsafeUrl(f"{host} does not resolve", pointer)
-        refused = [a for a in found if not self.address_allowed(a)]
-        if refused:
-            raise UnsafeUrl(
-                f"{host} resolves to a non-public address ({refused[0]}); "
-                "loopback, private, link-local and metadata addresses are refused",
-                pointer,
-            )
+        for address in found:
+            why = self.refusal(address)
+            if why is not None:
+                raise UnsafeUrl(
+                    f"{host} resolves to a non-public address ({why}); loopback, private, "
+                    "link-local and metadata addresses are refused",
+                    pointer,
+                )
         return found
+
+
+_ENDPOINT = re.compile(r"^\[?([^\[\]/]+?)\]?:(\d{1,5})$")
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -114,7 +198,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        if host.lower() in self.policy.hosts:
+        if self.policy.allows_endpoint(host, port):
             address = host
         else:
             try:

@@ -13,9 +13,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
-from app.config import SANDBOX_TENANT_KEY
-from app.domain.errors import Forbidden, RateLimited, Unauthenticated
+from app.config import MIN_SECRET_CHARS, SANDBOX_TENANT_KEY, admin_token
+from app.domain.errors import Forbidden, GatewayError, RateLimited, Unauthenticated
 from app.gateway import Gateway, gateway_of
 from app.jobs.service import JobService
 from app.store.tenants import Tenant
@@ -43,25 +45,42 @@ async def get_jobs(gateway: GatewayDep) -> JobService:
 JobsDep = Annotated[JobService, Depends(get_jobs)]
 
 
-async def current_tenant(
-    request: Request,
-    gateway: GatewayDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Tenant:
-    if credentials is None:
+async def caller_of(gateway: Gateway, key: str | None) -> Tenant:
+    """The tenant whose API key this is; ``Unauthenticated`` when there is none."""
+    if not key:
         raise Unauthenticated("send your API key as 'Authorization: Bearer mg_live_…'")
-    key = credentials.credentials
     if key == SANDBOX_TENANT_KEY and not gateway.settings.sandbox:
         raise Unauthenticated("the sandbox key works only in sandbox mode")
     caller = await gateway.tenants.authenticate(key)
     if caller is None:
         raise Unauthenticated("unknown or revoked API key")
-    tenant = caller.tenant
+    return caller.tenant
+
+
+async def current_tenant(
+    request: Request,
+    gateway: GatewayDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Tenant:
+    tenant = await caller_of(gateway, credentials.credentials if credentials else None)
     request.state.tenant_id = tenant.id  # for the request's log line
     if not tenant.active:
         raise Forbidden("this tenant is suspended")
     await _check_rate(gateway, tenant)
     return tenant
+
+
+async def refuse_unknown_key(scope: Scope) -> GatewayError | None:
+    """For the body limit (``app.api.body_limit``): why the request's tenant key is refused,
+    checked before its body is read; None when the key belongs to an active tenant."""
+    scheme, _, key = (Headers(scope=scope).get("authorization") or "").partition(" ")
+    try:
+        tenant = await caller_of(
+            gateway_of(scope["app"]), key.strip() if scheme.lower() == "bearer" else None
+        )
+    except GatewayError as error:
+        return error
+    return None if tenant.active else Forbidden("this tenant is suspended")
 
 
 async def _check_rate(gateway: Gateway, tenant: Tenant) -> None:
@@ -94,15 +113,18 @@ async def require_admin(
     gateway: GatewayDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
 ) -> None:
-    token = gateway.settings.admin_token
+    token = admin_token(gateway.settings)
     if token is None:
-        raise Unauthenticated("the admin API is off: set MEDIAGATE_ADMIN_TOKEN")
+        raise Unauthenticated(
+            f"the admin API is off: set MEDIAGATE_ADMIN_TOKEN (at least {MIN_SECRET_CHARS} "
+            "characters)"
+        )
     given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+    if not hmac.compare_digest(given.encode(), token.encode()):
         raise Unauthenticated("send the admin token as 'Authorization: Bearer …'")
 
 
-_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)")
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*0*(\d{1,6})(\d*)")
 
 
 async def prefer_wait(
@@ -118,7 +140,9 @@ async def prefer_wait(
     match = _WAIT.search(prefer)
     if not match:
         return 0
-    return float(min(max(int(match.group(1)), 0), gateway.settings.max_prefer_wait_s))
+    # More digits than six are more than any wait allowed (and never a huge int conversion).
+    asked = int(match.group(1)) if not match.group(2) else gateway.settings.max_prefer_wait_s
+    return float(min(asked, gateway.settings.max_prefer_wait_s))
 
 
 WaitDep = Annotated[float, Depends(prefer_wait)]

@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from app.domain.errors import ErrorCode, InvalidRequest
 from app.domain.media import MediaKind
+from app.domain.media_structure import av_problem
 from app.domain.media_types import sniff_av
 
 MAX_PIXELS_PER_SIDE = 4096
@@ -55,6 +56,9 @@ def check_media(
         return check_image(content, pointer, max_bytes)
     sniffed = sniff_av(content)
     if sniffed is not None and (kind is None or sniffed.startswith(f"{kind}/")):
+        problem = av_problem(content, sniffed)
+        if problem is not None:
+            raise _not_an_image(pointer, f"not a whole {sniffed} file: {problem}")
         return CheckedMedia(content, sniffed)
     if kind is None:
         return check_image(content, pointer, max_bytes)

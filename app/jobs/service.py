@@ -25,6 +25,13 @@ from app.domain.errors import (
     NotFound,
     UnsupportedParameter,
 )
+from app.domain.json_values import (
+    METADATA_MAX_BYTES,
+    METADATA_MAX_DEPTH,
+    METADATA_MAX_KEYS,
+    check_metadata,
+    check_storable,
+)
 from app.domain.media import MediaInput
 from app.domain.models import (
     Attempt,
@@ -59,7 +66,12 @@ class Envelope(BaseModel):
         default=None, description="Next choices in order, or false for none."
     )
     callback_url: str | None = Field(default=None, max_length=2048)
-    metadata: dict[str, object] = Field(default_factory=dict)
+    metadata: dict[str, object] = Field(
+        default_factory=dict,
+        description=f"Yours, kept with the job and given back unchanged: at most "
+        f"{METADATA_MAX_BYTES} bytes as JSON, {METADATA_MAX_DEPTH} levels deep and "
+        f"{METADATA_MAX_KEYS} keys in all; finite numbers only.",
+    )
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,8 @@ class JobService:
         *,
         wait_s: float = 0,
     ) -> Job:
+        check_metadata(envelope.metadata)
+        check_storable(_without_inline_media(params), "")
         if envelope.callback_url is not None:
             await self.url_policy.check(envelope.callback_url, "/callback_url")
         plan = self._plan(operation, params, envelope)
@@ -387,6 +401,16 @@ def _refuse_unless_served(bindings: Mapping[str, Binding], name: str, params: Pa
             n for n, b in bindings.items() if missing not in b.required and b.serves(params)
         ]
         raise MissingParameter(missing, name, not_needing)
+
+
+def _without_inline_media(params: Params) -> dict[str, object]:
+    """The parameters as stored, without inline base64 (checked as base64 and media)."""
+    values = params.model_dump(exclude_none=True)
+    for name in params.media():
+        media = values.get(name)
+        if isinstance(media, dict):
+            media.pop("data", None)
+    return values
 
 
 def _links(job_id: str) -> JobLinks:

@@ -1,21 +1,25 @@
 """The sandbox: every emulated provider under ``/_sandbox/``, plus fault control and counters.
 
-``/_sandbox/{provider}/…`` serve each provider's own paths; ``POST /_sandbox/faults`` arms a
-fault, ``DELETE /_sandbox/faults`` clears them (and the counters), ``GET /_sandbox/stats``
-reports requests and submissions per provider. ``mediagate sandbox`` serves this app alone;
-in sandbox mode the gateway mounts it on its own port.
+``/_sandbox/{provider}/…`` serve each provider's own paths (checking that provider's own
+credentials); ``POST /_sandbox/faults`` arms a fault, ``DELETE /_sandbox/faults`` clears them
+(and the counters), ``GET /_sandbox/stats`` reports requests and submissions per provider.
+The controls take the admin token (``Authorization: Bearer $MEDIAGATE_ADMIN_TOKEN``) and are
+off without one; ``GET /_sandbox/healthz`` answers anyone. ``mediagate sandbox`` serves this
+app alone; in sandbox mode the gateway mounts it on its own port.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException, Request, params
 
-from app.sandbox import everypixel, imagepig, imagepipeline, perfectcorp, pixelapi
+from app.sandbox import everypixel, fetch, imagepig, imagepipeline, perfectcorp, pixelapi
 from app.sandbox.control import FaultRequest, SandboxControl
+from app.sandbox.fetch import SandboxAccess
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -43,22 +47,49 @@ class SandboxTiming:
         )
 
 
+def _admin_only(access: SandboxAccess) -> params.Depends:
+    async def check(request: Request) -> None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        token = access.admin_token
+        if (
+            token is None
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(given.strip().encode(), token.encode())
+        ):
+            raise HTTPException(
+                401,
+                "the sandbox controls need the admin token (MEDIAGATE_ADMIN_TOKEN)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return params.Depends(check)
+
+
 def create_sandbox_router(
-    timing: SandboxTiming, control: SandboxControl | None = None
+    timing: SandboxTiming,
+    control: SandboxControl | None = None,
+    access: SandboxAccess | None = None,
 ) -> APIRouter:
     control = control or SandboxControl()
+    access = access or SandboxAccess()
+    fetch.allow(access.allowed)
     router = APIRouter(prefix="/_sandbox", include_in_schema=False)
+    admin = [_admin_only(access)]
 
-    @router.post("/faults", status_code=204)
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.post("/faults", status_code=204, dependencies=admin)
     async def arm_fault(request: FaultRequest) -> None:
         control.arm(request)
 
-    @router.delete("/faults", status_code=204)
+    @router.delete("/faults", status_code=204, dependencies=admin)
     async def clear_faults() -> None:
         control.clear()
         control.reset_stats()
 
-    @router.get("/stats")
+    @router.get("/stats", dependencies=admin)
     async def stats() -> dict[str, dict[str, object]]:
         return control.snapshot()
 
@@ -73,7 +104,9 @@ def create_sandbox_router(
     return router
 
 
-def create_sandbox_app(timing: SandboxTiming | None = None) -> FastAPI:
+def create_sandbox_app(
+    timing: SandboxTiming | None = None, access: SandboxAccess | None = None
+) -> FastAPI:
     app = FastAPI(title="mediagate sandbox", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(create_sandbox_router(timing or SandboxTiming()))
+    app.include_router(create_sandbox_router(timing or SandboxTiming(), access=access))
     return app

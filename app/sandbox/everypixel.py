@@ -50,10 +50,10 @@ from collections import defaultdict, deque
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
-import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.sandbox import fetch
 from app.sandbox.control import Fault, SandboxControl
 from app.sandbox.everypixel_analysis import ANALYSES
 from app.sandbox.everypixel_tasks import MODELS, READERS, Model, Task, Tasks, fault_failure
@@ -281,7 +281,7 @@ class _Emulator:
                 body["video_duration"] = max(1, round(task.work.output.duration_s))
         assert task.callback is not None
         try:
-            async with httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_S) as client:
+            async with fetch.client(CALLBACK_TIMEOUT_S) as client:
                 await client.post(task.callback, json=body)
         except Exception:  # best effort: the document promises no retry
             return

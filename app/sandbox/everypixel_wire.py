@@ -29,7 +29,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from app.sandbox import images
+from app.sandbox import fetch, images
 from app.sandbox.credentials import EVERYPIXEL_KEY_PAIRS
 
 MAX_UPLOAD_BYTES: Final = 100 * 1024 * 1024
@@ -157,7 +157,7 @@ async def media(form: Form, field: str, url_name: str, label: str) -> bytes:
 async def _download(url: str, label: str) -> bytes:
     data = bytearray()
     try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, follow_redirects=True) as client:
+        async with fetch.client(FETCH_TIMEOUT_S) as client:
             async with client.stream("GET", url) as response:
                 if not response.is_success:
                     message = (

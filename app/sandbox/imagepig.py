@@ -41,13 +41,11 @@ import base64
 import binascii
 import io
 import random
-import ssl
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import TYPE_CHECKING, TypeVar
 
 import httpx
@@ -58,7 +56,7 @@ from pydantic import (
     ValidationError,
 )
 
-from app.sandbox import images
+from app.sandbox import fetch, images
 from app.sandbox.control import Fault, SandboxControl
 from app.sandbox.credentials import IMAGEPIG_API_KEY
 
@@ -160,15 +158,10 @@ def _fit(width: int, height: int, limit: int) -> tuple[int, int]:
     return max(1, round(width * ratio)), max(1, round(height * ratio))
 
 
-@cache
-def _tls() -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
 async def _download(url: str) -> bytes:
     try:
-        async with httpx.AsyncClient(verify=_tls(), timeout=FETCH_TIMEOUT_S) as client:
-            response = await client.get(url, follow_redirects=True)
+        async with fetch.client(FETCH_TIMEOUT_S) as client:
+            response = await client.get(url)
     except httpx.HTTPError as exc:
         raise _Refused(400, f"Could not download the image from {url}.") from exc
     if not response.is_success:

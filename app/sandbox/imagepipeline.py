@@ -33,7 +33,8 @@ same readings):
   ``status`` completed|failed, ``result_url``, ``result_mime_type``, ``result_size_bytes`` or
   the failure fields, ``balance_remaining_usd``, ``timestamp``) is POSTed once when the job
   ends; best effort, errors ignored. Inputs and webhooks go through ``http_client`` when a test
-  sets one, else a fresh ``httpx.AsyncClient``.
+  sets one, else a fresh guarded client (``app.sandbox.fetch``: public addresses and the
+  gateway's own URL only, no redirects).
 - **Faults** apply to submissions and status polls (the results live on the CDN):
   ``http_500`` → 500, ``timeout`` → no answer for an hour, ``garbage`` → 200 with HTML. On a
   submission ``rate_limit`` / ``no_credits`` make the job fail ``RATE_LIMIT_EXCEEDED`` /
@@ -58,6 +59,7 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from app.sandbox import fetch
 from app.sandbox.control import Fault, SandboxControl
 from app.sandbox.credentials import IMAGEPIPELINE_API_KEY
 from app.sandbox.imagepipeline_jobs import (
@@ -103,7 +105,7 @@ async def _client() -> AsyncIterator[httpx.AsyncClient]:
     if http_client is not None:
         yield http_client
         return
-    async with httpx.AsyncClient(follow_redirects=True) as client:
+    async with fetch.client(WEBHOOK_TIMEOUT_S) as client:
         yield client
 
 

@@ -42,7 +42,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from app.sandbox import images
+from app.sandbox import fetch, images
 from app.sandbox.pixelapi_jobs import Operation, Work
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -229,7 +229,7 @@ async def _download(url: str) -> bytes:
     data = bytearray()
     headers = {"User-Agent": FETCH_USER_AGENT}
     try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, follow_redirects=True) as client:
+        async with fetch.client(FETCH_TIMEOUT_S) as client:
             async with client.stream("GET", url, headers=headers) as response:
                 if not response.is_success:
                     detail = f"Could not download image_url (HTTP {response.status_code})."

@@ -30,9 +30,12 @@ from redis.asyncio import Redis
 from app.store import keys
 from app.store.scripts import Scripts
 
-_STREAM_ID = re.compile(r"^\d+-\d+$")
+_STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 _SCAN_BATCH = 200
 _SCAN_MAX = 10_000
+MAX_BALANCE = 10**15
+"""The largest balance a grant may make: exact in Lua's numbers (doubles, exact to 2**53) and
+far from Redis's 64-bit integers."""
 """A filtered listing reads at most this many entries per page, then hands back a cursor."""
 
 
@@ -111,6 +114,10 @@ class InsufficientCredits(Exception):
         self.available = available
 
 
+class BalanceTooLarge(ValueError):
+    """A grant would take the balance over :data:`MAX_BALANCE`."""
+
+
 class HoldNotOpen(Exception):
     """The job has no open hold to adjust (none was made, or it is already settled)."""
 
@@ -128,10 +135,13 @@ class CreditLedger:
 
     async def grant(self, tenant_id: str, amount: int, reason: str) -> Balance:
         _require(amount > 0, "a grant must be positive")
-        balance, reserved = await self.scripts.grant_credits(
+        _require(amount <= MAX_BALANCE, f"a grant may be at most {MAX_BALANCE}")
+        balance, reserved, done = await self.scripts.grant_credits(
             keys=[keys.credit_account(tenant_id), keys.credit_ledger(tenant_id)],
-            args=[amount, reason],
+            args=[amount, reason, MAX_BALANCE],
         )
+        if not int(done):
+            raise BalanceTooLarge(f"the balance may be at most {MAX_BALANCE} credits")
         return Balance.of(int(balance), int(reserved))
 
     async def debit(self, tenant_id: str, amount: int, reason: str) -> Balance:
@@ -236,7 +246,9 @@ class CreditLedger:
         short (even empty) with a cursor after reading ``_SCAN_MAX`` entries; keep following
         the cursor. Raises ``ValueError`` on a malformed cursor or unknown kind."""
         _require(limit > 0, "limit must be positive")
-        _require(cursor is None or bool(_STREAM_ID.match(cursor)), "malformed cursor")
+        _require(cursor is None or _is_entry_id(cursor), "malformed cursor")
+        if cursor is not None and not any(int(part) for part in cursor.split("-")):
+            return [], None  # nothing is older than the first possible id
         wanted = LedgerKind(kind) if kind is not None else None
         filtered = wanted is not None or job_id is not None
         batch = _SCAN_BATCH if filtered else limit + 1
@@ -261,6 +273,13 @@ class CreditLedger:
             upper = f"({last}"
             if scanned >= _SCAN_MAX:
                 return found, last
+
+
+def _is_entry_id(cursor: str) -> bool:
+    """A Redis stream id: two decimal numbers each within 64 bits."""
+    if not _STREAM_ID.match(cursor):
+        return False
+    return all(int(part) < 2**64 for part in cursor.split("-"))
 
 
 def _require(condition: bool, message: str) -> None:

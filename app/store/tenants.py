@@ -9,6 +9,7 @@ or a suspended tenant is refused everywhere immediately.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import time
 
@@ -21,7 +22,11 @@ from app.store.scripts import Scripts
 KEY_PREFIX = "mg_live_"
 
 
-def hash_key(api_key: str) -> str:
+def hash_key(api_key: str, pepper: bytes = b"") -> str:
+    """The digest an API key is stored under: HMAC-SHA-256 with the pepper
+    (``MEDIAGATE_KEY_PEPPER``), plain SHA-256 without one (development)."""
+    if pepper:
+        return hmac.new(pepper, api_key.encode(), hashlib.sha256).hexdigest()
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
@@ -67,8 +72,11 @@ def _flag(value: str | bytes | None) -> bool | None:
 
 
 class TenantStore:
-    def __init__(self, redis: Redis, scripts: Scripts, *, cache_s: float = 30.0) -> None:
+    def __init__(
+        self, redis: Redis, scripts: Scripts, *, cache_s: float = 30.0, pepper: bytes = b""
+    ) -> None:
         self.redis = redis
+        self.pepper = pepper
         self.scripts = scripts
         self.cache_s = cache_s
         self.cache_enabled = False
@@ -77,7 +85,7 @@ class TenantStore:
     # -- authentication ------------------------------------------------------------------
 
     async def authenticate(self, api_key: str) -> Caller | None:
-        digest = hash_key(api_key)
+        digest = hash_key(api_key, self.pepper)
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now and self.cache_enabled:
@@ -203,7 +211,7 @@ class TenantStore:
         """Register a key for a tenant; returns ``(key_id, plaintext)`` — shown only once."""
         plaintext = api_key or KEY_PREFIX + os.urandom(24).hex()
         key_id = "key_" + os.urandom(8).hex()
-        digest = hash_key(plaintext)
+        digest = hash_key(plaintext, self.pepper)
         await self.redis.hset(
             keys.api_key(digest),
             mapping={"tenant": tenant_id, "key_id": key_id, "created_at": int(time.time())},
@@ -221,9 +229,9 @@ class TenantStore:
 
     async def ensure_key(self, tenant_id: str, api_key: str) -> None:
         """Register a well-known key (the sandbox tenant's) if it is not there yet."""
-        if not await self.redis.exists(keys.api_key(hash_key(api_key))):
+        if not await self.redis.exists(keys.api_key(hash_key(api_key, self.pepper))):
             await self.add_key(tenant_id, api_key)
 
     async def remove_key(self, api_key: str) -> None:
-        await self.redis.delete(keys.api_key(hash_key(api_key)))
+        await self.redis.delete(keys.api_key(hash_key(api_key, self.pepper)))
         await self.announce_change()

@@ -32,6 +32,15 @@ async def fixed(addresses: dict[str, list[str]]) -> UrlPolicy:
         "http://[fd00::1]/a.png",
         "http://[fe80::1]/a.png",
         "http://[::ffff:127.0.0.1]/a.png",
+        "http://[::127.0.0.1]/a.png",  # IPv4-compatible
+        "http://[::ffff:0:a00:1]/a.png",  # IPv4-translated form of 10.0.0.1 (::ffff:0:0:0/96)
+        "http://[64:ff9b::7f00:1]/a.png",  # NAT64, well-known prefix
+        "http://[64:ff9b::a9fe:a9fe]/a.png",  # NAT64 of the metadata service
+        "http://[64:ff9b:1:7f00:1::]/a.png",  # NAT64, local-use prefix (RFC 8215) at /48
+        "http://[2002:7f00:1::]/a.png",  # 6to4 of 127.0.0.1
+        "http://[2002:a9fe:a9fe::1]/a.png",  # 6to4 of 169.254.169.254
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/a.png",  # Teredo, client 127.0.0.1
+        "http://[::1/a.png",  # unclosed IPv6 literal
         "http://0.0.0.0/a.png",
         "http://224.0.0.1/a.png",
         "http://localhost/a.png",
@@ -50,8 +59,42 @@ async def test_non_public_or_non_http_urls_are_refused(url: str) -> None:
 
 async def test_a_name_resolving_to_any_private_address_is_refused() -> None:
     policy = await fixed({"mixed.test": ["93.184.216.34", "10.1.2.3"]})
-    with pytest.raises(UnsafeUrl, match="10.1.2.3"):
+    with pytest.raises(UnsafeUrl, match="mixed.test resolves to a non-public address") as caught:
         await policy.check("https://mixed.test/a.png")
+    assert "(private)" in caught.value.detail  # why, but never the internal address itself
+    assert "10.1.2.3" not in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("127.0.0.2", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("192.168.0.7", "private"),
+        ("::ffff:10.9.8.7", "private, as the IPv4 address inside an IPv6 one"),
+        ("64:ff9b::a00:1", "private, as the IPv4 address inside an IPv6 one"),
+        ("2002:7f00:1::5", "loopback, as the IPv4 address inside an IPv6 one"),
+    ],
+)
+async def test_the_refusal_says_why_without_the_resolved_address(address: str, why: str) -> None:
+    policy = await fixed({"inside.test": [address]})
+    with pytest.raises(UnsafeUrl) as caught:
+        await policy.check("http://inside.test/a.png", "/image/url")
+    assert why in caught.value.detail
+    assert address not in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::808:808]/a.png",  # NAT64 of 8.8.8.8
+        "http://[64:ff9b:1:808:8:800::]/a.png",  # local-use NAT64 of 8.8.8.8 at /48
+        "http://[2002:808:808::1]/a.png",  # 6to4 of 8.8.8.8
+        "http://[::ffff:8.8.8.8]/a.png",
+    ],
+)
+async def test_ipv6_forms_of_public_ipv4_addresses_pass(url: str) -> None:
+    await UrlPolicy().check(url)
 
 
 async def test_public_addresses_pass() -> None:
@@ -66,6 +109,15 @@ async def test_the_allowlist_lets_named_hosts_and_networks_through() -> None:
     await policy.check("http://10.20.3.4/a.png")
     with pytest.raises(UnsafeUrl):
         await policy.check("http://10.21.3.4/a.png")
+
+
+async def test_an_allowlisted_host_and_port_lets_only_that_port_through() -> None:
+    policy = UrlPolicy(["127.0.0.1:8000", "[::1]:9000"])
+    await policy.check("http://127.0.0.1:8000/v1/files/x/content")
+    await policy.check("http://[::1]:9000/a.png")
+    for url in ("http://127.0.0.1:6379/", "http://127.0.0.1/a.png", "http://[::1]:9001/"):
+        with pytest.raises(UnsafeUrl):
+            await policy.check(url)
 
 
 @pytest.fixture

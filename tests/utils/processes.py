@@ -15,7 +15,7 @@ from typing import IO
 from tests.utils.net import free_port, wait_until_up
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
-ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdefghij"
 
 
 @dataclass

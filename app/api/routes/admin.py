@@ -16,6 +16,7 @@ from app.domain.operations import Operation
 from app.jobs.accounting import InsufficientCredits
 from app.jobs.catalog import ProviderInfo
 from app.jobs.prices import Price
+from app.store.credits import MAX_BALANCE, BalanceTooLarge
 from app.store.credits import InsufficientCredits as LedgerShort
 from app.store.tenants import Tenant
 
@@ -137,7 +138,12 @@ async def revoke_key(key_id: str, gateway: GatewayDep) -> None:
 
 
 class CreditMovement(BaseModel):
-    amount: int = Field(description="Positive grants, negative debits.", examples=[1000])
+    amount: int = Field(
+        ge=-MAX_BALANCE,
+        le=MAX_BALANCE,
+        description="Positive grants, negative debits.",
+        examples=[1000],
+    )
     reason: str = Field(min_length=1, max_length=200)
 
 
@@ -189,6 +195,8 @@ async def move_credits(tenant_id: str, body: CreditMovement, gateway: GatewayDep
             balance = await ledger.debit(tenant_id, -body.amount, body.reason)
     except LedgerShort as exc:
         raise InsufficientCredits(exc.required, exc.available) from exc
+    except BalanceTooLarge as exc:
+        raise InvalidRequest(str(exc), pointer="/amount") from exc
     return CreditBalance(
         tenant_id=tenant_id,
         balance=balance.balance,

@@ -42,7 +42,10 @@ async def list_jobs(
     status: JobStatus | None = None,
     operation: Operation | None = None,
     provider: str | None = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=r"^job_[0-9a-f]{28,32}$", description="`next_cursor` of the previous page."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobList:
     page = await jobs.list(
