@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from app.config import LimitSettings, ProviderSettings, Settings
-from app.jobs.runner import RATE_MARGIN
+from app.jobs.gate import RATE_MARGIN
 from app.providers.base import UpstreamLimit
 from app.providers.perfectcorp import PerfectCorpAdapter
 from app.providers.registry import adapter_config
