@@ -107,7 +107,7 @@ async def _run_worker(settings: Settings, metrics_host: str, metrics_port: int) 
     from app.store.connection import connect
 
     async with AsyncExitStack() as stack:
-        redis = connect(redis_url(settings, stack, embed=False))
+        redis = connect(redis_url(settings, stack, embed=False), timeout_s=settings.redis_timeout_s)
         stack.push_async_callback(redis.aclose)
         http = http_client(settings)
         stack.push_async_callback(http.aclose)

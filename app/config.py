@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Unset: start a private redis-server with AOF under data_dir."
     )
+    redis_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A Redis command (or a wait for a free connection) failing after this long "
+        "answers 503 store_unavailable instead of hanging the request.",
+    )
     data_dir: Path = Field(default=Path(".mediagate"), description="Artifacts and embedded Redis.")
     admin_token: SecretStr | None = Field(
         default=None,

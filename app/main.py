@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
-        redis = connect(redis_url(settings, stack, embed=True))
+        redis = connect(redis_url(settings, stack, embed=True), timeout_s=settings.redis_timeout_s)
         stack.push_async_callback(redis.aclose)
         http = http_client(settings)
         stack.push_async_callback(http.aclose)
