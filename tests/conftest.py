@@ -1,7 +1,8 @@
 """Shared fixtures: a real Redis server for the whole session, clean before every test.
 
-With ``MEDIAGATE_TEST_REDIS_URL`` set, that server is used (and flushed); otherwise a private
-``redis-server`` is started on a free port and stopped at the end.
+With ``MEDIAGATE_TEST_REDIS_URL`` set, that server is used (and flushed; one test process
+only); otherwise each test process starts a private ``redis-server`` on a free port and stops
+it at the end.
 """
 
 from __future__ import annotations
@@ -18,45 +19,60 @@ from redis.asyncio import Redis
 
 from app.store.connection import connect
 from app.store.embedded import redis_server_binary
+from tests.utils.deadlines import STARTUP_S
 from tests.utils.net import free_port
+
+
+def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A private redis-server on a free port; another port if that one was taken meanwhile
+    (parallel test workers pick ports at the same time)."""
+    for _ in range(5):
+        port = free_port()
+        process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + STARTUP_S
+        while process.poll() is None:
+            try:
+                redis.Redis.from_url(url).ping()
+                return process, url
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        process.kill()
+        process.wait()
+    raise RuntimeError("test redis-server did not start")
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One redis-server per test process: each parallel worker (pytest-xdist) has its own, so
+    the logical databases the suites use (``tests.utils.net.with_db``) never meet."""
     given = os.environ.get("MEDIAGATE_TEST_REDIS_URL")
     if given:
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            raise pytest.UsageError(
+                "MEDIAGATE_TEST_REDIS_URL is one server for every worker: run with -n 0"
+            )
         yield given
         return
-    port = free_port()
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.exceptions.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("test redis-server did not start") from None
-            time.sleep(0.05)
+    process, url = _start_redis(tmp_path_factory.mktemp("redis"))
     yield url
     process.terminate()
     process.wait(timeout=10)

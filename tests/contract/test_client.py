@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.contract.conftest import COMMITTED, SANDBOX_KEY
+from tests.utils.deadlines import JOB_S
 from tests.utils.media import decode_image, png_b64, png_bytes
 from tests.utils.processes import Process
 
@@ -83,7 +84,7 @@ def client(generated: ModuleType, live_gateway: Process) -> Iterator[Any]:
         yield c
 
 
-def wait_for(client: Any, job_id: str, timeout_s: float = 30) -> Any:
+def wait_for(client: Any, job_id: str, timeout_s: float = JOB_S) -> Any:
     get_job = part("api.jobs.get_job")
     terminal = {"succeeded", "failed", "canceled"}
     deadline = time.monotonic() + timeout_s

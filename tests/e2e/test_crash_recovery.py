@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.deadlines import IN_FLIGHT_S, JOB_S, REQUEST_S
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import gateway, start_worker
@@ -23,13 +24,15 @@ JOBS = 12
 async def test_killed_worker_jobs_resume_by_polling(redis_url: str, tmp_path: Path) -> None:
     url = with_db(redis_url, 2)
     redis.Redis.from_url(url).flushdb()
-    settings = {"MEDIAGATE_SANDBOX_JOB_S": "3", "MEDIAGATE_LEASE_S": "2"}
+    settings = {"MEDIAGATE_SANDBOX_JOB_S": str(IN_FLIGHT_S), "MEDIAGATE_LEASE_S": "2"}
     with gateway(url, tmp_path, MEDIAGATE_RUN_WORKER="false", **settings) as api:
         first = start_worker(url, tmp_path, api.url, **settings)
         second = None
         try:
             async with httpx.AsyncClient(
-                base_url=api.url, headers={"Authorization": f"Bearer {SANDBOX_KEY}"}, timeout=30
+                base_url=api.url,
+                headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
+                timeout=REQUEST_S,
             ) as client:
                 ids = []
                 for _ in range(JOBS):
@@ -41,7 +44,7 @@ async def test_killed_worker_jobs_resume_by_polling(redis_url: str, tmp_path: Pa
                     ids.append(created.json()["id"])
 
                 # Wait until the first worker has submitted every job upstream...
-                deadline = time.monotonic() + 20
+                deadline = time.monotonic() + IN_FLIGHT_S
                 while True:
                     jobs = [(await client.get(f"/v1/jobs/{i}")).json() for i in ids]
                     if all(j["attempts"] and j["attempts"][-1]["provider_job_id"] for j in jobs):
@@ -54,7 +57,7 @@ async def test_killed_worker_jobs_resume_by_polling(redis_url: str, tmp_path: Pa
                 first.kill()
                 second = start_worker(url, tmp_path, api.url, **settings)
 
-                deadline = time.monotonic() + 40
+                deadline = time.monotonic() + IN_FLIGHT_S + JOB_S
                 while True:
                     jobs = [(await client.get(f"/v1/jobs/{i}")).json() for i in ids]
                     if all(j["status"] in ("succeeded", "failed", "canceled") for j in jobs):

@@ -26,13 +26,14 @@ import pytest
 import redis
 
 from app.providers_check import base_bodies
+from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import TERMINAL
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway, start_worker
 
 pytestmark = pytest.mark.e2e
 
-JOB_S = 10.0
+JOB_S = IN_FLIGHT_S
 """How long every upstream job runs: longer than it takes to submit all of them."""
 PLAN = {"default": {"requests_per_minute": 12000}}
 """A plan big enough for 200 jobs polled every second, on both sides (gateway budget and
@@ -179,7 +180,7 @@ class Admin:
 
     def __init__(self, api: str) -> None:
         self.client = httpx.AsyncClient(
-            base_url=api, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+            base_url=api, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=REQUEST_S
         )
 
     async def tenant(self) -> tuple[str, str]:
@@ -209,7 +210,7 @@ async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
             async with admin.client:
                 tenant_id, key = await admin.tenant()
                 async with httpx.AsyncClient(
-                    base_url=api.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+                    base_url=api.url, headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_S
                 ) as planner:
                     await planner.delete("/_sandbox/faults")  # none armed, counters at 0
                     requests = await plan_requests(planner)
@@ -217,7 +218,7 @@ async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
             async with httpx.AsyncClient(
                 base_url=api.url,
                 headers={"Authorization": f"Bearer {key}"},
-                timeout=60,
+                timeout=REQUEST_S,
                 limits=httpx.Limits(max_connections=32),
             ) as client:
                 # All 200 are created while no worker runs, then the first one submits them.
@@ -249,7 +250,7 @@ async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
                 jobs = await wait_for(
                     client,
                     lambda jobs: sum(j["status"] == "succeeded" for j in jobs) >= JOBS // 10,
-                    3 * JOB_S,
+                    LOAD_S,
                     "the second worker did not resume the jobs",
                 )
                 workers[1].kill()
@@ -260,7 +261,7 @@ async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
                 jobs = await wait_for(
                     client,
                     lambda jobs: all(j["status"] in TERMINAL for j in jobs),
-                    4 * JOB_S,
+                    LOAD_S,
                     "jobs left unfinished",
                 )
 

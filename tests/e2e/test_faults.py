@@ -13,6 +13,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.deadlines import JOB_S
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
@@ -156,7 +157,7 @@ async def test_a_receiver_down_for_three_attempts_gets_the_fourth_signed(
         )
         assert response.status_code == 202, response.text
         job_id = response.json()["id"]
-        deadline = asyncio.get_running_loop().time() + 20
+        deadline = asyncio.get_running_loop().time() + JOB_S
         while len(receiver.requests) < 4:
             assert asyncio.get_running_loop().time() < deadline, receiver.requests
             await asyncio.sleep(0.05)

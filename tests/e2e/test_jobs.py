@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.utils.deadlines import JOB_S
 from tests.utils.media import decode_image, png_b64
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +20,7 @@ async def stats(client: httpx.AsyncClient, provider: str) -> dict[str, Any]:
 
 
 async def wait_terminal(
-    client: httpx.AsyncClient, job_id: str, timeout_s: float = 20
+    client: httpx.AsyncClient, job_id: str, timeout_s: float = JOB_S
 ) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:

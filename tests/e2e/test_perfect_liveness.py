@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.deadlines import JOB_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_bytes
 from tests.utils.net import with_db
@@ -30,7 +31,7 @@ async def _run_tasks(
     async with httpx.AsyncClient(
         base_url=api_url,
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=60,
+        timeout=REQUEST_S,
         limits=httpx.Limits(max_connections=32),
     ) as client:
         await client.delete("/_sandbox/faults")
@@ -88,7 +89,7 @@ async def test_a_thousand_concurrent_tasks_polling_every_2_s_lose_none(
     with gateway(url, tmp_path, MEDIAGATE_RUN_WORKER="false", **plan) as api:
         worker = start_worker(url, tmp_path, api.url, **plan)
         try:
-            jobs, stats = await _run_tasks(api.url, count, timeout_s=150)
+            jobs, stats = await _run_tasks(api.url, count, timeout_s=LOAD_S)
         finally:
             worker.stop()
     _check_all_succeeded_once(jobs)
@@ -110,7 +111,7 @@ async def test_on_the_documented_plan_no_more_tasks_run_than_polls_keep_alive(
         "MEDIAGATE_SANDBOX_JOB_S": "3",
     }
     with gateway(url, tmp_path, **settings) as api:
-        jobs, stats = await _run_tasks(api.url, count, timeout_s=90)
+        jobs, stats = await _run_tasks(api.url, count, timeout_s=JOB_S)
     _check_all_succeeded_once(jobs)
     assert stats["submissions"] == count
     # 100 requests/min per token keep 3 tasks polled inside 10 s (the adapter's reading)

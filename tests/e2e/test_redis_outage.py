@@ -16,11 +16,15 @@ import redis
 
 from app.store.embedded import redis_server_binary
 from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.deadlines import LOAD_S, REQUEST_S, STARTUP_S, scaled
 from tests.utils.media import png_b64
 from tests.utils.net import free_port
 from tests.utils.processes import gateway
 
 pytestmark = pytest.mark.e2e
+
+STORE_TIMEOUT_S = 5.0
+"""The gateway's Redis timeout here: the production default, the bound on a refusal."""
 
 
 class RedisProcess:
@@ -50,7 +54,7 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + STARTUP_S
         while True:
             try:
                 redis.Redis.from_url(self.url).ping()
@@ -79,9 +83,16 @@ async def test_redis_restarted_under_load_loses_no_accepted_job(
     own_redis: RedisProcess, tmp_path: Path
 ) -> None:
     (tmp_path / "gw").mkdir()
-    with gateway(own_redis.url, tmp_path / "gw", MEDIAGATE_SANDBOX_JOB_S="0.5") as proc:
+    with gateway(
+        own_redis.url,
+        tmp_path / "gw",
+        MEDIAGATE_SANDBOX_JOB_S="0.5",
+        MEDIAGATE_REDIS_TIMEOUT_S=str(STORE_TIMEOUT_S),
+    ) as proc:
         async with httpx.AsyncClient(
-            base_url=proc.url, headers={"Authorization": f"Bearer {SANDBOX_KEY}"}, timeout=30
+            base_url=proc.url,
+            headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
+            timeout=REQUEST_S,
         ) as client:
             accepted: list[str] = []
             refused: list[float] = []
@@ -117,9 +128,10 @@ async def test_redis_restarted_under_load_loses_no_accepted_job(
             await asyncio.gather(*workers)
 
             assert refused, "the outage was never seen"
-            assert max(refused) < 6, "a request hung past the store timeout"
+            # refused at once, not hung: within the store timeout (plus a busy machine's delay)
+            assert max(refused) < STORE_TIMEOUT_S + scaled(10), "a request hung past it"
             assert len(accepted) > 10
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + LOAD_S
             pending = set(accepted)
             jobs: dict[str, dict[str, Any]] = {}
             while pending:

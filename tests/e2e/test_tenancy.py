@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis
 
+from tests.utils.deadlines import JOB_S, REQUEST_S
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
@@ -72,7 +73,9 @@ class Admin:
 @pytest.fixture
 async def admin(two_gateways: list[Process]) -> AsyncIterator[Admin]:
     async with httpx.AsyncClient(
-        base_url=two_gateways[0].url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        base_url=two_gateways[0].url,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=REQUEST_S,
     ) as client:
         manager = Admin(client, two_gateways)
         yield manager
@@ -95,7 +98,7 @@ async def new_tenant(
         httpx.AsyncClient(
             base_url=g.url,
             headers={"Authorization": f"Bearer {key['key']}"},
-            timeout=60,
+            timeout=REQUEST_S,
             limits=limits_,
         )
         for g in gateways
@@ -103,7 +106,7 @@ async def new_tenant(
     return TenantClient(tenant["id"], key["id"], clients)
 
 
-async def settle(tenant: TenantClient, timeout_s: float = 60) -> dict[str, Any]:
+async def settle(tenant: TenantClient, timeout_s: float = JOB_S) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         account: dict[str, Any] = (await tenant.via(0).get("/v1/account")).json()

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.deadlines import LOAD_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -55,7 +56,7 @@ async def test_300_keyword_jobs_at_once_all_succeed_without_exceeding_30_rps(
 
         ids = await asyncio.gather(*(submit(i) for i in range(JOBS)))
 
-        jobs = await wait_all_terminal(client, ids, timeout_s=120)
+        jobs = await wait_all_terminal(client, ids, timeout_s=LOAD_S)
 
         assert [j["status"] for j in jobs.values()].count("succeeded") == JOBS, [
             j["error"] for j in jobs.values() if j["status"] != "succeeded"

@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app.health import observe_store
 from app.metrics import MULTIPROC_ENV, Metrics, multiprocess_metrics
 from tests.ops.conftest import GATEWAY_PROCESSES, STALE_FILE, Stack
+from tests.utils.deadlines import JOB_S
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +56,7 @@ async def test_one_scrape_counts_the_requests_of_every_server_process(stack: Sta
     # New connections, many at a time, until both processes have answered some (the second
     # may still be starting on a busy machine).
     sent = 0
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + JOB_S
     limits = httpx.Limits(max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=10, limits=limits) as client:
         while True:

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.ops.conftest import DEPLOY, SANDBOX_KEY, Stack, tool
+from tests.utils.deadlines import JOB_S, STARTUP_S
 from tests.utils.media import png_b64
 from tests.utils.net import free_port
 
@@ -87,7 +88,7 @@ def prometheus(stack: Stack, tmp_path: Path) -> Iterator[Prometheus]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + STARTUP_S
         while True:
             assert process.poll() is None, (tmp_path / "prometheus.log").read_text()
             try:
@@ -105,7 +106,7 @@ def prometheus(stack: Stack, tmp_path: Path) -> Iterator[Prometheus]:
 
 
 async def _wait_terminal(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + 30
+    deadline = asyncio.get_running_loop().time() + JOB_S
     while True:
         job: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}")).json()
         if job["status"] in ("succeeded", "failed", "canceled"):
@@ -187,7 +188,7 @@ async def test_every_grafana_panel_query_returns_data(stack: Stack, prometheus: 
 
     # Every finished job has been scraped (wherever it finished), then two scrapes more so
     # that every series has the two samples a rate needs.
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + JOB_S
     while prometheus.value("sum(mediagate_jobs_total)") < len(finished):
         assert time.monotonic() < deadline, "prometheus never saw the jobs"
         await asyncio.sleep(0.2)

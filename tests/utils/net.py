@@ -7,6 +7,8 @@ import time
 
 import httpx
 
+from tests.utils.deadlines import STARTUP_S
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -15,7 +17,7 @@ def free_port() -> int:
         return port
 
 
-def wait_until_up(url: str, timeout_s: float = 90.0) -> None:
+def wait_until_up(url: str, timeout_s: float = STARTUP_S) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from tests.utils.deadlines import STORE_TIMEOUT_S
 from tests.utils.net import free_port, wait_until_up
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
@@ -51,6 +52,7 @@ def gateway_env(redis_url: str, data_dir: Path, base_url: str, **extra: str) -> 
         MEDIAGATE_SANDBOX_JOB_S="0.3",
         MEDIAGATE_PROVIDERS__PIXELAPI__POLL_INTERVAL_S="0.1",
         MEDIAGATE_ADMIN_TOKEN=ADMIN_TOKEN,
+        MEDIAGATE_REDIS_TIMEOUT_S=str(STORE_TIMEOUT_S),
     )
     env.update(extra)
     return env
