@@ -3,7 +3,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test check lint typecheck bench faults providers-check openapi contract clean
+.PHONY: install run test test-fast check lint typecheck layers bench faults providers-check openapi contract clean
+
+# Parallel test processes (pytest-xdist), each with its own redis-server; a test file stays on
+# one process (its module fixtures start their gateway once). Most end-to-end time is waiting
+# on emulated upstream jobs, so more processes than cores still shortens the run.
+TEST_WORKERS ?= 4
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +21,11 @@ install: $(STAMP)  ## install mediagate and its development tools into .venv
 run: install  ## serve on :8000 with embedded Redis and the sandbox providers
 	MEDIAGATE_SANDBOX=true $(BIN)/mediagate serve --port 8000
 
-test: install  ## the whole test suite (starts its own redis-server unless MEDIAGATE_TEST_REDIS_URL is set)
-	$(BIN)/pytest -q
+test: install  ## the whole test suite, in $(TEST_WORKERS) parallel processes each with its own redis-server
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+test-fast: install  ## unit and in-process tests only: no gateway, worker, Prometheus or browser processes
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --ignore=tests/e2e --ignore=tests/ops --ignore=tests/contract
 
 lint: install
 	$(BIN)/ruff check app tests bench
@@ -26,7 +34,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-check: lint typecheck test  ## ruff, mypy strict, tests
+layers: install  ## the import contract of app/'s layers ([tool.importlinter] in pyproject.toml)
+	$(BIN)/lint-imports
+
+check: lint typecheck layers test  ## ruff, mypy strict, the layers, tests
 
 bench: install  ## wrk: gateway beside upstream direct, FastAPI+aiohttp floor, bare FastAPI+Redis; Redis cost per job; RSS
 	$(BIN)/python -m bench.run

@@ -113,7 +113,9 @@ async def _run_worker(settings: Settings, metrics_host: str, metrics_port: int) 
         stack.push_async_callback(http.aclose)
         gateway = await build_gateway(settings, redis, http, Metrics(CollectorRegistry()))
         stack.push_async_callback(gateway.aclose)
-        await stack.enter_async_context(serve_worker_http(gateway, metrics_host, metrics_port))
+        await stack.enter_async_context(
+            serve_worker_http(gateway.metrics, gateway.jobs, metrics_host, metrics_port)
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(gateway.worker.stop()))

@@ -26,8 +26,10 @@ from app.jobs.runner import Deadlines, JobRunner
 from app.jobs.service import JobService
 from app.jobs.upstream_callbacks import CallbackTokens, UpstreamCallbacks
 from app.metrics import Metrics
+from app.providers.base import Credential
 from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy, guarded_client
+from app.sandbox.credentials import sandbox_credentials
 from app.signing import UrlSigner
 from app.store import keys
 from app.store.circuits import CircuitPolicy, Circuits
@@ -41,6 +43,7 @@ from app.store.scripts import Scripts
 from app.store.tenants import TenantStore
 from app.store.upstream_budgets import UpstreamBudgets
 from app.store.webhooks import WebhookStore
+from app.store.workers import WorkerPresence
 from app.webhooks import WebhookSender
 from app.worker import Worker
 
@@ -74,6 +77,8 @@ class Gateway:
     webhooks: WebhookStore
     upstream_callbacks: UpstreamCallbacks
     """Callback URLs given to upstreams, and what a callback that lands does."""
+    workers: WorkerPresence
+    """Workers' heartbeats: readiness counts the live ones."""
 
     async def aclose(self) -> None:
         await self.user_http.aclose()
@@ -87,6 +92,11 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
         timeout=httpx.Timeout(60.0, connect=5.0),
         follow_redirects=False,
     )
+
+
+def emulator_credentials(provider: str) -> tuple[Credential, ...]:
+    """Sandbox mode: the test credentials each emulator accepts."""
+    return tuple(Credential(**c) for c in sandbox_credentials(provider))
 
 
 def signing_key(settings: Settings) -> bytes:
@@ -110,7 +120,9 @@ async def build_gateway(
     blobs = LocalBlobStore(settings.data_dir / "blobs")
     key = signing_key(settings)
     signer = UrlSigner(key, settings.public_base_url, settings.artifact_url_ttl_s)
-    providers = ProviderRegistry.from_settings(settings, http, redis)
+    providers = ProviderRegistry.from_settings(
+        settings, http, redis, sandbox_credentials=emulator_credentials
+    )
     url_policy = UrlPolicy(settings.url_allowlist)
     user_http = guarded_client(url_policy)
     media = StoredMedia(files, blobs, signer, user_http, settings.max_media_bytes)
@@ -178,6 +190,7 @@ async def build_gateway(
     sender = WebhookSender(
         store, webhooks, user_http, renderer.record, settings.webhook_retry_schedule_s
     )
+    presence = WorkerPresence(redis)
     worker = Worker(
         store,
         runner,
@@ -185,6 +198,7 @@ async def build_gateway(
         concurrency=settings.worker_concurrency,
         lease_s=settings.lease_s,
         webhooks=sender,
+        presence=presence,
     )
     return Gateway(
         settings=settings,
@@ -204,6 +218,7 @@ async def build_gateway(
         user_http=user_http,
         webhooks=webhooks,
         upstream_callbacks=callbacks,
+        workers=presence,
     )
 
 

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.gateway import Gateway
+from app.jobs.service import JobService
+from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,11 @@ log = logging.getLogger(__name__)
 STORE_CHECK_TIMEOUT_S = 3.0
 
 
-async def observe_store(gateway: Gateway) -> bool:
+async def observe_store(metrics: Metrics, jobs: JobService) -> bool:
     """Before a scrape: can the store be reached, and how long is the due-queue?"""
-    metrics = gateway.metrics
-    metrics.prime(gateway.jobs.providers)
+    metrics.prime(jobs.providers)
     try:
-        depth = await asyncio.wait_for(gateway.jobs.store.queue_depth(), STORE_CHECK_TIMEOUT_S)
+        depth = await asyncio.wait_for(jobs.store.queue_depth(), STORE_CHECK_TIMEOUT_S)
     except (RedisError, OSError, TimeoutError):
         metrics.redis_up.set(0)
         return False
@@ -39,27 +39,27 @@ async def observe_store(gateway: Gateway) -> bool:
     return True
 
 
-def worker_app(gateway: Gateway) -> Starlette:
+def worker_app(metrics: Metrics, jobs: JobService) -> Starlette:
     """What a standalone worker answers: its metrics, liveness, readiness (the store answers)."""
 
-    async def metrics(request: Request) -> Response:
-        await observe_store(gateway)
+    async def scrape(request: Request) -> Response:
+        await observe_store(metrics, jobs)
         # The worker's own registry, always: it is one process, and a directory shared by
         # mistake with server processes must not make it report their values too.
-        body = generate_latest(gateway.metrics.registry)
+        body = generate_latest(metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
-        if await observe_store(gateway):
+        if await observe_store(metrics, jobs):
             return JSONResponse({"status": "ok", "redis": True})
         return JSONResponse({"status": "unavailable", "redis": False}, status_code=503)
 
     return Starlette(
         routes=[
-            Route("/metrics", metrics),
+            Route("/metrics", scrape),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ]
@@ -75,7 +75,9 @@ class _WorkerServer(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serve_worker_http(gateway: Gateway, host: str, port: int) -> AsyncIterator[None]:
+async def serve_worker_http(
+    metrics: Metrics, jobs: JobService, host: str, port: int
+) -> AsyncIterator[None]:
     """Serve :func:`worker_app` on ``host:port`` while the block runs (``port`` 0: not at all).
 
     A port already taken is logged, not fatal: the worker's job is jobs.
@@ -92,7 +94,9 @@ async def serve_worker_http(gateway: Gateway, host: str, port: int) -> AsyncIter
         )
         yield
         return
-    config = uvicorn.Config(worker_app(gateway), log_config=None, access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        worker_app(metrics, jobs), log_config=None, access_log=False, lifespan="off"
+    )
     server = _WorkerServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="worker-http")
     log.info("worker: /metrics, /healthz and /readyz on %s:%d", host, port)

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from app import logs
 from app.api import docs, playground, problems
 from app.api.body_limit import BodyLimit, body_rules
-from app.api.deps import refuse_unknown_key
+from app.api.deps import Services, refuse_unknown_key
 from app.api.middleware import RequestMetrics
 from app.api.routes import router as api_router
 from app.config import Settings, get_settings
@@ -41,7 +41,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = http_client(settings)
         stack.push_async_callback(http.aclose)
         gateway = await build_gateway(settings, redis, http, app.state.metrics)
-        app.state.gateway = gateway
+        services: Services = gateway  # what the routes see of it (type-checked here)
+        app.state.gateway = services
         stack.push_async_callback(gateway.aclose)
         await seed(gateway)
         await gateway.jobs.events.start()

@@ -18,8 +18,8 @@ from redis.exceptions import RedisError
 
 from app.jobs.runner import JobRunner
 from app.metrics import Metrics
-from app.store import keys
-from app.store.jobs import JobStore, SaveRefused, Stored, now_ms
+from app.store.jobs import JobStore, SaveRefused, Stored
+from app.store.workers import WorkerPresence
 from app.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,11 @@ class Worker:
         concurrency: int,
         lease_s: float,
         webhooks: WebhookSender | None = None,
+        presence: WorkerPresence | None = None,
     ) -> None:
         self.webhooks = webhooks
         self.store = store
+        self.presence = presence or WorkerPresence(store.redis)
         self.runner = runner
         self.metrics = metrics
         self.concurrency = concurrency
@@ -120,7 +122,7 @@ class Worker:
                 await self._sleep(0.5)
 
     async def _heartbeat(self) -> None:
-        await self.store.redis.zadd(keys.WORKERS, {self.id: now_ms()})
+        await self.presence.beat(self.id)
         self.metrics.queue_depth.set(await self.store.queue_depth())
 
     async def _sleep(self, seconds: float) -> None:
@@ -139,4 +141,4 @@ class Worker:
             for task in pending:
                 task.cancel()
         with suppress(RedisError, OSError):
-            await self.store.redis.zrem(keys.WORKERS, self.id)
+            await self.presence.leave(self.id)

@@ -1,4 +1,9 @@
-"""Request dependencies as ``Annotated`` aliases: the gateway, the calling tenant, waiting.
+"""Request dependencies as ``Annotated`` aliases: the services a route uses, the calling
+tenant, waiting.
+
+A route asks for the few services it uses (``TenantsDep``, ``CatalogDep``…), never for the
+whole process: the API knows the parts it needs by :class:`Services`, which the composition
+(``app.gateway.Gateway``) provides, and nothing of how they are built.
 
 Authentication lives here; the tenant rules that come with it (rate limits, credit
 reservation) each run as one Lua script in ``store/`` and hook in beside ``current_tenant``.
@@ -9,18 +14,28 @@ from __future__ import annotations
 import hmac
 import math
 import re
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from app.config import MIN_SECRET_CHARS, SANDBOX_TENANT_KEY, admin_token
+from app.blobs import LocalBlobStore
+from app.config import MIN_SECRET_CHARS, SANDBOX_TENANT_KEY, Settings, admin_token
 from app.domain.errors import Forbidden, GatewayError, RateLimited, Unauthenticated
-from app.gateway import Gateway, gateway_of
+from app.jobs.accounting import Accounting
+from app.jobs.catalog import Catalog
 from app.jobs.service import JobService
-from app.store.tenants import Tenant
+from app.jobs.upstream_callbacks import UpstreamCallbacks
+from app.metrics import Metrics
+from app.signing import UrlSigner
+from app.store.files import FileIndex
+from app.store.idempotency import IdempotencyStore
+from app.store.rate_limits import RateLimiter
+from app.store.tenants import Tenant, TenantStore
+from app.store.webhooks import WebhookStore
+from app.store.workers import WorkerPresence
 
 _bearer = HTTPBearer(
     auto_error=False, scheme_name="TenantKey", description="A tenant API key: `mg_live_…`."
@@ -31,27 +46,110 @@ _bearer = HTTPBearer(
 # thread pool, which costs more than the work they do.
 
 
-async def get_gateway(request: Request) -> Gateway:
-    return gateway_of(request.app)
+class Services(Protocol):
+    """The parts of the process the API uses, by name (``app.gateway.Gateway`` has them)."""
+
+    settings: Settings
+    metrics: Metrics
+    jobs: JobService
+    tenants: TenantStore
+    accounting: Accounting
+    catalog: Catalog
+    files: FileIndex
+    blobs: LocalBlobStore
+    signer: UrlSigner
+    rate_limiter: RateLimiter
+    idempotency: IdempotencyStore
+    webhooks: WebhookStore
+    upstream_callbacks: UpstreamCallbacks
+    workers: WorkerPresence
 
 
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+def services_of(request: Request) -> Services:
+    """The services the composition put on the application at start-up."""
+    services: Services = request.app.state.gateway
+    return services
 
 
-async def get_jobs(gateway: GatewayDep) -> JobService:
-    return gateway.jobs
+async def get_settings(request: Request) -> Settings:
+    return services_of(request).settings
 
 
+async def get_metrics(request: Request) -> Metrics:
+    return services_of(request).metrics
+
+
+async def get_jobs(request: Request) -> JobService:
+    return services_of(request).jobs
+
+
+async def get_tenants(request: Request) -> TenantStore:
+    return services_of(request).tenants
+
+
+async def get_accounting(request: Request) -> Accounting:
+    return services_of(request).accounting
+
+
+async def get_catalog(request: Request) -> Catalog:
+    return services_of(request).catalog
+
+
+async def get_files(request: Request) -> FileIndex:
+    return services_of(request).files
+
+
+async def get_blobs(request: Request) -> LocalBlobStore:
+    return services_of(request).blobs
+
+
+async def get_signer(request: Request) -> UrlSigner:
+    return services_of(request).signer
+
+
+async def get_rate_limiter(request: Request) -> RateLimiter:
+    return services_of(request).rate_limiter
+
+
+async def get_idempotency(request: Request) -> IdempotencyStore:
+    return services_of(request).idempotency
+
+
+async def get_webhooks(request: Request) -> WebhookStore:
+    return services_of(request).webhooks
+
+
+async def get_upstream_callbacks(request: Request) -> UpstreamCallbacks:
+    return services_of(request).upstream_callbacks
+
+
+async def get_workers(request: Request) -> WorkerPresence:
+    return services_of(request).workers
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
+TenantsDep = Annotated[TenantStore, Depends(get_tenants)]
+AccountingDep = Annotated[Accounting, Depends(get_accounting)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+FilesDep = Annotated[FileIndex, Depends(get_files)]
+BlobsDep = Annotated[LocalBlobStore, Depends(get_blobs)]
+SignerDep = Annotated[UrlSigner, Depends(get_signer)]
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
+WebhooksDep = Annotated[WebhookStore, Depends(get_webhooks)]
+UpstreamCallbacksDep = Annotated[UpstreamCallbacks, Depends(get_upstream_callbacks)]
+WorkersDep = Annotated[WorkerPresence, Depends(get_workers)]
 
 
-async def caller_of(gateway: Gateway, key: str | None) -> Tenant:
+async def caller_of(settings: Settings, tenants: TenantStore, key: str | None) -> Tenant:
     """The tenant whose API key this is; ``Unauthenticated`` when there is none."""
     if not key:
         raise Unauthenticated("send your API key as 'Authorization: Bearer mg_live_…'")
-    if key == SANDBOX_TENANT_KEY and not gateway.settings.sandbox:
+    if key == SANDBOX_TENANT_KEY and not settings.sandbox:
         raise Unauthenticated("the sandbox key works only in sandbox mode")
-    caller = await gateway.tenants.authenticate(key)
+    caller = await tenants.authenticate(key)
     if caller is None:
         raise Unauthenticated("unknown or revoked API key")
     return caller.tenant
@@ -59,14 +157,18 @@ async def caller_of(gateway: Gateway, key: str | None) -> Tenant:
 
 async def current_tenant(
     request: Request,
-    gateway: GatewayDep,
+    settings: SettingsDep,
+    tenants: TenantsDep,
+    limiter: RateLimiterDep,
+    metrics: MetricsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Tenant:
-    tenant = await caller_of(gateway, credentials.credentials if credentials else None)
+    key = credentials.credentials if credentials else None
+    tenant = await caller_of(settings, tenants, key)
     request.state.tenant_id = tenant.id  # for the request's log line
     if not tenant.active:
         raise Forbidden("this tenant is suspended")
-    await _check_rate(gateway, tenant)
+    await _check_rate(settings, limiter, metrics, tenant)
     return tenant
 
 
@@ -74,23 +176,28 @@ async def refuse_unknown_key(scope: Scope) -> GatewayError | None:
     """For the body limit (``app.api.body_limit``): why the request's tenant key is refused,
     checked before its body is read; None when the key belongs to an active tenant."""
     scheme, _, key = (Headers(scope=scope).get("authorization") or "").partition(" ")
+    services: Services = scope["app"].state.gateway
     try:
         tenant = await caller_of(
-            gateway_of(scope["app"]), key.strip() if scheme.lower() == "bearer" else None
+            services.settings,
+            services.tenants,
+            key.strip() if scheme.lower() == "bearer" else None,
         )
     except GatewayError as error:
         return error
     return None if tenant.active else Forbidden("this tenant is suspended")
 
 
-async def _check_rate(gateway: Gateway, tenant: Tenant) -> None:
+async def _check_rate(
+    settings: Settings, limiter: RateLimiter, metrics: Metrics, tenant: Tenant
+) -> None:
     """GCRA over the tenant's requests per minute, exact across processes (Redis clock)."""
-    rpm = tenant.rate_limit_rpm or gateway.settings.tenant_rate_limit_rpm
+    rpm = tenant.rate_limit_rpm or settings.tenant_rate_limit_rpm
     burst = max(1, rpm // 6)  # ten seconds' worth
-    decision = await gateway.rate_limiter.check(f"tenant:{{{tenant.id}}}", rpm, burst)
+    decision = await limiter.check(f"tenant:{{{tenant.id}}}", rpm, burst)
     if decision.allowed:
         return
-    gateway.metrics.rate_limited.labels("tenant").inc()
+    metrics.rate_limited.labels("tenant").inc()
     retry = max(1, math.ceil(decision.retry_after_s))
     raise RateLimited(
         f"more than {rpm} requests per minute; retry in {retry} s",
@@ -110,10 +217,10 @@ _admin_bearer = HTTPBearer(
 
 
 async def require_admin(
-    gateway: GatewayDep,
+    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
 ) -> None:
-    token = admin_token(gateway.settings)
+    token = admin_token(settings)
     if token is None:
         raise Unauthenticated(
             f"the admin API is off: set MEDIAGATE_ADMIN_TOKEN (at least {MIN_SECRET_CHARS} "
@@ -128,7 +235,7 @@ _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*0*(\d{1,6})(\d*)")
 
 
 async def prefer_wait(
-    gateway: GatewayDep,
+    settings: SettingsDep,
     prefer: Annotated[
         str | None,
         Header(description="`wait=N` (1–60): answer 200 with the finished job if it ends in N s."),
@@ -141,8 +248,8 @@ async def prefer_wait(
     if not match:
         return 0
     # More digits than six are more than any wait allowed (and never a huge int conversion).
-    asked = int(match.group(1)) if not match.group(2) else gateway.settings.max_prefer_wait_s
-    return float(min(asked, gateway.settings.max_prefer_wait_s))
+    asked = int(match.group(1)) if not match.group(2) else settings.max_prefer_wait_s
+    return float(min(asked, settings.max_prefer_wait_s))
 
 
 WaitDep = Annotated[float, Depends(prefer_wait)]

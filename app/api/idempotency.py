@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request, Response
 
 from app.domain.errors import ErrorCode, GatewayError, InvalidRequest
-from app.gateway import Gateway
-from app.store.idempotency import InFlight, Mismatch, Replay
+from app.store.idempotency import IdempotencyStore, InFlight, Mismatch, Replay
 from app.store.tenants import Tenant
 
 HEADER = "Idempotency-Key"
@@ -32,7 +31,7 @@ def fingerprint(request: Request, payload: bytes) -> str:
 
 async def idempotent(
     request: Request,
-    gateway: Gateway,
+    store: IdempotencyStore,
     tenant: Tenant,
     payload: bytes,
     run: Callable[[], Awaitable[Response]],
@@ -48,7 +47,6 @@ async def idempotent(
             status=400,
         )
     print_ = fingerprint(request, payload)
-    store = gateway.idempotency
     began = await store.begin(tenant.id, key, print_)
     if isinstance(began, Replay):
         headers = {**began.headers, "Idempotent-Replayed": "true"}

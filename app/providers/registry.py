@@ -1,8 +1,12 @@
-"""Which adapters exist, built once per process from settings."""
+"""Which adapters exist, built once per process from settings.
+
+Sandbox mode points every adapter at the emulators with their test credentials; the
+credentials are handed in by the composition (``app.gateway``), so adapters never import the
+sandbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import httpx
 from redis.asyncio import Redis
@@ -15,7 +19,6 @@ from app.providers.imagepig import ImagePigAdapter
 from app.providers.imagepipeline import ImagePipelineAdapter
 from app.providers.perfectcorp import PerfectCorpAdapter
 from app.providers.pixelapi import PixelApiAdapter
-from app.sandbox.credentials import sandbox_credentials
 from app.store.adapter_state import RedisAdapterState
 
 ADAPTERS: dict[str, type[Adapter]] = {
@@ -61,10 +64,21 @@ def _plan(name: str, provider: ProviderSettings) -> dict[str, UpstreamLimit]:
     }
 
 
-def adapter_config(name: str, provider: ProviderSettings, settings: Settings) -> AdapterConfig:
+SandboxCredentials = Callable[[str], Sequence[Credential]]
+"""A provider's name → the credentials its emulator accepts (sandbox mode)."""
+
+
+def adapter_config(
+    name: str,
+    provider: ProviderSettings,
+    settings: Settings,
+    sandbox_credentials: SandboxCredentials | None = None,
+) -> AdapterConfig:
     if settings.sandbox:
+        if sandbox_credentials is None:
+            raise ValueError("sandbox mode needs the emulators' credentials")
         base_url = f"{settings.sandbox_base_url}/_sandbox/{name}"
-        pool = tuple(Credential(**c) for c in sandbox_credentials(name))
+        pool = tuple(sandbox_credentials(name))
     else:
         assert provider.base_url is not None
         base_url = provider.base_url
@@ -89,12 +103,17 @@ class ProviderRegistry(Mapping[str, Adapter]):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, client: httpx.AsyncClient, redis: Redis
+        cls,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        redis: Redis,
+        *,
+        sandbox_credentials: SandboxCredentials | None = None,
     ) -> ProviderRegistry:
         adapters = {
             name: adapter_cls(
                 client,
-                adapter_config(name, settings.providers.named(name), settings),
+                adapter_config(name, settings.providers.named(name), settings, sandbox_credentials),
                 RedisAdapterState(redis, name),
             )
             for name, adapter_cls in ADAPTERS.items()

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from app.config import LimitSettings, ProviderSettings, Settings
+from app.gateway import emulator_credentials
 from app.jobs.gate import RATE_MARGIN
 from app.providers.base import UpstreamLimit
 from app.providers.perfectcorp import PerfectCorpAdapter
@@ -14,7 +15,7 @@ from app.providers.registry import adapter_config
 
 
 def _adapter(provider: ProviderSettings) -> PerfectCorpAdapter:
-    config = adapter_config("perfectcorp", provider, Settings(sandbox=True))
+    config = adapter_config("perfectcorp", provider, Settings(sandbox=True), emulator_credentials)
     return PerfectCorpAdapter(httpx.AsyncClient(), config)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from app.api.deps import GatewayDep, TenantDep
+from app.api.deps import AccountingDep, SettingsDep, TenantDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.errors import InvalidRequest
 from app.store.credits import LedgerEntry, LedgerKind
@@ -36,9 +36,10 @@ class UsagePage(BaseModel):
 
 
 @router.get("/account", name="get_account")
-async def get_account(tenant: TenantDep, gateway: GatewayDep) -> Account:
-    balance = await gateway.accounting.ledger.balance(tenant.id)
-    settings = gateway.settings
+async def get_account(
+    tenant: TenantDep, accounting: AccountingDep, settings: SettingsDep
+) -> Account:
+    balance = await accounting.ledger.balance(tenant.id)
     return Account(
         tenant_id=tenant.id,
         name=tenant.name,
@@ -55,7 +56,7 @@ async def get_account(tenant: TenantDep, gateway: GatewayDep) -> Account:
 @router.get("/usage", name="list_usage")
 async def list_usage(
     tenant: TenantDep,
-    gateway: GatewayDep,
+    accounting: AccountingDep,
     kind: LedgerKind | None = None,
     job_id: str | None = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
@@ -63,7 +64,7 @@ async def list_usage(
 ) -> UsagePage:
     """Every credit movement, newest first: grants, holds, charges, releases."""
     try:
-        entries, next_cursor = await gateway.accounting.ledger.entries(
+        entries, next_cursor = await accounting.ledger.entries(
             tenant.id, cursor=cursor, limit=limit, kind=kind, job_id=job_id
         )
     except ValueError as exc:

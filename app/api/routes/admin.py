@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from app.api.deps import GatewayDep, require_admin
+from app.api.deps import AccountingDep, CatalogDep, TenantsDep, WebhooksDep, require_admin
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.errors import InvalidRequest, NotFound, UpstreamError
 from app.domain.operations import Operation
@@ -60,8 +60,8 @@ class NewKey(BaseModel):
 
 
 @router.post("/tenants", name="admin_create_tenant", status_code=201)
-async def create_tenant(body: NewTenant, gateway: GatewayDep) -> Tenant:
-    return await gateway.tenants.create(
+async def create_tenant(body: NewTenant, tenants: TenantsDep) -> Tenant:
+    return await tenants.create(
         body.name,
         rate_limit_rpm=body.rate_limit_rpm,
         max_concurrent_jobs=body.max_concurrent_jobs,
@@ -71,29 +71,29 @@ async def create_tenant(body: NewTenant, gateway: GatewayDep) -> Tenant:
 
 @router.get("/tenants", name="admin_list_tenants")
 async def list_tenants(
-    gateway: GatewayDep,
+    tenants: TenantsDep,
     cursor: Annotated[
         str | None, Query(pattern=r"^[0-9]{1,9}$", description="`next_cursor` of the last page.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> TenantList:
-    tenants, next_cursor = await gateway.tenants.list(cursor=cursor, limit=limit)
-    return TenantList(data=tenants, next_cursor=next_cursor)
+    page, next_cursor = await tenants.list(cursor=cursor, limit=limit)
+    return TenantList(data=page, next_cursor=next_cursor)
 
 
 @router.get("/tenants/{tenant_id}", name="admin_get_tenant")
-async def get_tenant(tenant_id: str, gateway: GatewayDep) -> Tenant:
-    tenant = await gateway.tenants.get(tenant_id)
+async def get_tenant(tenant_id: str, tenants: TenantsDep) -> Tenant:
+    tenant = await tenants.get(tenant_id)
     if tenant is None:
         raise NotFound("tenant", tenant_id)
     return tenant
 
 
 @router.patch("/tenants/{tenant_id}", name="admin_update_tenant")
-async def update_tenant(tenant_id: str, body: TenantUpdate, gateway: GatewayDep) -> Tenant:
+async def update_tenant(tenant_id: str, body: TenantUpdate, tenants: TenantsDep) -> Tenant:
     """Suspend or reactivate a tenant (every process refuses its keys at once), or set its
     policy for work the upstream accepted before a cancel or a deadline."""
-    tenant = await gateway.tenants.update(
+    tenant = await tenants.update(
         tenant_id, status=body.status, charge_accepted_work=body.charge_accepted_work
     )
     if tenant is None:
@@ -102,10 +102,10 @@ async def update_tenant(tenant_id: str, body: TenantUpdate, gateway: GatewayDep)
 
 
 @router.post("/tenants/{tenant_id}/keys", name="admin_create_key", status_code=201)
-async def create_key(tenant_id: str, gateway: GatewayDep) -> NewKey:
-    if await gateway.tenants.get(tenant_id) is None:
+async def create_key(tenant_id: str, tenants: TenantsDep) -> NewKey:
+    if await tenants.get(tenant_id) is None:
         raise NotFound("tenant", tenant_id)
-    key_id, key = await gateway.tenants.add_key(tenant_id)
+    key_id, key = await tenants.add_key(tenant_id)
     return NewKey(id=key_id, key=key, tenant_id=tenant_id)
 
 
@@ -116,24 +116,28 @@ class WebhookSecret(BaseModel):
 
 
 @router.get("/tenants/{tenant_id}/webhook-secret", name="admin_get_webhook_secret")
-async def get_webhook_secret(tenant_id: str, gateway: GatewayDep) -> WebhookSecret:
-    if await gateway.tenants.get(tenant_id) is None:
+async def get_webhook_secret(
+    tenant_id: str, tenants: TenantsDep, webhooks: WebhooksDep
+) -> WebhookSecret:
+    if await tenants.get(tenant_id) is None:
         raise NotFound("tenant", tenant_id)
-    return WebhookSecret(tenant_id=tenant_id, secret=await gateway.webhooks.secret(tenant_id))
+    return WebhookSecret(tenant_id=tenant_id, secret=await webhooks.secret(tenant_id))
 
 
 @router.post("/tenants/{tenant_id}/webhook-secret", name="admin_rotate_webhook_secret")
-async def rotate_webhook_secret(tenant_id: str, gateway: GatewayDep) -> WebhookSecret:
+async def rotate_webhook_secret(
+    tenant_id: str, tenants: TenantsDep, webhooks: WebhooksDep
+) -> WebhookSecret:
     """Replace the tenant's webhook signing secret; deliveries from now on use the new one."""
-    if await gateway.tenants.get(tenant_id) is None:
+    if await tenants.get(tenant_id) is None:
         raise NotFound("tenant", tenant_id)
-    secret = await gateway.webhooks.rotate_secret(tenant_id)
+    secret = await webhooks.rotate_secret(tenant_id)
     return WebhookSecret(tenant_id=tenant_id, secret=secret)
 
 
 @router.delete("/keys/{key_id}", name="admin_revoke_key", status_code=204)
-async def revoke_key(key_id: str, gateway: GatewayDep) -> None:
-    if not await gateway.tenants.revoke_key(key_id):
+async def revoke_key(key_id: str, tenants: TenantsDep) -> None:
+    if not await tenants.revoke_key(key_id):
         raise NotFound("key", key_id)
 
 
@@ -181,11 +185,13 @@ class ProviderList(BaseModel):
 
 
 @router.post("/tenants/{tenant_id}/credits", name="admin_move_credits")
-async def move_credits(tenant_id: str, body: CreditMovement, gateway: GatewayDep) -> CreditBalance:
+async def move_credits(
+    tenant_id: str, body: CreditMovement, tenants: TenantsDep, accounting: AccountingDep
+) -> CreditBalance:
     """Grant (positive) or debit (negative) credits; every movement is in the ledger."""
-    if await gateway.tenants.get(tenant_id) is None:
+    if await tenants.get(tenant_id) is None:
         raise NotFound("tenant", tenant_id)
-    ledger = gateway.accounting.ledger
+    ledger = accounting.ledger
     if body.amount == 0:
         raise InvalidRequest("amount must not be zero", pointer="/amount")
     try:
@@ -206,14 +212,14 @@ async def move_credits(tenant_id: str, body: CreditMovement, gateway: GatewayDep
 
 
 @router.get("/prices", name="admin_list_prices")
-async def list_prices(gateway: GatewayDep) -> PriceTable:
-    return PriceTable(data=await gateway.accounting.prices.table())
+async def list_prices(accounting: AccountingDep) -> PriceTable:
+    return PriceTable(data=await accounting.prices.table())
 
 
 @router.put("/prices", name="admin_set_price")
-async def set_price(body: PriceOverride, gateway: GatewayDep) -> PriceTable:
+async def set_price(body: PriceOverride, accounting: AccountingDep) -> PriceTable:
     """Override one (operation, provider) price; every process uses it at once."""
-    prices = gateway.accounting.prices
+    prices = accounting.prices
     if body.provider not in prices.providers.bindings(body.operation):
         raise InvalidRequest(
             f"{body.provider!r} does not serve {body.operation.value}", pointer="/provider"
@@ -223,10 +229,10 @@ async def set_price(body: PriceOverride, gateway: GatewayDep) -> PriceTable:
 
 
 @router.get("/providers", name="admin_list_providers")
-async def list_providers(gateway: GatewayDep) -> ProviderList:
+async def list_providers(accounting: AccountingDep, catalog: CatalogDep) -> ProviderList:
     """Every provider with its circuit state and its upstream account's balance."""
-    infos = await gateway.catalog.provider_list()
-    adapters = gateway.accounting.prices.providers
+    infos = await catalog.provider_list()
+    adapters = accounting.prices.providers
     balances = await asyncio.gather(
         *(adapters[info.name].balance() for info in infos), return_exceptions=True
     )

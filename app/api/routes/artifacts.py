@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
-from app.api.deps import GatewayDep
+from app.api.deps import BlobsDep, FilesDep, SignerDep
 from app.api.problems import PROBLEM_RESPONSES
+from app.blobs import LocalBlobStore
 from app.domain.errors import NotFound
-from app.gateway import Gateway
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)
 
@@ -23,22 +23,24 @@ router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=PROBLEM
 )
 async def get_artifact(
     artifact_id: str,
-    gateway: GatewayDep,
+    signer: SignerDep,
+    files: FilesDep,
+    blobs: BlobsDep,
     expires: Annotated[int, Query(description="From the job's signed artifact URL.")],
     sig: Annotated[str, Query(description="From the job's signed artifact URL.")],
 ) -> Response:
     """An output's bytes. The URL in the job is the credential: signed and expiring."""
     path = f"/v1/artifacts/{artifact_id}"
-    if not artifact_id.startswith("art_") or not gateway.signer.verify(path, expires, sig):
+    if not artifact_id.startswith("art_") or not signer.verify(path, expires, sig):
         raise NotFound("artifact", artifact_id)
-    meta = await gateway.files.artifact(artifact_id)
+    meta = await files.artifact(artifact_id)
     if meta is None:
         raise NotFound("artifact", artifact_id)
-    return serve_blob(gateway, meta.id, meta.content_type, "artifact")
+    return serve_blob(blobs, meta.id, meta.content_type, "artifact")
 
 
-def serve_blob(gateway: Gateway, blob_id: str, content_type: str, what: str) -> Response:
-    path = gateway.blobs.local_path(blob_id)
+def serve_blob(blobs: LocalBlobStore, blob_id: str, content_type: str, what: str) -> Response:
+    path = blobs.local_path(blob_id)
     if not path.exists():
         raise NotFound(what, blob_id)
     return FileResponse(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from app.api.deps import GatewayDep, TenantDep
+from app.api.deps import CatalogDep, TenantDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.operations import Operation
 from app.jobs.catalog import OperationInfo, ProviderInfo, StylePage, VoiceInfo
@@ -31,21 +31,21 @@ class VoiceList(BaseModel):
 
 
 @router.get("/operations", name="list_operations")
-async def list_operations(_tenant: TenantDep, gateway: GatewayDep) -> OperationList:
+async def list_operations(_tenant: TenantDep, catalog: CatalogDep) -> OperationList:
     """Every operation with the providers that run it, their parameters and credit prices."""
-    return OperationList(data=await gateway.catalog.operations())
+    return OperationList(data=await catalog.operations())
 
 
 @router.get("/providers", name="list_providers")
-async def list_providers(_tenant: TenantDep, gateway: GatewayDep) -> ProviderList:
+async def list_providers(_tenant: TenantDep, catalog: CatalogDep) -> ProviderList:
     """The providers the gateway is configured with and what each runs."""
-    return ProviderList(data=await gateway.catalog.provider_list())
+    return ProviderList(data=await catalog.provider_list())
 
 
 @router.get("/styles", name="list_styles")
 async def list_styles(
     _tenant: TenantDep,
-    gateway: GatewayDep,
+    catalog: CatalogDep,
     operation: Operation = Operation.image_hairstyle,
     variant: Annotated[
         str | None, Query(description="For image.hairstyle: style, wig, extension, bangs, volume.")
@@ -54,10 +54,10 @@ async def list_styles(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> StylePage:
     """Predefined styles (`style_id` values) of a styled operation, a page at a time."""
-    return await gateway.catalog.styles(operation, variant, page_size, cursor)
+    return await catalog.styles(operation, variant, page_size, cursor)
 
 
 @router.get("/voices", name="list_voices")
-async def list_voices(_tenant: TenantDep, gateway: GatewayDep) -> VoiceList:
+async def list_voices(_tenant: TenantDep, catalog: CatalogDep) -> VoiceList:
     """Voices for `audio.speech`."""
-    return VoiceList(data=await gateway.catalog.voices())
+    return VoiceList(data=await catalog.voices())

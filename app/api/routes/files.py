@@ -8,7 +8,16 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from app.api.deps import GatewayDep, IdempotencyKeyDep, TenantDep
+from app.api.deps import (
+    BlobsDep,
+    FilesDep,
+    IdempotencyDep,
+    IdempotencyKeyDep,
+    JobsDep,
+    SettingsDep,
+    SignerDep,
+    TenantDep,
+)
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.routes.artifacts import serve_blob
@@ -31,7 +40,9 @@ class FileObject(BaseModel):
 async def upload_file(
     request: Request,
     tenant: TenantDep,
-    gateway: GatewayDep,
+    settings: SettingsDep,
+    jobs: JobsDep,
+    idempotency: IdempotencyDep,
     file: Annotated[
         UploadFile,
         File(
@@ -41,12 +52,12 @@ async def upload_file(
     ],
     _key: IdempotencyKeyDep = None,
 ) -> Response:
-    limit = gateway.settings.max_media_bytes
+    limit = settings.max_media_bytes
     content = await file.read(limit + 1)
     image = check_media(content, None, "/file", limit)
 
     async def store() -> Response:
-        meta = await gateway.jobs.store_file(tenant, image)
+        meta = await jobs.store_file(tenant, image)
         created = FileObject(
             id=meta.id,
             content_type=meta.content_type,
@@ -56,21 +67,23 @@ async def upload_file(
         )
         return Response(created.model_dump_json(), 201, media_type="application/json")
 
-    return await idempotent(request, gateway, tenant, content, store)
+    return await idempotent(request, idempotency, tenant, content, store)
 
 
 @router.get("/{file_id}/content", name="get_file_content", include_in_schema=False)
 async def get_file_content(
     file_id: str,
-    gateway: GatewayDep,
+    signer: SignerDep,
+    files: FilesDep,
+    blobs: BlobsDep,
     expires: Annotated[int, Query()],
     sig: Annotated[str, Query()],
 ) -> Response:
     """The bytes of an upload, for an upstream holding a signed URL."""
     path = f"/v1/files/{file_id}/content"
-    if not file_id.startswith("file_") or not gateway.signer.verify(path, expires, sig):
+    if not file_id.startswith("file_") or not signer.verify(path, expires, sig):
         raise NotFound("file", file_id)
-    meta = await gateway.files.file(file_id)
+    meta = await files.file(file_id)
     if meta is None:
         raise NotFound("file", file_id)
-    return serve_blob(gateway, meta.id, meta.content_type, "file")
+    return serve_blob(blobs, meta.id, meta.content_type, "file")

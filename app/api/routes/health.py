@@ -7,11 +7,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
-from app.api.deps import GatewayDep
+from app.api.deps import JobsDep, MetricsDep, WorkersDep
 from app.health import observe_store
 from app.metrics import exposition
-from app.store import keys
-from app.store.jobs import now_ms
 
 router = APIRouter(tags=["health"])
 
@@ -31,11 +29,10 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", name="readyz", responses={503: {"model": Health}})
-async def readyz(gateway: GatewayDep, response: Response) -> Health:
+async def readyz(presence: WorkersDep, response: Response) -> Health:
     """Redis answers and at least one worker sent a heartbeat recently."""
     try:
-        await gateway.redis.ping()
-        workers = await gateway.redis.zcount(keys.WORKERS, now_ms() - WORKER_STALE_MS, "+inf")
+        workers = await presence.alive(WORKER_STALE_MS)
     except (RedisError, OSError):
         response.status_code = 503
         return Health(status="unavailable", redis=False)
@@ -45,7 +42,7 @@ async def readyz(gateway: GatewayDep, response: Response) -> Health:
 
 
 @router.get("/metrics", name="metrics", include_in_schema=False)
-async def metrics(gateway: GatewayDep) -> Response:
+async def metrics(metrics: MetricsDep, jobs: JobsDep) -> Response:
     """Prometheus text; with ``serve --processes N``, the values of all N processes merged."""
-    await observe_store(gateway)
-    return Response(exposition(gateway.metrics), media_type=CONTENT_TYPE_LATEST)
+    await observe_store(metrics, jobs)
+    return Response(exposition(metrics), media_type=CONTENT_TYPE_LATEST)

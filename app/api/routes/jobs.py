@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from app.api.deps import GatewayDep, IdempotencyKeyDep, JobsDep, TenantDep
+from app.api.deps import IdempotencyDep, IdempotencyKeyDep, JobsDep, TenantDep, WebhooksDep
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.models import Job, JobStatus
@@ -59,16 +59,17 @@ async def cancel_job(
     job_id: str,
     request: Request,
     tenant: TenantDep,
-    gateway: GatewayDep,
+    jobs: JobsDep,
+    idempotency: IdempotencyDep,
     _key: IdempotencyKeyDep = None,
 ) -> Response:
     """Cancel an unfinished job; its credits are released. Canceling twice is harmless."""
 
     async def cancel() -> Response:
-        job = await gateway.jobs.cancel(tenant, job_id)
+        job = await jobs.cancel(tenant, job_id)
         return Response(job.model_dump_json(), media_type="application/json")
 
-    return await idempotent(request, gateway, tenant, b"", cancel)
+    return await idempotent(request, idempotency, tenant, b"", cancel)
 
 
 class DeliveryList(BaseModel):
@@ -77,10 +78,12 @@ class DeliveryList(BaseModel):
 
 
 @router.get("/{job_id}/deliveries", name="list_job_deliveries")
-async def list_job_deliveries(job_id: str, tenant: TenantDep, gateway: GatewayDep) -> DeliveryList:
+async def list_job_deliveries(
+    job_id: str, tenant: TenantDep, jobs: JobsDep, webhooks: WebhooksDep
+) -> DeliveryList:
     """Every attempt to deliver the job's webhook to its `callback_url`, oldest first."""
-    await gateway.jobs.load(tenant, job_id)  # 404 for unknown and other tenants' jobs
-    return DeliveryList(data=await gateway.webhooks.attempts(job_id))
+    await jobs.load(tenant, job_id)  # 404 for unknown and other tenants' jobs
+    return DeliveryList(data=await webhooks.attempts(job_id))
 
 
 @router.get(

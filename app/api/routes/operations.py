@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import create_model
 
-from app.api.deps import GatewayDep, IdempotencyKeyDep, TenantDep, WaitDep
+from app.api.deps import IdempotencyDep, IdempotencyKeyDep, JobsDep, TenantDep, WaitDep
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.models import Job
@@ -53,13 +53,14 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
         body: request_model = Body(),  # type: ignore[valid-type]  # noqa: B008
         *,
         tenant: TenantDep,
-        gateway: GatewayDep,
+        jobs: JobsDep,
+        idempotency: IdempotencyDep,
         wait_s: WaitDep,
         _key: IdempotencyKeyDep = None,
     ) -> Response:
         async def submit() -> Response:
             own, envelope = _split(body, params)
-            job = await gateway.jobs.submit(tenant, operation, own, envelope, wait_s=wait_s)
+            job = await jobs.submit(tenant, operation, own, envelope, wait_s=wait_s)
             request.state.job_id = job.id
             request.state.operation = operation.value
             request.state.provider = job.provider or (
@@ -76,7 +77,7 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
                 headers=headers,
             )
 
-        return await idempotent(request, gateway, tenant, await request.body(), submit)
+        return await idempotent(request, idempotency, tenant, await request.body(), submit)
 
     router.add_api_route(
         ROUTES[operation],

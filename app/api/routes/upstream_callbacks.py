@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from app.api.deps import GatewayDep
+from app.api.deps import MetricsDep, UpstreamCallbacksDep
 from app.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
 from app.domain.errors import ErrorCode, GatewayError, InvalidRequest
 from app.jobs.upstream_callbacks import MAX_BODY_BYTES, CallbackOutcome
@@ -51,28 +51,31 @@ class CallbackReceipt(BaseModel):
     response_description="Taken: the job's status is now checked with the upstream",
 )
 async def receive_upstream_callback(
-    name: str, token: str, request: Request, gateway: GatewayDep
+    name: str,
+    token: str,
+    request: Request,
+    callbacks: UpstreamCallbacksDep,
+    metrics: MetricsDep,
 ) -> CallbackReceipt:
     """An upstream's notice that a task ended (Everypixel's `callback`, ImagePipeline's
     `callback_url`), at the URL the gateway gave it with the job. The job is then polled at
     once; what the notice says is not trusted. A job already finished answers 202 too."""
-    callbacks = gateway.upstream_callbacks
     provider = callbacks.label(name)
     job_id = callbacks.verify(name, token)
     if job_id is None:
-        gateway.metrics.upstream_callback(provider, CallbackOutcome.rejected)
+        metrics.upstream_callback(provider, CallbackOutcome.rejected)
         raise GatewayError("no such callback", ErrorCode.not_found, 404)
     request.state.job_id = job_id  # for the request's log line
     request.state.provider = provider
     if not await _body_within(request, MAX_BODY_BYTES):
-        gateway.metrics.upstream_callback(provider, CallbackOutcome.too_large)
+        metrics.upstream_callback(provider, CallbackOutcome.too_large)
         raise InvalidRequest(
             f"a callback body may be at most {MAX_BODY_BYTES} bytes",
             code=ErrorCode.body_too_large,
             status=413,
         )
     outcome = await callbacks.receive(job_id)
-    gateway.metrics.upstream_callback(provider, outcome)
+    metrics.upstream_callback(provider, outcome)
     return CallbackReceipt()
 
 
