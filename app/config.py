@@ -116,8 +116,8 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(
         default=5.0,
         gt=0,
-        description="A Redis command (or a wait for a free connection) failing after this long "
-        "answers 503 store_unavailable instead of hanging the request.",
+        description="A Redis command, connection or wait for a free connection failing after "
+        "this long answers 503 store_unavailable instead of hanging the request.",
     )
     data_dir: Path = Field(default=Path(".mediagate"), description="Artifacts and embedded Redis.")
     admin_token: SecretStr | None = Field(

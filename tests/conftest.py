@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from app.store.connection import connect
 from app.store.embedded import redis_server_binary
-from tests.utils.deadlines import STARTUP_S
+from tests.utils.deadlines import STARTUP_S, STORE_TIMEOUT_S
 from tests.utils.net import free_port
 
 
@@ -81,7 +81,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 async def separate_clients(redis_url: str, redis_client: Redis) -> AsyncIterator[list[Redis]]:
     """Five clients with their own connection pools, as five processes would have."""
-    clients = [connect(redis_url) for _ in range(5)]
+    clients = [connect(redis_url, timeout_s=STORE_TIMEOUT_S) for _ in range(5)]
     yield clients
     for client in clients:
         await client.aclose()
@@ -89,7 +89,7 @@ async def separate_clients(redis_url: str, redis_client: Redis) -> AsyncIterator
 
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
-    client = connect(redis_url)
+    client = connect(redis_url, timeout_s=STORE_TIMEOUT_S)
     await client.flushdb()
     yield client
     await client.aclose()

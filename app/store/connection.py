@@ -13,13 +13,14 @@ def connect(url: str, *, timeout_s: float = TIMEOUT_S) -> Redis:
 
     A burst of requests larger than the pool waits (up to ``timeout_s``) for a connection to
     come free rather than being refused at once: the pool bounds Redis's connections, not the
-    requests a process may serve. An answer not read within ``timeout_s`` fails the command.
+    requests a process may serve. A connection not made, or an answer not read, within
+    ``timeout_s`` fails the command (a stopped Redis refuses connections at once).
     """
     pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         socket_timeout=timeout_s,
-        socket_connect_timeout=2.0,
+        socket_connect_timeout=timeout_s,
         health_check_interval=30,
         max_connections=MAX_CONNECTIONS,
         timeout=timeout_s,
