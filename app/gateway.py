@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from app.blobs import LocalBlobStore
 from app.config import SANDBOX_TENANT_KEY, Settings
 from app.jobs.accounting import Accounting
+from app.jobs.batches import BatchDriver, BatchService
 from app.jobs.catalog import Catalog
 from app.jobs.events import EventHub
 from app.jobs.gate import UpstreamGate
@@ -30,6 +31,7 @@ from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy, guarded_client
 from app.signing import UrlSigner
 from app.store import keys
+from app.store.batches import BatchStore
 from app.store.circuits import CircuitPolicy, Circuits
 from app.store.credits import CreditLedger
 from app.store.embedded import EmbeddedRedis, socket_url
@@ -74,6 +76,7 @@ class Gateway:
     webhooks: WebhookStore
     upstream_callbacks: UpstreamCallbacks
     """Callback URLs given to upstreams, and what a callback that lands does."""
+    batches: BatchService
 
     async def aclose(self) -> None:
         await self.user_http.aclose()
@@ -178,6 +181,7 @@ async def build_gateway(
     sender = WebhookSender(
         store, webhooks, user_http, renderer.record, settings.webhook_retry_schedule_s
     )
+    batch_store = BatchStore(redis, scripts, retention_s=settings.job_retention_s)
     worker = Worker(
         store,
         runner,
@@ -185,6 +189,7 @@ async def build_gateway(
         concurrency=settings.worker_concurrency,
         lease_s=settings.lease_s,
         webhooks=sender,
+        batches=BatchDriver(batch_store, jobs, tenants, window=settings.batch_window),
     )
     return Gateway(
         settings=settings,
@@ -204,6 +209,7 @@ async def build_gateway(
         user_http=user_http,
         webhooks=webhooks,
         upstream_callbacks=callbacks,
+        batches=BatchService(batch_store, jobs),
     )
 
 
