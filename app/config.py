@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         "explicitly (the default URL is local; no upstream could reach it). `mediagate "
         "serve` exports false to its server processes when neither is given.",
     )
+    batch_window: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Jobs of one batch running at once (the tenant's job limit also applies).",
+    )
     playground: bool | None = Field(
         default=None,
         description="Serve the playground page at /playground. Unset: on, except in production.",

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from app.blobs import LocalBlobStore
 from app.config import SANDBOX_TENANT_KEY, Settings
 from app.jobs.accounting import Accounting
+from app.jobs.batches import BatchDriver, BatchService
 from app.jobs.catalog import Catalog
 from app.jobs.events import EventHub
 from app.jobs.gate import UpstreamGate
@@ -32,6 +33,7 @@ from app.safe_urls import UrlPolicy, guarded_client
 from app.sandbox.credentials import sandbox_credentials
 from app.signing import UrlSigner
 from app.store import keys
+from app.store.batches import BatchStore
 from app.store.circuits import CircuitPolicy, Circuits
 from app.store.credits import CreditLedger
 from app.store.embedded import EmbeddedRedis, socket_url
@@ -79,6 +81,7 @@ class Gateway:
     """Callback URLs given to upstreams, and what a callback that lands does."""
     workers: WorkerPresence
     """Workers' heartbeats: readiness counts the live ones."""
+    batches: BatchService
 
     async def aclose(self) -> None:
         await self.user_http.aclose()
@@ -191,6 +194,7 @@ async def build_gateway(
         store, webhooks, user_http, renderer.record, settings.webhook_retry_schedule_s
     )
     presence = WorkerPresence(redis)
+    batch_store = BatchStore(redis, scripts, retention_s=settings.job_retention_s)
     worker = Worker(
         store,
         runner,
@@ -199,6 +203,7 @@ async def build_gateway(
         lease_s=settings.lease_s,
         webhooks=sender,
         presence=presence,
+        batches=BatchDriver(batch_store, jobs, tenants, window=settings.batch_window),
     )
     return Gateway(
         settings=settings,
@@ -219,6 +224,7 @@ async def build_gateway(
         webhooks=webhooks,
         upstream_callbacks=callbacks,
         workers=presence,
+        batches=BatchService(batch_store, jobs),
     )
 
 

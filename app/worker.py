@@ -16,6 +16,7 @@ from contextlib import suppress
 
 from redis.exceptions import RedisError
 
+from app.jobs.batches import BatchDriver
 from app.jobs.runner import JobRunner
 from app.metrics import Metrics
 from app.store.jobs import JobStore, SaveRefused, Stored
@@ -40,8 +41,10 @@ class Worker:
         lease_s: float,
         webhooks: WebhookSender | None = None,
         presence: WorkerPresence | None = None,
+        batches: BatchDriver | None = None,
     ) -> None:
         self.webhooks = webhooks
+        self.batches = batches
         self.store = store
         self.presence = presence or WorkerPresence(store.redis)
         self.runner = runner
@@ -51,6 +54,7 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._tasks: set[asyncio.Task[None]] = set()
         self._sender: asyncio.Task[None] | None = None
+        self._batch_driver: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -60,6 +64,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         if self.webhooks is not None:
             self._sender = asyncio.create_task(self.webhooks.run(), name="webhooks")
+        if self.batches is not None:
+            self._batch_driver = asyncio.create_task(self.batches.run(), name="batches")
         while not self._stopping.is_set():
             try:
                 if loop.time() - last_beat > HEARTBEAT_S:
@@ -134,8 +140,12 @@ class Worker:
         self._stopping.set()
         if self.webhooks is not None:
             self.webhooks.stop()
+        if self.batches is not None:
+            self.batches.stop()
         if self._sender is not None:
             await asyncio.wait([self._sender], timeout=grace_s)
+        if self._batch_driver is not None:
+            await asyncio.wait([self._batch_driver], timeout=grace_s)
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_s)
             for task in pending:

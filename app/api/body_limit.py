@@ -50,6 +50,10 @@ CALLBACK_BODY_BYTES = 1024 * 1024
 """Upstream callbacks: the route refuses more than 64 KiB itself (after checking the token,
 so that it can count refusals per provider); this only stops bodies far beyond."""
 
+BATCH_ITEMS_BYTES = 8 * 1024 * 1024
+"""``POST /v1/batches``: room for 10,000 items by URL or ``file_id``, on top of which the
+body may carry one media input's worth of inline data."""
+
 SANDBOX_BODY_BYTES = 101 * 1024 * 1024
 """Sandbox emulators: the largest upload a provider document allows (100 MB), so emulators
 still give their own documented answers to oversized inputs."""
@@ -118,6 +122,9 @@ def body_rules(max_media_bytes: int) -> BodyRules:
     }
     exact["POST", "/v1/files"] = BodyRule(
         max_media_bytes + MULTIPART_OVERHEAD_BYTES, tenant_key=True, max_parts=MAX_UPLOAD_PARTS
+    )
+    exact["POST", "/v1/batches"] = BodyRule(
+        inline_limit(1, max_media_bytes) + BATCH_ITEMS_BYTES, tenant_key=True
     )
     prefixes = [
         ("/v1/providers/", BodyRule(CALLBACK_BODY_BYTES)),

@@ -25,6 +25,7 @@ from app.blobs import LocalBlobStore
 from app.config import MIN_SECRET_CHARS, SANDBOX_TENANT_KEY, Settings, admin_token
 from app.domain.errors import Forbidden, GatewayError, RateLimited, Unauthenticated
 from app.jobs.accounting import Accounting
+from app.jobs.batches import BatchService
 from app.jobs.catalog import Catalog
 from app.jobs.service import JobService
 from app.jobs.upstream_callbacks import UpstreamCallbacks
@@ -63,6 +64,7 @@ class Services(Protocol):
     webhooks: WebhookStore
     upstream_callbacks: UpstreamCallbacks
     workers: WorkerPresence
+    batches: BatchService
 
 
 def services_of(request: Request) -> Services:
@@ -123,6 +125,10 @@ async def get_upstream_callbacks(request: Request) -> UpstreamCallbacks:
     return services_of(request).upstream_callbacks
 
 
+async def get_batches(request: Request) -> BatchService:
+    return services_of(request).batches
+
+
 async def get_workers(request: Request) -> WorkerPresence:
     return services_of(request).workers
 
@@ -130,6 +136,7 @@ async def get_workers(request: Request) -> WorkerPresence:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
+BatchesDep = Annotated[BatchService, Depends(get_batches)]
 TenantsDep = Annotated[TenantStore, Depends(get_tenants)]
 AccountingDep = Annotated[Accounting, Depends(get_accounting)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]

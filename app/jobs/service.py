@@ -123,7 +123,9 @@ class JobService:
         envelope: Envelope,
         *,
         wait_s: float = 0,
+        job_id: str | None = None,
     ) -> Job:
+        """Create a job (``job_id`` given: with that id, refused if it exists)."""
         check_metadata(envelope.metadata)
         check_storable(_without_inline_media(params), "")
         if envelope.callback_url is not None:
@@ -140,7 +142,9 @@ class JobService:
             await asyncio.wait([affordable])
             raise
         await affordable
-        return await self._create(tenant, operation, params, envelope, plan, checked, price, wait_s)
+        return await self._create(
+            tenant, operation, params, envelope, plan, checked, price, wait_s, job_id
+        )
 
     async def _create(
         self,
@@ -152,9 +156,10 @@ class JobService:
         checked: dict[str, CheckedMedia],
         price: int,
         wait_s: float,
+        job_id: str | None,
     ) -> Job:
         params = await self._store_media(tenant, params, checked)
-        job_id = new_job_id()
+        job_id = job_id or new_job_id()
         job = Job(
             id=job_id,
             operation=operation,

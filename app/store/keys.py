@@ -17,6 +17,9 @@ LEASES = f"{PREFIX}leases"
 WEBHOOKS_DUE = f"{PREFIX}webhooks-due"
 """ZSET job id → epoch ms when its webhook delivery is next due (or its sender's lease ends)."""
 
+BATCHES_DUE = f"{PREFIX}batches-due"
+"""ZSET batch id → epoch ms when a driver should next advance it (or its driver's lease ends)."""
+
 WORKERS = f"{PREFIX}workers"
 """ZSET worker id → epoch ms of its last heartbeat."""
 
@@ -168,3 +171,24 @@ def webhook_deliveries(job_id: str) -> str:
 def webhook_secret(tenant_id: str) -> str:
     """STRING ``whsec_…``: the tenant's webhook signing secret (Standard Webhooks)."""
     return f"{PREFIX}tenant:{tenant_id}:webhook-secret"
+
+
+def batch(batch_id: str) -> str:
+    """HASH: tenant, operation, status, counters (``next``, ``running``, ``succeeded``,
+    ``failed``, ``canceled``), ``starting`` (``<index>:<job id>``), metadata, callback."""
+    return f"{PREFIX}batch:{batch_id}"
+
+
+def batch_items(batch_id: str) -> str:
+    """LIST: the items' request bodies (JSON), in order."""
+    return f"{PREFIX}batch:{batch_id}:items"
+
+
+def batch_results(batch_id: str) -> str:
+    """HASH item index → ``{"job_id"}``, or ``{"status", "error"}`` for one never started."""
+    return f"{PREFIX}batch:{batch_id}:results"
+
+
+def batch_open(batch_id: str) -> str:
+    """SET: ids of the batch's jobs that have not been counted as ended."""
+    return f"{PREFIX}batch:{batch_id}:open"

@@ -40,6 +40,11 @@ class Scripts:
     begin_idempotency: AsyncScript
     complete_idempotency: AsyncScript
     abandon_idempotency: AsyncScript
+    batch_take: AsyncScript
+    batch_settle_item: AsyncScript
+    batch_job_ended: AsyncScript
+    batch_cancel: AsyncScript
+    batch_complete: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

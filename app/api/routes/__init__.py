@@ -6,6 +6,7 @@ from app.api.routes import (
     account,
     admin,
     artifacts,
+    batches,
     catalog,
     files,
     health,
@@ -17,6 +18,7 @@ from app.api.routes import (
 router = APIRouter()
 router.include_router(operations.router)
 router.include_router(jobs.router)
+router.include_router(batches.router)
 router.include_router(files.router)
 router.include_router(account.router)
 router.include_router(catalog.router)
