@@ -23,7 +23,13 @@ from starlette.types import Scope
 
 from app.blobs import LocalBlobStore
 from app.config import MIN_SECRET_CHARS, SANDBOX_TENANT_KEY, Settings, admin_token
-from app.domain.errors import Forbidden, GatewayError, RateLimited, Unauthenticated
+from app.domain.errors import (
+    Forbidden,
+    GatewayError,
+    InvalidRequest,
+    RateLimited,
+    Unauthenticated,
+)
 from app.jobs.accounting import Accounting
 from app.jobs.batches import BatchService
 from app.jobs.catalog import Catalog
@@ -260,6 +266,36 @@ async def prefer_wait(
 
 
 WaitDep = Annotated[float, Depends(prefer_wait)]
+
+_SECONDS = re.compile(r"\s*(\d{1,7})(?:\.(\d{1,3}))?\s*")
+MAX_CANCEL_AFTER_S = 7 * 86400
+
+
+async def cancel_after(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="Cancel-After",
+            description="Seconds (up to 3 decimals, at most a week): a job still unfinished "
+            "by then is canceled, charged as a cancel is.",
+        ),
+    ] = None,
+) -> float | None:
+    """The client's deadline for the job (as Replicate names it), in seconds; None if none."""
+    if value is None:
+        return None
+    match = _SECONDS.fullmatch(value)
+    seconds = float(f"{match.group(1)}.{match.group(2) or 0}") if match else 0.0
+    if not 0 < seconds <= MAX_CANCEL_AFTER_S:
+        raise InvalidRequest(
+            f"Cancel-After must be a number of seconds above 0 and at most {MAX_CANCEL_AFTER_S}",
+            pointer="/headers/Cancel-After",
+            status=400,
+        )
+    return seconds
+
+
+CancelAfterDep = Annotated[float | None, Depends(cancel_after)]
 
 IdempotencyKeyDep = Annotated[
     str | None,

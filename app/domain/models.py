@@ -203,6 +203,8 @@ class JobRecord(BaseModel):
     plan: list[str]
     """Providers to try, in order; the first is the current attempt's."""
     callback_url: str | None = None
+    cancel_at: datetime | None = None
+    """The client's ``Cancel-After``: still unfinished then, the job ends canceled."""
     upstream: UpstreamSlot | None = None
     charge_accepted_work: bool = True
     """Charge the job when canceled or past its deadline after the upstream accepted its task

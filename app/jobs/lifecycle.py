@@ -106,17 +106,20 @@ class Lifecycle:
         job.error = error
         return await self._finish(stored, lease, None)
 
-    async def cancel(self, stored: Stored) -> Stored:
+    async def cancel(
+        self, stored: Stored, lease: str | None = None, message: str = "canceled by the client"
+    ) -> Stored:
         """Cancel a job that has not finished (raises ``SaveRefused`` when it moved meanwhile).
 
-        Needs no lease: the save checks the version, and a worker's step in progress finds its
-        own save refused."""
+        A client's cancel needs no lease: the save checks the version, and a worker's step in
+        progress finds its own save refused. A worker ending a job at its ``Cancel-After``
+        holds the lease."""
         job = stored.record.job
         job.status = JobStatus.canceled
-        error = JobError(code=ErrorCode.job_canceled, message="canceled by the client")
+        error = JobError(code=ErrorCode.job_canceled, message=message)
         return await self._abandon(
             stored,
-            None,
+            lease,
             error,
             ChargeReason.canceled_after_accept,
             ChargeReason.canceled_waived,
@@ -200,6 +203,7 @@ class Lifecycle:
         job = record.job
         job.completed_at = utcnow()
         amount = self.accounting.charge_for(job, reason) if reason is not None else 0
+        job.credits.charged = amount  # as stored; the script charges it from the hold
         saved = await self.store.save(
             stored,
             schedule=Schedule.release,

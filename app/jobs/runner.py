@@ -137,6 +137,10 @@ class JobRunner:
 
     async def _step(self, stored: Stored, lease: str) -> Stored:
         job = stored.record.job
+        cancel_at = stored.record.cancel_at
+        if cancel_at is not None and utcnow() >= cancel_at:
+            message = "canceled at the time its Cancel-After header set"
+            return await self.lifecycle.cancel(stored, lease, message)
         if self.deadlines.passed(job):
             return await self.lifecycle.expire(stored, lease, self.deadlines.of(job))
         persisted = stored.record.upstream
@@ -261,6 +265,9 @@ class JobRunner:
 
     async def _save_due(self, stored: Stored, lease: str, after_s: float) -> Stored:
         due = now_ms() + int(after_s * 1000)
+        cancel_at = stored.record.cancel_at
+        if cancel_at is not None:  # looked at again when it is to be canceled, at the latest
+            due = min(due, int(cancel_at.timestamp() * 1000))
         return await self.store.save(stored, schedule=Schedule.due, due_ms=due, lease=lease)
 
     @asynccontextmanager

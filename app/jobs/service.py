@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -124,8 +125,10 @@ class JobService:
         *,
         wait_s: float = 0,
         job_id: str | None = None,
+        cancel_after_s: float | None = None,
     ) -> Job:
-        """Create a job (``job_id`` given: with that id, refused if it exists)."""
+        """Create a job (``job_id`` given: with that id, refused if it exists); a job still
+        unfinished ``cancel_after_s`` after its creation is canceled."""
         check_metadata(envelope.metadata)
         check_storable(_without_inline_media(params), "")
         if envelope.callback_url is not None:
@@ -143,7 +146,16 @@ class JobService:
             raise
         await affordable
         return await self._create(
-            tenant, operation, params, envelope, plan, checked, price, wait_s, job_id
+            tenant,
+            operation,
+            params,
+            envelope,
+            plan,
+            checked,
+            price,
+            wait_s,
+            job_id,
+            cancel_after_s,
         )
 
     async def _create(
@@ -157,6 +169,7 @@ class JobService:
         price: int,
         wait_s: float,
         job_id: str | None,
+        cancel_after_s: float | None,
     ) -> Job:
         params = await self._store_media(tenant, params, checked)
         job_id = job_id or new_job_id()
@@ -176,6 +189,11 @@ class JobService:
             params=params.model_dump(mode="json", exclude_unset=True),
             plan=plan,
             callback_url=envelope.callback_url,
+            cancel_at=(
+                job.created_at + timedelta(seconds=cancel_after_s)
+                if cancel_after_s is not None
+                else None
+            ),
             charge_accepted_work=(
                 self.charge_accepted_work
                 if tenant.charge_accepted_work is None

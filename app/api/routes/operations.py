@@ -9,7 +9,14 @@ from typing import Any
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import create_model
 
-from app.api.deps import IdempotencyDep, IdempotencyKeyDep, JobsDep, TenantDep, WaitDep
+from app.api.deps import (
+    CancelAfterDep,
+    IdempotencyDep,
+    IdempotencyKeyDep,
+    JobsDep,
+    TenantDep,
+    WaitDep,
+)
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.models import Job
@@ -56,11 +63,14 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
         jobs: JobsDep,
         idempotency: IdempotencyDep,
         wait_s: WaitDep,
+        cancel_after_s: CancelAfterDep,
         _key: IdempotencyKeyDep = None,
     ) -> Response:
         async def submit() -> Response:
             own, envelope = _split(body, params)
-            job = await jobs.submit(tenant, operation, own, envelope, wait_s=wait_s)
+            job = await jobs.submit(
+                tenant, operation, own, envelope, wait_s=wait_s, cancel_after_s=cancel_after_s
+            )
             request.state.job_id = job.id
             request.state.operation = operation.value
             request.state.provider = job.provider or (
