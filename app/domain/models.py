@@ -1,6 +1,6 @@
 """The canonical job: what clients read back, and what the store keeps.
 
-``Job`` is the public shape (DESIGN §2.1). ``JobRecord`` wraps it with what only the gateway
+``Job`` is the public shape (docs/jobs.md). ``JobRecord`` wraps it with what only the gateway
 needs (owning tenant, parameters with media as references, the routing plan, the upstream
 state of the current attempt), and is what the store serialises.
 """

@@ -16,7 +16,7 @@ from app.domain.media import AudioInput, ImageInput, MediaInput, VideoInput
 
 
 class Operation(StrEnum):
-    """Every canonical operation (DESIGN §2.2). The value is the public name."""
+    """Every canonical operation (docs/operations.md). The value is the public name."""
 
     image_generate = "image.generate"
     image_remove_background = "image.remove_background"
@@ -412,4 +412,4 @@ ROUTES: dict[Operation, str] = {
     Operation.audio_generate: "/v1/audio/generate",
     Operation.audio_clone_voice: "/v1/audio/clone-voice",
 }
-"""Public POST route of every operation (DESIGN §2.2)."""
+"""Public POST route of every operation (docs/operations.md)."""

@@ -1,5 +1,5 @@
 """Inbound upstream callbacks: the URL an upstream POSTs to when its task ends, and what the
-gateway does when one arrives (DESIGN §2.5).
+gateway does when one arrives (docs/resilience.md).
 
 Everypixel (``callback``) and ImagePipeline (``callback_url``) can notify a URL when a task
 ends. With callbacks on (``Settings.upstream_callbacks_on``), the runner gives every

@@ -158,13 +158,13 @@ class Style:
 
 
 @dataclass(frozen=True)
-class StylePage:
+class StyleListing:
     styles: list[Style]
     next_token: str | None = None
 
 
 @dataclass(frozen=True)
-class Balance:
+class ProviderBalance:
     """What is left on an upstream account, as the upstream reports it."""
 
     amount: float
@@ -324,7 +324,7 @@ class Adapter(ABC):
 
     # Catalog capabilities: adapters whose upstream offers them override these.
 
-    async def balance(self) -> Balance | None:
+    async def balance(self) -> ProviderBalance | None:
         """The upstream account's remaining balance (first credential), when it tells."""
         return None
 
@@ -338,9 +338,9 @@ class Adapter(ABC):
         variant: str | None,
         page_size: int,
         starting_token: str | None,
-    ) -> StylePage:
+    ) -> StyleListing:
         """Predefined styles of a styled operation, one page at a time."""
-        return StylePage(styles=[])
+        return StyleListing(styles=[])
 
 
 @dataclass(frozen=True)

@@ -66,13 +66,13 @@ from app.domain.operations import (
 from app.providers._http import upstream_errors
 from app.providers.base import (
     Adapter,
-    Balance,
     Binding,
     Call,
     Failed,
     OutputFile,
     PollResult,
     Progress,
+    ProviderBalance,
     SubmitResult,
     Submitted,
     Succeeded,
@@ -205,12 +205,12 @@ class ImagePipelineAdapter(Adapter):
             key = credential_key(self.credential(call).api_key)
             await self.state.put(key, repr(float(value)), BALANCE_TTL_S)
 
-    async def balance(self) -> Balance | None:
+    async def balance(self) -> ProviderBalance | None:
         pool = self.config.credentials
         stored = await self.state.get(credential_key(pool[0].api_key if pool else None))
         if stored is None:
             return None
         try:
-            return Balance(float(stored), "usd")
+            return ProviderBalance(float(stored), "usd")
         except ValueError:
             return None

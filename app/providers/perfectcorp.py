@@ -88,7 +88,7 @@ from app.providers.base import (
     OutputFile,
     PollResult,
     Progress,
-    StylePage,
+    StyleListing,
     SubmitResult,
     Submitted,
     Succeeded,
@@ -240,10 +240,10 @@ class PerfectCorpAdapter(Adapter):
         variant: str | None,
         page_size: int,
         starting_token: str | None,
-    ) -> StylePage:
+    ) -> StyleListing:
         feature = styled_feature(operation, variant)
         if feature is None or not self.config.credentials:
-            return StylePage(styles=[])
+            return StyleListing(styles=[])
         try:
             acct = account(self.config.credentials[0])
         except Refused as refused:

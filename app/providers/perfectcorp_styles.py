@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain.errors import InvalidRequest
-from app.providers.base import Style, StylePage
+from app.providers.base import Style, StyleListing
 from app.providers.perfectcorp_wire import Feature, unreadable
 
 GROUPS_PAGE_SIZE = 20
@@ -97,14 +97,14 @@ def _info(item: dict[str, Any], name: str) -> str | None:
 
 async def style_page(
     fetch: Fetch, feature: Feature, page_size: int, starting_token: str | None
-) -> StylePage:
+) -> StyleListing:
     cursor = Cursor.decode(starting_token)
     query: dict[str, str | int] = {"page_size": GROUPS_PAGE_SIZE}
     if cursor.groups:
         query["starting_token"] = cursor.groups
     groups, next_groups = _items(await fetch(f"/task/style-group/{feature.slug}", query), "groups")
     if cursor.index >= len(groups):
-        return StylePage(styles=[])
+        return StyleListing(styles=[])
     group = groups[cursor.index]
     group_id, group_title = _ident(group), _info(group, "title")
     query = {"style_group_id": group_id, "page_size": max(1, min(page_size, MAX_PAGE_SIZE))}
@@ -128,4 +128,4 @@ async def style_page(
         following = Cursor(cursor.groups, cursor.index + 1)
     elif next_groups:
         following = Cursor(next_groups)
-    return StylePage(styles=page, next_token=following.encode() if following else None)
+    return StyleListing(styles=page, next_token=following.encode() if following else None)

@@ -109,13 +109,13 @@ from app.providers import pixelapi_requests as requests
 from app.providers._http import upstream_errors
 from app.providers.base import (
     Adapter,
-    Balance,
     Binding,
     Call,
     Failed,
     OutputFile,
     PollResult,
     Progress,
+    ProviderBalance,
     SubmitResult,
     Submitted,
     Succeeded,
@@ -323,13 +323,13 @@ class PixelApiAdapter(Adapter):
             raise unreadable("not a JSON object or list")
         return body
 
-    async def balance(self) -> Balance:
+    async def balance(self) -> ProviderBalance:
         """``credits_remaining`` of the first credential's account, in PixelAPI credits."""
         body = await self._catalog("/v1/account/balance")
         remaining = body.get("credits_remaining") if isinstance(body, dict) else None
         if isinstance(remaining, bool) or not isinstance(remaining, int | float):
             raise unreadable("no credits_remaining")
-        return Balance(amount=float(remaining), unit="credits")
+        return ProviderBalance(amount=float(remaining), unit="credits")
 
     async def models(self) -> list[UpstreamModel]:
         """``GET /v1/models``: every model and operation with its credits (a list, or an

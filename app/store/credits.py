@@ -105,7 +105,7 @@ class LedgerEntry:
     at: datetime
 
 
-class InsufficientCredits(Exception):
+class CreditsShort(Exception):
     """A debit would take the available credits below zero."""
 
     def __init__(self, required: int, available: int) -> None:
@@ -145,7 +145,7 @@ class CreditLedger:
         return Balance.of(int(balance), int(reserved))
 
     async def debit(self, tenant_id: str, amount: int, reason: str) -> Balance:
-        """Take credits off the balance; raises :class:`InsufficientCredits` if not available."""
+        """Take credits off the balance; raises :class:`CreditsShort` if not available."""
         _require(amount > 0, "a debit must be positive")
         ok, balance, reserved = await self.scripts.debit_credits(
             keys=[keys.credit_account(tenant_id), keys.credit_ledger(tenant_id)],
@@ -153,7 +153,7 @@ class CreditLedger:
         )
         account = Balance.of(int(balance), int(reserved))
         if not int(ok):
-            raise InsufficientCredits(amount, account.available)
+            raise CreditsShort(amount, account.available)
         return account
 
     async def reserve(

@@ -3,7 +3,7 @@
 Keys of one job share the job id, keys of one tenant the tenant id. The due-queue and the
 lease set are global sorted sets; the Lua scripts that touch a job and the queues together
 name all their keys in ``KEYS`` so they stay correct on one Redis (Sentinel). A Redis Cluster
-deployment would shard the queues per hash tag; see DESIGN §4.
+deployment would shard the queues per hash tag; see docs/scale-out.md.
 """
 
 PREFIX = "mg:"
@@ -78,7 +78,7 @@ def artifact(artifact_id: str) -> str:
 
 
 # Credits, limits and idempotency. Keys of one tenant carry the tenant id as a hash tag
-# (``{tenant}``) so the Lua scripts that touch several of them stay single-slot (DESIGN §4).
+# (``{tenant}``) so the Lua scripts that touch several of them stay single-slot (docs/scale-out.md).
 
 
 def credit_account(tenant_id: str) -> str:

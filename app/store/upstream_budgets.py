@@ -21,7 +21,7 @@ slot comes back; live jobs renew it on every poll)."""
 
 
 @dataclass(frozen=True)
-class Reservation:
+class Turn:
     credential: int
     wait_s: float
     at_ms: int
@@ -53,7 +53,7 @@ class UpstreamBudgets:
         *,
         credential: int | None = None,
         requests: int = 1,
-    ) -> Reservation | None:
+    ) -> Turn | None:
         """Reserve ``requests`` back-to-back requests for ``job_id`` (on ``credential`` when the
         job is bound to one, as polls of an upstream job are): the credential's schedule moves
         on by that many intervals. None while every credential's job slots are taken."""
@@ -75,7 +75,7 @@ class UpstreamBudgets:
         )
         if int(chosen) < 0:
             return None
-        return Reservation(int(chosen), int(wait_ms) / 1000, int(at_ms))
+        return Turn(int(chosen), int(wait_ms) / 1000, int(at_ms))
 
     async def release(self, budget: Budget, job_id: str, credential: int) -> None:
         """Give back the job's concurrent-job slot (no-op when it holds none)."""

@@ -26,12 +26,12 @@ from app.domain.operations import (
 )
 from app.providers.base import (
     AdapterConfig,
-    Balance,
     Call,
     Credential,
     Failed,
     OutputFile,
     Progress,
+    ProviderBalance,
     Submitted,
     Succeeded,
 )
@@ -530,7 +530,7 @@ async def test_completed_downloads_the_result_without_the_key(
 
     assert result == Succeeded(files=[OutputFile(WEBP, "image/webp")])
     assert "x-api-key" not in download.calls.last.request.headers
-    assert await adapter.balance() == Balance(187.52, "usd")
+    assert await adapter.balance() == ProviderBalance(187.52, "usd")
 
 
 async def test_voice_clone_result_is_wav(
@@ -809,7 +809,7 @@ async def test_balance_is_unknown_until_an_answer_carries_it(
         200, json={"job_id": JOB_ID, "status": "processing", "balance_remaining_usd": 12}
     )
     await adapter.poll(SWAP, JOB_ID)
-    assert await adapter.balance() == Balance(12.0, "usd")
+    assert await adapter.balance() == ProviderBalance(12.0, "usd")
 
 
 async def test_balance_is_kept_per_credential_and_updated(
@@ -833,7 +833,7 @@ async def test_balance_is_kept_per_credential_and_updated(
     assert await adapter.balance() is None
     await adapter.poll(SWAP, JOB_ID)
     await adapter.poll(second, JOB_ID)
-    assert await adapter.balance() == Balance(187.52, "usd")
+    assert await adapter.balance() == ProviderBalance(187.52, "usd")
     assert route.calls[2].request.headers["x-api-key"] == OTHER_KEY
     await adapter.poll(SWAP, JOB_ID)
-    assert await adapter.balance() == Balance(187.49, "usd")
+    assert await adapter.balance() == ProviderBalance(187.49, "usd")

@@ -26,13 +26,13 @@ from app.domain.operations import (
 )
 from app.providers.base import (
     AdapterConfig,
-    Balance,
     Call,
     Credential,
     Failed,
     Media,
     OutputFile,
     Progress,
+    ProviderBalance,
     Submitted,
     Succeeded,
 )
@@ -523,7 +523,7 @@ async def test_balance_reads_credits_remaining_of_the_first_account(
             json={"credits_remaining": 9997.0, "plan": "starter", "email": "you@example.com"},
         )
     )
-    assert await adapter.balance() == Balance(amount=9997.0, unit="credits")
+    assert await adapter.balance() == ProviderBalance(amount=9997.0, unit="credits")
     request = route.calls.last.request
     assert request.headers["authorization"] == f"Bearer {KEY}"
     assert request.headers["user-agent"] == "mediagate/0.1"

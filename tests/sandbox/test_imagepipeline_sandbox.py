@@ -31,11 +31,11 @@ from app.domain.operations import (
 )
 from app.providers.base import (
     AdapterConfig,
-    Balance,
     Call,
     Credential,
     Failed,
     Progress,
+    ProviderBalance,
     Submitted,
     Succeeded,
 )
@@ -663,7 +663,7 @@ async def test_the_adapter_runs_every_image_binding_against_the_emulator(
     assert stats["submissions"] == 1
     assert stats["by_endpoint"]["/o/{name}"] == 1
     price = adapter.bindings[operation].price
-    assert await adapter.balance() == Balance(round(200 - price / 1000, 3), "usd")
+    assert await adapter.balance() == ProviderBalance(round(200 - price / 1000, 3), "usd")
 
 
 async def test_the_adapter_clones_a_voice_against_the_emulator(
@@ -683,7 +683,7 @@ async def test_the_adapter_clones_a_voice_against_the_emulator(
     assert output.content_type == "audio/wav"
     with wave.open(io.BytesIO(output.content)) as wav:
         assert wav.getnframes() > 0
-    assert await adapter.balance() == Balance(199.993, "usd")
+    assert await adapter.balance() == ProviderBalance(199.993, "usd")
 
 
 async def test_the_adapter_passes_the_callback_url(

@@ -32,12 +32,12 @@ from app.domain.operations import (
 )
 from app.providers.base import (
     AdapterConfig,
-    Balance,
     Call,
     Credential,
     Failed,
     Media,
     Progress,
+    ProviderBalance,
     Submitted,
     Succeeded,
 )
@@ -831,6 +831,6 @@ async def test_the_adapter_reads_models_and_balance(sandbox: httpx.AsyncClient) 
     assert {"flux-schnell", "sdxl", "musicgen-small", "wan2.1", "virtual-tryon"} <= set(models)
     assert models["sdxl"].endpoint == "POST /v1/image/generate"
     assert models["upscale-4x"].credits == 20.0
-    assert await adapter.balance() == Balance(emulator.PLAN_CREDITS, "credits")
+    assert await adapter.balance() == ProviderBalance(emulator.PLAN_CREDITS, "credits")
     await _run(adapter, Operation.image_restore_face, RestoreFace(image=PHOTO_FILE))
-    assert await adapter.balance() == Balance(emulator.PLAN_CREDITS - 5, "credits")
+    assert await adapter.balance() == ProviderBalance(emulator.PLAN_CREDITS - 5, "credits")

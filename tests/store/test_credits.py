@@ -11,9 +11,9 @@ from app.store import credits, keys
 from app.store.credits import (
     Balance,
     CreditLedger,
+    CreditsShort,
     HoldNotOpen,
     HoldState,
-    InsufficientCredits,
     LedgerEntry,
     LedgerKind,
     Reservation,
@@ -97,7 +97,7 @@ async def test_concurrent_debits_and_reserves_keep_balance_non_negative(
     async def debit(ledger: CreditLedger) -> int:
         try:
             await ledger.debit(TENANT, 3, "correction")
-        except InsufficientCredits:
+        except CreditsShort:
             return 0
         return 3
 
@@ -202,13 +202,13 @@ async def test_adjust_moves_the_hold_or_leaves_it_intact(ledger: CreditLedger) -
 async def test_debit_refuses_beyond_available(ledger: CreditLedger) -> None:
     await ledger.grant(TENANT, 10, "top-up")
     await ledger.reserve(TENANT, "job", 6)
-    with pytest.raises(InsufficientCredits) as refused:
+    with pytest.raises(CreditsShort) as refused:
         await ledger.debit(TENANT, 5, "correction")
     assert (refused.value.required, refused.value.available) == (5, 4)
     assert await ledger.debit(TENANT, 4, "correction") == Balance(6, 6, 0)
     with pytest.raises(ValueError):
         await ledger.grant(TENANT, 0, "nothing")
-    with pytest.raises(InsufficientCredits):
+    with pytest.raises(CreditsShort):
         await ledger.debit("unknown-tenant", 1, "correction")
     await assert_reconciles(ledger)
 

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.store.scripts import Scripts
-from app.store.upstream_budgets import Budget, Reservation, UpstreamBudgets
+from app.store.upstream_budgets import Budget, Turn, UpstreamBudgets
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def budgets(redis_client: Redis) -> UpstreamBudgets:
     return UpstreamBudgets(redis_client, Scripts.register(redis_client))
 
 
-def _queued_at_the_rate(reserved: list[Reservation], interval_ms: int) -> None:
+def _queued_at_the_rate(reserved: list[Turn], interval_ms: int) -> None:
     """Each reservation goes one interval after the one before it on its credential, or, when
     that moment had already passed as it was made (a slow caller), at once: the rule of the
     schedule, read from the Redis clock (``at_ms``, and ``at_ms - wait`` for when it was made),

@@ -16,8 +16,7 @@ from app.domain.operations import Operation
 from app.jobs.accounting import InsufficientCredits
 from app.jobs.catalog import ProviderInfo
 from app.jobs.prices import Price
-from app.store.credits import MAX_BALANCE, BalanceTooLarge
-from app.store.credits import InsufficientCredits as LedgerShort
+from app.store.credits import MAX_BALANCE, BalanceTooLarge, CreditsShort
 from app.store.tenants import Tenant
 
 router = APIRouter(
@@ -180,7 +179,7 @@ class ProviderState(ProviderInfo):
     balance_error: str | None = None
 
 
-class ProviderList(BaseModel):
+class AdminProviderList(BaseModel):
     data: list[ProviderState]
 
 
@@ -199,7 +198,7 @@ async def move_credits(
             balance = await ledger.grant(tenant_id, body.amount, body.reason)
         else:
             balance = await ledger.debit(tenant_id, -body.amount, body.reason)
-    except LedgerShort as exc:
+    except CreditsShort as exc:
         raise InsufficientCredits(exc.required, exc.available) from exc
     except BalanceTooLarge as exc:
         raise InvalidRequest(str(exc), pointer="/amount") from exc
@@ -229,7 +228,7 @@ async def set_price(body: PriceOverride, accounting: AccountingDep) -> PriceTabl
 
 
 @router.get("/providers", name="admin_list_providers")
-async def list_providers(accounting: AccountingDep, catalog: CatalogDep) -> ProviderList:
+async def list_providers(accounting: AccountingDep, catalog: CatalogDep) -> AdminProviderList:
     """Every provider with its circuit state and its upstream account's balance."""
     infos = await catalog.provider_list()
     adapters = accounting.prices.providers
@@ -246,4 +245,4 @@ async def list_providers(accounting: AccountingDep, catalog: CatalogDep) -> Prov
         elif balance is not None:
             state.balance = UpstreamBalance(amount=balance.amount, unit=balance.unit)
         states.append(state)
-    return ProviderList(data=states)
+    return AdminProviderList(data=states)

@@ -20,7 +20,7 @@ class OperationList(BaseModel):
     next_cursor: str | None = None
 
 
-class ProviderList(BaseModel):
+class CatalogProviderList(BaseModel):
     data: list[ProviderInfo]
     next_cursor: str | None = None
 
@@ -37,9 +37,9 @@ async def list_operations(_tenant: TenantDep, catalog: CatalogDep) -> OperationL
 
 
 @router.get("/providers", name="list_providers")
-async def list_providers(_tenant: TenantDep, catalog: CatalogDep) -> ProviderList:
+async def list_providers(_tenant: TenantDep, catalog: CatalogDep) -> CatalogProviderList:
     """The providers the gateway is configured with and what each runs."""
-    return ProviderList(data=await catalog.provider_list())
+    return CatalogProviderList(data=await catalog.provider_list())
 
 
 @router.get("/styles", name="list_styles")
