@@ -10,14 +10,12 @@ import io
 import json
 from dataclasses import dataclass
 
-import httpx
 from PIL import Image, UnidentifiedImageError
 
 from app.domain.errors import ErrorCode
-from app.domain.media_types import media_type
 from app.providers.base import Failed, Media
 from app.providers.perfectcorp_auth import Refused
-from app.providers.perfectcorp_wire import JPEG, PNG, PROVIDER, unreadable
+from app.providers.perfectcorp_wire import JPEG, PNG, PROVIDER
 
 
 @dataclass
@@ -64,11 +62,3 @@ def conform(media: Media, accepted: frozenset[str]) -> tuple[bytes, str]:
 
 def extension(content_type: str) -> str:
     return {JPEG: "jpg", "image/jpg": "jpg", PNG: "png"}.get(content_type, "bin")
-
-
-def image_type(response: httpx.Response) -> str:
-    declared = response.headers.get("content-type", "")
-    found = media_type(response.content, "image", declared)
-    if found is None:
-        raise unreadable(f"output is {declared or 'untyped'}, not an image")
-    return found
