@@ -71,7 +71,6 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar
@@ -82,6 +81,7 @@ from app.domain.errors import ErrorCode, ProviderUnavailable
 from app.domain.models import JSONValue
 from app.domain.operations import Operation, Params
 from app.providers import _http
+from app.providers._conform import UnreadablePicture, read_conformed
 from app.providers._http import upstream_errors
 from app.providers.base import (
     Adapter,
@@ -97,8 +97,9 @@ from app.providers.base import (
     Succeeded,
     UpstreamLimit,
 )
+from app.providers.media_limits import PERFECTCORP as IMAGE_LIMITS
 from app.providers.perfectcorp_auth import Account, Refused, Tokens, account
-from app.providers.perfectcorp_files import Submission, conform, extension
+from app.providers.perfectcorp_files import Submission, extension
 from app.providers.perfectcorp_styles import style_page
 from app.providers.perfectcorp_wire import (
     API_PREFIX,
@@ -328,8 +329,12 @@ class PerfectCorpAdapter(Adapter):
             if ref is None:
                 message = f"{PROVIDER} {feature.slug} needs {field}"
                 raise Refused(Failed(ErrorCode.invalid_parameter, message))
-            media = await call.media.read(ref)
-            content, content_type = await asyncio.to_thread(conform, media, feature.upload_types)
+            try:
+                media = await read_conformed(call, ref, IMAGE_LIMITS[feature.slug])
+            except UnreadablePicture as exc:
+                message = f"{PROVIDER} cannot read the {field} input"
+                raise Refused(Failed(ErrorCode.invalid_media, message)) from exc
+            content, content_type = media.content, media.content_type
             uploads.append((field, f"{field}.{extension(content_type)}", content, content_type))
         if not uploads:
             return {}

@@ -35,8 +35,7 @@ AUTH_PATH = f"{API_PREFIX}/client/auth"
 
 JPEG = "image/jpeg"
 PNG = "image/png"
-JPEG_OR_PNG = frozenset({JPEG, "image/jpg", PNG})
-JPEG_ONLY = frozenset({JPEG, "image/jpg"})
+HEIC = "image/heic"
 
 STYLE_ID = re.compile(r"^(\d{1,20}):(\d{1,20})$")
 """A canonical ``style_id`` here: ``<style_group_id>:<style_id>`` (tasks need both)."""
@@ -53,7 +52,6 @@ class Feature:
     """Canonical media field → ``file_sets`` key, in upload order."""
     styled: bool = False
     """The task takes ``style_group_id`` + ``style_ids`` (and has style listings)."""
-    upload_types: frozenset[str] = JPEG_OR_PNG
     output_ext: str = "jpg"
 
 
@@ -70,12 +68,7 @@ _SRC = {"image": "src_ids"}
 
 FEATURES: Final[Mapping[tuple[Operation, str | None], Feature]] = {
     **{
-        (Operation.image_hairstyle, variant): Feature(
-            slug,
-            _SRC,
-            styled=True,
-            upload_types=JPEG_ONLY if variant == "style" else JPEG_OR_PNG,
-        )
+        (Operation.image_hairstyle, variant): Feature(slug, _SRC, styled=True)
         for variant, slug in HAIR_VARIANTS.items()
     },
     (Operation.image_age, None): Feature("aging", _SRC),
