@@ -121,6 +121,26 @@ class JobError(BaseModel):
     retryable: bool = False
 
 
+class MediaShape(BaseModel):
+    """One picture as sent or received: its size, type and bytes."""
+
+    width: int
+    height: int
+    content_type: str
+    bytes: int
+
+
+class ConformedInput(BaseModel):
+    """An input the gateway changed to fit what the provider accepts, before sending it."""
+
+    input: str
+    """The input's ``file_id`` or URL."""
+    before: MediaShape
+    after: MediaShape
+    rotated: bool = False
+    """The picture's EXIF orientation was applied to its pixels."""
+
+
 class Attempt(BaseModel):
     provider: str
     provider_job_id: str | None = None
@@ -131,6 +151,8 @@ class Attempt(BaseModel):
     that do not parse); each is polled again with backoff, never submitted again."""
     charge_reason: ChargeReason | None = None
     """Set when the attempt ends: whether, and why, the tenant was charged for it."""
+    conformed: list[ConformedInput] = Field(default_factory=list)
+    """Inputs resized or re-encoded to the provider's documented limits for this attempt."""
     started_at: datetime = Field(default_factory=utcnow)
     completed_at: datetime | None = None
 

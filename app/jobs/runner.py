@@ -194,6 +194,8 @@ class JobRunner:
                 result = Failed(exc.code, exc.detail, retryable=True)
         except GatewayError as exc:  # an input that can no longer be read
             result = Failed(exc.code, exc.detail, retryable=False)
+        if call.conformed:  # what the adapter fitted to the provider's limits
+            attempt.conformed = list(call.conformed)
         self.metrics.upstream_request(
             provider, "poll" if task else "submit", result, time.perf_counter() - started
         )

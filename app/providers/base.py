@@ -35,7 +35,7 @@ import httpx
 
 from app.domain.errors import ErrorCode
 from app.domain.media import MediaInput
-from app.domain.models import JSONValue
+from app.domain.models import ConformedInput, JSONValue
 from app.domain.operations import Operation, Params
 
 
@@ -101,6 +101,8 @@ class Call:
     """Which credential of the provider's pool this call uses (chosen by the upstream budget)."""
     callback_url: str | None = None
     """Where the upstream may POST completion, when the gateway has a public URL."""
+    conformed: list[ConformedInput] = field(default_factory=list)
+    """Inputs the adapter fitted to the provider's limits (recorded on the attempt)."""
 
 
 @dataclass(frozen=True)

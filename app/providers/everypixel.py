@@ -106,13 +106,14 @@ from app.domain.operations import (
     SwapFaceVideo,
     VideoKeywords,
 )
+from app.providers import _http
 from app.providers._http import upstream_errors
+from app.providers._meaning import Meaning
 from app.providers.base import (
     Adapter,
     Binding,
     Call,
     Failed,
-    OutputFile,
     PollResult,
     Progress,
     SubmitResult,
@@ -131,14 +132,12 @@ from app.providers.everypixel_wire import (
     READERS,
     STATUSES,
     TASKS,
-    Meaning,
     TaskAnswer,
     VoiceAnswer,
     flag,
     http_failure,
     json_body,
     json_object,
-    output_type,
     refine,
     result_url,
     unreadable,
@@ -335,23 +334,17 @@ class EverypixelAdapter(Adapter):
         if isinstance(meaning, Meaning):
             detail = task.message or (task.result if isinstance(task.result, str) else None)
             meaning = refine(meaning, detail or "")
-            return Failed(
-                meaning.code,
-                f"{PROVIDER} task {task.status}: {detail or 'no message'}",
-                provider_code=task.status,
-                retryable=meaning.retryable,
+            return meaning.failed(
+                f"{PROVIDER} task {task.status}: {detail or 'no message'}", task.status
             )
         return await self._download(call.operation, result_url(task.result))
 
     async def _download(self, operation: Operation, url: str) -> Succeeded:
-        with upstream_errors(PROVIDER):
-            response = await self.client.get(url, timeout=self.config.timeout_s)
-        if response.status_code != 200 or not response.content:
-            raise ProviderUnavailable(
-                f"{PROVIDER} result download answered HTTP {response.status_code}"
-            )
-        content_type = output_type(response, EXPECTED_MEDIA[operation])
-        return Succeeded(files=[OutputFile(response.content, content_type)])
+        kind = EXPECTED_MEDIA[operation]
+        output = await _http.download(
+            self.client, PROVIDER, url, kind=kind, timeout_s=self.config.timeout_s
+        )
+        return Succeeded(files=[output])
 
     # catalog ----------------------------------------------------------------------------------
 

@@ -12,14 +12,13 @@ import httpx
 from pydantic import BaseModel, Field
 
 from app.domain.errors import ErrorCode, ProviderUnavailable
-from app.domain.media_types import media_type
 from app.domain.models import JSONValue
 from app.domain.operations import (
     Operation,
 )
-from app.providers.base import (
-    Failed,
-)
+from app.providers import _http
+from app.providers._meaning import HTTP_403, HTTP_404, HTTP_413, Meaning, document, unlisted
+from app.providers.base import Failed
 
 PROVIDER = "everypixel"
 
@@ -63,14 +62,7 @@ TASKS: Final[Mapping[Operation, TaskShape]] = {
 # -- the mapping table ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Meaning:
-    """What an upstream status, HTTP error or failure message means in the gateway's terms."""
-
-    code: ErrorCode
-    retryable: bool
-    retry_after_s: float | None = None
-
+doc = document(PROVIDER)
 
 Running = Literal["running"]
 Done = Literal["done"]
@@ -79,33 +71,38 @@ STATUSES: Final[Mapping[str, Running | Done | Meaning]] = {
     "PENDING": "running",
     "STARTED": "running",
     "SUCCESS": "done",
-    "FAILURE": Meaning(ErrorCode.upstream_failed, retryable=True),
-    "REVOKED": Meaning(ErrorCode.upstream_failed, retryable=True),
+    "FAILURE": Meaning(ErrorCode.upstream_failed, True, doc(817, '"FAILURE"')),
+    "REVOKED": Meaning(ErrorCode.upstream_failed, True, doc(113, '"REVOKED"')),
 }
 """Every task status of ``/v1/status`` → progress, success, or a failure's default meaning."""
 
 HTTP_ERRORS: Final[Mapping[int, Meaning]] = {
-    400: Meaning(ErrorCode.invalid_parameter, retryable=False),
-    401: Meaning(ErrorCode.provider_auth_failed, retryable=True),
-    403: Meaning(ErrorCode.provider_auth_failed, retryable=True),
-    404: Meaning(ErrorCode.upstream_failed, retryable=True),
-    413: Meaning(ErrorCode.media_too_large, retryable=False),
-    429: Meaning(ErrorCode.provider_unavailable, retryable=True),
-    502: Meaning(ErrorCode.provider_rate_limited, retryable=True, retry_after_s=1.0),
+    400: Meaning(ErrorCode.invalid_parameter, False, doc(811, "if you passed an invalid value")),
+    401: Meaning(ErrorCode.provider_auth_failed, True, doc(59, "401 Unauthorized")),
+    403: Meaning(ErrorCode.provider_auth_failed, True, HTTP_403),
+    404: Meaning(ErrorCode.upstream_failed, True, HTTP_404),
+    413: Meaning(ErrorCode.media_too_large, False, HTTP_413),
+    429: Meaning(ErrorCode.provider_unavailable, True, doc(14, "you will see error 429")),
+    502: Meaning(
+        ErrorCode.provider_rate_limited, True, doc(83, "HTTP 502 Bad Gateway"), retry_after_s=1.0
+    ),
 }
-"""HTTP errors → meaning; any other 5xx is raised, any other 4xx is ``UNLISTED_ERROR``."""
-UNLISTED_ERROR = Meaning(ErrorCode.upstream_failed, retryable=False)
+"""HTTP errors → meaning (the document: "standard HTTP status codes", line 806); any other
+5xx is raised, any other 4xx is ``UNLISTED_ERROR``."""
+UNLISTED_ERROR = unlisted()
 
+_MESSAGE = doc(811, "A descriptive error message")
 MESSAGES: Final[Sequence[tuple[str, Meaning]]] = (
-    ("no face", Meaning(ErrorCode.no_face_detected, retryable=False)),
-    ("face not found", Meaning(ErrorCode.no_face_detected, retryable=False)),
-    ("moderation", Meaning(ErrorCode.content_blocked, retryable=False)),
-    ("unsupported file format", Meaning(ErrorCode.invalid_media, retryable=False)),
-    ("could not download", Meaning(ErrorCode.invalid_media, retryable=False)),
-    ("could not be decoded", Meaning(ErrorCode.invalid_media, retryable=False)),
-    ("is missing", Meaning(ErrorCode.invalid_media, retryable=False)),
+    ("no face", Meaning(ErrorCode.no_face_detected, False, _MESSAGE)),
+    ("face not found", Meaning(ErrorCode.no_face_detected, False, _MESSAGE)),
+    ("moderation", Meaning(ErrorCode.content_blocked, False, _MESSAGE)),
+    ("unsupported file format", Meaning(ErrorCode.invalid_media, False, _MESSAGE)),
+    ("could not download", Meaning(ErrorCode.invalid_media, False, _MESSAGE)),
+    ("could not be decoded", Meaning(ErrorCode.invalid_media, False, _MESSAGE)),
+    ("is missing", Meaning(ErrorCode.invalid_media, False, _MESSAGE)),
 )
-"""Failure messages (lower-cased substrings) that say more than the status or HTTP code."""
+"""Failure messages (lower-cased substrings): the upstream's "descriptive error message"
+saying, in its own words, more than the status or HTTP code."""
 
 
 def refine(meaning: Meaning, message: str) -> Meaning:
@@ -217,33 +214,23 @@ READERS: Final[Mapping[Operation, Callable[[dict[str, Any]], dict[str, JSONValue
 
 
 def unreadable(what: str) -> ProviderUnavailable:
-    return ProviderUnavailable(f"{PROVIDER} answered with an unreadable body ({what})")
+    return _http.unreadable(PROVIDER, what)
 
 
 def json_body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise unreadable("not JSON") from exc
+    return _http.json_body(PROVIDER, response)
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:
-    body = json_body(response)
-    if not isinstance(body, dict):
-        raise unreadable("not a JSON object")
-    return body
+    return _http.json_object(PROVIDER, response)
 
 
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    if isinstance(body, dict):
-        text = body.get("message") or body.get("detail") or body.get("error")
+def _message(body: _http.ErrorBody) -> str:
+    if isinstance(body.json, dict):
+        text = body.json.get("message") or body.json.get("detail") or body.json.get("error")
         if text:
             return str(text)
-    return response.reason_phrase
+    return body.text
 
 
 def http_failure(response: httpx.Response) -> Failed | None:
@@ -259,16 +246,12 @@ def http_failure(response: httpx.Response) -> Failed | None:
         status = 400
     elif status >= 500 and status not in HTTP_ERRORS:
         raise ProviderUnavailable(f"{PROVIDER} answered HTTP {status}")
-    message = _message(response)
+    message = _message(_http.error_body(response))
     meaning = HTTP_ERRORS.get(status, UNLISTED_ERROR)
     if status == 400:
         meaning = refine(meaning, message)
-    return Failed(
-        code=meaning.code,
-        message=f"{PROVIDER} HTTP {response.status_code}: {message}",
-        provider_code=f"http_{response.status_code}",
-        retryable=meaning.retryable,
-        retry_after_s=meaning.retry_after_s,
+    return meaning.failed(
+        f"{PROVIDER} HTTP {response.status_code}: {message}", f"http_{response.status_code}"
     )
 
 
@@ -280,21 +263,10 @@ EXPECTED_MEDIA: Final[Mapping[Operation, str]] = {
 }
 
 
-def output_type(response: httpx.Response, kind: str) -> str:
-    """The output's media type: the declared one when it fits, else sniffed from the bytes."""
-    declared = response.headers.get("content-type", "")
-    found = media_type(response.content, kind, declared)
-    if found is None:
-        raise unreadable(f"result is {declared or 'untyped'}, not {kind}")
-    return found
-
-
 def result_url(result: object) -> str:
     if isinstance(result, dict):
         result = result.get("url") or result.get("file_url")
-    if not isinstance(result, str) or not result.startswith(("http://", "https://")):
-        raise unreadable("SUCCESS without a result URL")
-    return result
+    return _http.result_url(PROVIDER, result, "SUCCESS")
 
 
 def flag(value: bool) -> str:

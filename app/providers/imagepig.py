@@ -44,14 +44,13 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   there is retried a few times, as the official ``imagepig`` client does (the upload may
   lag the answer); any other failure is the service failing.
 - **Errors.** The document names only ``422`` (no face found) and the ``{"error"}`` body.
-  Everything else is read as conventional HTTP: 400 a request it refuses (bad attributes,
-  undecodable image), 401 a missing or unknown ``Api-Key``, 402 a plan with no API calls
-  left, 403 a request refused by content moderation (the Stability AI convention for Stable
-  Diffusion services), 429 too many requests with ``Retry-After``, 5xx the service failing.
-  A 422 whose body is FastAPI's validation list (``{"detail": [{"msg"}]}``, which the official
-  client also reads) is a refused request, not a missing face. 402 and 5xx say nothing about
-  the request, so they are raised as :class:`ProviderUnavailable` (the gateway falls back to
-  another provider); the others come back as ``Failed``.
+  The statuses the HTTP standard defines are read by it: 400 a request it refuses, 401 a
+  missing or unknown ``Api-Key``, 429 too many requests with ``Retry-After``, 5xx the service
+  failing (raised as :class:`ProviderUnavailable`: the gateway falls back to another
+  provider). A 422 whose body is FastAPI's validation list (``{"detail": [{"msg"}]}``, which
+  the official client also reads) is a refused request, not a missing face. Any other status
+  (402, 403…) is ``upstream_failed`` with the status kept as ``provider_code``: the document
+  does not say what it means (in particular, no content moderation is documented).
 - **Limits.** The document states no request rate or concurrency limit, so ``limits`` is empty.
 - **Price.** The document gives no money prices; one standard API call is one gateway credit.
   It counts each ``/flux`` image as two calls. A binding has one price per operation, so
@@ -60,11 +59,9 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import ClassVar, Literal
 
@@ -73,7 +70,6 @@ from pydantic import BaseModel, model_validator
 
 from app.domain.errors import ErrorCode, ProviderUnavailable
 from app.domain.media import MediaInput
-from app.domain.models import utcnow
 from app.domain.operations import (
     GenerateImage,
     Operation,
@@ -83,7 +79,18 @@ from app.domain.operations import (
     SwapFace,
     Upscale,
 )
+from app.providers import _http
 from app.providers._http import upstream_errors
+from app.providers._meaning import (
+    HTTP_400,
+    HTTP_401,
+    HTTP_422,
+    HTTP_429,
+    SERVER_ERROR,
+    Meaning,
+    document,
+    unlisted,
+)
 from app.providers.base import (
     Adapter,
     Binding,
@@ -121,12 +128,6 @@ DOWNLOAD_ATTEMPTS = 5
 DOWNLOAD_PAUSE_S = 1.0
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    code: ErrorCode
-    retryable: bool
-
-
 class ErrorBody(StrEnum):
     """What an error answer's body carries, as far as the mapping needs to know."""
 
@@ -138,24 +139,21 @@ class ErrorBody(StrEnum):
     """No body, not JSON, or neither of the above."""
 
 
-ERRORS: dict[tuple[int, ErrorBody | None], _Outcome] = {
-    (400, None): _Outcome(ErrorCode.invalid_parameter, retryable=False),
-    (401, None): _Outcome(ErrorCode.provider_auth_failed, retryable=True),
-    (402, None): _Outcome(ErrorCode.provider_unavailable, retryable=True),
-    (403, None): _Outcome(ErrorCode.content_blocked, retryable=False),
-    (422, None): _Outcome(ErrorCode.no_face_detected, retryable=False),
-    (422, ErrorBody.validation): _Outcome(ErrorCode.invalid_parameter, retryable=False),
-    (429, None): _Outcome(ErrorCode.provider_rate_limited, retryable=True),
-    (500, None): _Outcome(ErrorCode.provider_unavailable, retryable=True),
-    (502, None): _Outcome(ErrorCode.provider_unavailable, retryable=True),
-    (503, None): _Outcome(ErrorCode.provider_unavailable, retryable=True),
-    (504, None): _Outcome(ErrorCode.provider_unavailable, retryable=True),
-}
-"""Upstream (HTTP status, body kind) → canonical outcome: the one place Image Pig errors are
-read. ``None`` matches any body; a row naming the body kind takes precedence."""
+doc = document(PROVIDER)
 
-_OTHER_SERVER_ERROR = _Outcome(ErrorCode.provider_unavailable, retryable=True)
-_OTHER_CLIENT_ERROR = _Outcome(ErrorCode.upstream_failed, retryable=False)
+ERRORS: dict[tuple[int, ErrorBody | None], Meaning] = {
+    (400, None): Meaning(ErrorCode.invalid_parameter, False, HTTP_400),
+    (401, None): Meaning(ErrorCode.provider_auth_failed, True, HTTP_401),
+    (422, None): Meaning(ErrorCode.no_face_detected, False, doc(829, "responds with HTTP status")),
+    (422, ErrorBody.validation): Meaning(ErrorCode.invalid_parameter, False, HTTP_422),
+    (429, None): Meaning(ErrorCode.provider_rate_limited, True, HTTP_429),
+}
+"""Upstream (HTTP status, body kind) → canonical meaning: the one place Image Pig errors are
+read. ``None`` matches any body; a row naming the body kind takes precedence. 5xx is
+:data:`SERVER_ERROR` (raised); any other 4xx (402, 403…) is ``upstream_failed``, its status
+kept: the document does not say what they mean."""
+
+_OTHER_CLIENT_ERROR = unlisted()
 
 Model = Literal["sd1.5", "sdxl", "flux-schnell"]
 FLUX: Model = "flux-schnell"
@@ -371,20 +369,6 @@ _BUILDERS: dict[Operation, Callable[[Call], Awaitable[_Request]]] = {
 }
 
 
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), if present and readable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
 def _error_body(response: httpx.Response) -> tuple[ErrorBody, str]:
     """The kind of an error body and its message."""
     try:
@@ -402,20 +386,14 @@ def _failure(response: httpx.Response) -> Failed:
     """Translate a non-2xx answer through :data:`ERRORS`; raise when the service is at fault."""
     status = response.status_code
     kind, message = _error_body(response)
-    outcome = (
+    meaning = (
         ERRORS.get((status, kind))
         or ERRORS.get((status, None))
-        or (_OTHER_SERVER_ERROR if status >= 500 else _OTHER_CLIENT_ERROR)
+        or (SERVER_ERROR if status >= 500 else _OTHER_CLIENT_ERROR)
     )
-    if outcome.code is ErrorCode.provider_unavailable:
+    if meaning.raised:
         raise ProviderUnavailable(f"{PROVIDER} answered {status}: {message}")
-    return Failed(
-        code=outcome.code,
-        message=message,
-        provider_code=str(status),
-        retryable=outcome.retryable,
-        retry_after_s=_retry_after(response.headers.get("Retry-After")),
-    )
+    return meaning.failed(message, str(status), _http.retry_after(response.headers))
 
 
 class ImagePigAdapter(Adapter):
@@ -447,15 +425,13 @@ class ImagePigAdapter(Adapter):
 
     async def _download(self, url: str) -> bytes:
         """A stored image's bytes (``storage_days`` answers), retried while it answers 404."""
-        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
-            response = await self.client.get(
-                url, timeout=self.config.timeout_s, follow_redirects=True
-            )
-            if response.status_code != 404 or attempt == DOWNLOAD_ATTEMPTS:
-                break
-            await asyncio.sleep(DOWNLOAD_PAUSE_S)
-        if not response.is_success:
-            raise ProviderUnavailable(
-                f"{PROVIDER}'s stored image could not be downloaded ({response.status_code})"
-            )
-        return response.content
+        output = await _http.download(
+            self.client,
+            PROVIDER,
+            url,
+            kind="image",
+            timeout_s=self.config.timeout_s,
+            attempts=DOWNLOAD_ATTEMPTS,
+            pause_s=DOWNLOAD_PAUSE_S,
+        )
+        return output.content

@@ -25,16 +25,12 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   (``result_url``, ``result_mime_type``, ``processing_time_seconds``,
   ``balance_remaining_usd``), ``failed`` (``error``, ``failure_reason_code``, ``retryable``)
   and ``cancelled``. The poll path is the submission path plus ``/status/{job_id}``.
-- **Errors** live in one table (``MEANINGS``) with the statuses. Validation is a synchronous
-  422 (``{"detail": [{"loc", "msg", "type"}]}``); runtime problems end the job ``failed``
-  with a ``failure_reason_code``. The document's ``INPUT_INVALID`` covers both "bad input"
-  and "content-policy violation": its ``error`` text tells them apart (``content policy`` →
-  ``content_blocked``, ``no face`` → ``no_face_detected``, else ``invalid_parameter``).
-  ``INSUFFICIENT_CREDITS`` / ``CREDIT_CHARGE_FAILED`` are this account's trouble, so
-  ``provider_unavailable`` (another provider may serve); a ``cancelled`` job (nobody here
-  cancels upstream) is ``upstream_failed``, not retried. Conventional HTTP answers are read
-  the same way (401/403 auth, 402 credits, 429 with ``Retry-After``, 400/422 the request),
-  a ``failure_reason_code`` in an HTTP error body taking precedence; 5xx raises.
+- **Errors.** The document names no error: no HTTP status, no ``failure_reason_code``. HTTP
+  answers are read by the HTTP standard (``HTTP_ERRORS``: 400/422 the request, 401/403 auth,
+  413 too large, 429 with ``Retry-After``; 5xx raises); a ``failed`` job is
+  ``upstream_failed`` (retryable), a ``cancelled`` one is not retried, and the upstream's
+  ``failure_reason_code`` (``INPUT_INVALID``…) is kept as the failure's ``provider_code``,
+  never read into a meaning the document does not give it.
 - **Balance.** Every answer carrying ``balance_remaining_usd`` is remembered in shared state
   per credential (keyed by a hash of the key); :meth:`balance` reports the first one's.
 - **Parameters.** ``upscale`` is a factor (1.0–4.0, default 1.5) upstream: canonical
@@ -59,17 +55,18 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.errors import ErrorCode
 from app.domain.operations import (
     Operation,
 )
+from app.providers import _http
 from app.providers._http import upstream_errors
+from app.providers._meaning import Meaning
 from app.providers.base import (
     Adapter,
     Binding,
     Call,
     Failed,
-    OutputFile,
     PollResult,
     Progress,
     ProviderBalance,
@@ -83,13 +80,11 @@ from app.providers.imagepipeline_wire import (
     GENDERS,
     PROVIDER,
     WIRES,
-    Meaning,
     clone_voice_refusal,
     credential_key,
     http_failure,
     job_failure,
     json_object,
-    output_type,
     size_refusal,
     status_meaning,
     swap_face_refusal,
@@ -186,16 +181,11 @@ class ImagePipelineAdapter(Adapter):
         return await self._download(body.get("result_url"), body.get("result_mime_type"), kind)
 
     async def _download(self, result_url: object, hinted: object, kind: str) -> Succeeded:
-        if not isinstance(result_url, str) or not result_url.startswith(("http://", "https://")):
-            raise unreadable("completed without a result_url")
-        with upstream_errors(PROVIDER):
-            response = await self.client.get(result_url, timeout=self.config.timeout_s)
-        if response.status_code != 200 or not response.content:
-            raise ProviderUnavailable(
-                f"{PROVIDER} result download answered HTTP {response.status_code}"
-            )
-        content_type = output_type(response, hinted, kind)
-        return Succeeded(files=[OutputFile(response.content, content_type)])
+        url = _http.result_url(PROVIDER, result_url, "completed")
+        output = await _http.download(
+            self.client, PROVIDER, url, kind=kind, hinted=hinted, timeout_s=self.config.timeout_s
+        )
+        return Succeeded(files=[output])
 
     # balance ----------------------------------------------------------------------------------
 

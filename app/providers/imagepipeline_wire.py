@@ -5,16 +5,13 @@ how the document is read."""
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal
 
 import httpx
 
 from app.domain.errors import ErrorCode, ProviderUnavailable
-from app.domain.media_types import media_type
 from app.domain.operations import (
     CloneVoice,
     Operation,
@@ -22,10 +19,19 @@ from app.domain.operations import (
     SwapFace,
     TryOn,
 )
-from app.providers.base import (
-    Call,
-    Failed,
+from app.providers import _http
+from app.providers._meaning import (
+    HTTP_400,
+    HTTP_401,
+    HTTP_403,
+    HTTP_404,
+    HTTP_413,
+    HTTP_422,
+    HTTP_429,
+    Meaning,
+    unlisted,
 )
+from app.providers.base import Call, Failed
 
 PROVIDER = "imagepipeline"
 
@@ -45,76 +51,44 @@ MAX_EXAGGERATION = 1.0
 BALANCE_TTL_S = 30 * 24 * 3600.0
 
 
-@dataclass(frozen=True)
-class Meaning:
-    """What an upstream status, failure code or HTTP error means in the gateway's terms."""
-
-    code: ErrorCode
-    retryable: bool
-
-
 Running = Literal["running"]
 Completed = Literal["completed"]
 
-MEANINGS: Final[Mapping[str, Running | Completed | Meaning]] = {
-    # job statuses
+STATUSES: Final[Mapping[str, Running | Completed | Meaning]] = {
     "queued": "running",
     "pending": "running",
     "processing": "running",
     "completed": "completed",
-    "failed": Meaning(ErrorCode.upstream_failed, retryable=True),
-    "cancelled": Meaning(ErrorCode.upstream_failed, retryable=False),
-    # failure_reason_code of a failed job (or of an HTTP error body)
-    "RATE_LIMIT_EXCEEDED": Meaning(ErrorCode.provider_rate_limited, retryable=True),
-    "CONCURRENT_JOBS_EXCEEDED": Meaning(ErrorCode.provider_rate_limited, retryable=True),
-    "INSUFFICIENT_CREDITS": Meaning(ErrorCode.provider_unavailable, retryable=True),
-    "CREDIT_CHARGE_FAILED": Meaning(ErrorCode.provider_unavailable, retryable=True),
-    "INPUT_INVALID": Meaning(ErrorCode.invalid_parameter, retryable=False),
-    "INPUT_INVALID/content policy": Meaning(ErrorCode.content_blocked, retryable=False),
-    "INPUT_INVALID/no face": Meaning(ErrorCode.no_face_detected, retryable=False),
-    "MODEL_ERROR": Meaning(ErrorCode.upstream_failed, retryable=True),
-    "MODEL_UNAVAILABLE": Meaning(ErrorCode.provider_unavailable, retryable=True),
-    "STORAGE_ERROR": Meaning(ErrorCode.upstream_failed, retryable=True),
-    "TIMEOUT": Meaning(ErrorCode.upstream_timeout, retryable=True),
-    "INTERNAL_ERROR": Meaning(ErrorCode.upstream_failed, retryable=True),
-    "CANCELLED": Meaning(ErrorCode.upstream_failed, retryable=False),
-    # HTTP answers (5xx raises ProviderUnavailable)
-    "HTTP 400": Meaning(ErrorCode.invalid_parameter, retryable=False),
-    "HTTP 401": Meaning(ErrorCode.provider_auth_failed, retryable=True),
-    "HTTP 402": Meaning(ErrorCode.provider_unavailable, retryable=True),
-    "HTTP 403": Meaning(ErrorCode.provider_auth_failed, retryable=True),
-    "HTTP 404": Meaning(ErrorCode.upstream_failed, retryable=True),
-    "HTTP 413": Meaning(ErrorCode.media_too_large, retryable=False),
-    "HTTP 422": Meaning(ErrorCode.invalid_parameter, retryable=False),
-    "HTTP 429": Meaning(ErrorCode.provider_rate_limited, retryable=True),
+    "failed": unlisted(retryable=True),
+    "cancelled": unlisted(),
 }
-"""The one table: statuses, failure reason codes (``CODE/hint`` refines a code by the words
-of its ``error``), and HTTP statuses → progress, success, or a failure's meaning."""
-UNLISTED: Final = Meaning(ErrorCode.upstream_failed, retryable=False)
+"""Job statuses. The document names only ``completed`` (line 81) and points to a *Jobs* page
+it does not include (line 4): the others are read as their words say, and a failure's
+``failure_reason_code`` is kept as the failure's ``provider_code``."""
+
+HTTP_ERRORS: Final[Mapping[int, Meaning]] = {
+    400: Meaning(ErrorCode.invalid_parameter, False, HTTP_400),
+    401: Meaning(ErrorCode.provider_auth_failed, True, HTTP_401),
+    403: Meaning(ErrorCode.provider_auth_failed, True, HTTP_403),
+    404: Meaning(ErrorCode.upstream_failed, True, HTTP_404),
+    413: Meaning(ErrorCode.media_too_large, False, HTTP_413),
+    422: Meaning(ErrorCode.invalid_parameter, False, HTTP_422),
+    429: Meaning(ErrorCode.provider_rate_limited, True, HTTP_429),
+}
+"""HTTP answers by the HTTP standard (the document lists none); 5xx raises; any other 4xx
+(402 among them) is ``upstream_failed`` with its status kept."""
+UNLISTED: Final = unlisted()
 
 
-def _failure_meaning(code: object, error: str) -> tuple[str, Meaning]:
-    """The table entry of a failure reason code, refined by the words of its error."""
-    if not isinstance(code, str) or not isinstance(MEANINGS.get(code), Meaning):
-        return (code if isinstance(code, str) else "failed"), _meaning("failed")
-    text = error.lower()
-    for key, meaning in MEANINGS.items():
-        prefix, _, hint = key.partition("/")
-        if prefix == code and hint and hint in text and isinstance(meaning, Meaning):
-            return code, meaning
-    return code, _meaning(code)
-
-
-def _meaning(key: str) -> Meaning:
-    meaning = MEANINGS.get(key, UNLISTED)
-    return meaning if isinstance(meaning, Meaning) else UNLISTED
+def _meaning(status: int) -> Meaning:
+    return HTTP_ERRORS.get(status, UNLISTED)
 
 
 def status_meaning(status: object) -> Running | Completed | Meaning | None:
     """A job status's entry (statuses are the table's lower-case keys)."""
-    if not isinstance(status, str) or not status.islower():
+    if not isinstance(status, str):
         return None
-    return MEANINGS.get(status)
+    return STATUSES.get(status)
 
 
 # requests ---------------------------------------------------------------------------------
@@ -255,26 +229,17 @@ def clone_voice_refusal(params: Params) -> str | None:
 
 
 def unreadable(what: str) -> ProviderUnavailable:
-    return ProviderUnavailable(f"{PROVIDER} answered with an unreadable body ({what})")
+    return _http.unreadable(PROVIDER, what)
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise unreadable("not JSON") from exc
-    if not isinstance(body, dict):
-        raise unreadable("not a JSON object")
-    return body
+    return _http.json_object(PROVIDER, response)
 
 
 def _error_detail(response: httpx.Response) -> tuple[str, str | None]:
     """An HTTP error's text and, when its body names one, its ``failure_reason_code``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase, None
-    detail = body.get("detail", body) if isinstance(body, dict) else body
+    body = _http.error_body(response)
+    detail = body.json.get("detail", body.json) if isinstance(body.json, dict) else body.json
     if isinstance(detail, dict):
         code = detail.get("failure_reason_code")
         text = detail.get("error") or detail.get("message") or detail.get("detail") or detail
@@ -287,66 +252,33 @@ def _error_detail(response: httpx.Response) -> tuple[str, str | None]:
                 parts.append(f"{where}: {item.get('msg', item)}" if where else str(item.get("msg")))
             else:
                 parts.append(str(item))
-        return "; ".join(parts) or response.reason_phrase, None
-    return str(detail) if detail else response.reason_phrase, None
-
-
-def _retry_after(headers: httpx.Headers, now: float) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-        except (TypeError, ValueError):
-            return None
+        return "; ".join(parts) or body.text, None
+    return str(detail) if detail else body.text, None
 
 
 def http_failure(response: httpx.Response) -> Failed | None:
-    """``None`` for a 2xx; a ``Failed`` from the table; raises for 5xx."""
+    """``None`` for a 2xx; a ``Failed`` from the table; raises for 5xx. A
+    ``failure_reason_code`` in the body is kept as the failure's ``provider_code``."""
     status = response.status_code
     if status < 300:
         return None
     if status >= 500:
         raise ProviderUnavailable(f"{PROVIDER} answered HTTP {status}")
     message, code = _error_detail(response)
-    meaning = _meaning(f"HTTP {status}")
-    if code is not None and isinstance(MEANINGS.get(code), Meaning):
-        _, meaning = _failure_meaning(code, message)
+    meaning = _meaning(status)
     limited = meaning.code is ErrorCode.provider_rate_limited
-    retry_after = _retry_after(response.headers, time.time()) if limited else None
-    return Failed(
-        code=meaning.code,
-        message=f"{PROVIDER} HTTP {status}: {message}",
-        provider_code=code or f"http_{status}",
-        retryable=meaning.retryable,
-        retry_after_s=retry_after,
-    )
+    wait = _http.retry_after(response.headers) if limited else None
+    return meaning.failed(f"{PROVIDER} HTTP {status}: {message}", code or f"http_{status}", wait)
 
 
 def job_failure(body: Mapping[str, Any], status: str) -> Failed:
+    """A ``failed`` / ``cancelled`` job: the status's meaning, the upstream's code kept."""
     error = str(body.get("error") or f"job {status}")
     code = body.get("failure_reason_code")
-    if status == "cancelled" and code is None:
-        code = "CANCELLED"
-    provider_code, meaning = _failure_meaning(code, error)
-    return Failed(
-        code=meaning.code,
-        message=f"{PROVIDER} job {status}: {error}",
-        provider_code=provider_code,
-        retryable=meaning.retryable,
-    )
-
-
-def output_type(response: httpx.Response, hinted: object, kind: str) -> str:
-    """The result's media type: declared, hinted by ``result_mime_type``, or sniffed."""
-    declared = response.headers.get("content-type", "")
-    found = media_type(response.content, kind, declared, hinted)
-    if found is None:
-        raise unreadable(f"result is {declared or 'untyped'}, not {kind}")
-    return found
+    meaning = STATUSES.get(status)
+    assert isinstance(meaning, Meaning)
+    provider_code = code if isinstance(code, str) and code else status
+    return meaning.failed(f"{PROVIDER} job {status}: {error}", provider_code)
 
 
 def credential_key(api_key: str | None) -> str:

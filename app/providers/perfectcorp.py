@@ -41,15 +41,17 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
 - **Bodies** are enveloped ``{"status": 200, "result": {…}}``; the document's samples are
   elided, so field names follow its schemas: ``result.files[].requests[]``,
   ``result.task_id``, ``result.{polling_interval, status, error, results[].data[]}``.
-- **Errors.** HTTP refusals carry ``{"status", "error", "error_code"}`` (the codes public
-  clients see: ``InvalidParameters``, ``CreditInsufficiency`` (HTTP 400), ``InvalidAccessToken``
-  (401), ``InvalidTaskId`` (400, a task dropped or unknown), ``RateLimitExceeded`` (429)).
-  They and the document's engine error table map through ONE table, ``ERRORS``; an engine
-  code not in it reads as the document's "Others" (``unknown_internal_error``). A 401 signs
-  in again once and repeats the request. 5xx raise ``ProviderUnavailable``. Download errors
-  (``error_download_*``) are ``invalid_media`` but retryable: the upstream failed to read a
-  file the gateway did upload. An empty account (``CreditInsufficiency``) is
-  ``provider_unavailable``: another provider can serve.
+- **Errors.** The document's engine error table is ``ERRORS``, each row citing its line; an
+  engine code not in it reads as the document's "Others" (``unknown_internal_error``).
+  Download errors (``error_download_*``) are ``invalid_media`` but retryable: the upstream
+  failed to read a file the gateway did upload. HTTP refusals carry
+  ``{"status", "error", "error_code"}``; the document names no ``error_code`` (clients see
+  ``InvalidParameters``, ``CreditInsufficiency``, ``InvalidAccessToken``, ``InvalidTaskId``,
+  ``RateLimitExceeded``), so the code is kept as the failure's ``provider_code`` and the HTTP
+  status is read (``HTTP_ERRORS``: 429 by the document, the rest by the HTTP standard); a 400
+  naming a code is ``upstream_failed``, retryable, since the code, not the client, may be at
+  fault. A 401 signs in again once and repeats the request. 5xx raise
+  ``ProviderUnavailable``.
 - **Aging** answers the uploaded photo among the results (``custom_info.age_idx``); it is left
   out. ``data`` carries ``estimated_age`` (``custom_info.age``) and ``ages`` (each output's
   ``res_age``). Makeup transfer's product recommendation is not documented enough to pass on.
@@ -69,7 +71,6 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar
@@ -79,6 +80,8 @@ import httpx
 from app.domain.errors import ErrorCode, ProviderUnavailable
 from app.domain.models import JSONValue
 from app.domain.operations import Operation, Params
+from app.providers import _http
+from app.providers._conform import UnreadablePicture, read_conformed
 from app.providers._http import upstream_errors
 from app.providers.base import (
     Adapter,
@@ -94,8 +97,9 @@ from app.providers.base import (
     Succeeded,
     UpstreamLimit,
 )
+from app.providers.media_limits import PERFECTCORP as IMAGE_LIMITS
 from app.providers.perfectcorp_auth import Account, Refused, Tokens, account
-from app.providers.perfectcorp_files import Submission, conform, extension, image_type
+from app.providers.perfectcorp_files import Submission, extension
 from app.providers.perfectcorp_styles import style_page
 from app.providers.perfectcorp_wire import (
     API_PREFIX,
@@ -231,7 +235,7 @@ class PerfectCorpAdapter(Adapter):
             await self._forget_request(call)
             reading = engine_meaning(code)
             message = f"{PROVIDER} {feature.slug} task error: {code}"
-            return Failed(reading.code, message, provider_code=code, retryable=reading.retryable)
+            return reading.failed(message, code)
         return await self._collect(result)
 
     async def styles(
@@ -268,16 +272,7 @@ class PerfectCorpAdapter(Adapter):
             token = await self.tokens.get(acct, stale=token)
             response = await self._send(method, url, token, **kwargs)
         if response.status_code >= 300:
-            error = read_http_error(response)
-            raise Refused(
-                Failed(
-                    error.meaning.code,
-                    f"{PROVIDER} HTTP {response.status_code}: {error.message}",
-                    provider_code=error.provider_code,
-                    retryable=error.meaning.retryable,
-                    retry_after_s=error.retry_after_s,
-                )
-            )
+            raise Refused(read_http_error(response).failed(response.status_code))
         return response
 
     async def _send(self, method: str, url: str, token: str, **kwargs: Any) -> httpx.Response:
@@ -334,8 +329,12 @@ class PerfectCorpAdapter(Adapter):
             if ref is None:
                 message = f"{PROVIDER} {feature.slug} needs {field}"
                 raise Refused(Failed(ErrorCode.invalid_parameter, message))
-            media = await call.media.read(ref)
-            content, content_type = await asyncio.to_thread(conform, media, feature.upload_types)
+            try:
+                media = await read_conformed(call, ref, IMAGE_LIMITS[feature.slug])
+            except UnreadablePicture as exc:
+                message = f"{PROVIDER} cannot read the {field} input"
+                raise Refused(Failed(ErrorCode.invalid_media, message)) from exc
+            content, content_type = media.content, media.content_type
             uploads.append((field, f"{field}.{extension(content_type)}", content, content_type))
         if not uploads:
             return {}
@@ -396,12 +395,7 @@ class PerfectCorpAdapter(Adapter):
 
     async def _download(self, item: object) -> OutputFile:
         url = item.get("url") if isinstance(item, dict) else None
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise unreadable("a result without url")
-        with upstream_errors(PROVIDER):
-            response = await self.client.get(url, timeout=self.config.timeout_s)
-        if response.status_code != 200 or not response.content:
-            raise ProviderUnavailable(
-                f"{PROVIDER} result download answered HTTP {response.status_code}"
-            )
-        return OutputFile(response.content, image_type(response))
+        url = _http.result_url(PROVIDER, url, "a result")
+        return await _http.download(
+            self.client, PROVIDER, url, kind="image", timeout_s=self.config.timeout_s
+        )

@@ -6,18 +6,10 @@ same task again (see :mod:`app.providers.perfectcorp`).
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 
-import httpx
-from PIL import Image, UnidentifiedImageError
-
-from app.domain.errors import ErrorCode
-from app.domain.media_types import media_type
-from app.providers.base import Failed, Media
-from app.providers.perfectcorp_auth import Refused
-from app.providers.perfectcorp_wire import JPEG, PNG, PROVIDER, unreadable
+from app.providers.perfectcorp_wire import HEIC, JPEG, PNG
 
 
 @dataclass
@@ -46,29 +38,5 @@ class Submission:
         return record if request_id is None or isinstance(request_id, int) else None
 
 
-def conform(media: Media, accepted: frozenset[str]) -> tuple[bytes, str]:
-    """The bytes in a type the feature takes (re-encoded when they are not)."""
-    if media.content_type in accepted:
-        return media.content, media.content_type
-    target, fmt = (PNG, "PNG") if PNG in accepted else (JPEG, "JPEG")
-    try:
-        with Image.open(io.BytesIO(media.content)) as image:
-            out = io.BytesIO()
-            converted = image.convert("RGBA" if fmt == "PNG" else "RGB")
-            converted.save(out, format=fmt)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        message = f"{PROVIDER} cannot read the {media.content_type} input"
-        raise Refused(Failed(ErrorCode.invalid_media, message)) from exc
-    return out.getvalue(), target
-
-
 def extension(content_type: str) -> str:
-    return {JPEG: "jpg", "image/jpg": "jpg", PNG: "png"}.get(content_type, "bin")
-
-
-def image_type(response: httpx.Response) -> str:
-    declared = response.headers.get("content-type", "")
-    found = media_type(response.content, "image", declared)
-    if found is None:
-        raise unreadable(f"output is {declared or 'untyped'}, not an image")
-    return found
+    return {JPEG: "jpg", "image/jpg": "jpg", PNG: "png", HEIC: "heic"}.get(content_type, "bin")

@@ -8,16 +8,26 @@ paths, of the bodies and of the error envelope are recorded in
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal
 
 import httpx
 
 from app.domain.errors import ErrorCode, ProviderUnavailable
 from app.domain.operations import GenerateImage, Hairstyle, Operation, Params, Upscale
+from app.providers import _http
+from app.providers._meaning import (
+    HTTP_400,
+    HTTP_401,
+    HTTP_403,
+    HTTP_404,
+    HTTP_413,
+    Meaning,
+    document,
+    unlisted,
+)
+from app.providers.base import Failed
 
 PROVIDER = "perfectcorp"
 API_PREFIX = "/s2s/v1.0"
@@ -25,8 +35,7 @@ AUTH_PATH = f"{API_PREFIX}/client/auth"
 
 JPEG = "image/jpeg"
 PNG = "image/png"
-JPEG_OR_PNG = frozenset({JPEG, "image/jpg", PNG})
-JPEG_ONLY = frozenset({JPEG, "image/jpg"})
+HEIC = "image/heic"
 
 STYLE_ID = re.compile(r"^(\d{1,20}):(\d{1,20})$")
 """A canonical ``style_id`` here: ``<style_group_id>:<style_id>`` (tasks need both)."""
@@ -43,7 +52,6 @@ class Feature:
     """Canonical media field → ``file_sets`` key, in upload order."""
     styled: bool = False
     """The task takes ``style_group_id`` + ``style_ids`` (and has style listings)."""
-    upload_types: frozenset[str] = JPEG_OR_PNG
     output_ext: str = "jpg"
 
 
@@ -60,12 +68,7 @@ _SRC = {"image": "src_ids"}
 
 FEATURES: Final[Mapping[tuple[Operation, str | None], Feature]] = {
     **{
-        (Operation.image_hairstyle, variant): Feature(
-            slug,
-            _SRC,
-            styled=True,
-            upload_types=JPEG_ONLY if variant == "style" else JPEG_OR_PNG,
-        )
+        (Operation.image_hairstyle, variant): Feature(slug, _SRC, styled=True)
         for variant, slug in HAIR_VARIANTS.items()
     },
     (Operation.image_age, None): Feature("aging", _SRC),
@@ -147,61 +150,60 @@ def task_body(
 # answers ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Meaning:
-    """What an upstream error means in the gateway's terms."""
-
-    code: ErrorCode
-    retryable: bool
+doc = document(PROVIDER)
 
 
-def _user(code: ErrorCode) -> Meaning:
-    return Meaning(code, retryable=False)
+def _user(code: ErrorCode, line: int, words: str) -> Meaning:
+    return Meaning(code, False, doc(line, words))
 
 
-def _theirs(code: ErrorCode) -> Meaning:
-    return Meaning(code, retryable=True)
+def _theirs(code: ErrorCode, line: int, words: str) -> Meaning:
+    return Meaning(code, True, doc(line, words))
 
 
 ERRORS: Final[Mapping[str, Meaning]] = {
-    # The document's error table (a task's ``error`` when its status is ``error``).
-    "exceed_max_filesize": _user(ErrorCode.media_too_large),
-    "invalid_parameter": _user(ErrorCode.invalid_parameter),
-    "error_download_image": _theirs(ErrorCode.invalid_media),
-    "error_download_mask": _theirs(ErrorCode.invalid_media),
-    "error_decode_image": _user(ErrorCode.invalid_media),
-    "error_decode_mask": _user(ErrorCode.invalid_media),
-    "error_nsfw_content_detected": _user(ErrorCode.content_blocked),
-    "error_no_face": _user(ErrorCode.no_face_detected),
-    "error_pose": _user(ErrorCode.invalid_media),
-    "error_face_parsing": _user(ErrorCode.no_face_detected),
-    "error_inference": _theirs(ErrorCode.upstream_failed),
-    "exceed_nsfw_retry_limits": _user(ErrorCode.content_blocked),
-    "error_upload": _theirs(ErrorCode.upstream_failed),
-    "error_multiple_people": _user(ErrorCode.invalid_media),
-    "error_no_shoulder": _user(ErrorCode.invalid_media),
-    "error_large_face_angle": _user(ErrorCode.invalid_media),
-    "unknown_internal_error": _theirs(ErrorCode.upstream_failed),
-    # HTTP answers' ``error_code`` (the envelope ``{"status", "error", "error_code"}``).
-    "InvalidParameters": _user(ErrorCode.invalid_parameter),
-    "CreditInsufficiency": _theirs(ErrorCode.provider_unavailable),
-    "InvalidAccessToken": _theirs(ErrorCode.provider_auth_failed),
-    "InvalidTaskId": _theirs(ErrorCode.upstream_failed),
-    "RateLimitExceeded": _theirs(ErrorCode.provider_rate_limited),
-    # HTTP statuses whose body names no known ``error_code``.
-    "http_400": _user(ErrorCode.invalid_parameter),
-    "http_401": _theirs(ErrorCode.provider_auth_failed),
-    "http_403": _theirs(ErrorCode.provider_auth_failed),
-    "http_404": _theirs(ErrorCode.upstream_failed),
-    "http_413": _user(ErrorCode.media_too_large),
-    "http_429": _theirs(ErrorCode.provider_rate_limited),
+    # The document's "Error Codes" table (a task's ``error`` when its status is ``error``).
+    "exceed_max_filesize": _user(ErrorCode.media_too_large, 94, "exceed_max_filesize"),
+    "invalid_parameter": _user(ErrorCode.invalid_parameter, 95, "invalid_parameter"),
+    "error_download_image": _theirs(ErrorCode.invalid_media, 96, "error_download_image"),
+    "error_download_mask": _theirs(ErrorCode.invalid_media, 97, "error_download_mask"),
+    "error_decode_image": _user(ErrorCode.invalid_media, 98, "error_decode_image"),
+    "error_decode_mask": _user(ErrorCode.invalid_media, 99, "error_decode_mask"),
+    "error_nsfw_content_detected": _user(
+        ErrorCode.content_blocked, 100, "error_nsfw_content_detected"
+    ),
+    "error_no_face": _user(ErrorCode.no_face_detected, 101, "error_no_face"),
+    "error_pose": _user(ErrorCode.invalid_media, 102, "error_pose"),
+    "error_face_parsing": _user(ErrorCode.no_face_detected, 103, "error_face_parsing"),
+    "error_inference": _theirs(ErrorCode.upstream_failed, 104, "error_inference"),
+    "exceed_nsfw_retry_limits": _user(ErrorCode.content_blocked, 105, "exceed_nsfw_retry_limits"),
+    "error_upload": _theirs(ErrorCode.upstream_failed, 106, "error_upload"),
+    "error_multiple_people": _user(ErrorCode.invalid_media, 107, "error_multiple_people"),
+    "error_no_shoulder": _user(ErrorCode.invalid_media, 108, "error_no_shoulder"),
+    "error_large_face_angle": _user(ErrorCode.invalid_media, 109, "error_large_face_angle"),
+    "unknown_internal_error": _theirs(ErrorCode.upstream_failed, 110, "unknown_internal_error"),
 }
-"""The one table: every upstream error code → canonical code and whether to retry."""
+"""The document's engine errors → canonical code and whether to retry."""
+
+HTTP_ERRORS: Final[Mapping[int, Meaning]] = {
+    400: Meaning(ErrorCode.invalid_parameter, False, HTTP_400),
+    401: Meaning(ErrorCode.provider_auth_failed, True, HTTP_401),
+    403: Meaning(ErrorCode.provider_auth_failed, True, HTTP_403),
+    404: Meaning(ErrorCode.upstream_failed, True, HTTP_404),
+    413: Meaning(ErrorCode.media_too_large, False, HTTP_413),
+    429: Meaning(ErrorCode.provider_rate_limited, True, doc(35, "429 Too Many Requests")),
+}
+"""HTTP refusals whose body names no ``error_code``: 429 from the document's rate limits, the
+others by the HTTP standard (the document: "Client error responses (400 - 499)", line 91)."""
 
 ENGINE_OTHERS = "unknown_internal_error"
 """The document's "Others": an engine error not in the table reads as this one."""
-UNLISTED_HTTP = _user(ErrorCode.upstream_failed)
-"""A 4xx the table does not know."""
+UNLISTED_HTTP = unlisted()
+"""A 4xx status the table does not know."""
+NAMED_UNLISTED = unlisted(retryable=True)
+"""A 400 whose body names an ``error_code`` (``InvalidTaskId``, ``CreditInsufficiency``…):
+the document names none, so the code is kept and not read as the client's fault; the gateway
+cannot tell whose fault it is, so another attempt may be made."""
 TASK_LOST = "InvalidTaskId"
 """The answer to a poll of a task the server dropped (not polled for 10 s) or never had."""
 
@@ -219,15 +221,12 @@ def engine_meaning(error: str) -> Meaning:
 
 
 def unreadable(what: str) -> ProviderUnavailable:
-    return ProviderUnavailable(f"{PROVIDER} answered with an unreadable body ({what})")
+    return _http.unreadable(PROVIDER, what)
 
 
 def result_object(response: httpx.Response) -> dict[str, Any]:
     """The ``result`` object of a 2xx envelope ``{"status": 200, "result": {…}}``."""
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise unreadable("not JSON") from exc
+    body = _http.json_body(PROVIDER, response)
     result = body.get("result") if isinstance(body, dict) else None
     if not isinstance(result, dict):
         raise unreadable("no result object")
@@ -236,12 +235,16 @@ def result_object(response: httpx.Response) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class HttpError:
-    """A non-2xx answer, read: the code to look up, its text, and its table meaning."""
+    """A non-2xx answer, read: the upstream's code, its text, and its table meaning."""
 
     provider_code: str
     message: str
     meaning: Meaning
     retry_after_s: float | None
+
+    def failed(self, status: int) -> Failed:
+        text = f"{PROVIDER} HTTP {status}: {self.message}"
+        return self.meaning.failed(text, self.provider_code, self.retry_after_s)
 
 
 def read_http_error(response: httpx.Response) -> HttpError:
@@ -249,31 +252,15 @@ def read_http_error(response: httpx.Response) -> HttpError:
     status = response.status_code
     if status >= 500:
         raise ProviderUnavailable(f"{PROVIDER} answered HTTP {status}")
+    body = _http.error_body(response)
     code: str | None = None
-    text = response.reason_phrase
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip()[:300] or text
-    else:
-        if isinstance(body, dict):
-            named = body.get("error_code")
-            code = named if isinstance(named, str) and named else None
-            text = str(body.get("error") or code or text)
-    key = code if code is not None and code in ERRORS else f"http_{status}"
-    meaning = ERRORS.get(key, UNLISTED_HTTP)
-    retry_after = _retry_after(response.headers) if status == 429 else None
+    text = body.text
+    if isinstance(body.json, dict):
+        named = body.json.get("error_code")
+        code = named if isinstance(named, str) and named else None
+        text = str(body.json.get("error") or code or text)
+    meaning = HTTP_ERRORS.get(status, UNLISTED_HTTP)
+    if code is not None and status == 400:
+        meaning = NAMED_UNLISTED
+    retry_after = _http.retry_after(response.headers) if status == 429 else None
     return HttpError(code or f"http_{status}", text, meaning, retry_after)
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None

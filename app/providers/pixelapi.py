@@ -105,8 +105,10 @@ import httpx
 from app.domain.errors import ErrorCode, ProviderUnavailable
 from app.domain.media_types import media_type
 from app.domain.operations import Operation
+from app.providers import _http
 from app.providers import pixelapi_requests as requests
 from app.providers._http import upstream_errors
+from app.providers._meaning import Meaning
 from app.providers.base import (
     Adapter,
     Binding,
@@ -123,7 +125,6 @@ from app.providers.base import (
 )
 from app.providers.pixelapi_errors import (
     PROVIDER,
-    Meaning,
     failure,
     job_failure,
     job_stage,
@@ -291,19 +292,16 @@ class PixelApiAdapter(Adapter):
         return Succeeded(files=[OutputFile(content, _media_type(content, "", "image"))])
 
     async def _download(self, output_url: object, kind: Kind) -> Succeeded:
-        if not isinstance(output_url, str) or not output_url.startswith(("http://", "https://")):
-            raise unreadable("completed without an output_url")
-        with upstream_errors(PROVIDER):
-            response = await self.client.get(
-                output_url, headers={"User-Agent": USER_AGENT}, timeout=self.config.timeout_s
-            )
-        if response.status_code != 200 or not response.content:
-            raise ProviderUnavailable(
-                f"{PROVIDER} output download answered HTTP {response.status_code}"
-            )
-        declared = str(response.headers.get("content-type", ""))
-        content_type = _media_type(response.content, declared, kind)
-        return Succeeded(files=[OutputFile(response.content, content_type)])
+        url = _http.result_url(PROVIDER, output_url, "completed")
+        output = await _http.download(
+            self.client,
+            PROVIDER,
+            url,
+            kind=kind,
+            timeout_s=self.config.timeout_s,
+            headers={"User-Agent": USER_AGENT},
+        )
+        return Succeeded(files=[output])
 
     # catalog ----------------------------------------------------------------------------------
 
@@ -315,10 +313,7 @@ class PixelApiAdapter(Adapter):
         response = await self._get(path, self._account_key())
         if (failed := failure(response)) is not None:
             raise ProviderUnavailable(failed.message)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise unreadable("not JSON") from exc
+        body = _http.json_body(PROVIDER, response)
         if not isinstance(body, dict | list):
             raise unreadable("not a JSON object or list")
         return body

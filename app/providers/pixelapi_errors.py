@@ -18,76 +18,81 @@ every adapter treats an upstream's server errors. Any other 4xx is :data:`UNLIST
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal
 
 import httpx
 
 from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.providers import _http
+from app.providers._meaning import HTTP_404, Meaning, document, unlisted
 from app.providers.base import Failed
 
 PROVIDER = "pixelapi"
-
-
-@dataclass(frozen=True)
-class Meaning:
-    """What an upstream status, HTTP error or error code means in the gateway's terms."""
-
-    code: ErrorCode
-    retryable: bool
-    raised: bool = False
-    """Raised as ``ProviderUnavailable`` (a server error) rather than returned as ``Failed``."""
-
+doc = document(PROVIDER)
 
 Running = Literal["running"]
 Completed = Literal["completed"]
 Where = Literal["status", "http", "error"]
 
 TABLE: Final[dict[tuple[Where, int | str], Running | Completed | Meaning]] = {
-    # job statuses
+    # job statuses ("Status Values")
     ("status", "queued"): "running",
     ("status", "processing"): "running",
     ("status", "completed"): "completed",
-    ("status", "failed"): Meaning(ErrorCode.upstream_failed, retryable=True),
-    ("status", "blocked"): Meaning(ErrorCode.content_blocked, retryable=False),
+    ("status", "failed"): Meaning(
+        ErrorCode.upstream_failed, True, doc(394, "failedProcessing failed")
+    ),
+    ("status", "blocked"): Meaning(
+        ErrorCode.content_blocked, False, doc(395, "blockedContent policy violation")
+    ),
     # HTTP answers ("Error Handling")
-    ("http", 400): Meaning(ErrorCode.invalid_parameter, retryable=False),
-    ("http", 401): Meaning(ErrorCode.provider_auth_failed, retryable=True),
-    ("http", 402): Meaning(ErrorCode.provider_unavailable, retryable=True),
-    ("http", 403): Meaning(ErrorCode.provider_auth_failed, retryable=True),
-    ("http", 404): Meaning(ErrorCode.upstream_failed, retryable=True),
-    ("http", 413): Meaning(ErrorCode.media_too_large, retryable=False),
-    ("http", 422): Meaning(ErrorCode.invalid_parameter, retryable=False),
-    ("http", 429): Meaning(ErrorCode.provider_rate_limited, retryable=True),
-    ("http", 500): Meaning(ErrorCode.provider_unavailable, retryable=True, raised=True),
-    # virtual try-on's detail.error codes
-    ("error", "image_too_small"): Meaning(ErrorCode.invalid_media, retryable=False),
-    ("error", "wrong_aspect_ratio"): Meaning(ErrorCode.invalid_media, retryable=False),
-    ("error", "body_segmentation_failed"): Meaning(ErrorCode.invalid_media, retryable=False),
-    ("error", "invalid_category"): Meaning(ErrorCode.invalid_parameter, retryable=False),
-    ("error", "invalid_image"): Meaning(ErrorCode.invalid_media, retryable=False),
-    ("error", "gpu_out_of_memory"): Meaning(ErrorCode.provider_unavailable, retryable=True),
+    ("http", 400): Meaning(ErrorCode.invalid_parameter, False, doc(842, "400Bad request")),
+    ("http", 401): Meaning(ErrorCode.provider_auth_failed, True, doc(843, "401Invalid API key")),
+    ("http", 402): Meaning(
+        ErrorCode.provider_unavailable, True, doc(844, "402Insufficient credits")
+    ),
+    ("http", 403): Meaning(ErrorCode.provider_auth_failed, True, doc(845, "403Blocked by CDN")),
+    ("http", 404): Meaning(ErrorCode.upstream_failed, True, HTTP_404),
+    ("http", 413): Meaning(ErrorCode.media_too_large, False, doc(846, "413File too large")),
+    ("http", 422): Meaning(ErrorCode.invalid_parameter, False, doc(847, "422Invalid parameters")),
+    ("http", 429): Meaning(ErrorCode.provider_rate_limited, True, doc(848, "429Rate limited")),
+    ("http", 500): Meaning(
+        ErrorCode.provider_unavailable, True, doc(849, "500Server error"), raised=True
+    ),
+    # virtual try-on's detail.error codes ("Error Responses")
+    ("error", "image_too_small"): Meaning(
+        ErrorCode.invalid_media, False, doc(1045, "422image_too_small")
+    ),
+    ("error", "wrong_aspect_ratio"): Meaning(
+        ErrorCode.invalid_media, False, doc(1046, "422wrong_aspect_ratio")
+    ),
+    ("error", "body_segmentation_failed"): Meaning(
+        ErrorCode.invalid_media, False, doc(1047, "422body_segmentation_failed")
+    ),
+    ("error", "invalid_category"): Meaning(
+        ErrorCode.invalid_parameter, False, doc(1048, "422invalid_category")
+    ),
+    ("error", "invalid_image"): Meaning(
+        ErrorCode.invalid_media, False, doc(1049, "400invalid_image")
+    ),
+    ("error", "gpu_out_of_memory"): Meaning(
+        ErrorCode.provider_unavailable, True, doc(1050, "503gpu_out_of_memory")
+    ),
 }
 """Every status, HTTP error and error code of the document → progress, success or meaning."""
-UNLISTED: Final = Meaning(ErrorCode.upstream_failed, retryable=False)
-"""A 4xx the document does not list."""
+UNLISTED: Final = unlisted()
+"""A 4xx the document does not list: ``upstream_failed``, its code kept."""
 WAIT_HEADERS_ON: Final = frozenset({429, 503})
-"""Answers whose ``Retry-After`` / ``X-RateLimit-Reset`` become ``retry_after_s``."""
+"""Answers whose ``Retry-After`` / ``X-RateLimit-Reset`` (line 59) become ``retry_after_s``."""
+RESET_HEADER = "x-ratelimit-reset"
 
 
 def unreadable(what: str) -> ProviderUnavailable:
-    return ProviderUnavailable(f"{PROVIDER} answered with an unreadable body ({what})")
+    return _http.unreadable(PROVIDER, what)
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise unreadable("not JSON") from exc
-    if not isinstance(body, dict):
-        raise unreadable("not a JSON object")
-    return body
+    return _http.json_object(PROVIDER, response)
 
 
 def job_stage(status: object) -> Running | Completed | Meaning:
@@ -107,10 +112,8 @@ def job_failure(status: str, meaning: Meaning, body: dict[str, Any]) -> Failed:
 
 def _detail(response: httpx.Response) -> tuple[str, str | None]:
     """The error's text and, when the body names one, the upstream's own error code."""
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        return response.text.strip()[:300] or response.reason_phrase, None
+    body = _http.error_body(response)
+    detail = body.json.get("detail") if isinstance(body.json, dict) else None
     if isinstance(detail, dict):
         code = detail.get("error")
         text = str(detail.get("message") or code or detail)
@@ -119,27 +122,13 @@ def _detail(response: httpx.Response) -> tuple[str, str | None]:
         return text, code if isinstance(code, str) else None
     if isinstance(detail, list):
         messages = [str(e.get("msg", e)) if isinstance(e, dict) else str(e) for e in detail]
-        return "; ".join(messages) or response.reason_phrase, None
-    return str(detail) if detail else response.reason_phrase, None
+        return "; ".join(messages) or body.text, None
+    return str(detail) if detail else body.text, None
 
 
 def retry_after(headers: httpx.Headers, now: float) -> float | None:
-    """Seconds to wait: ``Retry-After`` (seconds or a date), else ``X-RateLimit-Reset``
-    (Unix seconds, or seconds to wait when it is too small to be a time)."""
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-            except (TypeError, ValueError):
-                pass
-    try:
-        reset = float(headers.get("x-ratelimit-reset", ""))
-    except ValueError:
-        return None
-    return max(0.0, reset - now if reset > 1_000_000_000 else reset)
+    """Seconds to wait: ``Retry-After``, else ``X-RateLimit-Reset``."""
+    return _http.retry_after(headers, reset_header=RESET_HEADER, now=now)
 
 
 def failure(response: httpx.Response) -> Failed | None:
@@ -152,14 +141,5 @@ def failure(response: httpx.Response) -> Failed | None:
     if row is None:
         row = TABLE.get(("http", 500 if status >= 500 else status), UNLISTED)
     assert isinstance(row, Meaning)
-    text = f"{PROVIDER} HTTP {status}: {message}"
-    if row.raised:
-        raise ProviderUnavailable(text)
     wait = retry_after(response.headers, time.time()) if status in WAIT_HEADERS_ON else None
-    return Failed(
-        code=row.code,
-        message=text,
-        provider_code=code or f"http_{status}",
-        retryable=row.retryable,
-        retry_after_s=wait,
-    )
+    return row.failed(f"{PROVIDER} HTTP {status}: {message}", code or f"http_{status}", wait)

@@ -9,9 +9,12 @@ may shorten them: ``POLLING_INTERVAL_MS`` (the answer's ``polling_interval``),
 
 Readings of the engine (``app/sandbox/perfectcorp.py`` records those of the wire):
 
-- An input never uploaded is ``error_download_image`` (``error_download_mask`` for a mask);
-  one over 10 MB ``exceed_max_filesize``; one that is not a picture ``error_decode_*``; one
-  whose long side passes the feature's limit (1024 for hair, aging, makeup; 4096 otherwise),
+- Inputs follow the document's "Supported Formats & Dimensions" table: a file type the task
+  does not take is refused at ``file/<feature>`` (the hairstyle generator takes JPEG only;
+  makeup transfer JPEG, PNG or HEIC; the others JPEG or PNG). An input never uploaded is
+  ``error_download_image`` (``error_download_mask`` for a mask); one of 10 MB or more
+  ``exceed_max_filesize``; one that is not a picture ``error_decode_*``; one whose long side
+  passes the feature's limit (1024 for hair, aging, makeup; 4096 otherwise),
   or a mask not the size of its picture, ``invalid_parameter``. A one-colour picture has no
   face: ``error_no_face`` for the face features (hair, aging, makeup transfer).
 - Outputs are the input's size (``enhance``: × ``scale``, at most 4096 px a side; text to image:
@@ -60,10 +63,11 @@ class Spec:
 
 
 _HAIR = Spec(styled=True, face=True, max_side=1024)
+JPEG_ONLY = frozenset({"image/jpg", "image/jpeg"})
 _JPG_WEBP = frozenset({"jpg", "webp"})
 
 FEATURES: dict[str, Spec] = {
-    "hair-style": _HAIR,
+    "hair-style": Spec(styled=True, face=True, max_side=1024, upload_types=JPEG_ONLY),
     "wig": _HAIR,
     "hair-ext": _HAIR,
     "hair-bang": _HAIR,
@@ -73,7 +77,7 @@ FEATURES: dict[str, Spec] = {
         ("src_ids", "ref_ids"),
         face=True,
         max_side=1024,
-        upload_types=UPLOAD_TYPES | {"image/tiff", "image/gif"},
+        upload_types=UPLOAD_TYPES | {"image/heic"},
     ),
     "obj-removal": Spec(("src_ids", "mask_ids"), output_exts=_JPG_WEBP),
     "colorize": Spec(output_exts=_JPG_WEBP),
@@ -265,7 +269,7 @@ def judge(work: Work, seed_text: str) -> tuple[str, list[Output], dict[str, int]
         kind = "mask" if key == "mask_ids" else "image"
         if stored.data is None:
             return f"error_download_{kind}", [], None
-        if len(stored.data) > MAX_FILE_BYTES:
+        if len(stored.data) >= MAX_FILE_BYTES:  # the document: "< 10MB"
             return "exceed_max_filesize", [], None
         info = images.inspect(stored.data)
         if info is None:

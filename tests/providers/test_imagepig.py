@@ -475,7 +475,9 @@ def _error_body(message: str) -> dict[str, str]:
     [
         (400, ErrorCode.invalid_parameter, False),
         (401, ErrorCode.provider_auth_failed, True),
-        (403, ErrorCode.content_blocked, False),
+        # the document says nothing of 402 or 403 (no moderation): kept, not read
+        (402, ErrorCode.upstream_failed, False),
+        (403, ErrorCode.upstream_failed, False),
         (422, ErrorCode.no_face_detected, False),
         (418, ErrorCode.upstream_failed, False),
     ],
@@ -548,7 +550,7 @@ async def test_a_422_without_a_readable_body_still_means_no_face(
 
 def test_every_status_in_the_table_has_a_test_here() -> None:
     statuses = {status for status, _ in imagepig.ERRORS}
-    tested = {400, 401, 402, 403, 422, 429, 500, 502, 503, 504}  # the tests in this section
+    tested = {400, 401, 422, 429}  # the tests in this section (5xx: the server-error test)
     assert statuses == tested
 
 
@@ -568,7 +570,7 @@ async def test_rate_limit_is_retryable_after_the_header(
     assert result.retry_after_s == (7.0 if retry_after == "7" else 0.0)  # a past date: now
 
 
-@pytest.mark.parametrize("status", [402, 500, 502, 503, 504, 599])
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
 async def test_service_failures_raise_provider_unavailable(
     upstream: respx.MockRouter, adapter: ImagePigAdapter, status: int
 ) -> None:

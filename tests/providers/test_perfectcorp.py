@@ -681,10 +681,11 @@ async def test_an_engine_error_not_in_the_table_reads_as_others(
 @pytest.mark.parametrize(
     ("answer", "code", "retryable", "provider_code"),
     [
-        (_refused(400, "Invalid parameters", "InvalidParameters"), ErrorCode.invalid_parameter,
-         False, "InvalidParameters"),
+        # the document names no error_code: a 400 naming one is kept, not read
+        (_refused(400, "Invalid parameters", "InvalidParameters"), ErrorCode.upstream_failed,
+         True, "InvalidParameters"),
         (_refused(400, "Insufficient credits", "CreditInsufficiency"),
-         ErrorCode.provider_unavailable, True, "CreditInsufficiency"),
+         ErrorCode.upstream_failed, True, "CreditInsufficiency"),
         (_refused(400, "Invalid task id", "InvalidTaskId"), ErrorCode.upstream_failed, True,
          "InvalidTaskId"),
         (_refused(429, "Too Many Requests", "RateLimitExceeded"),

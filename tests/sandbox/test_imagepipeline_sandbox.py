@@ -699,22 +699,28 @@ async def test_the_adapter_reads_the_emulators_refusals(
     sandbox: httpx.AsyncClient, adapter: ImagePipelineAdapter
 ) -> None:
     lock = LockIdentity(face=FACE, prompt="p", width=64, height=64)
+    # the document names no failure_reason_code: each is kept on the failure, not read
     expectations = [
-        ("blocked", ErrorCode.content_blocked, False),
-        ("no_face", ErrorCode.no_face_detected, False),
-        ("rate_limit", ErrorCode.provider_rate_limited, True),
-        ("no_credits", ErrorCode.provider_unavailable, True),
+        ("blocked", "INPUT_INVALID"),
+        ("no_face", "INPUT_INVALID"),
+        ("rate_limit", "RATE_LIMIT_EXCEEDED"),
+        ("no_credits", "INSUFFICIENT_CREDITS"),
     ]
-    for fault, code, retryable in expectations:
+    for fault, provider_code in expectations:
         await _arm(sandbox, fault)
         failed = await _run(adapter, Operation.image_lock_identity, lock)
         assert isinstance(failed, Failed), fault
-        assert (failed.code, failed.retryable) == (code, retryable), fault
+        assert (failed.code, failed.retryable, failed.provider_code) == (
+            ErrorCode.upstream_failed,
+            True,
+            provider_code,
+        ), fault
 
     faceless = await _run(
         adapter, Operation.image_instamodel, Instamodel(face=BLANK, prompt="p", width=64)
     )
-    assert isinstance(faceless, Failed) and faceless.code is ErrorCode.no_face_detected
+    assert isinstance(faceless, Failed)
+    assert (faceless.code, faceless.provider_code) == (ErrorCode.upstream_failed, "INPUT_INVALID")
 
     missing = await _run(
         adapter, Operation.image_replace_identity, ReplaceIdentity(image=BLANK.model_copy(

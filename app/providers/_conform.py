@@ -1,0 +1,138 @@
+"""Fitting an input picture to what the chosen provider accepts, before it is sent.
+
+:func:`conform_image` leaves a picture alone when its type, sides and bytes are within the
+provider's row of :mod:`app.providers.media_limits` and it carries no EXIF rotation. Otherwise
+it applies the EXIF orientation to the pixels, scales the picture down (aspect kept, Lanczos)
+until its long side fits, and re-encodes it in its own type when accepted, else in the row's
+preferred type; a file still too large is encoded again at lower JPEG/WebP quality, then at
+smaller sizes. :func:`read_conformed` does it for an adapter and records the change on the
+call, so the attempt shows what was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.domain.media import MediaInput
+from app.domain.models import ConformedInput, MediaShape
+from app.providers.base import Call, Media
+from app.providers.media_limits import JPEG, PNG, WEBP, ImageLimits
+
+_PIL_FORMATS = {JPEG: "JPEG", PNG: "PNG", WEBP: "WEBP"}
+_QUALITIES = (92, 85, 75, 65)
+_SHRINK = 0.85
+_ORIENTATION_TAG = 0x0112
+_MAX_PIXELS = 100_000_000
+"""Larger pictures are refused before decoding (a decompression bomb, not a photo)."""
+
+
+class UnreadablePicture(ValueError):
+    """The input is not a picture Pillow can read."""
+
+
+@dataclass(frozen=True)
+class Conformed:
+    media: Media
+    change: ConformedInput | None
+
+
+def _shape(width: int, height: int, content_type: str, size: int) -> MediaShape:
+    return MediaShape(width=width, height=height, content_type=content_type, bytes=size)
+
+
+def _encode(image: Image.Image, content_type: str, quality: int) -> bytes:
+    out = io.BytesIO()
+    fmt = _PIL_FORMATS[content_type]
+    if fmt == "JPEG":
+        image.convert("RGB").save(out, format=fmt, quality=quality, optimize=True)
+    elif fmt == "WEBP":
+        image.save(out, format=fmt, quality=quality)
+    else:
+        mode = "RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB"
+        image.convert(mode).save(out, format=fmt, optimize=True)
+    return out.getvalue()
+
+
+def _target_type(current: str, limits: ImageLimits) -> str:
+    """The picture's own type when accepted, else PNG (lossless) when accepted, else the
+    row's first type."""
+    if current in limits.formats and current in _PIL_FORMATS:
+        return current
+    if PNG in limits.formats:
+        return PNG
+    for candidate in limits.formats:
+        if candidate in _PIL_FORMATS:
+            return candidate
+    return JPEG
+
+
+def conform_image(media: Media, limits: ImageLimits, name: str = "input") -> Conformed:
+    """``media`` fitted to ``limits`` (unchanged when it already fits); raises
+    :class:`UnreadablePicture` when it is not a picture."""
+    try:
+        with Image.open(io.BytesIO(media.content)) as opened:
+            if opened.width * opened.height > _MAX_PIXELS:
+                raise UnreadablePicture(f"{opened.width}×{opened.height} is too many pixels")
+            orientation = opened.getexif().get(_ORIENTATION_TAG, 1)
+            current = Image.MIME.get(opened.format or "", media.content_type)
+            before = _shape(opened.width, opened.height, current, len(media.content))
+            long_side = max(opened.width, opened.height)
+            fits = (
+                limits.accepts_type(current)
+                and (limits.max_long_side is None or long_side <= limits.max_long_side)
+                and (limits.max_bytes is None or len(media.content) <= limits.max_bytes)
+                and orientation in (1, None)
+            )
+            if fits:
+                return Conformed(media, None)
+            if limits.max_long_side is not None and long_side > limits.max_long_side:
+                # JPEG decodes at 1/2, 1/4 or 1/8 scale, never below the size to reach
+                scale = limits.max_long_side / long_side
+                opened.draft("RGB", (int(opened.width * scale), int(opened.height * scale)))
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise UnreadablePicture(str(exc)) from exc
+    target = _target_type(current, limits)
+    if limits.max_long_side is not None and max(image.size) > limits.max_long_side:
+        image.thumbnail((limits.max_long_side, limits.max_long_side), Image.Resampling.LANCZOS)
+    content = b""
+    while True:
+        for quality in _QUALITIES:
+            content = _encode(image, target, quality)
+            if limits.max_bytes is None or len(content) <= limits.max_bytes:
+                break
+            if target == PNG:
+                break
+        if limits.max_bytes is None or len(content) <= limits.max_bytes or min(image.size) < 64:
+            break
+        size = (max(1, int(image.width * _SHRINK)), max(1, int(image.height * _SHRINK)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    after = _shape(image.width, image.height, target, len(content))
+    change = ConformedInput(
+        input=name, before=before, after=after, rotated=orientation not in (1, None)
+    )
+    return Conformed(Media(content, target), change)
+
+
+async def read_conformed(call: Call, ref: MediaInput, limits: ImageLimits) -> Media:
+    """The input's bytes fitted to ``limits``, the change recorded on ``call.conformed``.
+
+    A picture Pillow cannot read is sent as it is when its declared type is accepted (the
+    provider says what it makes of it); otherwise :class:`UnreadablePicture` is raised.
+    """
+    media = await call.media.read(ref)
+    name = ref.file_id or ref.url or "input"
+    try:
+        result = await asyncio.to_thread(conform_image, media, limits, name)
+    except UnreadablePicture:
+        if limits.accepts_type(media.content_type):
+            return media
+        raise
+    if result.change is not None:
+        call.conformed.append(result.change)
+    return result.media

@@ -1,0 +1,128 @@
+"""Inputs fitted to each provider's documented limits (``providers/media_limits.py``) before
+they are sent: sides, types and bytes; EXIF orientation applied; aspect kept."""
+
+from __future__ import annotations
+
+import functools
+import io
+
+import pytest
+from PIL import Image
+
+from app.domain.media import ImageInput
+from app.domain.operations import Colorize, Hairstyle, Operation
+from app.providers._conform import UnreadablePicture, conform_image, read_conformed
+from app.providers.base import Call, Media
+from app.providers.media_limits import JPEG, PERFECTCORP, PIXELAPI, PNG, ImageLimits
+from tests.utils.media_source import DictMedia
+
+ORIENTATION = 0x0112
+
+
+@functools.lru_cache(maxsize=16)
+def photo(width: int, height: int, fmt: str = "JPEG", orientation: int | None = None) -> bytes:
+    """A phone-like photo: a gradient with noise, optionally rotated by its EXIF tag."""
+    img = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    grain = Image.effect_noise((max(1, width // 8), max(1, height // 8)), 40)
+    noise = grain.resize((width, height), Image.Resampling.NEAREST).convert("RGB")
+    img = Image.blend(img, noise, 0.3)
+    out = io.BytesIO()
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
+    img.save(out, format=fmt, exif=exif.tobytes(), quality=90)
+    return out.getvalue()
+
+
+def _open(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def test_a_picture_within_the_limits_is_sent_untouched() -> None:
+    media = Media(photo(800, 600), JPEG)
+    result = conform_image(media, PERFECTCORP["hair-style"])
+    assert result.media is media and result.change is None
+
+
+@pytest.mark.parametrize("slug", ["hair-style", "hair-ext", "hair-bang", "hair-vol", "wig",
+                                  "mu-trans-rec", "aging", "text-to-image"])  # fmt: skip
+def test_a_phone_photo_fits_a_1024_task_with_its_aspect_kept(slug: str) -> None:
+    media = Media(photo(4000, 3000), JPEG)
+    result = conform_image(media, PERFECTCORP[slug], "file_x")
+    sent = _open(result.media.content)
+    assert sent.size == (1024, 768)
+    assert (sent.format, result.media.content_type) == ("JPEG", JPEG)
+    change = result.change
+    assert change is not None and change.input == "file_x"
+    assert (change.before.width, change.before.height) == (4000, 3000)
+    assert (change.after.width, change.after.height, change.after.bytes) == (
+        1024,
+        768,
+        len(result.media.content),
+    )
+
+
+def test_the_exif_orientation_is_applied_to_the_pixels() -> None:
+    media = Media(photo(4000, 3000, orientation=6), JPEG)  # "rotate 90° clockwise to view"
+    result = conform_image(media, PERFECTCORP["hair-style"])
+    sent = _open(result.media.content)
+    assert sent.size == (768, 1024)
+    assert sent.getexif().get(ORIENTATION, 1) == 1
+    assert result.change is not None and result.change.rotated
+
+
+def test_a_rotated_photo_within_the_sides_is_still_rotated() -> None:
+    result = conform_image(Media(photo(400, 300, orientation=8), JPEG), PERFECTCORP["sod"])
+    assert _open(result.media.content).size == (300, 400)
+
+
+def test_a_type_the_task_does_not_take_is_re_encoded() -> None:
+    hair_style = conform_image(Media(photo(300, 200, "PNG"), PNG), PERFECTCORP["hair-style"])
+    assert (hair_style.media.content_type, _open(hair_style.media.content).format) == (
+        JPEG,
+        "JPEG",
+    )
+    webp = conform_image(Media(photo(300, 200, "WEBP"), "image/webp"), PERFECTCORP["colorize"])
+    assert webp.media.content_type == PNG  # lossless where the task takes PNG
+
+
+def test_a_file_over_the_byte_limit_is_made_smaller() -> None:
+    limits = ImageLimits(formats=(JPEG,), cite=PIXELAPI.cite, max_long_side=4096, max_bytes=60_000)
+    result = conform_image(Media(photo(1600, 1200), JPEG), limits)
+    assert len(result.media.content) <= 60_000
+    width, height = _open(result.media.content).size
+    assert abs(width / height - 4 / 3) < 0.01
+
+
+def test_pixelapi_takes_4096_a_side() -> None:
+    result = conform_image(Media(photo(5000, 2500), JPEG), PIXELAPI)
+    assert _open(result.media.content).size == (4096, 2048)
+
+
+def test_what_is_not_a_picture_is_refused() -> None:
+    with pytest.raises(UnreadablePicture):
+        conform_image(Media(b"not a picture", JPEG), PIXELAPI)
+
+
+def test_every_row_cites_its_line() -> None:
+    for slug, row in PERFECTCORP.items():
+        assert row.cite.source == "perfectcorp" and row.cite.line, slug
+    rows = [*PERFECTCORP.values(), PIXELAPI]
+    assert all(row.max_long_side for row in rows) and all(row.max_bytes for row in rows)
+
+
+async def test_the_change_is_recorded_on_the_call() -> None:
+    ref = ImageInput(file_id="file_big")
+    media = DictMedia({"file_big": Media(photo(2000, 1500), JPEG)})
+    call = Call("job_1", Operation.image_hairstyle, Hairstyle(image=ref, style_id="1:2"), media)
+    sent = await read_conformed(call, ref, PERFECTCORP["hair-ext"])
+    assert _open(sent.content).size == (1024, 768)
+    assert [c.input for c in call.conformed] == ["file_big"]
+
+    small = ImageInput(file_id="file_small")
+    media = DictMedia({"file_small": Media(photo(200, 150), JPEG)})
+    call = Call("job_2", Operation.image_colorize, Colorize(image=small), media)
+    await read_conformed(call, small, PERFECTCORP["colorize"])
+    assert call.conformed == []
