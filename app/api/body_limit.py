@@ -181,6 +181,7 @@ class _Counted:
         self.read = 0
         self.refusal: GatewayError | None = None
         self.started = False
+        self.replaced = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def counted_receive() -> Message:
@@ -201,11 +202,12 @@ class _Counted:
             return message
 
         async def guarded_send(message: Message) -> None:
+            if self.replaced:
+                return  # the rest of the application's own answer
             if self.refusal is not None and not self.started:
                 # Whatever the application made of the failed read, the answer is 413.
-                if message["type"] == "http.response.start":
-                    self.started = True
-                    await _answer(scope, send, self.refusal)
+                self.started = self.replaced = True
+                await _answer(scope, send, self.refusal)
                 return
             if message["type"] == "http.response.start":
                 self.started = True

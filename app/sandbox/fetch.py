@@ -28,15 +28,18 @@ class SandboxAccess:
     admin_token: str | None = None
     """Bearer token of the controls (``/_sandbox/faults``, ``/_sandbox/stats``); None: off."""
     allowed: tuple[str, ...] = ()
-    """Hosts or CIDR networks reachable although not public (the gateway's own URL)."""
+    """Hosts, ``host:port`` pairs or CIDR networks reachable although not public: the
+    gateway's own host and port, and ``MEDIAGATE_URL_ALLOWLIST``."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SandboxAccess:
         from app.config import admin_token
 
-        host = urlsplit(settings.public_base_url).hostname
-        own = (host,) if host else ()
-        return cls(admin_token(settings), (*own, *settings.url_allowlist))
+        own = urlsplit(settings.public_base_url)
+        port = own.port or (443 if own.scheme == "https" else 80)
+        host = f"[{own.hostname}]" if own.hostname and ":" in own.hostname else own.hostname
+        gateway = (f"{host}:{port}",) if host else ()
+        return cls(admin_token(settings), (*gateway, *settings.url_allowlist))
 
 
 class _Fetcher:

@@ -25,6 +25,7 @@ from tests.contract.conftest import SANDBOX_KEY
 from tests.utils.media import png_b64
 from tests.utils.net import free_port, wait_until_up, with_db
 from tests.utils.processes import ADMIN_TOKEN, SIGNING_KEY, gateway_env
+from tests.utils.sandbox import CONTROL
 
 REDIS_DB = 11
 REPO = Path(__file__).resolve().parents[2]
@@ -80,14 +81,14 @@ def exercise(client: httpx.Client, run: Run) -> None:
     assert call("GET", artifact_url).status_code == 200
 
     fault = {"provider": "imagepig", "fault": "http_500", "count": None}
-    assert call("POST", "/_sandbox/faults", json=fault).status_code == 204
+    assert call("POST", "/_sandbox/faults", json=fault, headers=CONTROL).status_code == 204
     pinned = body | {"provider": "imagepig", "fallback": False}
     failed = call(
         "POST", "/v1/images/remove-background", json=pinned, headers=sandbox_key | wait
     ).json()
     assert failed["status"] == "failed", failed
     run.job_ids.append(failed["id"])
-    call("DELETE", "/_sandbox/faults")
+    call("DELETE", "/_sandbox/faults", headers=CONTROL)
 
     call("GET", f"/v1/jobs/{done['id']}", headers=live)
     call("GET", "/v1/jobs", headers=sandbox_key)

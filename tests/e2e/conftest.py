@@ -8,6 +8,7 @@ import pytest
 
 from tests.utils.net import with_db
 from tests.utils.processes import Process, gateway
+from tests.utils.sandbox import CONTROL
 
 SANDBOX_KEY = "mg_test_sandbox"
 
@@ -26,5 +27,5 @@ async def client(live_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
         timeout=30,
     ) as c:
-        await c.delete("/_sandbox/faults")
+        await c.delete("/_sandbox/faults", headers=CONTROL)
         yield c

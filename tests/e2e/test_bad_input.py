@@ -12,6 +12,7 @@ import redis
 
 from tests.utils.media import png_b64, png_bytes
 from tests.utils.net import with_db
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
@@ -25,10 +26,10 @@ async def untouched(client: httpx.AsyncClient, redis_url: str) -> AsyncIterator[
         return len(r.keys("mg:job:*")), len(r.keys("mg:file:*"))
 
     before_keys = snapshot()
-    before_stats = (await client.get("/_sandbox/stats")).json()
+    before_stats = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     yield
     assert snapshot() == before_keys
-    after_stats = (await client.get("/_sandbox/stats")).json()
+    after_stats = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     assert after_stats == before_stats
     r.close()
 

@@ -15,6 +15,7 @@ from tests.utils.deadlines import IN_FLIGHT_S, JOB_S, REQUEST_S
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import gateway, start_worker
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +68,7 @@ async def test_killed_worker_jobs_resume_by_polling(redis_url: str, tmp_path: Pa
 
                 assert [j["status"] for j in jobs] == ["succeeded"] * JOBS
                 assert all(len(j["attempts"]) == 1 for j in jobs)
-                stats = (await client.get("/_sandbox/stats")).json()["pixelapi"]
+                stats = (await client.get("/_sandbox/stats", headers=CONTROL)).json()["pixelapi"]
                 assert stats["submissions"] == JOBS  # resumed by polling, never resubmitted
         finally:
             first.stop()

@@ -30,6 +30,7 @@ from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import TERMINAL
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway, start_worker
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
@@ -212,7 +213,9 @@ async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
                 async with httpx.AsyncClient(
                     base_url=api.url, headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_S
                 ) as planner:
-                    await planner.delete("/_sandbox/faults")  # none armed, counters at 0
+                    await planner.delete(
+                        "/_sandbox/faults", headers=CONTROL
+                    )  # none armed, counters at 0
                     requests = await plan_requests(planner)
                 await admin.grant(tenant_id, sum(r.price for r in requests) + GRANT_MARGIN)
             async with httpx.AsyncClient(
@@ -272,7 +275,7 @@ async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
                 ]
 
                 # 0 duplicate upstream submissions, and no request refused for going too fast.
-                stats = (await client.get("/_sandbox/stats")).json()
+                stats = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
                 sent_to = Counter(r.provider for r in sent.values())
                 assert {p: stats[p]["submissions"] for p in MIX} == dict(sent_to)
                 assert {p: stats[p]["over_limit"] for p in MIX} == dict.fromkeys(MIX, 0)

@@ -17,6 +17,7 @@ from tests.utils.deadlines import JOB_S
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
@@ -44,12 +45,12 @@ async def client(faulty_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
         timeout=30,
     ) as c:
-        await c.delete("/_sandbox/faults")
+        await c.delete("/_sandbox/faults", headers=CONTROL)
         yield c
 
 
 async def pixelapi_requests(client: httpx.AsyncClient) -> int:
-    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats")).json()
+    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     return int(stats.get("pixelapi", {}).get("requests", 0))
 
 
@@ -73,7 +74,9 @@ async def test_pixelapi_down_falls_back_then_the_breaker_opens_and_a_probe_close
     client: httpx.AsyncClient,
 ) -> None:
     await client.post(
-        "/_sandbox/faults", json={"provider": "pixelapi", "fault": "http_500", "count": None}
+        "/_sandbox/faults",
+        json={"provider": "pixelapi", "fault": "http_500", "count": None},
+        headers=CONTROL,
     )
     prices = {
         p["name"]: p["price"]
@@ -111,7 +114,7 @@ async def test_pixelapi_down_falls_back_then_the_breaker_opens_and_a_probe_close
     assert await pixelapi_requests(client) == seen
 
     # PixelAPI recovers; after open_s (4 s) one probe goes through and closes the circuit.
-    await client.delete("/_sandbox/faults")
+    await client.delete("/_sandbox/faults", headers=CONTROL)
     await asyncio.sleep(4.1)
     probe = await remove_background(client)
     assert probe["status"] == "succeeded"

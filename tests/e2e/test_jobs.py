@@ -10,12 +10,13 @@ import pytest
 
 from tests.utils.deadlines import JOB_S
 from tests.utils.media import decode_image, png_b64
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
 
 async def stats(client: httpx.AsyncClient, provider: str) -> dict[str, Any]:
-    body: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats")).json()
+    body: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     return body.get(provider, {"requests": 0, "submissions": 0})
 
 
@@ -163,7 +164,9 @@ async def test_listing_filters_and_pages(client: httpx.AsyncClient) -> None:
 
 async def test_upstream_500_falls_back_to_the_next_provider(client: httpx.AsyncClient) -> None:
     await client.post(
-        "/_sandbox/faults", json={"provider": "imagepig", "fault": "http_500", "count": 1}
+        "/_sandbox/faults",
+        json={"provider": "imagepig", "fault": "http_500", "count": 1},
+        headers=CONTROL,
     )
     response = await client.post(
         "/v1/images/remove-background",

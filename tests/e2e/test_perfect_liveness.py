@@ -19,6 +19,7 @@ from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_bytes
 from tests.utils.net import with_db
 from tests.utils.processes import gateway, start_worker
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +35,7 @@ async def _run_tasks(
         timeout=REQUEST_S,
         limits=httpx.Limits(max_connections=32),
     ) as client:
-        await client.delete("/_sandbox/faults")
+        await client.delete("/_sandbox/faults", headers=CONTROL)
         uploaded = await client.post(
             "/v1/files", files={"file": ("photo.png", png_bytes(48, 48), "image/png")}
         )
@@ -56,7 +57,7 @@ async def _run_tasks(
 
         ids = await asyncio.gather(*(submit(i) for i in range(count)))
         done = await wait_all_terminal(client, ids, timeout_s, every_s=1.0)
-        stats = (await client.get("/_sandbox/stats")).json()["perfectcorp"]
+        stats = (await client.get("/_sandbox/stats", headers=CONTROL)).json()["perfectcorp"]
     return list(done.values()), stats
 
 

@@ -21,6 +21,7 @@ from tests.utils.deadlines import JOB_S, REQUEST_S
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
@@ -161,7 +162,9 @@ async def test_failed_blocked_and_canceled_jobs_are_refunded(admin: Admin) -> No
     )
     assert no_face.json()["error"]["code"] == "no_face_detected"
 
-    await client.post("/_sandbox/faults", json={"provider": "pixelapi", "fault": "blocked"})
+    await client.post(
+        "/_sandbox/faults", json={"provider": "pixelapi", "fault": "blocked"}, headers=CONTROL
+    )
     blocked = await client.post(
         "/v1/images/generate",
         json={"prompt": "x", "provider": "pixelapi", "fallback": False},

@@ -16,6 +16,7 @@ from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import Process, gateway
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +44,7 @@ async def test_300_keyword_jobs_at_once_all_succeed_without_exceeding_30_rps(
         timeout=60,
         limits=httpx.Limits(max_connections=64),
     ) as client:
-        await client.delete("/_sandbox/faults")
+        await client.delete("/_sandbox/faults", headers=CONTROL)
         image = png_b64()
 
         async def submit(i: int) -> str:
@@ -63,6 +64,6 @@ async def test_300_keyword_jobs_at_once_all_succeed_without_exceeding_30_rps(
         ][:3]
         assert all(len(j["attempts"]) == 1 for j in jobs.values())  # none met a 502
         assert all(j["output"]["data"]["keywords"] for j in jobs.values())
-        stats = (await client.get("/_sandbox/stats")).json()["everypixel"]
+        stats = (await client.get("/_sandbox/stats", headers=CONTROL)).json()["everypixel"]
         assert stats["over_limit"] == 0
         assert stats["submissions"] == JOBS

@@ -61,7 +61,7 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         sandbox_url,
     )
     try:
-        wait_until_up(f"{sandbox_url}/_sandbox/stats")
+        wait_until_up(f"{sandbox_url}/_sandbox/healthz")
         with gateway(
             url,
             data_dir,

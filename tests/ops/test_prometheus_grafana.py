@@ -26,6 +26,7 @@ from tests.ops.conftest import DEPLOY, SANDBOX_KEY, Stack, tool
 from tests.utils.deadlines import JOB_S, STARTUP_S
 from tests.utils.media import png_b64
 from tests.utils.net import free_port
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
@@ -123,7 +124,7 @@ async def _load(stack: Stack) -> list[dict[str, Any]]:
         httpx.AsyncClient(base_url=stack.gateway.url, headers=auth, timeout=30) as client,
         httpx.AsyncClient(base_url=stack.sandbox.url, timeout=10) as sandbox,
     ):
-        await sandbox.delete("/_sandbox/faults")
+        await sandbox.delete("/_sandbox/faults", headers=CONTROL)
         image = {"image": {"data": png_b64()}}
         jobs = []
         for _ in range(3):
@@ -139,10 +140,14 @@ async def _load(stack: Stack) -> list[dict[str, Any]]:
         for response in polled:
             await _wait_terminal(client, response.json()["id"])
         await sandbox.post(
-            "/_sandbox/faults", json={"provider": "imagepig", "fault": "http_500", "count": 1}
+            "/_sandbox/faults",
+            json={"provider": "imagepig", "fault": "http_500", "count": 1},
+            headers=CONTROL,
         )
         jobs.append(await client.post("/v1/images/remove-background", json=image, headers=wait))
-        await sandbox.post("/_sandbox/faults", json={"provider": "pixelapi", "fault": "blocked"})
+        await sandbox.post(
+            "/_sandbox/faults", json={"provider": "pixelapi", "fault": "blocked"}, headers=CONTROL
+        )
         jobs.append(
             await client.post(
                 "/v1/images/generate",

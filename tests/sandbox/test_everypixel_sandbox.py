@@ -46,12 +46,13 @@ from app.providers.base import (
 from app.providers.everypixel import EverypixelAdapter
 from app.sandbox import av, images
 from app.sandbox import everypixel as emulator
-from app.sandbox.app import SandboxTiming, create_sandbox_app
+from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import EVERYPIXEL_KEY_PAIRS
 from app.sandbox.everypixel_wire import video
 from tests.utils.clock import Clock
 from tests.utils.media import png_bytes
 from tests.utils.media_source import DictMedia
+from tests.utils.sandbox import CONTROL, sandbox_app
 
 BASE = "http://sandbox.test"
 ROOT = "/_sandbox/everypixel"
@@ -68,7 +69,7 @@ HOOK = "https://hooks.test/everypixel"
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_sandbox_app(SandboxTiming(latency_s=0, job_s=JOB_S))
+    app = sandbox_app(SandboxTiming(latency_s=0, job_s=JOB_S))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         yield client
@@ -149,11 +150,11 @@ async def _until_done(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]
 
 async def _arm(client: httpx.AsyncClient, fault: str, count: int = 1) -> None:
     body = {"provider": "everypixel", "fault": fault, "count": count}
-    assert (await client.post("/_sandbox/faults", json=body)).status_code == 204
+    assert (await client.post("/_sandbox/faults", json=body, headers=CONTROL)).status_code == 204
 
 
 async def _stats(client: httpx.AsyncClient) -> dict[str, Any]:
-    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats")).json()
+    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     empty = {"requests": 0, "submissions": 0, "over_limit": 0, "by_endpoint": {}}
     return stats.get("everypixel", empty)
 

@@ -29,9 +29,10 @@ from app.domain.operations import (
 from app.providers.base import AdapterConfig, Call, Credential, Failed, Media, Succeeded
 from app.providers.imagepig import ImagePigAdapter
 from app.sandbox import images
-from app.sandbox.app import SandboxTiming, create_sandbox_app
+from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import IMAGEPIG_API_KEY
 from tests.utils.media_source import DictMedia
+from tests.utils.sandbox import CONTROL, sandbox_app
 
 ROOT = "/_sandbox/imagepig"
 HEADERS = {"Api-Key": IMAGEPIG_API_KEY}
@@ -51,7 +52,7 @@ def _uniform(width: int = 64, height: int = 48) -> bytes:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_sandbox_app(SandboxTiming())
+    app = sandbox_app(SandboxTiming())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
         yield client
@@ -93,13 +94,17 @@ def _assert_error(response: httpx.Response, status: int) -> str:
 
 async def _arm(client: httpx.AsyncClient, fault: str) -> None:
     response = await client.post(
-        "/_sandbox/faults", json={"provider": "imagepig", "fault": fault, "count": 1}
+        "/_sandbox/faults",
+        json={"provider": "imagepig", "fault": fault, "count": 1},
+        headers=CONTROL,
     )
     assert response.status_code == 204
 
 
 async def _stats(client: httpx.AsyncClient) -> dict[str, Any]:
-    stats: dict[str, Any] = (await client.get("/_sandbox/stats")).json()["imagepig"]
+    stats: dict[str, Any] = (await client.get("/_sandbox/stats", headers=CONTROL)).json()[
+        "imagepig"
+    ]
     return stats
 
 
@@ -446,7 +451,7 @@ async def test_timeout_fault_never_answers(sandbox: httpx.AsyncClient) -> None:
 
 
 async def test_latency_delays_every_answer() -> None:
-    app = create_sandbox_app(SandboxTiming(latency_s=0.3))
+    app = sandbox_app(SandboxTiming(latency_s=0.3))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
         with pytest.raises(TimeoutError):
@@ -594,7 +599,7 @@ class _PaidStorage(httpx.AsyncBaseTransport):
 
 
 async def test_adapter_downloads_image_url_answers_from_the_emulator() -> None:
-    app = create_sandbox_app(SandboxTiming())
+    app = sandbox_app(SandboxTiming())
     transport = _PaidStorage(httpx.ASGITransport(app=app))
     photo = ImageInput(file_id="file_photo")
     cases: list[tuple[Operation, Params, tuple[int, int], str]] = [

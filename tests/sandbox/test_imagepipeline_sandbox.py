@@ -42,12 +42,13 @@ from app.providers.base import (
 from app.providers.imagepipeline import ImagePipelineAdapter
 from app.sandbox import av, images
 from app.sandbox import imagepipeline as emulator
-from app.sandbox.app import SandboxTiming, create_sandbox_app
+from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import IMAGEPIPELINE_API_KEY
 from app.store.adapter_state import RedisAdapterState
 from tests.utils.clock import Clock
 from tests.utils.media import png_bytes
 from tests.utils.media_source import DictMedia
+from tests.utils.sandbox import CONTROL, sandbox_app
 
 BASE = "http://sandbox.test"
 ROOT = "/_sandbox/imagepipeline"
@@ -114,7 +115,7 @@ async def outside(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Outside]:
 
 @pytest.fixture
 async def sandbox(outside: Outside) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_sandbox_app(SandboxTiming(job_s=JOB_S))
+    app = sandbox_app(SandboxTiming(job_s=JOB_S))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         yield client
@@ -179,11 +180,11 @@ def _image(content: bytes) -> Image.Image:
 
 async def _arm(client: httpx.AsyncClient, fault: str, count: int = 1) -> None:
     body = {"provider": "imagepipeline", "fault": fault, "count": count}
-    assert (await client.post("/_sandbox/faults", json=body)).status_code == 204
+    assert (await client.post("/_sandbox/faults", json=body, headers=CONTROL)).status_code == 204
 
 
 async def _stats(client: httpx.AsyncClient) -> dict[str, Any]:
-    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats")).json()
+    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     return stats.get("imagepipeline", {"requests": 0, "submissions": 0, "by_endpoint": {}})
 
 
@@ -324,7 +325,7 @@ async def test_the_balance_runs_out(
     monkeypatch: pytest.MonkeyPatch, outside: Outside, clock: Clock
 ) -> None:
     monkeypatch.setattr(emulator, "START_BALANCE_USD", 0.03)
-    app = create_sandbox_app(SandboxTiming(job_s=JOB_S))
+    app = sandbox_app(SandboxTiming(job_s=JOB_S))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         first = (await _submit(client, FACESWAP)).json()["job_id"]
         clock.now += JOB_S
@@ -345,7 +346,7 @@ async def test_a_completion_the_balance_cannot_cover_fails_the_charge(
     monkeypatch: pytest.MonkeyPatch, outside: Outside, clock: Clock
 ) -> None:
     monkeypatch.setattr(emulator, "START_BALANCE_USD", 0.03)
-    app = create_sandbox_app(SandboxTiming(job_s=JOB_S))
+    app = sandbox_app(SandboxTiming(job_s=JOB_S))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         jobs = [(await _submit(client, FACESWAP)).json()["job_id"] for _ in range(2)]
         clock.now += JOB_S

@@ -47,7 +47,7 @@ from app.providers.perfectcorp_auth import account, id_token
 from app.sandbox import images
 from app.sandbox import perfectcorp as emulator
 from app.sandbox import perfectcorp_tasks as engine
-from app.sandbox.app import SandboxTiming, create_sandbox_app
+from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import (
     PERFECTCORP_CLIENT_ID,
     PERFECTCORP_CLIENT_SECRET,
@@ -56,6 +56,7 @@ from app.sandbox.credentials import (
 from app.store.adapter_state import RedisAdapterState
 from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia
+from tests.utils.sandbox import CONTROL, sandbox_app
 
 BASE = "http://sandbox.test"
 ROOT = "/_sandbox/perfectcorp"
@@ -73,7 +74,7 @@ def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_sandbox_app(SandboxTiming(latency_s=0, job_s=JOB_S))
+    app = sandbox_app(SandboxTiming(latency_s=0, job_s=JOB_S))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         yield client
 
@@ -180,11 +181,11 @@ async def _colorize(client: httpx.AsyncClient, auth: dict[str, str], request_id:
 
 async def _arm(client: httpx.AsyncClient, fault: str, count: int = 1) -> None:
     body = {"provider": "perfectcorp", "fault": fault, "count": count}
-    assert (await client.post("/_sandbox/faults", json=body)).status_code == 204
+    assert (await client.post("/_sandbox/faults", json=body, headers=CONTROL)).status_code == 204
 
 
 async def _stats(client: httpx.AsyncClient) -> dict[str, Any]:
-    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats")).json()
+    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     return stats.get("perfectcorp", {"requests": 0, "submissions": 0, "by_endpoint": {}})
 
 
@@ -364,7 +365,7 @@ async def test_a_task_polled_within_the_window_lives_on(
     clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine, "DROP_AFTER_S", 0.3)
-    app = create_sandbox_app(SandboxTiming(job_s=2.0))
+    app = sandbox_app(SandboxTiming(job_s=2.0))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         auth = await _sign_in(client)
         task_id = await _colorize(client, auth)
@@ -382,7 +383,7 @@ async def test_same_request_id_and_file_is_the_same_task_charged_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(emulator, "PLAN_CREDITS", 1.0)
-    app = create_sandbox_app(SandboxTiming(job_s=JOB_S))
+    app = sandbox_app(SandboxTiming(job_s=JOB_S))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         auth = await _sign_in(client)
         file_id = await _file(client, auth, "colorize")

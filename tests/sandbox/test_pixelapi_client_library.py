@@ -55,6 +55,7 @@ from PIL import Image
 from app.sandbox import images
 from app.sandbox import pixelapi as emulator
 from app.sandbox.credentials import PIXELAPI_API_KEY
+from tests.utils.sandbox import CONTROL
 from tests.utils.servers import serve_files, serve_sandbox
 
 
@@ -123,7 +124,7 @@ def sandbox() -> Iterator[str]:
 
 @pytest.fixture
 def api_url(sandbox: str) -> str:
-    assert httpx.delete(f"{sandbox}/_sandbox/faults").status_code == 204
+    assert httpx.delete(f"{sandbox}/_sandbox/faults", headers=CONTROL).status_code == 204
     return f"{sandbox}/_sandbox/pixelapi"
 
 
@@ -141,13 +142,15 @@ async def async_client(api_url: str) -> AsyncIterator[Any]:
 
 
 def _stats(sandbox: str) -> dict[str, Any]:
-    stats: dict[str, Any] = httpx.get(f"{sandbox}/_sandbox/stats").json().get("pixelapi", {})
+    stats: dict[str, Any] = (
+        httpx.get(f"{sandbox}/_sandbox/stats", headers=CONTROL).json().get("pixelapi", {})
+    )
     return stats
 
 
 def _arm(sandbox: str, fault: str) -> None:
     body = {"provider": "pixelapi", "fault": fault, "count": 1}
-    assert httpx.post(f"{sandbox}/_sandbox/faults", json=body).status_code == 204
+    assert httpx.post(f"{sandbox}/_sandbox/faults", json=body, headers=CONTROL).status_code == 204
 
 
 def _newest(api_url: str) -> dict[str, Any]:

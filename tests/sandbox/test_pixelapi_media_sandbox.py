@@ -44,10 +44,11 @@ from app.providers.base import (
 from app.providers.pixelapi import PixelApiAdapter
 from app.sandbox import images
 from app.sandbox import pixelapi as emulator
-from app.sandbox.app import SandboxTiming, create_sandbox_app
+from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import PIXELAPI_API_KEY
 from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia
+from tests.utils.sandbox import CONTROL, sandbox_app
 
 BASE = "http://sandbox.test"
 ROOT = "/_sandbox/pixelapi"
@@ -66,7 +67,7 @@ def _b64(data: bytes) -> str:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_sandbox_app(SandboxTiming(job_s=JOB_S))
+    app = sandbox_app(SandboxTiming(job_s=JOB_S))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         yield client
@@ -169,11 +170,11 @@ def _mp4(content: bytes) -> tuple[float, int, int]:
 
 async def _arm(client: httpx.AsyncClient, fault: str, count: int = 1) -> None:
     body = {"provider": "pixelapi", "fault": fault, "count": count}
-    assert (await client.post("/_sandbox/faults", json=body)).status_code == 204
+    assert (await client.post("/_sandbox/faults", json=body, headers=CONTROL)).status_code == 204
 
 
 async def _stats(client: httpx.AsyncClient) -> dict[str, Any]:
-    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats")).json()
+    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     return stats.get("pixelapi", {"requests": 0, "submissions": 0, "by_endpoint": {}})
 
 
@@ -367,7 +368,7 @@ async def test_audio_validation_is_422(
 
 async def test_audio_credits_run_out_at_its_own_price(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(emulator, "PLAN_CREDITS", 7.0)
-    app = create_sandbox_app(SandboxTiming(job_s=JOB_S))
+    app = sandbox_app(SandboxTiming(job_s=JOB_S))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         refused = await _audio(client, prompt="epic trailer", duration=20)
         accepted = await _audio(client, prompt="epic trailer", duration=10)

@@ -30,10 +30,11 @@ from app.providers.base import (
 from app.providers.pixelapi import PixelApiAdapter
 from app.sandbox import images
 from app.sandbox import pixelapi as emulator
-from app.sandbox.app import SandboxTiming, create_sandbox_app
+from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import PIXELAPI_API_KEY
 from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia
+from tests.utils.sandbox import CONTROL, sandbox_app
 
 BASE = "http://sandbox.test"
 ROOT = "/_sandbox/pixelapi"
@@ -46,7 +47,7 @@ MISSING_KEY = "Missing API key. Use Authorization: Bearer YOUR_API_KEY"
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_sandbox_app(SandboxTiming(job_s=JOB_S))
+    app = sandbox_app(SandboxTiming(job_s=JOB_S))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         yield client
@@ -107,11 +108,11 @@ async def _output(client: httpx.AsyncClient, body: dict[str, Any]) -> Image.Imag
 
 async def _arm(client: httpx.AsyncClient, fault: str, count: int = 1) -> None:
     body = {"provider": "pixelapi", "fault": fault, "count": count}
-    assert (await client.post("/_sandbox/faults", json=body)).status_code == 204
+    assert (await client.post("/_sandbox/faults", json=body, headers=CONTROL)).status_code == 204
 
 
 async def _stats(client: httpx.AsyncClient) -> dict[str, Any]:
-    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats")).json()
+    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     return stats.get("pixelapi", {"requests": 0, "submissions": 0, "by_endpoint": {}})
 
 
@@ -369,7 +370,7 @@ async def test_credits_run_out_with_the_documented_402(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(emulator, "PLAN_CREDITS", 6.0)
-    app = create_sandbox_app(SandboxTiming(job_s=JOB_S))
+    app = sandbox_app(SandboxTiming(job_s=JOB_S))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         assert (await _upload(client, "remove-background")).status_code == 200
         refused = await _upload(client, "remove-background")

@@ -11,8 +11,9 @@ from typing import Any
 
 import uvicorn
 
-from app.sandbox.app import SandboxTiming, create_sandbox_app
+from app.sandbox.app import SandboxTiming
 from tests.utils.net import free_port, wait_until_up
+from tests.utils.sandbox import sandbox_app
 
 
 @contextmanager
@@ -51,7 +52,7 @@ def serve_sandbox(job_s: float) -> Iterator[str]:
     """Base URL of the sandbox app served by uvicorn in a background thread."""
     port = free_port()
     config = uvicorn.Config(
-        create_sandbox_app(SandboxTiming(latency_s=0, job_s=job_s)),
+        sandbox_app(SandboxTiming(latency_s=0, job_s=job_s)),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -63,7 +64,7 @@ def serve_sandbox(job_s: float) -> Iterator[str]:
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(f"{url}/_sandbox/stats")
+        wait_until_up(f"{url}/_sandbox/healthz")
         yield url
     finally:
         server.should_exit = True
