@@ -158,10 +158,12 @@ class UrlPolicy:
 
     async def addresses(self, host: str, port: int, pointer: str | None = None) -> list[str]:
         """The host's addresses, all of them public (or allowed); else ``UnsafeUrl``."""
+        literal = True
         try:
             ipaddress.ip_address(host.strip("[]"))
             found = [host.strip("[]")]
         except ValueError:
+            literal = False
             try:
                 found = await self.resolver(host, port)
             except (OSError, UnicodeError) as exc:
@@ -171,8 +173,9 @@ class UrlPolicy:
         for address in found:
             why = self.refusal(address)
             if why is not None:
+                where = "the URL's address is" if literal else f"{host} resolves to"
                 raise UnsafeUrl(
-                    f"{host} resolves to a non-public address ({why}); loopback, private, "
+                    f"{where} a non-public address ({why}); loopback, private, "
                     "link-local and metadata addresses are refused",
                     pointer,
                 )

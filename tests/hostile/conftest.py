@@ -83,16 +83,19 @@ def counting_listener() -> Iterator[Listener]:
 
 
 @contextmanager
-def redirecting_server(to: str) -> Iterator[str]:
-    """A server answering every GET with ``302 Location: <to>`` (what a guard must not
-    follow); its base URL."""
+def redirecting_server(to: str, hits: list[str]) -> Iterator[str]:
+    """A server answering every request with ``302 Location: <to>`` (what a guard must not
+    follow), noting each method and path in ``hits``; its base URL."""
 
     class Redirect(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            hits.append(f"{self.command} {self.path}")
             self.send_response(302)
             self.send_header("Location", to)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass
@@ -117,6 +120,7 @@ class Hostile:
     redis_url: str
     listener: Listener
     redirect_url: str
+    redirect_hits: list[str]
 
     @property
     def url(self) -> str:
@@ -147,10 +151,27 @@ def hostile(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     data_dir: Path = tmp_path_factory.mktemp("hostile")
     url = with_db(redis_url, HOSTILE_DB)
     redis.Redis.from_url(url).flushdb()
-    with counting_listener() as listener, redirecting_server(f"{listener.url}/a.png") as redirect:
+    hits: list[str] = []
+    with (
+        counting_listener() as listener,
+        redirecting_server(f"{listener.url}/a.png", hits) as redirect,
+    ):
         allow = redirect.removeprefix("http://")
         with gateway(url, data_dir, MEDIAGATE_URL_ALLOWLIST=f'["{allow}"]') as proc:
-            yield Hostile(proc, data_dir, url, listener, redirect)
+            yield Hostile(proc, data_dir, url, listener, redirect, hits)
+            # Over the whole suite: not one 5xx answered, not one connection inside.
+            assert server_errors(proc.url) == []
+            assert listener.connections == []
+
+
+def server_errors(base_url: str) -> list[str]:
+    """The gateway's own count of 5xx answers, by route (``/metrics``)."""
+    text = httpx.get(f"{base_url}/metrics", timeout=30).text
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith("mediagate_http_requests_total") and 'status="5' in line
+    ]
 
 
 @pytest.fixture

@@ -1,0 +1,179 @@
+"""Inputs that used to answer 500, store what they should not, or were taken at face value:
+each gets its 4xx problem with a stable code and a pointer, and nothing is stored."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from app.sandbox.av import mp4_bytes, wav_bytes
+from tests.hostile.conftest import ADMIN, Hostile, assert_problem, sandbox_stats
+from tests.utils.media import png_b64
+
+pytestmark = pytest.mark.e2e
+
+
+async def _post_raw(client: httpx.AsyncClient, path: str, raw: str) -> httpx.Response:
+    """A JSON body written by hand (what ``json.dumps`` would refuse or escape)."""
+    return await client.post(path, content=raw, headers={"Content-Type": "application/json"})
+
+
+async def test_prefer_wait_with_thousands_of_digits(tenant: httpx.AsyncClient) -> None:
+    response = await tenant.post(
+        "/v1/images/generate",
+        json={"prompt": "a lighthouse"},
+        headers={"Prefer": "wait=" + "9" * 5000},
+    )
+    assert response.status_code in (200, 202), response.text
+    assert response.headers["preference-applied"] == "wait=60"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "pointer"),
+    [
+        ('{"note": "\\ud800"}', "/metadata/note"),
+        ('{"a": {"b": ["ok", "\\udfff tail"]}}', "/metadata/a/b/1"),
+        ('{"\\ud83d": 1}', "/metadata"),
+        ('{"x": Infinity}', "/metadata/x"),
+        ('{"x": -Infinity}', "/metadata/x"),
+        ('{"x": [1, NaN]}', "/metadata/x/1"),
+        ('{"x": 1e999}', "/metadata/x"),
+        ('{"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}', "/metadata/a/b/c/d/e"),
+        (json.dumps({f"k{i}": i for i in range(65)}), "/metadata"),
+        (json.dumps({"big": "x" * 17_000}), "/metadata"),
+    ],
+)
+@pytest.mark.usefixtures("nothing_stored")
+async def test_metadata_out_of_bounds(
+    tenant: httpx.AsyncClient, metadata: str, pointer: str
+) -> None:
+    """Refused before the inline image is stored (no orphan file)."""
+    image = json.dumps({"data": png_b64()})
+    raw = f'{{"image": {image}, "metadata": {metadata}}}'
+    response = await _post_raw(tenant, "/v1/images/upscale", raw)
+    assert_problem(response, 422, "invalid_parameter", pointer)
+
+
+@pytest.mark.usefixtures("nothing_stored")
+async def test_a_lone_surrogate_in_a_prompt(tenant: httpx.AsyncClient) -> None:
+    raw = '{"prompt": "a cat \\udc00", "metadata": {"ok": true}}'
+    response = await _post_raw(tenant, "/v1/images/generate", raw)
+    assert_problem(response, 422, "invalid_parameter", "/prompt")
+
+
+async def test_metadata_within_bounds_comes_back_unchanged(tenant: httpx.AsyncClient) -> None:
+    metadata = {"order": 42, "tags": ["a", "b"], "nested": {"x": 1.5, "y": None, "e": "é😀"}}
+    response = await tenant.post(
+        "/v1/images/generate", json={"prompt": "a lighthouse", "metadata": metadata}
+    )
+    assert response.status_code == 202, response.text
+    job = (await tenant.get(response.headers["location"])).json()
+    assert job["metadata"] == metadata
+
+
+async def test_list_cursors(tenant: httpx.AsyncClient) -> None:
+    response = await tenant.get("/v1/usage", params={"cursor": "0-0"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": [], "next_cursor": None}
+    for cursor in ("99999999999999999999999-0", "garbage", "1-2-3", "١-٢"):
+        response = await tenant.get("/v1/usage", params={"cursor": cursor})
+        assert_problem(response, 400, "invalid_parameter", "/cursor")
+    for cursor in ("garbage", "job_", "job_zz", "0-0"):
+        response = await tenant.get("/v1/jobs", params={"cursor": cursor})
+        assert_problem(response, 422, "invalid_parameter", "/cursor")
+
+
+@pytest.mark.usefixtures("nothing_stored")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/",
+        "http://[::1]:99999/a.png",
+        "http://[::127.0.0.1]/a.png",
+        "http://[64:ff9b::7f00:1]/a.png",
+        "http://[64:ff9b:1:7f00:1::]/a.png",
+        "http://[2002:7f00:1::]/a.png",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/a.png",
+        "http://[::ffff:169.254.169.254]/latest/meta-data/",
+    ],
+)
+async def test_media_urls_that_are_broken_or_reach_inside(
+    tenant: httpx.AsyncClient, url: str
+) -> None:
+    response = await tenant.post("/v1/images/upscale", json={"image": {"url": url}})
+    body = assert_problem(response, 422, "unsafe_url", "/image/url")
+    assert "127.0.0.1" not in body["detail"] and "169.254" not in body["detail"]
+
+
+async def test_admin_grants_beyond_any_balance(tenant: httpx.AsyncClient, hostile: Hostile) -> None:
+    async with httpx.AsyncClient(base_url=hostile.url, headers=ADMIN, timeout=30) as admin:
+        tenant_id = (await admin.post("/admin/tenants", json={"name": "rich"})).json()["id"]
+        path = f"/admin/tenants/{tenant_id}/credits"
+        for amount in (2**63, 2**63 + 1, -(2**63) - 1, 10**30):
+            response = await admin.post(path, json={"amount": amount, "reason": "x"})
+            assert_problem(response, 422, "invalid_parameter", "/amount")
+        raw = '{"amount": ' + "9" * 5000 + ', "reason": "x"}'
+        response = await admin.post(path, content=raw, headers={"Content-Type": "application/json"})
+        assert 400 <= response.status_code < 500, response.text
+        grant = {"amount": 10**15, "reason": "most"}
+        assert (await admin.post(path, json=grant)).status_code == 200
+        response = await admin.post(path, json={"amount": 1, "reason": "one more"})
+        assert_problem(response, 422, "invalid_parameter", "/amount")
+        balance = (await admin.post(path, json={"amount": -1, "reason": "back"})).json()
+        assert balance["balance"] == 10**15 - 1
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.mark.usefixtures("nothing_stored")
+@pytest.mark.parametrize(
+    ("path", "field", "content"),
+    [
+        ("/v1/analysis/video-keywords", "video", mp4_bytes(1.0, 32, 32) + b"junk"),
+        ("/v1/analysis/video-keywords", "video", b"\0\0\0\x18ftypisom pretend frames"),
+        ("/v1/audio/clone-voice", "reference_audio", wav_bytes(1.0) + b"\0" * 9),
+        ("/v1/audio/clone-voice", "reference_audio", b"ID3" + b"\0" * 64),
+    ],
+)
+async def test_audio_and_video_must_be_whole_files(
+    tenant: httpx.AsyncClient, path: str, field: str, content: bytes
+) -> None:
+    body: dict[str, Any] = {field: {"data": _b64(content)}}
+    if field == "reference_audio":
+        body["text"] = "hi"
+    response = await tenant.post(path, json=body)
+    assert_problem(response, 422, "invalid_media", f"/{field}/data")
+
+
+async def test_whole_audio_and_video_files_are_taken(tenant: httpx.AsyncClient) -> None:
+    video = {"video": {"data": _b64(mp4_bytes(1.0, 32, 32))}}
+    assert (await tenant.post("/v1/analysis/video-keywords", json=video)).status_code == 202
+    audio = {"text": "hi", "reference_audio": {"data": _b64(wav_bytes(1.0))}}
+    assert (await tenant.post("/v1/audio/clone-voice", json=audio)).status_code == 202
+
+
+async def test_sandbox_controls_need_the_admin_token(
+    tenant: httpx.AsyncClient, hostile: Hostile
+) -> None:
+    fault = {"provider": "imagepig", "fault": "http_500", "count": 1}
+    async with httpx.AsyncClient(base_url=hostile.url, timeout=30) as anyone:
+        for headers in ({}, {"Authorization": "Bearer mg_test_sandbox"}, {"Authorization": "x"}):
+            for method, path, body in (
+                ("POST", "/_sandbox/faults", fault),
+                ("DELETE", "/_sandbox/faults", None),
+                ("GET", "/_sandbox/stats", None),
+            ):
+                response = await anyone.request(method, path, json=body, headers=headers)
+                assert_problem(response, 401, "unauthenticated")
+        assert (await anyone.get("/_sandbox/healthz")).status_code == 200
+        # The emulated providers still check their own credentials, not the admin token.
+        response = await anyone.post("/_sandbox/imagepig/xl", json={"prompt": "x"}, headers=ADMIN)
+        assert response.status_code == 401, response.text
+        assert "Api-Key" in response.text
+    assert isinstance(await sandbox_stats(tenant), dict)  # the admin token opens them
