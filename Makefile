@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast check lint typecheck layers bench faults providers-check openapi contract clean
+.PHONY: install run test test-fast check lint typecheck layers bench faults hostile providers-check openapi contract clean
 
 # Parallel test processes (pytest-xdist), each with its own redis-server; a test file stays on
 # one process (its module fixtures start their gateway once). Most end-to-end time is waiting
@@ -25,7 +25,7 @@ test: install  ## the whole test suite, in $(TEST_WORKERS) parallel processes ea
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install  ## unit and in-process tests only: no gateway, worker, Prometheus or browser processes
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --ignore=tests/e2e --ignore=tests/ops --ignore=tests/contract
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --ignore=tests/e2e --ignore=tests/ops --ignore=tests/contract --ignore=tests/hostile
 
 lint: install
 	$(BIN)/ruff check app tests bench
@@ -44,6 +44,9 @@ bench: install  ## wrk: gateway beside upstream direct, FastAPI+aiohttp floor, b
 
 faults: install  ## fault injection against real processes: fallback, breaker, kill -9, Redis outage, webhooks, SSRF, Perfect liveness, callbacks
 	$(BIN)/pytest -q tests/e2e/test_faults.py tests/e2e/test_crash_recovery.py tests/e2e/test_crash_under_load.py tests/e2e/test_redis_outage.py tests/e2e/test_ssrf.py tests/e2e/test_perfect_liveness.py tests/e2e/test_upstream_callbacks.py
+
+hostile: install  ## a hostile tenant against a live gateway: huge bodies, bad metadata, SSRF spellings, weak secrets (see SECURITY.md)
+	$(BIN)/pytest -q tests/hostile
 
 providers-check: install  ## every binding and variant through a sandbox gateway, outputs decoded
 	$(BIN)/python -m app.providers_check

@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
 from app import logs
 from app.config import Settings, get_settings
@@ -249,7 +250,11 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
     os.environ["MEDIAGATE_LOG_LEVEL"] = args.log_level  # for server processes it starts
-    args.func(args)
+    try:
+        args.func(args)
+    except ValidationError as exc:  # settings that may not run (e.g. weak production secrets)
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise SystemExit(f"mediagate: refusing to start: {problems}") from None
 
 
 if __name__ == "__main__":

@@ -106,7 +106,10 @@ class CircuitSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="MEDIAGATE_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="MEDIAGATE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        hide_input_in_errors=True,  # errors never echo a secret
     )
 
     environment: Literal["development", "production"] = "development"
