@@ -250,3 +250,18 @@ def test_docker_compose_accepts_the_compose_file() -> None:
     )
     assert "--appendonly" in compose["services"]["redis"]["command"]
     assert "./deploy/prometheus:/etc/prometheus:ro" in compose["services"]["prometheus"]["volumes"]
+
+
+def test_compose_keeps_the_sandbox_on_its_internal_network() -> None:
+    """No published port, only the internal network; its controls behind the admin token."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    sandbox = compose["services"]["sandbox"]
+    assert "ports" not in sandbox
+    assert sandbox["networks"] == ["providers"]
+    assert compose["networks"]["providers"]["internal"] is True
+    for name in ("gateway", "worker"):
+        assert "providers" in compose["services"][name]["networks"]
+    token = sandbox["environment"]["MEDIAGATE_ADMIN_TOKEN"]
+    assert token == compose["services"]["gateway"]["environment"]["MEDIAGATE_ADMIN_TOKEN"]
+    assert len(token) >= 32
+    assert sandbox["environment"]["HEALTHCHECK_URL"].endswith("/_sandbox/healthz")
