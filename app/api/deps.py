@@ -18,6 +18,8 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
@@ -28,6 +30,7 @@ from app.domain.errors import (
     GatewayError,
     InvalidRequest,
     RateLimited,
+    StoreUnavailable,
     Unauthenticated,
 )
 from app.jobs.accounting import Accounting
@@ -198,6 +201,10 @@ async def refuse_unknown_key(scope: Scope) -> GatewayError | None:
         )
     except GatewayError as error:
         return error
+    except (RedisConnectionError, RedisTimeoutError):
+        unavailable = StoreUnavailable()
+        unavailable.headers = {"Retry-After": "1"}
+        return unavailable
     return None if tenant.active else Forbidden("this tenant is suspended")
 
 

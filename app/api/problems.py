@@ -109,6 +109,17 @@ def install(app: FastAPI) -> None:
         log.warning("store unavailable: %s", type(exc).__name__)
         return problem_response(StoreUnavailable(), request.url.path, {"Retry-After": "1"})
 
+    async def unencodable(request: Request, exc: Exception) -> JSONResponse:
+        # A string no UTF-8 encoder can write (a lone surrogate, "\ud800") reached a store.
+        # Operations refuse these before storing anything (app.domain.json_values); this
+        # answers the same for any other route instead of a 500.
+        if "surrogate" not in str(exc):
+            return await unexpected(request, exc)
+        error = GatewayError(
+            "strings must be valid Unicode (no lone surrogates)", ErrorCode.invalid_parameter, 422
+        )
+        return problem_response(error, request.url.path)
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
         error = GatewayError("an internal error occurred", ErrorCode.internal_error, 500)
@@ -119,6 +130,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RedisConnectionError, store_down)
     app.add_exception_handler(RedisTimeoutError, store_down)
+    app.add_exception_handler(UnicodeEncodeError, unencodable)
     app.add_exception_handler(Exception, unexpected)
 
 

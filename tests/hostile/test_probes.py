@@ -177,3 +177,13 @@ async def test_sandbox_controls_need_the_admin_token(
         assert response.status_code == 401, response.text
         assert "Api-Key" in response.text
     assert isinstance(await sandbox_stats(tenant), dict)  # the admin token opens them
+
+
+async def test_a_lone_surrogate_on_an_admin_route(hostile: Hostile) -> None:
+    async with httpx.AsyncClient(base_url=hostile.url, headers=ADMIN, timeout=30) as admin:
+        response = await admin.post(
+            "/admin/tenants",
+            content='{"name": "acme \\ud800"}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert_problem(response, 422, "invalid_parameter")
