@@ -23,6 +23,7 @@ import psutil
 import pytest
 import redis
 
+from tests.utils.deadlines import REQUEST_S
 from tests.utils.net import free_port, with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 from tests.utils.sandbox import CONTROL
@@ -166,7 +167,7 @@ def hostile(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def server_errors(base_url: str) -> list[str]:
     """The gateway's own count of 5xx answers, by route (``/metrics``)."""
-    text = httpx.get(f"{base_url}/metrics", timeout=30).text
+    text = httpx.get(f"{base_url}/metrics", timeout=REQUEST_S).text
     return [
         line
         for line in text.splitlines()
@@ -176,7 +177,7 @@ def server_errors(base_url: str) -> list[str]:
 
 @pytest.fixture
 async def tenant(hostile: Hostile) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=hostile.url, headers=TENANT, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=hostile.url, headers=TENANT, timeout=REQUEST_S) as client:
         yield client
 
 
@@ -223,7 +224,7 @@ async def blast(
     chunks: Iterator[bytes],
     *,
     length: int | None,
-    timeout_s: float = 60,
+    timeout_s: float = REQUEST_S,
 ) -> Answer:
     """POST a body from a generator, as an attacker would: declared ``length`` (or chunked
     when None), written until the server answers, then the connection is dropped."""

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.hostile.conftest import TENANT, Hostile, assert_problem, blast, repeated
+from tests.utils.deadlines import REQUEST_S
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +82,7 @@ async def test_an_ordinary_client_sending_a_huge_body_gets_the_413(hostile: Host
         for chunk in repeated(b"A" * (256 * 1024), 64 * MB):
             yield chunk
 
-    async with httpx.AsyncClient(base_url=hostile.url, timeout=120) as client:
+    async with httpx.AsyncClient(base_url=hostile.url, timeout=REQUEST_S) as client:
         response = await client.post(
             "/v1/images/upscale",
             content=body(),

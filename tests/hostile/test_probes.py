@@ -12,6 +12,7 @@ import pytest
 
 from app.sandbox.av import mp4_bytes, wav_bytes
 from tests.hostile.conftest import ADMIN, Hostile, assert_problem, sandbox_stats
+from tests.utils.deadlines import REQUEST_S
 from tests.utils.media import png_b64
 
 pytestmark = pytest.mark.e2e
@@ -110,7 +111,7 @@ async def test_media_urls_that_are_broken_or_reach_inside(
 
 
 async def test_admin_grants_beyond_any_balance(tenant: httpx.AsyncClient, hostile: Hostile) -> None:
-    async with httpx.AsyncClient(base_url=hostile.url, headers=ADMIN, timeout=30) as admin:
+    async with httpx.AsyncClient(base_url=hostile.url, headers=ADMIN, timeout=REQUEST_S) as admin:
         tenant_id = (await admin.post("/admin/tenants", json={"name": "rich"})).json()["id"]
         path = f"/admin/tenants/{tenant_id}/credits"
         for amount in (2**63, 2**63 + 1, -(2**63) - 1, 10**30):
@@ -162,7 +163,7 @@ async def test_sandbox_controls_need_the_admin_token(
     tenant: httpx.AsyncClient, hostile: Hostile
 ) -> None:
     fault = {"provider": "imagepig", "fault": "http_500", "count": 1}
-    async with httpx.AsyncClient(base_url=hostile.url, timeout=30) as anyone:
+    async with httpx.AsyncClient(base_url=hostile.url, timeout=REQUEST_S) as anyone:
         for headers in ({}, {"Authorization": "Bearer mg_test_sandbox"}, {"Authorization": "x"}):
             for method, path, body in (
                 ("POST", "/_sandbox/faults", fault),
@@ -180,7 +181,7 @@ async def test_sandbox_controls_need_the_admin_token(
 
 
 async def test_a_lone_surrogate_on_an_admin_route(hostile: Hostile) -> None:
-    async with httpx.AsyncClient(base_url=hostile.url, headers=ADMIN, timeout=30) as admin:
+    async with httpx.AsyncClient(base_url=hostile.url, headers=ADMIN, timeout=REQUEST_S) as admin:
         response = await admin.post(
             "/admin/tenants",
             content='{"name": "acme \\ud800"}',

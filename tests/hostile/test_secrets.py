@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from app.config import MIN_SECRET_CHARS, Settings
+from tests.utils.deadlines import REQUEST_S, STARTUP_S
 from tests.utils.in_process import in_process_gateway
 from tests.utils.net import with_db
 from tests.utils.processes import gateway
@@ -69,7 +70,7 @@ def test_the_server_refuses_to_start_naming_the_setting(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=STARTUP_S,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert done.returncode != 0
@@ -80,7 +81,7 @@ def test_the_server_refuses_to_start_naming_the_setting(tmp_path: Path) -> None:
 async def test_an_empty_admin_token_keeps_the_admin_api_off(redis_url: str, tmp_path: Path) -> None:
     """``MEDIAGATE_ADMIN_TOKEN=""``, over real HTTP: no bearer value opens it."""
     with gateway(with_db(redis_url, 6), tmp_path, MEDIAGATE_ADMIN_TOKEN="") as proc:
-        async with httpx.AsyncClient(base_url=proc.url, timeout=30) as anyone:
+        async with httpx.AsyncClient(base_url=proc.url, timeout=REQUEST_S) as anyone:
             for auth in ("", "Bearer", 'Bearer ""', "Bearer none", "Basic Og=="):
                 response = await anyone.get("/admin/tenants", headers={"Authorization": auth})
                 assert response.status_code == 401, (auth, response.text)

@@ -11,11 +11,12 @@ import pytest
 
 from app.sandbox.credentials import IMAGEPIG_API_KEY, IMAGEPIPELINE_API_KEY
 from tests.hostile.conftest import Hostile, assert_problem
+from tests.utils.deadlines import JOB_S, REQUEST_S
 from tests.utils.media import png_b64
 
 pytestmark = pytest.mark.e2e
 
-WAIT_S = 60.0
+WAIT_S = JOB_S
 
 
 def _spellings(port: int) -> list[str]:
@@ -93,7 +94,7 @@ async def test_the_emulators_fetch_through_the_guard(hostile: Hostile) -> None:
     redirects, like the gateway."""
     urls = [*_spellings(hostile.listener.port)[:6], f"{hostile.redirect_url}/a.png"]
     hostile.redirect_hits.clear()
-    async with httpx.AsyncClient(base_url=f"{hostile.url}/_sandbox", timeout=30) as sandbox:
+    async with httpx.AsyncClient(base_url=f"{hostile.url}/_sandbox", timeout=REQUEST_S) as sandbox:
         for url in urls:
             response = await sandbox.post(
                 "/imagepig/upscale",
