@@ -29,7 +29,8 @@ from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 from tests.utils.sandbox import CONTROL
 
 SANDBOX_KEY = "mg_test_sandbox"
-HOSTILE_DB = 5
+HOSTILE_DB = 10
+"""Its own Redis database (other suites use 1–9, the fairness probes 12)."""
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TENANT = {"Authorization": f"Bearer {SANDBOX_KEY}"}
 

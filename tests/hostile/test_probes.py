@@ -188,3 +188,29 @@ async def test_a_lone_surrogate_on_an_admin_route(hostile: Hostile) -> None:
             headers={"Content-Type": "application/json"},
         )
     assert_problem(response, 422, "invalid_parameter")
+
+
+@pytest.mark.usefixtures("nothing_stored")
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 60_000,
+        '{"prompt": ' + "[" * 30_000 + "]" * 30_000 + "}",
+        '{"prompt": "x", "metadata": ' + '{"a":' * 10_000 + "1" + "}" * 10_001,
+        '{"prompt": 1' + "0" * 5000 + "}",
+        '{"prompt": "x"',
+        "\xff\xfe{}",
+    ],
+)
+async def test_json_bombs_and_broken_json(tenant: httpx.AsyncClient, raw: str) -> None:
+    response = await _post_raw(tenant, "/v1/images/generate", raw)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_idempotency_key_of_any_bytes(tenant: httpx.AsyncClient) -> None:
+    for key in (b"\xff\xfe-k", b"\xe9t\xe9", b"k" * 300):
+        response = await tenant.post(
+            "/v1/images/generate", json={"prompt": "x"}, headers={"Idempotency-Key": key}
+        )
+        assert response.status_code in (202, 400), response.text

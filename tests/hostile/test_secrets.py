@@ -80,7 +80,7 @@ def test_the_server_refuses_to_start_naming_the_setting(tmp_path: Path) -> None:
 
 async def test_an_empty_admin_token_keeps_the_admin_api_off(redis_url: str, tmp_path: Path) -> None:
     """``MEDIAGATE_ADMIN_TOKEN=""``, over real HTTP: no bearer value opens it."""
-    with gateway(with_db(redis_url, 6), tmp_path, MEDIAGATE_ADMIN_TOKEN="") as proc:
+    with gateway(with_db(redis_url, 11), tmp_path, MEDIAGATE_ADMIN_TOKEN="") as proc:
         async with httpx.AsyncClient(base_url=proc.url, timeout=REQUEST_S) as anyone:
             for auth in ("", "Bearer", 'Bearer ""', "Bearer none", "Basic Og=="):
                 response = await anyone.get("/admin/tenants", headers={"Authorization": auth})
