@@ -45,6 +45,7 @@ local function reserve_hold(account, hold, holds, ledger, amount, job_id, reason
   return {1, amount, 'held', balance, reserved}
 end
 
+-- (Negations are written `0 - x`: Lua renders -0 as "-0", which HINCRBY refuses.)
 -- Settle a job's open hold, once: 'charge' takes the charged amount (at most the hold, all
 -- of it when `amount` is '') off the balance and releases the rest; 'release' releases it
 -- all. A missing or settled hold moves nothing. The settled hold is kept `settled_ttl_s` so
@@ -67,14 +68,14 @@ local function settle_hold(account, hold, holds, ledger, mode, amount, job_id, r
     if amount ~= '' and tonumber(amount) < held then
       charged = tonumber(amount)
     end
-    balance = redis.call('HINCRBY', account, 'balance', -charged)
-    reserved = redis.call('HINCRBY', account, 'reserved', -charged)
+    balance = redis.call('HINCRBY', account, 'balance', 0 - charged)
+    reserved = redis.call('HINCRBY', account, 'reserved', 0 - charged)
     ledger_entry(ledger, 'charge', charged, job_id, reason, balance, reserved, at, unit,
       quantity, rate)
   end
   local rest = held - charged
   if mode == 'release' or rest > 0 then
-    reserved = redis.call('HINCRBY', account, 'reserved', -rest)
+    reserved = redis.call('HINCRBY', account, 'reserved', 0 - rest)
     ledger_entry(ledger, 'release', rest, job_id, reason, balance, reserved, at)
   end
   local state = 'released'
