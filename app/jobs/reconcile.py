@@ -6,12 +6,17 @@ account (``upstream_cost`` of every attempt, in gateway credits), and the credit
 charged for jobs it finished. Every job whose upstream was paid while its tenant was charged
 nothing is listed with the reason:
 
-- ``canceled``: canceled by the client after the upstream accepted the task;
-- ``deadline``: past its deadline after the upstream accepted the task;
-- ``failed``: failed (the error code says why) after an upstream billed an attempt;
+- ``canceled_waived``: canceled after the upstream accepted the task, and the tenant's policy
+  (``charge_accepted_work``) waives such charges;
+- ``deadline_waived``: past its deadline after the upstream accepted the task, likewise;
+- ``upstream_failed``: the upstream billed a task it reported failed (PixelAPI's
+  ``credits_used`` on a failed job);
+- ``not_accepted``: the upstream billed a submission it did not accept;
 - ``free``: priced at 0 credits;
-- ``unexplained``: none of these (a succeeded job charged nothing it was priced for); the
-  count of these is ``unexplained`` and should stay 0.
+- ``unexplained``: none of these (a job that ended charged, or was priced, yet was charged
+  nothing); the count of these is ``unexplained`` and should stay 0.
+
+The reason is the ``charge_reason`` the paid attempt ended with (``app.jobs.lifecycle``).
 
 Spend on attempts of a job that was charged (a fallback after a paid attempt) is in the
 providers' totals but not listed: its tenant paid for the job.
@@ -23,8 +28,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from app.domain.errors import ErrorCode
-from app.domain.models import JobStatus
+from app.domain.models import ChargeReason, JobStatus
 from app.domain.operations import Operation
 from app.jobs.accounting import SpendRecord
 from app.store.spend import SpendLog
@@ -53,7 +57,10 @@ class UnpaidJob(BaseModel):
     providers: list[str]
     """The providers that billed an attempt."""
     upstream_cost: float
-    reason: str = Field(description="canceled, deadline, failed, free or unexplained")
+    reason: str = Field(
+        description="canceled_waived, deadline_waived, upstream_failed, not_accepted, free or "
+        "unexplained"
+    )
     detail: str
     finished_at: datetime
 
@@ -124,16 +131,24 @@ async def reconcile(
 
 
 def _reason(record: SpendRecord, paid: list[str]) -> tuple[str, str]:
+    """Why a job that paid ``paid`` was charged nothing: the charge reason its paid attempt
+    ended with, ``free``, or ``unexplained``."""
     names = ", ".join(paid)
-    if record.status is JobStatus.canceled:
-        return "canceled", f"canceled after {names} accepted the task; the tenant was not charged"
-    if record.status is JobStatus.failed and record.error_code == ErrorCode.upstream_timeout:
-        return "deadline", f"past its deadline after {names} accepted the task"
-    if record.status is JobStatus.failed:
-        return "failed", f"failed ({record.error_code}) after {names} billed an attempt"
+    reasons = [a.charge_reason for a in record.attempts if a.provider in paid and a.upstream_cost]
+    reason = reasons[-1] if reasons else None
+    if reason is ChargeReason.canceled_waived:
+        return reason.value, f"canceled after {names} accepted the task; policy waived the charge"
+    if reason is ChargeReason.deadline_waived:
+        return reason.value, f"past its deadline after {names} accepted the task; policy waived it"
+    if reason is ChargeReason.upstream_failed:
+        return reason.value, f"{names} billed a task it reported failed"
+    if reason is ChargeReason.not_accepted:
+        return reason.value, f"{names} billed a submission it did not accept"
     if record.reserved == 0:
         return "free", "priced at 0 credits"
-    return "unexplained", f"{record.status.value} but charged nothing of {record.reserved}"
+    ended = reason.value if reason is not None else "no charge reason"
+    detail = f"{record.status.value} ({ended}) but charged nothing of {record.reserved}"
+    return "unexplained", detail
 
 
 def _ms(moment: datetime) -> int:

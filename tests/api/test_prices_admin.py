@@ -18,7 +18,7 @@ from app.jobs.prices import PriceBook
 from app.store import keys
 from tests.utils.in_process import in_process_gateway
 
-ADMIN = {"Authorization": "Bearer test-admin-token-prices"}
+ADMIN = {"Authorization": "Bearer test-admin-token-prices-0123456789abcdef"}
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ async def gateway(
         tmp_path,
         headers=headers,
         sandbox=True,
-        admin_token="test-admin-token-prices",
+        admin_token="test-admin-token-prices-0123456789abcdef",
     ) as built:
         yield built
 

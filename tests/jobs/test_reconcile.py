@@ -15,16 +15,26 @@ import pytest
 from redis.asyncio import Redis
 
 from app.config import SANDBOX_TENANT_KEY
-from app.domain.models import Artifact, Attempt, AttemptStatus, JobOutput, JobStatus
+from app.domain.errors import ErrorCode
+from app.domain.models import (
+    Artifact,
+    Attempt,
+    AttemptStatus,
+    ChargeReason,
+    JobError,
+    JobOutput,
+    JobStatus,
+)
 from app.gateway import Gateway
-from app.jobs.accounting import note_reported_cost, outcome_of
+from app.jobs.accounting import note_reported_cost
+from app.jobs.lifecycle import end_attempt
 from app.providers.base import Submitted
 from app.sandbox import av
 from app.store.jobs import Schedule, Stored
 from tests.utils.in_process import in_process_gateway
 from tests.utils.media import png_b64
 
-ADMIN = "test-admin-token-reconcile"
+ADMIN = "test-admin-token-reconcile-0123456789abcdef"
 
 
 @pytest.fixture
@@ -46,7 +56,9 @@ async def submit(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> 
     return job
 
 
-async def accepted(gw: Gateway, job_id: str, result: Submitted) -> Stored:
+async def accepted(
+    gw: Gateway, job_id: str, result: Submitted, *, charge_accepted_work: bool = True
+) -> Stored:
     """The job as a worker leaves it once the upstream accepted its task."""
     (claimed,) = [c for c in await gw.jobs.store.claim(50, 30) if c.record.job.id == job_id]
     attempt = Attempt(provider=claimed.record.plan[0])
@@ -56,82 +68,66 @@ async def accepted(gw: Gateway, job_id: str, result: Submitted) -> Stored:
     attempt.status = AttemptStatus.running
     claimed.record.job.status = JobStatus.running
     claimed.record.job.provider = attempt.provider
+    claimed.record.charge_accepted_work = charge_accepted_work
     return await gw.jobs.store.save(claimed, schedule=Schedule.keep, lease=claimed.lease)
-
-
-async def finish(gw: Gateway, stored: Stored, status: JobStatus) -> Stored:
-    """Save terminal the way the runner does: charge, upstream costs, spend record."""
-    record = stored.record
-    record.job.status = status
-    settlement = gw.accounting.charge_for(record, outcome_of(record))
-    gw.accounting.settle_upstream_costs(record)
-    return await gw.jobs.store.save(
-        stored,
-        schedule=Schedule.release,
-        lease=stored.lease,
-        settle=settlement.settle,
-        charge=settlement.charge,
-        spend=gw.accounting.spend_record(record),
-    )
 
 
 async def test_reconcile_lists_paid_but_uncharged_jobs_with_their_reason(
     gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     gw, client = gateway
+    lifecycle = gw.jobs.runner.lifecycle
     since = datetime.now(UTC) - timedelta(seconds=1)
-    speech = await submit(
-        client, "/v1/audio/speech", {"text": "a" * 2500, "voice": "jack", "provider": "everypixel"}
-    )
-    assert speech["credits"] == {
+    speech = {"text": "a" * 2500, "voice": "jack", "provider": "everypixel"}
+    waived = await submit(client, "/v1/audio/speech", speech)
+    assert waived["credits"] == {
         "reserved": 10,
         "charged": 0,
         "unit": "1k_chars",
         "rate": "4",
         "quantity": 2.5,
     }
-    await accepted(gw, speech["id"], Submitted("ep-task-1"))
-    canceled = await client.post(f"/v1/jobs/{speech['id']}/cancel")
+    await accepted(gw, waived["id"], Submitted("ep-task-1"), charge_accepted_work=False)
+    canceled = await client.post(f"/v1/jobs/{waived['id']}/cancel")
     assert canceled.status_code == 200, canceled.text
     (attempt,) = canceled.json()["attempts"]
     assert attempt["upstream_cost"] == 10.0  # Everypixel bills an accepted task: 2.5 × 4
+    assert canceled.json()["credits"]["charged"] == 0
 
+    paid = await submit(client, "/v1/audio/speech", speech)
+    await accepted(gw, paid["id"], Submitted("ep-task-2"))
+    canceled = await client.post(f"/v1/jobs/{paid['id']}/cancel")
+    assert canceled.json()["credits"]["charged"] == 10  # accepted work is charged by default
+    usage = await client.get("/v1/usage", params={"job_id": paid["id"], "kind": "charge"})
+    (charge,) = usage.json()["data"]
+    assert charge["pricing"] == {"unit": "1k_chars", "quantity": "2.5", "rate": "4"}
+
+    image = {"image": {"data": png_b64()}}
     perfect = await submit(
-        client,
-        "/v1/images/remove-background",
-        {"image": {"data": png_b64()}, "provider": "perfectcorp"},
+        client, "/v1/images/remove-background", {**image, "provider": "perfectcorp"}
     )
     await accepted(gw, perfect["id"], Submitted("pc-task-1"))
     assert (await client.post(f"/v1/jobs/{perfect['id']}/cancel")).status_code == 200
     perfect_job = (await client.get(f"/v1/jobs/{perfect['id']}")).json()
     assert perfect_job["attempts"][0]["upstream_cost"] == 0.0  # Perfect bills results only
 
-    done = await submit(
-        client,
-        "/v1/images/remove-background",
-        {"image": {"data": png_b64()}, "provider": "pixelapi"},
-    )
+    done = await submit(client, "/v1/images/remove-background", {**image, "provider": "pixelapi"})
     running = await accepted(gw, done["id"], Submitted("px-1", cost=4.0))
-    running.record.job.attempts[-1].status = AttemptStatus.succeeded
-    running.record.job.output = JobOutput(
-        artifacts=[Artifact(id="art_x", url="", content_type="image/png", bytes=10)]
-    )
-    finished = await finish(gw, running, JobStatus.succeeded)
+    assert running.lease is not None
+    output = JobOutput(artifacts=[Artifact(id="art_x", url="", content_type="image/png", bytes=9)])
+    finished = await lifecycle.succeed(running, running.lease, output)
     assert finished.record.job.credits.charged == 4
 
-    failed = await submit(
-        client, "/v1/images/upscale", {"image": {"data": png_b64()}, "provider": "pixelapi"}
-    )
+    failed = await submit(client, "/v1/images/upscale", {**image, "provider": "pixelapi"})
     running = await accepted(gw, failed["id"], Submitted("px-2", cost=20.0))
-    running.record.job.attempts[-1].status = AttemptStatus.failed
-    running.record.job.error = None
-    await finish(gw, running, JobStatus.failed)
-
-    never = await submit(
-        client,
-        "/v1/images/remove-background",
-        {"image": {"data": png_b64()}, "provider": "imagepig"},
+    assert running.lease is not None
+    error = JobError(code=ErrorCode.upstream_failed, message="the upstream failed")
+    end_attempt(
+        running.record.job.attempts[-1], AttemptStatus.failed, ChargeReason.upstream_failed, error
     )
+    await lifecycle.fail(running, running.lease, error)
+
+    never = await submit(client, "/v1/images/remove-background", {**image, "provider": "imagepig"})
     assert (await client.post(f"/v1/jobs/{never['id']}/cancel")).status_code == 200
 
     response = await client.get(
@@ -141,17 +137,22 @@ async def test_reconcile_lists_paid_but_uncharged_jobs_with_their_reason(
     )
     assert response.status_code == 200, response.text
     report = response.json()
-    assert report["jobs"] == 5
+    assert report["jobs"] == 6
     by_provider = {p["provider"]: p for p in report["providers"]}
-    assert by_provider["everypixel"] | {} == {
+    assert by_provider["everypixel"] == {
         "provider": "everypixel",
-        "tasks_submitted": 1,
-        "upstream_spend": 10.0,
-        "tenant_charges": 0,
+        "tasks_submitted": 2,
+        "upstream_spend": 20.0,
+        "tenant_charges": 10,
         "unpaid_jobs": 1,
     }
-    assert by_provider["perfectcorp"]["tasks_submitted"] == 1
-    assert by_provider["perfectcorp"]["upstream_spend"] == 0.0
+    assert by_provider["perfectcorp"] == {
+        "provider": "perfectcorp",
+        "tasks_submitted": 1,
+        "upstream_spend": 0.0,
+        "tenant_charges": 50,
+        "unpaid_jobs": 0,
+    }
     assert by_provider["pixelapi"] == {
         "provider": "pixelapi",
         "tasks_submitted": 2,
@@ -161,11 +162,11 @@ async def test_reconcile_lists_paid_but_uncharged_jobs_with_their_reason(
     }
     assert by_provider["imagepig"]["tasks_submitted"] == 0
     unpaid = {u["job_id"]: u for u in report["unpaid"]}
-    assert set(unpaid) == {speech["id"], failed["id"]}
-    assert unpaid[speech["id"]]["reason"] == "canceled"
-    assert unpaid[speech["id"]]["providers"] == ["everypixel"]
-    assert unpaid[speech["id"]]["upstream_cost"] == 10.0
-    assert unpaid[failed["id"]]["reason"] == "failed"
+    assert set(unpaid) == {waived["id"], failed["id"]}
+    assert unpaid[waived["id"]]["reason"] == "canceled_waived"
+    assert unpaid[waived["id"]]["providers"] == ["everypixel"]
+    assert unpaid[waived["id"]]["upstream_cost"] == 10.0
+    assert unpaid[failed["id"]]["reason"] == "upstream_failed"
     assert report["unexplained"] == 0
 
     later = await client.get(
