@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, computed_field
 from redis.asyncio import Redis
 
 from app.domain.errors import FieldError, InvalidRequest
@@ -35,9 +35,10 @@ class Price(BaseModel):
     source: Source
     """``default`` (from the provider's document), ``config`` or ``override``."""
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def credits(self) -> int:
-        """The most one job can cost under this rule (its cap's worth)."""
+        """The most one job can cost under this rule (its cap's worth; a flat price itself)."""
         return self.rule.quote(None).amount
 
 
