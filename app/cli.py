@@ -10,7 +10,9 @@ import os
 import signal
 import sys
 from contextlib import AsyncExitStack, ExitStack
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -172,7 +174,27 @@ def _admin_request(args: argparse.Namespace) -> tuple[str, str, dict[str, object
     if action == "grant":
         body = {"amount": args.amount, "reason": args.reason}
         return "POST", f"/admin/tenants/{args.tenant}/credits", body
+    if action == "reconcile":
+        query = {"since": _moment(args.since)}
+        if args.until is not None:
+            query["until"] = _moment(args.until)
+        return "GET", f"/admin/reconcile?{urlencode(query)}", None
     raise SystemExit(f"unknown admin action {action}")
+
+
+_AGO = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _moment(value: str) -> str:
+    """RFC 3339 as given, or a time ago (``90m``, ``24h``, ``7d``) as RFC 3339 UTC."""
+    value = value.strip()
+    if value[:-1].isdigit() and value[-1:] in _AGO:
+        ago = timedelta(seconds=int(value[:-1]) * _AGO[value[-1]])
+        return (datetime.now(UTC) - ago).isoformat()
+    try:
+        return datetime.fromisoformat(value).isoformat()
+    except ValueError:
+        raise SystemExit(f"not a time: {value!r} (RFC 3339, or an age such as 24h)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=SANDBOX_PORT)
     p.set_defaults(func=sandbox)
 
-    p = commands.add_parser("admin", help="tenants, keys and credits (calls the admin API)")
+    p = commands.add_parser(
+        "admin", help="tenants, keys, credits and reconciliation (calls the admin API)"
+    )
     p.add_argument(
         "--url",
         default=os.environ.get("MEDIAGATE_PUBLIC_BASE_URL", f"http://127.0.0.1:{DEFAULT_PORT}"),
@@ -239,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("tenant")
     a.add_argument("amount", type=int)
     a.add_argument("--reason", default="grant")
+    a = actions.add_parser(
+        "reconcile", help="upstream spend against tenant charges, per provider, in a window"
+    )
+    a.add_argument("--since", required=True, help="RFC 3339, or an age such as 24h or 7d")
+    a.add_argument("--until", help="RFC 3339, or an age; now if absent")
     p.set_defaults(func=admin)
 
     p = commands.add_parser("openapi", help="print the OpenAPI document as JSON")

@@ -187,8 +187,13 @@ class Settings(BaseSettings):
     )
     config: Path | None = Field(default=None, description="Optional YAML file with these fields.")
 
-    prices: dict[Operation, dict[ProviderName, NonNegativeInt]] = Field(
-        default_factory=dict, description="operation → provider → credits, over the defaults."
+    prices: dict[Operation, dict[ProviderName, NonNegativeInt | dict[str, int | float | str]]] = (
+        Field(
+            default_factory=dict,
+            description="operation → provider → flat credits, or a rule {unit, rate, cap} "
+            "(units: job, output, second, 1k_chars, megapixel), over the defaults. An unknown "
+            "operation, provider or unit is refused at start-up.",
+        )
     )
     tenant_rate_limit_rpm: int = Field(default=600, ge=1, description="Default per tenant.")
     tenant_max_concurrent_jobs: int = Field(default=100, ge=1, description="Default per tenant.")

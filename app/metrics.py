@@ -118,6 +118,12 @@ class Metrics:
             ["operation", "provider"],
             registry=registry,
         )
+        self.upstream_spend = Counter(
+            "mediagate_upstream_spend_total",
+            "What upstream tasks cost the providers' accounts, in gateway credits (≈ $0.001).",
+            ["provider"],
+            registry=registry,
+        )
         self.rate_limited = Counter(
             "mediagate_rate_limited_total",
             "Requests refused or delayed by a limit.",
@@ -165,6 +171,7 @@ class Metrics:
         for provider in providers:
             self.circuit_state.labels(provider)
             self.jobs_in_flight.labels(provider)
+            self.upstream_spend.labels(provider)
         for scope in RATE_LIMIT_SCOPES:
             self.rate_limited.labels(scope)
         for operation in Operation:
@@ -208,6 +215,9 @@ class Metrics:
             self.job_duration.labels(operation, provider).observe(seconds)
         if job.credits.charged:
             self.credits_charged.labels(operation, provider).inc(job.credits.charged)
+        for attempt in job.attempts:
+            if attempt.upstream_cost:
+                self.upstream_spend.labels(attempt.provider).inc(attempt.upstream_cost)
 
 
 def exposition(metrics: Metrics) -> bytes:

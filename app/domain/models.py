@@ -155,6 +155,12 @@ class Attempt(BaseModel):
     """Inputs resized or re-encoded to the provider's documented limits for this attempt."""
     started_at: datetime = Field(default_factory=utcnow)
     completed_at: datetime | None = None
+    upstream_cost: float | None = None
+    """What this attempt cost the provider account, in gateway credits (1 ≈ $0.001): as the
+    upstream reported it (PixelAPI ``credits_used``), else as its document prices the work;
+    set once known, final when the job ends. ``None``: the upstream never had the task."""
+    upstream_cost_reported: bool = False
+    """``upstream_cost`` is the upstream's own figure, not the document's price."""
 
 
 class Artifact(BaseModel):
@@ -174,7 +180,28 @@ class JobOutput(BaseModel):
 
 class Credits(BaseModel):
     reserved: int = 0
+    """The most the job can cost: held from submission until it ends."""
     charged: int = 0
+    """What the job was billed when it ended; the rest of the hold was refunded."""
+    unit: str | None = None
+    """The unit it is priced by: ``job``, ``output``, ``second``, ``1k_chars``, ``megapixel``."""
+    rate: str | None = None
+    """Credits per unit, as a decimal (``0.25``) or a fraction (``1/3``)."""
+    quantity: float | None = None
+    """Units reserved for, then units charged for once the job ended."""
+
+
+class Measure(BaseModel):
+    """What a request measures, taken at submission, for pricing by the unit."""
+
+    chars: int | None = None
+    """Characters of the text to speak."""
+    seconds: float | None = None
+    """Longest audio or video input, when it was read at submission."""
+    requested_seconds: float | None = None
+    """Duration the request asks to generate (``duration_s``)."""
+    pixels: int | None = None
+    """Largest image input, in pixels (width × height), when known at submission."""
 
 
 class JobLinks(BaseModel):
@@ -233,6 +260,8 @@ class JobRecord(BaseModel):
     (the tenant's policy, or the configured default, when the job was created)."""
     poll_streak: int = 0
     """Consecutive polls of the current attempt that did not read its state (backoff)."""
+    measure: Measure | None = None
+    """The request's measurements, for settling by the unit (and re-quoting on fallback)."""
 
     @property
     def current_attempt(self) -> Attempt | None:

@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 
 from app.domain.media import MediaInput, MediaKind
 from app.domain.operations import PARAMS, ROUTES, Operation, Params
-from app.jobs.prices import PriceBook
+from app.jobs.prices import PriceBook, PriceRule
+from app.jobs.prices.rules import DEFAULT_CAPS
 from app.providers.base import Style, Voice
 from app.providers.registry import ProviderRegistry
 from app.store import keys
@@ -33,7 +34,12 @@ class ParameterInfo(BaseModel):
 class ProviderBinding(BaseModel):
     name: str
     price: int
-    """Credits charged per successful job."""
+    """Credits for one job under a flat rule; under a rule by the unit, the most one job can
+    cost (``rule.cap`` units)."""
+    rule: PriceRule
+    """How a job is priced: ``rate`` credits per ``unit``, rounded up to a whole credit once
+    per job. Submission reserves the most the request can cost; the end charges what was done
+    and refunds the rest."""
     parameters: list[ParameterInfo]
     required: list[str] = []
     """The parameters this provider requires beyond the operation's own (see ``parameters``)."""
@@ -93,14 +99,15 @@ class Catalog:
         self.circuits = circuits
 
     async def operations(self) -> list[OperationInfo]:
-        table = {(p.operation, p.provider): p.credits for p in await self.prices.table()}
+        table = {(p.operation, p.provider): p.rule for p in await self.prices.table()}
         out = []
         for operation, params in PARAMS.items():
             inputs = _media_inputs(params)
             bindings = [
                 ProviderBinding(
                     name=provider,
-                    price=table[(operation, provider)],
+                    price=table[(operation, provider)].quote(None).amount,
+                    rule=_shown(table[(operation, provider)]),
                     parameters=[
                         ParameterInfo(
                             name=name,
@@ -174,6 +181,13 @@ class Catalog:
             )
             voices += found
         return voices
+
+
+def _shown(rule: PriceRule) -> PriceRule:
+    """The rule with its cap spelled out (the unit's default when it sets none)."""
+    if rule.cap is not None:
+        return rule
+    return rule.model_copy(update={"cap": DEFAULT_CAPS[rule.unit]})
 
 
 def _media_inputs(params: type[Params]) -> dict[str, MediaKind]:

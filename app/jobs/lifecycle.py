@@ -20,9 +20,12 @@ job canceled or past its deadline then is charged its price. The policy is the t
 ``charge_accepted_work`` (or the ``charge_accepted_work`` setting), copied onto the job when
 it is created (``JobRecord.charge_accepted_work``). Every attempt that ends says whether and
 why it was charged (``Attempt.charge_reason``); :meth:`Accounting.charge_for` decides the
-amount. A terminal save settles the credit hold in the same Lua script that writes the status
-(``save_job.lua``), gives the upstream job slot back, and, where the provider's document
-offers a way, asks the upstream to stop a task no one wants any more (:meth:`Adapter.cancel`).
+amount (by the job's price rule: the work done for ``delivered``, the reservation otherwise;
+see ``app.jobs.prices``), and every attempt's ``upstream_cost`` is settled with it. A
+terminal save settles the credit hold in the same Lua script that writes the status
+(``save_job.lua``) and appends the job to the upstream-spend stream for reconciliation; it
+gives the upstream job slot back and, where the provider's document offers a way, asks the
+upstream to stop a task no one wants any more (:meth:`Adapter.cancel`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from app.domain.models import (
     JobStatus,
     utcnow,
 )
-from app.jobs.accounting import Accounting
+from app.jobs.accounting import Accounting, note_quote
 from app.jobs.gate import UpstreamGate, upstream_call
 from app.jobs.media_source import StoredMedia
 from app.metrics import Metrics
@@ -151,17 +154,17 @@ class Lifecycle:
         record = stored.record
         job = record.job
         previous, following = record.plan[0], record.plan[1]
-        price = await self.accounting.price(job.operation, following)
-        if price != job.credits.reserved:
-            short = await self.accounting.move_hold(record.tenant_id, job.id, price)
+        quote = await self.accounting.requote(record, following)
+        if quote.amount != job.credits.reserved:
+            short = await self.accounting.move_hold(record.tenant_id, job.id, quote)
             if short is not None:
                 error = JobError(
                     code=ErrorCode.insufficient_credits,
-                    message=f"falling back to {following} needs {price} credits; "
+                    message=f"falling back to {following} needs {quote.amount} credits; "
                     f"{short.available} are available",
                 )
                 return await self.fail(stored, lease, error)
-            job.credits.reserved = price
+        note_quote(record, quote)
         await self.gate.release(record)
         record.plan.pop(0)
         record.poll_streak = 0
@@ -202,14 +205,19 @@ class Lifecycle:
         record = stored.record
         job = record.job
         job.completed_at = utcnow()
-        amount = self.accounting.charge_for(job, reason) if reason is not None else 0
-        job.credits.charged = amount  # as stored; the script charges it from the hold
+        charge = self.accounting.charge_for(record, reason)
+        if charge is not None and charge.amount <= 0:
+            charge = None
+        self.accounting.settle_upstream_costs(record)
+        # as stored; the script charges it from the hold
+        job.credits.charged = charge.amount if charge is not None else 0
         saved = await self.store.save(
             stored,
             schedule=Schedule.release,
             lease=lease,
-            settle=Settle.charge if amount > 0 else Settle.release,
-            charge=amount if amount > 0 else None,
+            settle=Settle.charge if charge is not None else Settle.release,
+            charge=charge,
+            spend=self.accounting.spend_record(record),
         )
         await self.gate.release(saved.record)
         self.metrics.job_finished(job)

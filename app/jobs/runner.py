@@ -45,6 +45,7 @@ from app.domain.models import (
     UpstreamSlot,
     utcnow,
 )
+from app.jobs.accounting import note_reported_cost
 from app.jobs.gate import Go, UpstreamGate, upstream_call
 from app.jobs.lifecycle import Lifecycle, end_attempt
 from app.jobs.outputs import Outputs
@@ -210,6 +211,7 @@ class JobRunner:
         record = stored.record
         job = record.job
         attempt = job.attempts[-1]
+        note_reported_cost(attempt, result)  # what the upstream says the task costs
         if isinstance(result, Submitted):
             attempt.provider_job_id = result.provider_job_id
             attempt.status = AttemptStatus.running

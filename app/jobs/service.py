@@ -40,14 +40,17 @@ from app.domain.models import (
     JobLinks,
     JobRecord,
     JobStatus,
+    Measure,
     new_file_id,
     new_job_id,
     utcnow,
 )
 from app.domain.operations import Operation, Params
-from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs
+from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs, note_quote
 from app.jobs.events import EventHub
 from app.jobs.intake import CheckedMedia, check_media, decode_base64
+from app.jobs.prices import Quote
+from app.jobs.prices.measure import SeenMedia, measure_request
 from app.jobs.render import JobRenderer
 from app.jobs.runner import JobRunner
 from app.providers.base import Binding, Media
@@ -134,17 +137,29 @@ class JobService:
         if envelope.callback_url is not None:
             await self.url_policy.check(envelope.callback_url, "/callback_url")
         plan = self._plan(operation, params, envelope)
-        price = await self.accounting.price(operation, plan[0])
-        # Ask Redis about the balance while the media is decoded and checked on the CPU.
-        affordable = asyncio.ensure_future(self.accounting.check_affordable(tenant, price))
-        await asyncio.sleep(0)  # let the balance query go out first
+        # Priced by the unit (app.jobs.prices): the most this request can cost is reserved.
+        # When the rule does not go by the media, the quote is known before the media is read:
+        # ask Redis about the balance while the media is decoded and checked on the CPU.
+        quote = await self.accounting.quote(operation, plan[0], params, measure_request(params, {}))
+        media_priced = await self.accounting.media_priced(operation, plan[0])
+        affordable = None
+        if not media_priced:
+            check = self.accounting.check_affordable(tenant, quote.amount)
+            affordable = asyncio.ensure_future(check)
+            await asyncio.sleep(0)  # let the balance query go out first
         try:
             checked = await self._check_media(tenant, params)
         except BaseException:
-            affordable.cancel()
-            await asyncio.wait([affordable])
+            if affordable is not None:
+                affordable.cancel()
+                await asyncio.wait([affordable])
             raise
-        await affordable
+        measure = measure_request(params, await self._seen_media(params, checked))
+        if affordable is not None:
+            await affordable
+        else:
+            quote = await self.accounting.quote(operation, plan[0], params, measure)
+            await self.accounting.check_affordable(tenant, quote.amount)
         return await self._create(
             tenant,
             operation,
@@ -152,11 +167,29 @@ class JobService:
             envelope,
             plan,
             checked,
-            price,
+            (quote, measure),
             wait_s,
             job_id,
             cancel_after_s,
         )
+
+    async def _seen_media(
+        self, params: Params, checked: dict[str, CheckedMedia]
+    ) -> dict[str, SeenMedia]:
+        """The inputs whose bytes or size the gateway has at submission (not client URLs)."""
+        seen: dict[str, SeenMedia] = {}
+        for name, ref in params.media().items():
+            if name in checked:
+                media = checked[name]
+                seen[name] = SeenMedia(media.content_type, media.content, media.width, media.height)
+            elif ref.file_id is not None:
+                meta = await self.files.file(ref.file_id)
+                if meta is None:
+                    continue
+                kind = meta.content_type.split("/", 1)[0]
+                content = await self.blobs.get(meta.id) if kind in ("audio", "video") else None
+                seen[name] = SeenMedia(meta.content_type, content, meta.width, meta.height)
+        return seen
 
     async def _create(
         self,
@@ -166,11 +199,12 @@ class JobService:
         envelope: Envelope,
         plan: list[str],
         checked: dict[str, CheckedMedia],
-        price: int,
+        priced: tuple[Quote, Measure],
         wait_s: float,
         job_id: str | None,
         cancel_after_s: float | None,
     ) -> Job:
+        quote, measure = priced
         params = await self._store_media(tenant, params, checked)
         job_id = job_id or new_job_id()
         job = Job(
@@ -182,7 +216,6 @@ class JobService:
             created_at=utcnow(),
             links=_links(job_id),
         )
-        job.credits.reserved = price
         record = JobRecord(
             job=job,
             tenant_id=tenant.id,
@@ -194,12 +227,14 @@ class JobService:
                 if cancel_after_s is not None
                 else None
             ),
+            measure=measure,
             charge_accepted_work=(
                 self.charge_accepted_work
                 if tenant.charge_accepted_work is None
                 else tenant.charge_accepted_work
             ),
         )
+        note_quote(record, quote)
         if wait_s > 0:
             # This process runs it now: created leased, with its first attempt recorded (the
             # write the runner would otherwise make before calling the upstream).
@@ -209,9 +244,10 @@ class JobService:
             job.attempts.append(Attempt(provider=plan[0], started_at=job.created_at))
         created = await self.store.create(
             record,
-            price=price,
+            price=quote.amount,
             slot_limit=self.accounting.slot_limit(tenant),
             lease_s=self.lease_s if wait_s > 0 else None,
+            pricing=quote.pricing(),
         )
         if isinstance(created, Shortfall):
             raise InsufficientCredits(created.required, created.available)

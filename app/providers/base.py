@@ -115,6 +115,9 @@ class OutputFile:
 class Submitted:
     provider_job_id: str
     poll_after_s: float = 1.0
+    cost: float | None = field(default=None, compare=False)
+    """What the upstream says the task costs its account (PixelAPI ``credits_used``), in its
+    own credits; ``None`` when it does not say. Bookkeeping: results compare without it."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class Progress:
 class Succeeded:
     files: list[OutputFile] = field(default_factory=list)
     data: dict[str, JSONValue] = field(default_factory=dict)
+    cost: float | None = field(default=None, compare=False)
+    """What the upstream reports the finished task cost, when it says (see ``Submitted``)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,8 @@ class Failed:
     provider_code: str | None = None
     retryable: bool = False
     retry_after_s: float | None = None
+    cost: float | None = field(default=None, compare=False)
+    """What the upstream reports the failed task cost (PixelAPI: 0 for failed or blocked)."""
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
@@ -159,6 +159,14 @@ PRICES: Final[Mapping[Operation, int]] = {
     Operation.video_generate: 100,
 }
 """Gateway credits (one per PixelAPI credit); audio and video at their upper bound."""
+
+
+def _credits_used(body: Mapping[str, Any]) -> float | None:
+    """``credits_used`` of a submission or status answer: what the task costs the account."""
+    used = body.get("credits_used")
+    if isinstance(used, bool) or not isinstance(used, int | float) or used < 0:
+        return None
+    return float(used)
 
 
 def _media_type(content: bytes, declared: str, kind: Kind) -> str:
@@ -257,10 +265,11 @@ class PixelApiAdapter(Adapter):
             )
         if (failed := failure(response)) is not None:
             return failed
-        job_id = json_object(response).get(endpoint.id_field)
+        body = json_object(response)
+        job_id = body.get(endpoint.id_field)
         if not isinstance(job_id, str) or not job_id:
             raise unreadable(f"no {endpoint.id_field}")
-        return Submitted(job_id, poll_after_s=self.config.poll_interval_s)
+        return Submitted(job_id, poll_after_s=self.config.poll_interval_s, cost=_credits_used(body))
 
     async def poll(self, call: Call, provider_job_id: str) -> PollResult:
         endpoint = requests.ENDPOINTS[call.operation]
@@ -275,11 +284,12 @@ class PixelApiAdapter(Adapter):
         stage = job_stage(body.get("status"))
         if stage == "running":
             return Progress(poll_after_s=self.config.poll_interval_s)
+        cost = _credits_used(body)
         if isinstance(stage, Meaning):
-            return job_failure(str(body["status"]), stage, body)
+            return replace(job_failure(str(body["status"]), stage, body), cost=cost)
         if endpoint.id_field == "job_id":
-            return self._inline_result(body.get("result_image_b64"))
-        return await self._download(body.get("output_url"), endpoint.output)
+            return replace(self._inline_result(body.get("result_image_b64")), cost=cost)
+        return replace(await self._download(body.get("output_url"), endpoint.output), cost=cost)
 
     def _inline_result(self, encoded: object) -> Succeeded:
         """Try-on: the picture is in the poll's ``result_image_b64``."""

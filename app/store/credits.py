@@ -3,11 +3,13 @@
 Each tenant has a ``balance`` and a ``reserved`` amount (integer gateway credits);
 ``available = balance - reserved``. A job *reserves* its price at submit (a hold, one per job),
 may *adjust* it (fallback to a pricier provider), and is finally *charged* (success) or
-*released* (failure, block, cancel). Grants and debits move the balance directly. Every change
-is one Lua script that checks and writes together and appends its ledger entry (a Redis Stream
-per tenant) in the same step, so ``0 <= reserved <= balance`` holds whatever the concurrency:
-the balance never goes negative. Settling is idempotent; a settled hold is remembered for
-``settled_ttl_s`` so late duplicates stay no-ops.
+*released* (failure, block, cancel). A hold is the most the job can cost; the charge bills the
+actual amount and releases the rest in the same script, and its ledger entry names the unit,
+quantity and rate it was priced by (:class:`Pricing`). Grants and debits move the balance
+directly. Every change is one Lua script that checks and writes together and appends its
+ledger entry (a Redis Stream per tenant) in the same step, so ``0 <= reserved <= balance``
+holds whatever the concurrency: the balance never goes negative. Settling is idempotent; a
+settled hold is remembered for ``settled_ttl_s`` so late duplicates stay no-ops.
 
 The ledger reconciles with the account at any time::
 
@@ -64,6 +66,29 @@ class HoldState(StrEnum):
 
 
 @dataclass(frozen=True)
+class Pricing:
+    """How a priced amount was reached: ``quantity`` ``unit`` at ``rate`` credits each.
+
+    Written on the ledger entries that reserve, adjust and charge a job's credits. The values
+    are decimal strings as the price rule renders them (``rate`` may be a fraction, ``1/3``).
+    """
+
+    unit: str
+    quantity: str
+    rate: str
+
+    def args(self) -> list[str]:
+        return [self.unit, self.quantity, self.rate]
+
+
+NOT_PRICED = ["", "", ""]
+
+
+def pricing_args(pricing: Pricing | None) -> list[str]:
+    return pricing.args() if pricing is not None else list(NOT_PRICED)
+
+
+@dataclass(frozen=True)
 class Balance:
     balance: int
     reserved: int
@@ -103,6 +128,8 @@ class LedgerEntry:
     balance_after: int
     reserved_after: int
     at: datetime
+    pricing: Pricing | None = None
+    """Unit, quantity and rate of a priced reserve, adjust or charge."""
 
 
 class CreditsShort(Exception):
@@ -157,19 +184,31 @@ class CreditLedger:
         return account
 
     async def reserve(
-        self, tenant_id: str, job_id: str, amount: int, *, reason: str = ""
+        self,
+        tenant_id: str,
+        job_id: str,
+        amount: int,
+        *,
+        reason: str = "",
+        pricing: Pricing | None = None,
     ) -> Reservation | Shortfall:
         """Hold ``amount`` for the job, or report the shortfall. Reserving again for the same
         job moves nothing and returns the existing hold (open or settled)."""
         _require(amount >= 0, "a reservation cannot be negative")
         row = await self.scripts.reserve_credits(
             keys=keys.credit_hold_keys(tenant_id, job_id),
-            args=[amount, job_id, reason],
+            args=[amount, job_id, reason, *pricing_args(pricing)],
         )
         return _reservation(job_id, row)
 
     async def adjust(
-        self, tenant_id: str, job_id: str, new_amount: int, *, reason: str = ""
+        self,
+        tenant_id: str,
+        job_id: str,
+        new_amount: int,
+        *,
+        reason: str = "",
+        pricing: Pricing | None = None,
     ) -> Reservation | Shortfall:
         """Move the job's open hold to ``new_amount``. When the increase is not available the
         old hold stays as it was and a :class:`Shortfall` says what the hold would need
@@ -182,7 +221,7 @@ class CreditLedger:
                 keys.credit_hold(tenant_id, job_id),
                 keys.credit_ledger(tenant_id),
             ],
-            args=[new_amount, job_id, reason],
+            args=[new_amount, job_id, reason, *pricing_args(pricing)],
         )
         if int(row[0]) == -1:
             raise HoldNotOpen(job_id, HoldState(row[2]) if row[2] else None)
@@ -192,26 +231,39 @@ class CreditLedger:
         return _reservation(job_id, row)
 
     async def charge(
-        self, tenant_id: str, job_id: str, amount: int | None = None, *, reason: str = ""
+        self,
+        tenant_id: str,
+        job_id: str,
+        amount: int | None = None,
+        *,
+        reason: str = "",
+        pricing: Pricing | None = None,
     ) -> int:
         """Settle the job's hold by billing ``amount`` (default: the hold; never more than it)
-        and releasing the rest. Returns the credits charged; 0 if already settled."""
+        and releasing the rest, in one script. Returns the credits charged; 0 if already
+        settled (a second settle moves nothing)."""
         _require(amount is None or amount >= 0, "a charge cannot be negative")
         return await self._settle(
-            tenant_id, job_id, "charge", "" if amount is None else str(amount), reason
+            tenant_id, job_id, "charge", "" if amount is None else str(amount), reason, pricing
         )
 
     async def release(self, tenant_id: str, job_id: str, *, reason: str = "") -> int:
         """Settle the job's hold without billing. Returns the credits released; 0 if already
         settled."""
-        return await self._settle(tenant_id, job_id, "release", "", reason)
+        return await self._settle(tenant_id, job_id, "release", "", reason, None)
 
     async def _settle(
-        self, tenant_id: str, job_id: str, mode: str, amount: str, reason: str
+        self,
+        tenant_id: str,
+        job_id: str,
+        mode: str,
+        amount: str,
+        reason: str,
+        pricing: Pricing | None,
     ) -> int:
         settled = await self.scripts.settle_credits(
             keys=keys.credit_hold_keys(tenant_id, job_id),
-            args=[mode, amount, job_id, reason, self.settled_ttl_s],
+            args=[mode, amount, job_id, reason, self.settled_ttl_s, *pricing_args(pricing)],
         )
         return int(settled)
 
@@ -305,4 +357,7 @@ def _entry(entry_id: str, fields: dict[str, str]) -> LedgerEntry:
         balance_after=int(fields["balance_after"]),
         reserved_after=int(fields["reserved_after"]),
         at=datetime.fromtimestamp(int(fields["at"]) / 1000, tz=UTC),
+        pricing=Pricing(fields["unit"], fields["quantity"], fields["rate"])
+        if fields.get("unit")
+        else None,
     )

@@ -18,7 +18,7 @@ from redis.exceptions import ResponseError
 
 from app.domain.models import JobRecord, JobStatus
 from app.store import keys
-from app.store.credits import Shortfall
+from app.store.credits import Pricing, Shortfall, pricing_args
 from app.store.scripts import Scripts
 
 
@@ -41,6 +41,18 @@ class Settle(StrEnum):
     charge = "charge"
     release = "release"
 
+
+@dataclass(frozen=True)
+class Charge:
+    """What a terminal save bills: ``amount`` credits (never more than the hold; the rest is
+    refunded in the same script), priced as ``pricing`` says."""
+
+    amount: int
+    pricing: Pricing | None = None
+
+
+SPEND_MAX_LEN = 1_000_000
+"""The upstream-spend stream keeps about this many finished jobs (oldest trimmed first)."""
 
 SETTLED_HOLD_TTL_S = 7 * 86400
 SLOT_TTL_S = 6 * 3600
@@ -84,6 +96,7 @@ class JobStore:
         price: int,
         slot_limit: int,
         lease_s: float | None = None,
+        pricing: Pricing | None = None,
     ) -> Stored | Shortfall | SlotsFull:
         """Store a new job, take a tenant job slot and hold ``price`` credits, atomically.
 
@@ -116,6 +129,7 @@ class JobStore:
                 job.operation.value,
                 slot_limit,
                 SLOT_TTL_S * 1000,
+                *pricing_args(pricing),
             ],
         )
         if int(ok) == -1:
@@ -142,13 +156,15 @@ class JobStore:
         due_ms: int = 0,
         lease: str | None = None,
         settle: Settle | None = None,
-        charge: int | None = None,
+        charge: Charge | None = None,
+        spend: str | None = None,
     ) -> Stored:
         """Write ``stored.record`` if it is still at ``stored.version``; returns the new state.
 
-        With ``settle``, the job's credit hold is charged (``charge`` credits, at most the hold;
-        all of it when ``None``) or released in the same script; ``record.job.credits.charged``
-        is set to what was charged.
+        With ``settle``, the job's credit hold is charged or released in the same script;
+        a charge bills ``charge.amount`` (default: the whole hold) and refunds the rest;
+        ``record.job.credits.charged`` is set to what was charged. ``spend`` (JSON) is
+        appended to the upstream-spend stream by a terminal save, with the credits charged.
         """
         record = stored.record
         job = record.job
@@ -163,6 +179,7 @@ class JobStore:
                     *keys.credit_hold_keys(record.tenant_id, job.id),
                     keys.tenant_job_slots(record.tenant_id),
                     keys.WEBHOOKS_DUE,
+                    keys.SPEND,
                 ],
                 args=[
                     stored.version,
@@ -178,7 +195,10 @@ class JobStore:
                     f"{job.operation.value} {status.value}",
                     SETTLED_HOLD_TTL_S,
                     now_ms() if status.terminal and record.callback_url else "",
-                    "" if charge is None else charge,
+                    "" if charge is None else charge.amount,
+                    *pricing_args(charge.pricing if charge is not None else None),
+                    spend if spend is not None and status.terminal else "",
+                    SPEND_MAX_LEN,
                 ],
             )
         except ResponseError as exc:

@@ -28,7 +28,12 @@ CACHE_INVALIDATIONS = f"{PREFIX}cache-invalidations"
 """Pub/sub channel: a key was revoked, a tenant changed, prices changed; drop caches."""
 
 PRICES = f"{PREFIX}prices"
-"""HASH ``<operation>|<provider>`` → credits: price overrides set through the admin API."""
+"""HASH ``<operation>|<provider>`` → a price rule (JSON; a bare integer is a flat price): the
+overrides set through the admin API."""
+
+SPEND = f"{PREFIX}spend"
+"""STREAM, one entry per finished job (``job_id``, ``charged``, ``record`` JSON): what its
+upstream tasks cost and what the tenant was charged, appended by the terminal save."""
 
 SEEDED = f"{PREFIX}seeded"
 """HASH of one-time seeds already applied (the sandbox tenant's credits)."""

@@ -198,6 +198,18 @@ class Admin:
         )
         assert granted.status_code == 200, granted.text
 
+    async def flat_prices(self) -> None:
+        """Pin MIX's bindings priced by the unit to a flat price (the most a job costs there):
+        this test counts one charge of a known price per job; prices by the unit have their
+        own tests (``tests/e2e/test_pricing.py``)."""
+        rows = (await self.client.get("/admin/prices")).raise_for_status().json()["data"]
+        for row in rows:
+            if row["operation"] in MIX.get(row["provider"], (0, []))[1]:
+                if row["rule"]["unit"] != "job":
+                    body = {k: row[k] for k in ("operation", "provider", "credits")}
+                    pinned = await self.client.put("/admin/prices", json=body)
+                    assert pinned.status_code == 200, pinned.text
+
 
 async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
     redis_url: str, tmp_path: Path
@@ -210,6 +222,7 @@ async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
             admin = Admin(api.url)
             async with admin.client:
                 tenant_id, key = await admin.tenant()
+                await admin.flat_prices()
                 async with httpx.AsyncClient(
                     base_url=api.url, headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_S
                 ) as planner:

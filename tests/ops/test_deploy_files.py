@@ -123,6 +123,7 @@ def test_dashboard_panels_are_complete_and_provisioned() -> None:
         "queue depth",
         "jobs in flight",
         "credits charged per minute",
+        "upstream spend per minute",
         "rate-limit rejections",
         "circuit state",
         "fallbacks",

@@ -693,3 +693,49 @@ TESTED_ROWS = {
 
 def test_every_row_of_the_table_is_tested() -> None:
     assert set(TABLE) == TESTED_ROWS
+
+
+# what a task costs the account --------------------------------------------------------------------
+
+
+async def test_submission_and_status_report_what_the_task_costs(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.post("/v1/image/remove-background").mock(
+        return_value=httpx.Response(
+            200, json={"generation_id": GEN_ID, "status": "queued", "credits_used": 4.0}
+        )
+    )
+    submitted = await adapter.submit(REMOVE_BG)
+    assert isinstance(submitted, Submitted) and submitted.cost == 4.0
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=_status("completed", output_url=OUTPUT_URL)
+    )
+    upstream.get(OUTPUT_URL).mock(
+        return_value=httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
+    )
+    done = await adapter.poll(REMOVE_BG, GEN_ID)
+    assert isinstance(done, Succeeded) and done.cost == 4.0
+
+
+@pytest.mark.parametrize("status", ["failed", "blocked"])
+async def test_a_failed_or_blocked_task_reports_it_cost_nothing(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter, status: str
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=_status(status, credits_used=0.0, error="Content policy violation")
+    )
+    result = await adapter.poll(REMOVE_BG, GEN_ID)
+    assert isinstance(result, Failed) and result.cost == 0.0
+
+
+@pytest.mark.parametrize("used", [None, "4", True, -1])
+async def test_a_missing_or_unreadable_credits_used_reports_no_cost(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter, used: object
+) -> None:
+    body: dict[str, object] = {"generation_id": GEN_ID, "status": "queued"}
+    if used is not None:
+        body["credits_used"] = used
+    upstream.post("/v1/image/remove-background").mock(return_value=httpx.Response(200, json=body))
+    submitted = await adapter.submit(REMOVE_BG)
+    assert isinstance(submitted, Submitted) and submitted.cost is None

@@ -1,21 +1,22 @@
 """The admin API (``Authorization: Bearer $MEDIAGATE_ADMIN_TOKEN``): tenants, keys, credits,
-prices and providers."""
+prices, providers and the reconciliation of upstream spend with tenant charges."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import AccountingDep, CatalogDep, TenantsDep, WebhooksDep, require_admin
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.errors import InvalidRequest, NotFound, UpstreamError
-from app.domain.operations import Operation
 from app.jobs.accounting import InsufficientCredits
 from app.jobs.catalog import ProviderInfo
 from app.jobs.prices import Price
+from app.jobs.reconcile import Reconciliation, reconcile
 from app.store.credits import MAX_BALANCE, BalanceTooLarge, CreditsShort
 from app.store.tenants import Tenant
 
@@ -162,9 +163,38 @@ class PriceTable(BaseModel):
 
 
 class PriceOverride(BaseModel):
-    operation: Operation
-    provider: str
-    credits: int = Field(ge=0, le=1_000_000)
+    """A flat price (``credits``) or a rule by the unit (``unit``, ``rate``, ``cap``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: str = Field(examples=["audio.speech"])
+    provider: str = Field(examples=["everypixel"])
+    credits: int | None = Field(default=None, ge=0, le=1_000_000, description="Flat price.")
+    unit: str | None = Field(
+        default=None,
+        description="job, output, second, 1k_chars or megapixel",
+        examples=["1k_chars"],
+    )
+    rate: int | float | str | None = Field(
+        default=None, description="Credits per unit: `4`, `0.25` or `1/3`.", examples=["4"]
+    )
+    cap: int | None = Field(default=None, description="Units assumed when unknown; billed at most.")
+
+    def rule(self) -> object:
+        if self.credits is not None:
+            if self.unit is not None or self.rate is not None or self.cap is not None:
+                raise InvalidRequest(
+                    "give either credits (a flat price) or unit and rate", pointer="/credits"
+                )
+            return self.credits
+        if self.rate is None:
+            raise InvalidRequest("a price needs credits, or a unit and a rate", pointer="/rate")
+        rule: dict[str, object] = {"rate": self.rate}
+        if self.unit is not None:
+            rule["unit"] = self.unit
+        if self.cap is not None:
+            rule["cap"] = self.cap
+        return rule
 
 
 class UpstreamBalance(BaseModel):
@@ -217,14 +247,30 @@ async def list_prices(accounting: AccountingDep) -> PriceTable:
 
 @router.put("/prices", name="admin_set_price")
 async def set_price(body: PriceOverride, accounting: AccountingDep) -> PriceTable:
-    """Override one (operation, provider) price; every process uses it at once."""
+    """Override one (operation, provider) price; every process uses it at once. An unknown
+    operation, provider or unit, or a bad rate, is refused (422) and nothing is stored."""
     prices = accounting.prices
-    if body.provider not in prices.providers.bindings(body.operation):
-        raise InvalidRequest(
-            f"{body.provider!r} does not serve {body.operation.value}", pointer="/provider"
-        )
-    await prices.override(body.operation, body.provider, body.credits)
+    operation, rule = prices.check(body.operation, body.provider, body.rule())
+    await prices.override(operation, body.provider, rule)
     return PriceTable(data=await prices.table())
+
+
+@router.get("/reconcile", name="admin_reconcile")
+async def reconcile_spend(
+    accounting: AccountingDep,
+    since: Annotated[
+        datetime, Query(description="Start of the window (RFC 3339): jobs finished from then.")
+    ],
+    until: Annotated[
+        datetime | None, Query(description="End of the window; now if absent.")
+    ] = None,
+) -> Reconciliation:
+    """Per provider: tasks submitted, upstream spend and tenant charges of the jobs finished in
+    the window, and every job whose upstream was paid while its tenant was charged nothing,
+    with the reason."""
+    if until is not None and until < since:
+        raise InvalidRequest("until is before since", pointer="/until")
+    return await reconcile(accounting.spend_log, since, until, list(accounting.prices.providers))
 
 
 @router.get("/providers", name="admin_list_providers")

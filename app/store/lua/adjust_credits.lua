@@ -3,7 +3,8 @@
 -- Returns {ok, amount_held, state, balance, reserved}; ok = 0 short of credits (amount_held
 -- is then the old hold), ok = -1 no open hold (state is the settled state or '').
 -- KEYS: account, hold, ledger
--- ARGV: new_amount, job_id, reason
+-- ARGV: new_amount, job_id, reason, unit, quantity, rate ('' = not priced)
+--#include credits
 local hold = redis.call('HMGET', KEYS[2], 'amount', 'state')
 if not hold[1] or hold[2] ~= 'held' then
   return {-1, 0, hold[2] or '', 0, 0}
@@ -17,11 +18,9 @@ if delta > 0 and balance - reserved < delta then
   return {0, old, 'held', balance, reserved}
 end
 if delta ~= 0 then
-  local t = redis.call('TIME')
-  local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   reserved = redis.call('HINCRBY', KEYS[1], 'reserved', delta)
   redis.call('HSET', KEYS[2], 'amount', ARGV[1])
-  redis.call('XADD', KEYS[3], '*', 'kind', 'adjust', 'amount', delta, 'job_id', ARGV[2],
-    'reason', ARGV[3], 'balance_after', balance, 'reserved_after', reserved, 'at', at)
+  ledger_entry(KEYS[3], 'adjust', delta, ARGV[2], ARGV[3], balance, reserved, now_ms(), ARGV[4],
+    ARGV[5], ARGV[6])
 end
 return {1, old + delta, 'held', balance, reserved}

@@ -5,7 +5,8 @@
 -- KEYS: job, due, leases, tenant_jobs, credit_account, credit_hold, credit_holds, credit_ledger,
 --       slots
 -- ARGV: body, status, tenant, created_ms, lease_token ('' = due now), lease_expiry_ms, job_id,
---       price, reason, slot_limit, slot_ttl_ms
+--       price, reason, slot_limit, slot_ttl_ms, unit, quantity, rate (how the price was
+--       reached, for the reserve entry; '' = not priced)
 --#include credits
 --#include slots
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -18,7 +19,8 @@ end
 if take_slot(KEYS[9], ARGV[7], tonumber(ARGV[10]), tonumber(ARGV[11])) == 0 then
   return {-1, tonumber(ARGV[10])}
 end
-local held = reserve_hold(KEYS[5], KEYS[6], KEYS[7], KEYS[8], tonumber(ARGV[8]), ARGV[7], ARGV[9])
+local held = reserve_hold(KEYS[5], KEYS[6], KEYS[7], KEYS[8], tonumber(ARGV[8]), ARGV[7], ARGV[9],
+  ARGV[12], ARGV[13], ARGV[14])
 if held[1] == 0 then
   return {0, held[4] - held[5]}
 end

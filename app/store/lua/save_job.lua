@@ -4,12 +4,17 @@
 -- announces the change — atomically, so a job is charged exactly when it is saved succeeded.
 -- A terminal save (ttl_s > 0) also gives the tenant's job slot back and, when the job has a
 -- callback URL, queues its webhook delivery — so no finished job's webhook can be lost.
+-- A charge bills `charge_amount` (the actual price; never more than the hold) and refunds the
+-- rest of the hold in the same step. With a spend record, the terminal save also appends it
+-- to the upstream-spend stream with the credits charged, so reconciliation sees every
+-- finished job exactly once.
 -- KEYS: job, due, leases, credit_account, credit_hold, credit_holds, credit_ledger, slots,
---       webhooks_due
+--       webhooks_due, spend
 -- ARGV: expected_version, lease_token ('' = no lease needed), body, status,
 --       schedule ('due' | 'release' | 'keep'), due_ms, ttl_s (0 = keep forever), channel, job_id,
 --       settle ('' | 'charge' | 'release'), settle_reason, settled_ttl_s,
---       webhook_due_ms ('' = no webhook), charge_amount ('' = the whole hold; at most the hold)
+--       webhook_due_ms ('' = no webhook), charge_amount ('' = the whole hold; at most the hold),
+--       unit, quantity, rate ('' = not priced), spend_record ('' = none, JSON), spend_max_len
 -- Returns {new_version, credits_settled}.
 --#include credits
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'status')
@@ -29,7 +34,8 @@ local version = tonumber(cur[1]) + 1
 local id = ARGV[9]
 local settled = 0
 if ARGV[10] ~= '' then
-  settled = settle_hold(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[10], ARGV[14] or '', id, ARGV[11], ARGV[12])
+  settled = settle_hold(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[10], ARGV[14], id, ARGV[11],
+    ARGV[12], ARGV[15], ARGV[16], ARGV[17])
 end
 redis.call('HSET', KEYS[1], 'body', ARGV[3], 'status', ARGV[4], 'version', version)
 if ARGV[5] == 'due' then
@@ -46,6 +52,14 @@ if tonumber(ARGV[7]) > 0 then
   redis.call('ZREM', KEYS[8], id)
   if ARGV[13] ~= '' then
     redis.call('ZADD', KEYS[9], ARGV[13], id)
+  end
+  if ARGV[18] ~= '' then
+    local charged = 0
+    if ARGV[10] == 'charge' then
+      charged = settled
+    end
+    redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[19], '*', 'job_id', id, 'charged', charged,
+      'record', ARGV[18])
   end
 end
 redis.call('PUBLISH', ARGV[8], ARGV[4])

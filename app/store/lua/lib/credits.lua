@@ -6,10 +6,26 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Append one ledger entry. `unit`, `quantity` and `rate` say how a priced amount was reached
+-- ('' = not priced: grants, debits, releases); they are written only when given.
+local function ledger_entry(ledger, kind, amount, job_id, reason, balance, reserved, at, unit,
+                            quantity, rate)
+  if unit ~= nil and unit ~= '' then
+    redis.call('XADD', ledger, '*', 'kind', kind, 'amount', amount, 'job_id', job_id,
+      'reason', reason, 'balance_after', balance, 'reserved_after', reserved, 'at', at,
+      'unit', unit, 'quantity', quantity, 'rate', rate)
+  else
+    redis.call('XADD', ledger, '*', 'kind', kind, 'amount', amount, 'job_id', job_id,
+      'reason', reason, 'balance_after', balance, 'reserved_after', reserved, 'at', at)
+  end
+end
+
 -- Hold `amount` credits for a job if the tenant can afford them. A job holds at most once:
 -- asking again returns the existing hold (open or already settled) and moves nothing.
+-- `unit`, `quantity`, `rate` (optional) name how `amount` was priced, for the ledger entry.
 -- Returns {ok, amount, state, balance, reserved}; ok = 0 means short of credits.
-local function reserve_hold(account, hold, holds, ledger, amount, job_id, reason)
+local function reserve_hold(account, hold, holds, ledger, amount, job_id, reason, unit, quantity,
+                            rate)
   local acct = redis.call('HMGET', account, 'balance', 'reserved')
   local balance = tonumber(acct[1] or 0)
   local reserved = tonumber(acct[2] or 0)
@@ -24,16 +40,20 @@ local function reserve_hold(account, hold, holds, ledger, amount, job_id, reason
   reserved = redis.call('HINCRBY', account, 'reserved', amount)
   redis.call('HSET', hold, 'amount', amount, 'state', 'held', 'charged', 0, 'created_at', at)
   redis.call('SADD', holds, job_id)
-  redis.call('XADD', ledger, '*', 'kind', 'reserve', 'amount', amount, 'job_id', job_id,
-    'reason', reason, 'balance_after', balance, 'reserved_after', reserved, 'at', at)
+  ledger_entry(ledger, 'reserve', amount, job_id, reason, balance, reserved, at, unit, quantity,
+    rate)
   return {1, amount, 'held', balance, reserved}
 end
 
+-- (Negations are written `0 - x`: Lua renders -0 as "-0", which HINCRBY refuses.)
 -- Settle a job's open hold, once: 'charge' takes the charged amount (at most the hold, all
 -- of it when `amount` is '') off the balance and releases the rest; 'release' releases it
 -- all. A missing or settled hold moves nothing. The settled hold is kept `settled_ttl_s` so
--- late duplicates stay no-ops. Returns the credits charged (charge) or released (release).
-local function settle_hold(account, hold, holds, ledger, mode, amount, job_id, reason, settled_ttl_s)
+-- late duplicates stay no-ops. `unit`, `quantity`, `rate` (optional) name how the charged
+-- amount was priced; the charge entry carries them, and the release of the rest (the refund)
+-- follows it in the same script. Returns the credits charged (charge) or released (release).
+local function settle_hold(account, hold, holds, ledger, mode, amount, job_id, reason,
+                           settled_ttl_s, unit, quantity, rate)
   local current = redis.call('HMGET', hold, 'amount', 'state')
   if not current[1] or current[2] ~= 'held' then
     return 0
@@ -48,16 +68,15 @@ local function settle_hold(account, hold, holds, ledger, mode, amount, job_id, r
     if amount ~= '' and tonumber(amount) < held then
       charged = tonumber(amount)
     end
-    balance = redis.call('HINCRBY', account, 'balance', -charged)
-    reserved = redis.call('HINCRBY', account, 'reserved', -charged)
-    redis.call('XADD', ledger, '*', 'kind', 'charge', 'amount', charged, 'job_id', job_id,
-      'reason', reason, 'balance_after', balance, 'reserved_after', reserved, 'at', at)
+    balance = redis.call('HINCRBY', account, 'balance', 0 - charged)
+    reserved = redis.call('HINCRBY', account, 'reserved', 0 - charged)
+    ledger_entry(ledger, 'charge', charged, job_id, reason, balance, reserved, at, unit,
+      quantity, rate)
   end
   local rest = held - charged
   if mode == 'release' or rest > 0 then
-    reserved = redis.call('HINCRBY', account, 'reserved', -rest)
-    redis.call('XADD', ledger, '*', 'kind', 'release', 'amount', rest, 'job_id', job_id,
-      'reason', reason, 'balance_after', balance, 'reserved_after', reserved, 'at', at)
+    reserved = redis.call('HINCRBY', account, 'reserved', 0 - rest)
+    ledger_entry(ledger, 'release', rest, job_id, reason, balance, reserved, at)
   end
   local state = 'released'
   if mode == 'charge' then

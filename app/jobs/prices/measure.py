@@ -1,0 +1,116 @@
+"""Measuring what a job is priced by: the request at submission, the work once done.
+
+A request's :class:`~app.domain.models.Measure` is taken before anything is stored: the text
+length, the longest audio or video input (probed from its bytes, :mod:`app.jobs.probe`), the
+requested duration of generated media, and the largest image input. Media given by URL is not
+fetched at submission, so its duration or size stays unknown and the rule's cap stands in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+
+from app.domain.media import MediaKind
+from app.domain.models import JobOutput, Measure
+from app.domain.operations import Params
+from app.jobs.prices.rules import PriceUnit
+from app.jobs.probe import duration_s
+from app.providers.base import Binding
+
+
+@dataclass(frozen=True)
+class SeenMedia:
+    """One media input as the edge saw it: its type, and bytes or size when at hand."""
+
+    content_type: str
+    content: bytes | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+Reader = Callable[[str], Awaitable[bytes | None]]
+"""Reads an uploaded file's bytes by id (``None`` when gone)."""
+
+
+def measure_request(params: Params, media: Mapping[str, SeenMedia]) -> Measure:
+    """The request's measurements; ``media`` holds the inputs the edge has seen, by field."""
+    text = getattr(params, "text", None)
+    requested = getattr(params, "duration_s", None)
+    seconds: float | None = None
+    pixels: int | None = None
+    for seen in media.values():
+        kind = seen.content_type.split("/", 1)[0]
+        if kind in (MediaKind.audio, MediaKind.video) and seen.content is not None:
+            found = duration_s(seen.content, seen.content_type)
+            if found is not None:
+                seconds = max(seconds or 0.0, round(found, 3))
+        elif kind == MediaKind.image and seen.width and seen.height:
+            pixels = max(pixels or 0, seen.width * seen.height)
+    return Measure(
+        chars=len(text) if isinstance(text, str) else None,
+        seconds=seconds,
+        requested_seconds=float(requested) if isinstance(requested, int | float) else None,
+        pixels=pixels,
+    )
+
+
+def _exact(value: float) -> Fraction:
+    """A measured float as an exact quantity, to the millisecond / the pixel."""
+    return Fraction(round(value * 1000), 1000)
+
+
+def requested_units(
+    unit: PriceUnit, measure: Measure, params: Params, binding: Binding
+) -> Fraction | None:
+    """Units the request can cost at most (``None``: unknown; the rule's cap stands in)."""
+    if unit is PriceUnit.job:
+        return Fraction(1)
+    if unit is PriceUnit.output:
+        return None
+    if unit is PriceUnit.kchars:
+        return Fraction(measure.chars, 1000) if measure.chars is not None else None
+    if unit is PriceUnit.second:
+        if measure.seconds is not None:
+            return _exact(measure.seconds)
+        if measure.requested_seconds is not None:
+            return _exact(measure.requested_seconds)
+        return None
+    return _output_megapixels(measure, params, binding)
+
+
+def _output_megapixels(measure: Measure, params: Params, binding: Binding) -> Fraction | None:
+    """The largest output the request can make: its ``width`` × ``height``, or an input
+    scaled by ``scale`` (the largest factor the provider allows when not given)."""
+    width, height = getattr(params, "width", None), getattr(params, "height", None)
+    if isinstance(width, int) and isinstance(height, int):
+        return Fraction(width * height, 1_000_000)
+    if measure.pixels is None or "scale" not in binding.parameters:
+        return None
+    scale = getattr(params, "scale", None)
+    if scale is None:
+        allowed = [v for v in binding.values.get("scale", ()) if isinstance(v, int | float)]
+        if not allowed:
+            return None
+        scale = max(allowed)
+    factor = Fraction(str(scale))
+    return Fraction(measure.pixels, 1_000_000) * factor * factor
+
+
+def done_units(unit: PriceUnit, measure: Measure, output: JobOutput | None) -> Fraction | None:
+    """Units of the work done (``None``: nothing to measure; the reserved quantity stands)."""
+    artifacts = output.artifacts if output is not None else []
+    if unit is PriceUnit.job:
+        return Fraction(1)
+    if unit is PriceUnit.output:
+        return Fraction(max(1, len(artifacts)))
+    if unit is PriceUnit.kchars:
+        return Fraction(measure.chars, 1000) if measure.chars is not None else None
+    if unit is PriceUnit.second:
+        if measure.seconds is not None:
+            return _exact(measure.seconds)
+        durations = [a.duration_s for a in artifacts if a.duration_s is not None]
+        return _exact(max(durations)) if durations else None
+    sizes = [a.width * a.height for a in artifacts if a.width and a.height]
+    return Fraction(sum(sizes), 1_000_000) if sizes else None
