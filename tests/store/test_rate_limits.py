@@ -39,8 +39,10 @@ async def test_hammered_limit_admits_exactly_the_gcra_allowance(
     moments: list[tuple[float, float]] = []
 
     async def hammer(i: int, deadline: float) -> None:
+        """Asks for at least ``duration`` seconds, and on until the limit has refused some:
+        a busy machine asks more slowly, so it asks for longer."""
         client, limiter = separate_clients[i % 4], limiters[i % 4]
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or sum(not d.allowed for d in decisions) < 20:
             before = await server_time_s(client)
             decisions.append(await limiter.check("tenant:t1", rate, burst))
             moments.append((before, await server_time_s(client)))
@@ -50,7 +52,6 @@ async def test_hammered_limit_admits_exactly_the_gcra_allowance(
 
     accepted = sum(d.allowed for d in decisions)
     refused = [d for d in decisions if not d.allowed]
-    assert refused, "the limiter was never under pressure"
     # The burst at once, then one every interval: never more than the Redis-clock span of the
     # decisions allows, and none of what it allows lost (no stall here outlasts the burst).
     per_s = rate / 60
