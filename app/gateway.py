@@ -32,14 +32,15 @@ from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy, guarded_client
 from app.sandbox.credentials import sandbox_credentials
 from app.signing import UrlSigner
-from app.store import keys
 from app.store.batches import BatchStore
+from app.store.catalog_cache import CatalogCache
 from app.store.circuits import CircuitPolicy, Circuits
 from app.store.credits import CreditLedger
 from app.store.embedded import EmbeddedRedis, socket_url
 from app.store.files import FileIndex
 from app.store.idempotency import IdempotencyStore
 from app.store.jobs import JobStore
+from app.store.notifications import Notifications
 from app.store.rate_limits import RateLimiter
 from app.store.scripts import Scripts
 from app.store.tenants import TenantStore
@@ -173,7 +174,7 @@ async def build_gateway(
     )
     pepper = settings.key_pepper.get_secret_value().encode() if settings.key_pepper else b""
     tenants = TenantStore(redis, scripts, pepper=pepper)
-    events = EventHub(redis, [tenants, prices, circuits])
+    events = EventHub(Notifications(redis), [tenants, prices, circuits])
     renderer = JobRenderer(signer)
     jobs = JobService(
         store,
@@ -219,7 +220,7 @@ async def build_gateway(
         accounting=accounting,
         rate_limiter=RateLimiter(redis, scripts),
         idempotency=IdempotencyStore(redis, scripts),
-        catalog=Catalog(redis, providers, prices, circuits),
+        catalog=Catalog(CatalogCache(redis), providers, prices, circuits),
         user_http=user_http,
         webhooks=webhooks,
         upstream_callbacks=callbacks,
@@ -252,7 +253,7 @@ async def seed(gateway: Gateway) -> None:
         )
         await tenants.ensure_key(SANDBOX_TENANT_ID, SANDBOX_TENANT_KEY)
         ledger = gateway.accounting.ledger
-        if not await gateway.redis.hsetnx(keys.SEEDED, SANDBOX_TENANT_ID, "1"):
+        if not await tenants.first_seed(SANDBOX_TENANT_ID):
             return
         await ledger.grant(SANDBOX_TENANT_ID, SANDBOX_CREDITS, "sandbox seed")
     else:

@@ -7,7 +7,6 @@ import json
 from typing import Literal
 
 from pydantic import BaseModel, TypeAdapter
-from redis.asyncio import Redis
 
 from app.domain.media import MediaInput, MediaKind
 from app.domain.operations import PARAMS, ROUTES, Operation, Params
@@ -15,10 +14,9 @@ from app.jobs.prices import PriceBook, PriceRule
 from app.jobs.prices.rules import DEFAULT_CAPS
 from app.providers.base import Style, Voice
 from app.providers.registry import ProviderRegistry
-from app.store import keys
+from app.store.catalog_cache import CatalogCache
 from app.store.circuits import Circuits, CircuitState
 
-CATALOG_TTL_S = 3600
 """How long an upstream's style or voice list is reused before it is asked again."""
 
 
@@ -91,9 +89,13 @@ _VOICES = TypeAdapter(list[VoiceInfo])
 
 class Catalog:
     def __init__(
-        self, redis: Redis, providers: ProviderRegistry, prices: PriceBook, circuits: Circuits
+        self,
+        cache: CatalogCache,
+        providers: ProviderRegistry,
+        prices: PriceBook,
+        circuits: Circuits,
     ) -> None:
-        self.redis = redis
+        self.cache = cache
         self.providers = providers
         self.prices = prices
         self.circuits = circuits
@@ -151,10 +153,8 @@ class Catalog:
     ) -> StylePage:
         """One page of the styles the operation's styled provider offers."""
         for name in self.providers.bindings(operation):
-            cache_key = keys.catalog(
-                "styles", name, f"{operation.value}|{variant}|{page_size}|{cursor}"
-            )
-            cached = await self.redis.get(cache_key)
+            query = f"{operation.value}|{variant}|{page_size}|{cursor}"
+            cached = await self.cache.get("styles", name, query)
             if cached is not None:
                 return StylePage.model_validate_json(cached)
             page = await self.providers[name].styles(operation, variant, page_size, cursor)
@@ -163,21 +163,20 @@ class Catalog:
             result = StylePage(
                 data=[_style(name, s) for s in page.styles], next_cursor=page.next_token
             )
-            await self.redis.set(cache_key, result.model_dump_json(), ex=CATALOG_TTL_S)
+            await self.cache.put("styles", name, query, result.model_dump_json())
             return result
         return StylePage(data=[], next_cursor=None)
 
     async def voices(self) -> list[VoiceInfo]:
         voices: list[VoiceInfo] = []
         for name in self.providers.bindings(Operation.audio_speech):
-            cache_key = keys.catalog("voices", name, "all")
-            cached = await self.redis.get(cache_key)
+            cached = await self.cache.get("voices", name, "all")
             if cached is not None:
                 voices += _VOICES.validate_json(cached)
                 continue
             found = [_voice(name, v) for v in await self.providers[name].voices()]
-            await self.redis.set(
-                cache_key, json.dumps(_VOICES.dump_python(found, mode="json")), ex=CATALOG_TTL_S
+            await self.cache.put(
+                "voices", name, "all", json.dumps(_VOICES.dump_python(found, mode="json"))
             )
             voices += found
         return voices

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.store import keys
+from app.store.notifications import Notifications
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,8 @@ class LocalCache(Protocol):
 
 
 class EventHub:
-    def __init__(self, redis: Redis, caches: list[LocalCache]) -> None:
-        self.redis = redis
+    def __init__(self, notifications: Notifications, caches: list[LocalCache]) -> None:
+        self.notifications = notifications
         self.caches = caches
         self._waiters: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
@@ -66,29 +66,22 @@ class EventHub:
                     del self._waiters[channel]
 
     async def _listen(self) -> None:
-        pattern = keys.job_events("*")
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(pattern)
-                await pubsub.subscribe(keys.CACHE_INVALIDATIONS)
-                self._trust_caches(True)
-                self._ready.set()
-                async for message in pubsub.listen():
-                    channel = message["channel"]
-                    if channel == keys.CACHE_INVALIDATIONS:
-                        self._trust_caches(True)
-                        continue
-                    for queue in self._waiters.get(channel, ()):
-                        queue.put_nowait(message["data"])
+                async with self.notifications.subscription() as messages:
+                    self._trust_caches(True)
+                    self._ready.set()
+                    async for channel, data in messages:
+                        if channel == keys.CACHE_INVALIDATIONS:
+                            self._trust_caches(True)
+                            continue
+                        for queue in self._waiters.get(channel, ()):
+                            queue.put_nowait(data)
             except (RedisError, OSError) as exc:
                 log.warning("event subscription lost (%s); reconnecting", type(exc).__name__)
                 self._trust_caches(False)
                 self._wake_all()
                 await asyncio.sleep(1)
-            finally:
-                with suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     def _trust_caches(self, trusted: bool) -> None:
         """Empty every local cache; keep using them only while subscribed."""

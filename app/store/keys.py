@@ -121,11 +121,6 @@ def rate_limit(key: str) -> str:
     return f"{PREFIX}rl:{key}"
 
 
-def concurrency_slots(key: str) -> str:
-    """ZSET holder id → epoch ms when its slot expires unless re-acquired."""
-    return f"{PREFIX}slots:{key}"
-
-
 def idempotency(tenant_id: str, key_digest: str) -> str:
     """HASH: ``state`` (in_flight | done), ``fingerprint``, and once done the stored response
     (``status``, ``headers`` JSON, ``body`` base64). ``key_digest`` is the SHA-256 of the
@@ -134,8 +129,8 @@ def idempotency(tenant_id: str, key_digest: str) -> str:
 
 
 def tenant_job_slots(tenant_id: str) -> str:
-    """ZSET job id → slot expiry: the tenant's unfinished jobs (its concurrency limit)."""
-    return concurrency_slots(f"tenant-jobs:{{{tenant_id}}}")
+    """ZSET job id → expiry: the tenant's unfinished jobs (its concurrent-jobs limit)."""
+    return f"{PREFIX}slots:tenant-jobs:{{{tenant_id}}}"
 
 
 def adapter_state(provider: str, key: str) -> str:

@@ -33,7 +33,6 @@ class Scripts:
     adjust_credits: AsyncScript
     settle_credits: AsyncScript
     check_rate_limit: AsyncScript
-    acquire_slot: AsyncScript
     reserve_upstream: AsyncScript
     circuit: AsyncScript
     claim_webhooks: AsyncScript

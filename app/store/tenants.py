@@ -235,3 +235,8 @@ class TenantStore:
     async def remove_key(self, api_key: str) -> None:
         await self.redis.delete(keys.api_key(hash_key(api_key, self.pepper)))
         await self.announce_change()
+
+    async def first_seed(self, tenant_id: str) -> bool:
+        """True the first time this is asked for the tenant, ever (a seed applied once, such
+        as the sandbox tenant's credits); False after, in every process."""
+        return bool(await self.redis.hsetnx(keys.SEEDED, tenant_id, "1"))

@@ -68,16 +68,23 @@ async def test_abandoned_request_may_be_retried(store: IdempotencyStore) -> None
 
 
 async def test_records_expire(redis_client: Redis) -> None:
-    store = IdempotencyStore(redis_client, Scripts.register(redis_client), ttl_s=0.2, lock_s=0.1)
-    assert await store.begin("t1", "done", "fp") == Began()
-    await store.complete("t1", "done", "fp", 200, {}, b"ok")
-    assert await store.begin("t1", "stuck", "fp") == Began()  # its process dies here
-    await asyncio.sleep(0.12)
-    assert await store.begin("t1", "stuck", "fp") == Began()
-    assert await store.begin("t1", "done", "fp") == Replay(200, {}, b"ok")
-    await asyncio.sleep(0.12)
+    # A finished request's record lapses after its time to live...
+    brief = IdempotencyStore(redis_client, Scripts.register(redis_client), ttl_s=0.2, lock_s=0.1)
+    assert await brief.begin("t1", "done", "fp") == Began()
+    await brief.complete("t1", "done", "fp", 200, {}, b"ok")
+    await asyncio.sleep(0.25)
     assert await records(redis_client) == []
-    assert await store.begin("t1", "done", "fp-other") == Began()
+    assert await brief.begin("t1", "done", "fp-other") == Began()
+
+    # ...and an unfinished one's lock lapses long before (its process died), while a finished
+    # record, kept for its whole time to live, is still replayed.
+    store = IdempotencyStore(redis_client, Scripts.register(redis_client), ttl_s=3600, lock_s=0.1)
+    assert await store.begin("t2", "done", "fp") == Began()
+    await store.complete("t2", "done", "fp", 200, {}, b"ok")
+    assert await store.begin("t2", "stuck", "fp") == Began()  # its process dies here
+    await asyncio.sleep(0.12)
+    assert await store.begin("t2", "stuck", "fp") == Began()
+    assert await store.begin("t2", "done", "fp") == Replay(200, {}, b"ok")
 
 
 async def test_response_of_an_expired_lock_is_still_stored(redis_client: Redis) -> None:

@@ -1,4 +1,4 @@
-"""GCRA rate limits and concurrency slots against a real Redis, from several connections."""
+"""GCRA rate limits against a real Redis, from several connections."""
 
 from __future__ import annotations
 
@@ -9,18 +9,13 @@ import pytest
 from redis.asyncio import Redis
 
 from app.store import keys
-from app.store.rate_limits import ConcurrencySlots, Decision, RateLimiter
+from app.store.rate_limits import Decision, RateLimiter
 from app.store.scripts import Scripts
 
 
 @pytest.fixture
 def limiter(redis_client: Redis) -> RateLimiter:
     return RateLimiter(redis_client, Scripts.register(redis_client))
-
-
-@pytest.fixture
-def slots(redis_client: Redis) -> ConcurrencySlots:
-    return ConcurrencySlots(redis_client, Scripts.register(redis_client))
 
 
 async def server_time_s(redis: Redis) -> float:
@@ -39,8 +34,10 @@ async def test_hammered_limit_admits_exactly_the_gcra_allowance(
     moments: list[tuple[float, float]] = []
 
     async def hammer(i: int, deadline: float) -> None:
+        """Asks for at least ``duration`` seconds, and on until the limit has refused some:
+        a busy machine asks more slowly, so it asks for longer."""
         client, limiter = separate_clients[i % 4], limiters[i % 4]
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or sum(not d.allowed for d in decisions) < 20:
             before = await server_time_s(client)
             decisions.append(await limiter.check("tenant:t1", rate, burst))
             moments.append((before, await server_time_s(client)))
@@ -50,7 +47,6 @@ async def test_hammered_limit_admits_exactly_the_gcra_allowance(
 
     accepted = sum(d.allowed for d in decisions)
     refused = [d for d in decisions if not d.allowed]
-    assert refused, "the limiter was never under pressure"
     # The burst at once, then one every interval: never more than the Redis-clock span of the
     # decisions allows, and none of what it allows lost (no stall here outlasts the burst).
     per_s = rate / 60
@@ -89,45 +85,3 @@ async def test_burst_then_retry_after(limiter: RateLimiter, redis_client: Redis)
     assert (await limiter.check("other", 60, 3)).remaining == 2
     with pytest.raises(ValueError):
         await limiter.check("k", 0, 3)
-
-
-async def test_slots_never_exceed_the_limit_under_concurrent_acquires(
-    separate_clients: list[Redis],
-) -> None:
-    pools = [ConcurrencySlots(c, Scripts.register(c)) for c in separate_clients]
-    results = await asyncio.gather(
-        *(pools[i % 4].acquire("provider:tts", f"job-{i}", 10, 30) for i in range(200))
-    )
-    assert sum(results) == 10
-    assert await separate_clients[0].zcard(keys.concurrency_slots("provider:tts")) == 10
-
-    in_use = peak = served = 0
-
-    async def worker(pool: ConcurrencySlots, holder: str) -> None:
-        nonlocal in_use, peak, served
-        while not await pool.acquire("provider:swap", holder, 3, 30):
-            await asyncio.sleep(0.001)
-        in_use += 1
-        peak = max(peak, in_use)
-        await asyncio.sleep(0.002)
-        in_use -= 1
-        served += 1
-        await pool.release("provider:swap", holder)
-
-    await asyncio.gather(*(worker(pools[i % 4], f"job-{i}") for i in range(200)))
-    assert served == 200 and peak == 3
-
-
-async def test_slot_is_idempotent_per_holder_and_expires(slots: ConcurrencySlots) -> None:
-    assert await slots.acquire("k", "a", 2, 30)
-    assert await slots.acquire("k", "a", 2, 30)
-    assert await slots.acquire("k", "b", 2, 0.1)
-    assert not await slots.acquire("k", "c", 2, 30)
-    assert await slots.release("k", "a")
-    assert not await slots.release("k", "a")
-    assert await slots.acquire("k", "c", 2, 30)
-    assert not await slots.acquire("k", "d", 2, 30)
-    await asyncio.sleep(0.15)  # "b" stopped renewing: its slot comes back
-    assert await slots.acquire("k", "d", 2, 30)
-    assert not await slots.acquire("k", "e", 2, 30)
-    assert await slots.acquire("other", "e", 2, 30)
