@@ -173,18 +173,17 @@ async def caller_of(settings: Settings, tenants: TenantStore, key: str | None) -
 
 async def current_tenant(
     request: Request,
-    settings: SettingsDep,
-    tenants: TenantsDep,
-    limiter: RateLimiterDep,
-    metrics: MetricsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Tenant:
+    # The services come from the request, not as dependencies of their own: every
+    # sub-dependency costs FastAPI's solver more than the lookup it makes (see bench.cpu).
+    services = services_of(request)
     key = credentials.credentials if credentials else None
-    tenant = await caller_of(settings, tenants, key)
+    tenant = await caller_of(services.settings, services.tenants, key)
     request.state.tenant_id = tenant.id  # for the request's log line
     if not tenant.active:
         raise Forbidden("this tenant is suspended")
-    await _check_rate(settings, limiter, metrics, tenant)
+    await _check_rate(services.settings, services.rate_limiter, services.metrics, tenant)
     return tenant
 
 
@@ -255,7 +254,7 @@ _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*0*(\d{1,6})(\d*)")
 
 
 async def prefer_wait(
-    settings: SettingsDep,
+    request: Request,
     prefer: Annotated[
         str | None,
         Header(description="`wait=N` (1–60): answer 200 with the finished job if it ends in N s."),
@@ -264,6 +263,7 @@ async def prefer_wait(
     """Seconds the client will wait for the job (RFC 7240 ``Prefer: wait``), 0 if none."""
     if not prefer:
         return 0
+    settings = services_of(request).settings
     match = _WAIT.search(prefer)
     if not match:
         return 0
