@@ -53,12 +53,8 @@ from typing import TYPE_CHECKING, Any, Final
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-<<<<<<< HEAD
 from app.sandbox import fetch
-from app.sandbox.control import Fault, SandboxControl
-=======
 from app.sandbox.control import DroppedConnection, Fault, FaultTarget, SandboxControl
->>>>>>> 24c0dc6 (Sandbox faults aimed at submissions or status polls (on), or at a path; new faults: bare 429, 502, a connection dropped mid-answer, an unknown status on a poll; PixelAPI's rate-limited poll says Retry-After)
 from app.sandbox.everypixel_analysis import ANALYSES
 from app.sandbox.everypixel_tasks import MODELS, READERS, Model, Task, Tasks, fault_failure
 from app.sandbox.everypixel_wire import Refusal, client_id, read_form

@@ -56,13 +56,8 @@ from pydantic import (
     ValidationError,
 )
 
-<<<<<<< HEAD
 from app.sandbox import fetch, images
-from app.sandbox.control import Fault, SandboxControl
-=======
-from app.sandbox import images
 from app.sandbox.control import Fault, FaultTarget, SandboxControl
->>>>>>> 24c0dc6 (Sandbox faults aimed at submissions or status polls (on), or at a path; new faults: bare 429, 502, a connection dropped mid-answer, an unknown status on a poll; PixelAPI's rate-limited poll says Retry-After)
 from app.sandbox.credentials import IMAGEPIG_API_KEY
 
 if TYPE_CHECKING:
