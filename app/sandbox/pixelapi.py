@@ -236,8 +236,8 @@ class _Emulator:
             return self._error(500, "Internal server error. Please retry in a few seconds.")
         if fault is Fault.http_502:
             return self._error(502, "Bad gateway")
-        if fault is Fault.http_429:
-            return self._error(429, "Too many requests")
+        if fault is Fault.http_429:  # bare: no Retry-After, no rate-limit headers
+            return JSONResponse({"detail": "Too many requests"}, 429)
         if fault is Fault.reset:
             return DroppedConnection()
         if fault is Fault.rate_limit:

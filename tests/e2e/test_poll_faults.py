@@ -65,6 +65,7 @@ def poll_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     }
     # The circuit breakers are not under test: the faults here must not open them.
     timings["MEDIAGATE_CIRCUIT__MIN_REQUESTS"] = "100000"
+    timings["MEDIAGATE_SANDBOX_POLLING_INTERVAL_MS"] = "100"  # Perfect's polling_interval
     with gateway(with_db(redis_url, 10), data_dir, **timings) as proc:
         yield proc
 
