@@ -99,9 +99,8 @@ async def test_poll_trouble_never_resubmits(
 ) -> None:
     fault, count = KINDS[kind]
     route, body = FAMILIES[provider]
-    armed = await client.post(
-        "/_sandbox/faults", json={"provider": provider, "fault": fault, "count": count, "on": "poll"}
-    )
+    aimed = {"provider": provider, "fault": fault, "count": count, "on": "poll"}
+    armed = await client.post("/_sandbox/faults", json=aimed)
     assert armed.status_code < 300, armed.text
     before = await provider_stats(client, provider)
     balance = (await client.get("/v1/account")).json()["balance"]
