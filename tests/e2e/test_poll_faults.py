@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import SANDBOX_KEY
-from tests.utils.jobs import JOB_TIMEOUT_S, wait_all_terminal
+from tests.utils.deadlines import JOB_S
+from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import Process, gateway
@@ -75,7 +76,7 @@ async def client(poll_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         base_url=poll_gateway.url,
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=JOB_TIMEOUT_S,
+        timeout=JOB_S,
     ) as c:
         await c.delete("/_sandbox/faults")
         yield c
@@ -108,7 +109,7 @@ async def test_poll_trouble_never_resubmits(
     created = await client.post(route, json={**body, "provider": provider, "fallback": False})
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
-    job = (await wait_all_terminal(client, [job_id], JOB_TIMEOUT_S, every_s=0.2))[job_id]
+    job = (await wait_all_terminal(client, [job_id], JOB_S, every_s=0.2))[job_id]
 
     after = await provider_stats(client, provider)
     assert job["status"] == "succeeded", job

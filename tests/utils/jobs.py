@@ -9,8 +9,6 @@ from typing import Any
 import httpx
 
 TERMINAL = ("succeeded", "failed", "canceled")
-JOB_TIMEOUT_S = 60.0
-"""The longest an end-to-end test waits for jobs to finish: generous, never a speed claim."""
 
 
 async def wait_all_terminal(
