@@ -29,6 +29,9 @@ from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 
 pytestmark = pytest.mark.e2e
 
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+"""The sandbox controls (faults, stats) take the admin token."""
+
 JOBS = 100
 ASYNC_PROVIDERS: dict[str, tuple[str, dict[str, Any]]] = {
     "pixelapi": ("/v1/images/remove-background", {"image": {"data": png_b64()}}),
@@ -69,12 +72,12 @@ async def client(paid_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
         timeout=JOB_S,
     ) as c:
-        await c.delete("/_sandbox/faults")
+        await c.delete("/_sandbox/faults", headers=ADMIN)
         yield c
 
 
 async def submissions(client: httpx.AsyncClient) -> int:
-    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats")).json()
+    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=ADMIN)).json()
     return sum(int(stats.get(p, {}).get("submissions", 0)) for p in ASYNC_PROVIDERS)
 
 
@@ -137,7 +140,6 @@ async def test_a_cancel_storm_charges_every_accepted_task_once(
     # the storm hit jobs both before and after their upstream accepted them
     assert outcomes.get("canceled/canceled_after_accept", 0) > 0, outcomes
     assert outcomes.get("canceled/not_accepted", 0) > 0, outcomes
-    print(outcomes)
 
 
 async def test_a_webhook_receiver_downloads_every_artifact_from_the_payload(
