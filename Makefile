@@ -42,8 +42,8 @@ check: lint typecheck layers test  ## ruff, mypy strict, the layers, tests
 bench: install  ## wrk: gateway beside upstream direct, FastAPI+aiohttp floor, bare FastAPI+Redis; Redis cost per job; RSS
 	$(BIN)/python -m bench.run
 
-faults: install  ## fault injection against real processes: fallback, breaker, kill -9, Redis outage, webhooks, SSRF, Perfect liveness, callbacks
-	$(BIN)/pytest -q tests/e2e/test_faults.py tests/e2e/test_crash_recovery.py tests/e2e/test_crash_under_load.py tests/e2e/test_redis_outage.py tests/e2e/test_ssrf.py tests/e2e/test_perfect_liveness.py tests/e2e/test_upstream_callbacks.py
+faults: install  ## fault injection against real processes: fallback, breaker, kill -9, Redis outage, webhooks, SSRF, Perfect liveness, callbacks, poll faults, cancel storm
+	$(BIN)/pytest -q tests/e2e/test_faults.py tests/e2e/test_crash_recovery.py tests/e2e/test_crash_under_load.py tests/e2e/test_redis_outage.py tests/e2e/test_ssrf.py tests/e2e/test_perfect_liveness.py tests/e2e/test_upstream_callbacks.py tests/e2e/test_poll_faults.py tests/e2e/test_paid_work.py
 
 hostile: install  ## a hostile tenant against a live gateway: huge bodies, bad metadata, SSRF spellings, weak secrets (see SECURITY.md)
 	$(BIN)/pytest -q tests/hostile

@@ -200,9 +200,7 @@ class JobRunner:
         self.metrics.upstream_request(
             provider, "poll" if task else "submit", result, time.perf_counter() - started
         )
-        if isinstance(result, PollTrouble) or (
-            isinstance(result, Failed) and result.code in UPSTREAM_TROUBLE
-        ):
+        if isinstance(result, Failed) and result.code in UPSTREAM_TROUBLE:
             upstream_trouble = True
         await self.gate.record(provider, job.id, ok=not upstream_trouble)
         return stored, result

@@ -36,6 +36,7 @@ from app.domain.json_values import (
 from app.domain.media import MediaInput
 from app.domain.models import (
     Attempt,
+    AttemptStatus,
     Job,
     JobLinks,
     JobRecord,
@@ -60,6 +61,9 @@ from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import JobStore, SaveRefused, SlotsFull, Stored
 from app.store.tenants import Tenant
+
+SUBMISSION_WAIT_S = 10.0
+"""How long a cancel waits for a submission under way to be answered."""
 
 
 class Envelope(BaseModel):
@@ -430,7 +434,12 @@ class JobService:
     # -- cancel -------------------------------------------------------------------------
 
     async def cancel(self, tenant: Tenant, job_id: str) -> Job:
-        """Cancel a job that has not finished. Canceling a canceled job answers it again."""
+        """Cancel a job that has not finished. Canceling a canceled job answers it again.
+
+        A job whose submission is under way (a worker holds it, its attempt ``submitting``)
+        is canceled once the upstream has answered it, at most ``SUBMISSION_WAIT_S`` later:
+        so a task the upstream accepted is on the record, and charged as accepted work."""
+        waited = False
         for _ in range(5):
             stored = await self.load(tenant, job_id)
             job = stored.record.job
@@ -438,12 +447,39 @@ class JobService:
                 return self.render(job)
             if job.status.terminal:
                 raise Conflict(f"job {job_id} already {job.status.value}")
+            if not waited and _submitting(stored):
+                waited = True
+                await self._await_submission(job_id)
+                continue
             try:
                 saved = await self.runner.lifecycle.cancel(stored)
             except SaveRefused:
                 continue  # a worker moved it meanwhile: read again and decide again
             return self.render(saved.record.job)
         raise Conflict(f"job {job_id} is changing too fast to cancel; retry")
+
+    async def _await_submission(self, job_id: str) -> None:
+        deadline = time.monotonic() + SUBMISSION_WAIT_S
+        async with self.events.subscribe(job_id) as changes:
+            while (remaining := deadline - time.monotonic()) > 0:
+                stored = await self.store.get(job_id)
+                if stored is None or not _submitting(stored):
+                    return
+                try:
+                    await asyncio.wait_for(changes.get(), timeout=min(remaining, 0.5))
+                except TimeoutError:
+                    continue
+
+
+def _submitting(stored: Stored) -> bool:
+    """A worker holds the job and its attempt has no upstream answer yet."""
+    attempt = stored.record.current_attempt
+    return (
+        stored.lease is not None
+        and attempt is not None
+        and attempt.status is AttemptStatus.submitting
+        and not stored.record.job.status.terminal
+    )
 
 
 def _refuse_unless_served(bindings: Mapping[str, Binding], name: str, params: Params) -> None:

@@ -86,6 +86,7 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
@@ -121,6 +122,7 @@ from app.providers.base import (
     Succeeded,
     UpstreamLimit,
     Voice,
+    poll_trouble,
 )
 from app.providers.everypixel_wire import (
     ANALYSES,
@@ -142,6 +144,8 @@ from app.providers.everypixel_wire import (
     result_url,
     unreadable,
 )
+
+log = logging.getLogger(__name__)
 
 
 class EverypixelAdapter(Adapter):
@@ -318,14 +322,17 @@ class EverypixelAdapter(Adapter):
                 timeout=self.config.timeout_s,
             )
         if (failed := http_failure(response)) is not None:
-            return failed
+            if response.status_code == 404:  # "Task not found.": Everypixel's word
+                return failed
+            return poll_trouble(failed)  # 429, 502 (its rate limit), 401…: read it again
         try:
             task = TaskAnswer.model_validate(json_object(response))
         except ValidationError as exc:
             raise unreadable("no task status") from exc
         meaning = STATUSES.get(task.status)
         if meaning is None:
-            raise unreadable(f"unknown status {task.status!r}")
+            log.warning("%s: unknown task status %r; read as running", PROVIDER, task.status)
+            meaning = "running"
         if meaning == "running":
             fraction = (
                 task.progress if task.progress is not None and 0 <= task.progress <= 1 else None

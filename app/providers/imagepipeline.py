@@ -51,6 +51,7 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -73,6 +74,7 @@ from app.providers.base import (
     SubmitResult,
     Submitted,
     Succeeded,
+    poll_trouble,
 )
 from app.providers.imagepipeline_wire import (
     BALANCE_TTL_S,
@@ -91,6 +93,8 @@ from app.providers.imagepipeline_wire import (
     try_on_refusal,
     unreadable,
 )
+
+log = logging.getLogger(__name__)
 
 
 class ImagePipelineAdapter(Adapter):
@@ -162,13 +166,18 @@ class ImagePipelineAdapter(Adapter):
                 url, headers=self._headers(call), timeout=self.config.timeout_s
             )
         if (failed := http_failure(response)) is not None:
-            return failed
+            if response.status_code == 404:  # "Job not found": ImagePipeline's word
+                return failed
+            return poll_trouble(failed)  # 429, 401…: the job runs on, read it again
         body = json_object(response)
         await self._remember_balance(call, body)
         status = body.get("status")
+        if not isinstance(status, str) or not status:
+            raise unreadable(f"no status ({status!r})")
         meaning = status_meaning(status)
         if meaning is None:
-            raise unreadable(f"unknown status {status!r}")
+            log.warning("%s: unknown job status %r; read as running", PROVIDER, status)
+            meaning = "running"
         if meaning == "running":
             progress = body.get("progress")
             fraction = None

@@ -71,6 +71,7 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar
@@ -96,6 +97,7 @@ from app.providers.base import (
     Submitted,
     Succeeded,
     UpstreamLimit,
+    poll_trouble,
 )
 from app.providers.media_limits import PERFECTCORP as IMAGE_LIMITS
 from app.providers.perfectcorp_auth import Account, Refused, Tokens, account
@@ -151,8 +153,12 @@ def _binding(*parameters: str, **values: frozenset[object]) -> Binding:
     )
 
 
+log = logging.getLogger(__name__)
+
+
 class PerfectCorpAdapter(Adapter):
     name: ClassVar[str] = PROVIDER
+    max_poll_gap_s: ClassVar[float | None] = MAX_POLL_GAP_S
     bindings: ClassVar[Mapping[Operation, Binding]] = {
         Operation.image_hairstyle: _binding(
             "image", "variant", "style_id", variant=frozenset(HAIR_VARIANTS)
@@ -219,14 +225,18 @@ class PerfectCorpAdapter(Adapter):
             query = {"task_id": provider_job_id}
             response = await self._api(acct, "GET", f"/task/{feature.slug}", params=query)
         except Refused as refused:
-            if refused.failed.provider_code == TASK_LOST:
+            if refused.failed.provider_code == TASK_LOST:  # Perfect's word: the task is gone
                 await self._forget_request(call)
-            return refused.failed
+                return refused.failed
+            return poll_trouble(refused.failed)  # 429, 401…: the task runs on, read it again
         result = result_object(response)
         status = result.get("status")
-        meaning = STATUSES.get(status) if isinstance(status, str) else None
+        if not isinstance(status, str) or not status:
+            raise unreadable(f"no task status ({status!r})")
+        meaning = STATUSES.get(status)
         if meaning is None:
-            raise unreadable(f"unknown task status {status!r}")
+            log.warning("%s: unknown task status %r; read as running", PROVIDER, status)
+            meaning = "running"
         if meaning == "running":
             return Progress(poll_after_s=self._poll_gap(result.get("polling_interval")))
         if meaning == "error":

@@ -55,10 +55,15 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   dresses, jumpsuits, full-body garments"; any value outside the table is refused by the
   binding); PixelAPI requires a category, so a request without one sends ``upperbody`` (the
   document's example). ``gender``, ``seed`` and ``output_format`` are not documented there.
-- **Statuses** come from the table: ``queued``/``processing`` run; ``failed`` ("check error
-  field"; video and try-on call it ``error_message``, so both are read) is an upstream failure
-  worth a retry elsewhere; ``blocked`` is ``content_blocked``, the user's own, never retried.
-  A status not in the table is an unreadable answer.
+- **Statuses** come from the table: ``queued``/``processing`` (and ``pending``, which
+  PixelAPI's own client library reports) run; ``failed`` ("check error field"; video and
+  try-on call it ``error_message``, so both are read) is an upstream failure worth a retry
+  elsewhere; ``blocked`` is ``content_blocked``, the user's own, never retried. A status not
+  in the table is logged with its raw value and read as running.
+- **Polls** answer ``Failed`` only on PixelAPI's word about the job: a failure status, or 404
+  (an unknown or expired job). Every other refusal of a status read (429, 401/403, 402, 5xx,
+  a body that does not parse, an output download that fails) is ``PollTrouble`` or raised:
+  the same job is polled again, never submitted again.
 - **HTTP errors** come from the table: 401/403 → ``provider_auth_failed`` (the 403 is the
   CDN's, often not JSON), 402 → ``provider_unavailable`` (this account is empty; another
   provider can serve), 429 → ``provider_rate_limited`` with ``retry_after_s`` from
@@ -79,7 +84,7 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   their deadlines), so the budget is ``BUDGET_PLAN``, the sandbox account's Scale plan
   (200/min per credential); set it to the plan of the keys in use. Whatever the plan, a 429
   on a submission is ``provider_rate_limited`` with ``retry_after_s`` from ``Retry-After``,
-  else ``X-RateLimit-Reset``; a 429 on a poll is ``Progress`` after that wait (the upstream
+  else ``X-RateLimit-Reset``; a 429 on a poll is ``PollTrouble`` after that wait (the upstream
   job runs on; failing it would resubmit and pay twice).
 - **Models** are discoverable (``GET /v1/models`` "returns all available models and
   operations with their pricing"): :meth:`models` lists them. The bindings stay static (the
@@ -122,6 +127,7 @@ from app.providers.base import (
     Submitted,
     Succeeded,
     UpstreamLimit,
+    poll_trouble,
 )
 from app.providers.pixelapi_errors import (
     PROVIDER,
@@ -276,10 +282,9 @@ class PixelApiAdapter(Adapter):
         path = endpoint.poll.format(id=quote(provider_job_id, safe=""))
         response = await self._get(path, self.credential(call).api_key)
         if (failed := failure(response)) is not None:
-            if failed.code is ErrorCode.provider_rate_limited:  # the job runs on: ask later
-                wait = max(failed.retry_after_s or 0.0, self.config.poll_interval_s)
-                return Progress(poll_after_s=wait)
-            return failed
+            if response.status_code == 404:  # an unknown or expired job: PixelAPI's word
+                return failed
+            return poll_trouble(failed)  # the job runs on: read it again later
         body = json_object(response)
         stage = job_stage(body.get("status"))
         if stage == "running":

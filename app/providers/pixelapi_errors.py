@@ -17,6 +17,7 @@ every adapter treats an upstream's server errors. Any other 4xx is :data:`UNLIST
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Final, Literal
 
@@ -29,6 +30,7 @@ from app.providers.base import Failed
 
 PROVIDER = "pixelapi"
 doc = document(PROVIDER)
+log = logging.getLogger(__name__)
 
 Running = Literal["running"]
 Completed = Literal["completed"]
@@ -37,6 +39,7 @@ Where = Literal["status", "http", "error"]
 TABLE: Final[dict[tuple[Where, int | str], Running | Completed | Meaning]] = {
     # job statuses ("Status Values")
     ("status", "queued"): "running",
+    ("status", "pending"): "running",  # what PixelAPI's own client library reports
     ("status", "processing"): "running",
     ("status", "completed"): "completed",
     ("status", "failed"): Meaning(
@@ -96,10 +99,15 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
 
 
 def job_stage(status: object) -> Running | Completed | Meaning:
-    """Where a job is, from its ``status``; a status not in the table is unreadable."""
-    stage = TABLE.get(("status", status)) if isinstance(status, str) else None
+    """Where a job is, from its ``status``. A status not in the table is logged with its raw
+    value and read as running (the job is polled on until its deadline); a body without a
+    status is unreadable."""
+    if not isinstance(status, str) or not status:
+        raise unreadable(f"no status ({status!r})")
+    stage = TABLE.get(("status", status))
     if stage is None:
-        raise unreadable(f"unknown status {status!r}")
+        log.warning("%s: unknown job status %r; read as running", PROVIDER, status)
+        return "running"
     return stage
 
 

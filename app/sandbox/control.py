@@ -1,9 +1,11 @@
 """Fault injection and counters shared by every emulated provider.
 
-``POST /_sandbox/faults`` arms a fault for a provider (``count`` times, or until cleared);
-each emulator asks :meth:`SandboxControl.take_fault` once per request it would otherwise
-serve, and reports every request and every accepted submission to :class:`Stats`, so tests
-can prove that nothing was submitted twice.
+``POST /_sandbox/faults`` arms a fault for a provider (``count`` times, or until cleared),
+aimed at every request (``on: any``), at submissions or at status polls only (``on: submit``,
+``on: poll``), and optionally at requests whose path starts with ``path``. Each emulator asks
+:meth:`SandboxControl.take_fault` once per request it would otherwise serve, saying which kind
+of request it is, and reports every request and every accepted submission to :class:`Stats`,
+so tests can prove that nothing was submitted twice.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 
 class Fault(StrEnum):
@@ -30,6 +34,23 @@ class Fault(StrEnum):
     """Answer 200 with a body that is not what the document promises."""
     no_credits = "no_credits"
     """Answer the provider's documented 'out of credits' error."""
+    http_429 = "http_429"
+    """Answer a bare 429 Too Many Requests, without ``Retry-After``."""
+    http_502 = "http_502"
+    """Answer 502 Bad Gateway (at Everypixel, its documented 'too many requests')."""
+    reset = "reset"
+    """Start the answer, then drop the connection before the body is complete."""
+    unknown_status = "unknown_status"
+    """On a status poll: answer the task with a status value the document does not list."""
+
+
+class FaultTarget(StrEnum):
+    any = "any"
+    """Every request the emulator serves."""
+    submit = "submit"
+    """Submissions only (the requests that start billable work)."""
+    poll = "poll"
+    """Status polls of a task only."""
 
 
 class FaultRequest(BaseModel):
@@ -38,6 +59,33 @@ class FaultRequest(BaseModel):
     count: int | None = Field(
         default=1, ge=1, description="Requests affected; null: until cleared."
     )
+    on: FaultTarget = Field(default=FaultTarget.any, description="Which requests it hits.")
+    path: str | None = Field(
+        default=None, description="Only requests whose path starts with this.", max_length=300
+    )
+
+    def hits(self, kind: FaultTarget, path: str) -> bool:
+        if self.on is not FaultTarget.any and self.on is not kind:
+            return False
+        return self.path is None or path.startswith(self.path)
+
+
+class DroppedConnection(Response):
+    """Answer 200 with part of a JSON body, then end without finishing it: the server closes
+    the connection, and the client sees the answer cut off (a reset, as it sees it)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"status": "', "more_body": True})
 
 
 @dataclass
@@ -73,20 +121,26 @@ class SandboxControl:
     def reset_stats(self) -> None:
         self.stats.clear()
 
-    def take_fault(self, provider: str) -> Fault | None:
-        """The fault to serve on this request, consuming one use of it."""
+    def take_fault(
+        self, provider: str, kind: FaultTarget = FaultTarget.any, path: str = ""
+    ) -> Fault | None:
+        """The first armed fault aimed at this request (a ``kind`` of request at ``path``),
+        consuming one use of it."""
         queue = self._faults.get(provider)
         if not queue:
             return None
-        head = queue[0]
-        if head.count is not None:
-            remaining = head.count - 1
+        index = next((i for i, armed in enumerate(queue) if armed.hits(kind, path)), None)
+        if index is None:
+            return None
+        armed = queue[index]
+        if armed.count is not None:
+            remaining = armed.count - 1
             if remaining <= 0:
-                queue.pop(0)
+                queue.pop(index)
             else:
-                queue[0] = head.model_copy(update={"count": remaining})
+                queue[index] = armed.model_copy(update={"count": remaining})
         self.stats[provider].faults_served += 1
-        return head.fault
+        return armed.fault
 
     def count_request(self, provider: str, endpoint: str) -> None:
         entry = self.stats[provider]

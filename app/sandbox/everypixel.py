@@ -54,7 +54,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.sandbox import fetch
-from app.sandbox.control import Fault, SandboxControl
+from app.sandbox.control import DroppedConnection, Fault, FaultTarget, SandboxControl
 from app.sandbox.everypixel_analysis import ANALYSES
 from app.sandbox.everypixel_tasks import MODELS, READERS, Model, Task, Tasks, fault_failure
 from app.sandbox.everypixel_wire import Refusal, client_id, read_form
@@ -133,15 +133,21 @@ class _Emulator:
             raise _Stop(_too_many(group))
         window.append(now)
 
-    async def _fault(self, group: str, *, billable: bool) -> Fault | None:
+    async def _fault(
+        self, group: str, *, billable: bool, kind: FaultTarget, path: str
+    ) -> Fault | None:
         """Take the armed fault; raise its answer when it replaces the real one."""
-        fault = self.control.take_fault(PROVIDER)
+        fault = self.control.take_fault(PROVIDER, kind, path)
         if fault is Fault.timeout:
             await asyncio.sleep(3600)
         if fault in (Fault.http_500, Fault.timeout):
             raise _Stop(_error(500, "Internal server error."))
-        if fault is Fault.rate_limit:
+        if fault in (Fault.rate_limit, Fault.http_502):  # its 502 is "too many requests"
             raise _Stop(_too_many(group))
+        if fault is Fault.reset:
+            raise _Stop(DroppedConnection())
+        if fault is Fault.http_429:
+            raise _Stop(_error(429, "Too Many Requests"))
         if fault is Fault.garbage:
             raise _Stop(Response(GARBAGE, 200, media_type="text/html"))
         if fault is Fault.no_credits and billable:
@@ -154,7 +160,9 @@ class _Emulator:
         try:
             client = self._sign_in(request, f"/v1/{name}")
             self._admit(client, name)
-            fault = await self._fault(name, billable=True)
+            fault = await self._fault(
+                name, billable=True, kind=FaultTarget.submit, path=request.url.path
+            )
             body = await ANALYSES[name](await read_form(request))
         except _Stop as stop:
             return stop.response
@@ -171,7 +179,9 @@ class _Emulator:
         try:
             client = self._sign_in(request, f"/v1/{model}/create")
             self._admit(client, model)
-            fault = await self._fault(model, billable=True)
+            fault = await self._fault(
+                model, billable=True, kind=FaultTarget.submit, path=request.url.path
+            )
             form = await read_form(request)
             callback = form.url("callback")
             work = await READERS[model](form)
@@ -216,7 +226,12 @@ class _Emulator:
             task_id = form.text("task_id")
             task = self.tasks.get(task_id) if task_id else None
             self._admit(client, task.model if task else "status")
-            fault = await self._fault(task.model if task else "status", billable=False)
+            fault = await self._fault(
+                task.model if task else "status",
+                billable=False,
+                kind=FaultTarget.poll,
+                path=request.url.path,
+            )
         except _Stop as stop:
             return stop.response
         except Refusal as refusal:
@@ -225,6 +240,8 @@ class _Emulator:
             return _error(400, "Task_id is missing.")
         if task is None:
             return _error(404, "Task not found.")
+        if fault is Fault.unknown_status:  # a Celery state the document does not list
+            return JSONResponse({"task_id": task.id, "status": "RETRY", "queue": 0, "result": ""})
         now = _now()
         failure = fault_failure(fault, task.model)
         if failure is not None:
@@ -244,7 +261,9 @@ class _Emulator:
         try:
             client = self._sign_in(request, "/v1/tts/voices")
             self._admit(client, "tts/voices")
-            await self._fault("tts/voices", billable=False)
+            await self._fault(
+                "tts/voices", billable=False, kind=FaultTarget.any, path=request.url.path
+            )
         except _Stop as stop:
             return stop.response
         return JSONResponse(list(VOICES))

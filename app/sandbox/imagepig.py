@@ -57,7 +57,7 @@ from pydantic import (
 )
 
 from app.sandbox import fetch, images
-from app.sandbox.control import Fault, SandboxControl
+from app.sandbox.control import Fault, FaultTarget, SandboxControl
 from app.sandbox.credentials import IMAGEPIG_API_KEY
 
 if TYPE_CHECKING:
@@ -317,7 +317,7 @@ class _Emulator:
         refusal = _auth_refusal(request)
         if refusal is not None:
             return _error(401, refusal, started_at)
-        fault = self.control.take_fault(PROVIDER)
+        fault = self.control.take_fault(PROVIDER, FaultTarget.submit, request.url.path)
         if fault is not None:
             return await _fault_answer(fault, started_at)
         try:

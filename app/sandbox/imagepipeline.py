@@ -60,7 +60,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.sandbox import fetch
-from app.sandbox.control import Fault, SandboxControl
+from app.sandbox.control import DroppedConnection, Fault, FaultTarget, SandboxControl
 from app.sandbox.credentials import IMAGEPIPELINE_API_KEY
 from app.sandbox.imagepipeline_jobs import (
     BLOCKED,
@@ -142,6 +142,12 @@ class _Emulator:
             await asyncio.sleep(3600)
         if fault in (Fault.http_500, Fault.timeout):
             return _error(500, "Internal Server Error")
+        if fault is Fault.http_502:
+            return _error(502, "Bad Gateway")
+        if fault is Fault.http_429:
+            return _error(429, "Too Many Requests")
+        if fault is Fault.reset:
+            return DroppedConnection()
         if fault is Fault.garbage:
             html = "<html><body><h1>502 Bad Gateway</h1></body></html>"
             return Response(html, 200, media_type="text/html")
@@ -228,7 +234,7 @@ class _Emulator:
     async def submit(self, request: Request, endpoint: str) -> Response:
         if (denied := self._gate(request, endpoint)) is not None:
             return denied
-        fault = self.control.take_fault(PROVIDER)
+        fault = self.control.take_fault(PROVIDER, FaultTarget.submit, request.url.path)
         if (served := await self._serve_fault(fault)) is not None:
             return served
         try:
@@ -267,7 +273,7 @@ class _Emulator:
     async def job_status(self, request: Request, endpoint: str, job_id: str) -> Response:
         if (denied := self._gate(request, f"{endpoint}/status/{{job_id}}")) is not None:
             return denied
-        fault = self.control.take_fault(PROVIDER)
+        fault = self.control.take_fault(PROVIDER, FaultTarget.poll, request.url.path)
         if (served := await self._serve_fault(fault)) is not None:
             return served
         if fault is Fault.rate_limit:
@@ -280,6 +286,8 @@ class _Emulator:
         job = self.jobs.get(job_id)
         if job is None or job.endpoint != endpoint:
             return _error(404, "Job not found")
+        if fault is Fault.unknown_status:
+            return JSONResponse({"job_id": job.id, "status": "scheduled"})
         now = _now()
         audio = job.work.kind == "audio"
         ending = {

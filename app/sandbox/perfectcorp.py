@@ -55,7 +55,7 @@ from pydantic import ValidationError
 
 from app.sandbox import images
 from app.sandbox import perfectcorp_tasks as engine
-from app.sandbox.control import Fault, SandboxControl
+from app.sandbox.control import DroppedConnection, Fault, FaultTarget, SandboxControl
 from app.sandbox.credentials import PERFECTCORP_CLIENT_ID, PERFECTCORP_PRIVATE_KEY_PEM
 from app.sandbox.perfectcorp_tasks import FEATURES, Output, StoredFile, Task
 from app.sandbox.perfectcorp_wire import FilesBody, Refusal, Window, invalid, page, read_task
@@ -147,6 +147,12 @@ class _Emulator:
             await asyncio.sleep(3600)
         if fault in (Fault.http_500, Fault.timeout):
             return self._refuse(Refusal(500, "Internal Server Error", "InternalServerError"))
+        if fault is Fault.http_429:
+            return self._refuse(Refusal(429, "Too Many Requests", "RateLimitExceeded"))
+        if fault is Fault.http_502:
+            return self._refuse(Refusal(502, "Bad Gateway", "BadGateway"))
+        if fault is Fault.reset:
+            return DroppedConnection()
         if fault is Fault.rate_limit:
             return self._refuse(Refusal(429, "Too Many Requests", "RateLimitExceeded"))
         if fault is Fault.no_credits:
@@ -241,7 +247,7 @@ class _Emulator:
     async def run_task(self, request: Request, feature: str) -> Response:
         try:
             self._gate(request, f"POST {API}/task/{feature}", feature)
-            fault = self.control.take_fault(PROVIDER)
+            fault = self.control.take_fault(PROVIDER, FaultTarget.submit, request.url.path)
             if (served := await self._serve_fault(fault)) is not None:
                 return served
             try:
@@ -267,7 +273,7 @@ class _Emulator:
     async def task_status(self, request: Request, feature: str) -> Response:
         try:
             self._gate(request, f"GET {API}/task/{feature}", feature)
-            fault = self.control.take_fault(PROVIDER)
+            fault = self.control.take_fault(PROVIDER, FaultTarget.poll, request.url.path)
             if (served := await self._serve_fault(fault)) is not None:
                 return served
             task_id = request.query_params.get("task_id")
@@ -287,6 +293,9 @@ class _Emulator:
         if not task.reported:
             self.control.task_polled(PROVIDER, now - task.last_seen_s)
         task.last_seen_s = now
+        if fault is Fault.unknown_status:
+            interval = self.timing.polling_interval_ms or engine.POLLING_INTERVAL_MS
+            return self._ok({"polling_interval": interval, "status": "queued"})
         engine.end_now(task, fault, now)
         status = engine.stage(task, now)
         if status != "running" and not task.reported:

@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from app.sandbox.control import Fault, SandboxControl
+from app.sandbox.control import DroppedConnection, Fault, FaultTarget, SandboxControl
 from app.sandbox.credentials import PIXELAPI_API_KEY
 from app.sandbox.pixelapi_jobs import (
     CREDITS,
@@ -165,6 +165,10 @@ class _Account:
             self.window.popleft()
 
 
+POLL_RETRY_AFTER_S = 1
+"""``Retry-After`` of a rate-limited status poll (a fault: polls are not metered)."""
+
+
 class _Emulator:
     """One PixelAPI account (the sandbox key) and its jobs."""
 
@@ -188,12 +192,15 @@ class _Emulator:
         )
         return self._error(402, detail)
 
-    def _rate_limited(self) -> Response:
+    def _rate_limited(self, retry_after_s: int | None = None) -> Response:
         detail = (
             f"Rate limit exceeded: {self.account.limit} requests/min on the {PLAN} plan. "
             "Check X-RateLimit-Reset and retry; consider upgrading."
         )
-        return self._error(429, detail)
+        response = self._error(429, detail)
+        if retry_after_s is not None:
+            response.headers["Retry-After"] = str(retry_after_s)
+        return response
 
     def _gate(
         self, request: Request, endpoint: str, *, key: bool = True, metered: bool = False
@@ -227,8 +234,16 @@ class _Emulator:
             return self._error(422, fault_detail("body_segmentation_failed"))
         if fault in (Fault.http_500, Fault.timeout):
             return self._error(500, "Internal server error. Please retry in a few seconds.")
+        if fault is Fault.http_502:
+            return self._error(502, "Bad gateway")
+        if fault is Fault.http_429:  # bare: no Retry-After, no rate-limit headers
+            return JSONResponse({"detail": "Too many requests"}, 429)
+        if fault is Fault.reset:
+            return DroppedConnection()
         if fault is Fault.rate_limit:
-            return self._rate_limited()
+            # Polls are not metered (only submissions are): the window's reset does not
+            # apply to them, so a refused poll says when to ask again.
+            return self._rate_limited(None if operation else POLL_RETRY_AFTER_S)
         if fault is Fault.no_credits:
             return self._insufficient(credits, 0.0)
         if fault is Fault.garbage:
@@ -326,7 +341,7 @@ class _Emulator:
     async def submit(self, request: Request, operation: Operation) -> Response:
         if (denied := self._gate(request, SUBMIT_PATHS[operation], metered=True)) is not None:
             return denied
-        fault = self.control.take_fault(PROVIDER)
+        fault = self.control.take_fault(PROVIDER, FaultTarget.submit, request.url.path)
         served = await self._serve_fault(fault, CREDITS[operation], operation)
         if served is not None:
             return served
@@ -349,7 +364,7 @@ class _Emulator:
         that replaces its status."""
         if (denied := self._gate(request, endpoint)) is not None:
             return denied
-        fault = self.control.take_fault(PROVIDER)
+        fault = self.control.take_fault(PROVIDER, FaultTarget.poll, request.url.path)
         job = self.jobs.get(job_id)
         if job is not None and job.operation not in kinds:
             job = None
@@ -357,6 +372,8 @@ class _Emulator:
             return served
         if job is None:
             return self._error(404, "Job not found" if TRY_ON in kinds else "Generation not found")
+        if fault is Fault.unknown_status:
+            return self._json({"job_id" if TRY_ON in kinds else "id": job_id, "status": "warming"})
         now = _now()
         end_now(job, fault, now)
         return job, self._status(job, now)

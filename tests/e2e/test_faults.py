@@ -14,12 +14,16 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.conftest import SANDBOX_KEY
 from tests.utils.deadlines import JOB_S
+from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+"""The sandbox controls (faults, stats) take the admin token."""
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,7 @@ def faulty_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         MEDIAGATE_CIRCUIT__OPEN_S="4",
         MEDIAGATE_URL_ALLOWLIST='["127.0.0.1/32"]',
         MEDIAGATE_WEBHOOK_RETRY_SCHEDULE_S="[0, 0.2, 0.3, 0.4, 0.5]",
-        MEDIAGATE_JOB_DEADLINES='{"image.restore_face": 0.05}',
+        MEDIAGATE_JOB_DEADLINES='{"image.restore_face": 0.000001, "image.upscale": 1.5}',
     ) as proc:
         yield proc
 
@@ -206,6 +210,7 @@ async def test_a_callback_url_inside_the_network_is_refused(client: httpx.AsyncC
 async def test_a_job_past_its_deadline_fails_with_upstream_timeout_and_is_refunded(
     client: httpx.AsyncClient,
 ) -> None:
+    """Past its deadline before any upstream accepted it: nothing was paid, nothing charged."""
     before = (await client.get("/v1/account")).json()
     response = await client.post(
         "/v1/images/restore-face",
@@ -215,7 +220,38 @@ async def test_a_job_past_its_deadline_fails_with_upstream_timeout_and_is_refund
     job = response.json()
     assert job["status"] == "failed", job
     assert job["error"]["code"] == "upstream_timeout"
-    assert "0.05 s" in job["error"]["message"]
+    assert "1e-06 s" in job["error"]["message"]
     assert job["credits"]["charged"] == 0
+    assert all(a["provider_job_id"] is None for a in job["attempts"]), job
+    assert all(a["charge_reason"] == "not_accepted" for a in job["attempts"]), job
     after = (await client.get("/v1/account")).json()
     assert (after["balance"], after["reserved"]) == (before["balance"], before["reserved"])
+
+
+async def test_a_job_past_its_deadline_after_the_upstream_accepted_it_is_charged(
+    client: httpx.AsyncClient,
+) -> None:
+    """The upstream's task runs on (its status never ends here): the provider bills for it,
+    so the job is charged its price (the default policy) and says why."""
+    await client.post(
+        "/_sandbox/faults",
+        json={"provider": "pixelapi", "fault": "unknown_status", "count": None, "on": "poll"},
+        headers=ADMIN,
+    )
+    before = (await client.get("/v1/account")).json()
+    response = await client.post(
+        "/v1/images/upscale",
+        json={"image": {"data": png_b64()}, "provider": "pixelapi", "fallback": False},
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    job = (await wait_all_terminal(client, [job_id], JOB_S, every_s=0.2))[job_id]
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "upstream_timeout"
+    (attempt,) = job["attempts"]
+    assert attempt["provider_job_id"] is not None
+    assert attempt["charge_reason"] == "deadline_after_accept"
+    assert job["credits"]["charged"] == job["credits"]["reserved"] > 0
+    after = (await client.get("/v1/account")).json()
+    assert after["balance"] == before["balance"] - job["credits"]["charged"]
+    assert after["reserved"] == before["reserved"]

@@ -33,6 +33,7 @@ from app.providers.base import (
     Failed,
     Media,
     OutputFile,
+    PollTrouble,
     Progress,
     Submitted,
     Succeeded,
@@ -545,7 +546,6 @@ async def test_failed_tasks_map_through_the_table(
 @pytest.mark.parametrize(
     "body",
     [
-        {"task_id": TASK_ID, "status": "DONE", "queue": 0, "result": ""},
         {"status": "SUCCESS", "result": RESULT_URL},
         ["not", "an", "object"],
     ],
@@ -557,6 +557,35 @@ async def test_unreadable_status_bodies_raise(
     call = _call(Operation.audio_speech, Speech(text="hi", voice="jack"))
     with pytest.raises(ProviderUnavailable):
         await adapter.poll(call, TASK_ID)
+
+
+async def test_an_unknown_status_is_logged_raw_and_read_as_running(
+    upstream: respx.MockRouter, adapter: EverypixelAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.get("/v1/status").respond(
+        200, json={"task_id": TASK_ID, "status": "DONE", "queue": 0, "result": ""}
+    )
+    call = _call(Operation.audio_speech, Speech(text="hi", voice="jack"))
+    assert isinstance(await adapter.poll(call, TASK_ID), Progress)
+    assert "'DONE'" in caplog.text
+
+
+@pytest.mark.parametrize("status", [401, 429, 502])
+async def test_a_refused_status_read_is_trouble_reading_not_a_failed_task(
+    upstream: respx.MockRouter, adapter: EverypixelAdapter, status: int
+) -> None:
+    upstream.get("/v1/status").respond(status, json={"status": "error", "message": "busy"})
+    call = _call(Operation.audio_speech, Speech(text="hi", voice="jack"))
+    assert isinstance(await adapter.poll(call, TASK_ID), PollTrouble)
+
+
+async def test_an_unknown_task_is_a_failed_task(
+    upstream: respx.MockRouter, adapter: EverypixelAdapter
+) -> None:
+    upstream.get("/v1/status").respond(404, json={"status": "error", "message": "Task not found."})
+    call = _call(Operation.audio_speech, Speech(text="hi", voice="jack"))
+    result = await adapter.poll(call, TASK_ID)
+    assert isinstance(result, Failed) and result.retryable
 
 
 # errors ----------------------------------------------------------------------------------------

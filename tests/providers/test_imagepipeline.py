@@ -30,6 +30,7 @@ from app.providers.base import (
     Credential,
     Failed,
     OutputFile,
+    PollTrouble,
     Progress,
     ProviderBalance,
     Submitted,
@@ -682,9 +683,8 @@ async def test_a_cancelled_job_is_not_retried(
 @pytest.mark.parametrize(
     "body",
     [
-        {"job_id": JOB_ID, "status": "exploded"},
-        {"job_id": JOB_ID, "status": "TIMEOUT"},
         {"job_id": JOB_ID},
+        {"job_id": JOB_ID, "status": 3},
         {"job_id": JOB_ID, "status": "completed"},
         {"job_id": JOB_ID, "status": "completed", "result_url": "ftp://nope"},
         ["not", "an", "object"],
@@ -696,6 +696,20 @@ async def test_unreadable_status_bodies_raise(
     upstream.get(f"{FACESWAP}/status/{JOB_ID}").respond(200, json=body)
     with pytest.raises(ProviderUnavailable):
         await adapter.poll(SWAP, JOB_ID)
+
+
+@pytest.mark.parametrize("status", ["exploded", "TIMEOUT"])
+async def test_an_unknown_status_is_logged_raw_and_read_as_running(
+    upstream: respx.MockRouter,
+    adapter: ImagePipelineAdapter,
+    caplog: pytest.LogCaptureFixture,
+    status: str,
+) -> None:
+    upstream.get(f"{FACESWAP}/status/{JOB_ID}").respond(
+        200, json={"job_id": JOB_ID, "status": status}
+    )
+    assert isinstance(await adapter.poll(SWAP, JOB_ID), Progress)
+    assert repr(status) in caplog.text
 
 
 async def test_poll_escapes_the_job_id(
@@ -767,8 +781,7 @@ async def test_rate_limit_reads_retry_after(
         429, json=body, headers={"Retry-After": "7"}
     )
     result = await adapter.poll(SWAP, JOB_ID)
-    assert isinstance(result, Failed)
-    assert (result.code, result.retry_after_s) == (ErrorCode.provider_rate_limited, 7.0)
+    assert result == PollTrouble("imagepipeline HTTP 429: Too many requests", retry_after_s=7.0)
 
 
 async def test_an_unknown_job_is_an_upstream_failure(

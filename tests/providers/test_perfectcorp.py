@@ -45,6 +45,7 @@ from app.providers.base import (
     Failed,
     Media,
     OutputFile,
+    PollTrouble,
     Progress,
     Style,
     Submitted,
@@ -612,7 +613,7 @@ async def test_an_expired_or_unreadable_result_raises(
 @pytest.mark.parametrize(
     "answer",
     [
-        _ok({"status": "queued"}),
+        _ok({}),
         _ok({"status": "success"}),
         _ok({"status": "success", "results": [{"id": 0, "data": []}]}),
         _ok({"status": "success", "results": [{"id": 0, "data": [{"url": "ftp://x"}]}]}),
@@ -731,7 +732,15 @@ async def test_a_429_passes_on_retry_after(upstream: Upstream, adapter: PerfectC
         ),
     )
     result = await adapter.poll(COLORIZE, TASK_ID)
-    assert isinstance(result, Failed) and result.retry_after_s == 12.0
+    assert isinstance(result, PollTrouble) and result.retry_after_s == 12.0
+
+
+async def test_an_unknown_task_status_is_logged_raw_and_read_as_running(
+    upstream: Upstream, adapter: PerfectCorpAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.poll("colorize", _ok({"status": "queued"}))
+    assert isinstance(await adapter.poll(COLORIZE, TASK_ID), Progress)
+    assert "'queued'" in caplog.text
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])

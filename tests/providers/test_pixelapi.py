@@ -34,6 +34,7 @@ from app.providers.base import (
     Failed,
     Media,
     OutputFile,
+    PollTrouble,
     Progress,
     Submitted,
     Succeeded,
@@ -192,7 +193,7 @@ async def test_missing_key_sends_no_authorization(upstream: respx.MockRouter) ->
 # polling ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", ["queued", "processing"])
+@pytest.mark.parametrize("status", ["queued", "processing", "pending"])
 async def test_running_statuses_are_progress(
     upstream: respx.MockRouter, adapter: PixelApiAdapter, status: str
 ) -> None:
@@ -308,8 +309,8 @@ async def test_poll_escapes_the_generation_id(
 @pytest.mark.parametrize(
     "body",
     [
-        {"id": GEN_ID, "status": "exploded"},
         {"id": GEN_ID},
+        {"id": GEN_ID, "status": ""},
         {"id": GEN_ID, "status": "completed"},
         {"id": GEN_ID, "status": "completed", "output_url": "ftp://nope"},
         ["not", "an", "object"],
@@ -321,6 +322,16 @@ async def test_unreadable_status_bodies_raise(
     upstream.get(f"/v1/image/{GEN_ID}").mock(return_value=httpx.Response(200, json=body))
     with pytest.raises(ProviderUnavailable):
         await adapter.poll(REMOVE_BG, GEN_ID)
+
+
+async def test_an_unknown_status_is_logged_raw_and_read_as_running(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=httpx.Response(200, json={"id": GEN_ID, "status": "warming_up"})
+    )
+    assert await adapter.poll(REMOVE_BG, GEN_ID) == Progress(poll_after_s=2.5)
+    assert "'warming_up'" in caplog.text
 
 
 # errors ----------------------------------------------------------------------------------------
@@ -487,19 +498,31 @@ async def test_rate_limit_prefers_retry_after_and_reads_small_resets_as_delays(
 
 @pytest.mark.parametrize(
     ("headers", "expected"),
-    [({"Retry-After": "7"}, 7.0), ({"X-RateLimit-Reset": "1"}, 2.5), ({}, 2.5)],
+    [({"Retry-After": "7"}, 7.0), ({"X-RateLimit-Reset": "1"}, 1.0), ({}, None)],
 )
-async def test_a_rate_limited_poll_is_progress_after_the_wait(
+async def test_a_rate_limited_poll_is_trouble_reading_after_the_wait(
     upstream: respx.MockRouter,
     adapter: PixelApiAdapter,
     headers: dict[str, str],
-    expected: float,
+    expected: float | None,
 ) -> None:
     """The upstream job runs on: failing the poll would make the gateway resubmit it."""
     upstream.get(f"/v1/image/{GEN_ID}").mock(
         return_value=httpx.Response(429, json={"detail": "Rate limited"}, headers=headers)
     )
-    assert await adapter.poll(REMOVE_BG, GEN_ID) == Progress(poll_after_s=expected)
+    result = await adapter.poll(REMOVE_BG, GEN_ID)
+    assert isinstance(result, PollTrouble)
+    assert result.retry_after_s == expected
+
+
+@pytest.mark.parametrize("status", [401, 402, 403])
+async def test_a_refused_poll_is_trouble_reading_not_a_failed_job(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter, status: int
+) -> None:
+    upstream.get(f"/v1/image/{GEN_ID}").mock(
+        return_value=httpx.Response(status, json={"detail": "no"})
+    )
+    assert isinstance(await adapter.poll(REMOVE_BG, GEN_ID), PollTrouble)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -681,6 +704,7 @@ TESTED_ROWS = {
     # test_failed_status_is_retryable_upstream_failure, test_blocked_status_is_content_blocked_...
     ("status", "queued"),
     ("status", "processing"),
+    ("status", "pending"),
     ("status", "completed"),
     ("status", "failed"),
     ("status", "blocked"),
