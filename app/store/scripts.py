@@ -45,6 +45,9 @@ class Scripts:
     batch_job_ended: AsyncScript
     batch_cancel: AsyncScript
     batch_complete: AsyncScript
+    reserve_storage: AsyncScript
+    claim_expired_blobs: AsyncScript
+    release_storage: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
