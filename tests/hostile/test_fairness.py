@@ -42,6 +42,7 @@ SETTINGS = {
     "MEDIAGATE_MEDIA_FETCH_GRACE_S": "3",
     "MEDIAGATE_TENANT_MAX_EVENT_STREAMS": "2",
     "MEDIAGATE_HTTP_HEADER_TIMEOUT_S": "2",
+    "MEDIAGATE_HTTP_BODY_TIMEOUT_S": "3",
     "MEDIAGATE_FILE_RETENTION_S": str(RETENTION_S),
     "MEDIAGATE_OUTPUT_RETENTION_S": str(RETENTION_S),
     "MEDIAGATE_STORAGE_SWEEP_INTERVAL_S": "0.5",
@@ -385,6 +386,42 @@ async def test_a_client_sending_its_headers_byte_by_byte_is_cut_off(live: Proces
     assert sent < len(head)
     async with httpx.AsyncClient(base_url=live.url, timeout=TIMEOUT_S) as client:
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_a_client_trickling_its_body_is_cut_off(live: Process, tenants: Tenants) -> None:
+    """An authenticated upload whose 1 MB body comes a byte every 0.1 s: the connection is
+    closed long before the body could be complete."""
+    client = await tenants.new("trickler")
+    key = client.headers["authorization"]
+    host, port = live.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    size = 1_000_000
+    writer.write(
+        b"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n"
+        % (key.encode(), size)
+    )
+    sent = 0
+    closed = False
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while sent < size and time.monotonic() < deadline:
+            writer.write(b"-")
+            await writer.drain()
+            sent += 1
+            try:
+                answer = await asyncio.wait_for(reader.read(200), 0.1)
+            except TimeoutError:
+                continue
+            if not answer:  # closed without an answer: the body was too slow
+                closed = True
+                break
+    except ConnectionError:
+        closed = True
+    finally:
+        writer.close()
+    assert closed, f"still connected after sending {sent} bytes of the body"
+    assert sent < size
 
 
 async def test_a_head_beyond_the_limit_is_refused_with_431(live: Process) -> None:

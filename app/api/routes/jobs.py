@@ -134,8 +134,6 @@ class StreamSlot:
         self.holder = secrets.token_hex(8)
 
     async def take(self) -> None:
-        if self.slots is None:
-            return
         if not await self.slots.acquire(self.key, self.holder, self.limit, STREAM_SLOT_TTL_S):
             raise GatewayError(
                 f"this account already has {self.limit} event streams open; close one first",
@@ -145,13 +143,11 @@ class StreamSlot:
             )
 
     async def renew(self) -> None:
-        if self.slots is not None:
-            await self.slots.acquire(self.key, self.holder, self.limit, STREAM_SLOT_TTL_S)
+        await self.slots.acquire(self.key, self.holder, self.limit, STREAM_SLOT_TTL_S)
 
     async def give_back(self) -> None:
-        if self.slots is not None:
-            with anyio.CancelScope(shield=True):  # the stream's own scope may be canceled
-                await self.slots.release(self.key, self.holder)
+        with anyio.CancelScope(shield=True):  # the stream's own scope may be canceled
+            await self.slots.release(self.key, self.holder)
 
 
 async def _events(jobs: JobService, job_id: str, stream: StreamSlot) -> AsyncIterator[str]:
