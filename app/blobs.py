@@ -1,7 +1,7 @@
 """Where uploaded files and job outputs are kept: a small interface, a local-disk backend.
 
 Metadata (owner, content type, size) lives in Redis (``store/files.py``); this holds bytes
-only, addressed by id. An S3-compatible backend implements the same three methods.
+only, addressed by id. An S3-compatible backend implements the same methods.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ class BlobStore(Protocol):
     async def put(self, blob_id: str, data: bytes) -> None: ...
 
     async def get(self, blob_id: str) -> bytes | None: ...
+
+    async def delete(self, key: str) -> None:
+        """Remove a blob; removing one that is not there is no error."""
+        ...
 
     def local_path(self, blob_id: str) -> Path | None:
         """A path the HTTP layer can stream from, when the backend is a local disk."""
@@ -47,6 +51,9 @@ class LocalBlobStore:
             return await asyncio.to_thread(self.local_path(blob_id).read_bytes)
         except FileNotFoundError:
             return None
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self.local_path(key).unlink, missing_ok=True)
 
     def _write(self, path: Path, data: bytes) -> None:
         """Write to a temporary name, then rename: readers never see half a file."""

@@ -22,6 +22,7 @@ from app import logs
 from app.config import Settings, get_settings
 from app.health import serve_worker_http
 from app.metrics import Metrics, multiprocess_metrics
+from app.serving import PROTOCOL
 
 DEFAULT_PORT = 8000
 SANDBOX_PORT = 8100
@@ -72,12 +73,14 @@ def _pin_upstream_callbacks(*, url_given: bool) -> None:
 
 
 def _server_options(args: argparse.Namespace) -> dict[str, Any]:
-    """uvloop and httptools, no access log (requests are counted in metrics instead)."""
+    """uvloop and httptools (guarded against slow clients, ``app.serving``), no access log
+    (requests are counted in metrics instead)."""
     return {
         "host": args.host,
         "port": args.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": PROTOCOL,
+        "timeout_keep_alive": get_settings().http_keep_alive_s,
         "log_level": args.log_level,
         "access_log": False,
         # a process still starting on a busy machine is not mistaken for a hung one

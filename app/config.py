@@ -234,6 +234,88 @@ class Settings(BaseSettings):
     )
     max_prefer_wait_s: int = 60
 
+    # Fairness: what one tenant's slow URLs, hanging receivers or idle streams may hold.
+    media_fetch_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest one media URL fetch may take, to its last byte."
+    )
+    media_fetch_min_rate_bps: int = Field(
+        default=32 * 1024,
+        ge=0,
+        description="Bytes per second a media URL must average from the start of the fetch "
+        "once media_fetch_grace_s has passed; slower fetches are cut off (0: no minimum).",
+    )
+    media_fetch_grace_s: float = Field(
+        default=2.0, ge=0, description="Time a media URL has before its minimum rate applies."
+    )
+    tenant_max_concurrent_fetches: int = Field(
+        default=4,
+        ge=1,
+        description="Media URL fetches one tenant runs at once over all workers; its other "
+        "jobs that need a fetch wait in the queue without holding a worker or upstream slot.",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="One webhook delivery attempt, connect to status line."
+    )
+    webhook_concurrency: int = Field(
+        default=64, ge=1, description="Webhook deliveries in flight per worker process."
+    )
+    webhook_endpoint_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Deliveries of one tenant in flight to one receiver (scheme, host and "
+        "port) per worker process; more due for it wait, without delaying other receivers.",
+    )
+    webhook_tenant_concurrency: int = Field(
+        default=8, ge=1, description="Deliveries in flight for one tenant per worker process."
+    )
+    tenant_max_event_streams: int = Field(
+        default=16,
+        ge=1,
+        description="Open `GET /v1/jobs/{id}/events` streams per tenant over all processes; "
+        "beyond it, 429 too_many_streams.",
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a client has to send a request's line and headers, from the "
+        "connection (or the previous response) on; then the connection is closed.",
+    )
+    http_body_timeout_s: float = Field(
+        default=120.0, gt=0, description="Time a client has to send a request's whole body."
+    )
+    http_keep_alive_s: int = Field(
+        default=5, ge=1, description="An idle keep-alive connection is closed after this."
+    )
+    http_max_head_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Request line and headers together; beyond it, 431 and the connection "
+        "is closed.",
+    )
+
+    # Storage lifecycle.
+    file_retention_s: int = Field(
+        default=7 * 86400,
+        ge=1,
+        description="Uploaded files (and inline inputs) are kept this long.",
+    )
+    output_retention_s: int | None = Field(
+        default=None, ge=1, description="Job outputs are kept this long (unset: job_retention_s)."
+    )
+    tenant_storage_quota_bytes: int = Field(
+        default=10 * 1024**3,
+        ge=0,
+        description="Bytes of files and outputs one tenant may keep at once; an upload or an "
+        "output beyond it is refused with storage_quota_exceeded.",
+    )
+    storage_sweep_interval_s: float = Field(
+        default=30.0, gt=0, description="How often a worker deletes files whose retention ended."
+    )
+
+    @property
+    def output_retention(self) -> int:
+        return self.output_retention_s or self.job_retention_s
+
     @property
     def sandbox_base_url(self) -> str:
         return (self.sandbox_url or self.public_base_url).rstrip("/")

@@ -19,12 +19,13 @@ from app.jobs.catalog import Catalog
 from app.jobs.events import EventHub
 from app.jobs.gate import UpstreamGate
 from app.jobs.lifecycle import Lifecycle
-from app.jobs.media_source import StoredMedia
+from app.jobs.media_source import FetchLimits, StoredMedia
 from app.jobs.outputs import Outputs
 from app.jobs.prices import PriceBook
 from app.jobs.render import JobRenderer
 from app.jobs.runner import Deadlines, JobRunner
 from app.jobs.service import JobService
+from app.jobs.storage import Retention, Storage, Sweeper
 from app.jobs.upstream_callbacks import CallbackTokens, UpstreamCallbacks
 from app.metrics import Metrics
 from app.providers.base import Credential
@@ -41,8 +42,9 @@ from app.store.files import FileIndex
 from app.store.idempotency import IdempotencyStore
 from app.store.jobs import JobStore
 from app.store.notifications import Notifications
-from app.store.rate_limits import RateLimiter
+from app.store.rate_limits import ConcurrencySlots, RateLimiter
 from app.store.scripts import Scripts
+from app.store.storage import StorageLedger
 from app.store.tenants import TenantStore
 from app.store.upstream_budgets import UpstreamBudgets
 from app.store.webhooks import WebhookStore
@@ -54,7 +56,6 @@ SANDBOX_TENANT_ID = "sandbox"
 SANDBOX_CREDITS = 1_000_000
 SANDBOX_RATE_LIMIT_RPM = 1_000_000
 SANDBOX_MAX_CONCURRENT_JOBS = 100_000
-FILE_TTL_S = 7 * 86400
 
 
 @dataclass(kw_only=True)
@@ -76,16 +77,24 @@ class Gateway:
     idempotency: IdempotencyStore
     catalog: Catalog
     user_http: httpx.AsyncClient
-    """The client for URLs users give (media, webhooks): checked against SSRF on connect."""
+    """The client for media URLs users give: checked against SSRF on connect."""
     webhooks: WebhookStore
     upstream_callbacks: UpstreamCallbacks
     """Callback URLs given to upstreams, and what a callback that lands does."""
     workers: WorkerPresence
     """Workers' heartbeats: readiness counts the live ones."""
     batches: BatchService
+    storage: Storage
+    """Bytes kept per tenant (quota) and their retention."""
+    slots: ConcurrencySlots
+    """Concurrency slots shared by every process (a tenant's media fetches, event streams)."""
+    webhook_http: httpx.AsyncClient
+    """The guarded client webhook deliveries use: a pool apart from media fetches, so hanging
+    receivers cannot take the connections media URLs need."""
 
     async def aclose(self) -> None:
         await self.user_http.aclose()
+        await self.webhook_http.aclose()
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -120,8 +129,14 @@ async def build_gateway(
 ) -> Gateway:
     scripts = Scripts.register(redis)
     store = JobStore(redis, scripts, retention_s=settings.job_retention_s)
-    files = FileIndex(redis, file_ttl_s=FILE_TTL_S, artifact_ttl_s=settings.job_retention_s)
+    files = FileIndex(
+        redis, file_ttl_s=settings.file_retention_s, artifact_ttl_s=settings.output_retention
+    )
     blobs = LocalBlobStore(settings.data_dir / "blobs")
+    ledger = StorageLedger(redis, scripts, quota_bytes=settings.tenant_storage_quota_bytes)
+    storage = Storage(
+        blobs, files, ledger, Retention(settings.file_retention_s, settings.output_retention)
+    )
     key = signing_key(settings)
     signer = UrlSigner(key, settings.public_base_url, settings.artifact_url_ttl_s)
     providers = ProviderRegistry.from_settings(
@@ -129,7 +144,16 @@ async def build_gateway(
     )
     url_policy = UrlPolicy(settings.url_allowlist)
     user_http = guarded_client(url_policy)
-    media = StoredMedia(files, blobs, signer, user_http, settings.max_media_bytes)
+    slots = ConcurrencySlots(redis, scripts)
+    fetch_limits = FetchLimits(
+        timeout_s=settings.media_fetch_timeout_s,
+        min_rate_bps=settings.media_fetch_min_rate_bps,
+        grace_s=settings.media_fetch_grace_s,
+        per_tenant=settings.tenant_max_concurrent_fetches,
+    )
+    media = StoredMedia(
+        files, blobs, signer, user_http, settings.max_media_bytes, limits=fetch_limits, slots=slots
+    )
     configured_prices = {
         op.value: {str(provider): credits for provider, credits in by.items()}
         for op, by in settings.prices.items()
@@ -164,7 +188,7 @@ async def build_gateway(
         providers,
         gate,
         lifecycle,
-        Outputs(blobs, files),
+        Outputs(storage),
         metrics,
         settings.lease_s,
         Deadlines(
@@ -189,10 +213,20 @@ async def build_gateway(
         max_media_bytes=settings.max_media_bytes,
         lease_s=settings.lease_s,
         charge_accepted_work=settings.charge_accepted_work,
+        storage=storage,
     )
     webhooks = WebhookStore(redis, scripts, retention_s=settings.job_retention_s)
+    webhook_http = guarded_client(url_policy)
     sender = WebhookSender(
-        store, webhooks, user_http, renderer.record, settings.webhook_retry_schedule_s
+        store,
+        webhooks,
+        webhook_http,
+        renderer.record,
+        settings.webhook_retry_schedule_s,
+        concurrency=settings.webhook_concurrency,
+        per_endpoint=settings.webhook_endpoint_concurrency,
+        per_tenant=settings.webhook_tenant_concurrency,
+        timeout_s=settings.webhook_timeout_s,
     )
     presence = WorkerPresence(redis)
     batch_store = BatchStore(redis, scripts, retention_s=settings.job_retention_s)
@@ -205,6 +239,7 @@ async def build_gateway(
         webhooks=sender,
         presence=presence,
         batches=BatchDriver(batch_store, jobs, tenants, window=settings.batch_window),
+        sweeper=Sweeper(ledger, blobs, metrics, settings.storage_sweep_interval_s),
     )
     return Gateway(
         settings=settings,
@@ -226,6 +261,9 @@ async def build_gateway(
         upstream_callbacks=callbacks,
         workers=presence,
         batches=BatchService(batch_store, jobs),
+        storage=storage,
+        slots=slots,
+        webhook_http=webhook_http,
     )
 
 

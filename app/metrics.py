@@ -155,6 +155,11 @@ class Metrics:
             ["provider", "outcome"],
             registry=registry,
         )
+        self.storage_reclaimed = Counter(
+            "mediagate_storage_reclaimed_bytes_total",
+            "Bytes of files and outputs deleted after their retention ended.",
+            registry=registry,
+        )
 
         self.providers: list[str] = []
         """The providers :meth:`prime` saw."""

@@ -13,6 +13,15 @@ retried on the schedule — immediately, 5 s, 5 min,
 30 min, 2 h, 5 h, 10 h, 10 h by default — each wait with ±10 % jitter. Every attempt is kept
 and served at ``GET /v1/jobs/{id}/deliveries``. The URL was checked against SSRF when the job
 was created and is checked again on connect by the guarded client.
+
+**One receiver cannot delay another.** Deliveries run as tasks of their own, up to
+``concurrency`` at once per sender, and a free place is filled as soon as one ends (no batch
+waits for its slowest member). At most ``per_endpoint`` of them go to one receiver (scheme,
+host and port) of one tenant, and ``per_tenant`` belong to one tenant; a claimed delivery
+beyond either goes back to the queue for about a second, with no attempt counted. A tenant
+whose receiver hangs thus holds no place of another tenant's deliveries, even to the same
+host. Each attempt has one deadline (``timeout_s``) from connecting to the status line; the
+receiver's body is never read.
 """
 
 from __future__ import annotations
@@ -25,9 +34,11 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from redis.exceptions import RedisError
@@ -42,6 +53,23 @@ DEFAULT_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0
 LEASE_S = 30.0
 TIMEOUT_S = 10.0
 IDLE_SLEEP_S = 0.1
+BUSY_RETRY_S = 1.0
+"""A delivery whose receiver or tenant has all its places taken is due again after 1-1.5×
+this."""
+
+
+def _endpoint(url: str) -> str:
+    """The receiver a URL reaches: scheme, host and port."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port or ''}"
+
+
+def _jittered_ms(seconds: float) -> int:
+    return int(seconds * random.uniform(1.0, 1.5) * 1000)
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -73,7 +101,10 @@ class WebhookSender:
         render: Callable[[JobRecord], Job],
         schedule_s: Sequence[float] = DEFAULT_SCHEDULE_S,
         *,
-        concurrency: int = 16,
+        concurrency: int = 64,
+        per_endpoint: int = 2,
+        per_tenant: int = 8,
+        timeout_s: float = TIMEOUT_S,
     ) -> None:
         self.jobs = jobs
         self.webhooks = webhooks
@@ -81,23 +112,48 @@ class WebhookSender:
         self.render = render
         self.schedule_s = list(schedule_s)
         self.concurrency = concurrency
+        self.per_endpoint = per_endpoint
+        self.per_tenant = per_tenant
+        self.timeout_s = timeout_s
         self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._endpoints: Counter[str] = Counter()
+        self._tenants: Counter[str] = Counter()
 
     async def run(self) -> None:
-        """Deliver due webhooks until :meth:`stop`."""
+        """Deliver due webhooks until :meth:`stop`; then let those under way finish."""
         while not self._stopping.is_set():
+            free = self.concurrency - len(self._tasks)
+            if free <= 0:
+                await asyncio.wait(self._tasks, timeout=IDLE_SLEEP_S)
+                continue
             try:
-                due = await self.webhooks.claim(now_ms(), int(LEASE_S * 1000), self.concurrency)
-                if due:
-                    await asyncio.gather(*(self.deliver(job_id) for job_id in due))
-                    continue
+                due = await self.webhooks.claim(now_ms(), int(LEASE_S * 1000), free)
             except (RedisError, OSError) as exc:
                 log.warning("webhooks: store unavailable (%s)", exc)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), IDLE_SLEEP_S)
+                due = []
+            for job_id in due:
+                task = asyncio.create_task(self._deliver_logged(job_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if len(due) < free:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), IDLE_SLEEP_S)
+            else:
+                await asyncio.sleep(0)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.timeout_s + 1)
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def _deliver_logged(self, job_id: str) -> None:
+        try:
+            await self.deliver(job_id)
+        except (RedisError, OSError) as exc:
+            log.warning("webhooks: %s left due (%s)", job_id, exc)  # its lease runs out
+        except Exception:
+            log.exception("webhooks: delivering %s failed; its lease will expire", job_id)
 
     async def deliver(self, job_id: str) -> None:
         stored = await self.jobs.get(job_id)
@@ -105,7 +161,27 @@ class WebhookSender:
         if stored is None or url is None:
             await self.webhooks.drop(job_id)  # expired or never wanted
             return
-        record = stored.record
+        tenant = stored.record.tenant_id
+        endpoint = f"{tenant} {_endpoint(url)}"  # one tenant's receivers never hold another's
+        if (
+            self._endpoints[endpoint] >= self.per_endpoint
+            or self._tenants[tenant] >= self.per_tenant
+        ):
+            await self.webhooks.postpone(job_id, now_ms() + _jittered_ms(BUSY_RETRY_S))
+            return
+        self._endpoints[endpoint] += 1
+        self._tenants[tenant] += 1
+        try:
+            await self._attempt(job_id, stored.record, url)
+        finally:
+            self._endpoints[endpoint] -= 1
+            self._tenants[tenant] -= 1
+            if not self._endpoints[endpoint]:
+                del self._endpoints[endpoint]
+            if not self._tenants[tenant]:
+                del self._tenants[tenant]
+
+    async def _attempt(self, job_id: str, record: JobRecord, url: str) -> None:
         done = await self.webhooks.attempts_made(job_id)
         secret = await self.webhooks.secret(record.tenant_id)
         body = payload(self.render(record))
@@ -122,8 +198,9 @@ class WebhookSender:
         status: int | None = None
         error: str | None = None
         try:
-            response = await self.client.post(url, content=body, headers=headers, timeout=TIMEOUT_S)
-            status = response.status_code
+            status = await self._post(url, body, headers)
+        except TimeoutError:
+            error = f"no answer within {self.timeout_s:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         attempt_no = done + 1
@@ -146,3 +223,14 @@ class WebhookSender:
             ),
         )
         await self.webhooks.record(job_id, attempt, next_due)
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST and return the status; the whole exchange up to the status line within
+        ``timeout_s`` (TimeoutError), the answer's body left unread."""
+        timeout = httpx.Timeout(self.timeout_s, connect=min(5.0, self.timeout_s))
+        async with asyncio.timeout(self.timeout_s):
+            request = self.client.stream(
+                "POST", url, content=body, headers=headers, timeout=timeout
+            )
+            async with request as response:
+                return response.status_code

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from app.jobs.batches import BatchDriver
 from app.jobs.runner import JobRunner
+from app.jobs.storage import Sweeper
 from app.metrics import Metrics
 from app.store.jobs import JobStore, SaveRefused, Stored
 from app.store.workers import WorkerPresence
@@ -42,9 +43,12 @@ class Worker:
         webhooks: WebhookSender | None = None,
         presence: WorkerPresence | None = None,
         batches: BatchDriver | None = None,
+        sweeper: Sweeper | None = None,
     ) -> None:
         self.webhooks = webhooks
         self.batches = batches
+        self.sweeper = sweeper
+        self._sweeping: asyncio.Task[None] | None = None
         self.store = store
         self.presence = presence or WorkerPresence(store.redis)
         self.runner = runner
@@ -66,6 +70,8 @@ class Worker:
             self._sender = asyncio.create_task(self.webhooks.run(), name="webhooks")
         if self.batches is not None:
             self._batch_driver = asyncio.create_task(self.batches.run(), name="batches")
+        if self.sweeper is not None:
+            self._sweeping = asyncio.create_task(self.sweeper.run(), name="sweeper")
         while not self._stopping.is_set():
             try:
                 if loop.time() - last_beat > HEARTBEAT_S:
@@ -142,10 +148,14 @@ class Worker:
             self.webhooks.stop()
         if self.batches is not None:
             self.batches.stop()
+        if self.sweeper is not None:
+            self.sweeper.stop()
         if self._sender is not None:
             await asyncio.wait([self._sender], timeout=grace_s)
         if self._batch_driver is not None:
             await asyncio.wait([self._batch_driver], timeout=grace_s)
+        if self._sweeping is not None:
+            await asyncio.wait([self._sweeping], timeout=grace_s)
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_s)
             for task in pending:

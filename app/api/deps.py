@@ -37,12 +37,13 @@ from app.jobs.accounting import Accounting
 from app.jobs.batches import BatchService
 from app.jobs.catalog import Catalog
 from app.jobs.service import JobService
+from app.jobs.storage import Storage
 from app.jobs.upstream_callbacks import UpstreamCallbacks
 from app.metrics import Metrics
 from app.signing import UrlSigner
 from app.store.files import FileIndex
 from app.store.idempotency import IdempotencyStore
-from app.store.rate_limits import RateLimiter
+from app.store.rate_limits import ConcurrencySlots, RateLimiter
 from app.store.tenants import Tenant, TenantStore
 from app.store.webhooks import WebhookStore
 from app.store.workers import WorkerPresence
@@ -74,6 +75,8 @@ class Services(Protocol):
     upstream_callbacks: UpstreamCallbacks
     workers: WorkerPresence
     batches: BatchService
+    storage: Storage
+    slots: ConcurrencySlots
 
 
 def services_of(request: Request) -> Services:
@@ -142,6 +145,14 @@ async def get_workers(request: Request) -> WorkerPresence:
     return services_of(request).workers
 
 
+async def get_storage(request: Request) -> Storage:
+    return services_of(request).storage
+
+
+async def get_slots(request: Request) -> ConcurrencySlots:
+    return services_of(request).slots
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
@@ -156,6 +167,8 @@ RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
 WebhooksDep = Annotated[WebhookStore, Depends(get_webhooks)]
 UpstreamCallbacksDep = Annotated[UpstreamCallbacks, Depends(get_upstream_callbacks)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+SlotsDep = Annotated[ConcurrencySlots, Depends(get_slots)]
 WorkersDep = Annotated[WorkerPresence, Depends(get_workers)]
 
 

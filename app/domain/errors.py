@@ -62,6 +62,9 @@ class ErrorCode(StrEnum):
     job_canceled = "job_canceled"
     store_unavailable = "store_unavailable"
     internal_error = "internal_error"
+    media_fetch_timeout = "media_fetch_timeout"
+    storage_quota_exceeded = "storage_quota_exceeded"
+    too_many_streams = "too_many_streams"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,24 @@
-"""Resolving a job's media references for adapters: uploaded files and client URLs."""
+"""Resolving a job's media references for adapters: uploaded files and client URLs.
+
+A client's URL is fetched under three bounds, so that one tenant's slow URLs cannot hold what
+other tenants' jobs need (see ``docs/fairness.md``):
+
+- a total deadline (``media_fetch_timeout_s``) from the request to the last byte;
+- a minimum rate: once ``media_fetch_grace_s`` has passed, the bytes received must keep up
+  with ``media_fetch_min_rate_bps`` averaged from the start. A URL that trickles is cut off
+  the moment it falls behind, not at the deadline;
+- per-tenant concurrency: a job fetches its inputs only while it holds one of its tenant's
+  ``tenant_max_concurrent_fetches`` slots (Redis, shared by every worker). The runner fetches
+  *before* it takes an upstream budget, and a job that finds its tenant's slots taken goes
+  back to the queue: it holds neither a worker task nor an upstream slot while it waits.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import httpx
 
@@ -12,6 +28,11 @@ from app.domain.media import MediaInput
 from app.providers.base import Media
 from app.signing import UrlSigner
 from app.store.files import FileIndex
+from app.store.rate_limits import ConcurrencySlots
+
+MAX_FAILURES_KEPT = 1024
+FETCH_SLOT_MARGIN_S = 10.0
+"""A fetch slot outlives the fetch deadline by this much, then lapses (a crashed worker)."""
 
 
 class MediaUnavailable(GatewayError):
@@ -21,11 +42,38 @@ class MediaUnavailable(GatewayError):
         super().__init__(detail, ErrorCode.invalid_media, 422)
 
 
+class MediaFetchTimeout(GatewayError):
+    """A media URL was too slow: past the deadline, or below the minimum rate."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, ErrorCode.media_fetch_timeout, 422)
+
+
+class FetchSlotsBusy(Exception):
+    """Every fetch slot of the job's tenant is taken: try the job again shortly."""
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    timeout_s: float = 30.0
+    min_rate_bps: int = 32 * 1024
+    grace_s: float = 2.0
+    per_tenant: int = 4
+
+    def cutoff(self, started: float, received: int) -> float:
+        """The loop time at which a fetch that has ``received`` bytes so far is cut off."""
+        end = started + self.timeout_s
+        if self.min_rate_bps > 0:
+            end = min(end, started + self.grace_s + received / self.min_rate_bps)
+        return end
+
+
 class StoredMedia:
     """The gateway's ``MediaSource``: files from the blob store, URLs fetched with a size cap.
 
-    Files this process stored recently are kept in memory (bounded by ``cache_bytes``), so a
-    job run right after its upload (``Prefer: wait``) does not read back what it just wrote.
+    Files this process stored recently, and URLs it fetched for a job, are kept in memory
+    (bounded by ``cache_bytes``), so a job run right after its upload (``Prefer: wait``) does
+    not read back what it just wrote and a fetched input is not fetched again by the step.
     """
 
     def __init__(
@@ -36,6 +84,9 @@ class StoredMedia:
         client: httpx.AsyncClient,
         max_bytes: int,
         cache_bytes: int = 64 * 1024 * 1024,
+        *,
+        limits: FetchLimits | None = None,
+        slots: ConcurrencySlots | None = None,
     ) -> None:
         self.files = files
         self.blobs = blobs
@@ -43,10 +94,16 @@ class StoredMedia:
         self.client = client
         self.max_bytes = max_bytes
         self.cache_bytes = cache_bytes
+        self.limits = limits or FetchLimits()
+        self.slots = slots
         self._recent: OrderedDict[str, Media] = OrderedDict()
         self._recent_size = 0
+        self._failed: OrderedDict[str, GatewayError] = OrderedDict()
 
     def remember(self, file_id: str, media: Media) -> None:
+        old = self._recent.pop(file_id, None)
+        if old is not None:
+            self._recent_size -= len(old.content)
         self._recent[file_id] = media
         self._recent_size += len(media.content)
         while self._recent_size > self.cache_bytes and self._recent:
@@ -65,6 +122,55 @@ class StoredMedia:
         assert ref.file_id is not None
         return self.signer.sign(f"/v1/files/{ref.file_id}/content")
 
+    def for_job(self, job_id: str) -> JobMedia:
+        """The job's view: URLs :meth:`prefetch` fetched for it come from memory."""
+        return JobMedia(self, job_id)
+
+    async def prefetch(self, tenant_id: str, job_id: str, refs: Iterable[MediaInput]) -> None:
+        """Fetch the job's URL inputs under one of its tenant's fetch slots.
+
+        Raises ``FetchSlotsBusy`` when the tenant has none free, ``MediaFetchTimeout`` or
+        ``MediaUnavailable`` when an input cannot be fetched; the job's reads of that input
+        then raise the same error at once (:meth:`fetched`), not fetching it again."""
+        urls = list(dict.fromkeys(ref.url for ref in refs if ref.url is not None))
+        urls = [url for url in urls if self.fetched(job_id, url) is None]
+        if not urls:
+            return
+        key = f"fetches:{{{tenant_id}}}"
+        ttl_s = self.limits.timeout_s + FETCH_SLOT_MARGIN_S
+        if self.slots is not None and not await self.slots.acquire(
+            key, job_id, self.limits.per_tenant, ttl_s
+        ):
+            raise FetchSlotsBusy(tenant_id)
+        try:
+            fetched = await asyncio.gather(
+                *(self._download(url) for url in urls), return_exceptions=True
+            )
+        finally:
+            if self.slots is not None:
+                await self.slots.release(key, job_id)
+        failure: GatewayError | None = None
+        for url, media in zip(urls, fetched, strict=True):
+            if isinstance(media, GatewayError):
+                failure = failure or media
+                self._failed[_url_key(job_id, url)] = media
+                while len(self._failed) > MAX_FAILURES_KEPT:
+                    self._failed.popitem(last=False)
+            elif isinstance(media, BaseException):
+                raise media
+            else:
+                self.remember(_url_key(job_id, url), media)
+        if failure is not None:
+            raise failure
+
+    def fetched(self, job_id: str, url: str) -> Media | None:
+        """What :meth:`prefetch` fetched from ``url`` for the job, while kept in memory (and
+        the error it met, raised again)."""
+        failed = self._failed.get(_url_key(job_id, url))
+        if failed is not None:
+            raise failed
+        return self._recent.get(_url_key(job_id, url))
+
     async def _read_file(self, file_id: str) -> Media:
         recent = self._recent.get(file_id)
         if recent is not None:
@@ -76,18 +182,56 @@ class StoredMedia:
         return Media(content, meta.content_type)
 
     async def _download(self, url: str) -> Media:
+        limits = self.limits
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        received = 0
         try:
-            async with self.client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise MediaUnavailable(f"fetching {url} answered {response.status_code}")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise MediaUnavailable(f"{url} is larger than {self.max_bytes} bytes")
-                    chunks.append(chunk)
-                kind = response.headers.get("content-type", "application/octet-stream")
-                return Media(b"".join(chunks), kind.split(";")[0])
+            async with asyncio.timeout_at(limits.cutoff(started, 0)) as deadline:
+                timeout = httpx.Timeout(limits.timeout_s, connect=min(5.0, limits.timeout_s))
+                async with self.client.stream("GET", url, timeout=timeout) as response:
+                    if response.status_code != 200:
+                        raise MediaUnavailable(f"fetching {url} answered {response.status_code}")
+                    chunks: list[bytes] = []
+                    async for chunk in response.aiter_bytes():
+                        received += len(chunk)
+                        if received > self.max_bytes:
+                            raise MediaUnavailable(f"{url} is larger than {self.max_bytes} bytes")
+                        chunks.append(chunk)
+                        deadline.reschedule(limits.cutoff(started, received))
+                    kind = response.headers.get("content-type", "application/octet-stream")
+                    return Media(b"".join(chunks), kind.split(";")[0])
+        except TimeoutError as exc:
+            elapsed = loop.time() - started
+            if limits.cutoff(started, received) >= started + limits.timeout_s:
+                detail = f"fetching {url} did not finish within {limits.timeout_s:g} s"
+            else:
+                detail = (
+                    f"fetching {url} was cut off: {received} bytes in {elapsed:.1f} s, below "
+                    f"the minimum of {limits.min_rate_bps} bytes/s"
+                )
+            raise MediaFetchTimeout(detail) from exc
         except httpx.HTTPError as exc:
             raise MediaUnavailable(f"could not fetch {url}: {type(exc).__name__}") from exc
+
+
+class JobMedia:
+    """One job's ``MediaSource``: prefetched URLs from memory, everything else as usual."""
+
+    def __init__(self, media: StoredMedia, job_id: str) -> None:
+        self.media = media
+        self.job_id = job_id
+
+    async def read(self, ref: MediaInput) -> Media:
+        if ref.url is not None:
+            cached = self.media.fetched(self.job_id, ref.url)
+            if cached is not None:
+                return cached
+        return await self.media.read(ref)
+
+    def public_url(self, ref: MediaInput) -> str:
+        return self.media.public_url(ref)
+
+
+def _url_key(job_id: str, url: str) -> str:
+    return f"url {job_id} {url}"

@@ -41,14 +41,18 @@ from app.domain.models import (
     ChargeReason,
     Job,
     JobError,
+    JobRecord,
     JobStatus,
     UpstreamSlot,
     utcnow,
 )
+from app.domain.operations import PARAMS
 from app.jobs.accounting import note_reported_cost
 from app.jobs.gate import Go, UpstreamGate, upstream_call
 from app.jobs.lifecycle import Lifecycle, end_attempt
+from app.jobs.media_source import FetchSlotsBusy
 from app.jobs.outputs import Outputs
+from app.jobs.storage import StorageQuotaExceeded
 from app.jobs.upstream_callbacks import CallbackUrl
 from app.metrics import Metrics
 from app.providers.base import (
@@ -67,6 +71,8 @@ log = logging.getLogger(__name__)
 MAX_TRIES_PER_PROVIDER = 3
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 30.0
+FETCH_RETRY_S = 0.5
+"""A job whose tenant's fetch slots are all taken looks again after 1 to 2 times this."""
 POLL_BACKOFF_CAP_S = 30.0
 """The longest wait between two polls of a task whose reads keep failing (shorter where the
 upstream drops tasks not polled in time: ``Adapter.max_poll_gap_s``)."""
@@ -144,12 +150,37 @@ class JobRunner:
             return await self.lifecycle.cancel(stored, lease, message)
         if self.deadlines.passed(job):
             return await self.lifecycle.expire(stored, lease, self.deadlines.of(job))
+        if await self._waits_for_inputs(stored.record):
+            return await self._save_due(stored, lease, FETCH_RETRY_S * random.uniform(1, 2))
         persisted = stored.record.upstream
         clearance = await self.gate.clearance(stored.record)
         if not isinstance(clearance, Go):  # requeued until the budget allows
             return await self._save_due(stored, lease, clearance.after_s)
         stored, result = await self._call_upstream(stored, lease, clearance.credential, persisted)
         return await self._apply(stored, lease, result)
+
+    async def _waits_for_inputs(self, record: JobRecord) -> bool:
+        """Before a submission, fetch the URL inputs its adapter reads as bytes, under one of
+        the tenant's fetch slots (``StoredMedia.prefetch``) and before any upstream budget is
+        taken: a slow URL holds no upstream slot, and while the tenant's fetch slots are all
+        taken its jobs wait in the queue, not in a worker task (True). An input that cannot be
+        fetched fails the submission without being fetched again."""
+        attempt = record.current_attempt
+        if attempt is not None and attempt.provider_job_id is not None:
+            return False  # polling: the inputs went up with the submission
+        job = record.job
+        params = PARAMS[job.operation](**record.params)
+        adapter = self.providers[record.plan[0]]
+        refs = [ref for ref in adapter.reads(job.operation, params) if ref.url is not None]
+        if not refs:
+            return False
+        try:
+            await self.media.prefetch(record.tenant_id, job.id, refs)
+        except FetchSlotsBusy:
+            return True
+        except GatewayError:
+            return False  # kept: the submission's read raises it
+        return False
 
     # -- the upstream call --------------------------------------------------------------
 
@@ -177,7 +208,7 @@ class JobRunner:
         callback_url = None
         if self.callback_url is not None and task is None:  # submits only
             callback_url = self.callback_url(provider, job.id)
-        call = upstream_call(record, self.media, credential, callback_url)
+        call = upstream_call(record, self.media.for_job(job.id), credential, callback_url)
         if task is None:
             refused = await self.gate.circuit_refusal(provider, job.id)
             if refused is not None:
@@ -234,8 +265,12 @@ class JobRunner:
             )
             return await self._save_due(stored, lease, delay)
         if isinstance(result, Succeeded):
-            output = await self.outputs.store(record.tenant_id, result)
-            return await self.lifecycle.succeed(stored, lease, output)
+            try:
+                output = await self.outputs.store(record.tenant_id, result)
+            except StorageQuotaExceeded as exc:  # the tenant keeps too much already
+                result = Failed(exc.code, exc.detail)
+            else:
+                return await self.lifecycle.succeed(stored, lease, output)
         reason = (
             ChargeReason.upstream_failed
             if attempt.provider_job_id is not None

@@ -54,6 +54,7 @@ from app.jobs.prices import Quote
 from app.jobs.prices.measure import SeenMedia, measure_request
 from app.jobs.render import JobRenderer
 from app.jobs.runner import JobRunner
+from app.jobs.storage import Storage
 from app.providers.base import Binding, Media
 from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy
@@ -104,7 +105,9 @@ class JobService:
         max_media_bytes: int,
         lease_s: float,
         charge_accepted_work: bool = True,
+        storage: Storage,
     ) -> None:
+        self.storage = storage
         self.store = store
         self.providers = providers
         self.runner = runner
@@ -321,22 +324,20 @@ class JobService:
         """Store checked inline media as files; their references replace the data."""
         if not checked:
             return params
+        metas = {name: _file_meta(tenant, image) for name, image in checked.items()}
+        await self.storage.store_files(
+            tenant.id, [(metas[n], image.content, f"/{n}/data") for n, image in checked.items()]
+        )
         replaced: dict[str, MediaInput] = {}
         for name, image in checked.items():
-            meta = await self.store_file(tenant, image)
-            replaced[name] = type(params.media()[name])(file_id=meta.id)
+            self.runner.media.remember(metas[name].id, Media(image.content, image.content_type))
+            replaced[name] = type(params.media()[name])(file_id=metas[name].id)
         return params.model_copy(update=replaced)
 
-    async def store_file(self, tenant: Tenant, image: CheckedMedia) -> BlobMeta:
-        meta = BlobMeta(
-            id=new_file_id(),
-            tenant=tenant.id,
-            content_type=image.content_type,
-            size=len(image.content),
-            width=image.width,
-            height=image.height,
-        )
-        await asyncio.gather(self.blobs.put(meta.id, image.content), self.files.add_file(meta))
+    async def store_file(self, tenant: Tenant, image: CheckedMedia, pointer: str) -> BlobMeta:
+        """Store an upload under the tenant's storage quota (413 storage_quota_exceeded)."""
+        meta = _file_meta(tenant, image)
+        await self.storage.store_files(tenant.id, [(meta, image.content, pointer)])
         self.runner.media.remember(meta.id, Media(image.content, image.content_type))
         return meta
 
@@ -511,3 +512,14 @@ def _without_inline_media(params: Params) -> dict[str, object]:
 def _links(job_id: str) -> JobLinks:
     base = f"/v1/jobs/{job_id}"
     return JobLinks(self=base, cancel=f"{base}/cancel", events=f"{base}/events")
+
+
+def _file_meta(tenant: Tenant, image: CheckedMedia) -> BlobMeta:
+    return BlobMeta(
+        id=new_file_id(),
+        tenant=tenant.id,
+        content_type=image.content_type,
+        size=len(image.content),
+        width=image.width,
+        height=image.height,
+    )

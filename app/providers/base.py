@@ -318,6 +318,12 @@ class Adapter(ABC):
         pool = self.config.credentials
         return pool[call.credential % len(pool)] if pool else Credential()
 
+    def reads(self, operation: Operation, params: Params) -> list[MediaInput]:
+        """The media inputs ``submit`` reads as bytes (``call.media.read``) rather than
+        handing their URL to the upstream. The gateway fetches the URL ones among them
+        before it takes the upstream's budget. By default, every input."""
+        return list(params.media().values())
+
     @abstractmethod
     async def submit(self, call: Call) -> SubmitResult: ...
 

@@ -102,6 +102,7 @@ from app.domain.operations import (
     ImageQuality,
     Lipsync,
     Operation,
+    Params,
     Speech,
     SwapFace,
     SwapFaceVideo,
@@ -211,6 +212,17 @@ class EverypixelAdapter(Adapter):
         if credential is None or credential.client_id is None:
             return None
         return httpx.BasicAuth(credential.client_id, credential.client_secret or "")
+
+    def reads(self, operation: Operation, params: Params) -> list[MediaInput]:
+        """As :meth:`_analyse` and :meth:`_create` choose: URLs in the query when every
+        input is one (and no POST-only option is set), else every input uploaded."""
+        refs = list(params.media().values())
+        if operation in READERS:
+            return [ref for ref in refs if ref.url is None]
+        post_only = isinstance(params, SwapFace | SwapFaceVideo) and bool(params.enhance_face)
+        if refs and not post_only and all(ref.url is not None for ref in refs):
+            return []
+        return refs
 
     async def submit(self, call: Call) -> SubmitResult:
         if call.operation in READERS:

@@ -401,6 +401,10 @@ class ImagePigAdapter(Adapter):
     bindings: ClassVar[dict[Operation, Binding]] = BINDINGS
     limits: ClassVar[dict[str, UpstreamLimit]] = {}
 
+    def reads(self, operation: Operation, params: Params) -> list[MediaInput]:
+        """URL inputs go to Image Pig as ``*_url``; only uploaded files are read."""
+        return [ref for ref in params.media().values() if ref.url is None]
+
     async def submit(self, call: Call) -> SubmitResult:
         request = await _BUILDERS[call.operation](call)
         key = self.credential(call).api_key

@@ -57,8 +57,10 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from app.domain.errors import ErrorCode
+from app.domain.media import MediaInput
 from app.domain.operations import (
     Operation,
+    Params,
 )
 from app.providers import _http
 from app.providers._http import upstream_errors
@@ -129,6 +131,10 @@ class ImagePipelineAdapter(Adapter):
     def _headers(self, call: Call) -> dict[str, str]:
         key = self.credential(call).api_key
         return {"X-API-Key": key} if key else {}
+
+    def reads(self, operation: Operation, params: Params) -> list[MediaInput]:
+        """Every input goes to ImagePipeline as a URL (``call.media.public_url``)."""
+        return []
 
     async def submit(self, call: Call) -> SubmitResult:
         wire = WIRES.get(call.operation)

@@ -108,8 +108,9 @@ from urllib.parse import quote
 import httpx
 
 from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.media import MediaInput
 from app.domain.media_types import media_type
-from app.domain.operations import Operation
+from app.domain.operations import Operation, Params
 from app.providers import _http
 from app.providers import pixelapi_requests as requests
 from app.providers._http import upstream_errors
@@ -253,6 +254,13 @@ class PixelApiAdapter(Adapter):
             )
 
     # jobs -------------------------------------------------------------------------------------
+
+    def reads(self, operation: Operation, params: Params) -> list[MediaInput]:
+        """Object removal and try-on upload their pictures; the others send a URL as
+        ``image_url``."""
+        if operation in requests.READS_BYTES:
+            return list(params.media().values())
+        return [ref for ref in params.media().values() if ref.url is None]
 
     async def submit(self, call: Call) -> SubmitResult:
         build = requests.BUILDERS.get(call.operation)

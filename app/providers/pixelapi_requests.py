@@ -198,6 +198,9 @@ async def _video(call: Call) -> Request:
     return {"json": {"prompt": params.prompt, **_given(params, names)}}
 
 
+READS_BYTES: Final = frozenset({Operation.image_remove_object, Operation.image_try_on})
+"""Operations whose request carries the pictures' bytes, whatever the reference."""
+
 BUILDERS: Final[Mapping[Operation, Callable[[Call], Awaitable[Request]]]] = {
     Operation.image_generate: _generate,
     Operation.image_remove_background: _image,

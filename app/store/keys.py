@@ -192,3 +192,18 @@ def batch_results(batch_id: str) -> str:
 def batch_open(batch_id: str) -> str:
     """SET: ids of the batch's jobs that have not been counted as ended."""
     return f"{PREFIX}batch:{batch_id}:open"
+
+
+BLOB_EXPIRIES = f"{PREFIX}blob-expiries"
+"""ZSET ``<blob id>|<bytes>|<tenant>`` → epoch ms when the blob's retention ends (while a
+sweeper holds it: when its claim lapses). Every stored file and output has one entry."""
+
+
+def storage_used(tenant_id: str) -> str:
+    """STRING: bytes of files and outputs the tenant keeps (its storage quota's count)."""
+    return f"{PREFIX}storage:{{{tenant_id}}}:used"
+
+
+def concurrency_slots(key: str) -> str:
+    """ZSET holder id → epoch ms when its slot expires unless re-acquired."""
+    return f"{PREFIX}slots:{key}"

@@ -1,6 +1,6 @@
-"""Request-rate limits (GCRA), shared by every process through Redis.
+"""Request-rate limits (GCRA) and concurrency slots, shared by every process through Redis.
 
-The generic cell rate algorithm keeps one number per key, the *theoretical arrival
+**Rate.** The generic cell rate algorithm keeps one number per key, the *theoretical arrival
 time* (TAT). With the emission interval ``T = 60 s / rate_per_minute`` and a bucket of
 ``burst`` requests, a request at ``now`` is allowed when ``max(TAT, now) + T - burst·T <= now``,
 and then moves the TAT on by ``T``. Over any stretch of time ``t`` that starts with a full
@@ -8,9 +8,9 @@ bucket, exactly ``burst + floor(t / T)`` requests get through. The Lua script re
 clock (``TIME``), never the caller's, so processes on different machines agree; the key expires
 once the bucket is full again (its state then equals a missing key).
 
-A tenant's concurrent jobs are counted by the script that creates a job
-(``keys.tenant_job_slots``), and an upstream credential's by its budget
-(``store/upstream_budgets.py``).
+**Concurrency.** A sorted set of holders scored by the (Redis-clock) time their slot expires.
+Acquiring drops expired holders first, so a crashed process's slots come back after ``ttl_s``;
+a holder that acquires again keeps its slot and renews it.
 """
 
 from __future__ import annotations
@@ -67,3 +67,24 @@ class RateLimiter:
     async def reset(self, key: str) -> None:
         """Forget the key's history (its bucket is full again)."""
         await self.redis.delete(keys.rate_limit(key))
+
+
+class ConcurrencySlots:
+    def __init__(self, redis: Redis, scripts: Scripts) -> None:
+        self.redis = redis
+        self.scripts = scripts
+
+    async def acquire(self, key: str, holder_id: str, limit: int, ttl_s: float) -> bool:
+        """Take (or renew) one of ``limit`` slots of ``key`` for ``holder_id`` until ``ttl_s``
+        from now. False when all slots are held by others."""
+        if limit <= 0 or ttl_s <= 0:
+            raise ValueError("limit and ttl_s must be positive")
+        acquired = await self.scripts.acquire_slot(
+            keys=[keys.concurrency_slots(key)],
+            args=[holder_id, limit, max(1, round(ttl_s * 1000))],
+        )
+        return bool(int(acquired))
+
+    async def release(self, key: str, holder_id: str) -> bool:
+        """Give the slot back; False if the holder had none (already released or expired)."""
+        return bool(await self.redis.zrem(keys.concurrency_slots(key), holder_id))

@@ -33,6 +33,7 @@ class Scripts:
     adjust_credits: AsyncScript
     settle_credits: AsyncScript
     check_rate_limit: AsyncScript
+    acquire_slot: AsyncScript
     reserve_upstream: AsyncScript
     circuit: AsyncScript
     claim_webhooks: AsyncScript
@@ -44,6 +45,9 @@ class Scripts:
     batch_job_ended: AsyncScript
     batch_cancel: AsyncScript
     batch_complete: AsyncScript
+    reserve_storage: AsyncScript
+    claim_expired_blobs: AsyncScript
+    release_storage: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

@@ -54,6 +54,10 @@ class WebhookStore:
                 pipe.zadd(keys.WEBHOOKS_DUE, {job_id: next_due_ms})
             await pipe.execute()
 
+    async def postpone(self, job_id: str, due_ms: int) -> None:
+        """Make a claimed delivery due at ``due_ms`` without an attempt (still queued only)."""
+        await self.redis.zadd(keys.WEBHOOKS_DUE, {job_id: due_ms}, xx=True)
+
     async def drop(self, job_id: str) -> None:
         await self.redis.zrem(keys.WEBHOOKS_DUE, job_id)
 

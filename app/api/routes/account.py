@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from app.api.deps import AccountingDep, SettingsDep, TenantDep
+from app.api.deps import AccountingDep, SettingsDep, StorageDep, TenantDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.errors import InvalidRequest
 from app.store.credits import LedgerEntry, LedgerKind
@@ -20,6 +20,13 @@ class Limits(BaseModel):
     max_concurrent_jobs: int
 
 
+class StorageUsage(BaseModel):
+    used_bytes: int
+    """Files and outputs kept now; given back as their retention ends."""
+    quota_bytes: int
+    """Beyond it, uploads and outputs are refused with 413 storage_quota_exceeded."""
+
+
 class Account(BaseModel):
     tenant_id: str
     name: str
@@ -28,6 +35,7 @@ class Account(BaseModel):
     """Held for unfinished jobs."""
     available: int
     limits: Limits
+    storage: StorageUsage
 
 
 class UsagePage(BaseModel):
@@ -37,9 +45,10 @@ class UsagePage(BaseModel):
 
 @router.get("/account", name="get_account")
 async def get_account(
-    tenant: TenantDep, accounting: AccountingDep, settings: SettingsDep
+    tenant: TenantDep, accounting: AccountingDep, settings: SettingsDep, storage: StorageDep
 ) -> Account:
     balance = await accounting.ledger.balance(tenant.id)
+    usage = await storage.usage(tenant.id)
     return Account(
         tenant_id=tenant.id,
         name=tenant.name,
@@ -50,6 +59,7 @@ async def get_account(
             rate_limit_rpm=tenant.rate_limit_rpm or settings.tenant_rate_limit_rpm,
             max_concurrent_jobs=tenant.max_concurrent_jobs or settings.tenant_max_concurrent_jobs,
         ),
+        storage=StorageUsage(used_bytes=usage.used_bytes, quota_bytes=usage.quota_bytes),
     )
 
 

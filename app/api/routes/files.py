@@ -57,7 +57,7 @@ async def upload_file(
     image = check_media(content, None, "/file", limit)
 
     async def store() -> Response:
-        meta = await jobs.store_file(tenant, image)
+        meta = await jobs.store_file(tenant, image, "/file")
         created = FileObject(
             id=meta.id,
             content_type=meta.content_type,

@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from app.api.deps import IdempotencyDep, IdempotencyKeyDep, JobsDep, TenantDep, WebhooksDep
+from app.api.deps import (
+    IdempotencyDep,
+    IdempotencyKeyDep,
+    JobsDep,
+    SettingsDep,
+    SlotsDep,
+    TenantDep,
+    WebhooksDep,
+)
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
+from app.domain.errors import ErrorCode, GatewayError
 from app.domain.models import Job, JobStatus
 from app.domain.operations import Operation
 from app.jobs.service import JobService
+from app.store.rate_limits import ConcurrencySlots
 from app.store.webhooks import DeliveryAttempt
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
 SSE_KEEPALIVE_S = 15.0
+STREAM_SLOT_TTL_S = 2 * SSE_KEEPALIVE_S + 10
+"""An event stream's slot lapses this long after its last renewal (every keep-alive)."""
 
 
 class JobList(BaseModel):
@@ -92,20 +106,63 @@ async def list_job_deliveries(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Job snapshots"}},
 )
-async def stream_job_events(job_id: str, tenant: TenantDep, jobs: JobsDep) -> StreamingResponse:
-    """Server-Sent Events: the job now, then on every status change until it is terminal."""
+async def stream_job_events(
+    job_id: str, tenant: TenantDep, jobs: JobsDep, slots: SlotsDep, settings: SettingsDep
+) -> StreamingResponse:
+    """Server-Sent Events: the job now, then on every status change until it is terminal.
+
+    A tenant has at most `tenant_max_event_streams` streams open at once (every process
+    together); one more is refused with 429 `too_many_streams`."""
     await jobs.load(tenant, job_id)  # 404 before the stream starts
+    stream = StreamSlot(slots, settings.tenant_max_event_streams, tenant.id)
+    await stream.take()
     return StreamingResponse(
-        _events(jobs, job_id),
+        _events(jobs, job_id, stream),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _events(jobs: JobService, job_id: str) -> AsyncIterator[str]:
+class StreamSlot:
+    """One of the tenant's event-stream slots (Redis): taken before the stream starts,
+    renewed while it runs, given back when it ends; a crashed process's slots lapse."""
+
+    def __init__(self, slots: ConcurrencySlots, limit: int, tenant_id: str) -> None:
+        self.slots = slots
+        self.limit = limit
+        self.key = f"event-streams:{{{tenant_id}}}"
+        self.holder = secrets.token_hex(8)
+
+    async def take(self) -> None:
+        if not await self.slots.acquire(self.key, self.holder, self.limit, STREAM_SLOT_TTL_S):
+            raise GatewayError(
+                f"this account already has {self.limit} event streams open; close one first",
+                ErrorCode.too_many_streams,
+                429,
+                headers={"Retry-After": str(int(SSE_KEEPALIVE_S))},
+            )
+
+    async def renew(self) -> None:
+        await self.slots.acquire(self.key, self.holder, self.limit, STREAM_SLOT_TTL_S)
+
+    async def give_back(self) -> None:
+        with anyio.CancelScope(shield=True):  # the stream's own scope may be canceled
+            await self.slots.release(self.key, self.holder)
+
+
+async def _events(jobs: JobService, job_id: str, stream: StreamSlot) -> AsyncIterator[str]:
+    try:
+        async for event in _job_events(jobs, job_id, stream):
+            yield event
+    finally:
+        await stream.give_back()
+
+
+async def _job_events(jobs: JobService, job_id: str, stream: StreamSlot) -> AsyncIterator[str]:
     async with jobs.events.subscribe(job_id) as changes:
         last: tuple[str, float | None] | None = None
         while True:
+            await stream.renew()
             job = await jobs.get_any(job_id)
             state = (job.status.value, job.progress)
             if state != last:

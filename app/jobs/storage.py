@@ -1,0 +1,141 @@
+"""Keeping bytes: files and outputs stored under the tenant's quota, deleted when their
+retention ends.
+
+:class:`Storage` is the one way bytes are stored (uploads, inline inputs, job outputs): it
+counts them against the tenant's quota and schedules their deletion in one script
+(``StorageLedger.reserve``) before writing them, so no byte is on disk without a deletion
+scheduled. :class:`Sweeper` (run by every worker) deletes the bytes whose retention ended;
+see ``app/store/storage.py`` for why a crash at any line loses nothing and counts nothing
+twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from app.blobs import BlobStore
+from app.domain.errors import ErrorCode, InvalidRequest
+from app.metrics import Metrics
+from app.store.files import BlobMeta, FileIndex
+from app.store.jobs import now_ms
+from app.store.storage import BlobEntry, QuotaExceeded, StorageLedger, Usage
+
+log = logging.getLogger(__name__)
+
+SWEEP_BATCH = 100
+SWEEP_CLAIM_S = 60.0
+"""A sweeper's hold on the blobs it claimed; one that dies leaves them due again after it."""
+
+
+class StorageQuotaExceeded(InvalidRequest):
+    def __init__(self, usage: Usage, wanted: int, pointer: str | None = None) -> None:
+        super().__init__(
+            f"storing {wanted} more bytes would exceed this account's storage quota "
+            f"({usage.used_bytes} of {usage.quota_bytes} bytes used); files and outputs "
+            "give their bytes back when their retention ends",
+            code=ErrorCode.storage_quota_exceeded,
+            pointer=pointer,
+            status=413,
+        )
+
+
+@dataclass(frozen=True)
+class Retention:
+    files_s: int
+    outputs_s: int
+
+
+class Storage:
+    def __init__(
+        self, blobs: BlobStore, files: FileIndex, ledger: StorageLedger, retention: Retention
+    ) -> None:
+        self.blobs = blobs
+        self.files = files
+        self.ledger = ledger
+        self.retention = retention
+
+    async def store_files(
+        self, tenant_id: str, items: Sequence[tuple[BlobMeta, bytes, str | None]]
+    ) -> None:
+        """Store uploads or inline inputs (meta, bytes, JSON pointer): all, or none when they
+        exceed the tenant's quota (``StorageQuotaExceeded`` at the first one's pointer)."""
+        pointer = items[0][2] if items else None
+        await self._store(tenant_id, [(m, b) for m, b, _ in items], self.retention.files_s, pointer)
+
+    async def store_outputs(self, tenant_id: str, items: Sequence[tuple[BlobMeta, bytes]]) -> None:
+        await self._store(tenant_id, items, self.retention.outputs_s, None)
+
+    async def _store(
+        self,
+        tenant_id: str,
+        items: Sequence[tuple[BlobMeta, bytes]],
+        retention_s: int,
+        pointer: str | None,
+    ) -> None:
+        if not items:
+            return
+        expires = now_ms() + retention_s * 1000
+        entries = [BlobEntry(meta.id, meta.size, tenant_id, expires) for meta, _ in items]
+        try:
+            await self.ledger.reserve(tenant_id, entries)
+        except QuotaExceeded as exc:
+            raise StorageQuotaExceeded(exc.usage, exc.wanted, pointer) from exc
+        try:
+            await asyncio.gather(*(self._write(meta, content) for meta, content in items))
+        except BaseException:
+            with suppress(Exception):
+                await self._undo(entries)
+            raise
+
+    async def _write(self, meta: BlobMeta, content: bytes) -> None:
+        add = self.files.add_file if meta.id.startswith("file_") else self.files.add_artifact
+        await asyncio.gather(self.blobs.put(meta.id, content), add(meta))
+
+    async def _undo(self, entries: Sequence[BlobEntry]) -> None:
+        for entry in entries:
+            await self.blobs.delete(entry.blob_id)
+            await self.ledger.release(entry)
+
+    async def usage(self, tenant_id: str) -> Usage:
+        return await self.ledger.usage(tenant_id)
+
+
+class Sweeper:
+    """Deletes the bytes of files and outputs whose retention ended, every ``interval_s``."""
+
+    def __init__(
+        self, ledger: StorageLedger, blobs: BlobStore, metrics: Metrics, interval_s: float
+    ) -> None:
+        self.ledger = ledger
+        self.blobs = blobs
+        self.metrics = metrics
+        self.interval_s = interval_s
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                while await self.sweep_once() == SWEEP_BATCH and not self._stopping.is_set():
+                    pass
+            except (RedisError, OSError) as exc:
+                log.warning("sweeper: store unavailable (%s)", exc)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def sweep_once(self) -> int:
+        """Delete one batch of expired blobs; how many were claimed."""
+        claimed = await self.ledger.claim_expired(now_ms(), int(SWEEP_CLAIM_S * 1000), SWEEP_BATCH)
+        for entry in claimed:
+            await self.blobs.delete(entry.blob_id)
+            if await self.ledger.release(entry):
+                self.metrics.storage_reclaimed.inc(entry.size)
+        return len(claimed)

@@ -1,0 +1,148 @@
+"""The HTTP server's guard against slow clients (slowloris), a layer below the application.
+
+uvicorn closes a keep-alive connection that stays idle (``timeout_keep_alive``), but once a
+client has sent one byte of a request nothing bounds how long the rest may take: a client that
+sends its headers a byte every few seconds, or opens connections and sends nothing, holds a
+connection (and a file descriptor) forever. :class:`GuardedHttpToolsProtocol` is uvicorn's
+httptools protocol with three bounds, each closing the connection when exceeded:
+
+- the request line and headers must arrive within ``http_header_timeout_s`` of the
+  connection opening, or of the previous response ending (408 before closing);
+- they may total at most ``http_max_head_bytes`` (431 before closing);
+- the body must arrive within ``http_body_timeout_s`` of the headers (the application sees
+  the client disconnect).
+
+Long answers (``Prefer: wait``, event streams) are not bounded here: the timers stop once
+the request is fully received. ``mediagate serve`` and ``mediagate sandbox`` run with it
+(``server_options``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from app.config import get_settings
+
+PROTOCOL = "app.serving:GuardedHttpToolsProtocol"
+"""What ``uvicorn.run(http=...)`` takes: imported by name in each server process."""
+
+
+def _refusal(status: int, reason: str) -> bytes:
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").encode(
+        "ascii"
+    )
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        settings = get_settings()
+        self.header_timeout_s = settings.http_header_timeout_s
+        self.body_timeout_s = settings.http_body_timeout_s
+        self.max_head_bytes = settings.http_max_head_bytes
+        self._timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        """Bytes received while the head was incomplete (a head that trickles in)."""
+        self._head_size = 0
+        """Request line and header fields as parsed (a head that came in one read)."""
+        self._in_head = True
+
+    # the timers ------------------------------------------------------------------------
+
+    def _arm(self, seconds: float, on_expiry: Any) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, on_expiry)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _head_too_slow(self) -> None:
+        if self._in_head:
+            self._refuse(408, "Request Timeout")
+        else:  # idle after a response, or the rest of a body the application did not read
+            self._body_too_slow()
+
+    def _body_too_slow(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer (when no response is under way) and close."""
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(_refusal(status, reason))
+        self.transport.close()
+
+    # uvicorn's protocol, with the bounds -----------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout_s, self._head_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_size = 0
+        if self._timer is None:  # pipelined: the head's clock starts with its first byte
+            self._arm(self.header_timeout_s, self._head_too_slow)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # refused: the rest is not parsed
+        super().data_received(data)
+        if self._in_head and not self.transport.is_closing():
+            self._head_bytes += len(data)  # still no complete head: all of it is head
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse(431, "Request Header Fields Too Large")
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._head_size > self.max_head_bytes:  # a large head that came in one read
+            self._refuse(431, "Request Header Fields Too Large")
+        if self.transport.is_closing():
+            return
+        self._in_head = False
+        self._arm(self.body_timeout_s, self._body_too_slow)
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self.transport.is_closing():
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        if not self.transport.is_closing():
+            super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            # the next request's head (or the rest of an unread body) gets its own bound
+            self._arm(self.header_timeout_s, self._head_too_slow)

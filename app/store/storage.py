@@ -1,0 +1,104 @@
+"""Stored bytes per tenant: the storage quota, and the schedule of deletions.
+
+Every file and output is counted in its tenant's ``storage_used`` and given an entry in
+``BLOB_EXPIRIES`` (scored by when its retention ends) by one script, *before* its bytes are
+written (``reserve_storage.lua``: all the blobs of one request or none, refused past the
+quota). A sweeper claims due entries (``claim_expired_blobs.lua``, which moves each one's
+score to the end of the claim: a sweeper that dies leaves it due again), deletes the bytes,
+then releases the entry (``release_storage.lua``: takes it off the schedule, gives the bytes
+back to the quota, drops the metadata). Deleting twice is harmless and only the release that
+removes the entry counts, so every step can be repeated after a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from app.store import keys
+from app.store.scripts import Scripts
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    """One stored blob as the schedule knows it."""
+
+    blob_id: str
+    size: int
+    tenant: str
+    expires_ms: int = 0
+
+    @property
+    def member(self) -> str:
+        return f"{self.blob_id}|{self.size}|{self.tenant}"
+
+    @classmethod
+    def parse(cls, member: str | bytes) -> BlobEntry:
+        text = member.decode() if isinstance(member, bytes) else member
+        blob_id, size, tenant = text.split("|", 2)
+        return cls(blob_id, int(size), tenant)
+
+    @property
+    def metadata_key(self) -> str:
+        if self.blob_id.startswith("file_"):
+            return keys.file(self.blob_id)
+        return keys.artifact(self.blob_id)
+
+
+@dataclass(frozen=True)
+class Usage:
+    used_bytes: int
+    quota_bytes: int
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, usage: Usage, wanted: int) -> None:
+        super().__init__(f"{wanted} bytes more would exceed the quota")
+        self.usage = usage
+        self.wanted = wanted
+
+
+class StorageLedger:
+    def __init__(self, redis: Redis, scripts: Scripts, *, quota_bytes: int) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.quota_bytes = quota_bytes
+
+    async def reserve(self, tenant_id: str, blobs: Sequence[BlobEntry]) -> int:
+        """Count ``blobs`` against the tenant's quota and schedule their deletion; the bytes
+        used after. ``QuotaExceeded`` (and nothing counted) when they do not fit."""
+        args: list[str | int] = [self.quota_bytes]
+        for blob in blobs:
+            args += [blob.member, blob.size, blob.expires_ms]
+        stored, used = await self.scripts.reserve_storage(
+            keys=[keys.storage_used(tenant_id), keys.BLOB_EXPIRIES], args=args
+        )
+        if not int(stored):
+            wanted = sum(blob.size for blob in blobs)
+            raise QuotaExceeded(Usage(int(used), self.quota_bytes), wanted)
+        return int(used)
+
+    async def claim_expired(self, now_ms: int, claim_ms: int, limit: int) -> list[BlobEntry]:
+        """Up to ``limit`` blobs whose retention ended, held for ``claim_ms``."""
+        due = await self.scripts.claim_expired_blobs(
+            keys=[keys.BLOB_EXPIRIES], args=[now_ms, now_ms + claim_ms, limit]
+        )
+        return [BlobEntry.parse(member) for member in due]
+
+    async def release(self, blob: BlobEntry) -> bool:
+        """The blob's bytes are gone: True for the one call that gives them back."""
+        released = await self.scripts.release_storage(
+            keys=[keys.BLOB_EXPIRIES, keys.storage_used(blob.tenant), blob.metadata_key],
+            args=[blob.member, blob.size],
+        )
+        return bool(int(released))
+
+    async def usage(self, tenant_id: str) -> Usage:
+        used = await self.redis.get(keys.storage_used(tenant_id))
+        return Usage(int(used or 0), self.quota_bytes)
+
+    async def scheduled(self) -> int:
+        """Blobs waiting for their retention to end (or being swept)."""
+        return int(await self.redis.zcard(keys.BLOB_EXPIRIES))

@@ -1,0 +1,153 @@
+"""Media URL fetches: a deadline, a minimum rate and per-tenant slots, against a real HTTP
+server on loopback and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from app.blobs import LocalBlobStore
+from app.domain.errors import ErrorCode
+from app.domain.media import ImageInput
+from app.jobs.media_source import (
+    FetchLimits,
+    FetchSlotsBusy,
+    MediaFetchTimeout,
+    StoredMedia,
+)
+from app.safe_urls import UrlPolicy, guarded_client
+from app.signing import UrlSigner
+from app.store.files import FileIndex
+from app.store.rate_limits import ConcurrencySlots
+from app.store.scripts import Scripts
+
+BODY = b"\x89PNG\r\n\x1a\n" + b"x" * 4000
+
+
+@dataclass
+class Origin:
+    """A loopback server: ``/fast`` answers at once, ``/trickle`` sends 10 bytes every 0.2 s,
+    ``/endless`` sends 1 KB every 0.05 s forever, ``/held`` waits for ``release``."""
+
+    url: str = ""
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    held: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+async def origin() -> AsyncIterator[Origin]:
+    state = Origin()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await reader.readuntil(b"\r\n\r\n")
+            path = request.split(b" ")[1].decode()
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\n"
+            if path == "/fast":
+                writer.write(head + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
+            elif path == "/trickle":
+                writer.write(head + b"content-length: %d\r\n\r\n" % len(BODY))
+                for i in range(0, len(BODY), 10):
+                    writer.write(BODY[i : i + 10])
+                    await writer.drain()
+                    await asyncio.sleep(0.2)
+            elif path == "/endless":
+                writer.write(head + b"content-length: 100000000\r\n\r\n")
+                while True:
+                    writer.write(b"y" * 1024)
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+            elif path == "/held":
+                state.held.set()
+                await state.release.wait()
+                writer.write(head + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    yield state
+    state.release.set()
+    server.close()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with guarded_client(UrlPolicy(["127.0.0.1/32"])) as c:
+        yield c
+
+
+def media(
+    redis: Redis, client: httpx.AsyncClient, tmp_path: Path, limits: FetchLimits
+) -> StoredMedia:
+    return StoredMedia(
+        FileIndex(redis, file_ttl_s=60, artifact_ttl_s=60),
+        LocalBlobStore(tmp_path),
+        UrlSigner(b"k" * 32, "http://127.0.0.1", 60),
+        client,
+        max_bytes=10**9,
+        limits=limits,
+        slots=ConcurrencySlots(redis, Scripts.register(redis)),
+    )
+
+
+async def test_a_url_that_trickles_is_cut_off_below_the_minimum_rate(
+    redis_client: Redis, client: httpx.AsyncClient, origin: Origin, tmp_path: Path
+) -> None:
+    limits = FetchLimits(timeout_s=600, min_rate_bps=1000, grace_s=0.5)
+    source = media(redis_client, client, tmp_path, limits)
+    with pytest.raises(MediaFetchTimeout) as cut:
+        await source.read(ImageInput(url=f"{origin.url}/trickle"))
+    assert cut.value.code is ErrorCode.media_fetch_timeout
+    assert "below the minimum of 1000 bytes/s" in cut.value.detail
+
+
+async def test_a_url_that_never_ends_is_cut_off_at_the_deadline(
+    redis_client: Redis, client: httpx.AsyncClient, origin: Origin, tmp_path: Path
+) -> None:
+    """Fast enough for the minimum rate, but endless: the total deadline ends it."""
+    limits = FetchLimits(timeout_s=1.0, min_rate_bps=100, grace_s=0.5)
+    source = media(redis_client, client, tmp_path, limits)
+    with pytest.raises(MediaFetchTimeout) as cut:
+        await source.read(ImageInput(url=f"{origin.url}/endless"))
+    assert "did not finish within 1 s" in cut.value.detail
+
+
+async def test_a_prompt_url_is_read_whole(
+    redis_client: Redis, client: httpx.AsyncClient, origin: Origin, tmp_path: Path
+) -> None:
+    source = media(redis_client, client, tmp_path, FetchLimits(min_rate_bps=1000, grace_s=0.5))
+    got = await source.read(ImageInput(url=f"{origin.url}/fast"))
+    assert (got.content, got.content_type) == (BODY, "image/png")
+
+
+async def test_a_tenant_fetches_only_as_many_urls_at_once_as_its_slots(
+    redis_client: Redis, client: httpx.AsyncClient, origin: Origin, tmp_path: Path
+) -> None:
+    """Tenant t1's one slot is held by a fetch that hangs: its next job is told to wait
+    (``FetchSlotsBusy``), tenant t2 fetches meanwhile, and t1's slot comes back after."""
+    limits = FetchLimits(timeout_s=600, min_rate_bps=0, per_tenant=1)
+    source = media(redis_client, client, tmp_path, limits)
+    held = ImageInput(url=f"{origin.url}/held")
+    fast = ImageInput(url=f"{origin.url}/fast")
+    first = asyncio.create_task(source.prefetch("t1", "job_1", [held]))
+    await asyncio.wait_for(origin.held.wait(), timeout=30)
+    with pytest.raises(FetchSlotsBusy):
+        await source.prefetch("t1", "job_2", [fast])
+    await source.prefetch("t2", "job_3", [fast])
+    assert source.fetched("job_3", fast.url or "") is not None
+    origin.release.set()
+    await asyncio.wait_for(first, timeout=30)
+    assert source.fetched("job_1", held.url or "") is not None
+    await source.prefetch("t1", "job_2", [fast])
+    job_media = source.for_job("job_2")
+    assert (await job_media.read(fast)).content == BODY

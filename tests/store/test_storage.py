@@ -1,0 +1,156 @@
+"""The storage quota and the deletion schedule on a real Redis: ``reserve_storage.lua``,
+``claim_expired_blobs.lua`` and ``release_storage.lua``, and the sweeper over a real disk."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from app.blobs import LocalBlobStore
+from app.jobs.storage import Retention, Storage, StorageQuotaExceeded, Sweeper
+from app.metrics import Metrics
+from app.store import keys
+from app.store.files import BlobMeta, FileIndex
+from app.store.jobs import now_ms
+from app.store.scripts import Scripts
+from app.store.storage import BlobEntry, QuotaExceeded, StorageLedger
+
+QUOTA = 1000
+
+
+def ledger(redis: Redis, quota: int = QUOTA) -> StorageLedger:
+    return StorageLedger(redis, Scripts.register(redis), quota_bytes=quota)
+
+
+def entry(blob_id: str, size: int, expires_ms: int = 1000, tenant: str = "t1") -> BlobEntry:
+    return BlobEntry(blob_id, size, tenant, expires_ms)
+
+
+async def test_reserve_counts_bytes_and_schedules_each_blob(redis_client: Redis) -> None:
+    store = ledger(redis_client)
+    assert await store.reserve("t1", [entry("file_a", 300, 5000), entry("art_b", 200, 7000)]) == 500
+    assert (await store.usage("t1")).used_bytes == 500
+    scheduled = await redis_client.zrange(keys.BLOB_EXPIRIES, 0, -1, withscores=True)
+    assert scheduled == [("file_a|300|t1", 5000.0), ("art_b|200|t1", 7000.0)]
+    assert (await store.usage("t2")).used_bytes == 0
+
+
+async def test_a_request_beyond_the_quota_stores_none_of_its_blobs(redis_client: Redis) -> None:
+    store = ledger(redis_client)
+    await store.reserve("t1", [entry("file_a", 600)])
+    with pytest.raises(QuotaExceeded) as refused:
+        await store.reserve("t1", [entry("file_b", 300), entry("file_c", 300)])
+    assert refused.value.usage.used_bytes == 600
+    assert refused.value.wanted == 600
+    assert (await store.usage("t1")).used_bytes == 600
+    assert await redis_client.zcard(keys.BLOB_EXPIRIES) == 1
+    assert await store.reserve("t1", [entry("file_d", 400)]) == QUOTA  # exactly full fits
+
+
+async def test_concurrent_reservations_never_exceed_the_quota(
+    redis_client: Redis, separate_clients: list[Redis]
+) -> None:
+    """Five clients (as five processes) race 50 reservations of 70 bytes for 1000."""
+    stores = [ledger(client) for client in separate_clients]
+
+    async def one(i: int) -> bool:
+        try:
+            await stores[i % len(stores)].reserve("t1", [entry(f"file_{i}", 70)])
+        except QuotaExceeded:
+            return False
+        return True
+
+    accepted = sum(await asyncio.gather(*(one(i) for i in range(50))))
+    assert accepted == QUOTA // 70
+    assert (await ledger(redis_client).usage("t1")).used_bytes == accepted * 70
+    assert await redis_client.zcard(keys.BLOB_EXPIRIES) == accepted
+
+
+async def test_claim_hands_out_due_blobs_once_until_the_claim_lapses(redis_client: Redis) -> None:
+    store = ledger(redis_client)
+    await store.reserve("t1", [entry("file_a", 10, 1000), entry("file_b", 10, 9000)])
+    first = await store.claim_expired(now_ms=2000, claim_ms=500, limit=10)
+    assert [e.blob_id for e in first] == ["file_a"]
+    assert await store.claim_expired(now_ms=2100, claim_ms=500, limit=10) == []
+    # the claimant died: its claim lapses and another sweeper gets the blob
+    again = await store.claim_expired(now_ms=2600, claim_ms=500, limit=10)
+    assert again == [BlobEntry("file_a", 10, "t1")]
+
+
+async def test_release_gives_the_bytes_back_once(redis_client: Redis) -> None:
+    store = ledger(redis_client)
+    blob = entry("file_a", 300)
+    await store.reserve("t1", [blob, entry("file_b", 100)])
+    await redis_client.set(keys.file("file_a"), "{}")
+    assert await store.release(blob) is True
+    assert await store.release(blob) is False  # a second sweeper, or a retry after a crash
+    assert (await store.usage("t1")).used_bytes == 100
+    assert await redis_client.exists(keys.file("file_a")) == 0
+    assert await redis_client.zcard(keys.BLOB_EXPIRIES) == 1
+    await store.release(entry("file_b", 100))
+    assert await redis_client.exists(keys.storage_used("t1")) == 0
+
+
+def _storage(redis: Redis, root: Path, quota: int = QUOTA) -> tuple[Storage, LocalBlobStore]:
+    blobs = LocalBlobStore(root)
+    files = FileIndex(redis, file_ttl_s=60, artifact_ttl_s=60)
+    return Storage(blobs, files, ledger(redis, quota), Retention(0, 0)), blobs
+
+
+def _meta(blob_id: str, size: int) -> BlobMeta:
+    return BlobMeta(id=blob_id, tenant="t1", content_type="image/png", size=size)
+
+
+async def test_outputs_beyond_the_quota_are_not_written(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    storage, blobs = _storage(redis_client, tmp_path)
+    with pytest.raises(StorageQuotaExceeded) as refused:
+        await storage.store_outputs("t1", [(_meta("art_x", 1200), b"x" * 1200)])
+    assert refused.value.status == 413
+    assert refused.value.code == "storage_quota_exceeded"
+    assert list(tmp_path.rglob("art_*")) == []
+    assert await redis_client.exists(keys.artifact("art_x")) == 0
+    assert (await storage.usage("t1")).used_bytes == 0
+
+
+async def test_the_sweeper_deletes_expired_bytes_and_counts_them_once(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    storage, blobs = _storage(redis_client, tmp_path)
+    await storage.store_files("t1", [(_meta("file_a", 5), b"hello", "/file")])
+    await storage.store_outputs("t1", [(_meta("art_b", 3), b"abc")])
+    assert len(_blob_files(tmp_path)) == 2
+    metrics = Metrics(CollectorRegistry())
+    sweepers = [Sweeper(storage.ledger, blobs, metrics, interval_s=60) for _ in range(2)]
+    claimed = await asyncio.gather(*(s.sweep_once() for s in sweepers))
+    assert sum(claimed) == 2  # each blob went to one sweeper
+    assert _blob_files(tmp_path) == []
+    assert (await storage.usage("t1")).used_bytes == 0
+    assert await redis_client.exists(keys.file("file_a"), keys.artifact("art_b")) == 0
+    assert metrics.registry.get_sample_value("mediagate_storage_reclaimed_bytes_total") == 8
+    assert await sweepers[0].sweep_once() == 0
+
+
+async def test_a_sweep_cut_short_is_finished_by_the_next(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """A sweeper that deleted the bytes and died before releasing: the entry comes back when
+    its claim lapses; deleting again is harmless and the bytes are counted once."""
+    storage, blobs = _storage(redis_client, tmp_path)
+    await storage.store_files("t1", [(_meta("file_a", 5), b"hello", "/file")])
+    [claimed] = await storage.ledger.claim_expired(now_ms=now_ms() + 1, claim_ms=1, limit=10)
+    await blobs.delete(claimed.blob_id)  # ...and the process dies here
+    await asyncio.sleep(0.05)
+    metrics = Metrics(CollectorRegistry())
+    assert await Sweeper(storage.ledger, blobs, metrics, interval_s=60).sweep_once() == 1
+    assert (await storage.usage("t1")).used_bytes == 0
+    assert metrics.registry.get_sample_value("mediagate_storage_reclaimed_bytes_total") == 5
+
+
+def _blob_files(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()]
