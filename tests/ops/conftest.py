@@ -56,7 +56,8 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     sandbox = _spawn(
         ["sandbox", "--port", str(sandbox_port)],
-        gateway_env(url, data_dir, sandbox_url),
+        # The emulators fetch inputs from the gateway, on a loopback port not known yet.
+        gateway_env(url, data_dir, sandbox_url, MEDIAGATE_URL_ALLOWLIST='["127.0.0.1/32"]'),
         data_dir / "sandbox.log",
         sandbox_url,
     )
