@@ -23,7 +23,7 @@ import psutil
 import pytest
 import redis
 
-from tests.utils.deadlines import REQUEST_S
+from tests.utils.deadlines import JOB_S, REQUEST_S
 from tests.utils.net import free_port, with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 from tests.utils.sandbox import CONTROL
@@ -189,6 +189,18 @@ async def nothing_stored(hostile: Hostile) -> AsyncIterator[None]:
     yield
     await asyncio.sleep(0)  # nothing is written after the answer, but let the loop turn
     assert hostile.stored() == before
+
+
+async def finished(tenant: httpx.AsyncClient, location: str) -> dict[str, Any]:
+    """The job at ``location`` once terminal (a test that makes jobs waits for them, so no
+    output is still being written when the next test counts what is stored)."""
+    deadline = asyncio.get_running_loop().time() + JOB_S
+    while True:
+        job: dict[str, Any] = (await tenant.get(location)).json()
+        if job["status"] in ("succeeded", "failed", "canceled"):
+            return job
+        assert asyncio.get_running_loop().time() < deadline, job
+        await asyncio.sleep(0.2)
 
 
 def assert_problem(

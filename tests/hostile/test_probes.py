@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.sandbox.av import mp4_bytes, wav_bytes
-from tests.hostile.conftest import ADMIN, Hostile, assert_problem, sandbox_stats
+from tests.hostile.conftest import ADMIN, Hostile, assert_problem, finished, sandbox_stats
 from tests.utils.deadlines import REQUEST_S
 from tests.utils.media import png_b64
 
@@ -31,6 +31,7 @@ async def test_prefer_wait_with_thousands_of_digits(tenant: httpx.AsyncClient) -
     )
     assert response.status_code in (200, 202), response.text
     assert response.headers["preference-applied"] == "wait=60"
+    await finished(tenant, response.headers["location"])
 
 
 @pytest.mark.parametrize(
@@ -72,7 +73,7 @@ async def test_metadata_within_bounds_comes_back_unchanged(tenant: httpx.AsyncCl
         "/v1/images/generate", json={"prompt": "a lighthouse", "metadata": metadata}
     )
     assert response.status_code == 202, response.text
-    job = (await tenant.get(response.headers["location"])).json()
+    job = await finished(tenant, response.headers["location"])
     assert job["metadata"] == metadata
 
 
@@ -154,9 +155,11 @@ async def test_audio_and_video_must_be_whole_files(
 
 async def test_whole_audio_and_video_files_are_taken(tenant: httpx.AsyncClient) -> None:
     video = {"video": {"data": _b64(mp4_bytes(1.0, 32, 32))}}
-    assert (await tenant.post("/v1/analysis/video-keywords", json=video)).status_code == 202
     audio = {"text": "hi", "reference_audio": {"data": _b64(wav_bytes(1.0))}}
-    assert (await tenant.post("/v1/audio/clone-voice", json=audio)).status_code == 202
+    for path, body in (("/v1/analysis/video-keywords", video), ("/v1/audio/clone-voice", audio)):
+        response = await tenant.post(path, json=body)
+        assert response.status_code == 202, response.text
+        await finished(tenant, response.headers["location"])
 
 
 async def test_sandbox_controls_need_the_admin_token(
@@ -214,3 +217,5 @@ async def test_an_idempotency_key_of_any_bytes(tenant: httpx.AsyncClient) -> Non
             "/v1/images/generate", json={"prompt": "x"}, headers={"Idempotency-Key": key}
         )
         assert response.status_code in (202, 400), response.text
+        if response.status_code == 202:
+            await finished(tenant, response.headers["location"])

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.sandbox.credentials import IMAGEPIG_API_KEY, IMAGEPIPELINE_API_KEY
-from tests.hostile.conftest import Hostile, assert_problem
+from tests.hostile.conftest import Hostile, assert_problem, finished
 from tests.utils.deadlines import JOB_S, REQUEST_S
 from tests.utils.media import png_b64
 
@@ -50,16 +50,6 @@ async def test_the_edge_refuses_every_spelling_of_loopback(
     assert hostile.listener.connections == []
 
 
-async def _finished(tenant: httpx.AsyncClient, location: str) -> dict[str, object]:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        job: dict[str, object] = (await tenant.get(location)).json()
-        if job["status"] in ("succeeded", "failed", "canceled"):
-            return job
-        assert asyncio.get_running_loop().time() < deadline, job
-        await asyncio.sleep(0.2)
-
-
 async def test_redirects_to_loopback_are_not_followed(
     hostile: Hostile, tenant: httpx.AsyncClient
 ) -> None:
@@ -72,14 +62,14 @@ async def test_redirects_to_loopback_are_not_followed(
             "/v1/images/upscale", json={"image": {"url": media}, "provider": provider}
         )
         assert response.status_code == 202, response.text
-        job = await _finished(tenant, response.headers["location"])
+        job = await finished(tenant, response.headers["location"])
         assert job["status"] == "failed", job
     response = await tenant.post(
         "/v1/images/upscale",
         json={"image": {"data": png_b64()}, "callback_url": f"{hostile.redirect_url}/hook"},
     )
     assert response.status_code == 202, response.text
-    job = await _finished(tenant, response.headers["location"])
+    job = await finished(tenant, response.headers["location"])
     deadline = asyncio.get_running_loop().time() + WAIT_S
     while not (await tenant.get(f"/v1/jobs/{job['id']}/deliveries")).json()["data"]:
         assert asyncio.get_running_loop().time() < deadline
