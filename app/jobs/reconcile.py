@@ -152,6 +152,8 @@ def _reason(record: SpendRecord, paid: list[str]) -> tuple[str, str]:
 
 
 def _ms(moment: datetime) -> int:
+    """Milliseconds since the epoch; a moment before it is the start of the log (stream ids
+    cannot be negative)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return max(0, int(moment.timestamp() * 1000))

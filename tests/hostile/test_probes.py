@@ -219,3 +219,15 @@ async def test_an_idempotency_key_of_any_bytes(tenant: httpx.AsyncClient) -> Non
         assert response.status_code in (202, 400), response.text
         if response.status_code == 202:
             await finished(tenant, response.headers["location"])
+
+
+async def test_a_reconcile_window_before_the_epoch(hostile: Hostile) -> None:
+    async with httpx.AsyncClient(base_url=hostile.url, headers=ADMIN, timeout=REQUEST_S) as admin:
+        for since in ("0348-12-18T10:13:41Z", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z"):
+            response = await admin.get("/admin/reconcile", params={"since": since})
+            assert response.status_code == 200, (since, response.text)
+        response = await admin.get(
+            "/admin/reconcile",
+            params={"since": "1960-01-01T00:00:00Z", "until": "1965-01-01T00:00:00Z"},
+        )
+        assert response.status_code == 200, response.text
