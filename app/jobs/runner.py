@@ -244,7 +244,18 @@ class JobRunner:
         if isinstance(result, Submitted):
             attempt.provider_job_id = result.provider_job_id
             attempt.status = AttemptStatus.running
-            return await self._save_due(stored, lease, result.poll_after_s)
+            try:
+                return await self._save_due(stored, lease, result.poll_after_s)
+            except SaveRefused:
+                # Ended meanwhile (a cancel that waited longer than a cancel waits): the
+                # upstream runs a task no record holds. Say so, for whoever reconciles.
+                log.warning(
+                    "job %s ended while %s accepted its task %s; the task is not on record",
+                    job.id,
+                    attempt.provider,
+                    result.provider_job_id,
+                )
+                raise
         if isinstance(result, Progress):
             job.progress = result.fraction if result.fraction is not None else job.progress
             record.poll_streak = 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -22,9 +21,7 @@ from app.domain.errors import (
     Conflict,
     ErrorCode,
     InvalidRequest,
-    MissingParameter,
     NotFound,
-    UnsupportedParameter,
 )
 from app.domain.json_values import (
     METADATA_MAX_BYTES,
@@ -50,12 +47,13 @@ from app.domain.operations import Operation, Params
 from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs, note_quote
 from app.jobs.events import EventHub
 from app.jobs.intake import CheckedMedia, check_media, decode_base64
+from app.jobs.plan import plan_providers
 from app.jobs.prices import Quote
 from app.jobs.prices.measure import SeenMedia, measure_request
 from app.jobs.render import JobRenderer
 from app.jobs.runner import JobRunner
 from app.jobs.storage import Storage
-from app.providers.base import Binding, Media
+from app.providers.base import Media
 from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy
 from app.store.credits import Shortfall
@@ -143,7 +141,13 @@ class JobService:
         check_storable(_without_inline_media(params), "")
         if envelope.callback_url is not None:
             await self.url_policy.check(envelope.callback_url, "/callback_url")
-        plan = self._plan(operation, params, envelope)
+        plan = plan_providers(
+            self.providers.bindings(operation),
+            operation,
+            params,
+            envelope.provider,
+            envelope.fallback,
+        )
         # Priced by the unit (app.jobs.prices): the most this request can cost is reserved.
         # When the rule does not go by the media, the quote is known before the media is read:
         # ask Redis about the balance while the media is decoded and checked on the CPU.
@@ -263,33 +267,6 @@ class JobService:
         if wait_s <= 0:
             return self.render(record.job)
         return await self._run_inline(created, wait_s)
-
-    def _plan(self, operation: Operation, params: Params, envelope: Envelope) -> list[str]:
-        """The providers to try, in order: the client's choice (or every one that can serve
-        the request), then its fallbacks that can; a 422 when the first cannot."""
-        bindings = self.providers.bindings(operation)
-        if not bindings:
-            raise InvalidRequest(
-                f"no configured provider serves {operation.value}",
-                code=ErrorCode.unsupported_operation,
-            )
-        for name in [envelope.provider, *(envelope.fallback or [])]:
-            if name is not None and name not in bindings:
-                raise InvalidRequest(
-                    f"provider {name!r} does not serve {operation.value}; "
-                    f"choose one of {', '.join(bindings)}",
-                    code=ErrorCode.unsupported_operation,
-                    pointer="/provider" if name == envelope.provider else "/fallback",
-                )
-        able = [n for n, b in bindings.items() if b.serves(params)]
-        if envelope.provider is not None:
-            first = envelope.provider
-            rest = list(envelope.fallback or [])
-        else:
-            first = able[0] if able else next(iter(bindings))
-            rest = able[1:] if envelope.fallback is None else list(envelope.fallback or [])
-        _refuse_unless_served(bindings, first, params)
-        return [first, *(n for n in dict.fromkeys(rest) if n != first and n in able)]
 
     async def _check_media(self, tenant: Tenant, params: Params) -> dict[str, CheckedMedia]:
         """Decode and check inline media, and that referenced files are the tenant's."""
@@ -481,22 +458,6 @@ def _submitting(stored: Stored) -> bool:
         and attempt.status is AttemptStatus.submitting
         and not stored.record.job.status.terminal
     )
-
-
-def _refuse_unless_served(bindings: Mapping[str, Binding], name: str, params: Params) -> None:
-    """422 when provider ``name`` cannot honour a parameter given, or lacks one it requires;
-    the problem names the providers that could serve the request."""
-    binding = bindings[name]
-    refused = binding.refuses(params)
-    if refused is not None:
-        able = [n for n, b in bindings.items() if b.refuses(params) is None]
-        raise UnsupportedParameter(refused, name, able)
-    missing = binding.lacks(params)
-    if missing is not None:
-        not_needing = [
-            n for n, b in bindings.items() if missing not in b.required and b.serves(params)
-        ]
-        raise MissingParameter(missing, name, not_needing)
 
 
 def _without_inline_media(params: Params) -> dict[str, object]:

@@ -22,9 +22,6 @@ from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-"""The sandbox controls (faults, stats) take the admin token."""
-
 
 @pytest.fixture(scope="module")
 def faulty_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
@@ -236,7 +233,7 @@ async def test_a_job_past_its_deadline_after_the_upstream_accepted_it_is_charged
     await client.post(
         "/_sandbox/faults",
         json={"provider": "pixelapi", "fault": "unknown_status", "count": None, "on": "poll"},
-        headers=ADMIN,
+        headers=CONTROL,
     )
     before = (await client.get("/v1/account")).json()
     response = await client.post(

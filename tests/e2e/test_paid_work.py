@@ -26,11 +26,9 @@ from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-"""The sandbox controls (faults, stats) take the admin token."""
 
 JOBS = 100
 ASYNC_PROVIDERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -72,12 +70,12 @@ async def client(paid_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
         timeout=JOB_S,
     ) as c:
-        await c.delete("/_sandbox/faults", headers=ADMIN)
+        await c.delete("/_sandbox/faults", headers=CONTROL)
         yield c
 
 
 async def submissions(client: httpx.AsyncClient) -> int:
-    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=ADMIN)).json()
+    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     return sum(int(stats.get(p, {}).get("submissions", 0)) for p in ASYNC_PROVIDERS)
 
 

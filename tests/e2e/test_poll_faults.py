@@ -21,12 +21,10 @@ from tests.utils.deadlines import JOB_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
-from tests.utils.processes import ADMIN_TOKEN, Process, gateway
+from tests.utils.processes import Process, gateway
+from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-"""The sandbox controls (faults, stats) take the admin token."""
 
 UPSTREAM_TIMEOUT_S = "1.5"
 """The adapters' per-call timeout here: a poll held by the ``timeout`` fault ends this soon."""
@@ -81,13 +79,13 @@ async def client(poll_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
         timeout=JOB_S,
     ) as c:
-        await c.delete("/_sandbox/faults", headers=ADMIN)
+        await c.delete("/_sandbox/faults", headers=CONTROL)
         yield c
-        await c.delete("/_sandbox/faults", headers=ADMIN)
+        await c.delete("/_sandbox/faults", headers=CONTROL)
 
 
 async def provider_stats(client: httpx.AsyncClient, provider: str) -> dict[str, Any]:
-    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=ADMIN)).json()
+    stats: dict[str, dict[str, Any]] = (await client.get("/_sandbox/stats", headers=CONTROL)).json()
     return stats.get(provider, {"submissions": 0, "faults_served": 0})
 
 
@@ -104,7 +102,7 @@ async def test_poll_trouble_never_resubmits(
     fault, count = KINDS[kind]
     route, body = FAMILIES[provider]
     aimed = {"provider": provider, "fault": fault, "count": count, "on": "poll"}
-    armed = await client.post("/_sandbox/faults", json=aimed, headers=ADMIN)
+    armed = await client.post("/_sandbox/faults", json=aimed, headers=CONTROL)
     assert armed.status_code < 300, armed.text
     before = await provider_stats(client, provider)
     balance = (await client.get("/v1/account")).json()["balance"]

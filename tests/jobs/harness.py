@@ -28,6 +28,7 @@ from app.jobs.prices import PriceBook
 from app.jobs.render import JobRenderer
 from app.jobs.runner import Deadlines, JobRunner
 from app.jobs.service import Envelope, JobService
+from app.jobs.storage import Retention, Storage
 from app.metrics import Metrics
 from app.providers.base import (
     Adapter,
@@ -49,7 +50,9 @@ from app.store.circuits import CircuitPolicy, Circuits
 from app.store.credits import CreditLedger
 from app.store.files import FileIndex
 from app.store.jobs import JobStore, Stored
+from app.store.notifications import Notifications
 from app.store.scripts import Scripts
+from app.store.storage import StorageLedger
 from app.store.tenants import Tenant
 from app.store.upstream_budgets import UpstreamBudgets
 from tests.utils.media import png_bytes
@@ -203,6 +206,9 @@ async def job_core(
     store = JobStore(redis, scripts, retention_s=3600)
     files = FileIndex(redis, file_ttl_s=3600, artifact_ttl_s=3600)
     blobs = LocalBlobStore(tmp_path / "blobs")
+    storage = Storage(
+        blobs, files, StorageLedger(redis, scripts, quota_bytes=1 << 30), Retention(3600, 3600)
+    )
     signer = UrlSigner(b"k" * 32, "http://gateway.test", 3600)
     metrics = Metrics(CollectorRegistry())
     ledger = CreditLedger(redis, scripts)
@@ -213,13 +219,13 @@ async def job_core(
         media = StoredMedia(files, blobs, signer, http, 1 << 20)
         lifecycle = Lifecycle(store, accounting, gate, media, metrics)
         runner = JobRunner(
-            store, providers, gate, lifecycle, Outputs(blobs, files), metrics, 30, deadlines
+            store, providers, gate, lifecycle, Outputs(storage), metrics, 30, deadlines
         )
         service = JobService(
             store,
             providers,
             runner,
-            EventHub(redis, []),
+            EventHub(Notifications(redis), []),
             files,
             blobs,
             JobRenderer(signer),
@@ -228,6 +234,7 @@ async def job_core(
             max_media_bytes=1 << 20,
             lease_s=30,
             charge_accepted_work=charge_accepted_work,
+            storage=storage,
         )
         await ledger.grant(TENANT.id, credits, "test")
         yield Core(redis, store, ledger, runner, lifecycle, service, alpha, beta, metrics)
