@@ -11,7 +11,7 @@ from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from app.blobs import LocalBlobStore
+from app.blobs import BlobStore, open_blob_store
 from app.config import SANDBOX_TENANT_KEY, Settings
 from app.jobs.accounting import Accounting
 from app.jobs.batches import BatchDriver, BatchService
@@ -69,7 +69,7 @@ class Gateway:
     jobs: JobService
     tenants: TenantStore
     files: FileIndex
-    blobs: LocalBlobStore
+    blobs: BlobStore
     signer: UrlSigner
     worker: Worker
     accounting: Accounting
@@ -132,7 +132,12 @@ async def build_gateway(
     files = FileIndex(
         redis, file_ttl_s=settings.file_retention_s, artifact_ttl_s=settings.output_retention
     )
-    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    blobs = open_blob_store(
+        settings.blob_url,
+        settings.data_dir,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_presign_endpoint_url=settings.s3_presign_endpoint_url,
+    )
     ledger = StorageLedger(redis, scripts, quota_bytes=settings.tenant_storage_quota_bytes)
     storage = Storage(
         blobs, files, ledger, Retention(settings.file_retention_s, settings.output_retention)

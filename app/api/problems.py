@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.blobs import BlobStoreError
 from app.domain.errors import ErrorCode, FieldError, GatewayError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,11 @@ def install(app: FastAPI) -> None:
         )
         return problem_response(error, request.url.path)
 
+    async def blobs_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("object store unavailable: %s", exc)
+        error = StoreUnavailable("the object store is unavailable, retry shortly")
+        return problem_response(error, request.url.path, {"Retry-After": "1"})
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
         error = GatewayError("an internal error occurred", ErrorCode.internal_error, 500)
@@ -131,6 +137,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RedisConnectionError, store_down)
     app.add_exception_handler(RedisTimeoutError, store_down)
     app.add_exception_handler(UnicodeEncodeError, unencodable)
+    app.add_exception_handler(BlobStoreError, blobs_down)
     app.add_exception_handler(Exception, unexpected)
 
 
