@@ -122,6 +122,14 @@ class Settings(BaseSettings):
         description="A Redis command, connection or wait for a free connection failing after "
         "this long answers 503 store_unavailable instead of hanging the request.",
     )
+    redis_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="After accepting a job, WAIT until this many replicas hold it (0: off).",
+    )
+    redis_wait_timeout_ms: int = Field(
+        default=1000, ge=1, description="How long that WAIT may take before answering anyway."
+    )
     data_dir: Path = Field(default=Path(".mediagate"), description="Artifacts and embedded Redis.")
     blob_url: str | None = Field(
         default=None,

@@ -36,6 +36,7 @@ from app.signing import UrlSigner
 from app.store.batches import BatchStore
 from app.store.catalog_cache import CatalogCache
 from app.store.circuits import CircuitPolicy, Circuits
+from app.store.connection import ReplicaWait
 from app.store.credits import CreditLedger
 from app.store.embedded import EmbeddedRedis, socket_url
 from app.store.files import FileIndex
@@ -128,7 +129,12 @@ async def build_gateway(
     settings: Settings, redis: Redis, http: httpx.AsyncClient, metrics: Metrics
 ) -> Gateway:
     scripts = Scripts.register(redis)
-    store = JobStore(redis, scripts, retention_s=settings.job_retention_s)
+    store = JobStore(
+        redis,
+        scripts,
+        retention_s=settings.job_retention_s,
+        replica_wait=ReplicaWait(settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
+    )
     files = FileIndex(
         redis, file_ttl_s=settings.file_retention_s, artifact_ttl_s=settings.output_retention
     )
