@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Protocol
 
 
-class BlobStoreError(Exception):
-    """The backend could not be reached or refused the request (not a missing blob)."""
+class BlobStoreError(OSError):
+    """The backend could not be reached or refused the request (not a missing blob).
+
+    An ``OSError``, as a full local disk would raise: a worker hands its job back and
+    retries, the API answers 503 ``store_unavailable``."""
 
 
 @dataclass
