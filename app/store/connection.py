@@ -150,7 +150,7 @@ class ReplicaWait:
     timeout`` on the connection that wrote blocks until ``n`` replicas hold those writes. When
     fewer acknowledge in time the write still stands on the primary (it cannot be taken
     back); that is logged, and refusing writes without replicas is the primary's own
-    ``min-replicas-to-write`` (see docs/scaling.md).
+    ``min-replicas-to-write`` (see docs/scale-out.md).
     """
 
     replicas: int = 0

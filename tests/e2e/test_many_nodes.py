@@ -21,6 +21,7 @@ import redis
 
 from tests.e2e.conftest import SANDBOX_KEY
 from tests.e2e.test_crash_under_load import in_flight_upstream
+from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import TERMINAL, wait_all_terminal
 from tests.utils.media import decode_image, png_b64, png_bytes
 from tests.utils.net import with_db
@@ -33,15 +34,13 @@ ASYNC_JOBS = 24
 """PixelAPI jobs, running upstream when the first worker dies."""
 SYNC_JOBS = 6
 """Image Pig jobs, answered by the upstream at once."""
-JOB_S = 8.0
+JOB_S = IN_FLIGHT_S
 PREFIX = "many-nodes"
-UNTIL_SUBMITTED_S = 60.0
-UNTIL_TERMINAL_S = 60.0
 
 
 async def wait_in_flight(client: httpx.AsyncClient, ids: list[str]) -> None:
     """Until every job is submitted upstream (or finished, for the synchronous ones)."""
-    deadline = time.monotonic() + UNTIL_SUBMITTED_S
+    deadline = time.monotonic() + LOAD_S
     while True:
         jobs = [(await client.get(f"/v1/jobs/{i}")).json() for i in ids]
         if all(j["status"] in TERMINAL or in_flight_upstream(j) for j in jobs):
@@ -83,9 +82,9 @@ async def test_two_gateways_two_workers_share_only_redis_and_the_object_store(
         ):
             auth = {"Authorization": f"Bearer {SANDBOX_KEY}"}
             async with (
-                httpx.AsyncClient(base_url=gw_a.url, headers=auth, timeout=30) as a,
-                httpx.AsyncClient(base_url=gw_b.url, headers=auth, timeout=30) as b,
-                httpx.AsyncClient(base_url=sandbox.url, timeout=30) as emulators,
+                httpx.AsyncClient(base_url=gw_a.url, headers=auth, timeout=REQUEST_S) as a,
+                httpx.AsyncClient(base_url=gw_b.url, headers=auth, timeout=REQUEST_S) as b,
+                httpx.AsyncClient(base_url=sandbox.url, timeout=REQUEST_S) as emulators,
             ):
                 await emulators.delete("/_sandbox/faults")  # counters at 0
                 uploaded = await b.post(
@@ -111,7 +110,7 @@ async def test_two_gateways_two_workers_share_only_redis_and_the_object_store(
                 workers.append(start_worker(url, dirs["worker-2"], gw_b.url, **node))
                 workers[0].kill()
 
-                done = await wait_all_terminal(b, ids, UNTIL_TERMINAL_S)
+                done = await wait_all_terminal(b, ids, LOAD_S)
                 failed = {i: j["error"] for i, j in done.items() if j["status"] != "succeeded"}
                 assert failed == {}
                 assert all(len(j["attempts"]) == 1 for j in done.values())

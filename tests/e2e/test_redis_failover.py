@@ -22,15 +22,16 @@ import httpx
 import pytest
 
 from tests.e2e.test_crash_under_load import Admin, in_flight_upstream, ledger
+from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import TERMINAL
 from tests.utils.media import png_b64
 from tests.utils.processes import Process, gateway, start_worker
-from tests.utils.sentinel import FAILOVER_TIMEOUT_S, sentinel_topology
+from tests.utils.sentinel import sentinel_topology
 
 pytestmark = pytest.mark.e2e
 
 JOBS = 300
-JOB_S = 12.0
+JOB_S = IN_FLIGHT_S
 """How long every upstream job runs: longer than submitting all of them takes."""
 PLAN = {"default": {"requests_per_minute": 12000}}
 SETTINGS = {
@@ -44,8 +45,6 @@ SETTINGS = {
     "MEDIAGATE_REDIS_WAIT_TIMEOUT_MS": "5000",
 }
 GRANT = 1_000_000
-UNTIL_ALL_SUBMITTED_S = 60.0
-UNTIL_ALL_TERMINAL_S = FAILOVER_TIMEOUT_S + 6 * JOB_S
 
 
 async def jobs_of(client: httpx.AsyncClient) -> dict[str, dict[str, Any]] | None:
@@ -100,7 +99,7 @@ async def test_primary_killed_under_load_loses_no_job_and_submits_none_twice(
                 async with httpx.AsyncClient(
                     base_url=api.url,
                     headers={"Authorization": f"Bearer {key}"},
-                    timeout=60,
+                    timeout=REQUEST_S,
                     limits=httpx.Limits(max_connections=32),
                 ) as client:
                     await client.delete("/_sandbox/faults")  # counters at 0
@@ -125,7 +124,7 @@ async def test_primary_killed_under_load_loses_no_job_and_submits_none_twice(
                     jobs = await wait_for(
                         client,
                         lambda jobs: all(in_flight_upstream(j) for j in jobs),
-                        UNTIL_ALL_SUBMITTED_S,
+                        LOAD_S,
                         "not every job was submitted upstream in time",
                     )
                     assert Counter(j["status"] for j in jobs) == {"running": JOBS}
@@ -136,7 +135,7 @@ async def test_primary_killed_under_load_loses_no_job_and_submits_none_twice(
                     jobs = await wait_for(
                         client,
                         lambda jobs: all(j["status"] in TERMINAL for j in jobs),
-                        UNTIL_ALL_TERMINAL_S,
+                        LOAD_S,
                         "jobs left unfinished after the failover",
                     )
                     failed = {j["id"]: j["error"] for j in jobs if j["status"] != "succeeded"}

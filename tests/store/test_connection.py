@@ -20,7 +20,8 @@ from app.store.connection import (
 from app.store.jobs import JobStore, Stored
 from app.store.scripts import Scripts
 from tests.store.test_jobs import make_record
-from tests.utils.sentinel import FAILOVER_TIMEOUT_S, Topology, sentinel_topology
+from tests.utils.deadlines import FAILOVER_S
+from tests.utils.sentinel import Topology, sentinel_topology
 
 
 def test_parse_sentinel_urls() -> None:
@@ -103,7 +104,7 @@ async def test_the_client_follows_a_failover_without_a_restart(topology: Topolog
         assert client.connection_pool.connection_kwargs["db"] == 2
         topology.primary.kill()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + FAILOVER_TIMEOUT_S
+        deadline = loop.time() + FAILOVER_S
         failures = 0
         while True:
             try:

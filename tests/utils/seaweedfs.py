@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.blobs.s3 import S3BlobStore
+from tests.utils.deadlines import STARTUP_S
 from tests.utils.net import free_port
 
-START_TIMEOUT_S = 90.0
-"""Generous: the first volume is allocated on first write, slowly on a busy machine."""
 BUCKET = "mediagate-test"
 
 
@@ -130,7 +129,7 @@ def _wait_ready(server: S3Server, process: subprocess.Popen[bytes], log: Path) -
     import obstore
 
     store = s3_client(server).client
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + STARTUP_S
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"weed exited with {process.returncode}; see {log}")

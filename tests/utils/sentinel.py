@@ -19,12 +19,10 @@ from pathlib import Path
 import redis
 
 from app.store.embedded import redis_server_binary
+from tests.utils.deadlines import FAILOVER_S, STARTUP_S
 from tests.utils.net import free_port
 
 MASTER = "mediagate"
-START_TIMEOUT_S = 30.0
-FAILOVER_TIMEOUT_S = 60.0
-"""Generous: Sentinel needs ~1 s to call the primary down and a few more to elect and promote."""
 
 
 @dataclass
@@ -72,7 +70,7 @@ class Topology:
                 continue
         return None
 
-    def wait_promoted(self, timeout_s: float = FAILOVER_TIMEOUT_S) -> None:
+    def wait_promoted(self, timeout_s: float = FAILOVER_S) -> None:
         """Until the Sentinels name the replica primary and it answers as one."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -107,7 +105,7 @@ def _server(workdir: Path, name: str, *args: str) -> Node:
         stderr=subprocess.DEVNULL,
     )
     node = Node(port, process)
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + STARTUP_S
     while True:
         try:
             node.client().ping()
@@ -148,7 +146,7 @@ def _sentinel(workdir: Path, name: str, primary_port: int) -> Node:
         stderr=subprocess.DEVNULL,
     )
     node = Node(port, process)
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + STARTUP_S
     while True:
         try:
             node.client().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)
@@ -173,7 +171,7 @@ def sentinel_topology(workdir: Path) -> Iterator[Topology]:
         )
         nodes.append(replica)
         topology = Topology(primary, replica)
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + STARTUP_S
         while replica.client().info("replication").get("master_link_status") != "up":
             assert time.monotonic() < deadline, "the replica did not sync"
             time.sleep(0.05)
