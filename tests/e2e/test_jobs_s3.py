@@ -2,7 +2,7 @@
 
 The tests imported from ``test_jobs`` run here against a gateway started with
 ``MEDIAGATE_BLOB_URL=s3://…`` (this module's ``live_gateway``): uploads, inline inputs,
-synchronous and polled outputs, fallback. The tests below check where the bytes went and
+synchronous outputs and an asynchronous upstream's. The tests below check where the bytes went and
 that downloads through the gateway honour ``Range``.
 """
 
@@ -16,10 +16,9 @@ import pytest
 import redis
 
 from tests.e2e.test_jobs import (
-    test_async_provider_is_polled_to_completion,
+    test_prefer_wait_covers_an_asynchronous_upstream,
     test_remove_background_waits_and_serves_a_png,
     test_uploaded_file_feeds_a_job,
-    test_upstream_500_falls_back_to_the_next_provider,
 )
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -29,10 +28,9 @@ from tests.utils.seaweedfs import S3Server, s3_client
 pytestmark = pytest.mark.e2e
 
 __all__ = [
-    "test_async_provider_is_polled_to_completion",
+    "test_prefer_wait_covers_an_asynchronous_upstream",
     "test_remove_background_waits_and_serves_a_png",
     "test_upload_and_output_live_in_the_bucket_and_ranges_are_served",
-    "test_upstream_500_falls_back_to_the_next_provider",
     "test_uploaded_file_feeds_a_job",
 ]
 

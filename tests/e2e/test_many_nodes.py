@@ -25,7 +25,7 @@ from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import TERMINAL, wait_all_terminal
 from tests.utils.media import decode_image, png_b64, png_bytes
 from tests.utils.net import with_db
-from tests.utils.processes import Process, gateway, start_sandbox, start_worker
+from tests.utils.processes import ADMIN_TOKEN, Process, gateway, start_sandbox, start_worker
 from tests.utils.seaweedfs import S3Server, s3_client
 
 pytestmark = pytest.mark.e2e
@@ -84,9 +84,14 @@ async def test_two_gateways_two_workers_share_only_redis_and_the_object_store(
             async with (
                 httpx.AsyncClient(base_url=gw_a.url, headers=auth, timeout=REQUEST_S) as a,
                 httpx.AsyncClient(base_url=gw_b.url, headers=auth, timeout=REQUEST_S) as b,
-                httpx.AsyncClient(base_url=sandbox.url, timeout=REQUEST_S) as emulators,
+                httpx.AsyncClient(
+                    base_url=sandbox.url,
+                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},  # its controls
+                    timeout=REQUEST_S,
+                ) as emulators,
             ):
-                await emulators.delete("/_sandbox/faults")  # counters at 0
+                cleared = await emulators.delete("/_sandbox/faults")  # counters at 0
+                assert cleared.status_code == 204
                 uploaded = await b.post(
                     "/v1/files", files={"file": ("in.png", png_bytes(36, 24), "image/png")}
                 )

@@ -25,7 +25,7 @@ from tests.e2e.test_crash_under_load import Admin, in_flight_upstream, ledger
 from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import TERMINAL
 from tests.utils.media import png_b64
-from tests.utils.processes import Process, gateway, start_worker
+from tests.utils.processes import ADMIN_TOKEN, Process, gateway, start_worker
 from tests.utils.sentinel import sentinel_topology
 
 pytestmark = pytest.mark.e2e
@@ -102,7 +102,9 @@ async def test_primary_killed_under_load_loses_no_job_and_submits_none_twice(
                     timeout=REQUEST_S,
                     limits=httpx.Limits(max_connections=32),
                 ) as client:
-                    await client.delete("/_sandbox/faults")  # counters at 0
+                    controls = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # the sandbox's
+                    cleared = await client.delete("/_sandbox/faults", headers=controls)
+                    assert cleared.status_code == 204  # counters at 0
                     gate = asyncio.Semaphore(16)
                     body = {
                         "image": {"data": png_b64(20, 16)},
@@ -143,7 +145,8 @@ async def test_primary_killed_under_load_loses_no_job_and_submits_none_twice(
                     assert all(len(j["attempts"]) == 1 for j in jobs)
                     assert workers[0].popen.poll() is None  # the same worker, never restarted
 
-                    stats = (await client.get("/_sandbox/stats")).json()["pixelapi"]
+                    stats = (await client.get("/_sandbox/stats", headers=controls)).json()
+                    stats = stats["pixelapi"]
                     assert stats["submissions"] == JOBS  # 0 duplicate upstream submissions
                     assert stats["over_limit"] == 0
 

@@ -97,7 +97,7 @@ def start_sandbox(data_dir: Path, **extra: str) -> Process:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
-    env.update({"MEDIAGATE_SANDBOX_JOB_S": "0.3", **extra})
+    env.update({"MEDIAGATE_SANDBOX_JOB_S": "0.3", "MEDIAGATE_ADMIN_TOKEN": ADMIN_TOKEN, **extra})
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = _spawn(["sandbox", "--port", str(port)], env, data_dir / "sandbox.log", url)
     try:
