@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis.exceptions import RedisError
 
+from app.config import SANDBOX_TENANT_KEY
+from app.gateway import SANDBOX_TENANT_ID
 from app.store import keys
 from app.store.connection import (
     ReplicaWait,
@@ -21,6 +24,8 @@ from app.store.jobs import JobStore, Stored
 from app.store.scripts import Scripts
 from tests.store.test_jobs import make_record
 from tests.utils.deadlines import FAILOVER_S
+from tests.utils.in_process import in_process_gateway
+from tests.utils.media import png_b64
 from tests.utils.sentinel import Topology, sentinel_topology
 
 
@@ -93,6 +98,35 @@ async def test_too_few_replicas_is_logged_and_the_job_stands(
         assert await client.hget(keys.job(job_short.job.id), "status") == "queued"
     finally:
         await client.aclose()
+
+
+async def test_a_primary_refusing_writes_without_replicas_is_a_503_and_stores_nothing(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """``min-replicas-to-write`` above the replicas it has: Redis answers NOREPLICAS to every
+    write, the gateway 503 ``store_unavailable`` — no job, no hold, no charge."""
+    headers = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
+    body = {"image": {"data": png_b64()}, "provider": "imagepig"}
+    primary = topology.primary.client()
+    async with in_process_gateway(topology.url(4), tmp_path, headers=headers, sandbox=True) as (
+        gateway,
+        client,
+    ):
+        jobs_key = keys.tenant_jobs(SANDBOX_TENANT_ID)
+        primary.config_set("min-replicas-to-write", 2)
+        try:
+            refused = await client.post("/v1/images/remove-background", json=body)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["code"] == "store_unavailable"
+            assert refused.headers["retry-after"] == "1"
+            assert await gateway.redis.zcard(jobs_key) == 0
+            account = await gateway.accounting.ledger.balance(SANDBOX_TENANT_ID)
+            assert account.reserved == 0
+        finally:
+            primary.config_set("min-replicas-to-write", 0)
+        accepted = await client.post("/v1/images/remove-background", json=body)
+        assert accepted.status_code == 202, accepted.text
+        assert await gateway.redis.zcard(jobs_key) == 1
 
 
 async def test_the_client_follows_a_failover_without_a_restart(topology: Topology) -> None:
