@@ -74,6 +74,10 @@ async def test_upload_and_output_live_in_the_bucket_and_ranges_are_served(
     stored_input = await bucket.get(input_id)
     assert stored_input is not None and stored_input.startswith(b"\x89PNG")
     assert not (gateway_dir / "blobs").exists() or not any((gateway_dir / "blobs").rglob("*_*"))
+    # Stored with its content type: a presigned URL of the object answers with it.
+    async with httpx.AsyncClient() as outside:
+        direct = await outside.get(await bucket.presign(artifact["id"], 60))
+    assert direct.headers["content-type"] == artifact["content_type"] == "image/png"
 
     part = await client.get(artifact["url"], headers={"Authorization": "", "Range": "bytes=0-7"})
     assert part.status_code == 206
