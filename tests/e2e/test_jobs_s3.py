@@ -44,7 +44,7 @@ def gateway_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def live_gateway(redis_url: str, s3_server: S3Server, gateway_dir: Path) -> Iterator[Process]:
-    url = with_db(redis_url, 11)
+    url = with_db(redis_url, 13)
     redis.Redis.from_url(url).flushdb()
     with gateway(url, gateway_dir, **s3_server.env(prefix=PREFIX)) as proc:
         yield proc

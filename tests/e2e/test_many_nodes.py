@@ -59,7 +59,7 @@ def on(base_url: str, signed_url: str) -> str:
 async def test_two_gateways_two_workers_share_only_redis_and_the_object_store(
     redis_url: str, s3_server: S3Server, tmp_path: Path
 ) -> None:
-    url = with_db(redis_url, 12)
+    url = with_db(redis_url, 14)
     redis.Redis.from_url(url).flushdb()
     shared = s3_server.env(prefix=PREFIX)
     sandbox = start_sandbox(tmp_path / "sandbox", MEDIAGATE_SANDBOX_JOB_S=str(JOB_S))
