@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,6 +52,14 @@ async def wait_in_flight(client: httpx.AsyncClient, ids: list[str]) -> None:
         await asyncio.sleep(0.3)
 
 
+def two_gateways(
+    nodes: ExitStack, redis_url: str, env: dict[str, str], *dirs: Path
+) -> list[Process]:
+    """Both gateways started at once (each waits for its own to listen), stopped by ``nodes``."""
+    with ThreadPoolExecutor(len(dirs)) as pool:
+        return list(pool.map(lambda d: nodes.enter_context(gateway(redis_url, d, **env)), dirs))
+
+
 def on(base_url: str, signed_url: str) -> str:
     """The same signed path and query, asked of another gateway."""
     parts = urlsplit(signed_url)
@@ -76,10 +86,8 @@ async def test_two_gateways_two_workers_share_only_redis_and_the_object_store(
         directory.mkdir()
     workers: list[Process] = []
     try:
-        with (
-            gateway(url, dirs["gw-a"], **node) as gw_a,
-            gateway(url, dirs["gw-b"], **node) as gw_b,
-        ):
+        with ExitStack() as nodes:
+            gw_a, gw_b = two_gateways(nodes, url, node, dirs["gw-a"], dirs["gw-b"])
             auth = {"Authorization": f"Bearer {SANDBOX_KEY}"}
             async with (
                 httpx.AsyncClient(base_url=gw_a.url, headers=auth, timeout=REQUEST_S) as a,
