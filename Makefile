@@ -39,7 +39,7 @@ layers: install  ## the import contract of app/'s layers ([tool.importlinter] in
 
 check: lint typecheck layers test  ## ruff, mypy strict, the layers, tests
 
-bench: install  ## wrk: gateway beside upstream direct, FastAPI+aiohttp floor, bare FastAPI+Redis; Redis cost per job; RSS
+bench: install  ## wrk: gateway beside upstream direct, FastAPI+aiohttp floor, bare FastAPI+Redis; Redis cost per job; RSS; artifact downloads via S3
 	$(BIN)/python -m bench.run
 
 faults: install  ## fault injection against real processes: fallback, breaker, kill -9, Redis outage, webhooks, SSRF, Perfect liveness, callbacks, poll faults, cancel storm

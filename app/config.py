@@ -122,7 +122,35 @@ class Settings(BaseSettings):
         description="A Redis command, connection or wait for a free connection failing after "
         "this long answers 503 store_unavailable instead of hanging the request.",
     )
+    redis_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="After accepting a job, WAIT until this many replicas hold it (0: off).",
+    )
+    redis_wait_timeout_ms: int = Field(
+        default=1000, ge=1, description="How long that WAIT may take before answering anyway."
+    )
     data_dir: Path = Field(default=Path(".mediagate"), description="Artifacts and embedded Redis.")
+    blob_url: str | None = Field(
+        default=None,
+        description="Where uploads and artifacts are kept: `s3://bucket/prefix` for an "
+        "S3-compatible object store (credentials and region from the standard AWS_* "
+        "variables), `file:///path` or unset for local disk under data_dir/blobs.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The object store's URL when it is not AWS (SeaweedFS, MinIO, …).",
+    )
+    s3_presign_endpoint_url: str | None = Field(
+        default=None,
+        description="The object store's URL as clients reach it, for presigned URLs "
+        "(default: s3_endpoint_url).",
+    )
+    artifact_redirect: bool = Field(
+        default=False,
+        description="Object store only: answer a signed artifact URL with a 307 to a "
+        "presigned URL of the object instead of streaming it through the gateway.",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         description=f"Bearer token of the admin API; the admin API is off unless it is set "

@@ -11,7 +11,7 @@ from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from app.blobs import LocalBlobStore
+from app.blobs import BlobStore, open_blob_store
 from app.config import SANDBOX_TENANT_KEY, Settings
 from app.jobs.accounting import Accounting
 from app.jobs.batches import BatchDriver, BatchService
@@ -36,6 +36,7 @@ from app.signing import UrlSigner
 from app.store.batches import BatchStore
 from app.store.catalog_cache import CatalogCache
 from app.store.circuits import CircuitPolicy, Circuits
+from app.store.connection import ReplicaWait
 from app.store.credits import CreditLedger
 from app.store.embedded import EmbeddedRedis, socket_url
 from app.store.files import FileIndex
@@ -69,7 +70,7 @@ class Gateway:
     jobs: JobService
     tenants: TenantStore
     files: FileIndex
-    blobs: LocalBlobStore
+    blobs: BlobStore
     signer: UrlSigner
     worker: Worker
     accounting: Accounting
@@ -128,11 +129,21 @@ async def build_gateway(
     settings: Settings, redis: Redis, http: httpx.AsyncClient, metrics: Metrics
 ) -> Gateway:
     scripts = Scripts.register(redis)
-    store = JobStore(redis, scripts, retention_s=settings.job_retention_s)
+    store = JobStore(
+        redis,
+        scripts,
+        retention_s=settings.job_retention_s,
+        replica_wait=ReplicaWait(settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
+    )
     files = FileIndex(
         redis, file_ttl_s=settings.file_retention_s, artifact_ttl_s=settings.output_retention
     )
-    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    blobs = open_blob_store(
+        settings.blob_url,
+        settings.data_dir,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_presign_endpoint_url=settings.s3_presign_endpoint_url,
+    )
     ledger = StorageLedger(redis, scripts, quota_bytes=settings.tenant_storage_quota_bytes)
     storage = Storage(
         blobs, files, ledger, Retention(settings.file_retention_s, settings.output_retention)

@@ -33,7 +33,7 @@ from app.store.embedded import socket_url
 from bench.core import HEADER, SCENARIOS, Context
 from bench.wrk import ensure_wrk
 
-SCENARIO_MODULES = ["bench.gateway_paths", "bench.redis_costs"]
+SCENARIO_MODULES = ["bench.gateway_paths", "bench.redis_costs", "bench.artifacts"]
 """Modules whose ``@scenario`` functions run, in this order (a new one: add it here)."""
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Redis server for the whole session, clean before every test.
+"""Shared fixtures: a real Redis server for the whole session, clean before every test, and
+a real S3 server (SeaweedFS) started once by the first test that needs one.
 
 With ``MEDIAGATE_TEST_REDIS_URL`` set, that server is used (and flushed; one test process
 only); otherwise each test process starts a private ``redis-server`` on a free port and stops
@@ -21,6 +22,7 @@ from app.store.connection import connect
 from app.store.embedded import redis_server_binary
 from tests.utils.deadlines import STARTUP_S, STORE_TIMEOUT_S
 from tests.utils.net import free_port
+from tests.utils.seaweedfs import S3Server, seaweedfs
 
 
 def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -76,6 +78,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS) for the whole session, started by the first test that
+    asks for it; tests keep apart by bucket or prefix."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture

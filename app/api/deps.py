@@ -23,7 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from app.blobs import LocalBlobStore
+from app.blobs import BlobStore
 from app.config import MIN_SECRET_CHARS, SANDBOX_TENANT_KEY, Settings, admin_token
 from app.domain.errors import (
     Forbidden,
@@ -67,7 +67,7 @@ class Services(Protocol):
     accounting: Accounting
     catalog: Catalog
     files: FileIndex
-    blobs: LocalBlobStore
+    blobs: BlobStore
     signer: UrlSigner
     rate_limiter: RateLimiter
     idempotency: IdempotencyStore
@@ -113,7 +113,7 @@ async def get_files(request: Request) -> FileIndex:
     return services_of(request).files
 
 
-async def get_blobs(request: Request) -> LocalBlobStore:
+async def get_blobs(request: Request) -> BlobStore:
     return services_of(request).blobs
 
 
@@ -161,7 +161,7 @@ TenantsDep = Annotated[TenantStore, Depends(get_tenants)]
 AccountingDep = Annotated[Accounting, Depends(get_accounting)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 FilesDep = Annotated[FileIndex, Depends(get_files)]
-BlobsDep = Annotated[LocalBlobStore, Depends(get_blobs)]
+BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 SignerDep = Annotated[UrlSigner, Depends(get_signer)]
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]

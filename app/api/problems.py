@@ -10,9 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.blobs import BlobStoreError
 from app.domain.errors import ErrorCode, FieldError, GatewayError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,18 @@ def install(app: FastAPI) -> None:
         )
         return problem_response(error, request.url.path)
 
+    async def store_refused(request: Request, exc: Exception) -> JSONResponse:
+        """A primary configured with ``min-replicas-to-write`` and too few replicas refuses
+        every write (NOREPLICAS): retryable, nothing was stored."""
+        if "NOREPLICAS" in str(exc):
+            return await store_down(request, exc)
+        return await unexpected(request, exc)
+
+    async def blobs_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("object store unavailable: %s", exc)
+        error = StoreUnavailable("the object store is unavailable, retry shortly")
+        return problem_response(error, request.url.path, {"Retry-After": "1"})
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
         error = GatewayError("an internal error occurred", ErrorCode.internal_error, 500)
@@ -131,6 +145,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RedisConnectionError, store_down)
     app.add_exception_handler(RedisTimeoutError, store_down)
     app.add_exception_handler(UnicodeEncodeError, unencodable)
+    app.add_exception_handler(RedisResponseError, store_refused)
+    app.add_exception_handler(BlobStoreError, blobs_down)
     app.add_exception_handler(Exception, unexpected)
 
 

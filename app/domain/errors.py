@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     upstream_failed = "upstream_failed"
     job_canceled = "job_canceled"
     store_unavailable = "store_unavailable"
+    range_not_satisfiable = "range_not_satisfiable"
     internal_error = "internal_error"
     media_fetch_timeout = "media_fetch_timeout"
     storage_quota_exceeded = "storage_quota_exceeded"

@@ -95,7 +95,7 @@ class Storage:
 
     async def _write(self, meta: BlobMeta, content: bytes) -> None:
         add = self.files.add_file if meta.id.startswith("file_") else self.files.add_artifact
-        await asyncio.gather(self.blobs.put(meta.id, content), add(meta))
+        await asyncio.gather(self.blobs.put(meta.id, content, meta.content_type), add(meta))
 
     async def _undo(self, entries: Sequence[BlobEntry]) -> None:
         for entry in entries:

@@ -18,6 +18,7 @@ from redis.exceptions import ResponseError
 
 from app.domain.models import JobRecord, JobStatus
 from app.store import keys
+from app.store.connection import ReplicaWait
 from app.store.credits import Pricing, Shortfall, pricing_args
 from app.store.scripts import Scripts
 
@@ -84,10 +85,18 @@ class Stored:
 
 
 class JobStore:
-    def __init__(self, redis: Redis, scripts: Scripts, *, retention_s: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        *,
+        retention_s: int,
+        replica_wait: ReplicaWait | None = None,
+    ) -> None:
         self.redis = redis
         self.scripts = scripts
         self.retention_s = retention_s
+        self.replica_wait = replica_wait or ReplicaWait()
 
     async def create(
         self,
@@ -108,35 +117,50 @@ class JobStore:
         created = int(job.created_at.timestamp() * 1000)
         token = _new_token() if lease_s else ""
         expiry = now_ms() + int((lease_s or 0) * 1000)
-        ok, available = await self.scripts.create_job(
-            keys=[
-                keys.job(job.id),
-                keys.DUE,
-                keys.LEASES,
-                keys.tenant_jobs(tenant),
-                *keys.credit_hold_keys(tenant, job.id),
-                keys.tenant_job_slots(tenant),
-            ],
-            args=[
-                record.model_dump_json(),
-                job.status.value,
-                tenant,
-                created,
-                token,
-                expiry,
-                job.id,
-                price,
-                job.operation.value,
-                slot_limit,
-                SLOT_TTL_S * 1000,
-                *pricing_args(pricing),
-            ],
-        )
+        script_keys = [
+            keys.job(job.id),
+            keys.DUE,
+            keys.LEASES,
+            keys.tenant_jobs(tenant),
+            *keys.credit_hold_keys(tenant, job.id),
+            keys.tenant_job_slots(tenant),
+        ]
+        script_args = [
+            record.model_dump_json(),
+            job.status.value,
+            tenant,
+            created,
+            token,
+            expiry,
+            job.id,
+            price,
+            job.operation.value,
+            slot_limit,
+            SLOT_TTL_S * 1000,
+            *pricing_args(pricing),
+        ]
+        if self.replica_wait.replicas:
+            ok, available = await self._create_replicated(script_keys, script_args)
+        else:
+            ok, available = await self.scripts.create_job(keys=script_keys, args=script_args)
         if int(ok) == -1:
             return SlotsFull(limit=slot_limit)
         if int(ok) == 0:
             return Shortfall(required=price, available=int(available))
         return Stored(record, 1, token or None)
+
+    async def _create_replicated(
+        self, script_keys: list[str], script_args: list[int | str]
+    ) -> tuple[int, int]:
+        """The creation, then ``WAIT`` on the same connection: answered once the job (and its
+        credit hold) reached ``replica_wait.replicas`` replicas, or after the timeout."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self.scripts.create_job(keys=script_keys, args=script_args, client=pipe)
+            self.replica_wait.queue(pipe)
+            (ok, available), acked = await pipe.execute()
+        if int(ok) == 1:
+            self.replica_wait.check(int(acked), "job creation")
+        return int(ok), int(available)
 
     async def get(self, job_id: str) -> Stored | None:
         body, version, lease = await self.redis.hmget(keys.job(job_id), "body", "version", "lease")

@@ -266,3 +266,58 @@ def test_compose_keeps_the_sandbox_on_its_internal_network() -> None:
     assert token == compose["services"]["gateway"]["environment"]["MEDIAGATE_ADMIN_TOKEN"]
     assert len(token) >= 32
     assert sandbox["environment"]["HEALTHCHECK_URL"].endswith("/_sandbox/healthz")
+
+
+def test_no_pod_shares_a_disk_the_object_store_comes_from_the_secret() -> None:
+    """Kubernetes without a ReadWriteMany volume: API and worker pods keep nothing on a shared
+    disk; the object store's URL and credentials reach both from the Secret."""
+    for path in K8S.glob("*.yaml"):
+        assert "ReadWriteMany" not in path.read_text(), path.name
+        assert not [d for d in _documents(path) if d["kind"] == "PersistentVolumeClaim"]
+    secret = _documents(K8S / "secret.template.yaml")[0]["stringData"]
+    assert secret["MEDIAGATE_BLOB_URL"].startswith("s3://")
+    assert {"MEDIAGATE_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(
+        secret
+    )
+    config = _documents(K8S / "configmap.yaml")[0]["data"]
+    assert "MEDIAGATE_BLOB_URL" not in config and "AWS_SECRET_ACCESS_KEY" not in config
+    for name in ("api.yaml", "worker.yaml"):
+        (deployment,) = [d for d in _documents(K8S / name) if d["kind"] == "Deployment"]
+        pod = deployment["spec"]["template"]["spec"]
+        assert all("persistentVolumeClaim" not in v for v in pod["volumes"]), name
+        sources = pod["containers"][0]["envFrom"]
+        assert {"secretRef": {"name": "mediagate"}} in sources, name
+
+
+def test_gateways_scale_on_cpu_and_workers_on_the_due_queue() -> None:
+    registry = CollectorRegistry()
+    Metrics(registry)
+    exported = {family.name for family in registry.collect()}
+    hpas = {d["metadata"]["name"]: d["spec"] for d in _documents(K8S / "hpa.yaml")}
+    (api,) = hpas["mediagate-api"]["metrics"]
+    assert api["type"] == "Resource" and api["resource"]["name"] == "cpu"
+    (worker,) = hpas["mediagate-worker"]["metrics"]
+    assert worker["type"] == "External"
+    assert worker["external"]["metric"]["name"] == "mediagate_queue_depth"
+    assert "mediagate_queue_depth" in exported
+    assert hpas["mediagate-worker"]["scaleTargetRef"]["name"] == "mediagate-worker"
+
+
+def test_compose_keeps_blobs_in_its_object_store() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    store = services["seaweedfs"]
+    assert "-s3" in store["command"]
+    config_mount = next(v for v in store["volumes"] if v.endswith(":ro"))
+    identities = json.loads((REPO / config_mount.split(":")[0]).read_text())["identities"]
+    (credentials,) = identities[0]["credentials"]
+    for name in ("gateway", "worker"):
+        env = services[name]["environment"]
+        assert env["MEDIAGATE_BLOB_URL"].startswith("s3://"), name
+        assert env["MEDIAGATE_S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+            credentials["accessKey"],
+            credentials["secretKey"],
+        )
+        assert "volumes" not in services[name], f"{name} mounts a disk"
+        assert "seaweedfs" in services[name]["depends_on"]

@@ -29,6 +29,9 @@ STORE_TIMEOUT_S = scaled(30)
 """``MEDIAGATE_REDIS_TIMEOUT_S`` of the gateways and workers the end-to-end tests start: on a
 busy machine a process's event loop can be away from a Redis answer for seconds, which is
 load, not an outage (the outage test sets its own, production value)."""
+FAILOVER_S = scaled(60)
+"""Sentinel to call a killed Redis primary down (1 s in the tests), elect a leader and promote
+the replica, and the clients to find it."""
 REQUEST_S = scaled(120)
 """The HTTP client timeout of one request in the load tests (hundreds in flight at once)."""
 IN_FLIGHT_S = scaled(15)

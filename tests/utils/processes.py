@@ -86,5 +86,23 @@ def gateway(redis_url: str, data_dir: Path, **extra: str) -> Iterator[Process]:
 
 def start_worker(redis_url: str, data_dir: Path, gateway_url: str, **extra: str) -> Process:
     """``mediagate worker``, calling the sandbox mounted in the gateway at ``gateway_url``."""
-    env = gateway_env(redis_url, data_dir, gateway_url, MEDIAGATE_SANDBOX_URL=gateway_url, **extra)
+    extra = {"MEDIAGATE_SANDBOX_URL": gateway_url, **extra}  # unless given another sandbox
+    env = gateway_env(redis_url, data_dir, gateway_url, **extra)
     return _spawn(["worker"], env, data_dir / "worker.log", gateway_url)
+
+
+def start_sandbox(data_dir: Path, **extra: str) -> Process:
+    """``mediagate sandbox`` alone on a free port: one set of emulators (and counters) that
+    several gateways and workers share through ``MEDIAGATE_SANDBOX_URL``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
+    env.update({"MEDIAGATE_SANDBOX_JOB_S": "0.3", "MEDIAGATE_ADMIN_TOKEN": ADMIN_TOKEN, **extra})
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = _spawn(["sandbox", "--port", str(port)], env, data_dir / "sandbox.log", url)
+    try:
+        wait_until_up(f"{url}/_sandbox/stats")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
-from app.api.deps import BlobsDep, FilesDep, SignerDep
+from app.api.blob_responses import serve_blob
+from app.api.deps import BlobsDep, FilesDep, SettingsDep, SignerDep
 from app.api.problems import PROBLEM_RESPONSES
-from app.blobs import LocalBlobStore
 from app.domain.errors import NotFound
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)
@@ -19,30 +19,37 @@ router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=PROBLEM
     "/{artifact_id}",
     name="get_artifact",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The bytes"}},
+    responses={
+        200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The bytes"},
+        206: {"description": "The byte range a `Range: bytes=…` header asked for"},
+        307: {
+            "description": "With MEDIAGATE_ARTIFACT_REDIRECT: a presigned URL of the object "
+            "store to fetch the bytes from (it honours Range too)"
+        },
+        416: {
+            "content": {"application/problem+json": {}},
+            "description": "The range starts past the end (`range_not_satisfiable`)",
+        },
+    },
 )
 async def get_artifact(
+    request: Request,
     artifact_id: str,
     signer: SignerDep,
     files: FilesDep,
     blobs: BlobsDep,
+    settings: SettingsDep,
     expires: Annotated[int, Query(description="From the job's signed artifact URL.")],
     sig: Annotated[str, Query(description="From the job's signed artifact URL.")],
 ) -> Response:
-    """An output's bytes. The URL in the job is the credential: signed and expiring."""
+    """An output's bytes. The URL in the job is the credential: signed and expiring.
+    A single `Range: bytes=…` is answered with 206 and those bytes."""
     path = f"/v1/artifacts/{artifact_id}"
     if not artifact_id.startswith("art_") or not signer.verify(path, expires, sig):
         raise NotFound("artifact", artifact_id)
     meta = await files.artifact(artifact_id)
     if meta is None:
         raise NotFound("artifact", artifact_id)
-    return serve_blob(blobs, meta.id, meta.content_type, "artifact")
-
-
-def serve_blob(blobs: LocalBlobStore, blob_id: str, content_type: str, what: str) -> Response:
-    path = blobs.local_path(blob_id)
-    if not path.exists():
-        raise NotFound(what, blob_id)
-    return FileResponse(
-        path, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"}
+    return await serve_blob(
+        blobs, settings, request, meta.id, meta.content_type, meta.size, "artifact", expires
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from app.api.blob_responses import serve_blob
 from app.api.deps import (
     BlobsDep,
     FilesDep,
@@ -20,7 +21,6 @@ from app.api.deps import (
 )
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
-from app.api.routes.artifacts import serve_blob
 from app.domain.errors import NotFound
 from app.jobs.intake import check_media
 
@@ -72,10 +72,12 @@ async def upload_file(
 
 @router.get("/{file_id}/content", name="get_file_content", include_in_schema=False)
 async def get_file_content(
+    request: Request,
     file_id: str,
     signer: SignerDep,
     files: FilesDep,
     blobs: BlobsDep,
+    settings: SettingsDep,
     expires: Annotated[int, Query()],
     sig: Annotated[str, Query()],
 ) -> Response:
@@ -86,4 +88,6 @@ async def get_file_content(
     meta = await files.file(file_id)
     if meta is None:
         raise NotFound("file", file_id)
-    return serve_blob(blobs, meta.id, meta.content_type, "file")
+    return await serve_blob(
+        blobs, settings, request, meta.id, meta.content_type, meta.size, "file", expires
+    )

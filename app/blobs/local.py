@@ -1,0 +1,108 @@
+"""Blobs as files on a local disk: one machine, or a volume every process mounts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import BinaryIO
+
+from app.blobs.base import BlobReader, check_blob_id
+
+READ_CHUNK = 256 * 1024
+
+
+class LocalBlobStore:
+    """Blobs as files under ``root``, fanned out by the id's last two characters.
+
+    File system calls run on worker threads: creating a file costs more than the event loop
+    should spend on it, and the GIL is released while the kernel works.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._dirs: set[str] = set()
+
+    def local_path(self, blob_id: str) -> Path:
+        check_blob_id(blob_id)
+        return self.root / blob_id[-2:] / blob_id
+
+    async def put(
+        self,
+        blob_id: str,
+        data: bytes | AsyncIterable[bytes],
+        content_type: str | None = None,
+    ) -> None:
+        path = self.local_path(blob_id)
+        if isinstance(data, bytes):
+            await asyncio.to_thread(self._write, path, data)
+            return
+        handle, tmp = await asyncio.to_thread(self._create, path)
+        try:
+            async for chunk in data:
+                await asyncio.to_thread(handle.write, chunk)
+            await asyncio.to_thread(handle.close)
+            os.replace(tmp, path)
+        except BaseException:
+            handle.close()
+            os.unlink(tmp)
+            raise
+
+    async def get(self, blob_id: str) -> bytes | None:
+        try:
+            return await asyncio.to_thread(self.local_path(blob_id).read_bytes)
+        except FileNotFoundError:
+            return None
+
+    async def open(
+        self, blob_id: str, byte_range: tuple[int, int] | None = None
+    ) -> BlobReader | None:
+        path = self.local_path(blob_id)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            return None
+        size = os.fstat(handle.fileno()).st_size
+        start, end = byte_range if byte_range else (0, size)
+        end = min(end, size)
+        return BlobReader(_read(handle, start, end), start, end, size)
+
+    async def delete(self, blob_id: str) -> None:
+        await asyncio.to_thread(self.local_path(blob_id).unlink, missing_ok=True)
+
+    async def presign(self, blob_id: str, ttl_s: int) -> str | None:
+        return None
+
+    def _create(self, path: Path) -> tuple[BinaryIO, str]:
+        self._ensure_dir(path)
+        tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        return open(tmp, "wb"), tmp
+
+    def _ensure_dir(self, path: Path) -> None:
+        directory = str(path.parent)
+        if directory not in self._dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._dirs.add(directory)
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """Write to a temporary name, then rename: readers never see half a file."""
+        handle, tmp = self._create(path)
+        with handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+
+async def _read(handle: BinaryIO, start: int, end: int) -> AsyncIterator[bytes]:
+    try:
+        await asyncio.to_thread(handle.seek, start)
+        left = end - start
+        while left > 0:
+            chunk = await asyncio.to_thread(handle.read, min(READ_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()

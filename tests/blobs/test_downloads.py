@@ -1,0 +1,169 @@
+"""Signed blob URLs answered from either backend: whole, ranged, redirected, refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from app.api.blob_responses import RangeNotSatisfiable, parse_range
+from app.config import SANDBOX_TENANT_KEY
+from app.gateway import Gateway
+from tests.utils.in_process import in_process_gateway
+from tests.utils.media import png_bytes
+from tests.utils.seaweedfs import S3Server
+
+SIZE = 1000
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-0", (0, 1)),
+        ("bytes=10-19", (10, 20)),
+        ("bytes=990-5000", (990, 1000)),
+        ("bytes=500-", (500, 1000)),
+        ("bytes=-100", (900, 1000)),
+        ("bytes=-5000", (0, 1000)),
+        (" bytes = 1-2 ", (1, 3)),
+        ("bytes=5-1", None),  # invalid: ignored, the whole blob
+        ("bytes=0-1,5-6", None),  # several ranges: the whole blob
+        ("items=0-1", None),
+        ("bytes=a-b", None),
+        ("bytes=-", None),
+        ("bytes", None),
+    ],
+)
+def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> None:
+    assert parse_range(header, SIZE) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0"])
+def test_unsatisfiable_ranges(header: str) -> None:
+    with pytest.raises(RangeNotSatisfiable) as raised:
+        parse_range(header, SIZE)
+    assert raised.value.status == 416
+    assert raised.value.headers == {"Content-Range": "bytes */1000"}
+
+
+async def upload(client: httpx.AsyncClient, gateway: Gateway, content: bytes) -> tuple[str, str]:
+    """A file uploaded through the API: its id and its signed content URL (path and query)."""
+    created = await client.post("/v1/files", files={"file": ("a.png", content, "image/png")})
+    assert created.status_code == 201, created.text
+    file_id = created.json()["id"]
+    parts = urlsplit(gateway.signer.sign(f"/v1/files/{file_id}/content"))
+    return file_id, f"{parts.path}?{parts.query}"
+
+
+def s3_settings(server: S3Server, monkeypatch: pytest.MonkeyPatch, prefix: str) -> dict[str, Any]:
+    for name, value in server.env().items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    return {"blob_url": f"s3://mediagate-test/{prefix}", "s3_endpoint_url": server.endpoint_url}
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> dict[str, Any]:
+    if request.param == "local":
+        return {}
+    server: S3Server = request.getfixturevalue("s3_server")
+    return s3_settings(server, monkeypatch, tmp_path.name)
+
+
+async def test_whole_and_ranged_downloads(
+    backend: dict[str, Any], redis_url: str, redis_client: object, tmp_path: Path
+) -> None:
+    png = png_bytes(40, 30)
+    headers = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
+    async with in_process_gateway(
+        redis_url, tmp_path, headers=headers, sandbox=True, **backend
+    ) as (gateway, client):
+        file_id, url = await upload(client, gateway, png)
+        whole = await client.get(url)
+        assert whole.status_code == 200
+        assert whole.content == png
+        assert whole.headers["content-type"] == "image/png"
+        assert whole.headers["content-length"] == str(len(png))
+
+        part = await client.get(url, headers={"Range": "bytes=8-15"})
+        assert part.status_code == 206
+        assert part.content == png[8:16]
+        assert part.headers["content-range"] == f"bytes 8-15/{len(png)}"
+
+        tail = await client.get(url, headers={"Range": "bytes=-4"})
+        assert (tail.status_code, tail.content) == (206, png[-4:])
+
+        past = await client.get(url, headers={"Range": f"bytes={len(png)}-"})
+        assert past.status_code == 416
+        assert past.headers["content-type"] == "application/problem+json"
+        assert past.json()["code"] == "range_not_satisfiable"
+        assert past.headers["content-range"] == f"bytes */{len(png)}"
+
+        ignored = await client.get(url, headers={"Range": "bytes=9-2"})
+        assert (ignored.status_code, ignored.content) == (200, png)
+
+        forged = await client.get(url.replace("sig=", "sig=0"))
+        assert forged.status_code == 404
+
+        await gateway.blobs.delete(file_id)
+        gone = await client.get(url)
+        assert gone.status_code == 404
+        assert gone.json()["code"] == "not_found"
+
+
+async def test_s3_redirect_to_a_presigned_url(
+    s3_server: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+    redis_client: object,
+    tmp_path: Path,
+) -> None:
+    png = png_bytes(50, 10)
+    headers = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
+    settings = s3_settings(s3_server, monkeypatch, "redirect")
+    async with in_process_gateway(
+        redis_url, tmp_path, headers=headers, sandbox=True, artifact_redirect=True, **settings
+    ) as (gateway, client):
+        _, url = await upload(client, gateway, png)
+        answer = await client.get(url)
+        assert answer.status_code == 307
+        location = answer.headers["location"]
+        assert location.startswith(f"{s3_server.endpoint_url}/mediagate-test/redirect/file_")
+        assert "X-Amz-Signature=" in urlsplit(location).query
+    async with httpx.AsyncClient(follow_redirects=True) as outside:
+        whole = await outside.get(location)
+        assert (whole.status_code, whole.content) == (200, png)
+        part = await outside.get(location, headers={"Range": "bytes=0-7"})
+        assert (part.status_code, part.content) == (206, png[:8])
+
+
+async def test_object_store_down_is_a_503(
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+    redis_client: object,
+    tmp_path: Path,
+    unused_tcp_port: int,
+) -> None:
+    """Uploads fail as a problem, not a crash; the store's absence is retryable."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
+    headers = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
+    async with in_process_gateway(
+        redis_url,
+        tmp_path,
+        headers=headers,
+        sandbox=True,
+        blob_url="s3://nowhere/x",
+        s3_endpoint_url=f"http://127.0.0.1:{unused_tcp_port}",
+    ) as (gateway, client):
+        created = await client.post(
+            "/v1/files", files={"file": ("a.png", png_bytes(), "image/png")}
+        )
+        assert created.status_code == 503, created.text
+        assert created.json()["code"] == "store_unavailable"
