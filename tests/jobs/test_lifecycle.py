@@ -183,11 +183,15 @@ async def test_past_its_deadline_before_any_submission_costs_nothing(
 
 async def test_charge_for_charges_the_reserved_price_only_for_charged_reasons(core: Core) -> None:
     job_id = await core.submit()
-    job = (await core.record(job_id)).job
+    record = await core.record(job_id)
     accounting = core.lifecycle.accounting
     for reason in ChargeReason:
-        expected = ALPHA_PRICE if reason.charged else 0
-        assert accounting.charge_for(job, reason) == expected, reason
+        charge = accounting.charge_for(record, reason)
+        if reason.charged:
+            assert charge is not None and charge.amount == ALPHA_PRICE, reason
+            assert charge.pricing is not None and charge.pricing.unit == "job", reason
+        else:
+            assert charge is None, reason
     assert {r for r in ChargeReason if r.charged} == {
         ChargeReason.delivered,
         ChargeReason.canceled_after_accept,
