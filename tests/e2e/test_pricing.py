@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 import sys
 from collections import Counter
@@ -20,6 +21,7 @@ import redis
 
 from tests.utils.deadlines import JOB_S, REQUEST_S
 from tests.utils.jobs import wait_all_terminal
+from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 
@@ -202,3 +204,60 @@ async def test_reconcile_reports_spend_charges_and_the_uncharged_cancel(
     assert unpaid[waived]["upstream_cost"] == 5.0
     assert finished not in unpaid and charged not in unpaid
     assert report["unexplained"] == 0
+
+
+async def test_a_cancel_storm_reconciles_with_nothing_unexplained(
+    live: Process, tenant: httpx.AsyncClient
+) -> None:
+    """Sixty jobs at three providers, each canceled at a random moment (before submission,
+    while the upstream runs it, after it finished): every job the upstream accepted before the
+    cancel is charged its reservation, the others nothing; the ledger balances; reconcile
+    explains every job paid upstream."""
+    since = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+    kinds = [
+        ("/v1/audio/generate", {"prompt": "a storm at sea", "provider": "pixelapi"}),
+        ("/v1/audio/speech", {"text": "a" * 700, "voice": "jack", "provider": "everypixel"}),
+        ("/v1/images/upscale", {"image": {"data": png_b64(24, 24)}, "provider": "pixelapi"}),
+    ]
+    rng = random.Random(13)
+
+    async def one(i: int) -> str:
+        path, body = kinds[i % len(kinds)]
+        job_id = await submit(tenant, path, body)
+        await asyncio.sleep(rng.uniform(0, 3))
+        response = await tenant.post(f"/v1/jobs/{job_id}/cancel")
+        assert response.status_code in (200, 409), response.text
+        return job_id
+
+    ids = await asyncio.gather(*(one(i) for i in range(60)))
+    jobs = await wait_all_terminal(tenant, ids, JOB_S)
+    await balanced(tenant)
+    for job in jobs.values():
+        credits = job["credits"]
+        assert credits["reserved"] >= credits["charged"], job
+        accepted = any(a["provider_job_id"] for a in job["attempts"])
+        if job["status"] == "succeeded" or (job["status"] == "canceled" and accepted):
+            assert credits["charged"] > 0, job
+        else:
+            assert credits["charged"] == 0, job
+    statuses = Counter(j["status"] for j in jobs.values())
+    assert statuses["canceled"] > 0, statuses
+
+    async with httpx.AsyncClient(
+        base_url=live.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=REQUEST_S
+    ) as admin:
+        response = await admin.get("/admin/reconcile", params={"since": since})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["unexplained"] == 0, report["unpaid"]
+    listed = {u["job_id"] for u in report["unpaid"]}
+    assert not listed & set(ids)  # accepted work is charged by default: none paid for nothing
+    accepted_at = Counter(
+        a["provider"]
+        for j in jobs.values()
+        for a in j["attempts"]
+        if a["upstream_cost"] is not None
+    )
+    by_provider = {p["provider"]: p for p in report["providers"]}
+    for provider, count in accepted_at.items():
+        assert by_provider[provider]["tasks_submitted"] >= count

@@ -188,7 +188,8 @@ async def test_charge_for_charges_only_for_charged_reasons(core: Core) -> None:
     for reason in ChargeReason:
         charge = accounting.charge_for(record.model_copy(deep=True), reason)
         if reason.charged:
-            assert charge is not None and 0 < charge.amount <= ALPHA_PRICE, reason
+            assert charge is not None and charge.amount == ALPHA_PRICE, reason
+            assert charge.pricing is not None and charge.pricing.unit == "job", reason
         else:
             assert charge is None, reason
     assert {r for r in ChargeReason if r.charged} == {

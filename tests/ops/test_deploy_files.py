@@ -35,6 +35,7 @@ DOCUMENTED_METRICS = {
     "mediagate_upstream_requests_total",
     "mediagate_upstream_request_duration_seconds",
     "mediagate_credits_charged_total",
+    "mediagate_upstream_spend_total",
     "mediagate_rate_limited_total",
     "mediagate_circuit_state",
     "mediagate_fallbacks_total",
