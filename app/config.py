@@ -179,6 +179,20 @@ class Settings(BaseSettings):
         "explicitly (the default URL is local; no upstream could reach it). `mediagate "
         "serve` exports false to its server processes when neither is given.",
     )
+    result_cache_ttl_s: int = Field(
+        default=86400,
+        ge=0,
+        le=30 * 86400,
+        description="How long a job's result serves the same request again (0: no result "
+        "cache); a tenant may set its own.",
+    )
+    cache_hit_percent: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Share of the price a result served from the cache costs (0: free); a "
+        "tenant may set its own.",
+    )
     batch_window: int = Field(
         default=100,
         ge=1,

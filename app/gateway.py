@@ -50,7 +50,7 @@ from app.store.tenants import TenantStore
 from app.store.upstream_budgets import UpstreamBudgets
 from app.store.webhooks import WebhookStore
 from app.store.workers import WorkerPresence
-from app.webhooks import WebhookSender
+from app.webhooks import BatchMessages, Message, WebhookSender, envelope
 from app.worker import Worker
 
 SANDBOX_TENANT_ID = "sandbox"
@@ -228,6 +228,8 @@ async def build_gateway(
     )
     webhooks = WebhookStore(redis, scripts, retention_s=settings.job_retention_s)
     webhook_http = guarded_client(url_policy)
+    batch_store = BatchStore(redis, scripts, retention_s=settings.job_retention_s)
+    batches = BatchService(batch_store, jobs)
     sender = WebhookSender(
         store,
         webhooks,
@@ -238,9 +240,9 @@ async def build_gateway(
         per_endpoint=settings.webhook_endpoint_concurrency,
         per_tenant=settings.webhook_tenant_concurrency,
         timeout_s=settings.webhook_timeout_s,
+        batches=batch_messages(batches),
     )
     presence = WorkerPresence(redis)
-    batch_store = BatchStore(redis, scripts, retention_s=settings.job_retention_s)
     worker = Worker(
         store,
         runner,
@@ -271,11 +273,25 @@ async def build_gateway(
         webhooks=webhooks,
         upstream_callbacks=callbacks,
         workers=presence,
-        batches=BatchService(batch_store, jobs),
+        batches=batches,
         storage=storage,
         slots=slots,
         webhook_http=webhook_http,
     )
+
+
+def batch_messages(batches: BatchService) -> BatchMessages:
+    """A completed batch's one webhook: ``batch.completed`` with the batch as its data."""
+
+    async def message(batch_id: str) -> Message | None:
+        completed = await batches.completion(batch_id)
+        if completed is None:
+            return None
+        tenant_id, url, batch = completed
+        event = "batch.completed"
+        return Message(tenant_id, url, event, f"msg_{batch_id}_completed", envelope(event, batch))
+
+    return message
 
 
 def redis_url(settings: Settings, stack: AsyncExitStack, *, embed: bool) -> str:

@@ -14,6 +14,12 @@ retried on the schedule — immediately, 5 s, 5 min,
 and served at ``GET /v1/jobs/{id}/deliveries``. The URL was checked against SSRF when the job
 was created and is checked again on connect by the guarded client.
 
+**Events.** A delivery id on the queue names what is sent: a job id its end
+(``job.succeeded``, ``job.failed``, ``job.canceled``), ``<job id>#started`` and
+``<job id>#progress`` those events (queued only for jobs subscribed to them, by the saves
+that make them happen), and a batch id its ``batch.completed``. Each id keeps its own log of
+attempts and its own retry schedule.
+
 **One receiver cannot delay another.** Deliveries run as tasks of their own, up to
 ``concurrency`` at once per sender, and a free place is filled as soon as one ends (no batch
 waits for its slowest member). At most ``per_endpoint`` of them go to one receiver (scheme,
@@ -35,12 +41,14 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from app.domain.models import Job, JobRecord
@@ -80,16 +88,36 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def payload(job: Job) -> bytes:
-    """The event body: ``job`` is the job as a client reads it (``JobRenderer``)."""
+def payload(job: Job, event: str | None = None) -> bytes:
+    """The event body: ``job`` is the job as a client reads it (``JobRenderer``); the type is
+    ``event``, by default the job's end."""
+    return envelope(event or f"job.{job.status.value}", job)
+
+
+def envelope(event: str, data: BaseModel) -> bytes:
     return json.dumps(
         {
-            "type": f"job.{job.status.value}",
+            "type": event,
             "timestamp": datetime.now(UTC).isoformat(),
-            "data": job.model_dump(mode="json"),
+            "data": data.model_dump(mode="json"),
         },
         separators=(",", ":"),
     ).encode()
+
+
+@dataclass(frozen=True)
+class Message:
+    """One event ready to go: who it belongs to, where, and what."""
+
+    tenant_id: str
+    url: str
+    event: str
+    message_id: str
+    body: bytes
+
+
+BatchMessages = Callable[[str], Awaitable[Message | None]]
+"""A batch's ``batch.completed`` message, or ``None`` (expired, or no callback URL)."""
 
 
 class WebhookSender:
@@ -101,6 +129,7 @@ class WebhookSender:
         render: Callable[[JobRecord], Job],
         schedule_s: Sequence[float] = DEFAULT_SCHEDULE_S,
         *,
+        batches: BatchMessages | None = None,
         concurrency: int = 64,
         per_endpoint: int = 2,
         per_tenant: int = 8,
@@ -110,6 +139,7 @@ class WebhookSender:
         self.webhooks = webhooks
         self.client = client
         self.render = render
+        self.batches = batches
         self.schedule_s = list(schedule_s)
         self.concurrency = concurrency
         self.per_endpoint = per_endpoint
@@ -155,14 +185,30 @@ class WebhookSender:
         except Exception:
             log.exception("webhooks: delivering %s failed; its lease will expire", job_id)
 
-    async def deliver(self, job_id: str) -> None:
+    async def message(self, delivery_id: str) -> Message | None:
+        """What a queued delivery sends now, or ``None`` when there is nothing to send."""
+        if delivery_id.startswith("batch_"):
+            return await self.batches(delivery_id) if self.batches is not None else None
+        job_id, _, suffix = delivery_id.partition("#")
         stored = await self.jobs.get(job_id)
         url = stored.record.callback_url if stored is not None else None
         if stored is None or url is None:
+            return None
+        record = stored.record
+        job = self.render(record)
+        event = f"job.{suffix}" if suffix else f"job.{job.status.value}"
+        message_id = f"msg_{job_id}_{suffix or job.status.value}"
+        if suffix == "progress":  # one message per progress step
+            message_id += f"_{round((job.progress or 0) * 100)}"
+        return Message(record.tenant_id, url, event, message_id, payload(job, event))
+
+    async def deliver(self, job_id: str) -> None:
+        message = await self.message(job_id)
+        if message is None:
             await self.webhooks.drop(job_id)  # expired or never wanted
             return
-        tenant = stored.record.tenant_id
-        endpoint = f"{tenant} {_endpoint(url)}"  # one tenant's receivers never hold another's
+        tenant = message.tenant_id
+        endpoint = f"{tenant} {_endpoint(message.url)}"  # one tenant's never hold another's
         if (
             self._endpoints[endpoint] >= self.per_endpoint
             or self._tenants[tenant] >= self.per_tenant
@@ -172,7 +218,7 @@ class WebhookSender:
         self._endpoints[endpoint] += 1
         self._tenants[tenant] += 1
         try:
-            await self._attempt(job_id, stored.record, url)
+            await self._attempt(job_id, message)
         finally:
             self._endpoints[endpoint] -= 1
             self._tenants[tenant] -= 1
@@ -181,11 +227,12 @@ class WebhookSender:
             if not self._tenants[tenant]:
                 del self._tenants[tenant]
 
-    async def _attempt(self, job_id: str, record: JobRecord, url: str) -> None:
+    async def _attempt(self, job_id: str, message: Message) -> None:
         done = await self.webhooks.attempts_made(job_id)
-        secret = await self.webhooks.secret(record.tenant_id)
-        body = payload(self.render(record))
-        message_id = f"msg_{job_id}_{record.job.status.value}"
+        secret = await self.webhooks.secret(message.tenant_id)
+        body = message.body
+        message_id = message.message_id
+        url = message.url
         timestamp = int(time.time())
         headers = {
             "content-type": "application/json",
@@ -212,6 +259,7 @@ class WebhookSender:
             next_due = now_ms() + int(wait_s * 1000)
         attempt = DeliveryAttempt(
             attempt=attempt_no,
+            event=message.event,
             at=datetime.now(UTC),
             status_code=status,
             error=error,

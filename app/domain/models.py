@@ -72,6 +72,26 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class WebhookEvent(StrEnum):
+    """What a job's ``callback_url`` may be told; ``webhook_events`` chooses among them."""
+
+    started = "job.started"
+    """The first attempt is about to go to a provider."""
+    progress = "job.progress"
+    """The provider reported progress (the latest is sent; earlier ones may be folded in)."""
+    succeeded = "job.succeeded"
+    failed = "job.failed"
+    canceled = "job.canceled"
+
+    @property
+    def suffix(self) -> str:
+        return self.value.removeprefix("job.")
+
+
+DEFAULT_WEBHOOK_EVENTS = (WebhookEvent.succeeded, WebhookEvent.failed, WebhookEvent.canceled)
+"""What a callback URL gets unless the job or its tenant chose: the end of the job."""
+
+
 class ChargeReason(StrEnum):
     """Why an attempt that ended was charged to the tenant, or was not.
 
@@ -252,6 +272,8 @@ class JobRecord(BaseModel):
     plan: list[str]
     """Providers to try, in order; the first is the current attempt's."""
     callback_url: str | None = None
+    webhook_events: list[WebhookEvent] = Field(default_factory=lambda: [*DEFAULT_WEBHOOK_EVENTS])
+    """The events ``callback_url`` is sent (the job's choice, else its tenant's)."""
     cancel_at: datetime | None = None
     """The client's ``Cancel-After``: still unfinished then, the job ends canceled."""
     upstream: UpstreamSlot | None = None

@@ -122,6 +122,15 @@ class BatchService:
     async def get(self, tenant: Tenant, batch_id: str) -> Batch:
         return render(await self.load(tenant, batch_id))
 
+    async def completion(self, batch_id: str) -> tuple[str, str, Batch] | None:
+        """For its webhook: the tenant, callback URL and batch of a completed batch."""
+        batch = await self.store.get(batch_id)
+        if batch is None or batch.callback_url is None:
+            return None
+        if batch.status != BatchStatus.completed:
+            return None
+        return batch.tenant_id, batch.callback_url, render(batch)
+
     async def cancel(self, tenant: Tenant, batch_id: str) -> Batch:
         """Items not started end canceled now; running jobs are canceled by the driver."""
         await self.load(tenant, batch_id)

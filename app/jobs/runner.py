@@ -44,6 +44,7 @@ from app.domain.models import (
     JobRecord,
     JobStatus,
     UpstreamSlot,
+    WebhookEvent,
     utcnow,
 )
 from app.domain.operations import PARAMS
@@ -198,11 +199,15 @@ class JobRunner:
             job.provider = provider
             job.started_at = job.started_at or utcnow()
             record.poll_streak = 0
-            stored = await self.store.save(stored, schedule=Schedule.keep, lease=lease)
+            stored = await self.store.save(
+                stored, schedule=Schedule.keep, lease=lease, event=_started(job)
+            )
         elif attempt.status is AttemptStatus.submitting and record.upstream != persisted:
             # The first attempt (created with the job) or a submit cut short: the credential
             # it goes out on is on record before the upstream hears of it.
-            stored = await self.store.save(stored, schedule=Schedule.keep, lease=lease)
+            stored = await self.store.save(
+                stored, schedule=Schedule.keep, lease=lease, event=_started(job)
+            )
         adapter = self.providers[provider]
         task = attempt.provider_job_id
         callback_url = None
@@ -257,9 +262,11 @@ class JobRunner:
                 )
                 raise
         if isinstance(result, Progress):
+            before = job.progress
             job.progress = result.fraction if result.fraction is not None else job.progress
             record.poll_streak = 0
-            return await self._save_due(stored, lease, result.poll_after_s)
+            moved = WebhookEvent.progress if job.progress != before else None
+            return await self._save_due(stored, lease, result.poll_after_s, moved)
         if isinstance(result, PollTrouble):
             attempt.poll_errors += 1
             record.poll_streak += 1
@@ -311,12 +318,16 @@ class JobRunner:
         assert error is not None
         return await self.lifecycle.fail(stored, lease, error)
 
-    async def _save_due(self, stored: Stored, lease: str, after_s: float) -> Stored:
+    async def _save_due(
+        self, stored: Stored, lease: str, after_s: float, event: WebhookEvent | None = None
+    ) -> Stored:
         due = now_ms() + int(after_s * 1000)
         cancel_at = stored.record.cancel_at
         if cancel_at is not None:  # looked at again when it is to be canceled, at the latest
             due = min(due, int(cancel_at.timestamp() * 1000))
-        return await self.store.save(stored, schedule=Schedule.due, due_ms=due, lease=lease)
+        return await self.store.save(
+            stored, schedule=Schedule.due, due_ms=due, lease=lease, event=event
+        )
 
     @asynccontextmanager
     async def _renewing(self, job_id: str, lease: str) -> AsyncIterator[None]:
@@ -333,6 +344,12 @@ class JobRunner:
             yield
         finally:
             task.cancel()
+
+
+def _started(job: Job) -> WebhookEvent | None:
+    """``job.started`` for the save that sends a job's first attempt on its way."""
+    first = len(job.attempts) == 1 and job.attempts[0].provider_job_id is None
+    return WebhookEvent.started if first else None
 
 
 def poll_backoff(adapter: Adapter, streak: int, retry_after_s: float | None) -> float:

@@ -32,6 +32,7 @@ from app.domain.json_values import (
 )
 from app.domain.media import MediaInput
 from app.domain.models import (
+    DEFAULT_WEBHOOK_EVENTS,
     Attempt,
     AttemptStatus,
     Job,
@@ -39,6 +40,7 @@ from app.domain.models import (
     JobRecord,
     JobStatus,
     Measure,
+    WebhookEvent,
     new_file_id,
     new_job_id,
     utcnow,
@@ -73,6 +75,14 @@ class Envelope(BaseModel):
         default=None, description="Next choices in order, or false for none."
     )
     callback_url: str | None = Field(default=None, max_length=2048)
+    webhook_events: list[WebhookEvent] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=len(WebhookEvent),
+        description="The events `callback_url` is sent: `job.started`, `job.progress`, "
+        "`job.succeeded`, `job.failed`, `job.canceled`. Default: the tenant's choice, else "
+        "the three that end a job.",
+    )
     metadata: dict[str, object] = Field(
         default_factory=dict,
         description=f"Yours, kept with the job and given back unchanged: at most "
@@ -141,6 +151,10 @@ class JobService:
         check_storable(_without_inline_media(params), "")
         if envelope.callback_url is not None:
             await self.url_policy.check(envelope.callback_url, "/callback_url")
+        elif envelope.webhook_events is not None:
+            raise InvalidRequest(
+                "webhook_events needs a callback_url to send them to", pointer="/webhook_events"
+            )
         plan = plan_providers(
             self.providers.bindings(operation),
             operation,
@@ -233,6 +247,7 @@ class JobService:
             params=params.model_dump(mode="json", exclude_unset=True),
             plan=plan,
             callback_url=envelope.callback_url,
+            webhook_events=_events(envelope, tenant),
             cancel_at=(
                 job.created_at + timedelta(seconds=cancel_after_s)
                 if cancel_after_s is not None
@@ -468,6 +483,12 @@ def _without_inline_media(params: Params) -> dict[str, object]:
         if isinstance(media, dict):
             media.pop("data", None)
     return values
+
+
+def _events(envelope: Envelope, tenant: Tenant) -> list[WebhookEvent]:
+    """The job's webhook events: its own choice, else its tenant's, else a job's end."""
+    chosen = envelope.webhook_events or tenant.webhook_events or DEFAULT_WEBHOOK_EVENTS
+    return sorted(set(chosen), key=list(WebhookEvent).index)
 
 
 def _links(job_id: str) -> JobLinks:

@@ -16,7 +16,7 @@ from enum import StrEnum
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.domain.models import JobRecord, JobStatus
+from app.domain.models import JobRecord, JobStatus, WebhookEvent
 from app.store import keys
 from app.store.connection import ReplicaWait
 from app.store.credits import Pricing, Shortfall, pricing_args
@@ -25,6 +25,23 @@ from app.store.scripts import Scripts
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def webhook_delivery(record: JobRecord, event: WebhookEvent | None) -> tuple[int | str, str]:
+    """``(due_ms, delivery id)`` of the webhook a save queues, or ``("", "")`` for none.
+
+    A job's end is delivered as the job id; ``job.started`` and ``job.progress`` as
+    ``<job id>#started`` and ``<job id>#progress`` (a progress delivery still waiting is
+    simply made due again: receivers get the latest progress, not every step)."""
+    job = record.job
+    if record.callback_url is None:
+        return "", ""
+    if job.status.terminal:
+        event = WebhookEvent(f"job.{job.status.value}")
+    if event is None or event not in record.webhook_events:
+        return "", ""
+    member = job.id if job.status.terminal else f"{job.id}#{event.suffix}"
+    return now_ms(), member
 
 
 class Schedule(StrEnum):
@@ -182,8 +199,13 @@ class JobStore:
         settle: Settle | None = None,
         charge: Charge | None = None,
         spend: str | None = None,
+        event: WebhookEvent | None = None,
     ) -> Stored:
         """Write ``stored.record`` if it is still at ``stored.version``; returns the new state.
+
+        A terminal save queues the job's webhook (``job.<status>``), and a save naming an
+        ``event`` (``job.started``, ``job.progress``) queues that one, in the same script,
+        when the job has a callback URL subscribed to the event.
 
         With ``settle``, the job's credit hold is charged or released in the same script;
         a charge bills ``charge.amount`` (default: the whole hold) and refunds the rest;
@@ -194,6 +216,7 @@ class JobStore:
         job = record.job
         status = job.status
         ttl = self.retention_s if status.terminal else 0
+        webhook_due, webhook = webhook_delivery(record, event)
         try:
             version, settled = await self.scripts.save_job(
                 keys=[
@@ -218,11 +241,12 @@ class JobStore:
                     settle.value if settle else "",
                     f"{job.operation.value} {status.value}",
                     SETTLED_HOLD_TTL_S,
-                    now_ms() if status.terminal and record.callback_url else "",
+                    webhook_due,
                     "" if charge is None else charge.amount,
                     *pricing_args(charge.pricing if charge is not None else None),
                     spend if spend is not None and status.terminal else "",
                     SPEND_MAX_LEN,
+                    webhook,
                 ],
             )
         except ResponseError as exc:

@@ -16,6 +16,7 @@ import time
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from app.domain.models import WebhookEvent
 from app.store import keys
 from app.store.scripts import Scripts
 
@@ -41,11 +42,44 @@ class Tenant(BaseModel):
     charge_accepted_work: bool | None = None
     """Charge a job canceled or past its deadline once the upstream accepted its task;
     ``None``: the configured default (``charge_accepted_work``)."""
+    webhook_events: list[WebhookEvent] | None = None
+    """The events its jobs' callback URLs get unless a job chooses; ``None``: a job's end."""
+    result_cache_ttl_s: int | None = None
+    """How long a result serves the same request again (0: never); ``None``: the default."""
+    cache_hit_percent: int | None = None
+    """Share of the price a cached result costs (0: free); ``None``: the default."""
     created_at: int | None = None
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+
+class TenantPolicy(BaseModel):
+    """Per-tenant choices beyond the limits; ``None`` leaves one unset (or as it is)."""
+
+    webhook_events: list[WebhookEvent] | None = None
+    result_cache_ttl_s: int | None = None
+    cache_hit_percent: int | None = None
+
+    def fields(self) -> dict[str, str | int]:
+        """The fields of the tenant's hash these set."""
+        fields: dict[str, str | int] = {}
+        if self.webhook_events is not None:
+            fields["webhook_events"] = ",".join(e.value for e in self.webhook_events)
+        if self.result_cache_ttl_s is not None:
+            fields["result_cache_ttl_s"] = self.result_cache_ttl_s
+        if self.cache_hit_percent is not None:
+            fields["cache_hit_percent"] = self.cache_hit_percent
+        return fields
+
+
+def _events(value: str | bytes | None) -> list[WebhookEvent] | None:
+    if not value:
+        return None
+    text = value.decode() if isinstance(value, bytes) else value
+    known = {e.value for e in WebhookEvent}
+    return [WebhookEvent(e) for e in text.split(",") if e in known]
 
 
 class ApiKey(BaseModel):
@@ -96,7 +130,9 @@ class TenantStore:
         )
         if not row:
             return None
-        tenant_id, name, status, key_id, rpm, concurrency, charge = (str(v) for v in row)
+        tenant_id, name, status, key_id, rpm, concurrency, charge, events, ttl, hit = (
+            str(v) for v in row
+        )
         caller = Caller(
             tenant=Tenant(
                 id=tenant_id,
@@ -105,6 +141,9 @@ class TenantStore:
                 rate_limit_rpm=_int(rpm),
                 max_concurrent_jobs=_int(concurrency),
                 charge_accepted_work=_flag(charge),
+                webhook_events=_events(events),
+                result_cache_ttl_s=_int(ttl),
+                cache_hit_percent=_int(hit),
             ),
             key_id=key_id,
         )
@@ -132,13 +171,18 @@ class TenantStore:
         rate_limit_rpm: int | None = None,
         max_concurrent_jobs: int | None = None,
         charge_accepted_work: bool | None = None,
+        policy: TenantPolicy | None = None,
     ) -> Tenant:
+        policy = policy or TenantPolicy()
         tenant = Tenant(
             id=tenant_id or "ten_" + os.urandom(8).hex(),
             name=name,
             rate_limit_rpm=rate_limit_rpm,
             max_concurrent_jobs=max_concurrent_jobs,
             charge_accepted_work=charge_accepted_work,
+            webhook_events=policy.webhook_events,
+            result_cache_ttl_s=policy.result_cache_ttl_s,
+            cache_hit_percent=policy.cache_hit_percent,
             created_at=int(time.time()),
         )
         fields: dict[str, str | int] = {
@@ -152,6 +196,7 @@ class TenantStore:
             fields["max_concurrent_jobs"] = max_concurrent_jobs
         if charge_accepted_work is not None:
             fields["charge_accepted_work"] = int(charge_accepted_work)
+        fields.update(policy.fields())
         created = await self.redis.hsetnx(keys.tenant(tenant.id), "name", name)
         if not created:
             existing = await self.get(tenant.id)
@@ -172,6 +217,9 @@ class TenantStore:
             rate_limit_rpm=_int(row.get("rate_limit_rpm")),
             max_concurrent_jobs=_int(row.get("max_concurrent_jobs")),
             charge_accepted_work=_flag(row.get("charge_accepted_work")),
+            webhook_events=_events(row.get("webhook_events")),
+            result_cache_ttl_s=_int(row.get("result_cache_ttl_s")),
+            cache_hit_percent=_int(row.get("cache_hit_percent")),
             created_at=_int(row.get("created_at")),
         )
 
@@ -191,6 +239,7 @@ class TenantStore:
         *,
         status: str | None = None,
         charge_accepted_work: bool | None = None,
+        policy: TenantPolicy | None = None,
     ) -> Tenant | None:
         """Change what is given; ``None`` leaves a field as it is."""
         if not await self.redis.exists(keys.tenant(tenant_id)):
@@ -200,6 +249,8 @@ class TenantStore:
             fields["status"] = status
         if charge_accepted_work is not None:
             fields["charge_accepted_work"] = int(charge_accepted_work)
+        if policy is not None:
+            fields.update(policy.fields())
         if fields:
             await self.redis.hset(keys.tenant(tenant_id), mapping=fields)  # type: ignore[arg-type]
             await self.announce_change()

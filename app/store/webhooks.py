@@ -17,6 +17,8 @@ class DeliveryAttempt(BaseModel):
     """One POST of a job's webhook to its ``callback_url``."""
 
     attempt: int
+    event: str | None = None
+    """The event this attempt delivered (``job.started``…); ``None`` in older logs."""
     at: datetime
     status_code: int | None = None
     """The receiver's answer; ``None`` when it could not be reached."""
@@ -65,8 +67,15 @@ class WebhookStore:
         return int(await self.redis.llen(keys.webhook_deliveries(job_id)))
 
     async def attempts(self, job_id: str) -> list[DeliveryAttempt]:
-        raw = await self.redis.lrange(keys.webhook_deliveries(job_id), 0, -1)
-        return [DeliveryAttempt.model_validate_json(r) for r in raw]
+        """Every attempt for the job's events (its end, and started or progress if it was
+        subscribed to them), oldest first."""
+        logs = [job_id, f"{job_id}#started", f"{job_id}#progress"]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for log in logs:
+                pipe.lrange(keys.webhook_deliveries(log), 0, -1)
+            raw = [entry for entries in await pipe.execute() for entry in entries]
+        attempts = [DeliveryAttempt.model_validate_json(r) for r in raw]
+        return sorted(attempts, key=lambda a: a.at)
 
     async def secret(self, tenant_id: str) -> str:
         """The tenant's signing secret, created on first use."""

@@ -18,6 +18,7 @@ from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
+from tests.utils.receivers import Receiver
 from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
@@ -122,27 +123,6 @@ async def test_pixelapi_down_falls_back_then_the_breaker_opens_and_a_probe_close
     assert [a["provider"] for a in probe["attempts"]] == ["pixelapi"]
     assert await circuit(client, "pixelapi") == "closed"
     assert await pixelapi_requests(client) > 0
-
-
-class Receiver:
-    """A webhook receiver on loopback that answers 503 to its first ``down_for`` requests."""
-
-    def __init__(self, down_for: int) -> None:
-        self.down_for = down_for
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")[1:]
-        headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines if ln)}
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-        self.requests.append((headers, body))
-        status = "503 Service Unavailable" if len(self.requests) <= self.down_for else "200 OK"
-        writer.write(
-            f"HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode()
-        )
-        await writer.drain()
-        writer.close()
 
 
 async def test_a_receiver_down_for_three_attempts_gets_the_fourth_signed(

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from app.api.deps import AccountingDep, SettingsDep, StorageDep, TenantDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.errors import InvalidRequest
+from app.domain.models import DEFAULT_WEBHOOK_EVENTS, WebhookEvent
 from app.store.credits import LedgerEntry, LedgerKind
 
 router = APIRouter(prefix="/v1", tags=["account"], responses=PROBLEM_RESPONSES)
@@ -36,6 +37,16 @@ class Account(BaseModel):
     available: int
     limits: Limits
     storage: StorageUsage
+    webhook_events: list[WebhookEvent]
+    """The events a job's callback URL gets unless the job chooses."""
+    result_cache: ResultCachePolicy
+
+
+class ResultCachePolicy(BaseModel):
+    ttl_s: int
+    """How long a job's result serves the same request again (0: never)."""
+    hit_percent: int
+    """Share of the price a result served from the cache costs."""
 
 
 class UsagePage(BaseModel):
@@ -60,7 +71,16 @@ async def get_account(
             max_concurrent_jobs=tenant.max_concurrent_jobs or settings.tenant_max_concurrent_jobs,
         ),
         storage=StorageUsage(used_bytes=usage.used_bytes, quota_bytes=usage.quota_bytes),
+        webhook_events=tenant.webhook_events or list(DEFAULT_WEBHOOK_EVENTS),
+        result_cache=ResultCachePolicy(
+            ttl_s=_or(tenant.result_cache_ttl_s, settings.result_cache_ttl_s),
+            hit_percent=_or(tenant.cache_hit_percent, settings.cache_hit_percent),
+        ),
     )
+
+
+def _or(own: int | None, default: int) -> int:
+    return default if own is None else own
 
 
 @router.get("/usage", name="list_usage")

@@ -13,12 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import AccountingDep, CatalogDep, TenantsDep, WebhooksDep, require_admin
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.errors import InvalidRequest, NotFound, UpstreamError
+from app.domain.models import WebhookEvent
 from app.jobs.accounting import InsufficientCredits
 from app.jobs.catalog import ProviderInfo
 from app.jobs.prices import Price
 from app.jobs.reconcile import Reconciliation, reconcile
 from app.store.credits import MAX_BALANCE, BalanceTooLarge, CreditsShort
-from app.store.tenants import Tenant
+from app.store.tenants import Tenant, TenantPolicy
 
 router = APIRouter(
     prefix="/admin",
@@ -37,6 +38,32 @@ class NewTenant(BaseModel):
         description="Charge jobs canceled or past their deadline once the upstream accepted "
         "their task; null: the gateway's default (`charge_accepted_work`).",
     )
+    webhook_events: list[WebhookEvent] | None = Field(
+        default=None,
+        min_length=1,
+        description="The events its jobs' callback URLs get unless a job chooses.",
+    )
+    result_cache_ttl_s: int | None = Field(
+        default=None,
+        ge=0,
+        le=30 * 86400,
+        description="How long a job's result serves the same request again (0: never); null: "
+        "the gateway's default (`result_cache_ttl_s`).",
+    )
+    cache_hit_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Share of the price a cached result costs (0: free); null: the gateway's "
+        "default (`cache_hit_percent`).",
+    )
+
+    def policy(self) -> TenantPolicy:
+        return TenantPolicy(
+            webhook_events=self.webhook_events,
+            result_cache_ttl_s=self.result_cache_ttl_s,
+            cache_hit_percent=self.cache_hit_percent,
+        )
 
 
 class TenantUpdate(BaseModel):
@@ -46,6 +73,32 @@ class TenantUpdate(BaseModel):
         description="Charge jobs canceled or past their deadline once the upstream accepted "
         "their task.",
     )
+    webhook_events: list[WebhookEvent] | None = Field(
+        default=None,
+        min_length=1,
+        description="The events its jobs' callback URLs get unless a job chooses.",
+    )
+    result_cache_ttl_s: int | None = Field(
+        default=None,
+        ge=0,
+        le=30 * 86400,
+        description="How long a job's result serves the same request again (0: never); null: "
+        "the gateway's default (`result_cache_ttl_s`).",
+    )
+    cache_hit_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Share of the price a cached result costs (0: free); null: the gateway's "
+        "default (`cache_hit_percent`).",
+    )
+
+    def policy(self) -> TenantPolicy:
+        return TenantPolicy(
+            webhook_events=self.webhook_events,
+            result_cache_ttl_s=self.result_cache_ttl_s,
+            cache_hit_percent=self.cache_hit_percent,
+        )
 
 
 class TenantList(BaseModel):
@@ -66,6 +119,7 @@ async def create_tenant(body: NewTenant, tenants: TenantsDep) -> Tenant:
         rate_limit_rpm=body.rate_limit_rpm,
         max_concurrent_jobs=body.max_concurrent_jobs,
         charge_accepted_work=body.charge_accepted_work,
+        policy=body.policy(),
     )
 
 
@@ -94,7 +148,10 @@ async def update_tenant(tenant_id: str, body: TenantUpdate, tenants: TenantsDep)
     """Suspend or reactivate a tenant (every process refuses its keys at once), or set its
     policy for work the upstream accepted before a cancel or a deadline."""
     tenant = await tenants.update(
-        tenant_id, status=body.status, charge_accepted_work=body.charge_accepted_work
+        tenant_id,
+        status=body.status,
+        charge_accepted_work=body.charge_accepted_work,
+        policy=body.policy(),
     )
     if tenant is None:
         raise NotFound("tenant", tenant_id)

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 
 from app.api.deps import BatchesDep, IdempotencyDep, IdempotencyKeyDep, TenantDep
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
+from app.api.routes.operations import request_schema_name
 from app.domain.batches import MAX_ITEMS, Batch, BatchItemPage
 from app.domain.json_values import check_metadata
 from app.domain.operations import Operation
@@ -19,11 +20,24 @@ from app.jobs.batches import parse_item
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=PROBLEM_RESPONSES)
 
 
+BatchItemBody = Annotated[
+    dict[str, object],
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"$ref": f"#/components/schemas/{request_schema_name(op)}"} for op in Operation
+            ],
+            "description": "A request body of the batch's `operation`, as its route takes it.",
+        }
+    ),
+]
+
+
 class BatchRequest(BaseModel):
     model_config = {"extra": "forbid"}
 
     operation: Operation
-    items: list[dict[str, object]] = Field(
+    items: list[BatchItemBody] = Field(
         min_length=1,
         max_length=MAX_ITEMS,
         description="Request bodies of the operation, as its own route takes them; media by "

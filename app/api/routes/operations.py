@@ -28,12 +28,17 @@ router = APIRouter(tags=["operations"], responses=PROBLEM_RESPONSES)
 _ENVELOPE_FIELDS = set(Envelope.model_fields)
 
 
+def request_schema_name(operation: Operation) -> str:
+    """The name of an operation's request body in the OpenAPI document."""
+    name = "".join(part.title() for part in operation.value.replace(".", "_").split("_"))
+    return f"{name}Request"
+
+
 def _request_model(operation: Operation, params: type[Params]) -> type[Params]:
     """The request body: the operation's parameters plus the common envelope fields."""
-    name = "".join(part.title() for part in operation.value.replace(".", "_").split("_"))
     fields: dict[str, Any] = {n: (f.annotation, f) for n, f in Envelope.model_fields.items()}
     return create_model(
-        f"{name}Request",
+        request_schema_name(operation),
         __base__=params,
         __config__=None,
         **fields,

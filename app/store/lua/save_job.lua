@@ -14,7 +14,9 @@
 --       schedule ('due' | 'release' | 'keep'), due_ms, ttl_s (0 = keep forever), channel, job_id,
 --       settle ('' | 'charge' | 'release'), settle_reason, settled_ttl_s,
 --       webhook_due_ms ('' = no webhook), charge_amount ('' = the whole hold; at most the hold),
---       unit, quantity, rate ('' = not priced), spend_record ('' = none, JSON), spend_max_len
+--       unit, quantity, rate ('' = not priced), spend_record ('' = none, JSON), spend_max_len,
+--       webhook_member (the delivery queued at webhook_due_ms: the job id for its end,
+--       '<job id>#started' or '<job id>#progress' for those events)
 -- Returns {new_version, credits_settled}.
 --#include credits
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'status')
@@ -50,9 +52,6 @@ end
 if tonumber(ARGV[7]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[7])
   redis.call('ZREM', KEYS[8], id)
-  if ARGV[13] ~= '' then
-    redis.call('ZADD', KEYS[9], ARGV[13], id)
-  end
   if ARGV[18] ~= '' then
     local charged = 0
     if ARGV[10] == 'charge' then
@@ -61,6 +60,9 @@ if tonumber(ARGV[7]) > 0 then
     redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[19], '*', 'job_id', id, 'charged', charged,
       'record', ARGV[18])
   end
+end
+if ARGV[13] ~= '' then
+  redis.call('ZADD', KEYS[9], ARGV[13], ARGV[20])
 end
 redis.call('PUBLISH', ARGV[8], ARGV[4])
 return {version, settled}
