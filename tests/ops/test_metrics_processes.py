@@ -131,20 +131,19 @@ class _Providers(list[str]):
         return {name: None for name in self}
 
 
-def _gateway(metrics: Metrics, depth: int | None) -> Any:
-    """What :func:`observe_store` reads of a gateway; ``depth`` None: Redis refuses."""
+def _jobs(depth: int | None) -> Any:
+    """What :func:`observe_store` reads of the job service; ``depth`` None: Redis refuses."""
     providers = _Providers(["imagepig", "pixelapi"])
-    jobs = SimpleNamespace(store=_Store(depth), providers=providers)
-    return SimpleNamespace(metrics=metrics, jobs=jobs)
+    return SimpleNamespace(store=_Store(depth), providers=providers)
 
 
 async def test_a_scrape_reports_the_store_down_instead_of_failing() -> None:
     registry = CollectorRegistry()
     metrics = Metrics(registry)
-    assert await observe_store(_gateway(metrics, 7)) is True
+    assert await observe_store(metrics, _jobs(7)) is True
     assert registry.get_sample_value("mediagate_redis_up") == 1
     assert registry.get_sample_value("mediagate_queue_depth") == 7
-    assert await observe_store(_gateway(metrics, None)) is False
+    assert await observe_store(metrics, _jobs(None)) is False
     assert registry.get_sample_value("mediagate_redis_up") == 0
     assert registry.get_sample_value("mediagate_queue_depth") == 7  # last known
     assert registry.get_sample_value("mediagate_circuit_state", {"provider": "pixelapi"}) == 0
