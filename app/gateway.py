@@ -23,6 +23,7 @@ from app.jobs.media_source import FetchLimits, StoredMedia
 from app.jobs.outputs import Outputs
 from app.jobs.prices import PriceBook
 from app.jobs.render import JobRenderer
+from app.jobs.result_cache import ResultCache
 from app.jobs.runner import Deadlines, JobRunner
 from app.jobs.service import JobService
 from app.jobs.storage import Retention, Storage, Sweeper
@@ -44,6 +45,7 @@ from app.store.idempotency import IdempotencyStore
 from app.store.jobs import JobStore
 from app.store.notifications import Notifications
 from app.store.rate_limits import ConcurrencySlots, RateLimiter
+from app.store.result_cache import ResultCacheStore
 from app.store.scripts import Scripts
 from app.store.storage import StorageLedger
 from app.store.tenants import TenantStore
@@ -193,7 +195,15 @@ async def build_gateway(
         [name for name, adapter in providers.items() if adapter.takes_callbacks],
     )
     gate = UpstreamGate(providers, budgets, circuits, metrics)
-    lifecycle = Lifecycle(store, accounting, gate, media, metrics)
+    cache = ResultCache(
+        ResultCacheStore(redis),
+        store,
+        blobs,
+        metrics,
+        default_ttl_s=settings.result_cache_ttl_s,
+        default_hit_percent=settings.cache_hit_percent,
+    )
+    lifecycle = Lifecycle(store, accounting, gate, media, metrics, cache)
     runner = JobRunner(
         store,
         providers,
@@ -225,6 +235,7 @@ async def build_gateway(
         lease_s=settings.lease_s,
         charge_accepted_work=settings.charge_accepted_work,
         storage=storage,
+        cache=cache,
     )
     webhooks = WebhookStore(redis, scripts, retention_s=settings.job_retention_s)
     webhook_http = guarded_client(url_policy)

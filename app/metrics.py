@@ -124,6 +124,18 @@ class Metrics:
             ["provider"],
             registry=registry,
         )
+        self.cache_lookups = Counter(
+            "mediagate_cache_lookups_total",
+            "Result-cache lookups at submission, by result (hit or miss).",
+            ["operation", "result"],
+            registry=registry,
+        )
+        self.cache_upstream_saved = Counter(
+            "mediagate_cache_upstream_saved_total",
+            "Upstream spend a result served from the cache saved (what its first run cost).",
+            ["operation"],
+            registry=registry,
+        )
         self.rate_limited = Counter(
             "mediagate_rate_limited_total",
             "Requests refused or delayed by a limit.",
@@ -210,6 +222,12 @@ class Metrics:
     def upstream_callback(self, provider: str, outcome: str) -> None:
         """One inbound callback; ``provider`` is already bounded (``UpstreamCallbacks.label``)."""
         self.upstream_callbacks.labels(provider, outcome).inc()
+
+    def cache_lookup(self, operation: str, *, hit: bool) -> None:
+        self.cache_lookups.labels(operation, "hit" if hit else "miss").inc()
+
+    def cache_saved(self, operation: str, upstream_cost: float) -> None:
+        self.cache_upstream_saved.labels(operation).inc(upstream_cost)
 
     def job_finished(self, job: Job) -> None:
         provider = job.provider or "none"

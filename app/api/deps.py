@@ -317,6 +317,16 @@ async def cancel_after(
 
 CancelAfterDep = Annotated[float | None, Depends(cancel_after)]
 
+CacheControlDep = Annotated[
+    str | None,
+    Header(
+        alias="Cache-Control",
+        description="`no-cache`: run the job even if an identical one's result is at hand; "
+        "`no-store`: neither use nor keep results; `max-age=N`: accept a result at most N s "
+        "old (and cache a generation without a seed).",
+    ),
+]
+
 IdempotencyKeyDep = Annotated[
     str | None,
     Header(

@@ -11,7 +11,7 @@ import os
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -113,6 +113,8 @@ class ChargeReason(StrEnum):
     """Not charged: past its deadline after the upstream accepted its task; policy waives it."""
     upstream_failed = "upstream_failed"
     """Not charged: the upstream said the work failed, or that the task no longer exists."""
+    cache_hit = "cache_hit"
+    """Served from the result cache: charged the tenant's share of the price (often 0)."""
     not_accepted = "not_accepted"
     """Not charged: the upstream never gave this attempt a task id (it refused the submission
     or answered a synchronous call with a failure, the submission did not get through, the
@@ -128,6 +130,7 @@ class ChargeReason(StrEnum):
 _CHARGED = frozenset(
     {
         ChargeReason.delivered,
+        ChargeReason.cache_hit,
         ChargeReason.canceled_after_accept,
         ChargeReason.deadline_after_accept,
     }
@@ -243,6 +246,9 @@ class Job(BaseModel):
     output: JobOutput | None = None
     error: JobError | None = None
     progress: float | None = None
+    cache: Literal["hit", "miss"] | None = None
+    """``hit``: served from the result of an earlier identical job (no upstream call);
+    ``miss``: looked up and not found, and remembered once it succeeds."""
     queue_position: int | None = None
     credits: Credits = Field(default_factory=Credits)
     metadata: dict[str, JSONValue] = Field(default_factory=dict)
@@ -274,6 +280,9 @@ class JobRecord(BaseModel):
     callback_url: str | None = None
     webhook_events: list[WebhookEvent] = Field(default_factory=lambda: [*DEFAULT_WEBHOOK_EVENTS])
     """The events ``callback_url`` is sent (the job's choice, else its tenant's)."""
+    cache_key: str | None = None
+    """Where the result cache remembers this job's result once it succeeds."""
+    cache_ttl_s: int = 0
     cancel_at: datetime | None = None
     """The client's ``Cancel-After``: still unfinished then, the job ends canceled."""
     upstream: UpstreamSlot | None = None

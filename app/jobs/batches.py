@@ -34,7 +34,8 @@ from app.domain.batches import (
 from app.domain.errors import ErrorCode, GatewayError, NotFound
 from app.domain.models import JobStatus, new_job_id
 from app.domain.operations import PARAMS, Operation, Params
-from app.jobs.service import Envelope, JobService
+from app.jobs.envelope import Envelope, JobOptions
+from app.jobs.service import JobService
 from app.store.batches import BatchStore, StoredBatch, TakenItem
 from app.store.tenants import Tenant, TenantStore
 
@@ -255,7 +256,9 @@ class BatchDriver:
             return "job"
         try:
             params, envelope = parse_item(operation, json.loads(item.body))
-            await self.jobs.submit(tenant, operation, params, envelope, job_id=item.job_id)
+            await self.jobs.submit(
+                tenant, operation, params, envelope, options=JobOptions(job_id=item.job_id)
+            )
         except ValidationError as exc:  # checked at creation; kept for items stored before
             error = {"code": ErrorCode.invalid_parameter.value, "message": str(exc)[:500]}
             await self.store.item_failed(batch_id, item, error, stop=False)

@@ -37,6 +37,7 @@ from app.domain.models import (
     Attempt,
     AttemptStatus,
     ChargeReason,
+    Job,
     JobError,
     JobOutput,
     JobStatus,
@@ -45,6 +46,7 @@ from app.domain.models import (
 from app.jobs.accounting import Accounting, note_quote
 from app.jobs.gate import UpstreamGate, upstream_call
 from app.jobs.media_source import StoredMedia
+from app.jobs.result_cache import ResultCache
 from app.metrics import Metrics
 from app.store.jobs import JobStore, Schedule, Settle, Stored
 
@@ -84,12 +86,14 @@ class Lifecycle:
         gate: UpstreamGate,
         media: StoredMedia,
         metrics: Metrics,
+        cache: ResultCache | None = None,
     ) -> None:
         self.store = store
         self.accounting = accounting
         self.gate = gate
         self.media = media
         self.metrics = metrics
+        self.cache = cache
 
     # -- terminal transitions ---------------------------------------------------------------
 
@@ -100,7 +104,22 @@ class Lifecycle:
         job.output = output
         job.status = JobStatus.succeeded
         job.progress = 1.0
-        return await self._finish(stored, lease, ChargeReason.delivered)
+        saved = await self._finish(stored, lease, ChargeReason.delivered)
+        if self.cache is not None:
+            await self.cache.remember(saved.record)
+        return saved
+
+    async def serve_cached(self, stored: Stored, lease: str, source: Job) -> Stored:
+        """End a new job succeeded with ``source``'s result (the result cache found it): no
+        upstream call; charged its hold, the tenant's share of the price for a hit."""
+        job = stored.record.job
+        job.output = source.output
+        job.provider = source.provider
+        job.cache = "hit"
+        job.status = JobStatus.succeeded
+        job.progress = 1.0
+        job.started_at = job.created_at
+        return await self._finish(stored, lease, ChargeReason.cache_hit)
 
     async def fail(self, stored: Stored, lease: str, error: JobError) -> Stored:
         """End the job failed; its hold is released. Its attempts are already closed."""

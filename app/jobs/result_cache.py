@@ -22,10 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.blobs import BlobStore
+from app.domain.models import Job, JobRecord, JobStatus
 from app.domain.operations import PARAMS, Operation, Params
+from app.metrics import Metrics
+from app.store.jobs import JobStore, now_ms
+from app.store.result_cache import ResultCacheStore
+from app.store.tenants import Tenant
 
 GENERATIVE = frozenset(
     op
@@ -106,3 +114,102 @@ def cache_key(
         separators=(",", ":"),
     )
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheDecision:
+    """What the cache says of one request: the job to serve again, or the key to remember the
+    new job's result under (``None``: not cached at all)."""
+
+    key: str | None = None
+    ttl_s: int = 0
+    hit: Job | None = None
+
+
+class ResultCache:
+    """Looks requests up at submission and remembers results as jobs succeed."""
+
+    def __init__(
+        self,
+        store: ResultCacheStore,
+        jobs: JobStore,
+        blobs: BlobStore,
+        metrics: Metrics,
+        *,
+        default_ttl_s: int,
+        default_hit_percent: int,
+    ) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.blobs = blobs
+        self.metrics = metrics
+        self.default_ttl_s = default_ttl_s
+        self.default_hit_percent = default_hit_percent
+
+    def hit_price(self, tenant: Tenant, source: Job) -> int:
+        """What serving ``source`` again costs: a share of what it was charged."""
+        percent = tenant.cache_hit_percent
+        percent = self.default_hit_percent if percent is None else percent
+        return math.ceil(source.credits.charged * percent / 100)
+
+    async def consider(
+        self,
+        tenant: Tenant,
+        operation: Operation,
+        params: Params,
+        chosen: list[str] | None,
+        inline: Mapping[str, bytes],
+        cache_control: str | None,
+    ) -> CacheDecision:
+        """Look the request up (``inline``: the bytes of its media given as data)."""
+        policy = CachePolicy.from_header(cache_control)
+        ttl = tenant.result_cache_ttl_s
+        ttl = self.default_ttl_s if ttl is None else ttl
+        window = policy.window_s(ttl)
+        if window <= 0 or not cacheable(operation, params, policy):
+            return CacheDecision()
+        digests = await self._digests(params, inline)
+        if digests is None:
+            return CacheDecision()
+        key = cache_key(tenant.id, operation, params, digests, chosen)
+        if policy.lookup:
+            source = await self._lookup(tenant.id, key, window)
+            if source is not None:
+                self.metrics.cache_lookup(operation.value, hit=True)
+                upstream = sum(a.upstream_cost or 0 for a in source.attempts)
+                self.metrics.cache_saved(operation.value, upstream)
+                return CacheDecision(hit=source)
+            self.metrics.cache_lookup(operation.value, hit=False)
+        return CacheDecision(key=key if policy.store else None, ttl_s=ttl)
+
+    async def remember(self, record: JobRecord) -> None:
+        """After a job succeeded: its result serves the same request for the window."""
+        if record.cache_key is None or record.cache_ttl_s <= 0:
+            return
+        await self.store.remember(
+            record.tenant_id, record.cache_key, record.job.id, record.cache_ttl_s
+        )
+
+    async def _lookup(self, tenant_id: str, key: str, window_s: int) -> Job | None:
+        found = await self.store.lookup(tenant_id, key)
+        if found is None:
+            return None
+        job_id, stored_ms = found
+        if now_ms() - stored_ms > window_s * 1000:
+            return None  # older than this request accepts
+        stored = await self.jobs.get(job_id)
+        if stored is None or stored.record.tenant_id != tenant_id:
+            return None
+        job = stored.record.job
+        return job if job.status is JobStatus.succeeded and job.output is not None else None
+
+    async def _digests(self, params: Params, inline: Mapping[str, bytes]) -> dict[str, str] | None:
+        digests = {}
+        for name, ref in params.media().items():
+            content = inline.get(name)
+            if content is None and ref.file_id is not None:
+                content = await self.blobs.get(ref.file_id)
+            if content is None:
+                return None
+            digests[name] = hashlib.sha256(content).hexdigest()
+        return digests

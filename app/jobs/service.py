@@ -12,9 +12,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
-
-from pydantic import BaseModel, Field
 
 from app.blobs import BlobStore
 from app.domain.errors import (
@@ -24,15 +21,11 @@ from app.domain.errors import (
     NotFound,
 )
 from app.domain.json_values import (
-    METADATA_MAX_BYTES,
-    METADATA_MAX_DEPTH,
-    METADATA_MAX_KEYS,
     check_metadata,
     check_storable,
 )
 from app.domain.media import MediaInput
 from app.domain.models import (
-    DEFAULT_WEBHOOK_EVENTS,
     Attempt,
     AttemptStatus,
     Job,
@@ -40,19 +33,25 @@ from app.domain.models import (
     JobRecord,
     JobStatus,
     Measure,
-    WebhookEvent,
     new_file_id,
     new_job_id,
     utcnow,
 )
 from app.domain.operations import Operation, Params
 from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs, note_quote
+from app.jobs.envelope import (
+    Envelope,
+    JobOptions,
+    webhook_events,
+    without_inline_media,
+)
 from app.jobs.events import EventHub
 from app.jobs.intake import CheckedMedia, check_media, decode_base64
 from app.jobs.plan import plan_providers
-from app.jobs.prices import Quote
+from app.jobs.prices import Quote, flat_quote
 from app.jobs.prices.measure import SeenMedia, measure_request
 from app.jobs.render import JobRenderer
+from app.jobs.result_cache import CacheDecision, ResultCache
 from app.jobs.runner import JobRunner
 from app.jobs.storage import Storage
 from app.providers.base import Media
@@ -65,30 +64,6 @@ from app.store.tenants import Tenant
 
 SUBMISSION_WAIT_S = 10.0
 """How long a cancel waits for a submission under way to be answered."""
-
-
-class Envelope(BaseModel):
-    """What every operation request carries besides its parameters."""
-
-    provider: str | None = Field(default=None, description="First choice; alone, it pins.")
-    fallback: list[str] | Literal[False] | None = Field(
-        default=None, description="Next choices in order, or false for none."
-    )
-    callback_url: str | None = Field(default=None, max_length=2048)
-    webhook_events: list[WebhookEvent] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=len(WebhookEvent),
-        description="The events `callback_url` is sent: `job.started`, `job.progress`, "
-        "`job.succeeded`, `job.failed`, `job.canceled`. Default: the tenant's choice, else "
-        "the three that end a job.",
-    )
-    metadata: dict[str, object] = Field(
-        default_factory=dict,
-        description=f"Yours, kept with the job and given back unchanged: at most "
-        f"{METADATA_MAX_BYTES} bytes as JSON, {METADATA_MAX_DEPTH} levels deep and "
-        f"{METADATA_MAX_KEYS} keys in all; finite numbers only.",
-    )
 
 
 @dataclass(frozen=True)
@@ -114,8 +89,10 @@ class JobService:
         lease_s: float,
         charge_accepted_work: bool = True,
         storage: Storage,
+        cache: ResultCache | None = None,
     ) -> None:
         self.storage = storage
+        self.cache = cache
         self.store = store
         self.providers = providers
         self.runner = runner
@@ -142,13 +119,12 @@ class JobService:
         envelope: Envelope,
         *,
         wait_s: float = 0,
-        job_id: str | None = None,
-        cancel_after_s: float | None = None,
+        options: JobOptions | None = None,
     ) -> Job:
-        """Create a job (``job_id`` given: with that id, refused if it exists); a job still
-        unfinished ``cancel_after_s`` after its creation is canceled."""
+        """Create a job, or answer it at once from the result cache (see ``JobOptions``)."""
+        options = options or JobOptions()
         check_metadata(envelope.metadata)
-        check_storable(_without_inline_media(params), "")
+        check_storable(without_inline_media(params), "")
         if envelope.callback_url is not None:
             await self.url_policy.check(envelope.callback_url, "/callback_url")
         elif envelope.webhook_events is not None:
@@ -185,6 +161,15 @@ class JobService:
         else:
             quote = await self.accounting.quote(operation, plan[0], params, measure)
             await self.accounting.check_affordable(tenant, quote.amount)
+        cached = CacheDecision()
+        if self.cache is not None:
+            inline = {name: media.content for name, media in checked.items()}
+            chosen = options.chosen_providers(envelope)
+            cached = await self.cache.consider(
+                tenant, operation, params, chosen, inline, options.cache_control
+            )
+            if cached.hit is not None:
+                quote = flat_quote(self.cache.hit_price(tenant, cached.hit))
         return await self._create(
             tenant,
             operation,
@@ -193,9 +178,9 @@ class JobService:
             plan,
             checked,
             (quote, measure),
-            wait_s,
-            job_id,
-            cancel_after_s,
+            wait_s if cached.hit is None else 0,
+            options,
+            cached,
         )
 
     async def _seen_media(
@@ -226,12 +211,12 @@ class JobService:
         checked: dict[str, CheckedMedia],
         priced: tuple[Quote, Measure],
         wait_s: float,
-        job_id: str | None,
-        cancel_after_s: float | None,
+        options: JobOptions,
+        cached: CacheDecision,
     ) -> Job:
         quote, measure = priced
         params = await self._store_media(tenant, params, checked)
-        job_id = job_id or new_job_id()
+        job_id = options.job_id or new_job_id()
         job = Job(
             id=job_id,
             operation=operation,
@@ -247,12 +232,14 @@ class JobService:
             params=params.model_dump(mode="json", exclude_unset=True),
             plan=plan,
             callback_url=envelope.callback_url,
-            webhook_events=_events(envelope, tenant),
+            webhook_events=webhook_events(envelope, tenant),
             cancel_at=(
-                job.created_at + timedelta(seconds=cancel_after_s)
-                if cancel_after_s is not None
+                job.created_at + timedelta(seconds=options.cancel_after_s)
+                if options.cancel_after_s is not None
                 else None
             ),
+            cache_key=cached.key,
+            cache_ttl_s=cached.ttl_s,
             measure=measure,
             charge_accepted_work=(
                 self.charge_accepted_work
@@ -261,6 +248,7 @@ class JobService:
             ),
         )
         note_quote(record, quote)
+        job.cache = "miss" if cached.key is not None else None
         if wait_s > 0:
             # This process runs it now: created leased, with its first attempt recorded (the
             # write the runner would otherwise make before calling the upstream).
@@ -272,13 +260,17 @@ class JobService:
             record,
             price=quote.amount,
             slot_limit=self.accounting.slot_limit(tenant),
-            lease_s=self.lease_s if wait_s > 0 else None,
+            lease_s=self.lease_s if wait_s > 0 or cached.hit is not None else None,
             pricing=quote.pricing(),
         )
         if isinstance(created, Shortfall):
             raise InsufficientCredits(created.required, created.available)
         if isinstance(created, SlotsFull):
             raise TooManyJobs(created.limit)
+        if cached.hit is not None:
+            assert created.lease is not None
+            served = await self.runner.lifecycle.serve_cached(created, created.lease, cached.hit)
+            return self.render(served.record.job)
         if wait_s <= 0:
             return self.render(record.job)
         return await self._run_inline(created, wait_s)
@@ -473,22 +465,6 @@ def _submitting(stored: Stored) -> bool:
         and attempt.status is AttemptStatus.submitting
         and not stored.record.job.status.terminal
     )
-
-
-def _without_inline_media(params: Params) -> dict[str, object]:
-    """The parameters as stored, without inline base64 (checked as base64 and media)."""
-    values = params.model_dump(exclude_none=True)
-    for name in params.media():
-        media = values.get(name)
-        if isinstance(media, dict):
-            media.pop("data", None)
-    return values
-
-
-def _events(envelope: Envelope, tenant: Tenant) -> list[WebhookEvent]:
-    """The job's webhook events: its own choice, else its tenant's, else a job's end."""
-    chosen = envelope.webhook_events or tenant.webhook_events or DEFAULT_WEBHOOK_EVENTS
-    return sorted(set(chosen), key=list(WebhookEvent).index)
 
 
 def _links(job_id: str) -> JobLinks:

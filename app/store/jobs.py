@@ -16,7 +16,7 @@ from enum import StrEnum
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.domain.models import JobRecord, JobStatus, WebhookEvent
+from app.domain.models import Job, JobRecord, JobStatus, WebhookEvent
 from app.store import keys
 from app.store.connection import ReplicaWait
 from app.store.credits import Pricing, Shortfall, pricing_args
@@ -25,6 +25,12 @@ from app.store.scripts import Scripts
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _settle_reason(job: Job) -> str:
+    """The ledger's reason for a terminal save's credit movement."""
+    served = " from the result cache" if job.cache == "hit" else ""
+    return f"{job.operation.value} {job.status.value}{served}"
 
 
 def webhook_delivery(record: JobRecord, event: WebhookEvent | None) -> tuple[int | str, str]:
@@ -239,7 +245,7 @@ class JobStore:
                     keys.job_events(job.id),
                     job.id,
                     settle.value if settle else "",
-                    f"{job.operation.value} {status.value}",
+                    _settle_reason(job),
                     SETTLED_HOLD_TTL_S,
                     webhook_due,
                     "" if charge is None else charge.amount,

@@ -207,3 +207,9 @@ def storage_used(tenant_id: str) -> str:
 def concurrency_slots(key: str) -> str:
     """ZSET holder id → epoch ms when its slot expires unless re-acquired."""
     return f"{PREFIX}slots:{key}"
+
+
+def result_cache(tenant_id: str, key: str) -> str:
+    """STRING ``<job id> <epoch ms>``: the job whose result answers the request ``key`` (a
+    SHA-256, see ``app/jobs/result_cache.py``); expires with the tenant's window."""
+    return f"{PREFIX}cache:{tenant_id}:{key}"

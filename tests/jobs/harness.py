@@ -19,6 +19,7 @@ from app.blobs import LocalBlobStore
 from app.domain.models import JobRecord
 from app.domain.operations import GenerateImage, Operation
 from app.jobs.accounting import Accounting
+from app.jobs.envelope import Envelope
 from app.jobs.events import EventHub
 from app.jobs.gate import UpstreamGate
 from app.jobs.lifecycle import Lifecycle
@@ -27,7 +28,7 @@ from app.jobs.outputs import Outputs
 from app.jobs.prices import PriceBook
 from app.jobs.render import JobRenderer
 from app.jobs.runner import Deadlines, JobRunner
-from app.jobs.service import Envelope, JobService
+from app.jobs.service import JobService
 from app.jobs.storage import Retention, Storage
 from app.metrics import Metrics
 from app.providers.base import (

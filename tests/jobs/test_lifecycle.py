@@ -196,6 +196,7 @@ async def test_charge_for_charges_only_for_charged_reasons(core: Core) -> None:
         ChargeReason.delivered,
         ChargeReason.canceled_after_accept,
         ChargeReason.deadline_after_accept,
+        ChargeReason.cache_hit,  # the share of the price a result from the cache costs
     }
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from app.api.blob_responses import serve_blob
 from app.api.deps import BlobsDep, FilesDep, SettingsDep, SignerDep
-from app.api.problems import PROBLEM_RESPONSES
+from app.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
 from app.domain.errors import NotFound
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)
@@ -21,13 +21,17 @@ router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=PROBLEM
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The bytes"},
-        206: {"description": "The byte range a `Range: bytes=…` header asked for"},
+        206: {
+            "content": {"application/octet-stream": {}},
+            "description": "The byte range a `Range: bytes=…` header asked for",
+        },
         307: {
             "description": "With MEDIAGATE_ARTIFACT_REDIRECT: a presigned URL of the object "
             "store to fetch the bytes from (it honours Range too)"
         },
         416: {
-            "content": {"application/problem+json": {}},
+            "model": Problem,
+            "content": {PROBLEM_JSON: {}},
             "description": "The range starts past the end (`range_not_satisfiable`)",
         },
     },

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Request, Response
 from pydantic import create_model
 
 from app.api.deps import (
+    CacheControlDep,
     CancelAfterDep,
     IdempotencyDep,
     IdempotencyKeyDep,
@@ -21,7 +22,7 @@ from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.models import Job
 from app.domain.operations import PARAMS, ROUTES, Operation, Params
-from app.jobs.service import Envelope
+from app.jobs.envelope import Envelope, JobOptions
 
 router = APIRouter(tags=["operations"], responses=PROBLEM_RESPONSES)
 
@@ -69,19 +70,21 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
         idempotency: IdempotencyDep,
         wait_s: WaitDep,
         cancel_after_s: CancelAfterDep,
+        cache_control: CacheControlDep = None,
         _key: IdempotencyKeyDep = None,
     ) -> Response:
         async def submit() -> Response:
             own, envelope = _split(body, params)
+            options = JobOptions(cancel_after_s=cancel_after_s, cache_control=cache_control)
             job = await jobs.submit(
-                tenant, operation, own, envelope, wait_s=wait_s, cancel_after_s=cancel_after_s
+                tenant, operation, own, envelope, wait_s=wait_s, options=options
             )
             request.state.job_id = job.id
             request.state.operation = operation.value
             request.state.provider = job.provider or (
                 job.attempts[-1].provider if job.attempts else None
             )
-            finished = job.status.terminal and wait_s > 0
+            finished = job.status.terminal  # waited for, or served from the result cache
             headers = {"Location": job.links.self}
             if wait_s > 0:
                 headers["Preference-Applied"] = f"wait={int(wait_s)}"

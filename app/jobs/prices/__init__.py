@@ -7,6 +7,6 @@
 """
 
 from app.jobs.prices.book import Price, PriceBook, parse_rule
-from app.jobs.prices.rules import PriceRule, PriceUnit, Quote
+from app.jobs.prices.rules import PriceRule, PriceUnit, Quote, flat_quote
 
-__all__ = ["Price", "PriceBook", "PriceRule", "PriceUnit", "Quote", "parse_rule"]
+__all__ = ["Price", "PriceBook", "PriceRule", "PriceUnit", "Quote", "flat_quote", "parse_rule"]

@@ -146,3 +146,8 @@ class Quote:
     def capped(self, most: int) -> Quote:
         """This quote billing at most ``most`` (what the hold allows)."""
         return self if self.amount <= most else Quote(most, self.unit, self.quantity, self.rate)
+
+
+def flat_quote(amount: int) -> Quote:
+    """``amount`` credits for the job as a whole (a result served from the cache)."""
+    return Quote(amount, PriceUnit.job, Fraction(1), Fraction(amount))
