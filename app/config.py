@@ -180,11 +180,11 @@ class Settings(BaseSettings):
         "serve` exports false to its server processes when neither is given.",
     )
     result_cache_ttl_s: int = Field(
-        default=86400,
+        default=0,
         ge=0,
         le=30 * 86400,
-        description="How long a job's result serves the same request again (0: no result "
-        "cache); a tenant may set its own.",
+        description="How long a job's result serves the same request again; 0 (the default) "
+        "turns the result cache off. A tenant may set its own.",
     )
     cache_hit_percent: int = Field(
         default=0,

@@ -14,8 +14,9 @@ design: they are cached only with a ``seed`` given, or when the request asks for
 
 **The request's say.** ``Cache-Control: no-cache`` skips the lookup (the fresh result is still
 remembered), ``no-store`` skips both, ``max-age=N`` accepts a result at most ``N`` seconds old.
-Otherwise an entry serves for the tenant's window (``result_cache_ttl_s``, the gateway's
-default ``MEDIAGATE_RESULT_CACHE_TTL_S``; 0 turns the cache off for the tenant).
+Otherwise an entry serves for the tenant's window (``result_cache_ttl_s``, else the gateway's
+``MEDIAGATE_RESULT_CACHE_TTL_S``). The gateway's default is 0, off: serving an earlier result
+is something a deployment or a tenant chooses, not something a client meets by surprise.
 """
 
 from __future__ import annotations

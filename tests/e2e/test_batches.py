@@ -19,6 +19,7 @@ from tests.e2e.conftest import SANDBOX_KEY
 from tests.utils.media import png_bytes
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
+from tests.utils.receivers import receiving
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +30,12 @@ WAIT_S = 300.0
 @pytest.fixture(scope="module")
 def batch_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     data_dir: Path = tmp_path_factory.mktemp("batches")
-    with gateway(with_db(redis_url, 6), data_dir, MEDIAGATE_BATCH_WINDOW="200") as proc:
+    with gateway(
+        with_db(redis_url, 6),
+        data_dir,
+        MEDIAGATE_BATCH_WINDOW="200",
+        MEDIAGATE_URL_ALLOWLIST='["127.0.0.1/32"]',
+    ) as proc:
         yield proc
 
 
@@ -79,17 +85,38 @@ async def all_items(client: httpx.AsyncClient, batch_id: str) -> list[dict[str, 
             return items
 
 
+async def no_result_cache(admin: httpx.AsyncClient, client: httpx.AsyncClient) -> None:
+    """The sandbox tenant without the result cache: every item of one image runs upstream."""
+    patched = await admin.patch("/admin/tenants/sandbox", json={"result_cache_ttl_s": 0})
+    assert patched.status_code == 200, patched.text
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while (await client.get("/v1/account")).json()["result_cache"]["ttl_s"] != 0:
+        assert loop.time() < deadline  # every process has heard of the change
+        await asyncio.sleep(0.1)
+
+
 async def test_1000_keyword_items_all_succeed_within_everypixels_rate(
     batch_gateway: Process, admin: httpx.AsyncClient
 ) -> None:
-    async with tenant_client(batch_gateway.url, SANDBOX_KEY) as client:
+    async with tenant_client(batch_gateway.url, SANDBOX_KEY) as client, receiving() as hooks:
+        await no_result_cache(admin, client)
         file_id = await upload(client)
         items = [{"image": {"file_id": file_id}, "metadata": {"i": i}} for i in range(1000)]
-        created = await client.post(
-            "/v1/batches", json={"operation": "image.keywords", "items": items}
-        )
+        body = {"operation": "image.keywords", "items": items, "callback_url": hooks.url}
+        created = await client.post("/v1/batches", json=body)
         assert created.status_code == 202, created.text
         batch = await wait_completed(client, created.json()["id"])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_S
+        while not hooks.requests:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # time for a second webhook, if one were coming
+        events = hooks.events()
+        assert [e["type"] for e in events] == ["batch.completed"]  # exactly once
+        assert events[0]["data"]["id"] == batch["id"]
+        assert events[0]["data"]["counts"]["succeeded"] == 1000
 
         assert batch["status"] == "completed"
         assert batch["counts"] == {
@@ -115,7 +142,9 @@ async def test_a_tenant_with_credits_for_300_items_gets_exactly_300(
     batch_gateway: Process, admin: httpx.AsyncClient
 ) -> None:
     limits = {"rate_limit_rpm": 1_000_000, "max_concurrent_jobs": 1000}
-    tenant = (await admin.post("/admin/tenants", json={"name": "thrifty", **limits})).json()
+    no_cache = {"result_cache_ttl_s": 0}  # every item of the one image runs and is charged
+    body = {"name": "thrifty", **limits, **no_cache}
+    tenant = (await admin.post("/admin/tenants", json=body)).json()
     key = (await admin.post(f"/admin/tenants/{tenant['id']}/keys")).json()["key"]
     async with tenant_client(batch_gateway.url, key) as client:
         catalog = (await client.get("/v1/operations", params={"limit": 100})).json()["data"]
@@ -149,6 +178,7 @@ async def test_canceling_a_batch_ends_every_item(
     batch_gateway: Process, admin: httpx.AsyncClient
 ) -> None:
     async with tenant_client(batch_gateway.url, SANDBOX_KEY) as client:
+        await no_result_cache(admin, client)
         file_id = await upload(client)
         # PixelAPI upscaling is asynchronous (0.3 s sandbox jobs): some items are running
         items = [{"image": {"file_id": file_id}, "provider": "pixelapi"} for _ in range(400)]

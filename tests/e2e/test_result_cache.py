@@ -24,7 +24,7 @@ WAIT_S = 120.0
 @pytest.fixture(scope="module")
 def cache_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     data_dir: Path = tmp_path_factory.mktemp("result-cache")
-    with gateway(with_db(redis_url, 9), data_dir) as proc:
+    with gateway(with_db(redis_url, 9), data_dir, MEDIAGATE_RESULT_CACHE_TTL_S="3600") as proc:
         yield proc
 
 
@@ -94,6 +94,7 @@ async def test_entries_are_never_shared_between_tenants(
         base_url=cache_gateway.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     ) as admin:
         tenant = (await admin.post("/admin/tenants", json={"name": "other"})).json()
+        assert tenant["result_cache_ttl_s"] is None  # the gateway's window applies
         key = (await admin.post(f"/admin/tenants/{tenant['id']}/keys")).json()["key"]
         await admin.post(
             f"/admin/tenants/{tenant['id']}/credits", json={"amount": 1000, "reason": "test"}
