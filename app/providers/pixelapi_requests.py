@@ -24,7 +24,9 @@ from app.domain.operations import (
     ReplaceBackground,
     TryOn,
 )
-from app.providers.base import Call
+from app.providers._conform import UnreadablePicture, read_conformed
+from app.providers.base import Call, Media
+from app.providers.media_limits import PIXELAPI as IMAGE_LIMITS
 
 Kind = Literal["image", "audio", "video"]
 
@@ -111,8 +113,16 @@ def _given(params: Params, names: Mapping[str, str]) -> dict[str, Any]:
     return {wire: value for wire, value in values.items() if value is not None}
 
 
+async def _read(call: Call, ref: MediaInput) -> Media:
+    """A picture fitted to the document's limits (sent as it is when Pillow cannot read it)."""
+    try:
+        return await read_conformed(call, ref, IMAGE_LIMITS)
+    except UnreadablePicture:
+        return await call.media.read(ref)
+
+
 async def _upload(call: Call, ref: MediaInput, name: str) -> tuple[str, bytes, str]:
-    media = await call.media.read(ref)
+    media = await _read(call, ref)
     extension = media.content_type.rpartition("/")[2] or "bin"
     return f"{name}.{extension}", media.content, media.content_type
 
@@ -165,8 +175,8 @@ async def _try_on(call: Call) -> Request:
     """Both pictures as plain base64 (no ``data:`` prefix) and the mapped category."""
     params = call.params
     assert isinstance(params, TryOn)
-    person = await call.media.read(params.person)
-    garment = await call.media.read(params.garment)
+    person = await _read(call, params.person)
+    garment = await _read(call, params.garment)
     category = TRY_ON_CATEGORIES[params.category or DEFAULT_TRY_ON_CATEGORY]
     return {
         "json": {

@@ -418,15 +418,39 @@ async def test_task_ids_are_per_feature(sandbox: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("feature", "content_type", "accepted"),
+    [
+        ("hair-style", "image/jpeg", True),
+        ("hair-style", "image/png", False),  # the hairstyle generator: jpg only
+        ("hair-vol", "image/png", True),
+        ("mu-trans-rec", "image/heic", True),
+        ("mu-trans-rec", "image/tiff", False),
+        ("colorize", "image/heic", False),
+    ],
+)
+async def test_file_types_are_those_of_the_documents_table(
+    sandbox: httpx.AsyncClient, feature: str, content_type: str, accepted: bool
+) -> None:
+    auth = await _sign_in(sandbox)
+    files = [{"content_type": content_type, "file_name": "photo"}]
+    response = await sandbox.post(f"{API}/file/{feature}", headers=auth, json={"files": files})
+    assert (response.status_code == 200) is accepted, response.text
+
+
+@pytest.mark.parametrize(
     ("feature", "content", "content_type", "error"),
     [
         ("colorize", None, "image/jpeg", "error_download_image"),
         ("colorize", b"\xff\xd8\xff not really", "image/jpeg", "error_decode_image"),
         ("colorize", PHOTO + b"\0" * (10 * 1024 * 1024), "image/jpeg", "exceed_max_filesize"),
+        # "< 10MB": exactly 10 MB is over
+        ("colorize", PHOTO + b"\0" * (10 * 1024 * 1024 - len(PHOTO)), "image/jpeg",
+         "exceed_max_filesize"),
         ("hair-vol", images.render(1025, 64, "jpeg"), "image/jpeg", "invalid_parameter"),
+        ("hair-vol", images.render(64, 1024, "jpeg"), "image/jpeg", None),
         ("aging", images.render(64, 64, "png", seed=0, alpha=False), "image/png", None),
     ],
-)
+)  # fmt: skip
 async def test_the_engine_reads_inputs_as_the_document_describes(
     sandbox: httpx.AsyncClient,
     feature: str,
@@ -437,7 +461,7 @@ async def test_the_engine_reads_inputs_as_the_document_describes(
     auth = await _sign_in(sandbox)
     file_id = await _file(sandbox, auth, feature, content, content_type)
     params = None
-    if feature == "hair-vol":
+    if feature.startswith("hair"):
         group = engine.CATALOG[feature][0]
         params = {"style_group_id": group.id, "style_ids": [group.styles[0].id]}
     response = await _run(sandbox, auth, feature, _body(0, params, src_ids=file_id))
