@@ -46,6 +46,11 @@ class CredentialSettings(BaseModel):
     api_key: SecretStr | None = None
     client_id: SecretStr | None = None
     client_secret: SecretStr | None = None
+    plan: Literal["free", "starter", "pro", "scale"] | None = Field(
+        default=None,
+        description="PixelAPI: the account's plan (its request rate); unset, the most careful "
+        "paid plan (starter) is assumed.",
+    )
 
 
 class LimitSettings(BaseModel):
@@ -217,6 +222,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Sandbox: requests per minute per credential the pixelapi and perfectcorp "
         "emulators allow, instead of the documented plan.",
+    )
+    sandbox_ip_limits: dict[Literal["perfectcorp"], PositiveFloat] = Field(
+        default_factory=dict,
+        description="Sandbox: requests per 5 minutes from one address the perfectcorp "
+        "emulator allows, instead of the documented 100.",
     )
     sandbox_polling_interval_ms: int | None = Field(
         default=None, ge=1, description="Sandbox: the `polling_interval` Perfect's tasks answer."

@@ -933,8 +933,13 @@ def test_limits_and_prices() -> None:
     assert set(BINDINGS) == set(OPERATIONS.values())
     # 100 requests/min per token; a submission is the file call and the task call; polls may
     # queue at most 10 s (the drop) - 3 s (longest poll gap) - 2 s (lateness).
+    # and 100 requests per 5 minutes from the address, whatever the token ("egress")
     assert PerfectCorpAdapter.limits == {
-        "default": UpstreamLimit(rate_per_s=100 / 60, requests_per_submit=2, poll_wait_s=5.0)
+        "default": UpstreamLimit(rate_per_s=100 / 60, requests_per_submit=2, poll_wait_s=5.0),
+        "egress": UpstreamLimit(
+            rate_per_s=100 / 300, requests_per_submit=2, poll_wait_s=5.0, window_s=300.0
+        ),
     }
+    assert PerfectCorpAdapter.egress_limit == "egress"
     assert {binding.limit for binding in BINDINGS.values()} == {"default"}
     assert {binding.price for binding in BINDINGS.values()} == {50}

@@ -693,8 +693,9 @@ def test_prices_follow_the_endpoint_headings() -> None:
 def test_limits_follow_the_plan_table() -> None:
     assert pixelapi.PLAN_REQUESTS_PER_MINUTE == {"free": 5, "starter": 20, "pro": 60, "scale": 200}
     [limit] = PixelApiAdapter.limits.values()
-    rpm = pixelapi.PLAN_REQUESTS_PER_MINUTE[pixelapi.BUDGET_PLAN]
-    assert limit.rate_per_s == pytest.approx(rpm / 60)
+    # a credential whose plan is not said is taken to be on the most careful paid plan
+    assert pixelapi.ASSUMED_PLAN == "starter"
+    assert limit.rate_per_s == pytest.approx(20 / 60)
     assert limit.concurrent_jobs is None
     assert all(binding.limit in PixelApiAdapter.limits for binding in BINDINGS.values())
 

@@ -670,10 +670,30 @@ async def test_100_requests_per_minute_per_token(
 async def test_sign_ins_are_limited_per_address(
     sandbox: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(emulator, "SIGN_INS_PER_5_MINUTES", 1)
+    monkeypatch.setattr(emulator, "REQUESTS_PER_IP", 1)
     await _sign_in(sandbox)
     body = {"client_id": PERFECTCORP_CLIENT_ID, "id_token": _id_token()}
     _refusal(await sandbox.post(f"{API}/client/auth", json=body), 429, "RateLimitExceeded")
+
+
+async def test_every_request_from_one_address_counts_whatever_the_token(
+    sandbox: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Each IP address is allowed a maximum of 100 requests per 5 minutes … Both conditions
+    must be met": sign-ins and calls on any token share the address's window."""
+    monkeypatch.setattr(emulator, "REQUESTS_PER_IP", 4)
+    first = await _sign_in(sandbox)
+    second = await _sign_in(sandbox)
+    path = f"{API}/task/style-group/wig"
+    assert (await sandbox.get(path, headers=first)).status_code == 200
+    assert (await sandbox.get(path, headers=second)).status_code == 200
+    _refusal(await sandbox.get(path, headers=first), 429, "RateLimitExceeded")
+    _refusal(await sandbox.get(path, headers=second), 429, "RateLimitExceeded")
+    clock.now += 299
+    _refusal(await sandbox.get(path, headers=first), 429, "RateLimitExceeded")
+    clock.now += 1
+    assert (await sandbox.get(path, headers=second)).status_code == 200
+    assert (await _stats(sandbox))["over_limit"] == 3
 
 
 # the adapter against the emulator ---------------------------------------------------------------
@@ -794,7 +814,8 @@ async def test_the_adapter_lists_every_style_and_runs_one(
         ("no_face", ErrorCode.no_face_detected, False),
         ("blocked", ErrorCode.content_blocked, False),
         ("rate_limit", ErrorCode.provider_rate_limited, True),
-        ("no_credits", ErrorCode.provider_unavailable, True),
+        # CreditInsufficiency (a 400): the document names no error_code, so it is kept
+        ("no_credits", ErrorCode.upstream_failed, True),
     ],
 )
 async def test_the_adapter_maps_the_emulators_faults(
