@@ -126,6 +126,10 @@ class Submitted:
 class Progress:
     fraction: float | None = None
     poll_after_s: float = 1.0
+    queue_position: int | None = None
+    """The task's place in the upstream's queue, where it reports one."""
+    eta_s: float | None = None
+    """Seconds until the upstream expects the task to end, where it reports it."""
 
 
 @dataclass(frozen=True)

@@ -349,7 +349,12 @@ class EverypixelAdapter(Adapter):
             fraction = (
                 task.progress if task.progress is not None and 0 <= task.progress <= 1 else None
             )
-            return Progress(fraction=fraction, poll_after_s=self.config.poll_interval_s)
+            return Progress(
+                fraction=fraction,
+                poll_after_s=self.config.poll_interval_s,
+                queue_position=task.queue if task.queue is not None and task.queue >= 0 else None,
+                eta_s=task.eta if task.eta is not None and task.eta >= 0 else None,
+            )
         if isinstance(meaning, Meaning):
             detail = task.message or (task.result if isinstance(task.result, str) else None)
             meaning = refine(meaning, detail or "")

@@ -414,8 +414,14 @@ async def test_missing_key_pair_sends_no_authorization(upstream: respx.MockRoute
 
 
 @pytest.mark.parametrize(
-    ("status", "extra", "fraction"),
-    [("PENDING", {"queue": 2}, None), ("STARTED", {}, None), ("STARTED", {"progress": 0.4}, 0.4)],
+    ("status", "extra", "fraction", "queue", "eta"),
+    [
+        ("PENDING", {"queue": 2}, None, 2, None),
+        ("PENDING", {"queue": 5, "eta": 41.5}, None, 5, 41.5),  # the create answer's fields
+        ("STARTED", {}, None, 0, None),
+        ("STARTED", {"progress": 0.4, "queue": 0}, 0.4, 0, None),
+        ("STARTED", {"queue": -1, "eta": -2}, None, None, None),
+    ],
 )
 async def test_running_statuses_are_progress(
     upstream: respx.MockRouter,
@@ -423,10 +429,16 @@ async def test_running_statuses_are_progress(
     status: str,
     extra: dict[str, object],
     fraction: float | None,
+    queue: int | None,
+    eta: float | None,
 ) -> None:
+    """Progress carries the upstream's queue position and ETA where it reports them (the job
+    shows them as ``queue_position`` / ``upstream_eta_s``)."""
     route = upstream.get("/v1/status").mock(return_value=_status(status, **extra))
     call = _call(Operation.audio_speech, Speech(text="hi", voice="jack"))
-    assert await adapter.poll(call, TASK_ID) == Progress(fraction=fraction, poll_after_s=3.0)
+    assert await adapter.poll(call, TASK_ID) == Progress(
+        fraction=fraction, poll_after_s=3.0, queue_position=queue, eta_s=eta
+    )
     request = route.calls.last.request
     assert _query(request) == {"task_id": TASK_ID}
     assert request.headers["authorization"] == BASIC
