@@ -202,7 +202,7 @@ class EverypixelAdapter(Adapter):
             limit="lipsync",
         ),
         Operation.audio_speech: Binding(
-            parameters=frozenset({"text", "voice"}), price=10, limit="tts"
+            parameters=frozenset({"text", "voice", "title"}), price=10, limit="tts"
         ),
     }
 
@@ -290,6 +290,8 @@ class EverypixelAdapter(Adapter):
             fields["callback"] = call.callback_url
         if isinstance(params, Speech):
             fields |= {"voice": params.voice, "text": params.text}
+            if params.title is not None:  # "Sets the name for the output file"
+                fields["title"] = params.title
         if isinstance(params, Lipsync) and params.model is not None:
             fields["model"] = params.model
         post_only = False

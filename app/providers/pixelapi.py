@@ -204,7 +204,18 @@ class PixelApiAdapter(Adapter):
     limits: ClassVar[Mapping[str, UpstreamLimit]] = LIMITS
     bindings: ClassVar[Mapping[Operation, Binding]] = {
         Operation.image_generate: Binding(
-            parameters=frozenset({"prompt", "model", "negative_prompt", "width", "height", "seed"}),
+            parameters=frozenset(
+                {
+                    "prompt",
+                    "model",
+                    "negative_prompt",
+                    "width",
+                    "height",
+                    "steps",
+                    "guidance_scale",
+                    "seed",
+                }
+            ),
             values={"model": frozenset(requests.IMAGE_MODELS)},
             price=PRICES[Operation.image_generate],
             check=requests.refuse_generate,

@@ -61,6 +61,8 @@ DEFAULT_IMAGE_MODEL = "flux-schnell"
 NEGATIVE_PROMPT_MODELS = frozenset({"sdxl"})
 SIDE_RANGE = range(512, 1537)
 """Documented ``width``/``height``: 512–1536."""
+STEPS: Final[Mapping[str, range]] = {"sdxl": range(20, 51), "flux-schnell": range(1, 9)}
+"""Documented ``steps``: "SDXL: 20–50 (default 30). FLUX: 1–8 (default 4)"."""
 UPSCALE_FACTOR = 4
 AUDIO_MODELS: Final[Mapping[str, str]] = {"musicgen-small": "musicgen-small"}
 AUDIO_PROMPT_LENGTH = range(3, 501)
@@ -90,6 +92,8 @@ def refuse_generate(params: Params) -> str | None:
     model = params.model or DEFAULT_IMAGE_MODEL
     if params.negative_prompt is not None and model not in NEGATIVE_PROMPT_MODELS:
         return "negative_prompt"
+    if params.steps is not None and params.steps not in STEPS[model]:
+        return "steps"
     return None
 
 
@@ -147,7 +151,7 @@ async def _generate(call: Call) -> Request:
         "model": IMAGE_MODELS[params.model or DEFAULT_IMAGE_MODEL],
         "prompt": params.prompt,
     }
-    for name in ("negative_prompt", "width", "height", "seed"):
+    for name in ("negative_prompt", "width", "height", "steps", "guidance_scale", "seed"):
         if (value := getattr(params, name)) is not None:
             body[name] = value
     return {"json": body}

@@ -329,6 +329,17 @@ async def test_speech_posts_form_fields_with_title_and_callback(
     }
 
 
+async def test_speech_sends_the_clients_title_for_the_output_file(
+    upstream: respx.MockRouter, adapter: EverypixelAdapter
+) -> None:
+    """The document: "title (string, optional): Sets the name for the output file"."""
+    route = upstream.post("/v1/tts/create").mock(return_value=_created())
+    params = Speech(text="Hello", voice="jack", title="welcome-message")
+    assert isinstance(await adapter.submit(_call(Operation.audio_speech, params)), Submitted)
+    sent = parse_qs(route.calls.last.request.content.decode())
+    assert sent["title"] == ["welcome-message"]
+
+
 async def test_lipsync_of_two_urls_is_a_get_with_the_model(
     upstream: respx.MockRouter, adapter: EverypixelAdapter
 ) -> None:

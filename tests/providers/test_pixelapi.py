@@ -122,6 +122,8 @@ async def test_generate_sends_documented_json_with_headers(
         negative_prompt="blur",
         width=768,
         height=1536,
+        steps=40,
+        guidance_scale=6.5,
         seed=7,
     )
     result = await adapter.submit(_call(Operation.image_generate, params))
@@ -137,8 +139,27 @@ async def test_generate_sends_documented_json_with_headers(
         "negative_prompt": "blur",
         "width": 768,
         "height": 1536,
+        "steps": 40,
+        "guidance_scale": 6.5,
         "seed": 7,
     }
+
+
+@pytest.mark.parametrize(
+    ("params", "refused"),
+    [
+        (GenerateImage(prompt="p", model="sdxl", steps=20), None),
+        (GenerateImage(prompt="p", model="sdxl", steps=50, guidance_scale=0), None),
+        (GenerateImage(prompt="p", model="sdxl", steps=19), "steps"),
+        (GenerateImage(prompt="p", model="flux-schnell", steps=8), None),
+        (GenerateImage(prompt="p", steps=9), "steps"),  # flux-schnell by default: 1–8
+    ],
+)
+def test_steps_follow_each_models_documented_range(
+    params: GenerateImage, refused: str | None
+) -> None:
+    """ "steps … SDXL: 20–50 (default 30). FLUX: 1–8 (default 4)"; guidance_scale passes."""
+    assert BINDINGS[Operation.image_generate].refuses(params) == refused
 
 
 async def test_generate_defaults_to_flux_and_sends_only_given_fields(
