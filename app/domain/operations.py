@@ -104,6 +104,7 @@ class GenerateImage(Params):
 class RemoveBackground(Params):
     image: ImageInput
     seed: Seed | None = None
+    output_format: OutputFormat | None = None
 
 
 class ReplaceBackground(Params):
@@ -132,6 +133,7 @@ class RemoveObject(Params):
         default=None, description="White where the object to remove is; black elsewhere."
     )
     prompt: Prompt | None = Field(default=None, description="The object to remove, described.")
+    output_format: OutputFormat | None = None
 
     @model_validator(mode="after")
     def _mask_or_prompt(self) -> RemoveObject:
@@ -157,6 +159,7 @@ class Outpaint(Params):
 
 class Colorize(Params):
     image: ImageInput
+    output_format: OutputFormat | None = None
 
 
 class SwapFace(Params):

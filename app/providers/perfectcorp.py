@@ -172,9 +172,16 @@ class PerfectCorpAdapter(Adapter):
         ),
         Operation.image_age: _binding("image"),
         Operation.image_transfer_makeup: _binding("image", "reference"),
-        Operation.image_remove_object: _binding("image", "mask"),
-        Operation.image_colorize: _binding("image"),
-        Operation.image_remove_background: _binding("image"),
+        # output_ext enums of the document's task schemas (2616, 2857, 3098)
+        Operation.image_remove_object: _binding(
+            "image", "mask", "output_format", output_format=frozenset({"jpeg", "webp"})
+        ),
+        Operation.image_colorize: _binding(
+            "image", "output_format", output_format=frozenset({"jpeg", "webp"})
+        ),
+        Operation.image_remove_background: _binding(
+            "image", "output_format", output_format=frozenset({"png", "webp"})
+        ),
         Operation.image_upscale: _binding(
             "image",
             "scale",
