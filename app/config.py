@@ -42,10 +42,27 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 }
 
 
+DOCUMENTED_JOB_DEADLINES: dict[Operation, float] = {
+    # Everypixel: "Processing 1 minute of video content may take approximately 10 minutes", and
+    # tasks run "one at a time per account" (docs/upstream/everypixel.txt:84, 87, 726): a few
+    # minutes of video behind a queue of others.
+    Operation.video_lipsync: 4 * 3600.0,
+    Operation.video_swap_face: 4 * 3600.0,
+    # Everypixel TTS: "1 minute to process 1 minute of audio", one task at a time (87, 589).
+    Operation.audio_speech: 3600.0,
+}
+"""Deadlines of the operations whose documents say they take long (the rest: job_deadline_s)."""
+
+
 class CredentialSettings(BaseModel):
     api_key: SecretStr | None = None
     client_id: SecretStr | None = None
     client_secret: SecretStr | None = None
+    plan: Literal["free", "starter", "pro", "scale"] | None = Field(
+        default=None,
+        description="PixelAPI: the account's plan (its request rate); unset, the most careful "
+        "paid plan (starter) is assumed.",
+    )
 
 
 class LimitSettings(BaseModel):
@@ -218,6 +235,11 @@ class Settings(BaseSettings):
         description="Sandbox: requests per minute per credential the pixelapi and perfectcorp "
         "emulators allow, instead of the documented plan.",
     )
+    sandbox_ip_limits: dict[Literal["perfectcorp"], PositiveFloat] = Field(
+        default_factory=dict,
+        description="Sandbox: requests per 5 minutes from one address the perfectcorp "
+        "emulator allows, instead of the documented 100.",
+    )
     sandbox_polling_interval_ms: int | None = Field(
         default=None, ge=1, description="Sandbox: the `polling_interval` Perfect's tasks answer."
     )
@@ -254,8 +276,16 @@ class Settings(BaseSettings):
         default=1800, gt=0, description="A job not finished this long after creation fails."
     )
     job_deadlines: dict[Operation, PositiveFloat] = Field(
-        default_factory=dict, description="Per-operation deadlines, e.g. video.swap_face."
+        default_factory=dict,
+        description="Per-operation deadlines, over the documented ones "
+        "(video.lipsync and video.swap_face 14400, audio.speech 3600).",
     )
+
+    def deadlines(self) -> dict[Operation, float]:
+        """Per-operation deadlines: the documents' (``DOCUMENTED_JOB_DEADLINES``), then the
+        configured ones over them."""
+        return {**DOCUMENTED_JOB_DEADLINES, **self.job_deadlines}
+
     webhook_retry_schedule_s: list[float] = Field(
         default=[0, 5, 300, 1800, 7200, 18000, 36000, 36000],
         min_length=1,

@@ -212,9 +212,7 @@ async def build_gateway(
         Outputs(storage),
         metrics,
         settings.lease_s,
-        Deadlines(
-            settings.job_deadline_s, {op.value: s for op, s in settings.job_deadlines.items()}
-        ),
+        Deadlines(settings.job_deadline_s, {op.value: s for op, s in settings.deadlines().items()}),
         callback_url=callbacks.url if settings.upstream_callbacks_on else None,
     )
     pepper = settings.key_pepper.get_secret_value().encode() if settings.key_pepper else b""

@@ -250,6 +250,9 @@ class Job(BaseModel):
     """``hit``: served from the result of an earlier identical job (no upstream call);
     ``miss``: looked up and not found, and remembered once it succeeds."""
     queue_position: int | None = None
+    """The job's place in the upstream's queue, where the provider reports one (Everypixel)."""
+    upstream_eta_s: float | None = None
+    """Seconds until the upstream expects the job to end, where the provider reports it."""
     credits: Credits = Field(default_factory=Credits)
     metadata: dict[str, JSONValue] = Field(default_factory=dict)
     created_at: datetime

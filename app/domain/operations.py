@@ -93,11 +93,18 @@ class GenerateImage(Params):
     language: str | None = Field(
         default=None, min_length=2, max_length=5, description="Language of the prompt."
     )
+    steps: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        default=None, description="Inference steps (where the provider takes them)."
+    )
+    guidance_scale: Annotated[float, Field(ge=0, le=20)] | None = Field(
+        default=None, description="Prompt adherence (where the provider takes it)."
+    )
 
 
 class RemoveBackground(Params):
     image: ImageInput
     seed: Seed | None = None
+    output_format: OutputFormat | None = None
 
 
 class ReplaceBackground(Params):
@@ -126,6 +133,7 @@ class RemoveObject(Params):
         default=None, description="White where the object to remove is; black elsewhere."
     )
     prompt: Prompt | None = Field(default=None, description="The object to remove, described.")
+    output_format: OutputFormat | None = None
 
     @model_validator(mode="after")
     def _mask_or_prompt(self) -> RemoveObject:
@@ -151,6 +159,7 @@ class Outpaint(Params):
 
 class Colorize(Params):
     image: ImageInput
+    output_format: OutputFormat | None = None
 
 
 class SwapFace(Params):
@@ -329,6 +338,12 @@ class GenerateVideo(Params):
 class Speech(Params):
     text: Annotated[str, Field(min_length=1, max_length=10000)]
     voice: str = Field(min_length=1, max_length=100, description="From `GET /v1/voices`.")
+    title: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The output file's name at the provider (where it takes one).",
+    )
 
 
 class GenerateAudio(Params):

@@ -58,6 +58,11 @@ class ProviderInfo(BaseModel):
     operations: list[Operation]
     circuit: CircuitState
     """``open`` while the provider is failing: no new job is sent to it."""
+    ready: bool = True
+    """False when the provider cannot serve jobs from this gateway (routing skips it)."""
+    not_ready_reason: str | None = None
+    plans: list[str] | None = None
+    """The plan each pool credential is taken to be on, where the provider sells several."""
 
 
 class StyleInfo(BaseModel):
@@ -131,6 +136,10 @@ class Catalog:
             )
         return out
 
+    def not_ready(self) -> dict[str, str]:
+        """Providers that cannot serve jobs from this gateway, and why."""
+        return dict(self.providers.not_ready)
+
     async def provider_list(self) -> list[ProviderInfo]:
         return [
             ProviderInfo(
@@ -140,6 +149,9 @@ class Catalog:
                 ),
                 operations=sorted(adapter.bindings),
                 circuit=await self.circuits.state(name),
+                ready=name not in self.providers.not_ready,
+                not_ready_reason=self.providers.not_ready.get(name),
+                plans=adapter.plans() or None,
             )
             for name, adapter in self.providers.items()
         ]

@@ -35,6 +35,9 @@ from app.store.upstream_budgets import Budget, UpstreamBudgets
 RATE_MARGIN = 0.8
 """Share of a documented upstream rate the gateway uses: requests sent up to 250 ms late
 (a busy event loop) still never make a one-second window exceed the documented rate."""
+HEADROOM_REQUESTS = 3
+"""Over a limit counted across minutes, requests left unspent per window: the sign-ins made
+outside the budget and requests sent late cannot take a window over."""
 INLINE_WAIT_S = 1.0
 """A reserved request at most this far off is waited for in the step; later ones requeue."""
 EARLY_WAKE_S = 0.05
@@ -92,7 +95,13 @@ class UpstreamGate:
         limit = adapter.upstream_limit(binding.limit)
         if limit is None:
             return None
-        rate = limit.rate_per_s * RATE_MARGIN if limit.rate_per_s else None
+        rate = limit.usable_rate(RATE_MARGIN, HEADROOM_REQUESTS)
+        own = adapter.credential_limits(binding.limit)
+        rates = tuple(r.usable_rate(RATE_MARGIN, HEADROOM_REQUESTS) or 0 for r in own)
+        if own and all(rates):
+            rate = min(rates)
+        egress = adapter.upstream_limit(adapter.egress_limit) if adapter.egress_limit else None
+        egress_rate = egress.usable_rate(RATE_MARGIN, HEADROOM_REQUESTS) if egress else None
         return Budget(
             provider=adapter.name,
             limit=binding.limit,
@@ -100,6 +109,9 @@ class UpstreamGate:
             rate_per_s=rate,
             concurrent_jobs=limit.jobs_at_once(rate),
             requests_per_submit=limit.requests_per_submit,
+            egress_rate_per_s=egress_rate,
+            egress_jobs=egress.jobs_at_once(egress_rate) if egress else None,
+            credential_rates_per_s=rates if own and all(rates) else None,
         )
 
     async def clearance(self, record: JobRecord) -> Go | Requeue:

@@ -246,6 +246,8 @@ class JobRunner:
         job = record.job
         attempt = job.attempts[-1]
         note_reported_cost(attempt, result)  # what the upstream says the task costs
+        if isinstance(result, Succeeded | Failed):  # no longer in any upstream queue
+            job.queue_position = job.upstream_eta_s = None
         if isinstance(result, Submitted):
             attempt.provider_job_id = result.provider_job_id
             attempt.status = AttemptStatus.running
@@ -264,6 +266,8 @@ class JobRunner:
         if isinstance(result, Progress):
             before = job.progress
             job.progress = result.fraction if result.fraction is not None else job.progress
+            job.queue_position = result.queue_position
+            job.upstream_eta_s = result.eta_s
             record.poll_streak = 0
             moved = WebhookEvent.progress if job.progress != before else None
             return await self._save_due(stored, lease, result.poll_after_s, moved)

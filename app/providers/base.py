@@ -85,6 +85,8 @@ class Credential:
     api_key: str | None = field(default=None, repr=False)
     client_id: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
+    plan: str | None = None
+    """The account's plan where the provider sells several (PixelAPI); None: not said."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,10 @@ class Submitted:
 class Progress:
     fraction: float | None = None
     poll_after_s: float = 1.0
+    queue_position: int | None = None
+    """The task's place in the upstream's queue, where it reports one."""
+    eta_s: float | None = None
+    """Seconds until the upstream expects the task to end, where it reports it."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +258,9 @@ class UpstreamLimit:
     """Set where the upstream drops a job that is not polled in time (Perfect: 10 s): the
     longest a poll may wait for its turn in the budget. The jobs a credential runs at once are
     then capped so that a full queue of them still fits: ``rate × poll_wait_s`` requests."""
+    window_s: float = 1.0
+    """The span the document counts requests over (Perfect's per-IP limit: 5 minutes). Over
+    a long window a few requests of headroom cover lateness; over a short one, a share."""
 
     def jobs_at_once(self, rate_per_s: float | None) -> int | None:
         """Jobs a credential may run at once, sending at ``rate_per_s``. Where the upstream
@@ -263,6 +272,16 @@ class UpstreamLimit:
             return self.concurrent_jobs
         alive = max(1, math.floor(rate_per_s * self.poll_wait_s / self.requests_per_submit))
         return min(alive, self.concurrent_jobs or alive)
+
+    def usable_rate(self, margin: float, headroom_requests: int) -> float | None:
+        """The rate the gateway spends: ``margin`` of the documented one, or over a long window
+        all of it but ``headroom_requests`` per window, whichever is more."""
+        if self.rate_per_s is None:
+            return None
+        if self.window_s <= 1.0:
+            return self.rate_per_s * margin
+        allowed = self.rate_per_s * self.window_s
+        return max(self.rate_per_s * margin, (allowed - headroom_requests) / self.window_s)
 
     def overridden(self, plan: UpstreamLimit) -> UpstreamLimit:
         """This limit with what a configured plan sets (its unset fields keep the document's)."""
@@ -280,6 +299,12 @@ class Adapter(ABC):
     bindings: ClassVar[Mapping[Operation, Binding]]
     limits: ClassVar[Mapping[str, UpstreamLimit]] = {}
     """Per-credential budgets by name; bindings name the one they count against."""
+    egress_limit: ClassVar[str | None] = None
+    """The budget, among ``limits``, that every request from one egress address counts
+    against, whatever the credential (Perfect's per-IP limit)."""
+    fetches_inputs: ClassVar[bool] = False
+    """The upstream reads every input from a public URL (the gateway signs its own files'
+    URLs): it cannot serve while the gateway's public URL is loopback or private."""
     takes_callbacks: ClassVar[bool] = False
     """The upstream can POST to ``Call.callback_url`` when a job ends; the runner then gives
     submissions one (when upstream callbacks are on) so the job is polled at once."""
@@ -312,6 +337,16 @@ class Adapter(ABC):
         if plan is None:
             return documented
         return (documented or UpstreamLimit()).overridden(plan)
+
+    def credential_limits(self, name: str) -> tuple[UpstreamLimit, ...]:
+        """The budget ``name`` of each pool credential, where their plans differ (empty when
+        every credential has :meth:`upstream_limit`)."""
+        return ()
+
+    def plans(self) -> list[str]:
+        """The plan each pool credential is taken to be on, where the provider has plans
+        (shown by ``GET /v1/providers``)."""
+        return []
 
     def credential(self, call: Call) -> Credential:
         """The pool credential the call was given (the first when there is one)."""

@@ -202,7 +202,7 @@ class EverypixelAdapter(Adapter):
             limit="lipsync",
         ),
         Operation.audio_speech: Binding(
-            parameters=frozenset({"text", "voice"}), price=10, limit="tts"
+            parameters=frozenset({"text", "voice", "title"}), price=10, limit="tts"
         ),
     }
 
@@ -290,6 +290,8 @@ class EverypixelAdapter(Adapter):
             fields["callback"] = call.callback_url
         if isinstance(params, Speech):
             fields |= {"voice": params.voice, "text": params.text}
+            if params.title is not None:  # "Sets the name for the output file"
+                fields["title"] = params.title
         if isinstance(params, Lipsync) and params.model is not None:
             fields["model"] = params.model
         post_only = False
@@ -349,7 +351,12 @@ class EverypixelAdapter(Adapter):
             fraction = (
                 task.progress if task.progress is not None and 0 <= task.progress <= 1 else None
             )
-            return Progress(fraction=fraction, poll_after_s=self.config.poll_interval_s)
+            return Progress(
+                fraction=fraction,
+                poll_after_s=self.config.poll_interval_s,
+                queue_position=task.queue if task.queue is not None and task.queue >= 0 else None,
+                eta_s=task.eta if task.eta is not None and task.eta >= 0 else None,
+            )
         if isinstance(meaning, Meaning):
             detail = task.message or (task.result if isinstance(task.result, str) else None)
             meaning = refine(meaning, detail or "")

@@ -167,6 +167,10 @@ class TaskAnswer(BaseModel):
     result: str | dict[str, Any] | None = None
     progress: float | None = None
     message: str | None = None
+    queue: int | None = None
+    """"Position of your task in the processing queue" (0 or 1: processing or about to)."""
+    eta: float | None = None
+    """Seconds until the task is expected to end, where the upstream says."""
 
 
 class VoiceAnswer(BaseModel):

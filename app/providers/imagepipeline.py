@@ -102,6 +102,7 @@ log = logging.getLogger(__name__)
 class ImagePipelineAdapter(Adapter):
     name: ClassVar[str] = PROVIDER
     takes_callbacks: ClassVar[bool] = True
+    fetches_inputs: ClassVar[bool] = True
     bindings: ClassVar[Mapping[Operation, Binding]] = {
         Operation.image_swap_face: Binding(
             WIRES[Operation.image_swap_face].parameters, price=23, check=swap_face_refusal

@@ -56,14 +56,18 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   out. ``data`` carries ``estimated_age`` (``custom_info.age``) and ``ages`` (each output's
   ``res_age``). Makeup transfer's product recommendation is not documented enough to pass on.
 - **Styles**: ``style_id`` is ``"<style_group_id>:<style_id>"`` (see ``perfectcorp_styles``).
-- **Limits.** 100 requests per minute per access token (one token per credential); a
-  submission spends two (the file call and the task; the upload goes to storage, without the
-  token). The per-IP limit (100 per 5 minutes) is read as metering sign-ins, the only calls
-  without a token; tokens are shared, so sign-ins are rare. Because a task is lost when not
-  polled for 10 s, polls must never queue behind the budget for long: ``poll_wait_s`` (10 s
-  less the 3-s longest poll gap and 2 s for lateness) caps the tasks a credential runs at once
-  to what its rate can keep alive — 3 on the documented 100/min (``rate × 0.8 × 5 s / 2``).
-  More at once takes a bigger plan (``providers.perfectcorp.limits``) or a pool of accounts.
+- **Limits**, read as written: "Both conditions must be met". 100 requests per minute per
+  access token (``default``: one token per credential) *and* 100 requests per 5 minutes per
+  IP address (``egress``: every request the gateway sends from its address, whatever the
+  credential, sign-ins and style listings included). A submission spends two (the file call
+  and the task; the upload goes to storage, without the token). The egress budget spends all
+  but 3 requests of each 5 minutes (sign-ins, made outside the budget, and lateness use
+  those). Because a task is lost when not polled for 10 s, polls must never queue behind the
+  budget for long: ``poll_wait_s`` (10 s less the 3-s longest poll gap and 2 s for lateness)
+  caps the tasks run at once to what the rates can keep alive — on the documented numbers
+  one task at a time per egress address (97 requests per 300 s × 5 s / 2 < 1), and a new task
+  is admitted only when its slot frees. An operator with a larger contract raises both
+  (``providers.perfectcorp.limits``: ``{"default": …, "egress": {"requests_per_minute": …}}``).
 - **Prices.** The document gives no credit amount per task ("determined by your business
   plan"; charged only on success). Every task is priced alike: ``TASK_PRICE`` = 50 gateway
   credits (≈ $0.05), overridable in config.
@@ -132,6 +136,9 @@ SUBMISSION_TTL_S = 24 * 3600.0
 """Uploaded files are kept one day; so is the record of an attempt's file ids."""
 TASK_PRICE = 50
 REQUESTS_PER_MINUTE = 100
+REQUESTS_PER_IP = 100
+IP_WINDOW_S = 300.0
+"""The document's per-IP limit: 100 requests per 5 minutes from one address."""
 
 
 def _style_refusal(params: Params) -> str | None:
@@ -165,9 +172,16 @@ class PerfectCorpAdapter(Adapter):
         ),
         Operation.image_age: _binding("image"),
         Operation.image_transfer_makeup: _binding("image", "reference"),
-        Operation.image_remove_object: _binding("image", "mask"),
-        Operation.image_colorize: _binding("image"),
-        Operation.image_remove_background: _binding("image"),
+        # output_ext enums of the document's task schemas (2616, 2857, 3098)
+        Operation.image_remove_object: _binding(
+            "image", "mask", "output_format", output_format=frozenset({"jpeg", "webp"})
+        ),
+        Operation.image_colorize: _binding(
+            "image", "output_format", output_format=frozenset({"jpeg", "webp"})
+        ),
+        Operation.image_remove_background: _binding(
+            "image", "output_format", output_format=frozenset({"png", "webp"})
+        ),
         Operation.image_upscale: _binding(
             "image",
             "scale",
@@ -180,12 +194,19 @@ class PerfectCorpAdapter(Adapter):
         ),
     }
     limits: ClassVar[Mapping[str, UpstreamLimit]] = {
-        "default": UpstreamLimit(
+        "default": UpstreamLimit(  # "Each access token … 100 requests per minute"
             rate_per_s=REQUESTS_PER_MINUTE / 60,
             requests_per_submit=2,  # POST file/<feature>, then POST task/<feature>
             poll_wait_s=DROP_AFTER_S - MAX_POLL_GAP_S - POLL_LATENESS_S,
-        )
+        ),
+        "egress": UpstreamLimit(  # "Each IP address … 100 requests per 5 minutes"
+            rate_per_s=REQUESTS_PER_IP / IP_WINDOW_S,
+            requests_per_submit=2,
+            poll_wait_s=DROP_AFTER_S - MAX_POLL_GAP_S - POLL_LATENESS_S,
+            window_s=IP_WINDOW_S,
+        ),
     }
+    egress_limit: ClassVar[str | None] = "egress"
 
     @cached_property
     def tokens(self) -> Tokens:

@@ -100,6 +100,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final
@@ -119,6 +120,7 @@ from app.providers.base import (
     Adapter,
     Binding,
     Call,
+    Credential,
     Failed,
     OutputFile,
     PollResult,
@@ -149,10 +151,14 @@ PLAN_REQUESTS_PER_MINUTE: Final[Mapping[str, int]] = {
     "scale": 200,
 }
 """The document's "Rate Limits & Plans" table."""
-BUDGET_PLAN = "scale"
+ASSUMED_PLAN = "starter"
+"""A credential whose plan is not configured is taken to be on the most careful paid plan."""
 LIMITS: Final[Mapping[str, UpstreamLimit]] = {
-    "default": UpstreamLimit(rate_per_s=PLAN_REQUESTS_PER_MINUTE[BUDGET_PLAN] / 60),
+    "default": UpstreamLimit(rate_per_s=PLAN_REQUESTS_PER_MINUTE[ASSUMED_PLAN] / 60),
 }
+QUEUED_PATIENCE_S = 120.0
+"""The document: a job stuck in "queued" — "Wait up to 2 minutes. If still queued, retry"."""
+STUCK_IN_QUEUE = "stuck_in_queued"
 
 PRICES: Final[Mapping[Operation, int]] = {
     Operation.image_generate: 5,
@@ -198,7 +204,18 @@ class PixelApiAdapter(Adapter):
     limits: ClassVar[Mapping[str, UpstreamLimit]] = LIMITS
     bindings: ClassVar[Mapping[Operation, Binding]] = {
         Operation.image_generate: Binding(
-            parameters=frozenset({"prompt", "model", "negative_prompt", "width", "height", "seed"}),
+            parameters=frozenset(
+                {
+                    "prompt",
+                    "model",
+                    "negative_prompt",
+                    "width",
+                    "height",
+                    "steps",
+                    "guidance_scale",
+                    "seed",
+                }
+            ),
             values={"model": frozenset(requests.IMAGE_MODELS)},
             price=PRICES[Operation.image_generate],
             check=requests.refuse_generate,
@@ -238,6 +255,25 @@ class PixelApiAdapter(Adapter):
             price=PRICES[Operation.video_generate],
         ),
     }
+
+    def _plan_of(self, credential: Credential) -> str:
+        return credential.plan or ASSUMED_PLAN
+
+    def credential_limits(self, name: str) -> tuple[UpstreamLimit, ...]:
+        """Each credential at its plan's rate, unless a plan over all of them is configured
+        (``providers.pixelapi.limits``)."""
+        if name != "default" or "default" in self.config.limits:
+            return ()
+        return tuple(
+            UpstreamLimit(rate_per_s=PLAN_REQUESTS_PER_MINUTE[self._plan_of(c)] / 60)
+            for c in self.config.credentials
+        )
+
+    def plans(self) -> list[str]:
+        return [
+            c.plan if c.plan else f"{ASSUMED_PLAN} (assumed: no plan configured)"
+            for c in self.config.credentials
+        ]
 
     def _headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT}
@@ -296,6 +332,9 @@ class PixelApiAdapter(Adapter):
         body = json_object(response)
         stage = job_stage(body.get("status"))
         if stage == "running":
+            if body.get("status") == "queued" and await self._stuck(provider_job_id):
+                message = f"{PROVIDER} job still queued after {QUEUED_PATIENCE_S:.0f} s"
+                return Failed(ErrorCode.upstream_timeout, message, STUCK_IN_QUEUE, retryable=True)
             return Progress(poll_after_s=self.config.poll_interval_s)
         cost = _credits_used(body)
         if isinstance(stage, Meaning):
@@ -303,6 +342,22 @@ class PixelApiAdapter(Adapter):
         if endpoint.id_field == "job_id":
             return replace(self._inline_result(body.get("result_image_b64")), cost=cost)
         return replace(await self._download(body.get("output_url"), endpoint.output), cost=cost)
+
+    async def _stuck(self, provider_job_id: str) -> bool:
+        """Whether the job has been ``queued`` longer than the document says to wait (from
+        the first poll that saw it queued, shared by every worker)."""
+        if self._state is None:
+            return False
+        key = f"queued:{provider_job_id}"
+        now = time.time()
+        first = await self.state.get(key)
+        if first is None:
+            await self.state.put(key, repr(now), 10 * QUEUED_PATIENCE_S, only_new=True)
+            return False
+        try:
+            return now - float(first) > QUEUED_PATIENCE_S
+        except ValueError:
+            return False
 
     def _inline_result(self, encoded: object) -> Succeeded:
         """Try-on: the picture is in the poll's ``result_image_b64``."""

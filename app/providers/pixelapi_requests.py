@@ -24,7 +24,9 @@ from app.domain.operations import (
     ReplaceBackground,
     TryOn,
 )
-from app.providers.base import Call
+from app.providers._conform import UnreadablePicture, read_conformed
+from app.providers.base import Call, Media
+from app.providers.media_limits import PIXELAPI as IMAGE_LIMITS
 
 Kind = Literal["image", "audio", "video"]
 
@@ -59,6 +61,8 @@ DEFAULT_IMAGE_MODEL = "flux-schnell"
 NEGATIVE_PROMPT_MODELS = frozenset({"sdxl"})
 SIDE_RANGE = range(512, 1537)
 """Documented ``width``/``height``: 512–1536."""
+STEPS: Final[Mapping[str, range]] = {"sdxl": range(20, 51), "flux-schnell": range(1, 9)}
+"""Documented ``steps``: "SDXL: 20–50 (default 30). FLUX: 1–8 (default 4)"."""
 UPSCALE_FACTOR = 4
 AUDIO_MODELS: Final[Mapping[str, str]] = {"musicgen-small": "musicgen-small"}
 AUDIO_PROMPT_LENGTH = range(3, 501)
@@ -88,6 +92,8 @@ def refuse_generate(params: Params) -> str | None:
     model = params.model or DEFAULT_IMAGE_MODEL
     if params.negative_prompt is not None and model not in NEGATIVE_PROMPT_MODELS:
         return "negative_prompt"
+    if params.steps is not None and params.steps not in STEPS[model]:
+        return "steps"
     return None
 
 
@@ -111,8 +117,16 @@ def _given(params: Params, names: Mapping[str, str]) -> dict[str, Any]:
     return {wire: value for wire, value in values.items() if value is not None}
 
 
+async def _read(call: Call, ref: MediaInput) -> Media:
+    """A picture fitted to the document's limits (sent as it is when Pillow cannot read it)."""
+    try:
+        return await read_conformed(call, ref, IMAGE_LIMITS)
+    except UnreadablePicture:
+        return await call.media.read(ref)
+
+
 async def _upload(call: Call, ref: MediaInput, name: str) -> tuple[str, bytes, str]:
-    media = await call.media.read(ref)
+    media = await _read(call, ref)
     extension = media.content_type.rpartition("/")[2] or "bin"
     return f"{name}.{extension}", media.content, media.content_type
 
@@ -137,7 +151,7 @@ async def _generate(call: Call) -> Request:
         "model": IMAGE_MODELS[params.model or DEFAULT_IMAGE_MODEL],
         "prompt": params.prompt,
     }
-    for name in ("negative_prompt", "width", "height", "seed"):
+    for name in ("negative_prompt", "width", "height", "steps", "guidance_scale", "seed"):
         if (value := getattr(params, name)) is not None:
             body[name] = value
     return {"json": body}
@@ -165,8 +179,8 @@ async def _try_on(call: Call) -> Request:
     """Both pictures as plain base64 (no ``data:`` prefix) and the mapped category."""
     params = call.params
     assert isinstance(params, TryOn)
-    person = await call.media.read(params.person)
-    garment = await call.media.read(params.garment)
+    person = await _read(call, params.person)
+    garment = await _read(call, params.garment)
     category = TRY_ON_CATEGORIES[params.category or DEFAULT_TRY_ON_CATEGORY]
     return {
         "json": {

@@ -6,7 +6,9 @@ sandbox."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import httpx
 from redis.asyncio import Redis
@@ -43,6 +45,7 @@ def _credential(settings: CredentialSettings) -> Credential:
         api_key=_secret(settings.api_key),
         client_id=_secret(settings.client_id),
         client_secret=_secret(settings.client_secret),
+        plan=settings.plan,
     )
 
 
@@ -92,14 +95,57 @@ def adapter_config(
     )
 
 
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
+def unreachable_public_url(public_base_url: str) -> str | None:
+    """Why the internet cannot reach ``public_base_url`` (a loopback, private or otherwise
+    non-public address, or a local name), or None. Other names are taken at their word: they
+    cannot be resolved here the way the provider will resolve them."""
+    host = (urlsplit(public_base_url).hostname or "").lower().rstrip(".")
+    if not host:
+        return "has no host"
+    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES) or "." not in host and ":" not in host:
+        return f"names a local host ({host})"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.is_loopback:
+        return "is a loopback address"
+    if ip.is_private or ip.is_link_local or not ip.is_global:
+        return "is not a public address"
+    return None
+
+
+def readiness(adapter: Adapter, settings: Settings) -> str | None:
+    """Why ``adapter`` cannot serve jobs from this gateway, or None when it can. A provider
+    that fetches its inputs from the gateway's public URL cannot while that URL is loopback or
+    private (the sandbox's emulators run beside the gateway, so there it can)."""
+    if not adapter.fetches_inputs or settings.sandbox:
+        return None
+    why = unreachable_public_url(settings.public_base_url)
+    if why is None:
+        return None
+    return (
+        f"{adapter.name} fetches inputs from the gateway's public URL, which {why}: "
+        "set MEDIAGATE_PUBLIC_BASE_URL to an address the internet reaches"
+    )
+
+
 class ProviderRegistry(Mapping[str, Adapter]):
-    """The configured adapters by name, and which of them serve an operation."""
+    """The configured adapters by name, and which of them serve an operation. Adapters that
+    are not ready (``not_ready``: provider → why) are kept for listing but never routed to."""
 
     def __init__(
-        self, adapters: Mapping[str, Adapter], routing: Mapping[Operation, Sequence[str]]
+        self,
+        adapters: Mapping[str, Adapter],
+        routing: Mapping[Operation, Sequence[str]],
+        not_ready: Mapping[str, str] | None = None,
     ) -> None:
         self._adapters = dict(adapters)
         self._routing = routing
+        self.not_ready: dict[str, str] = dict(not_ready or {})
 
     @classmethod
     def from_settings(
@@ -118,7 +164,12 @@ class ProviderRegistry(Mapping[str, Adapter]):
             )
             for name, adapter_cls in ADAPTERS.items()
         }
-        return cls(adapters, settings.routing)
+        not_ready = {
+            name: why
+            for name, adapter in adapters.items()
+            if (why := readiness(adapter, settings)) is not None
+        }
+        return cls(adapters, settings.routing, not_ready)
 
     def __getitem__(self, name: str) -> Adapter:
         return self._adapters[name]
@@ -134,7 +185,7 @@ class ProviderRegistry(Mapping[str, Adapter]):
         capable = {
             name: adapter.bindings[operation]
             for name, adapter in self._adapters.items()
-            if operation in adapter.bindings
+            if operation in adapter.bindings and name not in self.not_ready
         }
         order = [n for n in self._routing.get(operation, []) if n in capable]
         order += sorted(n for n in capable if n not in order)

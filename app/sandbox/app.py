@@ -36,6 +36,9 @@ class SandboxTiming:
     bigger plan than the documented one (pixelapi, perfectcorp)."""
     polling_interval_ms: int | None = None
     """The ``polling_interval`` Perfect's task status answers (None: the emulator's own)."""
+    ip_requests_per_5_minutes: Mapping[str, float] = field(default_factory=dict)
+    """Provider → requests per 5 minutes its emulator allows from one address, where a test
+    runs a bigger contract than the documented one (perfectcorp)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SandboxTiming:
@@ -44,6 +47,7 @@ class SandboxTiming:
             settings.sandbox_job_s,
             {name: rate for name, rate in settings.sandbox_rate_limits.items()},
             settings.sandbox_polling_interval_ms,
+            {name: rate for name, rate in settings.sandbox_ip_limits.items()},
         )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 IMAGEPIG_API_KEY = "sandbox-imagepig-key"
 PIXELAPI_API_KEY = "pk_live_sandbox000000000000"
+PIXELAPI_PLAN = "scale"
+"""The plan the PixelAPI emulator's key is on (its emulator runs the Scale plan's rate)."""
 IMAGEPIPELINE_API_KEY = "sandbox-imagepipeline-key"
 EVERYPIXEL_KEY_PAIRS = [
     (f"sandbox-everypixel-id-{n}", f"sandbox-everypixel-secret-{n}") for n in range(4)
@@ -55,7 +57,7 @@ def sandbox_credentials(provider: str) -> list[dict[str, str]]:
     """The credential pool the gateway uses for ``provider`` in sandbox mode."""
     pools: dict[str, list[dict[str, str]]] = {
         "imagepig": [{"api_key": IMAGEPIG_API_KEY}],
-        "pixelapi": [{"api_key": PIXELAPI_API_KEY}],
+        "pixelapi": [{"api_key": PIXELAPI_API_KEY, "plan": PIXELAPI_PLAN}],
         "imagepipeline": [{"api_key": IMAGEPIPELINE_API_KEY}],
         "everypixel": [{"client_id": i, "client_secret": s} for i, s in EVERYPIXEL_KEY_PAIRS],
         "perfectcorp": [

@@ -19,10 +19,12 @@ How the document is read (the adapter keeps the same readings):
   401 ``InvalidClientId`` / ``InvalidIdToken`` (sign-in), 400 ``CreditInsufficiency``,
   400 ``InvalidTaskId`` (unknown or dropped task), 429 ``RateLimitExceeded``, 404 ``NotFound``
   (no such feature). Uploads and results answer like a storage bucket (XML errors).
-- **Limits.** 100 requests per minute per access token on every call that carries one; the
-  per-IP limit (100 per 5 minutes) meters sign-ins, the calls made without a token. Each
-  refusal counts in ``stats.over_limit``. A sandbox running a bigger plan sets the per-token
-  rate (``MEDIAGATE_SANDBOX_RATE_LIMITS``) and the ``polling_interval`` its polls answer.
+- **Limits**, as the document writes them ("Both conditions must be met"): 100 requests per
+  5 minutes per client address on every API call (sign-ins included; uploads go to storage and
+  do not count), and 100 requests per minute per access token on every call that carries one.
+  A refused request counts in neither window, and in ``stats.over_limit``. A sandbox running
+  a bigger contract sets the per-token rate (``MEDIAGATE_SANDBOX_RATE_LIMITS``), the per-address
+  one (``MEDIAGATE_SANDBOX_IP_LIMITS``) and the ``polling_interval`` its polls answer.
 - **Liveness.** Tasks the client still has to poll count in ``stats.in_flight`` (its peak in
   ``peak_in_flight``); the longest time a running task went unpolled is
   ``longest_poll_gap_s``, and a task lost to the 10-s rule counts in ``stats.dropped``.
@@ -68,7 +70,9 @@ API = "/s2s/v1.0"
 TOKEN_TTL_S = 2 * 3600.0
 ID_TOKEN_MAX_SKEW_S = 300.0
 REQUESTS_PER_MINUTE = 100
-SIGN_INS_PER_5_MINUTES = 100
+REQUESTS_PER_IP = 100
+IP_WINDOW_S = 300.0
+"""The document: "Each IP address is allowed a maximum of 100 requests per 5 minutes"."""
 PLAN_CREDITS = 1000.0
 CREDITS_PER_TASK = 1.0
 RESULT_ROUTE, UPLOAD_ROUTE, THUMB_ROUTE = "pc_result", "pc_upload", "pc_thumb"
@@ -109,6 +113,28 @@ class _Emulator:
         """Requests per minute per token: the document's, or the plan the sandbox runs."""
         return int(self.timing.requests_per_minute.get(PROVIDER) or REQUESTS_PER_MINUTE)
 
+    @property
+    def _ip_limit(self) -> int:
+        """Requests per 5 minutes per address: the document's, or the contract the sandbox
+        runs."""
+        return int(self.timing.ip_requests_per_5_minutes.get(PROVIDER) or REQUESTS_PER_IP)
+
+    def _admit(self, request: Request, token: str | None) -> bool:
+        """Both conditions: the address's window and, when the call carries one, the token's.
+        A refused request counts in neither."""
+        now = _now()
+        host = request.client.host if request.client else "unknown"
+        windows = [(self.windows.setdefault(f"ip:{host}", Window()), self._ip_limit, IP_WINDOW_S)]
+        if token is not None:
+            window = self.windows.setdefault(f"token:{token}", Window())
+            windows.append((window, self._rate_limit, 60.0))
+        if not all(window.room(now, limit, span) for window, limit, span in windows):
+            self.control.stats[PROVIDER].over_limit += 1
+            return False
+        for window, limit, span in windows:
+            window.admit(now, limit, span)
+        return True
+
     # answers ------------------------------------------------------------------------------------
 
     @staticmethod
@@ -137,9 +163,7 @@ class _Emulator:
         now = _now()
         if now >= expires:
             raise Refusal(401, "Access token expired", "InvalidAccessToken")
-        window = self.windows.setdefault(f"token:{token.strip()}", Window())
-        if not window.admit(now, self._rate_limit, 60.0):
-            self.control.stats[PROVIDER].over_limit += 1
+        if not self._admit(request, token.strip()):
             raise Refusal(429, "Too Many Requests", "RateLimitExceeded")
 
     async def _serve_fault(self, fault: Fault | None) -> Response | None:
@@ -166,11 +190,7 @@ class _Emulator:
 
     async def auth(self, request: Request) -> Response:
         self.control.count_request(PROVIDER, f"POST {API}/client/auth")
-        host = request.client.host if request.client else "unknown"
-        if not self.windows.setdefault(f"ip:{host}", Window()).admit(
-            _now(), SIGN_INS_PER_5_MINUTES, 300.0
-        ):
-            self.control.stats[PROVIDER].over_limit += 1
+        if not self._admit(request, None):
             return self._refuse(Refusal(429, "Too Many Requests", "RateLimitExceeded"))
         try:
             body = await request.json()

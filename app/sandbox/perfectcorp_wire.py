@@ -66,10 +66,14 @@ class Window:
     def __init__(self) -> None:
         self.times: deque[float] = deque()
 
-    def admit(self, now: float, limit: int, span_s: float) -> bool:
+    def room(self, now: float, limit: int, span_s: float) -> bool:
+        """Whether one more request at ``now`` stays within ``limit`` per ``span_s``."""
         while self.times and self.times[0] <= now - span_s:
             self.times.popleft()
-        if len(self.times) >= limit:
+        return len(self.times) < limit
+
+    def admit(self, now: float, limit: int, span_s: float) -> bool:
+        if not self.room(now, limit, span_s):
             return False
         self.times.append(now)
         return True

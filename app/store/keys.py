@@ -148,6 +148,17 @@ def upstream_jobs(provider: str, limit: str, credential: int) -> str:
     return f"{PREFIX}upstream:{provider}:{limit}:{credential}:jobs"
 
 
+def upstream_egress_schedule(provider: str) -> str:
+    """STRING: ms (Redis clock) at which the next request from this egress address to
+    ``provider`` may go, whatever the credential (per-IP limits)."""
+    return f"{PREFIX}upstream:{provider}:egress:next"
+
+
+def upstream_egress_jobs(provider: str) -> str:
+    """ZSET job id → ms its hold on one of the provider's egress-wide job slots lapses."""
+    return f"{PREFIX}upstream:{provider}:egress:jobs"
+
+
 def catalog(kind: str, provider: str, query: str) -> str:
     """STRING (JSON, expiring): an upstream's styles or voices answer, reused for a while."""
     return f"{PREFIX}catalog:{kind}:{provider}:{query}"

@@ -38,6 +38,13 @@ class Budget:
     rate_per_s: float | None = None
     concurrent_jobs: int | None = None
     requests_per_submit: int = 1
+    egress_rate_per_s: float | None = None
+    """Requests per second every credential together may send from one egress address."""
+    egress_jobs: int | None = None
+    """Jobs every credential together may run at once (where polls share the egress rate)."""
+    credential_rates_per_s: tuple[float, ...] | None = None
+    """Each credential's own rate where their plans differ (``rate_per_s`` is then the
+    slowest, and what the job slots are counted from)."""
 
 
 class UpstreamBudgets:
@@ -59,10 +66,16 @@ class UpstreamBudgets:
         on by that many intervals. None while every credential's job slots are taken."""
         n = max(1, budget.credentials)
         interval_ms = round(1000 * requests / budget.rate_per_s) if budget.rate_per_s else 0
+        egress = budget.egress_rate_per_s
+        egress_ms = round(1000 * requests / egress) if egress else 0
+        own = budget.credential_rates_per_s
+        intervals = ",".join(str(round(1000 * requests / r)) for r in own[:n]) if own else ""
         chosen, wait_ms, at_ms = await self.scripts.reserve_upstream(
             keys=[
                 *(keys.upstream_schedule(budget.provider, budget.limit, i) for i in range(n)),
                 *(keys.upstream_jobs(budget.provider, budget.limit, i) for i in range(n)),
+                keys.upstream_egress_schedule(budget.provider),
+                keys.upstream_egress_jobs(budget.provider),
             ],
             args=[
                 n,
@@ -71,6 +84,9 @@ class UpstreamBudgets:
                 job_id,
                 -1 if credential is None else credential,
                 round(self.hold_s * 1000),
+                egress_ms,
+                budget.egress_jobs or 0,
+                intervals,
             ],
         )
         if int(chosen) < 0:
@@ -78,8 +94,10 @@ class UpstreamBudgets:
         return Turn(int(chosen), int(wait_ms) / 1000, int(at_ms))
 
     async def release(self, budget: Budget, job_id: str, credential: int) -> None:
-        """Give back the job's concurrent-job slot (no-op when it holds none)."""
+        """Give back the job's concurrent-job slots (no-op when it holds none)."""
         if budget.concurrent_jobs:
             await self.redis.zrem(
                 keys.upstream_jobs(budget.provider, budget.limit, credential), job_id
             )
+        if budget.egress_jobs:
+            await self.redis.zrem(keys.upstream_egress_jobs(budget.provider), job_id)

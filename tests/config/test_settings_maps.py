@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings
+from app.config import DOCUMENTED_JOB_DEADLINES, Settings
 from app.domain.operations import Operation
 from app.jobs.runner import Deadlines
 
@@ -66,3 +66,15 @@ def test_a_typo_in_the_environment_is_refused_too(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("MEDIAGATE_JOB_DEADLINES", '{"audio.speach": 60}')
     with pytest.raises(ValidationError, match=r"job_deadlines\.`audio\.speach`\.\[key\]"):
         Settings()
+
+
+def test_documented_deadlines_apply_and_a_configured_one_wins() -> None:
+    """Everypixel's lipsync and video face swap take ~10 minutes a minute of video, one at a
+    time per account: their jobs get hours, not the 30-minute default; configuration wins."""
+    defaults = Settings().deadlines()
+    assert defaults[Operation.video_lipsync] == DOCUMENTED_JOB_DEADLINES[Operation.video_lipsync]
+    assert defaults[Operation.video_lipsync] > Settings().job_deadline_s
+    assert Operation.image_generate not in defaults
+    configured = Settings(job_deadlines={"video.lipsync": 60}).deadlines()
+    assert configured[Operation.video_lipsync] == 60
+    assert configured[Operation.video_swap_face] == 4 * 3600

@@ -29,7 +29,7 @@ from app.providers_check import base_bodies
 from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import TERMINAL
 from tests.utils.net import with_db
-from tests.utils.processes import ADMIN_TOKEN, Process, gateway, start_worker
+from tests.utils.processes import ADMIN_TOKEN, PERFECT_PLAN, Process, gateway, start_worker
 from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +45,7 @@ SETTINGS = {
     "MEDIAGATE_WORKER_METRICS_PORT": "0",
     "MEDIAGATE_PROVIDERS__PIXELAPI__POLL_INTERVAL_S": "1",
     "MEDIAGATE_PROVIDERS__PIXELAPI__LIMITS": json.dumps(PLAN),
-    "MEDIAGATE_PROVIDERS__PERFECTCORP__LIMITS": json.dumps(PLAN),
+    "MEDIAGATE_PROVIDERS__PERFECTCORP__LIMITS": json.dumps(PLAN | PERFECT_PLAN),
     "MEDIAGATE_SANDBOX_RATE_LIMITS": json.dumps({"pixelapi": 12000, "perfectcorp": 12000}),
 }
 

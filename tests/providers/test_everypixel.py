@@ -329,6 +329,17 @@ async def test_speech_posts_form_fields_with_title_and_callback(
     }
 
 
+async def test_speech_sends_the_clients_title_for_the_output_file(
+    upstream: respx.MockRouter, adapter: EverypixelAdapter
+) -> None:
+    """The document: "title (string, optional): Sets the name for the output file"."""
+    route = upstream.post("/v1/tts/create").mock(return_value=_created())
+    params = Speech(text="Hello", voice="jack", title="welcome-message")
+    assert isinstance(await adapter.submit(_call(Operation.audio_speech, params)), Submitted)
+    sent = parse_qs(route.calls.last.request.content.decode())
+    assert sent["title"] == ["welcome-message"]
+
+
 async def test_lipsync_of_two_urls_is_a_get_with_the_model(
     upstream: respx.MockRouter, adapter: EverypixelAdapter
 ) -> None:
@@ -414,8 +425,14 @@ async def test_missing_key_pair_sends_no_authorization(upstream: respx.MockRoute
 
 
 @pytest.mark.parametrize(
-    ("status", "extra", "fraction"),
-    [("PENDING", {"queue": 2}, None), ("STARTED", {}, None), ("STARTED", {"progress": 0.4}, 0.4)],
+    ("status", "extra", "fraction", "queue", "eta"),
+    [
+        ("PENDING", {"queue": 2}, None, 2, None),
+        ("PENDING", {"queue": 5, "eta": 41.5}, None, 5, 41.5),  # the create answer's fields
+        ("STARTED", {}, None, 0, None),
+        ("STARTED", {"progress": 0.4, "queue": 0}, 0.4, 0, None),
+        ("STARTED", {"queue": -1, "eta": -2}, None, None, None),
+    ],
 )
 async def test_running_statuses_are_progress(
     upstream: respx.MockRouter,
@@ -423,10 +440,16 @@ async def test_running_statuses_are_progress(
     status: str,
     extra: dict[str, object],
     fraction: float | None,
+    queue: int | None,
+    eta: float | None,
 ) -> None:
+    """Progress carries the upstream's queue position and ETA where it reports them (the job
+    shows them as ``queue_position`` / ``upstream_eta_s``)."""
     route = upstream.get("/v1/status").mock(return_value=_status(status, **extra))
     call = _call(Operation.audio_speech, Speech(text="hi", voice="jack"))
-    assert await adapter.poll(call, TASK_ID) == Progress(fraction=fraction, poll_after_s=3.0)
+    assert await adapter.poll(call, TASK_ID) == Progress(
+        fraction=fraction, poll_after_s=3.0, queue_position=queue, eta_s=eta
+    )
     request = route.calls.last.request
     assert _query(request) == {"task_id": TASK_ID}
     assert request.headers["authorization"] == BASIC

@@ -348,6 +348,17 @@ HAIR = {"style_group_id": GROUP_ID, "style_ids": [STYLE_ID]}
 
 
 @pytest.mark.parametrize(
+    ("operation", "params"),
+    [
+        (Operation.image_colorize, Colorize(image=IMAGE, output_format="png")),
+        (Operation.image_remove_background, RemoveBackground(image=IMAGE, output_format="jpeg")),
+    ],
+)
+def test_an_output_format_the_task_lacks_is_refused(operation: Operation, params: Params) -> None:
+    assert PerfectCorpAdapter.bindings[operation].refuses(params) == "output_format"
+
+
+@pytest.mark.parametrize(
     ("operation", "params", "slug", "file_sets", "action", "ext"),
     [
         (Operation.image_hairstyle, Hairstyle(image=IMAGE, style_id=STYLE), "hair-style",
@@ -370,6 +381,15 @@ HAIR = {"style_group_id": GROUP_ID, "style_ids": [STYLE_ID]}
          {"src_ids": ["fid-image.jpg"], "mask_ids": ["fid-mask.png"]}, None, "jpg"),
         (Operation.image_remove_background, RemoveBackground(image=IMAGE), "sod",
          {"src_ids": ["fid-image.jpg"]}, None, "png"),
+        # WebP outputs where the task's output_ext enum has them
+        (Operation.image_remove_background, RemoveBackground(image=IMAGE, output_format="webp"),
+         "sod", {"src_ids": ["fid-image.jpg"]}, None, "webp"),
+        (Operation.image_colorize, Colorize(image=IMAGE, output_format="webp"), "colorize",
+         {"src_ids": ["fid-image.jpg"]}, None, "webp"),
+        (Operation.image_remove_object,
+         RemoveObject(image=IMAGE, mask=ImageInput(file_id="file_mask"), output_format="webp"),
+         "obj-removal", {"src_ids": ["fid-image.jpg"], "mask_ids": ["fid-mask.png"]}, None,
+         "webp"),
         (Operation.image_upscale, Upscale(image=IMAGE), "enhance",
          {"src_ids": ["fid-image.jpg"]}, {"scale": 2}, "jpg"),
         (Operation.image_upscale, Upscale(image=IMAGE, scale=4, output_format="webp"), "enhance",
@@ -933,8 +953,13 @@ def test_limits_and_prices() -> None:
     assert set(BINDINGS) == set(OPERATIONS.values())
     # 100 requests/min per token; a submission is the file call and the task call; polls may
     # queue at most 10 s (the drop) - 3 s (longest poll gap) - 2 s (lateness).
+    # and 100 requests per 5 minutes from the address, whatever the token ("egress")
     assert PerfectCorpAdapter.limits == {
-        "default": UpstreamLimit(rate_per_s=100 / 60, requests_per_submit=2, poll_wait_s=5.0)
+        "default": UpstreamLimit(rate_per_s=100 / 60, requests_per_submit=2, poll_wait_s=5.0),
+        "egress": UpstreamLimit(
+            rate_per_s=100 / 300, requests_per_submit=2, poll_wait_s=5.0, window_s=300.0
+        ),
     }
+    assert PerfectCorpAdapter.egress_limit == "egress"
     assert {binding.limit for binding in BINDINGS.values()} == {"default"}
     assert {binding.price for binding in BINDINGS.values()} == {50}

@@ -122,6 +122,8 @@ async def test_generate_sends_documented_json_with_headers(
         negative_prompt="blur",
         width=768,
         height=1536,
+        steps=40,
+        guidance_scale=6.5,
         seed=7,
     )
     result = await adapter.submit(_call(Operation.image_generate, params))
@@ -137,8 +139,27 @@ async def test_generate_sends_documented_json_with_headers(
         "negative_prompt": "blur",
         "width": 768,
         "height": 1536,
+        "steps": 40,
+        "guidance_scale": 6.5,
         "seed": 7,
     }
+
+
+@pytest.mark.parametrize(
+    ("params", "refused"),
+    [
+        (GenerateImage(prompt="p", model="sdxl", steps=20), None),
+        (GenerateImage(prompt="p", model="sdxl", steps=50, guidance_scale=0), None),
+        (GenerateImage(prompt="p", model="sdxl", steps=19), "steps"),
+        (GenerateImage(prompt="p", model="flux-schnell", steps=8), None),
+        (GenerateImage(prompt="p", steps=9), "steps"),  # flux-schnell by default: 1–8
+    ],
+)
+def test_steps_follow_each_models_documented_range(
+    params: GenerateImage, refused: str | None
+) -> None:
+    """ "steps … SDXL: 20–50 (default 30). FLUX: 1–8 (default 4)"; guidance_scale passes."""
+    assert BINDINGS[Operation.image_generate].refuses(params) == refused
 
 
 async def test_generate_defaults_to_flux_and_sends_only_given_fields(
@@ -693,8 +714,9 @@ def test_prices_follow_the_endpoint_headings() -> None:
 def test_limits_follow_the_plan_table() -> None:
     assert pixelapi.PLAN_REQUESTS_PER_MINUTE == {"free": 5, "starter": 20, "pro": 60, "scale": 200}
     [limit] = PixelApiAdapter.limits.values()
-    rpm = pixelapi.PLAN_REQUESTS_PER_MINUTE[pixelapi.BUDGET_PLAN]
-    assert limit.rate_per_s == pytest.approx(rpm / 60)
+    # a credential whose plan is not said is taken to be on the most careful paid plan
+    assert pixelapi.ASSUMED_PLAN == "starter"
+    assert limit.rate_per_s == pytest.approx(20 / 60)
     assert limit.concurrent_jobs is None
     assert all(binding.limit in PixelApiAdapter.limits for binding in BINDINGS.values())
 

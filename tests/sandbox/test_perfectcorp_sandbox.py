@@ -418,15 +418,39 @@ async def test_task_ids_are_per_feature(sandbox: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("feature", "content_type", "accepted"),
+    [
+        ("hair-style", "image/jpeg", True),
+        ("hair-style", "image/png", False),  # the hairstyle generator: jpg only
+        ("hair-vol", "image/png", True),
+        ("mu-trans-rec", "image/heic", True),
+        ("mu-trans-rec", "image/tiff", False),
+        ("colorize", "image/heic", False),
+    ],
+)
+async def test_file_types_are_those_of_the_documents_table(
+    sandbox: httpx.AsyncClient, feature: str, content_type: str, accepted: bool
+) -> None:
+    auth = await _sign_in(sandbox)
+    files = [{"content_type": content_type, "file_name": "photo"}]
+    response = await sandbox.post(f"{API}/file/{feature}", headers=auth, json={"files": files})
+    assert (response.status_code == 200) is accepted, response.text
+
+
+@pytest.mark.parametrize(
     ("feature", "content", "content_type", "error"),
     [
         ("colorize", None, "image/jpeg", "error_download_image"),
         ("colorize", b"\xff\xd8\xff not really", "image/jpeg", "error_decode_image"),
         ("colorize", PHOTO + b"\0" * (10 * 1024 * 1024), "image/jpeg", "exceed_max_filesize"),
+        # "< 10MB": exactly 10 MB is over
+        ("colorize", PHOTO + b"\0" * (10 * 1024 * 1024 - len(PHOTO)), "image/jpeg",
+         "exceed_max_filesize"),
         ("hair-vol", images.render(1025, 64, "jpeg"), "image/jpeg", "invalid_parameter"),
+        ("hair-vol", images.render(64, 1024, "jpeg"), "image/jpeg", None),
         ("aging", images.render(64, 64, "png", seed=0, alpha=False), "image/png", None),
     ],
-)
+)  # fmt: skip
 async def test_the_engine_reads_inputs_as_the_document_describes(
     sandbox: httpx.AsyncClient,
     feature: str,
@@ -437,7 +461,7 @@ async def test_the_engine_reads_inputs_as_the_document_describes(
     auth = await _sign_in(sandbox)
     file_id = await _file(sandbox, auth, feature, content, content_type)
     params = None
-    if feature == "hair-vol":
+    if feature.startswith("hair"):
         group = engine.CATALOG[feature][0]
         params = {"style_group_id": group.id, "style_ids": [group.styles[0].id]}
     response = await _run(sandbox, auth, feature, _body(0, params, src_ids=file_id))
@@ -646,10 +670,30 @@ async def test_100_requests_per_minute_per_token(
 async def test_sign_ins_are_limited_per_address(
     sandbox: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(emulator, "SIGN_INS_PER_5_MINUTES", 1)
+    monkeypatch.setattr(emulator, "REQUESTS_PER_IP", 1)
     await _sign_in(sandbox)
     body = {"client_id": PERFECTCORP_CLIENT_ID, "id_token": _id_token()}
     _refusal(await sandbox.post(f"{API}/client/auth", json=body), 429, "RateLimitExceeded")
+
+
+async def test_every_request_from_one_address_counts_whatever_the_token(
+    sandbox: httpx.AsyncClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Each IP address is allowed a maximum of 100 requests per 5 minutes … Both conditions
+    must be met": sign-ins and calls on any token share the address's window."""
+    monkeypatch.setattr(emulator, "REQUESTS_PER_IP", 4)
+    first = await _sign_in(sandbox)
+    second = await _sign_in(sandbox)
+    path = f"{API}/task/style-group/wig"
+    assert (await sandbox.get(path, headers=first)).status_code == 200
+    assert (await sandbox.get(path, headers=second)).status_code == 200
+    _refusal(await sandbox.get(path, headers=first), 429, "RateLimitExceeded")
+    _refusal(await sandbox.get(path, headers=second), 429, "RateLimitExceeded")
+    clock.now += 299
+    _refusal(await sandbox.get(path, headers=first), 429, "RateLimitExceeded")
+    clock.now += 1
+    assert (await sandbox.get(path, headers=second)).status_code == 200
+    assert (await _stats(sandbox))["over_limit"] == 3
 
 
 # the adapter against the emulator ---------------------------------------------------------------
@@ -770,7 +814,8 @@ async def test_the_adapter_lists_every_style_and_runs_one(
         ("no_face", ErrorCode.no_face_detected, False),
         ("blocked", ErrorCode.content_blocked, False),
         ("rate_limit", ErrorCode.provider_rate_limited, True),
-        ("no_credits", ErrorCode.provider_unavailable, True),
+        # CreditInsufficiency (a 400): the document names no error_code, so it is kept
+        ("no_credits", ErrorCode.upstream_failed, True),
     ],
 )
 async def test_the_adapter_maps_the_emulators_faults(

@@ -80,6 +80,43 @@ async def test_one_job_at_a_time_per_credential(budgets: UpstreamBudgets) -> Non
     assert await budgets.reserve(budget, "tts2") is not None
 
 
+async def test_every_credential_shares_the_egress_rate(budgets: UpstreamBudgets) -> None:
+    """A per-IP limit: requests on different credentials still queue one egress interval
+    apart, while each credential's own schedule moves on as well."""
+    budget = Budget("perfectcorp", "default", credentials=3, rate_per_s=100, egress_rate_per_s=10)
+    reserved = [await budgets.reserve(budget, f"job{i}") for i in range(6)]
+    turns = [r for r in reserved if r is not None]
+    assert len(turns) == 6
+    assert {t.credential for t in turns} == {0, 1, 2}
+    _queued_at_the_rate(turns, 100)  # the egress interval, across credentials
+
+
+async def test_each_credential_keeps_its_own_plans_rate(budgets: UpstreamBudgets) -> None:
+    """Credentials on different plans: each one's schedule moves on by its own interval."""
+    budget = Budget(
+        "pixelapi", "default", credentials=2, rate_per_s=1, credential_rates_per_s=(1.0, 10.0)
+    )
+    slow = [await budgets.reserve(budget, f"s{i}", credential=0) for i in range(3)]
+    fast = [await budgets.reserve(budget, f"f{i}", credential=1) for i in range(3)]
+    _queued_at_the_rate([t for t in slow if t], 1000)
+    _queued_at_the_rate([t for t in fast if t], 100)
+
+
+async def test_egress_job_slots_hold_across_credentials(budgets: UpstreamBudgets) -> None:
+    budget = Budget(
+        "perfectcorp", "default", credentials=2, rate_per_s=100, egress_rate_per_s=100,
+        egress_jobs=1,
+    )  # fmt: skip
+    first = await budgets.reserve(budget, "a", requests=2)
+    assert first is not None
+    # another credential is free, but the address runs one task at a time
+    assert await budgets.reserve(budget, "b", requests=2) is None
+    polled = await budgets.reserve(budget, "a", credential=first.credential)
+    assert polled is not None  # the running task is always polled
+    await budgets.release(budget, "a", first.credential)
+    assert await budgets.reserve(budget, "b", requests=2) is not None
+
+
 async def test_a_crashed_jobs_slot_lapses(redis_client: Redis) -> None:
     budgets = UpstreamBudgets(redis_client, Scripts.register(redis_client), hold_s=0.2)
     budget = Budget("everypixel", "tasks", credentials=1, concurrent_jobs=1)

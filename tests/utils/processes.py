@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,10 @@ from tests.utils.net import free_port, wait_until_up
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
 ADMIN_TOKEN = "test-admin-token-0123456789abcdefghij"
+PERFECT_IP_CONTRACT = 1_000_000
+"""Requests per 5 minutes from one address the test sandbox's Perfect account allows."""
+PERFECT_PLAN = {"egress": {"requests_per_minute": PERFECT_IP_CONTRACT / 5}}
+"""The gateway's side of it (``providers.perfectcorp.limits``)."""
 
 
 @dataclass
@@ -53,6 +58,10 @@ def gateway_env(redis_url: str, data_dir: Path, base_url: str, **extra: str) -> 
         MEDIAGATE_PROVIDERS__PIXELAPI__POLL_INTERVAL_S="0.1",
         MEDIAGATE_ADMIN_TOKEN=ADMIN_TOKEN,
         MEDIAGATE_REDIS_TIMEOUT_S=str(STORE_TIMEOUT_S),
+        # Every test process sends from 127.0.0.1, so the sandbox's Perfect account runs on a
+        # large per-IP contract (both sides) unless a test sets the document's numbers.
+        MEDIAGATE_SANDBOX_IP_LIMITS=json.dumps({"perfectcorp": PERFECT_IP_CONTRACT}),
+        MEDIAGATE_PROVIDERS__PERFECTCORP__LIMITS=json.dumps(PERFECT_PLAN),
     )
     env.update(extra)
     return env

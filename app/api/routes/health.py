@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
-from app.api.deps import JobsDep, MetricsDep, WorkersDep
+from app.api.deps import CatalogDep, JobsDep, MetricsDep, WorkersDep
 from app.health import observe_store
 from app.metrics import exposition
 
@@ -20,6 +20,8 @@ class Health(BaseModel):
     status: str
     redis: bool | None = None
     workers: int | None = None
+    providers_not_ready: dict[str, str] | None = None
+    """Providers routing skips, and why (the gateway stays ready: others serve)."""
 
 
 @router.get("/healthz", name="healthz")
@@ -29,8 +31,9 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", name="readyz", responses={503: {"model": Health}})
-async def readyz(presence: WorkersDep, response: Response) -> Health:
-    """Redis answers and at least one worker sent a heartbeat recently."""
+async def readyz(presence: WorkersDep, catalog: CatalogDep, response: Response) -> Health:
+    """Redis answers and at least one worker sent a heartbeat recently; providers that cannot
+    serve from this gateway are named (``providers_not_ready``)."""
     try:
         workers = await presence.alive(WORKER_STALE_MS)
     except (RedisError, OSError):
@@ -38,7 +41,12 @@ async def readyz(presence: WorkersDep, response: Response) -> Health:
         return Health(status="unavailable", redis=False)
     ready = workers > 0
     response.status_code = 200 if ready else 503
-    return Health(status="ok" if ready else "no_workers", redis=True, workers=workers)
+    return Health(
+        status="ok" if ready else "no_workers",
+        redis=True,
+        workers=workers,
+        providers_not_ready=catalog.not_ready() or None,
+    )
 
 
 @router.get("/metrics", name="metrics", include_in_schema=False)

@@ -9,11 +9,18 @@
 -- A job that already holds a credential's slot keeps it (and renews it); a credential whose
 -- slots are all held by other jobs is skipped.
 --
--- KEYS: rate[1..n], jobs[1..n]
+-- Where every request from the gateway's egress address counts against one limit whatever the
+-- credential (a per-IP limit), the egress schedule (KEYS[2n+1]) and job set (KEYS[2n+2]) are
+-- checked and moved on as well: the request goes at the later of the two free times, and a job
+-- is admitted only while the egress job slots have room.
+--
+-- KEYS: rate[1..n], jobs[1..n], egress rate, egress jobs
 -- ARGV: n, interval_ms (0: no rate limit), concurrency (0: no limit), job id,
---       fixed credential (-1: any), hold_ms
+--       fixed credential (-1: any), hold_ms, egress interval_ms (0: none),
+--       egress concurrency (0: none), per-credential interval_ms ("" : all interval_ms;
+--       else comma-separated, one per credential, where their plans differ)
 -- Returns {credential, wait_ms, at_ms (Redis clock)}, or {-1, 0, 0} when every credential's
--- slots are taken.
+-- slots (or the egress slots) are taken.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = tonumber(ARGV[1])
@@ -22,6 +29,21 @@ local concurrency = tonumber(ARGV[3])
 local job = ARGV[4]
 local fixed = tonumber(ARGV[5])
 local hold = tonumber(ARGV[6])
+local egress_interval = tonumber(ARGV[7] or '0')
+local egress_concurrency = tonumber(ARGV[8] or '0')
+local egress_rate, egress_jobs = KEYS[2 * n + 1], KEYS[2 * n + 2]
+local intervals = {}
+for value in string.gmatch(ARGV[9] or '', '[^,]+') do
+  intervals[#intervals + 1] = tonumber(value)
+end
+
+if egress_concurrency > 0 then
+  redis.call('ZREMRANGEBYSCORE', egress_jobs, '-inf', now)
+  if not redis.call('ZSCORE', egress_jobs, job)
+      and redis.call('ZCARD', egress_jobs) >= egress_concurrency then
+    return {-1, 0, 0}
+  end
+end
 
 local best, best_at = -1, nil
 for i = 1, n do
@@ -45,9 +67,21 @@ end
 if best < 0 then
   return {-1, 0, 0}
 end
+local credential_at = best_at
+if egress_interval > 0 then
+  best_at = math.max(best_at, tonumber(redis.call('GET', egress_rate) or now), now)
+  local egress_next = best_at + egress_interval
+  redis.call('SET', egress_rate, string.format('%.0f', egress_next), 'PX',
+    egress_next - now + 1000)
+end
+interval = intervals[best] or interval
 if interval > 0 then
-  local next_at = best_at + interval
+  local next_at = math.max(credential_at, best_at) + interval
   redis.call('SET', KEYS[best], string.format('%.0f', next_at), 'PX', next_at - now + 1000)
+end
+if egress_concurrency > 0 then
+  redis.call('ZADD', egress_jobs, now + hold, job)
+  redis.call('PEXPIRE', egress_jobs, hold)
 end
 if concurrency > 0 then
   redis.call('ZADD', KEYS[n + best], now + hold, job)

@@ -1,0 +1,59 @@
+"""Running background removals pinned to Perfect Corp through a gateway, for the liveness and
+per-IP tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.deadlines import REQUEST_S
+from tests.utils.jobs import wait_all_terminal
+from tests.utils.media import png_bytes
+from tests.utils.sandbox import CONTROL
+
+
+async def run_tasks(
+    api_url: str, count: int, timeout_s: float
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Submit ``count`` background removals pinned to Perfect at once; wait for all to end.
+    Returns the jobs and the Perfect emulator's counters."""
+    async with httpx.AsyncClient(
+        base_url=api_url,
+        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
+        timeout=REQUEST_S,
+        limits=httpx.Limits(max_connections=32),
+    ) as client:
+        await client.delete("/_sandbox/faults", headers=CONTROL)
+        uploaded = await client.post(
+            "/v1/files", files={"file": ("photo.png", png_bytes(48, 48), "image/png")}
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        image = {"file_id": uploaded.json()["id"]}
+
+        async def submit(i: int) -> str:
+            response = await client.post(
+                "/v1/images/remove-background",
+                json={
+                    "image": image,
+                    "provider": "perfectcorp",
+                    "fallback": False,
+                    "metadata": {"i": i},
+                },
+            )
+            assert response.status_code == 202, response.text
+            return str(response.json()["id"])
+
+        ids = await asyncio.gather(*(submit(i) for i in range(count)))
+        done = await wait_all_terminal(client, ids, timeout_s, every_s=1.0)
+        stats = (await client.get("/_sandbox/stats", headers=CONTROL)).json()["perfectcorp"]
+    return list(done.values()), stats
+
+
+def check_all_succeeded_once(jobs: list[dict[str, Any]]) -> None:
+    failures = [j["error"] for j in jobs if j["status"] != "succeeded"]
+    assert not failures, failures[:3]
+    # a dropped task would have failed its attempt (InvalidTaskId) and been tried again
+    assert all(len(j["attempts"]) == 1 for j in jobs)
