@@ -151,7 +151,16 @@ class WebhookSender:
         self._tenants: Counter[str] = Counter()
 
     async def run(self) -> None:
-        """Deliver due webhooks until :meth:`stop`; then let those under way finish."""
+        """Deliver due webhooks until :meth:`stop`; then let those under way finish. Canceled,
+        it cancels them (their leases run out and they are due again)."""
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            for task in self._tasks:
+                task.cancel()
+            raise
+
+    async def _loop(self) -> None:
         while not self._stopping.is_set():
             free = self.concurrency - len(self._tasks)
             if free <= 0:
