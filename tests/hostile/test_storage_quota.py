@@ -13,12 +13,13 @@ import pytest
 from PIL import Image
 
 from app.sandbox import images
+from tests.utils.deadlines import JOB_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 
 QUOTA = 100_000
-TIMEOUT_S = 120.0
+TIMEOUT_S = JOB_S
 
 
 @pytest.fixture(scope="module")

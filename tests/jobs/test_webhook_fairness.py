@@ -19,8 +19,9 @@ from app.store.jobs import JobStore, Stored, now_ms
 from app.store.scripts import Scripts
 from app.store.webhooks import WebhookStore
 from app.webhooks import WebhookSender
+from tests.utils.deadlines import JOB_S
 
-TIMEOUT_S = 60.0
+TIMEOUT_S = JOB_S
 
 
 @dataclass
