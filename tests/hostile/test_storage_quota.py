@@ -34,10 +34,12 @@ def live(redis_url: str, data_dir: Path) -> Iterator[Process]:
         yield proc
 
 
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 @pytest.fixture
 async def client(live: Process) -> AsyncIterator[httpx.AsyncClient]:
-    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    async with httpx.AsyncClient(base_url=live.url, headers=admin, timeout=TIMEOUT_S) as c:
+    async with httpx.AsyncClient(base_url=live.url, headers=ADMIN, timeout=TIMEOUT_S) as c:
         created = await c.post("/admin/tenants", json={"name": "full"})
         tenant_id = created.raise_for_status().json()["id"]
         key = (await c.post(f"/admin/tenants/{tenant_id}/keys")).raise_for_status().json()["key"]
@@ -79,3 +81,21 @@ async def test_an_output_beyond_the_quota_fails_the_job_and_is_not_stored(
     assert account["storage"] == {"used_bytes": len(upload), "quota_bytes": QUOTA}
     on_disk = [path for path in (data_dir / "blobs").rglob("*") if path.is_file()]
     assert [path.name for path in on_disk] == [stored.json()["id"]]
+
+    # the tenant's own, larger quota (admin API): the same job now keeps its output
+    async with httpx.AsyncClient(base_url=str(client.base_url), headers=ADMIN) as admin:
+        raised = await admin.patch(
+            f"/admin/tenants/{account['tenant_id']}", json={"storage_quota_bytes": 2 * QUOTA}
+        )
+    assert raised.status_code == 200, raised.text
+    assert raised.json()["storage_quota_bytes"] == 2 * QUOTA
+    again = await client.post(
+        "/v1/images/generate",
+        json={"prompt": "a pig", "provider": "pixelapi", "fallback": False},
+    )
+    again_id = again.json()["id"]
+    done = (await wait_all_terminal(client, [again_id], TIMEOUT_S))[again_id]
+    assert done["status"] == "succeeded", done
+    storage = (await client.get("/v1/account")).json()["storage"]
+    kept = len(upload) + done["output"]["artifacts"][0]["bytes"]
+    assert storage == {"used_bytes": kept, "quota_bytes": 2 * QUOTA}
