@@ -24,7 +24,9 @@ attempts and its own retry schedule.
 ``concurrency`` at once per sender, and a free place is filled as soon as one ends (no batch
 waits for its slowest member). At most ``per_endpoint`` of them go to one receiver (scheme,
 host and port) of one tenant, and ``per_tenant`` belong to one tenant; a claimed delivery
-beyond either goes back to the queue for about a second, with no attempt counted. A tenant
+beyond either goes back to the queue, with no attempt counted, for about 0.1 s while those
+places turn over quickly and about 2 s once one of them has been held over a second (a slow
+receiver is not asked again and again). A tenant
 whose receiver hangs thus holds no place of another tenant's deliveries, even to the same
 host. Each attempt has one deadline (``timeout_s``) from connecting to the status line; the
 receiver's body is never read.
@@ -40,7 +42,6 @@ import json
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -61,9 +62,13 @@ DEFAULT_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0
 LEASE_S = 30.0
 TIMEOUT_S = 10.0
 IDLE_SLEEP_S = 0.1
-BUSY_RETRY_S = 1.0
+SLOW_S = 1.0
+"""A receiver whose oldest delivery in flight started longer ago than this counts as slow."""
+BUSY_RETRY_S = 0.1
 """A delivery whose receiver or tenant has all its places taken is due again after 1-1.5×
-this."""
+this while those places turn over quickly, ..."""
+SLOW_RETRY_S = 2.0
+"""... or after 1-1.5× this when one of them has been held longer than ``SLOW_S``."""
 
 
 def _endpoint(url: str) -> str:
@@ -74,6 +79,29 @@ def _endpoint(url: str) -> str:
     except ValueError:
         port = None
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port or ''}"
+
+
+class _Places:
+    """Deliveries in flight per key (a tenant's receiver, or a tenant): when each started."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, list[float]] = {}
+
+    def count(self, key: str) -> int:
+        return len(self._started.get(key, ()))
+
+    def held_since(self, key: str) -> float:
+        """When the oldest delivery in flight for ``key`` started."""
+        return min(self._started[key])
+
+    def take(self, key: str, now: float) -> None:
+        self._started.setdefault(key, []).append(now)
+
+    def give_back(self, key: str, started: float) -> None:
+        held = self._started[key]
+        held.remove(started)
+        if not held:
+            del self._started[key]
 
 
 def _jittered_ms(seconds: float) -> int:
@@ -147,11 +175,20 @@ class WebhookSender:
         self.timeout_s = timeout_s
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._endpoints: Counter[str] = Counter()
-        self._tenants: Counter[str] = Counter()
+        self._endpoints = _Places()
+        self._tenants = _Places()
 
     async def run(self) -> None:
-        """Deliver due webhooks until :meth:`stop`; then let those under way finish."""
+        """Deliver due webhooks until :meth:`stop`; then let those under way finish. Canceled,
+        it cancels them (their leases run out and they are due again)."""
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            for task in self._tasks:
+                task.cancel()
+            raise
+
+    async def _loop(self) -> None:
         while not self._stopping.is_set():
             free = self.concurrency - len(self._tasks)
             if free <= 0:
@@ -209,23 +246,27 @@ class WebhookSender:
             return
         tenant = message.tenant_id
         endpoint = f"{tenant} {_endpoint(message.url)}"  # one tenant's never hold another's
-        if (
-            self._endpoints[endpoint] >= self.per_endpoint
-            or self._tenants[tenant] >= self.per_tenant
-        ):
-            await self.webhooks.postpone(job_id, now_ms() + _jittered_ms(BUSY_RETRY_S))
+        now = time.monotonic()
+        full = [
+            places.held_since(key)
+            for places, key, limit in (
+                (self._endpoints, endpoint, self.per_endpoint),
+                (self._tenants, tenant, self.per_tenant),
+            )
+            if places.count(key) >= limit
+        ]
+        if full:
+            slow = any(now - since > SLOW_S for since in full)
+            wait_s = SLOW_RETRY_S if slow else BUSY_RETRY_S
+            await self.webhooks.postpone(job_id, now_ms() + _jittered_ms(wait_s))
             return
-        self._endpoints[endpoint] += 1
-        self._tenants[tenant] += 1
+        self._endpoints.take(endpoint, now)
+        self._tenants.take(tenant, now)
         try:
             await self._attempt(job_id, message)
         finally:
-            self._endpoints[endpoint] -= 1
-            self._tenants[tenant] -= 1
-            if not self._endpoints[endpoint]:
-                del self._endpoints[endpoint]
-            if not self._tenants[tenant]:
-                del self._tenants[tenant]
+            self._endpoints.give_back(endpoint, now)
+            self._tenants.give_back(tenant, now)
 
     async def _attempt(self, job_id: str, message: Message) -> None:
         done = await self.webhooks.attempts_made(job_id)

@@ -61,6 +61,9 @@ class QuotaExceeded(Exception):
 
 
 class StorageLedger:
+    """Each tenant's bytes against its quota: ``storage_quota_bytes`` on its record when set
+    (admin API), else ``quota_bytes``."""
+
     def __init__(self, redis: Redis, scripts: Scripts, *, quota_bytes: int) -> None:
         self.redis = redis
         self.scripts = scripts
@@ -72,12 +75,13 @@ class StorageLedger:
         args: list[str | int] = [self.quota_bytes]
         for blob in blobs:
             args += [blob.member, blob.size, blob.expires_ms]
-        stored, used = await self.scripts.reserve_storage(
-            keys=[keys.storage_used(tenant_id), keys.BLOB_EXPIRIES], args=args
+        stored, used, quota = await self.scripts.reserve_storage(
+            keys=[keys.storage_used(tenant_id), keys.BLOB_EXPIRIES, keys.tenant(tenant_id)],
+            args=args,
         )
         if not int(stored):
             wanted = sum(blob.size for blob in blobs)
-            raise QuotaExceeded(Usage(int(used), self.quota_bytes), wanted)
+            raise QuotaExceeded(Usage(int(used), int(quota)), wanted)
         return int(used)
 
     async def claim_expired(self, now_ms: int, claim_ms: int, limit: int) -> list[BlobEntry]:
@@ -96,8 +100,12 @@ class StorageLedger:
         return bool(int(released))
 
     async def usage(self, tenant_id: str) -> Usage:
-        used = await self.redis.get(keys.storage_used(tenant_id))
-        return Usage(int(used or 0), self.quota_bytes)
+        """Bytes kept and the quota: the tenant's own, or the default."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.storage_used(tenant_id))
+            pipe.hget(keys.tenant(tenant_id), "storage_quota_bytes")
+            used, own = await pipe.execute()
+        return Usage(int(used or 0), int(own) if own is not None else self.quota_bytes)
 
     async def scheduled(self) -> int:
         """Blobs waiting for their retention to end (or being swept)."""

@@ -48,6 +48,8 @@ class Tenant(BaseModel):
     """How long a result serves the same request again (0: never); ``None``: the default."""
     cache_hit_percent: int | None = None
     """Share of the price a cached result costs (0: free); ``None``: the default."""
+    storage_quota_bytes: int | None = None
+    """Bytes of files and outputs kept at once; ``None``: the configured default."""
     created_at: int | None = None
 
     @property
@@ -61,6 +63,7 @@ class TenantPolicy(BaseModel):
     webhook_events: list[WebhookEvent] | None = None
     result_cache_ttl_s: int | None = None
     cache_hit_percent: int | None = None
+    storage_quota_bytes: int | None = None
 
     def fields(self) -> dict[str, str | int]:
         """The fields of the tenant's hash these set."""
@@ -71,6 +74,8 @@ class TenantPolicy(BaseModel):
             fields["result_cache_ttl_s"] = self.result_cache_ttl_s
         if self.cache_hit_percent is not None:
             fields["cache_hit_percent"] = self.cache_hit_percent
+        if self.storage_quota_bytes is not None:
+            fields["storage_quota_bytes"] = self.storage_quota_bytes
         return fields
 
 
@@ -183,6 +188,7 @@ class TenantStore:
             webhook_events=policy.webhook_events,
             result_cache_ttl_s=policy.result_cache_ttl_s,
             cache_hit_percent=policy.cache_hit_percent,
+            storage_quota_bytes=policy.storage_quota_bytes,
             created_at=int(time.time()),
         )
         fields: dict[str, str | int] = {
@@ -220,6 +226,7 @@ class TenantStore:
             webhook_events=_events(row.get("webhook_events")),
             result_cache_ttl_s=_int(row.get("result_cache_ttl_s")),
             cache_hit_percent=_int(row.get("cache_hit_percent")),
+            storage_quota_bytes=_int(row.get("storage_quota_bytes")),
             created_at=_int(row.get("created_at")),
         )
 

@@ -30,7 +30,7 @@ from tests.utils.sandbox import CONTROL
 
 SANDBOX_KEY = "mg_test_sandbox"
 HOSTILE_DB = 10
-"""Its own Redis database (other suites use 1–9, the fairness probes 12)."""
+"""Its own Redis database (other suites use 1–9, the fairness and quota probes 12 and 13)."""
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TENANT = {"Authorization": f"Bearer {SANDBOX_KEY}"}
 

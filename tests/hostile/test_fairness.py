@@ -20,6 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.utils.deadlines import JOB_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -28,8 +29,8 @@ from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 QUOTA = 2_000_000
 """Every tenant's storage quota in this gateway (bytes)."""
 RETENTION_S = 3
-TIMEOUT_S = 120.0
-"""The one generous bound every wait in this module has."""
+TIMEOUT_S = JOB_S
+"""How long any wait of this module keeps waiting (``tests/utils/deadlines.py``)."""
 ALLOWANCE_S = 5.0
 """Slack added to an idle run's p99 before the 2x rule applies (see the fairness test)."""
 PLAN = {"default": {"requests_per_minute": 12000}}

@@ -216,6 +216,8 @@ async def job_core(
     accounting = Accounting(ledger, PriceBook(redis, providers, {}), default_max_concurrent_jobs=50)
     circuits = Circuits(redis, scripts, circuit or CircuitPolicy())
     gate = UpstreamGate(providers, UpstreamBudgets(redis, scripts), circuits, metrics)
+    ledger_of_bytes = StorageLedger(redis, scripts, quota_bytes=1 << 30)
+    storage = Storage(blobs, files, ledger_of_bytes, Retention(3600, 3600))
     async with httpx.AsyncClient() as http:
         media = StoredMedia(files, blobs, signer, http, 1 << 20)
         lifecycle = Lifecycle(store, accounting, gate, media, metrics)

@@ -26,6 +26,7 @@ from app.signing import UrlSigner
 from app.store.files import FileIndex
 from app.store.rate_limits import ConcurrencySlots
 from app.store.scripts import Scripts
+from tests.utils.deadlines import JOB_S
 
 BODY = b"\x89PNG\r\n\x1a\n" + b"x" * 4000
 
@@ -140,13 +141,13 @@ async def test_a_tenant_fetches_only_as_many_urls_at_once_as_its_slots(
     held = ImageInput(url=f"{origin.url}/held")
     fast = ImageInput(url=f"{origin.url}/fast")
     first = asyncio.create_task(source.prefetch("t1", "job_1", [held]))
-    await asyncio.wait_for(origin.held.wait(), timeout=30)
+    await asyncio.wait_for(origin.held.wait(), timeout=JOB_S)
     with pytest.raises(FetchSlotsBusy):
         await source.prefetch("t1", "job_2", [fast])
     await source.prefetch("t2", "job_3", [fast])
     assert source.fetched("job_3", fast.url or "") is not None
     origin.release.set()
-    await asyncio.wait_for(first, timeout=30)
+    await asyncio.wait_for(first, timeout=JOB_S)
     assert source.fetched("job_1", held.url or "") is not None
     await source.prefetch("t1", "job_2", [fast])
     job_media = source.for_job("job_2")

@@ -51,6 +51,17 @@ async def test_a_request_beyond_the_quota_stores_none_of_its_blobs(redis_client:
     assert await store.reserve("t1", [entry("file_d", 400)]) == QUOTA  # exactly full fits
 
 
+async def test_a_tenant_s_own_quota_wins_over_the_default(redis_client: Redis) -> None:
+    store = ledger(redis_client)
+    await redis_client.hset(keys.tenant("t1"), "storage_quota_bytes", 100)
+    with pytest.raises(QuotaExceeded) as refused:
+        await store.reserve("t1", [entry("file_a", 150)])
+    assert refused.value.usage.quota_bytes == 100
+    assert (await store.usage("t1")).quota_bytes == 100
+    assert (await store.usage("t2")).quota_bytes == QUOTA
+    assert await store.reserve("t2", [entry("file_b", 150)]) == 150
+
+
 async def test_concurrent_reservations_never_exceed_the_quota(
     redis_client: Redis, separate_clients: list[Redis]
 ) -> None:

@@ -57,12 +57,20 @@ class NewTenant(BaseModel):
         description="Share of the price a cached result costs (0: free); null: the gateway's "
         "default (`cache_hit_percent`).",
     )
+    storage_quota_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**53,
+        description="Bytes of uploads and outputs the tenant keeps at once; null: the "
+        "gateway's default (`tenant_storage_quota_bytes`).",
+    )
 
     def policy(self) -> TenantPolicy:
         return TenantPolicy(
             webhook_events=self.webhook_events,
             result_cache_ttl_s=self.result_cache_ttl_s,
             cache_hit_percent=self.cache_hit_percent,
+            storage_quota_bytes=self.storage_quota_bytes,
         )
 
 
@@ -92,12 +100,20 @@ class TenantUpdate(BaseModel):
         description="Share of the price a cached result costs (0: free); null: the gateway's "
         "default (`cache_hit_percent`).",
     )
+    storage_quota_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**53,
+        description="Bytes of uploads and outputs the tenant keeps at once (what it keeps "
+        "already stays; new files are refused while it is over).",
+    )
 
     def policy(self) -> TenantPolicy:
         return TenantPolicy(
             webhook_events=self.webhook_events,
             result_cache_ttl_s=self.result_cache_ttl_s,
             cache_hit_percent=self.cache_hit_percent,
+            storage_quota_bytes=self.storage_quota_bytes,
         )
 
 
@@ -145,8 +161,9 @@ async def get_tenant(tenant_id: str, tenants: TenantsDep) -> Tenant:
 
 @router.patch("/tenants/{tenant_id}", name="admin_update_tenant")
 async def update_tenant(tenant_id: str, body: TenantUpdate, tenants: TenantsDep) -> Tenant:
-    """Suspend or reactivate a tenant (every process refuses its keys at once), or set its
-    policy for work the upstream accepted before a cancel or a deadline."""
+    """Suspend or reactivate a tenant (every process refuses its keys at once), set its
+    policy for work the upstream accepted before a cancel or a deadline, or its storage
+    quota."""
     tenant = await tenants.update(
         tenant_id,
         status=body.status,
