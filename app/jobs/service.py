@@ -167,8 +167,11 @@ class JobService:
         # ask Redis about the balance while the media is decoded and checked on the CPU.
         quote = await self.accounting.quote(operation, plan[0], params, measure_request(params, {}))
         media_priced = await self.accounting.media_priced(operation, plan[0])
+        # Without inline media nothing is stored before the job is created, and creating it
+        # checks the balance in the same script: no separate balance query then.
+        inline = any(ref.data is not None for ref in params.media().values())
         affordable = None
-        if not media_priced:
+        if inline and not media_priced:
             check = self.accounting.check_affordable(tenant, quote.amount)
             affordable = asyncio.ensure_future(check)
             await asyncio.sleep(0)  # let the balance query go out first
@@ -182,9 +185,10 @@ class JobService:
         measure = measure_request(params, await self._seen_media(params, checked))
         if affordable is not None:
             await affordable
-        else:
+        elif media_priced:
             quote = await self.accounting.quote(operation, plan[0], params, measure)
-            await self.accounting.check_affordable(tenant, quote.amount)
+            if inline:
+                await self.accounting.check_affordable(tenant, quote.amount)
         return await self._create(
             tenant,
             operation,
