@@ -17,11 +17,10 @@ from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
 from app import logs
-from app.api import docs, playground, problems
+from app.api import docs, playground, problems, routes
 from app.api.body_limit import BodyLimit, body_rules
 from app.api.deps import Services, refuse_unknown_key
 from app.api.middleware import RequestMetrics
-from app.api.routes import router as api_router
 from app.config import Settings, get_settings
 from app.gateway import build_gateway, http_client, redis_url, seed
 from app.metrics import Metrics
@@ -90,7 +89,7 @@ def create_app(
         BodyLimit, rules=body_rules(settings.max_media_bytes), authenticate=refuse_unknown_key
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
-    app.include_router(api_router)
+    routes.install(app)
     if settings.sandbox and settings.sandbox_url is None:
         app.include_router(
             create_sandbox_router(

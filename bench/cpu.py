@@ -7,7 +7,9 @@ the gateway's own cost per request, without the load generator, the upstream or 
 run in other processes). Wall-clock throughput comes from ``make bench``; this is the figure
 to compare when deciding whether a change pays. ``BENCH_CPU_N`` requests per scenario
 (default 2000, in five rounds: the best round is reported), ``BENCH_ONLY`` (words of the
-scenario names), ``BENCH_CPU_PROFILE=1`` adds a cProfile summary of each scenario.
+scenario names), ``BENCH_CPU_PROFILE=1`` adds the Python function calls per request
+(exact, unlike time; CPU figures are then inflated by the profiler), ``=2`` a cProfile
+summary too.
 """
 
 from __future__ import annotations
@@ -120,7 +122,14 @@ async def measure(
         flush=True,
     )
     if profile:
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
+        stats = pstats.Stats(profile)
+        calls = stats.total_calls  # type: ignore[attr-defined]
+        print(f"{'':<40} {calls / (each * ROUNDS):6.0f} Python function calls/request")
+        if os.environ.get("BENCH_CPU_PROFILE") == "2":
+            stats.sort_stats(os.environ.get("BENCH_CPU_SORT", "cumulative")).print_stats(45)
+            callers = os.environ.get("BENCH_CPU_CALLERS")
+            if callers:
+                stats.print_callers(callers)
 
 
 async def scenarios(app: ASGI) -> None:
@@ -129,6 +138,8 @@ async def scenarios(app: ASGI) -> None:
         app, "POST", "/v1/images/generate", [*json_headers, (b"prefer", b"wait=30")], GENERATE
     )
     job = json.loads(body)
+    if job.get("status") != "succeeded":
+        raise SystemExit(f"the first job did not succeed: {status} {body[:500]!r}")
     only = {n for n in os.environ.get("BENCH_ONLY", "").split(",") if n}
 
     async def read() -> tuple[int, bytes]:
@@ -168,6 +179,15 @@ def main() -> None:
     upstream = subprocess.Popen(
         [sys.executable, "-m", "bench.servers", "upstream", "--port", str(port)]
     )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
     with tempfile.TemporaryDirectory(prefix="mediagate-cpu-") as data_dir:
         redis = EmbeddedRedis(Path(data_dir))
         try:

@@ -143,8 +143,11 @@ class JobService:
         # ask Redis about the balance while the media is decoded and checked on the CPU.
         quote = await self.accounting.quote(operation, plan[0], params, measure_request(params, {}))
         media_priced = await self.accounting.media_priced(operation, plan[0])
+        # Without inline media nothing is stored before the job is created, and creating it
+        # checks the balance in the same script: no separate balance query then.
+        inline = any(ref.data is not None for ref in params.media().values())
         affordable = None
-        if not media_priced:
+        if inline and not media_priced:
             check = self.accounting.check_affordable(tenant, quote.amount)
             affordable = asyncio.ensure_future(check)
             await asyncio.sleep(0)  # let the balance query go out first
@@ -158,15 +161,16 @@ class JobService:
         measure = measure_request(params, await self._seen_media(params, checked))
         if affordable is not None:
             await affordable
-        else:
+        elif media_priced:
             quote = await self.accounting.quote(operation, plan[0], params, measure)
-            await self.accounting.check_affordable(tenant, quote.amount)
+            if inline:
+                await self.accounting.check_affordable(tenant, quote.amount)
         cached = CacheDecision()
         if self.cache is not None:
-            inline = {name: media.content for name, media in checked.items()}
+            given = {name: media.content for name, media in checked.items()}
             chosen = options.chosen_providers(envelope)
             cached = await self.cache.consider(
-                tenant, operation, params, chosen, inline, options.cache_control
+                tenant, operation, params, chosen, given, options.cache_control
             )
             if cached.hit is not None:
                 quote = flat_quote(self.cache.hit_price(tenant, cached.hit))

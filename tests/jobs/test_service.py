@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from app.domain.errors import Conflict, MissingParameter, UnsupportedParameter
 from app.domain.models import Attempt, AttemptStatus, ChargeReason, JobStatus
+from app.jobs.accounting import InsufficientCredits
 from app.store import keys
 from app.store.jobs import Schedule
 from tests.jobs.harness import ALPHA_PRICE, TENANT, Core, job_core
@@ -117,3 +118,19 @@ async def test_a_cancel_waits_for_a_submission_under_way_and_charges_the_accepte
     assert attempt.charge_reason is ChargeReason.canceled_after_accept
     assert canceled.credits.charged == ALPHA_PRICE
     assert await core.available() == 1000 - ALPHA_PRICE
+
+
+async def test_a_submission_the_balance_cannot_cover_is_refused_with_nothing_stored(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    # No inline media: the job's creation script is the one balance check (no query before).
+    async with job_core(redis_client, tmp_path, credits=ALPHA_PRICE - 1) as short:
+        with pytest.raises(InsufficientCredits) as raised:
+            await short.submit(provider="alpha")
+        assert raised.value.status == 402
+        assert (raised.value.extra["required"], raised.value.extra["available"]) == (
+            ALPHA_PRICE,
+            ALPHA_PRICE - 1,
+        )
+        assert await short.redis.zcard(keys.tenant_jobs(TENANT.id)) == 0  # nothing stored
+        assert await short.available() == ALPHA_PRICE - 1  # nothing held
