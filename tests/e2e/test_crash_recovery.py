@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from tests.e2e.conftest import SANDBOX_KEY
-from tests.utils.deadlines import IN_FLIGHT_S, JOB_S, REQUEST_S
+from tests.utils.deadlines import IN_FLIGHT_S, JOB_S, REQUEST_S, STARTUP_S
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import gateway, start_worker
@@ -45,7 +45,7 @@ async def test_killed_worker_jobs_resume_by_polling(redis_url: str, tmp_path: Pa
                     ids.append(created.json()["id"])
 
                 # Wait until the first worker has submitted every job upstream...
-                deadline = time.monotonic() + IN_FLIGHT_S
+                deadline = time.monotonic() + STARTUP_S + IN_FLIGHT_S
                 while True:
                     jobs = [(await client.get(f"/v1/jobs/{i}")).json() for i in ids]
                     if all(j["attempts"] and j["attempts"][-1]["provider_job_id"] for j in jobs):

@@ -26,7 +26,7 @@ import pytest
 import redis
 
 from app.providers_check import base_bodies
-from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S
+from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S, STARTUP_S
 from tests.utils.jobs import TERMINAL
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, PERFECT_PLAN, Process, gateway, start_worker
@@ -234,7 +234,7 @@ async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
             async with httpx.AsyncClient(
                 base_url=api.url,
                 headers={"Authorization": f"Bearer {key}"},
-                timeout=REQUEST_S,
+                timeout=httpx.Timeout(REQUEST_S, pool=None),
                 limits=httpx.Limits(max_connections=32),
             ) as client:
                 # All 200 are created while no worker runs, then the first one submits them.
@@ -255,7 +255,7 @@ async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
                 jobs = await wait_for(
                     client,
                     lambda jobs: all(in_flight_upstream(j) for j in jobs),
-                    JOB_S,
+                    STARTUP_S + JOB_S,  # the worker starts, then submits them all
                     "not every job was submitted upstream in time",
                 )
                 workers[0].kill()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import redis
 
-from tests.utils.deadlines import JOB_S, REQUEST_S
+from tests.utils.deadlines import JOB_S, LOAD_S, REQUEST_S
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
@@ -99,7 +99,7 @@ async def new_tenant(
         httpx.AsyncClient(
             base_url=g.url,
             headers={"Authorization": f"Bearer {key['key']}"},
-            timeout=REQUEST_S,
+            timeout=httpx.Timeout(REQUEST_S, pool=None),
             limits=limits_,
         )
         for g in gateways
@@ -269,30 +269,40 @@ async def test_revoked_key_and_suspended_tenant_are_refused_at_once_everywhere(
 
 
 async def test_rate_limit_holds_across_two_processes(admin: Admin) -> None:
-    rpm, seconds = 600, 10.0
+    rpm, seconds = 120, 10.0
+    burst, per_s = rpm // 6, rpm / 60
     tenant = await admin.tenant(0, rate_limit_rpm=rpm)
     accepted = 0
     refused: list[httpx.Response] = []
+    sent: list[float] = []
+    answered: list[float] = []
     stop = time.monotonic() + seconds
-    start = time.monotonic()
+    give_up = time.monotonic() + LOAD_S
 
     async def hammer(i: int) -> None:
+        """At least ``seconds`` of requests, and on until some were refused (a busy machine
+        sends more slowly, so it sends for longer)."""
         nonlocal accepted
-        while time.monotonic() < stop:
+        while (time.monotonic() < stop or len(refused) < 10) and time.monotonic() < give_up:
+            sent.append(time.monotonic())
             response = await tenant.via(i).get("/v1/account")
+            answered.append(time.monotonic())
             if response.status_code == 200:
                 accepted += 1
             else:
                 refused.append(response)
 
     await asyncio.gather(*(hammer(i) for i in range(8)))
-    elapsed = time.monotonic() - start
-    allowance = rpm // 6 + rpm / 60 * elapsed  # the burst, then the rate
-    assert abs(accepted - allowance) <= 0.02 * allowance, (accepted, allowance)
+    assert refused, "the limit was never reached"
+    # The burst, then the rate, whichever process answered: never more than the span in which
+    # the decisions were made allows, and none of what it allows lost (the hammers never
+    # pause for the ten seconds it takes the bucket to fill).
+    assert accepted <= burst + per_s * (max(answered) - min(sent)) + 1, accepted
+    assert accepted >= burst + per_s * (max(sent) - min(answered)) - 1, accepted
     sample = refused[0]
     assert sample.status_code == 429 and sample.json()["code"] == "rate_limited"
     assert int(sample.headers["retry-after"]) >= 1
-    assert "q=600" in sample.headers["ratelimit-policy"]
+    assert f"q={rpm}" in sample.headers["ratelimit-policy"]
     assert sample.headers["ratelimit"].startswith('"requests";r=')
 
 

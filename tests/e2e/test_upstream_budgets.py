@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import SANDBOX_KEY
-from tests.utils.deadlines import LOAD_S
+from tests.utils.deadlines import LOAD_S, REQUEST_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -41,7 +41,7 @@ async def test_300_keyword_jobs_at_once_all_succeed_without_exceeding_30_rps(
     async with httpx.AsyncClient(
         base_url=busy_gateway.url,
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=60,
+        timeout=httpx.Timeout(REQUEST_S, pool=None),
         limits=httpx.Limits(max_connections=64),
     ) as client:
         await client.delete("/_sandbox/faults", headers=CONTROL)

@@ -33,7 +33,9 @@ FAILOVER_S = scaled(60)
 """Sentinel to call a killed Redis primary down (1 s in the tests), elect a leader and promote
 the replica, and the clients to find it."""
 REQUEST_S = scaled(120)
-"""The HTTP client timeout of one request in the load tests (hundreds in flight at once)."""
+"""The HTTP client timeout of one request in the load tests (hundreds in flight at once).
+Their clients wait for a free pooled connection without a limit (``httpx.Timeout(REQUEST_S,
+pool=None)``): requests queued behind others on a busy machine are slow, not failed."""
 IN_FLIGHT_S = scaled(15)
 """How long a sandbox upstream job runs where a test must catch every one of its jobs in
 flight upstream (a worker killed with ``kill -9`` while all of them run): longer than

@@ -23,7 +23,7 @@ async def run_tasks(
     async with httpx.AsyncClient(
         base_url=api_url,
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=REQUEST_S,
+        timeout=httpx.Timeout(REQUEST_S, pool=None),
         limits=httpx.Limits(max_connections=32),
     ) as client:
         await client.delete("/_sandbox/faults", headers=CONTROL)
