@@ -1,4 +1,4 @@
-"""GCRA rate limits against a real Redis, from several connections."""
+"""GCRA rate limits and concurrency slots against a real Redis, from several connections."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ import pytest
 from redis.asyncio import Redis
 
 from app.store import keys
-from app.store.rate_limits import Decision, RateLimiter
+from app.store.rate_limits import ConcurrencySlots, Decision, RateLimiter
 from app.store.scripts import Scripts
 
 
 @pytest.fixture
 def limiter(redis_client: Redis) -> RateLimiter:
     return RateLimiter(redis_client, Scripts.register(redis_client))
+
+
+@pytest.fixture
+def slots(redis_client: Redis) -> ConcurrencySlots:
+    return ConcurrencySlots(redis_client, Scripts.register(redis_client))
 
 
 async def server_time_s(redis: Redis) -> float:
@@ -90,3 +95,45 @@ async def test_burst_then_retry_after(limiter: RateLimiter, redis_client: Redis)
     assert (await limiter.check("other", 60, 3)).remaining == 2
     with pytest.raises(ValueError):
         await limiter.check("k", 0, 3)
+
+
+async def test_slots_never_exceed_the_limit_under_concurrent_acquires(
+    separate_clients: list[Redis],
+) -> None:
+    pools = [ConcurrencySlots(c, Scripts.register(c)) for c in separate_clients]
+    results = await asyncio.gather(
+        *(pools[i % 4].acquire("provider:tts", f"job-{i}", 10, 30) for i in range(200))
+    )
+    assert sum(results) == 10
+    assert await separate_clients[0].zcard(keys.concurrency_slots("provider:tts")) == 10
+
+    in_use = peak = served = 0
+
+    async def worker(pool: ConcurrencySlots, holder: str) -> None:
+        nonlocal in_use, peak, served
+        while not await pool.acquire("provider:swap", holder, 3, 30):
+            await asyncio.sleep(0.001)
+        in_use += 1
+        peak = max(peak, in_use)
+        await asyncio.sleep(0.002)
+        in_use -= 1
+        served += 1
+        await pool.release("provider:swap", holder)
+
+    await asyncio.gather(*(worker(pools[i % 4], f"job-{i}") for i in range(200)))
+    assert served == 200 and peak == 3
+
+
+async def test_slot_is_idempotent_per_holder_and_expires(slots: ConcurrencySlots) -> None:
+    assert await slots.acquire("k", "a", 2, 30)
+    assert await slots.acquire("k", "a", 2, 30)
+    assert await slots.acquire("k", "b", 2, 2.0)  # long enough for a slow caller
+    assert not await slots.acquire("k", "c", 2, 30)
+    assert await slots.release("k", "a")
+    assert not await slots.release("k", "a")
+    assert await slots.acquire("k", "c", 2, 30)
+    assert not await slots.acquire("k", "d", 2, 30)
+    await asyncio.sleep(2.05)  # "b" stopped renewing: its slot comes back
+    assert await slots.acquire("k", "d", 2, 30)
+    assert not await slots.acquire("k", "e", 2, 30)
+    assert await slots.acquire("other", "e", 2, 30)
