@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from tests.utils.deadlines import STORE_TIMEOUT_S
+from tests.utils.deadlines import KEEP_ALIVE_S, STORE_TIMEOUT_S
 from tests.utils.net import free_port, wait_until_up
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
@@ -62,6 +62,7 @@ def gateway_env(redis_url: str, data_dir: Path, base_url: str, **extra: str) -> 
         # large per-IP contract (both sides) unless a test sets the document's numbers.
         MEDIAGATE_SANDBOX_IP_LIMITS=json.dumps({"perfectcorp": PERFECT_IP_CONTRACT}),
         MEDIAGATE_PROVIDERS__PERFECTCORP__LIMITS=json.dumps(PERFECT_PLAN),
+        MEDIAGATE_HTTP_KEEP_ALIVE_S=str(KEEP_ALIVE_S),
     )
     env.update(extra)
     return env
