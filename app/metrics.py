@@ -181,7 +181,8 @@ class Metrics:
 
         A series that was never touched reads as "no data" on a dashboard and can't trip an
         alert; these exist from the first scrape on: every provider's circuit (closed) and jobs
-        in flight, every rate-limit scope, every fallback step of the configured routing.
+        in flight, every rate-limit scope, every fallback step of the configured routing, the
+        result cache's hits, misses and savings per operation.
         """
         if self.providers:
             return
@@ -191,6 +192,10 @@ class Metrics:
             self.upstream_spend.labels(provider)
         for scope in RATE_LIMIT_SCOPES:
             self.rate_limited.labels(scope)
+        for operation in Operation:
+            self.cache_upstream_saved.labels(operation.value)
+            for result in ("hit", "miss"):
+                self.cache_lookups.labels(operation.value, result)
         for operation in Operation:
             chain = list(providers.bindings(operation))
             for previous, following in zip(chain, chain[1:], strict=False):

@@ -102,6 +102,10 @@ def seaweedfs(workdir: Path) -> Iterator[S3Server]:
         "-s3",
         f"-s3.port={s3}",
         f"-s3.port.grpc={s3_grpc}",
+        # The Iceberg and Lance catalogs listen on fixed ports (8181, 9101): off, so that
+        # servers of parallel test processes do not collide.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         f"-s3.localSocket={workdir / 's3.sock'}",
         f"-s3.config={config}",
     ]
