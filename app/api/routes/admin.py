@@ -29,10 +29,10 @@ router = APIRouter(
 )
 
 
-class NewTenant(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    rate_limit_rpm: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_concurrent_jobs: int | None = Field(default=None, ge=1, le=100_000)
+class TenantChoices(BaseModel):
+    """A tenant's own policy, beside its limits; null: the gateway's default applies (on an
+    update: left as it is)."""
+
     charge_accepted_work: bool | None = Field(
         default=None,
         description="Charge jobs canceled or past their deadline once the upstream accepted "
@@ -61,51 +61,9 @@ class NewTenant(BaseModel):
         default=None,
         ge=0,
         le=2**53,
-        description="Bytes of uploads and outputs the tenant keeps at once; null: the "
-        "gateway's default (`tenant_storage_quota_bytes`).",
-    )
-
-    def policy(self) -> TenantPolicy:
-        return TenantPolicy(
-            webhook_events=self.webhook_events,
-            result_cache_ttl_s=self.result_cache_ttl_s,
-            cache_hit_percent=self.cache_hit_percent,
-            storage_quota_bytes=self.storage_quota_bytes,
-        )
-
-
-class TenantUpdate(BaseModel):
-    status: Literal["active", "suspended"] | None = None
-    charge_accepted_work: bool | None = Field(
-        default=None,
-        description="Charge jobs canceled or past their deadline once the upstream accepted "
-        "their task.",
-    )
-    webhook_events: list[WebhookEvent] | None = Field(
-        default=None,
-        min_length=1,
-        description="The events its jobs' callback URLs get unless a job chooses.",
-    )
-    result_cache_ttl_s: int | None = Field(
-        default=None,
-        ge=0,
-        le=30 * 86400,
-        description="How long a job's result serves the same request again (0: never); null: "
-        "the gateway's default (`result_cache_ttl_s`).",
-    )
-    cache_hit_percent: int | None = Field(
-        default=None,
-        ge=0,
-        le=100,
-        description="Share of the price a cached result costs (0: free); null: the gateway's "
-        "default (`cache_hit_percent`).",
-    )
-    storage_quota_bytes: int | None = Field(
-        default=None,
-        ge=0,
-        le=2**53,
         description="Bytes of uploads and outputs the tenant keeps at once (what it keeps "
-        "already stays; new files are refused while it is over).",
+        "already stays; new files are refused while it is over); null: the gateway's default "
+        "(`tenant_storage_quota_bytes`).",
     )
 
     def policy(self) -> TenantPolicy:
@@ -115,6 +73,16 @@ class TenantUpdate(BaseModel):
             cache_hit_percent=self.cache_hit_percent,
             storage_quota_bytes=self.storage_quota_bytes,
         )
+
+
+class NewTenant(TenantChoices):
+    name: str = Field(min_length=1, max_length=200)
+    rate_limit_rpm: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_concurrent_jobs: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class TenantUpdate(TenantChoices):
+    status: Literal["active", "suspended"] | None = None
 
 
 class TenantList(BaseModel):
