@@ -45,7 +45,9 @@ async def tenant(live: Process) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         base_url=live.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=REQUEST_S
     ) as admin:
-        made = (await admin.post("/admin/tenants", json={"name": "pricing"})).json()
+        # a rate limit far above what the storm's polling asks (its subject is credits)
+        body = {"name": "pricing", "rate_limit_rpm": 100_000}
+        made = (await admin.post("/admin/tenants", json=body)).json()
         key = (await admin.post(f"/admin/tenants/{made['id']}/keys")).json()
         granted = await admin.post(
             f"/admin/tenants/{made['id']}/credits", json={"amount": 1000, "reason": "test"}

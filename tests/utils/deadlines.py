@@ -40,7 +40,7 @@ KEEP_ALIVE_S = round(scaled(60))
 """How long the test gateways keep an idle client connection open: a test client starved of
 CPU can take seconds to send its next request on a reused connection, and a server closing
 it meanwhile turns a correct request into a dropped one (a read error on the client)."""
-IN_FLIGHT_S = scaled(15)
+IN_FLIGHT_S = scaled(30)
 """How long a sandbox upstream job runs where a test must catch every one of its jobs in
 flight upstream (a worker killed with ``kill -9`` while all of them run): longer than
 creating and submitting them all takes on a busy machine."""
