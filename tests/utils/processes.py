@@ -63,6 +63,9 @@ def gateway_env(redis_url: str, data_dir: Path, base_url: str, **extra: str) -> 
         MEDIAGATE_SANDBOX_IP_LIMITS=json.dumps({"perfectcorp": PERFECT_IP_CONTRACT}),
         MEDIAGATE_PROVIDERS__PERFECTCORP__LIMITS=json.dumps(PERFECT_PLAN),
         MEDIAGATE_HTTP_KEEP_ALIVE_S=str(KEEP_ALIVE_S),
+        # a client starved of CPU may wait long on a kept-alive connection before its next
+        # request: the head timeout counts from the previous answer, so it gets the same room
+        MEDIAGATE_HTTP_HEADER_TIMEOUT_S=str(KEEP_ALIVE_S),
     )
     env.update(extra)
     return env
