@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from app.signing import UrlSigner
 from app.store import keys
 from app.store.embedded import socket_path
 from app.store.files import BlobMeta
+from bench.capacity import started
 from bench.core import Context, scenario
 from tests.utils.net import free_port
 from tests.utils.seaweedfs import s3_client, seaweedfs
@@ -137,26 +137,9 @@ async def download(url: str, concurrency: int, seconds: float, size: int) -> Dow
 def gateway(env: dict[str, str], port: int) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     args = ["serve", "--port", str(port), "--processes", PROCESSES]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--log-level", "warning", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the gateway did not start") from None
-                time.sleep(0.1)
+    command = [sys.executable, "-m", "app.cli", "--log-level", "warning", *args]
+    with started(command, env, f"{url}/healthz"):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def row(name: str, result: Downloads) -> str:

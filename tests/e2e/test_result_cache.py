@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.clients import tenant_client
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -30,9 +30,7 @@ def cache_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture
 async def client(cache_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=cache_gateway.url, headers={"Authorization": f"Bearer {SANDBOX_KEY}"}, timeout=60
-    ) as c:
+    async with tenant_client(cache_gateway) as c:
         yield c
 
 

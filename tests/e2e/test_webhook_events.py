@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.clients import tenant_client
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -39,9 +39,7 @@ def hook_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture
 async def client(hook_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=hook_gateway.url, headers={"Authorization": f"Bearer {SANDBOX_KEY}"}, timeout=60
-    ) as c:
+    async with tenant_client(hook_gateway) as c:
         yield c
 
 
