@@ -10,6 +10,13 @@ polled in time, a credential runs only as many jobs as its rate keeps polled
 (``UpstreamLimit.jobs_at_once``). A job's slot is given back when it ends or is canceled
 (:meth:`UpstreamGate.release`).
 
+Where an upstream drops a task not polled in time, the polls themselves are watched: while
+this worker's polls of that upstream go out later than the adapter allows
+(``Adapter.poll_lateness_s``: a machine short of CPU, an upstream slow to answer), no new task
+is submitted to it (:meth:`UpstreamGate.poll_done`). The tasks already running keep the
+worker's time; the jobs held back wait in the queue and go once the polls are on time again.
+However slow the machine, the tasks in flight are never more than it can keep polled.
+
 A submission also asks the provider's circuit (:meth:`UpstreamGate.circuit_refusal`); every
 call's outcome is recorded against it (:meth:`UpstreamGate.record`). Polls are never refused
 by the circuit: a task the upstream accepted is read until it ends.
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import zlib
 from dataclasses import dataclass
 
@@ -42,6 +50,9 @@ INLINE_WAIT_S = 1.0
 """A reserved request at most this far off is waited for in the step; later ones requeue."""
 EARLY_WAKE_S = 0.05
 SLOTS_FULL_RETRY_S = 0.5
+LATE_POLLS_HOLD_S = 2.0
+"""After a poll later than its upstream allows, new submissions to that upstream wait this
+long (from the latest such poll); the jobs held back look again after 1 to 2 times it."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,8 @@ class UpstreamGate:
         self.budgets = budgets
         self.circuits = circuits
         self.metrics = metrics
+        self._held_until: dict[str, float] = {}
+        """Per provider, until when (monotonic) its polls ran late: no new submission."""
 
     def budget(self, adapter: Adapter, record: JobRecord) -> Budget | None:
         binding = adapter.bindings[record.job.operation]
@@ -121,6 +134,11 @@ class UpstreamGate:
         account)."""
         adapter = self.providers[record.plan[0]]
         slot = record.upstream
+        attempt = record.current_attempt
+        polling = attempt is not None and attempt.status is AttemptStatus.running
+        if not polling and self._polls_late(adapter.name):
+            self.metrics.rate_limited.labels("upstream").inc()
+            return Requeue(LATE_POLLS_HOLD_S * random.uniform(1, 2))
         budget = self.budget(adapter, record)
         if budget is None:
             pool = len(adapter.config.credentials)
@@ -135,8 +153,6 @@ class UpstreamGate:
                 return Requeue(wait_s - EARLY_WAKE_S)
         else:
             bound = slot.credential if slot is not None else None
-            attempt = record.current_attempt
-            polling = attempt is not None and attempt.status is AttemptStatus.running
             cost = 1 if polling else budget.requests_per_submit
             reservation = await self.budgets.reserve(
                 budget, record.job.id, credential=bound, requests=cost
@@ -154,6 +170,16 @@ class UpstreamGate:
             await asyncio.sleep(wait_s)
         record.upstream = UpstreamSlot(credential=slot.credential)
         return Go(slot.credential)
+
+    def poll_done(self, provider: str, late_s: float) -> None:
+        """A poll of ``provider`` answered ``late_s`` after it was due. Later than the
+        adapter's ``poll_lateness_s``: new submissions to it wait (``LATE_POLLS_HOLD_S``)."""
+        allowed = self.providers[provider].poll_lateness_s
+        if allowed is not None and late_s > allowed:
+            self._held_until[provider] = time.monotonic() + LATE_POLLS_HOLD_S
+
+    def _polls_late(self, provider: str) -> bool:
+        return time.monotonic() < self._held_until.get(provider, 0.0)
 
     async def release(self, record: JobRecord) -> None:
         """Give back the job's concurrent-job slot upstream (it ended, or was canceled)."""

@@ -231,6 +231,8 @@ class JobRunner:
                 result = Failed(exc.code, exc.detail, retryable=True)
         except GatewayError as exc:  # an input that can no longer be read
             result = Failed(exc.code, exc.detail, retryable=False)
+        if task is not None and stored.due_ms is not None:  # claimed due: how late it ran
+            self.gate.poll_done(provider, (now_ms() - stored.due_ms) / 1000)
         if call.conformed:  # what the adapter fitted to the provider's limits
             attempt.conformed = list(call.conformed)
         self.metrics.upstream_request(

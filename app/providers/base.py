@@ -311,6 +311,10 @@ class Adapter(ABC):
     max_poll_gap_s: ClassVar[float | None] = None
     """Set where the upstream drops a task that is not polled in time: the longest the runner
     waits between two polls, even while backing off from poll errors."""
+    poll_lateness_s: ClassVar[float | None] = None
+    """Set where the upstream drops a task that is not polled in time: how late a poll may go
+    out (a busy worker, a slow answer) and still reach the task in time. While this worker's
+    polls run later than that, it submits no new task to the upstream."""
 
     def __init__(
         self,

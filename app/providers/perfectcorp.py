@@ -166,6 +166,7 @@ log = logging.getLogger(__name__)
 class PerfectCorpAdapter(Adapter):
     name: ClassVar[str] = PROVIDER
     max_poll_gap_s: ClassVar[float | None] = MAX_POLL_GAP_S
+    poll_lateness_s: ClassVar[float | None] = POLL_LATENESS_S
     bindings: ClassVar[Mapping[Operation, Binding]] = {
         Operation.image_hairstyle: _binding(
             "image", "variant", "style_id", variant=frozenset(HAIR_VARIANTS)

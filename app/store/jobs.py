@@ -105,6 +105,8 @@ class Stored:
     record: JobRecord
     version: int
     lease: str | None = None
+    due_ms: int | None = None
+    """When the job was due, for one claimed from the due-queue: how late its step runs."""
 
 
 class JobStore:
@@ -270,8 +272,13 @@ class JobStore:
             args=[now, now + int(lease_s * 1000), limit, token, keys.job("")],
         )
         return [
-            Stored(JobRecord.model_validate_json(flat[i + 2]), int(flat[i + 1]), token)
-            for i in range(0, len(flat), 3)
+            Stored(
+                JobRecord.model_validate_json(flat[i + 2]),
+                int(flat[i + 1]),
+                token,
+                due_ms=int(float(flat[i + 3])),
+            )
+            for i in range(0, len(flat), 4)
         ]
 
     async def renew(self, job_id: str, lease: str, lease_s: float) -> bool:

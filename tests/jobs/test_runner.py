@@ -4,6 +4,7 @@ accepted task."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from app.domain.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
 from app.domain.models import AttemptStatus, ChargeReason, JobStatus
 from app.jobs.runner import POLL_BACKOFF_CAP_S, poll_backoff
 from app.providers.base import Failed, PollTrouble, Progress, Submitted
+from app.store import keys
 from app.store.circuits import CircuitPolicy
 from app.store.credits import LedgerKind
 from tests.jobs.harness import ALPHA_PRICE, BETA_PRICE, TENANT, Core, job_core
@@ -223,3 +225,31 @@ async def test_an_open_circuit_refuses_submissions_not_polls(
         assert len(core.alpha.submitted) == 1
         record = await core.step(polling)  # the accepted task is still read
         assert record.job.status is JobStatus.succeeded
+
+
+async def test_polls_running_late_hold_new_submissions_never_polls(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upstream that drops tasks not polled in time: while polls go out later than it
+    allows, new tasks wait in the queue and the running ones are still read."""
+    monkeypatch.setattr(type(core.alpha), "poll_lateness_s", 1.0)
+    running = await core.submit()
+    await core.step(running)  # accepted
+    core.alpha.polls.append(Progress(0.5, poll_after_s=0))
+    stored = await core.claim(running)
+    assert stored.due_ms is not None
+    stored.due_ms -= 3000  # this poll went out 3 s after it was due
+    await core.runner.step(stored)
+
+    waiting = await core.submit()
+    record = await core.step(waiting)
+    assert record.job.status is JobStatus.queued
+    assert len(core.alpha.submitted) == 1  # held back: not sent
+    due_in_s = (await core.redis.zscore(keys.DUE, waiting) or 0) / 1000 - time.time()
+    assert due_in_s > 1.0  # back in the queue for a while, not spinning
+
+    record = await core.step(running)  # the running task is still polled (on time now)
+    assert record.job.status is JobStatus.succeeded
+    record = await core.step(waiting)  # due again after the hold: submitted
+    assert len(core.alpha.submitted) == 2
+    assert record.job.attempts[-1].provider_job_id == "alpha_task_2"
