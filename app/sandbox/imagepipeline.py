@@ -53,7 +53,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import APIRouter, Request
@@ -80,9 +79,7 @@ from app.sandbox.imagepipeline_jobs import (
     stage,
 )
 from app.sandbox.imagepipeline_wire import PARSERS, Reject
-
-if TYPE_CHECKING:
-    from app.sandbox.app import SandboxTiming
+from app.sandbox.timing import SandboxTiming
 
 PROVIDER = "imagepipeline"
 START_BALANCE_USD = 200.0

@@ -68,7 +68,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -97,9 +96,7 @@ from app.sandbox.pixelapi_wire import (
     field_error,
     proper_user_agent,
 )
-
-if TYPE_CHECKING:
-    from app.sandbox.app import SandboxTiming
+from app.sandbox.timing import SandboxTiming
 
 PROVIDER = "pixelapi"
 PLAN = "scale"
