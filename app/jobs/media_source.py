@@ -49,7 +49,7 @@ class MediaFetchTimeout(GatewayError):
         super().__init__(detail, ErrorCode.media_fetch_timeout, 422)
 
 
-class FetchSlotsBusy(Exception):
+class FetchSlotsFull(Exception):
     """Every fetch slot of the job's tenant is taken: try the job again shortly."""
 
 
@@ -129,7 +129,7 @@ class StoredMedia:
     async def prefetch(self, tenant_id: str, job_id: str, refs: Iterable[MediaInput]) -> None:
         """Fetch the job's URL inputs under one of its tenant's fetch slots.
 
-        Raises ``FetchSlotsBusy`` when the tenant has none free, ``MediaFetchTimeout`` or
+        Raises ``FetchSlotsFull`` when the tenant has none free, ``MediaFetchTimeout`` or
         ``MediaUnavailable`` when an input cannot be fetched; the job's reads of that input
         then raise the same error at once (:meth:`fetched`), not fetching it again."""
         urls = list(dict.fromkeys(ref.url for ref in refs if ref.url is not None))
@@ -141,7 +141,7 @@ class StoredMedia:
         if self.slots is not None and not await self.slots.acquire(
             key, job_id, self.limits.per_tenant, ttl_s
         ):
-            raise FetchSlotsBusy(tenant_id)
+            raise FetchSlotsFull(tenant_id)
         try:
             fetched = await asyncio.gather(
                 *(self._download(url) for url in urls), return_exceptions=True

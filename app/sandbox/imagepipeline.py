@@ -78,7 +78,7 @@ from app.sandbox.imagepipeline_jobs import (
     render,
     stage,
 )
-from app.sandbox.imagepipeline_wire import PARSERS, Reject
+from app.sandbox.imagepipeline_wire import PARSERS, Refusal
 from app.sandbox.timing import SandboxTiming
 
 PROVIDER = "imagepipeline"
@@ -237,7 +237,7 @@ class _Emulator:
         try:
             async with _client() as client:
                 work, callback_url = await PARSERS[endpoint](request, client)
-        except Reject as rejected:
+        except Refusal as rejected:
             return _error(rejected.status, rejected.detail)
         now = _now()
         for job in self.jobs:

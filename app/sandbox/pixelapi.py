@@ -91,7 +91,7 @@ from app.sandbox.pixelapi_tryon import fault_detail, parse_try_on
 from app.sandbox.pixelapi_wire import FETCH_USER_AGENT as FETCH_USER_AGENT  # re-exported
 from app.sandbox.pixelapi_wire import (
     IMAGE_PARSERS,
-    Reject,
+    Refusal,
     bearer,
     field_error,
     proper_user_agent,
@@ -344,7 +344,7 @@ class _Emulator:
             return served
         try:
             work = await PARSERS[operation](request)
-        except Reject as rejected:
+        except Refusal as rejected:
             return self._error(rejected.status, rejected.detail)
         cost = work.credits if work.credits is not None else CREDITS[operation]
         if self.account.credits < cost:

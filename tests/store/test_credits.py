@@ -25,7 +25,7 @@ from app.store.credits import (
     LedgerKind,
     Shortfall,
 )
-from app.store.jobs import Charge, JobStore, SaveRefused, Schedule, Settle, SlotsFull, Stored
+from app.store.jobs import Charge, JobSlotsFull, JobStore, SaveRefused, Schedule, Settle, Stored
 from app.store.scripts import Scripts
 from tests.store.test_jobs import make_record
 
@@ -61,7 +61,7 @@ async def hold(store: JobStore, job_id: str, amount: int) -> Stored | Shortfall:
     record = make_record(TENANT)
     record.job.id = job_id
     created = await store.create(record, price=amount, slot_limit=10_000)
-    assert not isinstance(created, SlotsFull)
+    assert not isinstance(created, JobSlotsFull)
     return created
 
 

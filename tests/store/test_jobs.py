@@ -11,7 +11,7 @@ from app.domain.models import Attempt, Job, JobLinks, JobRecord, JobStatus, new_
 from app.domain.operations import Operation
 from app.store import keys
 from app.store.credits import CreditLedger, Shortfall
-from app.store.jobs import JobStore, SaveRefused, Schedule, Settle, SlotsFull, now_ms
+from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Schedule, Settle, now_ms
 from app.store.scripts import Scripts
 
 
@@ -200,10 +200,12 @@ async def test_creation_takes_a_job_slot_and_finishing_frees_it(
     await store.create(make_record("t1"), price=1, slot_limit=2)
     await store.create(make_record("t1"), price=1, slot_limit=2)
     full = await store.create(make_record("t1"), price=1, slot_limit=2)
-    assert full == SlotsFull(limit=2)
+    assert full == JobSlotsFull(limit=2)
     assert len(await redis_client.keys("mg:job:*")) == 2
     assert (await ledger.account("t1")).reserved == 2  # the refused job held nothing
     (claimed, _) = await store.claim(2, 30)
     claimed.record.job.status = JobStatus.succeeded
     await store.save(claimed, schedule=Schedule.release, lease=claimed.lease, settle=Settle.charge)
-    assert not isinstance(await store.create(make_record("t1"), price=1, slot_limit=2), SlotsFull)
+    assert not isinstance(
+        await store.create(make_record("t1"), price=1, slot_limit=2), JobSlotsFull
+    )
