@@ -1,7 +1,7 @@
 """Resolving a job's media references for adapters: uploaded files and client URLs.
 
 A client's URL is fetched under three bounds, so that one tenant's slow URLs cannot hold what
-other tenants' jobs need (see ``docs/fairness.md``):
+other tenants' jobs need (see ``docs/security-fairness.md``):
 
 - a total deadline (``media_fetch_timeout_s``) from the request to the last byte;
 - a minimum rate: once ``media_fetch_grace_s`` has passed, the bytes received must keep up
