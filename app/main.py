@@ -24,8 +24,9 @@ from app.api.middleware import RequestMetrics
 from app.config import Settings, get_settings
 from app.gateway import build_gateway, http_client, redis_url, seed
 from app.metrics import Metrics
-from app.sandbox.app import SandboxTiming, create_sandbox_router
+from app.sandbox.app import create_sandbox_router
 from app.sandbox.fetch import SandboxAccess
+from app.sandbox.timing import SandboxTiming
 from app.store.connection import connect
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,13 @@ class JobStatus(StrEnum):
     succeeded = "succeeded"
     """Finished; ``output`` holds the artifacts and structured data."""
     failed = "failed"
-    """Finished without a result; ``error`` says why. Never charged."""
+    """Finished without a result; ``error`` says why. Not charged, except a job past its
+    deadline after the upstream accepted its task (``upstream_timeout``), charged as a cancel
+    is."""
     canceled = "canceled"
-    """Canceled by the client. Charged when the upstream had already accepted its task (the
-    default policy; see ``ChargeReason``)."""
+    """Canceled at the client's word (a cancel, its ``Cancel-After``, its batch's cancel).
+    Charged when the upstream had already accepted its task, unless the tenant's policy waives
+    it (``charge_accepted_work``; see ``ChargeReason``)."""
 
     @property
     def terminal(self) -> bool:
@@ -261,8 +264,10 @@ class Job(BaseModel):
     links: JobLinks
 
 
-class UpstreamSlot(BaseModel):
-    """The provider credential the current attempt runs on, and a request reserved on it."""
+class UpstreamTurn(BaseModel):
+    """The job's turn upstream: the pool credential its current attempt runs on and, until the
+    request reserved on that credential's budget is made, when it may go (the budget's
+    ``Turn``)."""
 
     credential: int
     ready_at_ms: int | None = None
@@ -288,7 +293,7 @@ class JobRecord(BaseModel):
     cache_ttl_s: int = 0
     cancel_at: datetime | None = None
     """The client's ``Cancel-After``: still unfinished then, the job ends canceled."""
-    upstream: UpstreamSlot | None = None
+    upstream: UpstreamTurn | None = None
     charge_accepted_work: bool = True
     """Charge the job when canceled or past its deadline after the upstream accepted its task
     (the tenant's policy, or the configured default, when the job was created)."""

@@ -114,9 +114,9 @@ class Accounting:
 
     async def check_affordable(self, tenant: Tenant, price: int) -> None:
         """Refuse early, before media is stored; the binding check is at job creation."""
-        balance = await self.ledger.balance(tenant.id)
-        if balance.available < price:
-            raise InsufficientCredits(price, balance.available)
+        account = await self.ledger.account(tenant.id)
+        if account.available < price:
+            raise InsufficientCredits(price, account.available)
 
     async def move_hold(self, tenant_id: str, job_id: str, quote: Quote) -> Shortfall | None:
         """Re-reserve for a fallback provider at ``quote``; a shortfall leaves the old hold."""

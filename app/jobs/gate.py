@@ -1,12 +1,12 @@
 """Whether an upstream call may go now: the provider's budget and its circuit breaker.
 
 Before any upstream request the job reserves it in the provider's budget (``UpstreamBudgets``):
-the reservation names the pool credential and when the request may go. A near reservation is
-waited out here; a far one answers :class:`Requeue` (the job goes back into the due-queue until
-shortly before it, and ``record.upstream`` remembers the reservation), and a job whose provider
-runs no more jobs at once waits in the queue for a slot. A submission reserves as many requests
-as it makes (``UpstreamLimit.requests_per_submit``); where an upstream drops a job that is not
-polled in time, a credential runs only as many jobs as its rate keeps polled
+its turn names the pool credential and when the request may go. A near turn is waited out
+here; a far one answers :class:`Requeue` (the job goes back into the due-queue until shortly
+before it, and ``record.upstream`` remembers the turn), and a job whose provider runs no more
+jobs at once waits in the queue for one of the credential's job slots. A submission reserves as
+many requests as it makes (``UpstreamLimit.requests_per_submit``); where an upstream drops a
+job that is not polled in time, a credential runs only as many jobs as its rate keeps polled
 (``UpstreamLimit.jobs_at_once``). A job's slot is given back when it ends or is canceled
 (:meth:`UpstreamGate.release`).
 
@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass
 
 from app.domain.errors import ErrorCode
-from app.domain.models import AttemptStatus, JobRecord, UpstreamSlot
+from app.domain.models import AttemptStatus, JobRecord, UpstreamTurn
 from app.domain.operations import PARAMS
 from app.metrics import Metrics
 from app.providers.base import Adapter, Call, Failed, MediaSource
@@ -50,6 +50,8 @@ INLINE_WAIT_S = 1.0
 """A reserved request at most this far off is waited for in the step; later ones requeue."""
 EARLY_WAKE_S = 0.05
 SLOTS_FULL_RETRY_S = 0.5
+"""A job that gets no turn (every credential's job slots are taken) looks again after 1 to 2
+times this."""
 LATE_POLLS_HOLD_S = 2.0
 """After a poll later than its upstream allows, new submissions to that upstream wait this
 long (from the latest such poll); the jobs held back look again after 1 to 2 times it."""
@@ -133,7 +135,7 @@ class UpstreamGate:
         submit goes out, so a resumed attempt polls, or resubmits idempotently, on the same
         account)."""
         adapter = self.providers[record.plan[0]]
-        slot = record.upstream
+        turn = record.upstream
         attempt = record.current_attempt
         polling = attempt is not None and attempt.status is AttemptStatus.running
         if not polling and self._polls_late(adapter.name):
@@ -142,34 +144,34 @@ class UpstreamGate:
         budget = self.budget(adapter, record)
         if budget is None:
             pool = len(adapter.config.credentials)
-            if slot is None and pool > 1:
-                slot = record.upstream = UpstreamSlot(
+            if turn is None and pool > 1:
+                turn = record.upstream = UpstreamTurn(
                     credential=zlib.crc32(record.job.id.encode()) % pool
                 )
-            return Go(slot.credential if slot is not None else 0)
-        if slot is not None and slot.ready_at_ms is not None:
-            wait_s = (slot.ready_at_ms - now_ms()) / 1000
+            return Go(turn.credential if turn is not None else 0)
+        if turn is not None and turn.ready_at_ms is not None:
+            wait_s = (turn.ready_at_ms - now_ms()) / 1000
             if wait_s > INLINE_WAIT_S:
                 return Requeue(wait_s - EARLY_WAKE_S)
         else:
-            bound = slot.credential if slot is not None else None
+            bound = turn.credential if turn is not None else None
             cost = 1 if polling else budget.requests_per_submit
-            reservation = await self.budgets.reserve(
+            granted = await self.budgets.reserve(
                 budget, record.job.id, credential=bound, requests=cost
             )
-            if reservation is None:
+            if granted is None:
                 self.metrics.rate_limited.labels("upstream").inc()
                 return Requeue(SLOTS_FULL_RETRY_S * random.uniform(1, 2))
-            wait_s = reservation.wait_s
-            slot = UpstreamSlot(credential=reservation.credential)
+            wait_s = granted.wait_s
+            turn = UpstreamTurn(credential=granted.credential)
             if wait_s > INLINE_WAIT_S:
-                slot.ready_at_ms = now_ms() + int(wait_s * 1000)
-                record.upstream = slot
+                turn.ready_at_ms = now_ms() + int(wait_s * 1000)
+                record.upstream = turn
                 return Requeue(wait_s - EARLY_WAKE_S)
         if wait_s > 0:
             await asyncio.sleep(wait_s)
-        record.upstream = UpstreamSlot(credential=slot.credential)
-        return Go(slot.credential)
+        record.upstream = UpstreamTurn(credential=turn.credential)
+        return Go(turn.credential)
 
     def poll_done(self, provider: str, late_s: float) -> None:
         """A poll of ``provider`` answered ``late_s`` after it was due. Later than the

@@ -1,7 +1,7 @@
 """Resolving a job's media references for adapters: uploaded files and client URLs.
 
 A client's URL is fetched under three bounds, so that one tenant's slow URLs cannot hold what
-other tenants' jobs need (see ``docs/fairness.md``):
+other tenants' jobs need (see ``docs/security-fairness.md``):
 
 - a total deadline (``media_fetch_timeout_s``) from the request to the last byte;
 - a minimum rate: once ``media_fetch_grace_s`` has passed, the bytes received must keep up
@@ -49,7 +49,7 @@ class MediaFetchTimeout(GatewayError):
         super().__init__(detail, ErrorCode.media_fetch_timeout, 422)
 
 
-class FetchSlotsBusy(Exception):
+class FetchSlotsFull(Exception):
     """Every fetch slot of the job's tenant is taken: try the job again shortly."""
 
 
@@ -129,7 +129,7 @@ class StoredMedia:
     async def prefetch(self, tenant_id: str, job_id: str, refs: Iterable[MediaInput]) -> None:
         """Fetch the job's URL inputs under one of its tenant's fetch slots.
 
-        Raises ``FetchSlotsBusy`` when the tenant has none free, ``MediaFetchTimeout`` or
+        Raises ``FetchSlotsFull`` when the tenant has none free, ``MediaFetchTimeout`` or
         ``MediaUnavailable`` when an input cannot be fetched; the job's reads of that input
         then raise the same error at once (:meth:`fetched`), not fetching it again."""
         urls = list(dict.fromkeys(ref.url for ref in refs if ref.url is not None))
@@ -141,7 +141,7 @@ class StoredMedia:
         if self.slots is not None and not await self.slots.acquire(
             key, job_id, self.limits.per_tenant, ttl_s
         ):
-            raise FetchSlotsBusy(tenant_id)
+            raise FetchSlotsFull(tenant_id)
         try:
             fetched = await asyncio.gather(
                 *(self._download(url) for url in urls), return_exceptions=True

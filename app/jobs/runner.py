@@ -43,7 +43,7 @@ from app.domain.models import (
     JobError,
     JobRecord,
     JobStatus,
-    UpstreamSlot,
+    UpstreamTurn,
     WebhookEvent,
     utcnow,
 )
@@ -51,7 +51,7 @@ from app.domain.operations import PARAMS
 from app.jobs.accounting import note_reported_cost
 from app.jobs.gate import Go, UpstreamGate, upstream_call
 from app.jobs.lifecycle import Lifecycle, end_attempt
-from app.jobs.media_source import FetchSlotsBusy
+from app.jobs.media_source import FetchSlotsFull
 from app.jobs.outputs import Outputs
 from app.jobs.storage import StorageQuotaExceeded
 from app.jobs.upstream_callbacks import CallbackUrl
@@ -177,7 +177,7 @@ class JobRunner:
             return False
         try:
             await self.media.prefetch(record.tenant_id, job.id, refs)
-        except FetchSlotsBusy:
+        except FetchSlotsFull:
             return True
         except GatewayError:
             return False  # kept: the submission's read raises it
@@ -186,7 +186,7 @@ class JobRunner:
     # -- the upstream call --------------------------------------------------------------
 
     async def _call_upstream(
-        self, stored: Stored, lease: str, credential: int, persisted: UpstreamSlot | None
+        self, stored: Stored, lease: str, credential: int, persisted: UpstreamTurn | None
     ) -> tuple[Stored, StepResult]:
         record = stored.record
         job = record.job

@@ -59,7 +59,7 @@ from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy
 from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
-from app.store.jobs import JobStore, SaveRefused, SlotsFull, Stored
+from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Stored
 from app.store.tenants import Tenant
 
 SUBMISSION_WAIT_S = 10.0
@@ -269,7 +269,7 @@ class JobService:
         )
         if isinstance(created, Shortfall):
             raise InsufficientCredits(created.required, created.available)
-        if isinstance(created, SlotsFull):
+        if isinstance(created, JobSlotsFull):
             raise TooManyJobs(created.limit)
         if cached.hit is not None:
             assert created.lease is not None

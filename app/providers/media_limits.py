@@ -29,7 +29,6 @@ class ImageLimits:
     """Accepted media types, the preferred re-encoding first."""
     cite: Citation
     max_long_side: int | None = None
-    min_short_side: int | None = None
     max_bytes: int | None = None
     """Largest accepted file; the document's "< 10MB" is read as strictly below."""
 

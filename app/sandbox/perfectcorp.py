@@ -46,7 +46,7 @@ import binascii
 import secrets
 import time
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -61,9 +61,7 @@ from app.sandbox.control import DroppedConnection, Fault, FaultTarget, SandboxCo
 from app.sandbox.credentials import PERFECTCORP_CLIENT_ID, PERFECTCORP_PRIVATE_KEY_PEM
 from app.sandbox.perfectcorp_tasks import FEATURES, Output, StoredFile, Task
 from app.sandbox.perfectcorp_wire import FilesBody, Refusal, Window, invalid, page, read_task
-
-if TYPE_CHECKING:
-    from app.sandbox.app import SandboxTiming
+from app.sandbox.timing import SandboxTiming
 
 PROVIDER = "perfectcorp"
 API = "/s2s/v1.0"

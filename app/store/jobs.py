@@ -84,7 +84,7 @@ SLOT_TTL_S = 6 * 3600
 
 
 @dataclass(frozen=True)
-class SlotsFull:
+class JobSlotsFull:
     """The tenant already has ``limit`` unfinished jobs."""
 
     limit: int
@@ -131,7 +131,7 @@ class JobStore:
         slot_limit: int,
         lease_s: float | None = None,
         pricing: Pricing | None = None,
-    ) -> Stored | Shortfall | SlotsFull:
+    ) -> Stored | Shortfall | JobSlotsFull:
         """Store a new job, take a tenant job slot and hold ``price`` credits, atomically.
 
         The job is due now, or leased to the caller for ``lease_s`` seconds. When the tenant
@@ -169,7 +169,7 @@ class JobStore:
         else:
             ok, available = await self.scripts.create_job(keys=script_keys, args=script_args)
         if int(ok) == -1:
-            return SlotsFull(limit=slot_limit)
+            return JobSlotsFull(limit=slot_limit)
         if int(ok) == 0:
             return Shortfall(required=price, available=int(available))
         return Stored(record, 1, token or None)

@@ -144,7 +144,7 @@ def upstream_schedule(provider: str, limit: str, credential: int) -> str:
 
 
 def upstream_jobs(provider: str, limit: str, credential: int) -> str:
-    """ZSET job id → ms its hold on one of the credential's concurrent-job slots lapses."""
+    """ZSET job id → ms its slot among the credential's job slots lapses unless renewed."""
     return f"{PREFIX}upstream:{provider}:{limit}:{credential}:jobs"
 
 
@@ -155,7 +155,7 @@ def upstream_egress_schedule(provider: str) -> str:
 
 
 def upstream_egress_jobs(provider: str) -> str:
-    """ZSET job id → ms its hold on one of the provider's egress-wide job slots lapses."""
+    """ZSET job id → ms its slot among the provider's egress-wide job slots lapses."""
     return f"{PREFIX}upstream:{provider}:egress:jobs"
 
 

@@ -2,8 +2,9 @@
 
 Every process (API pods running ``Prefer: wait`` jobs inline, workers) reserves through one
 Lua script (``reserve_upstream.lua``), so the pool is never overspent however many processes
-there are. A reservation names the credential and how long to wait: the runner puts the job
-back in the due-queue until then instead of meeting the upstream's 429/502.
+there are. A reservation gives the job a :class:`Turn` (the credential and how long to wait):
+the runner puts the job back in the due-queue until then instead of meeting the upstream's
+429/502. A credential that runs a limited number of jobs at once has that many job slots.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from redis.asyncio import Redis
 from app.store import keys
 from app.store.scripts import Scripts
 
-HOLD_S = 600.0
-"""A concurrent-job slot lapses this long after its job last touched it (a crashed job's
+SLOT_LAPSE_S = 600.0
+"""A credential's job slot lapses this long after its job last touched it (a crashed job's
 slot comes back; live jobs renew it on every poll)."""
 
 
 @dataclass(frozen=True)
 class Turn:
+    """A request reserved for a job on one credential of the pool."""
+
     credential: int
     wait_s: float
     at_ms: int
@@ -48,10 +51,10 @@ class Budget:
 
 
 class UpstreamBudgets:
-    def __init__(self, redis: Redis, scripts: Scripts, hold_s: float = HOLD_S) -> None:
+    def __init__(self, redis: Redis, scripts: Scripts, slot_lapse_s: float = SLOT_LAPSE_S) -> None:
         self.redis = redis
         self.scripts = scripts
-        self.hold_s = hold_s
+        self.slot_lapse_s = slot_lapse_s
 
     async def reserve(
         self,
@@ -83,7 +86,7 @@ class UpstreamBudgets:
                 budget.concurrent_jobs or 0,
                 job_id,
                 -1 if credential is None else credential,
-                round(self.hold_s * 1000),
+                round(self.slot_lapse_s * 1000),
                 egress_ms,
                 budget.egress_jobs or 0,
                 intervals,

@@ -42,8 +42,8 @@ from app.providers.base import (
 from app.providers.imagepipeline import ImagePipelineAdapter
 from app.sandbox import av, images
 from app.sandbox import imagepipeline as emulator
-from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import IMAGEPIPELINE_API_KEY
+from app.sandbox.timing import SandboxTiming
 from app.store.adapter_state import RedisAdapterState
 from tests.utils.clock import Clock
 from tests.utils.media import png_bytes

@@ -47,12 +47,12 @@ from app.providers.perfectcorp_auth import account, id_token
 from app.sandbox import images
 from app.sandbox import perfectcorp as emulator
 from app.sandbox import perfectcorp_tasks as engine
-from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import (
     PERFECTCORP_CLIENT_ID,
     PERFECTCORP_CLIENT_SECRET,
     sandbox_credentials,
 )
+from app.sandbox.timing import SandboxTiming
 from app.store.adapter_state import RedisAdapterState
 from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia

@@ -118,7 +118,7 @@ async def test_egress_job_slots_hold_across_credentials(budgets: UpstreamBudgets
 
 
 async def test_a_crashed_jobs_slot_lapses(redis_client: Redis) -> None:
-    budgets = UpstreamBudgets(redis_client, Scripts.register(redis_client), hold_s=0.2)
+    budgets = UpstreamBudgets(redis_client, Scripts.register(redis_client), slot_lapse_s=0.2)
     budget = Budget("everypixel", "tasks", credentials=1, concurrent_jobs=1)
     assert await budgets.reserve(budget, "crashed") is not None
     assert await budgets.reserve(budget, "next") is None

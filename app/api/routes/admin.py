@@ -267,18 +267,18 @@ async def move_credits(
         raise InvalidRequest("amount must not be zero", pointer="/amount")
     try:
         if body.amount > 0:
-            balance = await ledger.grant(tenant_id, body.amount, body.reason)
+            account = await ledger.grant(tenant_id, body.amount, body.reason)
         else:
-            balance = await ledger.debit(tenant_id, -body.amount, body.reason)
+            account = await ledger.debit(tenant_id, -body.amount, body.reason)
     except CreditsShort as exc:
         raise InsufficientCredits(exc.required, exc.available) from exc
     except BalanceTooLarge as exc:
         raise InvalidRequest(str(exc), pointer="/amount") from exc
     return CreditBalance(
         tenant_id=tenant_id,
-        balance=balance.balance,
-        reserved=balance.reserved,
-        available=balance.available,
+        balance=account.balance,
+        reserved=account.reserved,
+        available=account.available,
     )
 
 

@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.api.blob_responses import serve_blob
+from app.api.blob_responses import serve_signed
 from app.api.deps import BlobsDep, FilesDep, SettingsDep, SignerDep
 from app.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
-from app.domain.errors import NotFound
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)
 
@@ -48,12 +47,16 @@ async def get_artifact(
 ) -> Response:
     """An output's bytes. The URL in the job is the credential: signed and expiring.
     A single `Range: bytes=…` is answered with 206 and those bytes."""
-    path = f"/v1/artifacts/{artifact_id}"
-    if not artifact_id.startswith("art_") or not signer.verify(path, expires, sig):
-        raise NotFound("artifact", artifact_id)
-    meta = await files.artifact(artifact_id)
-    if meta is None:
-        raise NotFound("artifact", artifact_id)
-    return await serve_blob(
-        blobs, settings, request, meta.id, meta.content_type, meta.size, "artifact", expires
+    return await serve_signed(
+        request,
+        path=f"/v1/artifacts/{artifact_id}",
+        what="artifact",
+        blob_id=artifact_id,
+        prefix="art_",
+        lookup=files.artifact,
+        expires=expires,
+        sig=sig,
+        signer=signer,
+        blobs=blobs,
+        settings=settings,
     )

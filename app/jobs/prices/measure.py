@@ -8,7 +8,7 @@ fetched at submission, so its duration or size stays unknown and the rule's cap 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -28,10 +28,6 @@ class SeenMedia:
     content: bytes | None = None
     width: int | None = None
     height: int | None = None
-
-
-Reader = Callable[[str], Awaitable[bytes | None]]
-"""Reads an uploaded file's bytes by id (``None`` when gone)."""
 
 
 def measure_request(params: Params, media: Mapping[str, SeenMedia]) -> Measure:

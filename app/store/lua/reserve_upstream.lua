@@ -2,7 +2,7 @@
 --
 -- Each credential has a GCRA-style schedule (KEYS[i]: the time, in ms on the Redis clock, at
 -- which its next request may go) and, when the provider runs few jobs at once, a set of the
--- jobs it holds (KEYS[n+i]: ZSET job id -> ms the hold lapses unless renewed). A request is
+-- jobs it runs (KEYS[n+i]: ZSET job id -> ms its slot lapses unless renewed). A request is
 -- reserved rather than refused: the credential whose next free time is earliest is chosen, its
 -- schedule moves on by one interval, and the caller learns how long to wait. Jobs therefore
 -- queue in order instead of retrying in a herd, and no credential ever exceeds its rate.
@@ -16,7 +16,7 @@
 --
 -- KEYS: rate[1..n], jobs[1..n], egress rate, egress jobs
 -- ARGV: n, interval_ms (0: no rate limit), concurrency (0: no limit), job id,
---       fixed credential (-1: any), hold_ms, egress interval_ms (0: none),
+--       fixed credential (-1: any), slot_lapse_ms, egress interval_ms (0: none),
 --       egress concurrency (0: none), per-credential interval_ms ("" : all interval_ms;
 --       else comma-separated, one per credential, where their plans differ)
 -- Returns {credential, wait_ms, at_ms (Redis clock)}, or {-1, 0, 0} when every credential's
@@ -28,7 +28,7 @@ local interval = tonumber(ARGV[2])
 local concurrency = tonumber(ARGV[3])
 local job = ARGV[4]
 local fixed = tonumber(ARGV[5])
-local hold = tonumber(ARGV[6])
+local lapse = tonumber(ARGV[6])
 local egress_interval = tonumber(ARGV[7] or '0')
 local egress_concurrency = tonumber(ARGV[8] or '0')
 local egress_rate, egress_jobs = KEYS[2 * n + 1], KEYS[2 * n + 2]
@@ -80,11 +80,11 @@ if interval > 0 then
   redis.call('SET', KEYS[best], string.format('%.0f', next_at), 'PX', next_at - now + 1000)
 end
 if egress_concurrency > 0 then
-  redis.call('ZADD', egress_jobs, now + hold, job)
-  redis.call('PEXPIRE', egress_jobs, hold)
+  redis.call('ZADD', egress_jobs, now + lapse, job)
+  redis.call('PEXPIRE', egress_jobs, lapse)
 end
 if concurrency > 0 then
-  redis.call('ZADD', KEYS[n + best], now + hold, job)
-  redis.call('PEXPIRE', KEYS[n + best], hold)
+  redis.call('ZADD', KEYS[n + best], now + lapse, job)
+  redis.call('PEXPIRE', KEYS[n + best], lapse)
 end
 return {best - 1, best_at - now, best_at}
