@@ -22,8 +22,9 @@ class DictMedia:
         return self.files[ref.file_id]
 
     def public_url(self, ref: MediaInput) -> str:
-        assert ref.url is not None
-        return ref.url
+        if ref.url is not None:
+            return ref.url
+        return f"https://gw.test/v1/files/{ref.file_id}/content"
 
     async def publish(self, media: Media) -> str:
         self.published.append(media)
