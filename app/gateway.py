@@ -165,7 +165,14 @@ async def build_gateway(
         per_tenant=settings.tenant_max_concurrent_fetches,
     )
     media = StoredMedia(
-        files, blobs, signer, user_http, settings.max_media_bytes, limits=fetch_limits, slots=slots
+        files,
+        blobs,
+        signer,
+        user_http,
+        settings.max_media_bytes,
+        limits=fetch_limits,
+        slots=slots,
+        storage=storage,
     )
     configured_prices = {
         op.value: {str(provider): credits for provider, credits in by.items()}

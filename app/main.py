@@ -23,7 +23,9 @@ from app.api.deps import Services, refuse_unknown_key
 from app.api.middleware import RequestMetrics
 from app.config import Settings, get_settings
 from app.gateway import build_gateway, http_client, redis_url, seed
+from app.jobs.media_rules import field_byte_limits
 from app.metrics import Metrics
+from app.providers.registry import ADAPTERS
 from app.sandbox.app import create_sandbox_router
 from app.sandbox.fetch import SandboxAccess
 from app.sandbox.timing import SandboxTiming
@@ -87,7 +89,12 @@ def create_app(
     playground.install(app, settings)
     # Inside the metrics layer, so refused bodies are counted and logged like any answer.
     app.add_middleware(
-        BodyLimit, rules=body_rules(settings.max_media_bytes), authenticate=refuse_unknown_key
+        BodyLimit,
+        rules=body_rules(
+            settings.max_media_bytes,
+            field_byte_limits(ADAPTERS.values(), settings.max_media_bytes),
+        ),
+        authenticate=refuse_unknown_key,
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     routes.install(app)

@@ -26,7 +26,11 @@ class MediaInput(BaseModel):
     kind: ClassVar[MediaKind] = MediaKind.image
 
     url: str | None = Field(default=None, max_length=2048, examples=["https://example.com/a.png"])
-    data: str | None = Field(default=None, description="Base64-encoded bytes (≤ 10 MB decoded).")
+    data: str | None = Field(
+        default=None,
+        description="Base64-encoded bytes (≤ 10 MB decoded, the media limit, unless the "
+        "provider's document lets the input be larger: Everypixel's video keywording, 100 MB).",
+    )
     file_id: str | None = Field(default=None, pattern=r"^file_[0-9a-zA-Z]+$")
 
     @model_validator(mode="after")
@@ -44,12 +48,14 @@ class ImageInput(MediaInput):
 
 
 class VideoInput(MediaInput):
-    """An MP4, MOV or WEBM video: ``url``, base64 ``data`` or an uploaded ``file_id``."""
+    """An MP4, MOV or WEBM video (where the provider's document says so, its own list: MP4, MPEG,
+    MOV or AVI for Everypixel's video keywording): ``url``, base64 ``data`` or ``file_id``."""
 
     kind: ClassVar[MediaKind] = MediaKind.video
 
 
 class AudioInput(MediaInput):
-    """A WAV, MP3, OGG, FLAC or M4A recording: ``url``, base64 ``data`` or ``file_id``."""
+    """A WAV, MP3, OGG, FLAC or M4A recording (converted to WAV where the provider takes only
+    that: ImagePipeline's voice cloning): ``url``, base64 ``data`` or ``file_id``."""
 
     kind: ClassVar[MediaKind] = MediaKind.audio

@@ -148,16 +148,20 @@ class JobError(BaseModel):
 
 
 class MediaShape(BaseModel):
-    """One picture as sent or received: its size, type and bytes."""
+    """One input as received or as sent: its type and bytes, a picture's size, a recording's
+    length."""
 
-    width: int
-    height: int
+    width: int | None = None
+    height: int | None = None
     content_type: str
     bytes: int
+    duration_s: float | None = None
+    """Seconds of audio or video, where the gateway read them."""
 
 
 class ConformedInput(BaseModel):
-    """An input the gateway changed to fit what the provider accepts, before sending it."""
+    """An input the gateway changed to fit what the provider accepts, before sending it: a
+    picture resized or re-encoded, a recording converted to another format."""
 
     input: str
     """The input's ``file_id`` or URL."""

@@ -246,7 +246,9 @@ class Lifecycle:
         record = stored.record
         adapter = self.gate.providers[record.plan[0]]
         try:
-            call = upstream_call(record, self.media, credential)
+            call = upstream_call(
+                record, self.media.for_job(record.job.id, record.tenant_id), credential
+            )
             if await adapter.cancel(call, task):
                 log.info("job %s: asked %s to cancel task %s", record.job.id, adapter.name, task)
         except GatewayError as exc:

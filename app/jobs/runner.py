@@ -175,8 +175,14 @@ class JobRunner:
         refs = [ref for ref in adapter.reads(job.operation, params) if ref.url is not None]
         if not refs:
             return False
+        rows = adapter.media_limits.get(job.operation, {})
+        caps: dict[str, int] = {}
+        for name, ref in params.media().items():
+            cap = rows[name].max_bytes if name in rows else None
+            if ref.url is not None and cap is not None:
+                caps[ref.url] = cap
         try:
-            await self.media.prefetch(record.tenant_id, job.id, refs)
+            await self.media.prefetch(record.tenant_id, job.id, refs, caps)
         except FetchSlotsFull:
             return True
         except GatewayError:
@@ -213,7 +219,8 @@ class JobRunner:
         callback_url = None
         if self.callback_url is not None and task is None:  # submits only
             callback_url = self.callback_url(provider, job.id)
-        call = upstream_call(record, self.media.for_job(job.id), credential, callback_url)
+        media = self.media.for_job(job.id, record.tenant_id)
+        call = upstream_call(record, media, credential, callback_url)
         if task is None:
             refused = await self.gate.circuit_refusal(provider, job.id)
             if refused is not None:

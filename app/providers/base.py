@@ -29,7 +29,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import httpx
 
@@ -37,6 +37,9 @@ from app.domain.errors import ErrorCode
 from app.domain.media import MediaInput
 from app.domain.models import ConformedInput, JSONValue
 from app.domain.operations import Operation, Params
+
+if TYPE_CHECKING:
+    from app.providers.media_limits import AvLimits
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,12 @@ class MediaSource(Protocol):
 
     def public_url(self, ref: MediaInput) -> str:
         """A URL the upstream can fetch: the client's own URL, or a signed gateway URL."""
+        ...
+
+    async def publish(self, media: Media) -> str:
+        """A signed gateway URL the upstream can fetch ``media`` from: bytes the adapter made
+        of an input (a conversion), kept as a file of the job's tenant for the files'
+        retention."""
         ...
 
 
@@ -308,6 +317,9 @@ class Adapter(ABC):
     takes_callbacks: ClassVar[bool] = False
     """The upstream can POST to ``Call.callback_url`` when a job ends; the runner then gives
     submissions one (when upstream callbacks are on) so the job is polled at once."""
+    media_limits: ClassVar[Mapping[Operation, Mapping[str, AvLimits]]] = {}
+    """The audio and video each operation's inputs take, by input name, from the document
+    (``app.providers.media_limits``); an input without a row takes the gateway's own."""
     max_poll_gap_s: ClassVar[float | None] = None
     """Set where the upstream drops a task that is not polled in time: the longest the runner
     waits between two polls, even while backing off from poll errors."""

@@ -45,8 +45,9 @@ async def upload_file(
     file: Annotated[
         UploadFile,
         File(
-            description="An image (PNG, JPEG, WEBP), video (MP4, MOV, WEBM) or audio file "
-            "(WAV, MP3, OGG, FLAC, M4A), at most 10 MB."
+            description="An image (PNG, JPEG, WEBP), video (MP4, MOV, WEBM, AVI, MPEG) or "
+            "audio file (WAV, MP3, OGG, FLAC, M4A), at most 10 MB (the media limit; a larger "
+            "video a provider takes goes inline or by URL to its operation's route)."
         ),
     ],
     _key: IdempotencyKeyDep = None,
