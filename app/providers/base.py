@@ -188,6 +188,36 @@ class ProviderBalance:
 
 
 @dataclass(frozen=True)
+class UpstreamModel:
+    """One model or operation an upstream account offers, with its price where listed."""
+
+    id: str
+    endpoint: str | None = None
+    credits: float | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamJob:
+    """One job of the upstream account's own history, as the upstream lists it."""
+
+    id: str
+    status: str | None = None
+    operation: str | None = None
+    model: str | None = None
+    credits: float | None = None
+    created_at: str | None = None
+    output_url: str | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamAccount:
+    """What an upstream tells about the account itself: its models and its recent jobs."""
+
+    models: list[UpstreamModel]
+    recent_jobs: list[UpstreamJob]
+
+
+@dataclass(frozen=True)
 class PollTrouble:
     """A poll that did not learn how the task is doing (the upstream refused the read, e.g. a
     429 or an auth hiccup); the task is polled again, after ``retry_after_s`` when given."""
@@ -376,6 +406,11 @@ class Adapter(ABC):
 
     async def balance(self) -> ProviderBalance | None:
         """The upstream account's remaining balance (first credential), when it tells."""
+        return None
+
+    async def account(self, recent: int) -> UpstreamAccount | None:
+        """The upstream account's models and its ``recent`` newest jobs (first credential),
+        where the upstream lists them."""
         return None
 
     async def voices(self) -> list[Voice]:
