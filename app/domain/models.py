@@ -153,6 +153,20 @@ class MediaShape(BaseModel):
     bytes: int
 
 
+class UpstreamFile(BaseModel):
+    """A copy of an output that an upstream keeps and takes again as an input by its id
+    (Perfect Corp's ``dst_id``), so the bytes need not be uploaded a second time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    account: str
+    """Which of the provider's accounts holds it (a digest naming the credential)."""
+    file_id: str
+    usable_until: float
+    """Unix seconds until which the upstream still keeps it (with a margin)."""
+
+
 class ConformedInput(BaseModel):
     """An input the gateway changed to fit what the provider accepts, before sending it."""
 

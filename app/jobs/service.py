@@ -196,8 +196,8 @@ class JobService:
             if name in checked:
                 media = checked[name]
                 seen[name] = SeenMedia(media.content_type, media.content, media.width, media.height)
-            elif ref.file_id is not None:
-                meta = await self.files.file(ref.file_id)
+            elif ref.file_id is not None or ref.artifact_id is not None:
+                meta = await self._stored_meta(ref)
                 if meta is None:
                     continue
                 kind = meta.content_type.split("/", 1)[0]
@@ -289,22 +289,32 @@ class JobService:
                 checked[name] = check_media(raw, ref.kind, f"{pointer}/data", self.max_media_bytes)
             elif ref.url is not None:
                 await self.url_policy.check(ref.url, f"{pointer}/url")
-            elif ref.file_id is not None:
-                meta = await self.files.file(ref.file_id)
+            else:
+                field, what = ("file_id", "file") if ref.file_id else ("artifact_id", "artifact")
+                given = ref.file_id or ref.artifact_id
+                meta = await self._stored_meta(ref)
                 if meta is None or meta.tenant != tenant.id:
                     raise InvalidRequest(
-                        f"file {ref.file_id!r} not found",
+                        f"{what} {given!r} not found",
                         code=ErrorCode.not_found,
-                        pointer=f"{pointer}/file_id",
+                        pointer=f"{pointer}/{field}",
                         status=404,
                     )
                 if not meta.content_type.startswith(f"{ref.kind}/"):
                     raise InvalidRequest(
-                        f"file {ref.file_id!r} is {meta.content_type}; {name} takes {ref.kind}",
+                        f"{what} {given!r} is {meta.content_type}; {name} takes {ref.kind}",
                         code=ErrorCode.invalid_media,
-                        pointer=f"{pointer}/file_id",
+                        pointer=f"{pointer}/{field}",
                     )
         return checked
+
+    async def _stored_meta(self, ref: MediaInput) -> BlobMeta | None:
+        """An uploaded file's or an earlier output's record (``file_id``, ``artifact_id``)."""
+        if ref.file_id is not None:
+            return await self.files.file(ref.file_id)
+        if ref.artifact_id is not None:
+            return await self.files.artifact(ref.artifact_id)
+        return None
 
     async def _store_media(
         self, tenant: Tenant, params: Params, checked: dict[str, CheckedMedia]

@@ -35,7 +35,7 @@ import httpx
 
 from app.domain.errors import ErrorCode
 from app.domain.media import MediaInput
-from app.domain.models import ConformedInput, JSONValue
+from app.domain.models import ConformedInput, JSONValue, UpstreamFile
 from app.domain.operations import Operation, Params
 
 
@@ -45,6 +45,8 @@ class Media:
 
     content: bytes
     content_type: str
+    upstream: UpstreamFile | None = field(default=None, compare=False)
+    """Where an earlier job's output still lives upstream (an ``artifact_id`` input)."""
 
 
 class MediaSource(Protocol):
@@ -111,6 +113,9 @@ class Call:
 class OutputFile:
     content: bytes
     content_type: str
+    upstream: UpstreamFile | None = field(default=None, compare=False)
+    """The upstream's own copy, where it takes it again as an input (Perfect's ``dst_id``);
+    bookkeeping, like ``cost``: outputs compare by their bytes."""
 
 
 @dataclass(frozen=True)

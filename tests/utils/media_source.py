@@ -11,8 +11,9 @@ class DictMedia:
         self.files = files
 
     async def read(self, ref: MediaInput) -> Media:
-        assert ref.file_id is not None
-        return self.files[ref.file_id]
+        stored = ref.file_id or ref.artifact_id
+        assert stored is not None
+        return self.files[stored]
 
     def public_url(self, ref: MediaInput) -> str:
         assert ref.url is not None
