@@ -264,7 +264,9 @@ class Job(BaseModel):
     """``hit``: served from the result of an earlier identical job (no upstream call);
     ``miss``: looked up and not found, and remembered once it succeeds."""
     queue_position: int | None = None
-    """The job's place in the upstream's queue, where the provider reports one (Everypixel)."""
+    """The job's place in a queue (1: next): before its task is sent, among the jobs waiting
+    in the gateway for one of the provider's job slots; once sent, in the upstream's own
+    queue, where the provider reports one (Everypixel). Null when it waits in neither."""
     upstream_eta_s: float | None = None
     """Seconds until the upstream expects the job to end, where the provider reports it."""
     credits: Credits = Field(default_factory=Credits)

@@ -4,11 +4,12 @@ Before any upstream request the job reserves it in the provider's budget (``Upst
 the reservation names the pool credential and when the request may go. A near reservation is
 waited out here; a far one answers :class:`Requeue` (the job goes back into the due-queue until
 shortly before it, and ``record.upstream`` remembers the reservation), and a job whose provider
-runs no more jobs at once waits in the queue for a slot. A submission reserves as many requests
-as it makes (``UpstreamLimit.requests_per_submit``); where an upstream drops a job that is not
-polled in time, a credential runs only as many jobs as its rate keeps polled
-(``UpstreamLimit.jobs_at_once``). A job's slot is given back when it ends or is canceled
-(:meth:`UpstreamGate.release`).
+runs no more jobs at once waits in line for a slot: slots go to the waiting jobs in the order
+they began to wait, and each learns its place (``Requeue.queue_position``, shown on the job).
+A submission reserves as many requests as it makes (``UpstreamLimit.requests_per_submit``);
+where an upstream drops a job that is not polled in time, a credential runs only as many jobs
+as its rate keeps polled (``UpstreamLimit.jobs_at_once``). A job's slot, or its place in
+line, is given back when it ends or is canceled (:meth:`UpstreamGate.release`).
 
 A submission also asks the provider's circuit (:meth:`UpstreamGate.circuit_refusal`); every
 call's outcome is recorded against it (:meth:`UpstreamGate.record`). Polls are never refused
@@ -30,7 +31,7 @@ from app.providers.base import Adapter, Call, Failed, MediaSource
 from app.providers.registry import ProviderRegistry
 from app.store.circuits import Circuits
 from app.store.jobs import now_ms
-from app.store.upstream_budgets import Budget, UpstreamBudgets
+from app.store.upstream_budgets import Budget, UpstreamBudgets, Waiting
 
 RATE_MARGIN = 0.8
 """Share of a documented upstream rate the gateway uses: requests sent up to 250 ms late
@@ -42,6 +43,8 @@ INLINE_WAIT_S = 1.0
 """A reserved request at most this far off is waited for in the step; later ones requeue."""
 EARLY_WAKE_S = 0.05
 SLOTS_FULL_RETRY_S = 0.5
+NEXT_IN_LINE_RETRY_S = 0.1
+"""The job next in line asks again this soon, so that a freed slot does not stand idle."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Requeue:
     """Not yet: save the job due again after ``after_s`` (``record.upstream`` is updated)."""
 
     after_s: float
+    queue_position: int | None = None
+    """Its place among the jobs waiting for one of the provider's job slots (1: next)."""
 
 
 def upstream_call(
@@ -141,9 +146,10 @@ class UpstreamGate:
             reservation = await self.budgets.reserve(
                 budget, record.job.id, credential=bound, requests=cost
             )
-            if reservation is None:
+            if isinstance(reservation, Waiting):
                 self.metrics.rate_limited.labels("upstream").inc()
-                return Requeue(SLOTS_FULL_RETRY_S * random.uniform(1, 2))
+                retry_s = NEXT_IN_LINE_RETRY_S if reservation.place == 1 else SLOTS_FULL_RETRY_S
+                return Requeue(retry_s * random.uniform(1, 2), reservation.place)
             wait_s = reservation.wait_s
             slot = UpstreamSlot(credential=reservation.credential)
             if wait_s > INLINE_WAIT_S:
@@ -156,11 +162,14 @@ class UpstreamGate:
         return Go(slot.credential)
 
     async def release(self, record: JobRecord) -> None:
-        """Give back the job's concurrent-job slot upstream (it ended, or was canceled)."""
-        if record.upstream is None:
-            return
+        """Give back the job's concurrent-job slot upstream (it ended, or was canceled), or
+        its place in line for one."""
         adapter = self.providers[record.plan[0]]
         budget = self.budget(adapter, record)
+        if record.upstream is None:
+            if budget is not None and (budget.concurrent_jobs or budget.egress_jobs):
+                await self.budgets.leave_line(budget, record.job.id)
+            return
         if budget is not None:
             await self.budgets.release(budget, record.job.id, record.upstream.credential)
         record.upstream = None
