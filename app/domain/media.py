@@ -15,7 +15,8 @@ class MediaKind(StrEnum):
 
 
 class MediaInput(BaseModel):
-    """Exactly one of ``url``, ``data`` (base64) or ``file_id`` (from ``POST /v1/files``).
+    """Exactly one of ``url``, ``data`` (base64), ``file_id`` (from ``POST /v1/files``) or
+    ``artifact_id`` (an output of one of the tenant's earlier jobs).
 
     Jobs never keep ``data``: the API stores the decoded bytes as a file at submit time and
     replaces it by ``file_id``, so records stay small and base64 is never echoed back.
@@ -32,12 +33,19 @@ class MediaInput(BaseModel):
         "provider's document lets the input be larger: Everypixel's video keywording, 100 MB).",
     )
     file_id: str | None = Field(default=None, pattern=r"^file_[0-9a-zA-Z]+$")
+    artifact_id: str | None = Field(
+        default=None,
+        pattern=r"^art_[0-9a-zA-Z]+$",
+        description="An artifact of one of your earlier jobs (`output.artifacts[].id`), used "
+        "as it is; a provider that still holds it takes it without a new upload.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MediaInput:
-        given = [n for n in ("url", "data", "file_id") if getattr(self, n) is not None]
+        names = ("url", "data", "file_id", "artifact_id")
+        given = [n for n in names if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of url, data or file_id")
+            raise ValueError("give exactly one of url, data, file_id or artifact_id")
         return self  # a url's scheme and address are checked by app.safe_urls
 
 

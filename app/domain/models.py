@@ -159,6 +159,20 @@ class MediaShape(BaseModel):
     """Seconds of audio or video, where the gateway read them."""
 
 
+class UpstreamFile(BaseModel):
+    """A copy of an output that an upstream keeps and takes again as an input by its id
+    (Perfect Corp's ``dst_id``), so the bytes need not be uploaded a second time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    account: str
+    """Which of the provider's accounts holds it (a digest naming the credential)."""
+    file_id: str
+    usable_until: float
+    """Unix seconds until which the upstream still keeps it (with a margin)."""
+
+
 class ConformedInput(BaseModel):
     """An input the gateway changed to fit what the provider accepts, before sending it: a
     picture resized or re-encoded, a recording converted to another format."""
@@ -257,7 +271,9 @@ class Job(BaseModel):
     """``hit``: served from the result of an earlier identical job (no upstream call);
     ``miss``: looked up and not found, and remembered once it succeeds."""
     queue_position: int | None = None
-    """The job's place in the upstream's queue, where the provider reports one (Everypixel)."""
+    """The job's place in a queue (1: next): before its task is sent, among the jobs waiting
+    in the gateway for one of the provider's job slots; once sent, in the upstream's own
+    queue, where the provider reports one (Everypixel). Null when it waits in neither."""
     upstream_eta_s: float | None = None
     """Seconds until the upstream expects the job to end, where the provider reports it."""
     credits: Credits = Field(default_factory=Credits)

@@ -4,17 +4,19 @@ Before any upstream request the job reserves it in the provider's budget (``Upst
 its turn names the pool credential and when the request may go. A near turn is waited out
 here; a far one answers :class:`Requeue` (the job goes back into the due-queue until shortly
 before it, and ``record.upstream`` remembers the turn), and a job whose provider runs no more
-jobs at once waits in the queue for one of the credential's job slots. A submission reserves as
-many requests as it makes (``UpstreamLimit.requests_per_submit``); where an upstream drops a
-job that is not polled in time, a credential runs only as many jobs as its rate keeps polled
-(``UpstreamLimit.jobs_at_once``). A job's slot is given back when it ends or is canceled
-(:meth:`UpstreamGate.release`).
+jobs at once waits in line for one of the credential's job slots: slots go to the waiting jobs
+in the order they began to wait, and each learns its place (``Requeue.queue_position``, shown
+on the job). A submission reserves as many requests as it makes
+(``UpstreamLimit.requests_per_submit``); where an upstream drops a job that is not polled in
+time, a credential runs only as many jobs as its rate keeps polled
+(``UpstreamLimit.jobs_at_once``). A job's slot, or its place in line, is given back when it
+ends or is canceled (:meth:`UpstreamGate.release`).
 
 Where an upstream drops a task not polled in time, the polls themselves are watched: while
 this worker's polls of that upstream go out later than the adapter allows
 (``Adapter.poll_lateness_s``: a machine short of CPU, an upstream slow to answer), no new task
 is submitted to it (:meth:`UpstreamGate.poll_done`). The tasks already running keep the
-worker's time; the jobs held back wait in the queue and go once the polls are on time again.
+worker's time; the jobs kept back wait in the queue and go once the polls are on time again.
 However slow the machine, the tasks in flight are never more than it can keep polled.
 
 A submission also asks the provider's circuit (:meth:`UpstreamGate.circuit_refusal`); every
@@ -38,7 +40,7 @@ from app.providers.base import Adapter, Call, Failed, MediaSource
 from app.providers.registry import ProviderRegistry
 from app.store.circuits import Circuits
 from app.store.jobs import now_ms
-from app.store.upstream_budgets import Budget, UpstreamBudgets
+from app.store.upstream_budgets import Budget, UpstreamBudgets, Waiting
 
 RATE_MARGIN = 0.8
 """Share of a documented upstream rate the gateway uses: requests sent up to 250 ms late
@@ -52,9 +54,11 @@ EARLY_WAKE_S = 0.05
 SLOTS_FULL_RETRY_S = 0.5
 """A job that gets no turn (every credential's job slots are taken) looks again after 1 to 2
 times this."""
-LATE_POLLS_HOLD_S = 2.0
+LATE_POLLS_PAUSE_S = 2.0
 """After a poll later than its upstream allows, new submissions to that upstream wait this
-long (from the latest such poll); the jobs held back look again after 1 to 2 times it."""
+long (from the latest such poll); the jobs kept back look again after 1 to 2 times it."""
+NEXT_IN_LINE_RETRY_S = 0.1
+"""The job next in line asks again this soon, so that a freed slot does not stand idle."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class Requeue:
     """Not yet: save the job due again after ``after_s`` (``record.upstream`` is updated)."""
 
     after_s: float
+    queue_position: int | None = None
+    """Its place among the jobs waiting for one of the provider's job slots (1: next)."""
 
 
 def upstream_call(
@@ -102,7 +108,7 @@ class UpstreamGate:
         self.budgets = budgets
         self.circuits = circuits
         self.metrics = metrics
-        self._held_until: dict[str, float] = {}
+        self._paused_until: dict[str, float] = {}
         """Per provider, until when (monotonic) its polls ran late: no new submission."""
 
     def budget(self, adapter: Adapter, record: JobRecord) -> Budget | None:
@@ -140,7 +146,7 @@ class UpstreamGate:
         polling = attempt is not None and attempt.status is AttemptStatus.running
         if not polling and self._polls_late(adapter.name):
             self.metrics.rate_limited.labels("upstream").inc()
-            return Requeue(LATE_POLLS_HOLD_S * random.uniform(1, 2))
+            return Requeue(LATE_POLLS_PAUSE_S * random.uniform(1, 2))
         budget = self.budget(adapter, record)
         if budget is None:
             pool = len(adapter.config.credentials)
@@ -159,9 +165,10 @@ class UpstreamGate:
             granted = await self.budgets.reserve(
                 budget, record.job.id, credential=bound, requests=cost
             )
-            if granted is None:
+            if isinstance(granted, Waiting):
                 self.metrics.rate_limited.labels("upstream").inc()
-                return Requeue(SLOTS_FULL_RETRY_S * random.uniform(1, 2))
+                retry_s = NEXT_IN_LINE_RETRY_S if granted.place == 1 else SLOTS_FULL_RETRY_S
+                return Requeue(retry_s * random.uniform(1, 2), granted.place)
             wait_s = granted.wait_s
             turn = UpstreamTurn(credential=granted.credential)
             if wait_s > INLINE_WAIT_S:
@@ -175,20 +182,23 @@ class UpstreamGate:
 
     def poll_done(self, provider: str, late_s: float) -> None:
         """A poll of ``provider`` answered ``late_s`` after it was due. Later than the
-        adapter's ``poll_lateness_s``: new submissions to it wait (``LATE_POLLS_HOLD_S``)."""
+        adapter's ``poll_lateness_s``: new submissions to it wait (``LATE_POLLS_PAUSE_S``)."""
         allowed = self.providers[provider].poll_lateness_s
         if allowed is not None and late_s > allowed:
-            self._held_until[provider] = time.monotonic() + LATE_POLLS_HOLD_S
+            self._paused_until[provider] = time.monotonic() + LATE_POLLS_PAUSE_S
 
     def _polls_late(self, provider: str) -> bool:
-        return time.monotonic() < self._held_until.get(provider, 0.0)
+        return time.monotonic() < self._paused_until.get(provider, 0.0)
 
     async def release(self, record: JobRecord) -> None:
-        """Give back the job's concurrent-job slot upstream (it ended, or was canceled)."""
-        if record.upstream is None:
-            return
+        """Give back the job's concurrent-job slot upstream (it ended, or was canceled), or
+        its place in line for one."""
         adapter = self.providers[record.plan[0]]
         budget = self.budget(adapter, record)
+        if record.upstream is None:
+            if budget is not None and (budget.concurrent_jobs or budget.egress_jobs):
+                await self.budgets.leave_line(budget, record.job.id)
+            return
         if budget is not None:
             await self.budgets.release(budget, record.job.id, record.upstream.credential)
         record.upstream = None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from PIL import Image, UnidentifiedImageError
 
 from app.domain.errors import ErrorCode, InvalidRequest
-from app.domain.media import MediaKind
+from app.domain.media import MediaInput, MediaKind
 from app.domain.media_probe import probe
 from app.domain.media_structure import av_problem
 from app.domain.media_types import sniff_av
@@ -25,7 +25,7 @@ from app.domain.operations import Params
 from app.jobs.prices.measure import SeenMedia
 from app.jobs.probe import duration_s
 from app.safe_urls import UrlPolicy
-from app.store.files import FileIndex
+from app.store.files import BlobMeta, FileIndex
 
 MAX_PIXELS_PER_SIDE = 4096
 _READ_BY_FFMPEG = frozenset({"video/x-msvideo", "video/mpeg"})
@@ -146,22 +146,33 @@ async def check_inputs(
             checked[name] = check_media(raw, ref.kind, f"{pointer}/data", most)
         elif ref.url is not None:
             await url_policy.check(ref.url, f"{pointer}/url")
-        elif ref.file_id is not None:
-            meta = await files.file(ref.file_id)
+        elif ref.file_id is not None or ref.artifact_id is not None:
+            field, what = ("file_id", "file") if ref.file_id else ("artifact_id", "artifact")
+            given = ref.file_id or ref.artifact_id
+            meta = await stored_meta(files, ref)
             if meta is None or meta.tenant != tenant_id:
                 raise InvalidRequest(
-                    f"file {ref.file_id!r} not found",
+                    f"{what} {given!r} not found",
                     code=ErrorCode.not_found,
-                    pointer=f"{pointer}/file_id",
+                    pointer=f"{pointer}/{field}",
                     status=404,
                 )
             if not meta.content_type.startswith(f"{ref.kind}/"):
                 raise InvalidRequest(
-                    f"file {ref.file_id!r} is {meta.content_type}; {name} takes {ref.kind}",
+                    f"{what} {given!r} is {meta.content_type}; {name} takes {ref.kind}",
                     code=ErrorCode.invalid_media,
-                    pointer=f"{pointer}/file_id",
+                    pointer=f"{pointer}/{field}",
                 )
     return checked
+
+
+async def stored_meta(files: FileIndex, ref: MediaInput) -> BlobMeta | None:
+    """An uploaded file's or an earlier output's record (``file_id``, ``artifact_id``)."""
+    if ref.file_id is not None:
+        return await files.file(ref.file_id)
+    if ref.artifact_id is not None:
+        return await files.artifact(ref.artifact_id)
+    return None
 
 
 BlobReader = Callable[[str], Awaitable[bytes | None]]
@@ -184,14 +195,15 @@ async def seen_inputs(
                 media.height,
                 pointer=f"/{name}/data",
             )
-        elif ref.file_id is not None:
-            meta = await files.file(ref.file_id)
+        elif ref.file_id is not None or ref.artifact_id is not None:
+            meta = await stored_meta(files, ref)
             if meta is None:
                 continue
             kind = meta.content_type.split("/", 1)[0]
             content = await read(meta.id) if kind in ("audio", "video") else None
+            field = "file_id" if ref.file_id is not None else "artifact_id"
             seen[name] = SeenMedia(
-                meta.content_type, content, meta.width, meta.height, pointer=f"/{name}/file_id"
+                meta.content_type, content, meta.width, meta.height, pointer=f"/{name}/{field}"
             )
     for name, found in seen.items():
         if found.content is not None and found.content_type.split("/")[0] in ("audio", "video"):

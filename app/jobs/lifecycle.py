@@ -224,6 +224,7 @@ class Lifecycle:
         record = stored.record
         job = record.job
         job.completed_at = utcnow()
+        job.queue_position = job.upstream_eta_s = None  # in no queue any more
         charge = self.accounting.charge_for(record, reason)
         if charge is not None and charge.amount <= 0:
             charge = None

@@ -124,12 +124,16 @@ class StoredMedia:
     async def read(self, ref: MediaInput) -> Media:
         if ref.file_id is not None:
             return await self._read_file(ref.file_id)
+        if ref.artifact_id is not None:
+            return await self._read_artifact(ref.artifact_id)
         assert ref.url is not None
         return await self._download(ref.url)
 
     def public_url(self, ref: MediaInput) -> str:
         if ref.url is not None:
             return ref.url
+        if ref.artifact_id is not None:
+            return self.signer.sign(f"/v1/artifacts/{ref.artifact_id}")
         assert ref.file_id is not None
         return self.signer.sign(f"/v1/files/{ref.file_id}/content")
 
@@ -213,6 +217,14 @@ class StoredMedia:
         if meta is None or content is None:
             raise MediaUnavailable(f"file {file_id} is no longer available")
         return Media(content, meta.content_type)
+
+    async def _read_artifact(self, artifact_id: str) -> Media:
+        """An earlier job's output, with its copy upstream when the provider keeps one."""
+        meta = await self.files.artifact(artifact_id)
+        content = await self.blobs.get(artifact_id) if meta else None
+        if meta is None or content is None:
+            raise MediaUnavailable(f"artifact {artifact_id} is no longer available")
+        return Media(content, meta.content_type, meta.upstream)
 
     async def _download(self, url: str, max_bytes: int | None = None) -> Media:
         limits = self.limits

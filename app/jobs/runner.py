@@ -155,8 +155,14 @@ class JobRunner:
             return await self._save_due(stored, lease, FETCH_RETRY_S * random.uniform(1, 2))
         persisted = stored.record.upstream
         clearance = await self.gate.clearance(stored.record)
+        attempt = stored.record.current_attempt
+        submitting = attempt is None or attempt.status is not AttemptStatus.running
         if not isinstance(clearance, Go):  # requeued until the budget allows
+            if submitting:  # its place in the gateway's line for an upstream slot
+                job.queue_position = clearance.queue_position
             return await self._save_due(stored, lease, clearance.after_s)
+        if submitting:
+            job.queue_position = None
         stored, result = await self._call_upstream(stored, lease, clearance.credential, persisted)
         return await self._apply(stored, lease, result)
 

@@ -35,7 +35,7 @@ import httpx
 
 from app.domain.errors import ErrorCode
 from app.domain.media import MediaInput
-from app.domain.models import ConformedInput, JSONValue
+from app.domain.models import ConformedInput, JSONValue, UpstreamFile
 from app.domain.operations import Operation, Params
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class Media:
 
     content: bytes
     content_type: str
+    upstream: UpstreamFile | None = field(default=None, compare=False)
+    """Where an earlier job's output still lives upstream (an ``artifact_id`` input)."""
 
 
 class MediaSource(Protocol):
@@ -120,6 +122,9 @@ class Call:
 class OutputFile:
     content: bytes
     content_type: str
+    upstream: UpstreamFile | None = field(default=None, compare=False)
+    """The upstream's own copy, where it takes it again as an input (Perfect's ``dst_id``);
+    bookkeeping, like ``cost``: outputs compare by their bytes."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,36 @@ class ProviderBalance:
     amount: float
     unit: str
     """``credits``, ``usd``, ``calls``… in the upstream's own terms."""
+
+
+@dataclass(frozen=True)
+class UpstreamModel:
+    """One model or operation an upstream account offers, with its price where listed."""
+
+    id: str
+    endpoint: str | None = None
+    credits: float | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamJob:
+    """One job of the upstream account's own history, as the upstream lists it."""
+
+    id: str
+    status: str | None = None
+    operation: str | None = None
+    model: str | None = None
+    credits: float | None = None
+    created_at: str | None = None
+    output_url: str | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamAccount:
+    """What an upstream tells about the account itself: its models and its recent jobs."""
+
+    models: list[UpstreamModel]
+    recent_jobs: list[UpstreamJob]
 
 
 @dataclass(frozen=True)
@@ -392,6 +427,11 @@ class Adapter(ABC):
 
     async def balance(self) -> ProviderBalance | None:
         """The upstream account's remaining balance (first credential), when it tells."""
+        return None
+
+    async def account(self, recent: int) -> UpstreamAccount | None:
+        """The upstream account's models and its ``recent`` newest jobs (first credential),
+        where the upstream lists them."""
         return None
 
     async def voices(self) -> list[Voice]:

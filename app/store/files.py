@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from app.domain.models import UpstreamFile
 from app.store import keys
 
 
@@ -18,6 +19,8 @@ class BlobMeta(BaseModel):
     size: int
     width: int | None = None
     height: int | None = None
+    upstream: UpstreamFile | None = None
+    """An artifact's copy at the provider that made it (reused as an input there)."""
 
 
 class FileIndex:

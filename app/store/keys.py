@@ -148,6 +148,17 @@ def upstream_jobs(provider: str, limit: str, credential: int) -> str:
     return f"{PREFIX}upstream:{provider}:{limit}:{credential}:jobs"
 
 
+def upstream_waiting(provider: str, limit: str) -> str:
+    """ZSET job id → ms it began waiting for one of the budget's job slots: the gateway's
+    own queue in front of the upstream, served in that order."""
+    return f"{PREFIX}upstream:{provider}:{limit}:waiting"
+
+
+def upstream_waiting_seen(provider: str, limit: str) -> str:
+    """ZSET job id → ms it last asked for a slot (a waiter that stops asking lapses)."""
+    return f"{PREFIX}upstream:{provider}:{limit}:waiting-seen"
+
+
 def upstream_egress_schedule(provider: str) -> str:
     """STRING: ms (Redis clock) at which the next request from this egress address to
     ``provider`` may go, whatever the credential (per-IP limits)."""

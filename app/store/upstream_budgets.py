@@ -16,9 +16,19 @@ from redis.asyncio import Redis
 from app.store import keys
 from app.store.scripts import Scripts
 
+WAITER_LAPSE_S = 30.0
+"""A job waiting for a slot that has not asked again for this long loses its place (a job
+that ended, or a crashed worker's); jobs waiting ask every second or so."""
 SLOT_LAPSE_S = 600.0
 """A credential's job slot lapses this long after its job last touched it (a crashed job's
 slot comes back; live jobs renew it on every poll)."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """No slot yet: the job's place among those waiting for one (1: next)."""
+
+    place: int
 
 
 @dataclass(frozen=True)
@@ -63,10 +73,11 @@ class UpstreamBudgets:
         *,
         credential: int | None = None,
         requests: int = 1,
-    ) -> Turn | None:
+    ) -> Turn | Waiting:
         """Reserve ``requests`` back-to-back requests for ``job_id`` (on ``credential`` when the
         job is bound to one, as polls of an upstream job are): the credential's schedule moves
-        on by that many intervals. None while every credential's job slots are taken."""
+        on by that many intervals. While every credential's job slots are taken, or earlier
+        waiters are owed the free ones, the job waits in line: :class:`Waiting` says where."""
         n = max(1, budget.credentials)
         interval_ms = round(1000 * requests / budget.rate_per_s) if budget.rate_per_s else 0
         egress = budget.egress_rate_per_s
@@ -79,6 +90,8 @@ class UpstreamBudgets:
                 *(keys.upstream_jobs(budget.provider, budget.limit, i) for i in range(n)),
                 keys.upstream_egress_schedule(budget.provider),
                 keys.upstream_egress_jobs(budget.provider),
+                keys.upstream_waiting(budget.provider, budget.limit),
+                keys.upstream_waiting_seen(budget.provider, budget.limit),
             ],
             args=[
                 n,
@@ -90,11 +103,17 @@ class UpstreamBudgets:
                 egress_ms,
                 budget.egress_jobs or 0,
                 intervals,
+                round(WAITER_LAPSE_S * 1000),
             ],
         )
         if int(chosen) < 0:
-            return None
+            return Waiting(max(1, int(wait_ms)))
         return Turn(int(chosen), int(wait_ms) / 1000, int(at_ms))
+
+    async def leave_line(self, budget: Budget, job_id: str) -> None:
+        """The job no longer waits for a slot (it ended, or moved to another provider)."""
+        await self.redis.zrem(keys.upstream_waiting(budget.provider, budget.limit), job_id)
+        await self.redis.zrem(keys.upstream_waiting_seen(budget.provider, budget.limit), job_id)
 
     async def release(self, budget: Budget, job_id: str, credential: int) -> None:
         """Give back the job's concurrent-job slots (no-op when it holds none)."""

@@ -18,8 +18,9 @@ class DictMedia:
     async def read(self, ref: MediaInput) -> Media:
         if ref.url is not None:
             return self.urls[ref.url]
-        assert ref.file_id is not None
-        return self.files[ref.file_id]
+        stored = ref.file_id or ref.artifact_id
+        assert stored is not None
+        return self.files[stored]
 
     def public_url(self, ref: MediaInput) -> str:
         if ref.url is not None:
