@@ -33,7 +33,7 @@ local interval = tonumber(ARGV[2])
 local concurrency = tonumber(ARGV[3])
 local job = ARGV[4]
 local fixed = tonumber(ARGV[5])
-local lapse = tonumber(ARGV[6])
+local slot_lapse = tonumber(ARGV[6])
 local egress_interval = tonumber(ARGV[7] or '0')
 local egress_concurrency = tonumber(ARGV[8] or '0')
 local egress_rate, egress_jobs = KEYS[2 * n + 1], KEYS[2 * n + 2]
@@ -43,7 +43,7 @@ for value in string.gmatch(ARGV[9] or '', '[^,]+') do
 end
 
 local waiting, seen = KEYS[2 * n + 3], KEYS[2 * n + 4]
-local lapse = tonumber(ARGV[10] or '0')
+local waiter_lapse = tonumber(ARGV[10] or '0')
 
 -- The gateway's own queue: only where job slots are limited, for a job holding none.
 local holds_egress = false
@@ -68,8 +68,8 @@ if concurrency > 0 then
   free = free and math.min(free, own) or own
 end
 if free ~= nil and not holds then
-  if lapse > 0 then
-    for _, gone in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', now - lapse)) do
+  if waiter_lapse > 0 then
+    for _, gone in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', now - waiter_lapse)) do
       redis.call('ZREM', waiting, gone)
       redis.call('ZREM', seen, gone)
     end
@@ -81,8 +81,8 @@ if free ~= nil and not holds then
   if ahead >= free then
     redis.call('ZADD', waiting, 'NX', now, job)
     redis.call('ZADD', seen, now, job)
-    redis.call('PEXPIRE', waiting, math.max(lapse, hold))
-    redis.call('PEXPIRE', seen, math.max(lapse, hold))
+    redis.call('PEXPIRE', waiting, math.max(waiter_lapse, slot_lapse))
+    redis.call('PEXPIRE', seen, math.max(waiter_lapse, slot_lapse))
     return {-1, ahead + 1, 0}
   end
 end
@@ -128,11 +128,11 @@ if interval > 0 then
   redis.call('SET', KEYS[best], string.format('%.0f', next_at), 'PX', next_at - now + 1000)
 end
 if egress_concurrency > 0 then
-  redis.call('ZADD', egress_jobs, now + lapse, job)
-  redis.call('PEXPIRE', egress_jobs, lapse)
+  redis.call('ZADD', egress_jobs, now + slot_lapse, job)
+  redis.call('PEXPIRE', egress_jobs, slot_lapse)
 end
 if concurrency > 0 then
-  redis.call('ZADD', KEYS[n + best], now + lapse, job)
-  redis.call('PEXPIRE', KEYS[n + best], lapse)
+  redis.call('ZADD', KEYS[n + best], now + slot_lapse, job)
+  redis.call('PEXPIRE', KEYS[n + best], slot_lapse)
 end
 return {best - 1, best_at - now, best_at}
