@@ -12,12 +12,14 @@ time, a credential runs only as many jobs as its rate keeps polled
 (``UpstreamLimit.jobs_at_once``). A job's slot, or its place in line, is given back when it
 ends or is canceled (:meth:`UpstreamGate.release`).
 
-Where an upstream drops a task not polled in time, the polls themselves are watched: while
-this worker's polls of that upstream go out later than the adapter allows
-(``Adapter.poll_lateness_s``: a machine short of CPU, an upstream slow to answer), no new task
-is submitted to it (:meth:`UpstreamGate.poll_done`). The tasks already running keep the
-worker's time; the jobs kept back wait in the queue and go once the polls are on time again.
-However slow the machine, the tasks in flight are never more than it can keep polled.
+Where an upstream drops a task not polled in time, the worker watches how late it runs: while
+the jobs it claims begin later than such an upstream's polls may be (a queue backed up behind
+a machine short of CPU; :meth:`UpstreamGate.step_began`), or its polls of the upstream are
+answered that late (an upstream slow to answer; :meth:`UpstreamGate.poll_done`), no new task
+is submitted to that upstream (``Adapter.poll_lateness_s``). The tasks already running keep
+the worker's time; the jobs kept back go behind the polls in the queue and are submitted once
+the worker is on time again. However slow the machine, the tasks in flight are never more than
+it keeps polled.
 
 A submission also asks the provider's circuit (:meth:`UpstreamGate.circuit_refusal`); every
 call's outcome is recorded against it (:meth:`UpstreamGate.record`). Polls are never refused
@@ -180,12 +182,24 @@ class UpstreamGate:
         record.upstream = UpstreamTurn(credential=turn.credential)
         return Go(turn.credential)
 
+    def step_began(self, late_s: float) -> None:
+        """A claimed job's step began ``late_s`` after it was due: the queue runs that late,
+        and so would the polls of a task submitted now. Later than an upstream's
+        ``poll_lateness_s``: new submissions to it wait (``LATE_POLLS_PAUSE_S``)."""
+        for provider in self.providers:
+            allowed = self.providers[provider].poll_lateness_s
+            if allowed is not None and late_s > allowed:
+                self._pause(provider)
+
     def poll_done(self, provider: str, late_s: float) -> None:
         """A poll of ``provider`` answered ``late_s`` after it was due. Later than the
         adapter's ``poll_lateness_s``: new submissions to it wait (``LATE_POLLS_PAUSE_S``)."""
         allowed = self.providers[provider].poll_lateness_s
         if allowed is not None and late_s > allowed:
-            self._paused_until[provider] = time.monotonic() + LATE_POLLS_PAUSE_S
+            self._pause(provider)
+
+    def _pause(self, provider: str) -> None:
+        self._paused_until[provider] = time.monotonic() + LATE_POLLS_PAUSE_S
 
     def _polls_late(self, provider: str) -> bool:
         return time.monotonic() < self._paused_until.get(provider, 0.0)

@@ -145,6 +145,8 @@ class JobRunner:
 
     async def _step(self, stored: Stored, lease: str) -> Stored:
         job = stored.record.job
+        if stored.due_ms is not None:  # claimed from the due-queue: how late the queue runs
+            self.gate.step_began((now_ms() - stored.due_ms) / 1000)
         cancel_at = stored.record.cancel_at
         if cancel_at is not None and utcnow() >= cancel_at:
             message = "canceled at the time its Cancel-After header set"

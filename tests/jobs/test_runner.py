@@ -253,3 +253,24 @@ async def test_polls_running_late_hold_new_submissions_never_polls(
     record = await core.step(waiting)  # due again after the hold: submitted
     assert len(core.alpha.submitted) == 2
     assert record.job.attempts[-1].provider_job_id == "alpha_task_2"
+
+
+async def test_a_queue_running_late_holds_submissions_to_an_upstream_that_drops_tasks(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs claimed later than an upstream's polls may be: a task submitted now would be
+    polled as late, so submissions to that upstream wait; other upstreams are not held."""
+    monkeypatch.setattr(type(core.alpha), "poll_lateness_s", 1.0)
+    behind = await core.submit(provider="beta", style_id="1:2")
+    stored = await core.claim(behind)
+    assert stored.due_ms is not None
+    stored.due_ms -= 3000  # the queue is 3 s behind
+    record = (await core.runner.step(stored)).record
+    assert len(core.beta.submitted) == 1  # beta drops nothing: not held
+
+    waiting = await core.submit()
+    record = await core.step(waiting)
+    assert record.job.status is JobStatus.queued
+    assert core.alpha.submitted == []
+    record = await core.step(waiting)  # due again once the queue is on time: submitted
+    assert len(core.alpha.submitted) == 1
