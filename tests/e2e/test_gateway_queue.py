@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.e2e.conftest import SANDBOX_KEY
-from tests.utils.deadlines import JOB_S, REQUEST_S
+from tests.utils.deadlines import JOB_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -30,7 +29,7 @@ WAITING = "mg:upstream:perfectcorp:default:waiting"
 
 
 @pytest.fixture(scope="module")
-def one_at_a_time(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     plan = {**PERFECT_PLAN, "default": {"concurrent_jobs": 1}}
     with gateway(
         with_db(redis_url, DB),
@@ -39,16 +38,6 @@ def one_at_a_time(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         MEDIAGATE_PROVIDERS__PERFECTCORP__LIMITS=json.dumps(plan),
     ) as proc:
         yield proc
-
-
-@pytest.fixture
-async def client(one_at_a_time: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=one_at_a_time.url,
-        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=REQUEST_S,
-    ) as c:
-        yield c
 
 
 async def _jobs(client: httpx.AsyncClient, ids: list[str]) -> list[dict[str, Any]]:

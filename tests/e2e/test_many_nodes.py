@@ -29,7 +29,7 @@ from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway, start_sandbox, start_worker
 from tests.utils.seaweedfs import S3Server, s3_client
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 ASYNC_JOBS = 24
 """PixelAPI jobs, running upstream when the first worker dies."""

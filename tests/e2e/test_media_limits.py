@@ -7,16 +7,15 @@ through ImagePipeline's voice cloning after conversion to WAV, which its emulato
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from app.jobs import probe
-from tests.e2e.conftest import SANDBOX_KEY
 from tests.utils import av_media
-from tests.utils.deadlines import JOB_S, REQUEST_S
+from tests.utils.deadlines import JOB_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_bytes
 from tests.utils.net import with_db
@@ -37,19 +36,9 @@ def forty_mb_mp4(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def media_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     with gateway(with_db(redis_url, 15), tmp_path_factory.mktemp("media")) as proc:
         yield proc
-
-
-@pytest.fixture
-async def client(media_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=media_gateway.url,
-        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=REQUEST_S,
-    ) as c:
-        yield c
 
 
 def _inline(content: bytes) -> dict[str, str]:

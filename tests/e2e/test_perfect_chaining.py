@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.utils.deadlines import JOB_S
+from tests.utils.deadlines import JOB_S, REQUEST_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.processes import ADMIN_TOKEN, Process
@@ -70,7 +70,9 @@ async def test_another_tenants_or_an_unknown_artifact_is_not_found(
     first = await _perfect(client, "/v1/images/colorize", {"image": {"data": png_b64(64, 64)}})
     (artifact,) = first["output"]["artifacts"]
     async with httpx.AsyncClient(
-        base_url=live_gateway.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        base_url=live_gateway.url,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=REQUEST_S,
     ) as admin:
         tenant = (await admin.post("/admin/tenants", json={"name": "other"})).json()
         key = (await admin.post(f"/admin/tenants/{tenant['id']}/keys")).json()["key"]
