@@ -88,16 +88,20 @@ UPSTREAM_TROUBLE = frozenset(
 
 @dataclass(frozen=True)
 class Deadlines:
-    """How long a job may take from creation to a terminal status, per operation."""
+    """How long a job may take from creation to a terminal status: its operation's time, plus
+    the processing time the document gives each second of its audio or video input
+    (``per_media_second``, with the input's length as probed at submission)."""
 
     default_s: float = 1800.0
     per_operation: Mapping[str, float] = field(default_factory=dict)
+    per_media_second: Mapping[str, float] = field(default_factory=dict)
 
-    def of(self, job: Job) -> float:
-        return self.per_operation.get(job.operation.value, self.default_s)
+    def of(self, job: Job, media_s: float | None = None) -> float:
+        base = self.per_operation.get(job.operation.value, self.default_s)
+        return base + self.per_media_second.get(job.operation.value, 0.0) * (media_s or 0.0)
 
-    def passed(self, job: Job) -> bool:
-        return (utcnow() - job.created_at).total_seconds() > self.of(job)
+    def passed(self, job: Job, media_s: float | None = None) -> bool:
+        return (utcnow() - job.created_at).total_seconds() > self.of(job, media_s)
 
 
 class JobRunner:
@@ -151,8 +155,10 @@ class JobRunner:
         if cancel_at is not None and utcnow() >= cancel_at:
             message = "canceled at the time its Cancel-After header set"
             return await self.lifecycle.cancel(stored, lease, message)
-        if self.deadlines.passed(job):
-            return await self.lifecycle.expire(stored, lease, self.deadlines.of(job))
+        measure = stored.record.measure
+        media_s = measure.seconds if measure is not None else None
+        if self.deadlines.passed(job, media_s):
+            return await self.lifecycle.expire(stored, lease, self.deadlines.of(job, media_s))
         if await self._waits_for_inputs(stored.record):
             return await self._save_due(stored, lease, FETCH_RETRY_S * random.uniform(1, 2))
         persisted = stored.record.upstream
