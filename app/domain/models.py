@@ -123,6 +123,11 @@ class ChargeReason(StrEnum):
     or answered a synchronous call with a failure, the submission did not get through, the
     provider's circuit was open, or the job was canceled or timed out before a task id was
     known)."""
+    unanswered = "unanswered"
+    """Not charged: the submission went out whole and no answer came back (a read timeout, a
+    connection cut): the upstream may have accepted it and may bill it. Its document's price
+    is counted in the provider's spend, and ``GET /admin/reconcile`` lists the job when the
+    tenant was charged nothing for it."""
 
     @property
     def charged(self) -> bool:

@@ -249,7 +249,7 @@ class JobRunner:
             if task is not None:  # the task was accepted: read it again, never resubmit
                 result = PollTrouble(exc.detail)
             else:
-                result = Failed(exc.code, exc.detail, retryable=True)
+                result = Failed(exc.code, exc.detail, retryable=True, unanswered=exc.unanswered)
         except GatewayError as exc:  # an input that can no longer be read
             result = Failed(exc.code, exc.detail, retryable=False)
         if task is not None and stored.due_ms is not None:  # claimed due: how late it ran
@@ -316,11 +316,12 @@ class JobRunner:
                 result = Failed(exc.code, exc.detail)
             else:
                 return await self.lifecycle.succeed(stored, lease, output)
-        reason = (
-            ChargeReason.upstream_failed
-            if attempt.provider_job_id is not None
-            else ChargeReason.not_accepted
-        )
+        if attempt.provider_job_id is not None:
+            reason = ChargeReason.upstream_failed
+        elif result.unanswered:  # it went out: the upstream may have it, and may bill it
+            reason = ChargeReason.unanswered
+        else:
+            reason = ChargeReason.not_accepted
         error = JobError(
             code=result.code,
             message=result.message,

@@ -163,6 +163,8 @@ class Failed:
     retry_after_s: float | None = None
     cost: float | None = field(default=None, compare=False)
     """What the upstream reports the failed task cost (PixelAPI: 0 for failed or blocked)."""
+    unanswered: bool = False
+    """A submission that went out whole and got no answer: the upstream may have accepted it."""
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,34 @@ async def test_a_submission_that_did_not_get_through_is_submitted_again(core: Co
     assert len(core.alpha.submitted) == 2
 
 
+async def test_a_submission_that_went_out_unanswered_is_counted_as_maybe_billed(
+    core: Core,
+) -> None:
+    """A read timeout after the whole request went out: the upstream may have the task. The
+    job is submitted again (it must get done), and the first attempt says it may be billed:
+    its document price counts in the provider's spend; a refused connection never does."""
+    job_id = await core.submit(fallback=[])
+    core.alpha.submits.append(UpstreamTimeout("alpha did not answer in time", unanswered=True))
+    record = await core.step(job_id)
+    first = record.job.attempts[0]
+    assert (first.charge_reason, first.provider_job_id) == (ChargeReason.unanswered, None)
+    await core.step(job_id)
+    record = await core.step(job_id)
+    assert record.job.status is JobStatus.succeeded
+    assert len(core.alpha.submitted) == 2
+    unanswered, delivered = record.job.attempts
+    assert unanswered.upstream_cost is not None and unanswered.upstream_cost > 0
+    assert unanswered.upstream_cost == delivered.upstream_cost
+    assert record.job.credits.charged == ALPHA_PRICE  # the tenant pays once
+
+    refused = await core.submit(fallback=[])
+    core.alpha.submits.append(ProviderUnavailable("alpha could not be reached"))
+    for _ in range(3):
+        record = await core.step(refused)
+    assert record.job.status is JobStatus.succeeded
+    assert record.job.attempts[0].upstream_cost is None  # it never had the task
+
+
 async def test_fallback_moves_the_hold_and_charges_the_next_provider(core: Core) -> None:
     job_id = await core.submit(fallback=["beta"], style_id="1:2")
     await core.step(job_id)
