@@ -274,6 +274,7 @@ async def build_gateway(
         batches=BatchDriver(batch_store, jobs, tenants, window=settings.batch_window),
         sweeper=Sweeper(ledger, blobs, metrics, settings.storage_sweep_interval_s),
     )
+    limiter = RateLimiter(redis, scripts)
     return Gateway(
         settings=settings,
         redis=redis,
@@ -286,9 +287,9 @@ async def build_gateway(
         signer=signer,
         worker=worker,
         accounting=accounting,
-        rate_limiter=RateLimiter(redis, scripts),
+        rate_limiter=limiter,
         idempotency=IdempotencyStore(redis, scripts),
-        catalog=Catalog(CatalogCache(redis), providers, prices, circuits),
+        catalog=Catalog(CatalogCache(redis), providers, prices, circuits, limiter),
         user_http=user_http,
         webhooks=webhooks,
         upstream_callbacks=callbacks,

@@ -1,22 +1,34 @@
 """What the gateway offers: operations with their providers, parameters and prices; styles
-and voices from the upstreams that have them (cached in Redis, since they rarely change)."""
+and voices from the upstreams that have them (cached in Redis, since they rarely change).
+
+An upstream whose every request from the gateway's address counts against one limit over a
+long window (Perfect's 100 requests per 5 minutes per IP) is listed only within what its jobs
+leave of that window (``gate.HEADROOM_REQUESTS``, ``gate.HEADROOM_SHARE``), less one request
+kept for a sign-in: a tenant paging through styles can never take the requests that keep
+running tasks polled. Past that, an uncached listing answers 503 ``provider_rate_limited``
+with a ``Retry-After``; cached pages are still served."""
 
 from __future__ import annotations
 
 import json
+import math
 
 from pydantic import BaseModel, TypeAdapter
 
+from app.domain.errors import ErrorCode, GatewayError
 from app.domain.media import MediaInput, MediaKind
 from app.domain.operations import PARAMS, ROUTES, Operation, Params
+from app.jobs.gate import HEADROOM_REQUESTS, HEADROOM_SHARE, RATE_MARGIN
 from app.jobs.prices import PriceBook, PriceRule
 from app.jobs.prices.rules import DEFAULT_CAPS
 from app.providers.base import Style, Voice
 from app.providers.registry import ProviderRegistry
 from app.store.catalog_cache import CatalogCache
 from app.store.circuits import Circuits, CircuitState
+from app.store.rate_limits import RateLimiter
 
-"""How long an upstream's style or voice list is reused before it is asked again."""
+SIGN_IN_REQUESTS = 1
+"""Of the requests jobs leave unspent in an egress window, those kept for signing in."""
 
 
 class ParameterInfo(BaseModel):
@@ -96,11 +108,14 @@ class Catalog:
         providers: ProviderRegistry,
         prices: PriceBook,
         circuits: Circuits,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.cache = cache
         self.providers = providers
         self.prices = prices
         self.circuits = circuits
+        self.limiter = limiter
+        """Paces listings of upstreams with a long-window egress limit (none: unpaced)."""
 
     async def operations(self) -> list[OperationInfo]:
         table = {(p.operation, p.provider): p.rule for p in await self.prices.table()}
@@ -166,6 +181,7 @@ class Catalog:
             cached = await self.cache.get("styles", name, query)
             if cached is not None:
                 return StylePage.model_validate_json(cached)
+            await self._within_egress(name)
             page = await self.providers[name].styles(operation, variant, page_size, cursor)
             if not page.styles and cursor is None:
                 continue
@@ -175,6 +191,25 @@ class Catalog:
             await self.cache.put("styles", name, query, result.model_dump_json())
             return result
         return StylePage(data=[], next_cursor=None)
+
+    async def _within_egress(self, name: str) -> None:
+        """Take one of the listings the upstream's egress window leaves to spare, or refuse."""
+        adapter = self.providers[name]
+        if self.limiter is None or adapter.egress_limit is None:
+            return
+        limit = adapter.upstream_limit(adapter.egress_limit)
+        if limit is None or limit.rate_per_s is None or limit.window_s <= 1.0:
+            return
+        used = limit.usable_rate(RATE_MARGIN, HEADROOM_REQUESTS, HEADROOM_SHARE) or 0.0
+        spare = math.floor((limit.rate_per_s - used) * limit.window_s + 1e-9)
+        listings = spare - SIGN_IN_REQUESTS
+        if listings < 1:
+            raise _listings_refused(name, limit.window_s)
+        decision = await self.limiter.check(
+            f"upstream-listings:{name}", listings * 60 / limit.window_s, listings
+        )
+        if not decision.allowed:
+            raise _listings_refused(name, decision.retry_after_s)
 
     async def voices(self) -> list[VoiceInfo]:
         voices: list[VoiceInfo] = []
@@ -189,6 +224,16 @@ class Catalog:
             )
             voices += found
         return voices
+
+
+def _listings_refused(provider: str, retry_after_s: float) -> GatewayError:
+    return GatewayError(
+        f"{provider}'s requests from this address are kept for running jobs; "
+        "list its styles again later",
+        ErrorCode.provider_rate_limited,
+        503,
+        headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
+    )
 
 
 def _shown(rule: PriceRule) -> PriceRule:

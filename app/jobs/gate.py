@@ -48,8 +48,10 @@ RATE_MARGIN = 0.8
 """Share of a documented upstream rate the gateway uses: requests sent up to 250 ms late
 (a busy event loop) still never make a one-second window exceed the documented rate."""
 HEADROOM_REQUESTS = 3
-"""Over a limit counted across minutes, requests left unspent per window: the sign-ins made
-outside the budget and requests sent late cannot take a window over."""
+HEADROOM_SHARE = 0.01
+"""Over a limit counted across minutes, requests jobs leave unspent per window: 3, or 1 % of
+the window's requests on a larger contract. Sign-ins and style listings (paced by the
+catalog within it) and requests sent late cannot take a window over."""
 INLINE_WAIT_S = 1.0
 """A reserved request at most this far off is waited for in the step; later ones requeue."""
 EARLY_WAKE_S = 0.05
@@ -118,13 +120,17 @@ class UpstreamGate:
         limit = adapter.upstream_limit(binding.limit)
         if limit is None:
             return None
-        rate = limit.usable_rate(RATE_MARGIN, HEADROOM_REQUESTS)
+        rate = limit.usable_rate(RATE_MARGIN, HEADROOM_REQUESTS, HEADROOM_SHARE)
         own = adapter.credential_limits(binding.limit)
-        rates = tuple(r.usable_rate(RATE_MARGIN, HEADROOM_REQUESTS) or 0 for r in own)
+        rates = tuple(
+            r.usable_rate(RATE_MARGIN, HEADROOM_REQUESTS, HEADROOM_SHARE) or 0 for r in own
+        )
         if own and all(rates):
             rate = min(rates)
         egress = adapter.upstream_limit(adapter.egress_limit) if adapter.egress_limit else None
-        egress_rate = egress.usable_rate(RATE_MARGIN, HEADROOM_REQUESTS) if egress else None
+        egress_rate = (
+            egress.usable_rate(RATE_MARGIN, HEADROOM_REQUESTS, HEADROOM_SHARE) if egress else None
+        )
         return Budget(
             provider=adapter.name,
             limit=binding.limit,

@@ -319,15 +319,19 @@ class UpstreamLimit:
         alive = max(1, math.floor(rate_per_s * self.poll_wait_s / self.requests_per_submit))
         return min(alive, self.concurrent_jobs or alive)
 
-    def usable_rate(self, margin: float, headroom_requests: int) -> float | None:
-        """The rate the gateway spends: ``margin`` of the documented one, or over a long window
-        all of it but ``headroom_requests`` per window, whichever is more."""
+    def usable_rate(
+        self, margin: float, headroom_requests: int, headroom_share: float = 0.0
+    ) -> float | None:
+        """The rate the gateway's jobs spend: ``margin`` of the documented one, or over a long
+        window all of it but a headroom per window (``headroom_requests``, or
+        ``headroom_share`` of the window's requests where that is more), whichever is more."""
         if self.rate_per_s is None:
             return None
         if self.window_s <= 1.0:
             return self.rate_per_s * margin
         allowed = self.rate_per_s * self.window_s
-        return max(self.rate_per_s * margin, (allowed - headroom_requests) / self.window_s)
+        headroom = max(headroom_requests, headroom_share * allowed)
+        return max(self.rate_per_s * margin, (allowed - headroom) / self.window_s)
 
     def overridden(self, plan: UpstreamLimit) -> UpstreamLimit:
         """This limit with what a configured plan sets (its unset fields keep the document's)."""

@@ -48,7 +48,7 @@ class RateLimiter:
         self.redis = redis
         self.scripts = scripts
 
-    async def check(self, key: str, rate_per_minute: int, burst: int) -> Decision:
+    async def check(self, key: str, rate_per_minute: float, burst: int) -> Decision:
         """Count one request against ``key`` (e.g. ``tenant:<id>``, ``provider:<cred>``)."""
         if rate_per_minute <= 0 or burst <= 0:
             raise ValueError("rate_per_minute and burst must be positive")
