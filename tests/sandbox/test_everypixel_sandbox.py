@@ -9,7 +9,7 @@ import io
 import json
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -45,16 +45,16 @@ from app.providers.base import (
 )
 from app.providers.everypixel import EverypixelAdapter
 from app.sandbox import av, images
-from app.sandbox import everypixel as emulator
+from app.sandbox import everypixel as emulator  # noqa: F401  (the one ``clock`` moves)
 from app.sandbox.credentials import EVERYPIXEL_KEY_PAIRS
 from app.sandbox.everypixel_wire import video
 from app.sandbox.timing import SandboxTiming
+from tests.sandbox.conftest import BASE
 from tests.utils.clock import Clock
 from tests.utils.media import png_bytes
 from tests.utils.media_source import DictMedia
-from tests.utils.sandbox import CONTROL, sandbox_app
+from tests.utils.sandbox import CONTROL
 
-BASE = "http://sandbox.test"
 ROOT = "/_sandbox/everypixel"
 PAIRS = [httpx.BasicAuth(i, s) for i, s in EVERYPIXEL_KEY_PAIRS]
 AUTH = PAIRS[0]
@@ -68,18 +68,8 @@ HOOK = "https://hooks.test/everypixel"
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = sandbox_app(SandboxTiming(latency_s=0, job_s=JOB_S))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-        yield client
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(emulator, "_now", fake)
-    return fake
+def sandbox_timing() -> SandboxTiming:
+    return SandboxTiming(latency_s=0, job_s=JOB_S)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import asyncio
 import base64
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -48,14 +48,6 @@ def _uniform(width: int = 64, height: int = 48) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), (200, 180, 160)).save(out, format="PNG")
     return out.getvalue()
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = sandbox_app(SandboxTiming())
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
-        yield client
 
 
 @pytest.fixture

@@ -46,13 +46,13 @@ from app.sandbox import imagepipeline as emulator
 from app.sandbox.credentials import IMAGEPIPELINE_API_KEY
 from app.sandbox.timing import SandboxTiming
 from app.store.adapter_state import RedisAdapterState
+from tests.sandbox.conftest import BASE
 from tests.utils import av_media
 from tests.utils.clock import Clock
 from tests.utils.media import png_bytes
 from tests.utils.media_source import DictMedia
 from tests.utils.sandbox import CONTROL, sandbox_app
 
-BASE = "http://sandbox.test"
 ROOT = "/_sandbox/imagepipeline"
 AUTH = {"X-API-Key": IMAGEPIPELINE_API_KEY}
 JOB_S = 0.2
@@ -117,18 +117,9 @@ async def outside(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Outside]:
 
 
 @pytest.fixture
-async def sandbox(outside: Outside) -> AsyncIterator[httpx.AsyncClient]:
-    app = sandbox_app(SandboxTiming(job_s=JOB_S))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-        yield client
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(emulator, "_now", fake)
-    return fake
+def sandbox_timing(outside: Outside) -> SandboxTiming:
+    """Jobs of ``JOB_S``; every request the emulator makes goes to ``outside``."""
+    return SandboxTiming(job_s=JOB_S)
 
 
 FACESWAP_BODY = {"target": f"{FILES}/scene.jpg", "source": f"{FILES}/face.png"}

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import io
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -54,11 +53,11 @@ from app.sandbox.credentials import (
 )
 from app.sandbox.timing import SandboxTiming
 from app.store.adapter_state import RedisAdapterState
+from tests.sandbox.conftest import BASE
 from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia
 from tests.utils.sandbox import CONTROL, sandbox_app
 
-BASE = "http://sandbox.test"
 ROOT = "/_sandbox/perfectcorp"
 API = f"{ROOT}/s2s/v1.0"
 JOB_S = 0.05
@@ -73,17 +72,8 @@ def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = sandbox_app(SandboxTiming(latency_s=0, job_s=JOB_S))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
-        yield client
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(emulator, "_now", fake)
-    return fake
+def sandbox_timing() -> SandboxTiming:
+    return SandboxTiming(latency_s=0, job_s=JOB_S)
 
 
 def _config() -> AdapterConfig:

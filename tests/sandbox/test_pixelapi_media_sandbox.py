@@ -10,7 +10,7 @@ import io
 import struct
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -46,11 +46,11 @@ from app.sandbox import images
 from app.sandbox import pixelapi as emulator
 from app.sandbox.credentials import PIXELAPI_API_KEY
 from app.sandbox.timing import SandboxTiming
+from tests.sandbox.conftest import BASE
 from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia
 from tests.utils.sandbox import CONTROL, sandbox_app
 
-BASE = "http://sandbox.test"
 ROOT = "/_sandbox/pixelapi"
 UA = {"User-Agent": "MyApp/1.0"}
 AUTH = {"Authorization": f"Bearer {PIXELAPI_API_KEY}", **UA}
@@ -66,18 +66,8 @@ def _b64(data: bytes) -> str:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
-    app = sandbox_app(SandboxTiming(job_s=JOB_S))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-        yield client
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(emulator, "_now", fake)
-    return fake
+def sandbox_timing() -> SandboxTiming:
+    return SandboxTiming(job_s=JOB_S)
 
 
 @pytest.fixture
