@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
@@ -44,7 +45,8 @@ from app.metrics import Metrics
 from app.signing import UrlSigner
 from app.store.files import FileIndex
 from app.store.idempotency import IdempotencyStore
-from app.store.rate_limits import ConcurrencySlots, RateLimiter
+from app.store.rate_limits import ConcurrencySlots, Decision, RateLimiter
+from app.store.round_trip import RoundTrip
 from app.store.tenants import Tenant, TenantStore
 from app.store.webhooks import WebhookStore
 from app.store.workers import WorkerPresence
@@ -237,11 +239,25 @@ async def refuse_unknown_key(scope: Scope) -> GatewayError | None:
     return None if tenant.active else Forbidden("this tenant is suspended")
 
 
+def _tenant_rate(services: Services, tenant: Tenant) -> tuple[str, int, int]:
+    rpm = tenant.rate_limit_rpm or services.settings.tenant_rate_limit_rpm
+    return f"tenant:{{{tenant.id}}}", rpm, max(1, rpm // 6)  # a burst of ten seconds' worth
+
+
 async def check_rate(services: Services, tenant: Tenant) -> None:
     """GCRA over the tenant's requests per minute, exact across processes (Redis clock)."""
-    rpm = tenant.rate_limit_rpm or services.settings.tenant_rate_limit_rpm
-    burst = max(1, rpm // 6)  # ten seconds' worth
-    decision = await services.rate_limiter.check(f"tenant:{{{tenant.id}}}", rpm, burst)
+    key, rpm, burst = _tenant_rate(services, tenant)
+    refuse_over_rate(services, rpm, await services.rate_limiter.check(key, rpm, burst))
+
+
+def check_rate_in(services: Services, tenant: Tenant, trip: RoundTrip) -> Callable[[], None]:
+    """:func:`check_rate` queued on ``trip``; raises ``RateLimited`` once the trip has run."""
+    key, rpm, burst = _tenant_rate(services, tenant)
+    decision = services.rate_limiter.check_in(trip, key, rpm, burst)
+    return lambda: refuse_over_rate(services, rpm, decision())
+
+
+def refuse_over_rate(services: Services, rpm: int, decision: Decision) -> None:
     if decision.allowed:
         return
     services.metrics.rate_limited.labels("tenant").inc()

@@ -34,11 +34,13 @@ from app.api.deps import (
     bearer_key,
     cancel_after_seconds,
     check_rate,
+    check_rate_in,
     wait_seconds,
 )
 from app.api.routes import jobs as job_routes
 from app.api.routes import operations as operation_routes
 from app.domain.operations import ROUTES, Operation, Params
+from app.store.round_trip import RoundTrip
 
 JOBS_PREFIX = "/v1/jobs/"
 
@@ -89,9 +91,13 @@ class FastRoutes:
         scope["path_params"] = {"job_id": job_id}
         request.state.tenant_id = tenant.id
         try:
-            await check_rate(services, tenant)
-            job = await services.jobs.get(tenant, job_id)
-            response = Response(job.model_dump_json(), media_type="application/json")
+            # The rate check and the read in one round trip; the read is dropped when refused.
+            trip = RoundTrip(services.jobs.store.redis)
+            allowed = check_rate_in(services, tenant, trip)
+            job = services.jobs.get_in(trip, tenant, job_id)
+            await trip.run()
+            allowed()
+            response = Response(job().model_dump_json(), media_type="application/json")
         except Exception as exc:
             response = await _handled(scope, request, exc)
         await response(scope, receive, send)
