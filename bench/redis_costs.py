@@ -133,7 +133,7 @@ def redis_round_trips(ctx: Context) -> None:
             client.post(
                 async_request.url, content=async_request.body, headers=async_request.headers
             )
-        drain(ctx)
+        drain(ctx.redis)
 
     def run_get() -> None:
         for _ in range(JOBS_PER_KIND):
@@ -157,7 +157,7 @@ def redis_round_trips(ctx: Context) -> None:
 def redis_bytes_and_rss(ctx: Context) -> None:
     marks = [10_000, int(os.environ.get("BENCH_RSS_JOBS", "30000"))]
     request = generate(ctx, wait=True)
-    drain(ctx)
+    drain(ctx.redis)
     before_jobs = ctx.redis.zcard(TENANT_JOBS)
     before_bytes = int(ctx.redis.info("memory")["used_memory"])
     before_keys = ctx.redis.dbsize()
