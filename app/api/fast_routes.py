@@ -37,12 +37,14 @@ from app.api.deps import (
     check_rate_in,
     wait_seconds,
 )
+from app.api.routes import artifacts as artifact_routes
 from app.api.routes import jobs as job_routes
 from app.api.routes import operations as operation_routes
 from app.domain.operations import ROUTES, Operation, Params
 from app.store.round_trip import RoundTrip
 
 JOBS_PREFIX = "/v1/jobs/"
+ARTIFACTS_PREFIX = "/v1/artifacts/"
 
 
 class _Handoff(Exception):
@@ -60,11 +62,8 @@ class FastRoutes:
             operation = next(op for op, path in ROUTES.items() if path == route.path)
             model = operation_routes.REQUEST_MODELS[operation]
             self.operations[route.path] = (operation, model, route)
-        self.get_job = next(
-            r
-            for r in job_routes.router.routes
-            if isinstance(r, APIRoute) and r.name == "get_job" and r.methods == {"GET"}
-        )
+        self.get_job = _route(job_routes.router.routes, "get_job")
+        self.get_artifact = _route(artifact_routes.router.routes, "get_artifact")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
@@ -76,6 +75,11 @@ class FastRoutes:
                 job_id = path[len(JOBS_PREFIX) :]
                 if job_id and "/" not in job_id:
                     await self._get_job(scope, receive, send, job_id)
+                    return
+            if method == "GET" and path.startswith(ARTIFACTS_PREFIX):
+                artifact_id = path[len(ARTIFACTS_PREFIX) :]
+                if artifact_id and "/" not in artifact_id:
+                    await self._get_artifact(scope, receive, send, artifact_id)
                     return
         await self.app(scope, receive, send)
 
@@ -98,6 +102,27 @@ class FastRoutes:
             await trip.run()
             allowed()
             response = Response(job().model_dump_json(), media_type="application/json")
+        except Exception as exc:
+            response = await _handled(scope, request, exc)
+        await response(scope, receive, send)
+
+    async def _get_artifact(
+        self, scope: Scope, receive: Receive, send: Send, artifact_id: str
+    ) -> None:
+        request = Request(scope, receive)
+        query = request.query_params
+        expires, sig = query.get("expires"), query.get("sig")
+        # plain digits read the same as FastAPI's int; anything else is the route's to answer
+        if sig is None or expires is None or not (expires.isascii() and expires.isdigit()):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.get_artifact
+        scope["path_params"] = {"artifact_id": artifact_id}
+        services: Services = scope["app"].state.gateway
+        try:
+            response = await artifact_routes.artifact_response(
+                request, artifact_id, int(expires), sig, services
+            )
         except Exception as exc:
             response = await _handled(scope, request, exc)
         await response(scope, receive, send)
@@ -143,6 +168,10 @@ class FastRoutes:
         except Exception as exc:
             response = await _handled(scope, request, exc)
         await response(scope, replay, send)
+
+
+def _route(routes: list[Any], name: str) -> APIRoute:
+    return next(r for r in routes if isinstance(r, APIRoute) and r.name == name)
 
 
 async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
