@@ -1,22 +1,23 @@
-"""The two hottest routes answered without FastAPI's per-request machinery: a pure ASGI lane.
+"""The hottest routes answered without FastAPI's per-request machinery: a pure ASGI lane.
 
-``POST`` of an operation (create a job) and ``GET /v1/jobs/{job_id}`` are most of a
-gateway's traffic. Through FastAPI each pays its route scan (twice: FastAPI matches an
-included router as a branch and again to dispatch), the dependency solver for a dozen
-parameters, and two more middleware layers; that was over 40 % of a ``GET``'s Python calls
-(``bench.cpu``). This layer sits innermost among the application's middleware (inside the
-body limit and the request metrics) and answers those two routes itself, through the same
-functions the FastAPI routes call (``app.api.deps``, ``submit_job``, ``JobService.get``). The
-routes stay declared in FastAPI for the OpenAPI document and for every other case.
+``POST`` of an operation (create a job), ``GET /v1/jobs/{job_id}`` and the signed artifact
+download ``GET /v1/artifacts/{artifact_id}`` are most of a gateway's traffic. Through FastAPI
+each pays its route scan (twice: FastAPI matches an included router as a branch and again to
+dispatch), the dependency solver for a dozen parameters, and two more middleware layers; that
+was over 40 % of a ``GET``'s Python calls (``bench.cpu``). This layer sits innermost among the
+application's middleware (inside the body limit and the request metrics) and answers those
+routes itself, through the same functions the FastAPI routes call (``app.api.deps``,
+``submit_job``, ``JobService``, ``artifact_response``). The routes stay declared in FastAPI
+for the OpenAPI document and for every other case.
 
 Same answers, by construction: the lane checks everything that has no side effect first
 (the JSON body against the operation's request model, ``Prefer``, ``Cancel-After``, the API
-key and the tenant's status). When any of that is not a plain success, it hands the request,
-with the body it read replayed, to the FastAPI route, which produces its usual answer,
-problem+json included. Only after the rate-limit check (the first write) does the lane answer
-errors itself, with the application's own exception handlers looked up as Starlette's
-``ExceptionMiddleware`` looks them up; anything without a handler propagates to the server-
-error layer as before.
+key and the tenant's status, the artifact URL's query). When any of that is not a plain
+success, it hands the request, with the body it read replayed, to the FastAPI route, which
+produces its usual answer, problem+json included. Only after the rate-limit check (the first
+write) does the lane answer errors itself, with the application's own exception handlers
+looked up as Starlette's ``ExceptionMiddleware`` looks them up; anything without a handler
+propagates to the server-error layer as before.
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ class FastRoutes:
         request = Request(scope, receive)
         query = request.query_params
         expires, sig = query.get("expires"), query.get("sig")
-        # plain digits read the same as FastAPI's int; anything else is the route's to answer
-        if sig is None or expires is None or not (expires.isascii() and expires.isdigit()):
+        # a few plain digits read the same as FastAPI's int; anything else is the route's
+        if sig is None or not _plain_int(expires):
             await self.app(scope, receive, send)
             return
         scope["route"] = self.get_artifact
@@ -121,7 +122,7 @@ class FastRoutes:
         services: Services = scope["app"].state.gateway
         try:
             response = await artifact_routes.artifact_response(
-                request, artifact_id, int(expires), sig, services
+                request, artifact_id, int(str(expires)), sig, services
             )
         except Exception as exc:
             response = await _handled(scope, request, exc)
@@ -168,6 +169,10 @@ class FastRoutes:
         except Exception as exc:
             response = await _handled(scope, request, exc)
         await response(scope, replay, send)
+
+
+def _plain_int(value: str | None) -> bool:
+    return value is not None and 0 < len(value) <= 18 and value.isascii() and value.isdigit()
 
 
 def _route(routes: list[Any], name: str) -> APIRoute:
