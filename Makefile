@@ -22,7 +22,7 @@ run: install  ## serve on :8000 with embedded Redis and the sandbox providers
 	MEDIAGATE_SANDBOX=true $(BIN)/mediagate serve --port 8000
 
 test: install  ## the whole test suite, in $(TEST_WORKERS) parallel processes each with its own redis-server (tests at a provider's documented rate, and the one that needs the machine alone: make faults)
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not documented_rate and not machine_alone"
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not documented_rate and not machine_alone"
 
 test-fast: install  ## unit and in-process tests only: no gateway, worker, Prometheus or browser processes
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --ignore=tests/e2e --ignore=tests/ops --ignore=tests/contract --ignore=tests/hostile

@@ -122,8 +122,9 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def sandbox(args: argparse.Namespace) -> None:
-    from app.sandbox.app import SandboxTiming, create_sandbox_app
+    from app.sandbox.app import create_sandbox_app
     from app.sandbox.fetch import SandboxAccess
+    from app.sandbox.timing import SandboxTiming
 
     settings = get_settings()
     app = create_sandbox_app(

@@ -53,6 +53,16 @@ DOCUMENTED_JOB_DEADLINES: dict[Operation, float] = {
 }
 """Deadlines of the operations whose documents say they take long (the rest: job_deadline_s)."""
 
+DOCUMENTED_SECONDS_PER_MEDIA_SECOND: dict[Operation, float] = {
+    # Everypixel: "Processing 1 minute of video content may take approximately 10 minutes";
+    # video face swap "similarly ... roughly proportional to the video length" (87, 88).
+    Operation.video_lipsync: 10.0,
+    Operation.video_swap_face: 10.0,
+}
+"""Processing time a second of the input's audio or video takes, where a document says: a
+job's deadline grows by it for the length probed at submission (read literally: the longest
+input, never shortened)."""
+
 
 class CredentialSettings(BaseModel):
     api_key: SecretStr | None = None

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from app.blobs import BlobStore, open_blob_store
-from app.config import SANDBOX_TENANT_KEY, Settings
+from app.config import DOCUMENTED_SECONDS_PER_MEDIA_SECOND, SANDBOX_TENANT_KEY, Settings
 from app.jobs.accounting import Accounting
 from app.jobs.batches import BatchDriver, BatchService
 from app.jobs.catalog import Catalog
@@ -165,7 +165,14 @@ async def build_gateway(
         per_tenant=settings.tenant_max_concurrent_fetches,
     )
     media = StoredMedia(
-        files, blobs, signer, user_http, settings.max_media_bytes, limits=fetch_limits, slots=slots
+        files,
+        blobs,
+        signer,
+        user_http,
+        settings.max_media_bytes,
+        limits=fetch_limits,
+        slots=slots,
+        storage=storage,
     )
     configured_prices = {
         op.value: {str(provider): credits for provider, credits in by.items()}
@@ -212,7 +219,11 @@ async def build_gateway(
         Outputs(storage),
         metrics,
         settings.lease_s,
-        Deadlines(settings.job_deadline_s, {op.value: s for op, s in settings.deadlines().items()}),
+        Deadlines(
+            settings.job_deadline_s,
+            {op.value: s for op, s in settings.deadlines().items()},
+            {op.value: r for op, r in DOCUMENTED_SECONDS_PER_MEDIA_SECOND.items()},
+        ),
         callback_url=callbacks.url if settings.upstream_callbacks_on else None,
     )
     pepper = settings.key_pepper.get_secret_value().encode() if settings.key_pepper else b""

@@ -24,9 +24,12 @@ from app.api.fast_routes import FastRoutes
 from app.api.middleware import RequestMetrics
 from app.config import Settings, get_settings
 from app.gateway import build_gateway, http_client, redis_url, seed
+from app.jobs.media_rules import field_byte_limits
 from app.metrics import Metrics
-from app.sandbox.app import SandboxTiming, create_sandbox_router
+from app.providers.registry import ADAPTERS
+from app.sandbox.app import create_sandbox_router
 from app.sandbox.fetch import SandboxAccess
+from app.sandbox.timing import SandboxTiming
 from app.store.connection import connect
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,12 @@ def create_app(
     app.add_middleware(FastRoutes)
     # Inside the metrics layer, so refused bodies are counted and logged like any answer.
     app.add_middleware(
-        BodyLimit, rules=body_rules(settings.max_media_bytes), authenticate=refuse_unknown_key
+        BodyLimit,
+        rules=body_rules(
+            settings.max_media_bytes,
+            field_byte_limits(ADAPTERS.values(), settings.max_media_bytes),
+        ),
+        authenticate=refuse_unknown_key,
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     routes.install(app)

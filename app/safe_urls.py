@@ -135,9 +135,6 @@ class UrlPolicy:
                 return None
         return why_not_public(ip)
 
-    def address_allowed(self, address: str) -> bool:
-        return self.refusal(address) is None
-
     async def check(self, url: str, pointer: str | None = None) -> None:
         """Refuse (``UnsafeUrl``) a URL that is not http(s) or reaches a non-public address."""
         try:

@@ -103,3 +103,19 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first: each file runs on one test process (``--dist loadfile``, with
+    ``--no-loadscope-reorder`` so that this order is kept), and a long file started last
+    would run alone at the end. Files marked ``long`` go first, then those that start real
+    processes, then the in-process ones, which fill the gaps."""
+
+    def weight(item: pytest.Item) -> int:
+        if item.get_closest_marker("long") is not None:
+            return 0
+        if {"e2e", "ops", "contract", "hostile"} & set(item.path.parts):
+            return 1
+        return 2
+
+    items.sort(key=weight)  # stable: a file's tests stay together and in order

@@ -9,6 +9,7 @@ instead, and the store itself honours the client's ``Range``.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -16,6 +17,8 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from app.blobs import BlobStore
 from app.config import Settings
 from app.domain.errors import ErrorCode, GatewayError, NotFound
+from app.signing import UrlSigner
+from app.store.files import BlobMeta
 
 CACHE_CONTROL = "private, max-age=3600"
 
@@ -59,6 +62,33 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise RangeNotSatisfiable(size)
     return start, min(int(last) + 1 if last else size, size)
+
+
+async def serve_signed(
+    request: Request,
+    *,
+    path: str,
+    what: str,
+    blob_id: str,
+    prefix: str,
+    lookup: Callable[[str], Awaitable[BlobMeta | None]],
+    expires: int,
+    sig: str,
+    signer: UrlSigner,
+    blobs: BlobStore,
+    settings: Settings,
+) -> Response:
+    """The ``what`` (``artifact``, ``file``) ``blob_id`` behind the signed URL of ``path``: 404
+    alike for an id of the wrong kind (not starting with ``prefix``), a signature that does not
+    hold or has expired, and a blob no longer known."""
+    if not blob_id.startswith(prefix) or not signer.verify(path, expires, sig):
+        raise NotFound(what, blob_id)
+    meta = await lookup(blob_id)
+    if meta is None:
+        raise NotFound(what, blob_id)
+    return await serve_blob(
+        blobs, settings, request, meta.id, meta.content_type, meta.size, what, expires
+    )
 
 
 async def serve_blob(

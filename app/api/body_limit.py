@@ -15,7 +15,9 @@ A pure ASGI layer in front of the routes. For every request it finds the route's
 
 Nothing is buffered here: the layer only counts. The limits follow from the media limit (see
 :func:`body_rules`): an operation's JSON may hold each of its media inputs as base64 at the
-media limit, plus a small allowance for everything else, and nothing far beyond. The unread
+media limit (or at the larger limit a provider's document gives that input: Everypixel's
+100 MB videos for video keywording), plus a small allowance for everything else, and nothing
+far beyond. Uploads (``POST /v1/files``) keep the media limit. The unread
 rest of a refused body is discarded by the server while it keeps the connection (uvicorn drops
 body bytes that arrive after the response is complete), so a refused body costs no memory.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
@@ -33,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.problems import problem_response
 from app.domain.errors import ErrorCode, GatewayError
 from app.domain.media import MediaInput
-from app.domain.operations import PARAMS, ROUTES
+from app.domain.operations import PARAMS, ROUTES, Operation
 
 SMALL_BODY_BYTES = 64 * 1024
 """Bodies of routes without media (admin, cancel, generate…), and the allowance an operation
@@ -113,13 +115,20 @@ class BodyRules:
         return self.default
 
 
-def body_rules(max_media_bytes: int) -> BodyRules:
-    exact = {
-        ("POST", route): BodyRule(
-            inline_limit(media_fields(PARAMS[operation]), max_media_bytes), tenant_key=True
+def body_rules(
+    max_media_bytes: int, larger: Mapping[Operation, Mapping[str, int]] | None = None
+) -> BodyRules:
+    """The rules, with ``larger``: per operation, inputs that may be larger than the media
+    limit (``app.jobs.media_rules.field_byte_limits``)."""
+    larger = larger or {}
+    exact: dict[tuple[str, str], BodyRule] = {}
+    for operation, route in ROUTES.items():
+        wider = larger.get(operation, {})
+        others = media_fields(PARAMS[operation]) - len(wider)
+        limit = inline_limit(others, max_media_bytes) + sum(
+            inline_limit(1, most) - SMALL_BODY_BYTES for most in wider.values()
         )
-        for operation, route in ROUTES.items()
-    }
+        exact["POST", route] = BodyRule(limit, tenant_key=True)
     exact["POST", "/v1/files"] = BodyRule(
         max_media_bytes + MULTIPART_OVERHEAD_BYTES, tenant_key=True, max_parts=MAX_UPLOAD_PARTS
     )

@@ -124,10 +124,6 @@ async def get_signer(request: Request) -> UrlSigner:
     return services_of(request).signer
 
 
-async def get_rate_limiter(request: Request) -> RateLimiter:
-    return services_of(request).rate_limiter
-
-
 async def get_idempotency(request: Request) -> IdempotencyStore:
     return services_of(request).idempotency
 
@@ -166,7 +162,6 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 FilesDep = Annotated[FileIndex, Depends(get_files)]
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 SignerDep = Annotated[UrlSigner, Depends(get_signer)]
-RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
 WebhooksDep = Annotated[WebhookStore, Depends(get_webhooks)]
 UpstreamCallbacksDep = Annotated[UpstreamCallbacks, Depends(get_upstream_callbacks)]

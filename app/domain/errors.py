@@ -169,17 +169,23 @@ class StoreUnavailable(GatewayError):
 
 
 class UpstreamError(GatewayError):
-    """An upstream could not be used; always retryable (by another attempt or provider)."""
+    """An upstream could not be used; always retryable (by another attempt or provider).
 
-    def __init__(self, detail: str, code: ErrorCode, status: int = 502) -> None:
+    ``unanswered``: the request went out whole and no answer came back (read timeout,
+    connection cut while waiting): the upstream may have done it."""
+
+    def __init__(
+        self, detail: str, code: ErrorCode, status: int = 502, *, unanswered: bool = False
+    ) -> None:
         super().__init__(detail, code, status)
+        self.unanswered = unanswered
 
 
 class ProviderUnavailable(UpstreamError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, ErrorCode.provider_unavailable, 503)
+    def __init__(self, detail: str, *, unanswered: bool = False) -> None:
+        super().__init__(detail, ErrorCode.provider_unavailable, 503, unanswered=unanswered)
 
 
 class UpstreamTimeout(UpstreamError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, ErrorCode.upstream_timeout, 504)
+    def __init__(self, detail: str, *, unanswered: bool = False) -> None:
+        super().__init__(detail, ErrorCode.upstream_timeout, 504, unanswered=unanswered)

@@ -7,6 +7,10 @@ container without the parts every file of its kind has. Nothing is decoded.
 
 - WAV: the RIFF size covers the file exactly; its chunks end where it ends; ``fmt `` comes
   before ``data``.
+- AVI: the RIFF size covers the file (an OpenDML ``AVIX`` extension may follow it); its chunks
+  end where it ends.
+- MPEG: not walked here (a program stream has no length to check): FFmpeg must read it
+  (``app.domain.media_probe``), as it must every AVI.
 - MP4 / MOV / M4A: top-level boxes follow each other to the last byte (a box of size 0 only
   last); ``ftyp`` first, a ``moov`` somewhere.
 - WEBM: an EBML header, then one Segment that ends with the file; inside it only Matroska's
@@ -51,6 +55,18 @@ def _wav(data: bytes) -> Problem:
         seen.append(kind)
     if b"fmt " not in seen or b"data" not in seen or seen.index(b"fmt ") > seen.index(b"data"):
         return "a WAV file needs a 'fmt ' chunk before its 'data' chunk"
+    return None
+
+
+def _avi(data: bytes) -> Problem:
+    pos = 0
+    while pos < len(data):
+        if data[pos : pos + 4] != b"RIFF" or data[pos + 8 : pos + 12] not in (b"AVI ", b"AVIX"):
+            return "its RIFF chunks do not run to the end of the file"
+        (size,) = struct.unpack_from("<I", data, pos + 4)
+        pos += 8 + size + (size & 1)
+        if pos > len(data) + (size & 1):
+            return "a RIFF chunk runs past the end of the file"
     return None
 
 
@@ -290,6 +306,7 @@ def _flac_header_ok(data: bytes, at: int) -> bool:
 
 _CHECKS = {
     "audio/wav": _wav,
+    "video/x-msvideo": _avi,
     "video/mp4": _mp4,
     "video/quicktime": _mp4,
     "audio/mp4": _mp4,

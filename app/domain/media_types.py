@@ -6,12 +6,18 @@ its ``Content-Type`` is missing, generic or of the wrong kind.
 
 from __future__ import annotations
 
-_ALIASES = {"audio/x-wav": "audio/wav", "audio/wave": "audio/wav", "image/jpg": "image/jpeg"}
+_ALIASES = {
+    "audio/x-wav": "audio/wav",
+    "audio/wave": "audio/wav",
+    "image/jpg": "image/jpeg",
+    "video/avi": "video/x-msvideo",
+    "video/msvideo": "video/x-msvideo",
+}
 
 
 def sniff(content: bytes) -> str | None:
-    """The media type the first bytes announce (PNG, JPEG, WEBP, MP4/MOV/M4A, WEBM, WAV,
-    MP3, OGG, FLAC), or None."""
+    """The media type the first bytes announce (PNG, JPEG, WEBP, MP4/MOV/M4A, WEBM, AVI,
+    MPEG, WAV, MP3, OGG, FLAC), or None."""
     head = content[:16]
     if head.startswith(b"\x89PNG"):
         return "image/png"
@@ -34,6 +40,10 @@ def sniff_av(content: bytes) -> str | None:
         return "video/webm"
     if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
         return "audio/wav"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):  # MPEG-PS pack, MPEG-1/2 video
+        return "video/mpeg"
     if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
         return "audio/mpeg"
     if head.startswith(b"OggS"):

@@ -31,10 +31,13 @@ class JobStatus(StrEnum):
     succeeded = "succeeded"
     """Finished; ``output`` holds the artifacts and structured data."""
     failed = "failed"
-    """Finished without a result; ``error`` says why. Never charged."""
+    """Finished without a result; ``error`` says why. Not charged, except a job past its
+    deadline after the upstream accepted its task (``upstream_timeout``), charged as a cancel
+    is."""
     canceled = "canceled"
-    """Canceled by the client. Charged when the upstream had already accepted its task (the
-    default policy; see ``ChargeReason``)."""
+    """Canceled at the client's word (a cancel, its ``Cancel-After``, its batch's cancel).
+    Charged when the upstream had already accepted its task, unless the tenant's policy waives
+    it (``charge_accepted_work``; see ``ChargeReason``)."""
 
     @property
     def terminal(self) -> bool:
@@ -120,6 +123,11 @@ class ChargeReason(StrEnum):
     or answered a synchronous call with a failure, the submission did not get through, the
     provider's circuit was open, or the job was canceled or timed out before a task id was
     known)."""
+    unanswered = "unanswered"
+    """Not charged: the submission went out whole and no answer came back (a read timeout, a
+    connection cut): the upstream may have accepted it and may bill it. Its document's price
+    is counted in the provider's spend, and ``GET /admin/reconcile`` lists the job when the
+    tenant was charged nothing for it."""
 
     @property
     def charged(self) -> bool:
@@ -145,16 +153,34 @@ class JobError(BaseModel):
 
 
 class MediaShape(BaseModel):
-    """One picture as sent or received: its size, type and bytes."""
+    """One input as received or as sent: its type and bytes, a picture's size, a recording's
+    length."""
 
-    width: int
-    height: int
+    width: int | None = None
+    height: int | None = None
     content_type: str
     bytes: int
+    duration_s: float | None = None
+    """Seconds of audio or video, where the gateway read them."""
+
+
+class UpstreamFile(BaseModel):
+    """A copy of an output that an upstream keeps and takes again as an input by its id
+    (Perfect Corp's ``dst_id``), so the bytes need not be uploaded a second time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    account: str
+    """Which of the provider's accounts holds it (a digest naming the credential)."""
+    file_id: str
+    usable_until: float
+    """Unix seconds until which the upstream still keeps it (with a margin)."""
 
 
 class ConformedInput(BaseModel):
-    """An input the gateway changed to fit what the provider accepts, before sending it."""
+    """An input the gateway changed to fit what the provider accepts, before sending it: a
+    picture resized or re-encoded, a recording converted to another format."""
 
     input: str
     """The input's ``file_id`` or URL."""
@@ -250,7 +276,9 @@ class Job(BaseModel):
     """``hit``: served from the result of an earlier identical job (no upstream call);
     ``miss``: looked up and not found, and remembered once it succeeds."""
     queue_position: int | None = None
-    """The job's place in the upstream's queue, where the provider reports one (Everypixel)."""
+    """The job's place in a queue (1: next): before its task is sent, among the jobs waiting
+    in the gateway for one of the provider's job slots; once sent, in the upstream's own
+    queue, where the provider reports one (Everypixel). Null when it waits in neither."""
     upstream_eta_s: float | None = None
     """Seconds until the upstream expects the job to end, where the provider reports it."""
     credits: Credits = Field(default_factory=Credits)
@@ -261,8 +289,10 @@ class Job(BaseModel):
     links: JobLinks
 
 
-class UpstreamSlot(BaseModel):
-    """The provider credential the current attempt runs on, and a request reserved on it."""
+class UpstreamTurn(BaseModel):
+    """The job's turn upstream: the pool credential its current attempt runs on and, until the
+    request reserved on that credential's budget is made, when it may go (the budget's
+    ``Turn``)."""
 
     credential: int
     ready_at_ms: int | None = None
@@ -288,7 +318,7 @@ class JobRecord(BaseModel):
     cache_ttl_s: int = 0
     cancel_at: datetime | None = None
     """The client's ``Cancel-After``: still unfinished then, the job ends canceled."""
-    upstream: UpstreamSlot | None = None
+    upstream: UpstreamTurn | None = None
     charge_accepted_work: bool = True
     """Charge the job when canceled or past its deadline after the upstream accepted its task
     (the tenant's policy, or the configured default, when the job was created)."""

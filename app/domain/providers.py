@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 ProviderName = Literal["everypixel", "pixelapi", "perfectcorp", "imagepig", "imagepipeline"]
 """A provider's name: the ``provider`` of a request, the keys of ``routing`` and ``prices``."""
-
-PROVIDER_NAMES: tuple[ProviderName, ...] = get_args(ProviderName)

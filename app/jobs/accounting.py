@@ -114,9 +114,9 @@ class Accounting:
 
     async def check_affordable(self, tenant: Tenant, price: int) -> None:
         """Refuse early, before media is stored; the binding check is at job creation."""
-        balance = await self.ledger.balance(tenant.id)
-        if balance.available < price:
-            raise InsufficientCredits(price, balance.available)
+        account = await self.ledger.account(tenant.id)
+        if account.available < price:
+            raise InsufficientCredits(price, account.available)
 
     async def move_hold(self, tenant_id: str, job_id: str, quote: Quote) -> Shortfall | None:
         """Re-reserve for a fallback provider at ``quote``; a shortfall leaves the old hold."""
@@ -166,10 +166,23 @@ class Accounting:
             if attempt.upstream_cost_reported:
                 continue
             succeeded = attempt.status is AttemptStatus.succeeded
+            billing = BILLING.get(attempt.provider, Billing.accepted)
+            if attempt.charge_reason is ChargeReason.unanswered:
+                # It went out whole and no answer came: counted at the document's price, as
+                # the upstream may bill it; except where it bills results only and drops a
+                # task nobody polls (Perfect: "No credit will be consumed in this case").
+                adapter = self.prices.providers.get(attempt.provider)
+                drops_unpolled = adapter is not None and adapter.max_poll_gap_s is not None
+                may_bill = billing is Billing.accepted or not drops_unpolled
+                attempt.upstream_cost = (
+                    float(self.document_cost(record, attempt.provider, done=False))
+                    if may_bill
+                    else 0.0
+                )
+                continue
             if attempt.provider_job_id is None and not succeeded:
                 attempt.upstream_cost = None  # the upstream never had the task
                 continue
-            billing = BILLING.get(attempt.provider, Billing.accepted)
             abandoned = attempt.charge_reason in _ABANDONED or attempt.status in (
                 AttemptStatus.submitting,
                 AttemptStatus.running,

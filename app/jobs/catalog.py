@@ -4,7 +4,6 @@ and voices from the upstreams that have them (cached in Redis, since they rarely
 from __future__ import annotations
 
 import json
-from typing import Literal
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -87,8 +86,6 @@ class StylePage(BaseModel):
     next_cursor: str | None
 
 
-Kind = Literal["styles", "voices"]
-_STYLES = TypeAdapter(list[StyleInfo])
 _VOICES = TypeAdapter(list[VoiceInfo])
 
 

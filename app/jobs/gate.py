@@ -1,14 +1,25 @@
 """Whether an upstream call may go now: the provider's budget and its circuit breaker.
 
 Before any upstream request the job reserves it in the provider's budget (``UpstreamBudgets``):
-the reservation names the pool credential and when the request may go. A near reservation is
-waited out here; a far one answers :class:`Requeue` (the job goes back into the due-queue until
-shortly before it, and ``record.upstream`` remembers the reservation), and a job whose provider
-runs no more jobs at once waits in the queue for a slot. A submission reserves as many requests
-as it makes (``UpstreamLimit.requests_per_submit``); where an upstream drops a job that is not
-polled in time, a credential runs only as many jobs as its rate keeps polled
-(``UpstreamLimit.jobs_at_once``). A job's slot is given back when it ends or is canceled
-(:meth:`UpstreamGate.release`).
+its turn names the pool credential and when the request may go. A near turn is waited out
+here; a far one answers :class:`Requeue` (the job goes back into the due-queue until shortly
+before it, and ``record.upstream`` remembers the turn), and a job whose provider runs no more
+jobs at once waits in line for one of the credential's job slots: slots go to the waiting jobs
+in the order they began to wait, and each learns its place (``Requeue.queue_position``, shown
+on the job). A submission reserves as many requests as it makes
+(``UpstreamLimit.requests_per_submit``); where an upstream drops a job that is not polled in
+time, a credential runs only as many jobs as its rate keeps polled
+(``UpstreamLimit.jobs_at_once``). A job's slot, or its place in line, is given back when it
+ends or is canceled (:meth:`UpstreamGate.release`).
+
+Where an upstream drops a task not polled in time, the worker watches how late it runs: while
+the jobs it claims begin later than such an upstream's polls may be (a queue backed up behind
+a machine short of CPU; :meth:`UpstreamGate.step_began`), or its polls of the upstream are
+answered that late (an upstream slow to answer; :meth:`UpstreamGate.poll_done`), no new task
+is submitted to that upstream (``Adapter.poll_lateness_s``). The tasks already running keep
+the worker's time; the jobs kept back go behind the polls in the queue and are submitted once
+the worker is on time again. However slow the machine, the tasks in flight are never more than
+it keeps polled.
 
 A submission also asks the provider's circuit (:meth:`UpstreamGate.circuit_refusal`); every
 call's outcome is recorded against it (:meth:`UpstreamGate.record`). Polls are never refused
@@ -19,18 +30,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import zlib
 from dataclasses import dataclass
 
 from app.domain.errors import ErrorCode
-from app.domain.models import AttemptStatus, JobRecord, UpstreamSlot
+from app.domain.models import AttemptStatus, JobRecord, UpstreamTurn
 from app.domain.operations import PARAMS
 from app.metrics import Metrics
 from app.providers.base import Adapter, Call, Failed, MediaSource
 from app.providers.registry import ProviderRegistry
 from app.store.circuits import Circuits
 from app.store.jobs import now_ms
-from app.store.upstream_budgets import Budget, UpstreamBudgets
+from app.store.upstream_budgets import Budget, UpstreamBudgets, Waiting
 
 RATE_MARGIN = 0.8
 """Share of a documented upstream rate the gateway uses: requests sent up to 250 ms late
@@ -42,6 +54,13 @@ INLINE_WAIT_S = 1.0
 """A reserved request at most this far off is waited for in the step; later ones requeue."""
 EARLY_WAKE_S = 0.05
 SLOTS_FULL_RETRY_S = 0.5
+"""A job that gets no turn (every credential's job slots are taken) looks again after 1 to 2
+times this."""
+LATE_POLLS_PAUSE_S = 2.0
+"""After a poll later than its upstream allows, new submissions to that upstream wait this
+long (from the latest such poll); the jobs kept back look again after 1 to 2 times it."""
+NEXT_IN_LINE_RETRY_S = 0.1
+"""The job next in line asks again this soon, so that a freed slot does not stand idle."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,8 @@ class Requeue:
     """Not yet: save the job due again after ``after_s`` (``record.upstream`` is updated)."""
 
     after_s: float
+    queue_position: int | None = None
+    """Its place among the jobs waiting for one of the provider's job slots (1: next)."""
 
 
 def upstream_call(
@@ -89,6 +110,8 @@ class UpstreamGate:
         self.budgets = budgets
         self.circuits = circuits
         self.metrics = metrics
+        self._paused_until: dict[str, float] = {}
+        """Per provider, until when (monotonic) its polls ran late: no new submission."""
 
     def budget(self, adapter: Adapter, record: JobRecord) -> Budget | None:
         binding = adapter.bindings[record.job.operation]
@@ -120,47 +143,76 @@ class UpstreamGate:
         submit goes out, so a resumed attempt polls, or resubmits idempotently, on the same
         account)."""
         adapter = self.providers[record.plan[0]]
-        slot = record.upstream
+        turn = record.upstream
+        attempt = record.current_attempt
+        polling = attempt is not None and attempt.status is AttemptStatus.running
+        if not polling and self._polls_late(adapter.name):
+            self.metrics.rate_limited.labels("upstream").inc()
+            return Requeue(LATE_POLLS_PAUSE_S * random.uniform(1, 2))
         budget = self.budget(adapter, record)
         if budget is None:
             pool = len(adapter.config.credentials)
-            if slot is None and pool > 1:
-                slot = record.upstream = UpstreamSlot(
+            if turn is None and pool > 1:
+                turn = record.upstream = UpstreamTurn(
                     credential=zlib.crc32(record.job.id.encode()) % pool
                 )
-            return Go(slot.credential if slot is not None else 0)
-        if slot is not None and slot.ready_at_ms is not None:
-            wait_s = (slot.ready_at_ms - now_ms()) / 1000
+            return Go(turn.credential if turn is not None else 0)
+        if turn is not None and turn.ready_at_ms is not None:
+            wait_s = (turn.ready_at_ms - now_ms()) / 1000
             if wait_s > INLINE_WAIT_S:
                 return Requeue(wait_s - EARLY_WAKE_S)
         else:
-            bound = slot.credential if slot is not None else None
-            attempt = record.current_attempt
-            polling = attempt is not None and attempt.status is AttemptStatus.running
+            bound = turn.credential if turn is not None else None
             cost = 1 if polling else budget.requests_per_submit
-            reservation = await self.budgets.reserve(
+            granted = await self.budgets.reserve(
                 budget, record.job.id, credential=bound, requests=cost
             )
-            if reservation is None:
+            if isinstance(granted, Waiting):
                 self.metrics.rate_limited.labels("upstream").inc()
-                return Requeue(SLOTS_FULL_RETRY_S * random.uniform(1, 2))
-            wait_s = reservation.wait_s
-            slot = UpstreamSlot(credential=reservation.credential)
+                retry_s = NEXT_IN_LINE_RETRY_S if granted.place == 1 else SLOTS_FULL_RETRY_S
+                return Requeue(retry_s * random.uniform(1, 2), granted.place)
+            wait_s = granted.wait_s
+            turn = UpstreamTurn(credential=granted.credential)
             if wait_s > INLINE_WAIT_S:
-                slot.ready_at_ms = now_ms() + int(wait_s * 1000)
-                record.upstream = slot
+                turn.ready_at_ms = now_ms() + int(wait_s * 1000)
+                record.upstream = turn
                 return Requeue(wait_s - EARLY_WAKE_S)
         if wait_s > 0:
             await asyncio.sleep(wait_s)
-        record.upstream = UpstreamSlot(credential=slot.credential)
-        return Go(slot.credential)
+        record.upstream = UpstreamTurn(credential=turn.credential)
+        return Go(turn.credential)
+
+    def step_began(self, late_s: float) -> None:
+        """A claimed job's step began ``late_s`` after it was due: the queue runs that late,
+        and so would the polls of a task submitted now. Later than an upstream's
+        ``poll_lateness_s``: new submissions to it wait (``LATE_POLLS_PAUSE_S``)."""
+        for provider in self.providers:
+            allowed = self.providers[provider].poll_lateness_s
+            if allowed is not None and late_s > allowed:
+                self._pause(provider)
+
+    def poll_done(self, provider: str, late_s: float) -> None:
+        """A poll of ``provider`` answered ``late_s`` after it was due. Later than the
+        adapter's ``poll_lateness_s``: new submissions to it wait (``LATE_POLLS_PAUSE_S``)."""
+        allowed = self.providers[provider].poll_lateness_s
+        if allowed is not None and late_s > allowed:
+            self._pause(provider)
+
+    def _pause(self, provider: str) -> None:
+        self._paused_until[provider] = time.monotonic() + LATE_POLLS_PAUSE_S
+
+    def _polls_late(self, provider: str) -> bool:
+        return time.monotonic() < self._paused_until.get(provider, 0.0)
 
     async def release(self, record: JobRecord) -> None:
-        """Give back the job's concurrent-job slot upstream (it ended, or was canceled)."""
-        if record.upstream is None:
-            return
+        """Give back the job's concurrent-job slot upstream (it ended, or was canceled), or
+        its place in line for one."""
         adapter = self.providers[record.plan[0]]
         budget = self.budget(adapter, record)
+        if record.upstream is None:
+            if budget is not None and (budget.concurrent_jobs or budget.egress_jobs):
+                await self.budgets.leave_line(budget, record.job.id)
+            return
         if budget is not None:
             await self.budgets.release(budget, record.job.id, record.upstream.credential)
         record.upstream = None

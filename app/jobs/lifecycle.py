@@ -224,6 +224,7 @@ class Lifecycle:
         record = stored.record
         job = record.job
         job.completed_at = utcnow()
+        job.queue_position = job.upstream_eta_s = None  # in no queue any more
         charge = self.accounting.charge_for(record, reason)
         if charge is not None and charge.amount <= 0:
             charge = None
@@ -246,7 +247,9 @@ class Lifecycle:
         record = stored.record
         adapter = self.gate.providers[record.plan[0]]
         try:
-            call = upstream_call(record, self.media, credential)
+            call = upstream_call(
+                record, self.media.for_job(record.job.id, record.tenant_id), credential
+            )
             if await adapter.cancel(call, task):
                 log.info("job %s: asked %s to cancel task %s", record.job.id, adapter.name, task)
         except GatewayError as exc:

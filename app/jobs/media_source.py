@@ -1,7 +1,7 @@
 """Resolving a job's media references for adapters: uploaded files and client URLs.
 
 A client's URL is fetched under three bounds, so that one tenant's slow URLs cannot hold what
-other tenants' jobs need (see ``docs/fairness.md``):
+other tenants' jobs need (see ``docs/security-fairness.md``):
 
 - a total deadline (``media_fetch_timeout_s``) from the request to the last byte;
 - a minimum rate: once ``media_fetch_grace_s`` has passed, the bytes received must keep up
@@ -11,13 +11,20 @@ other tenants' jobs need (see ``docs/fairness.md``):
   ``tenant_max_concurrent_fetches`` slots (Redis, shared by every worker). The runner fetches
   *before* it takes an upstream budget, and a job that finds its tenant's slots taken goes
   back to the queue: it holds neither a worker task nor an upstream slot while it waits.
+
+A URL's bytes are capped at ``max_media_bytes``, or at what the provider's document lets the
+input be where the runner says so (``prefetch``'s ``max_bytes``: Everypixel's 100 MB videos).
+
+What an adapter made of an input for its provider (a recording converted to WAV) is stored as
+a file of the job's tenant, under its storage quota and with the files' retention
+(:meth:`JobMedia.publish`), and handed to the upstream as a signed URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -25,9 +32,11 @@ import httpx
 from app.blobs import BlobStore
 from app.domain.errors import ErrorCode, GatewayError
 from app.domain.media import MediaInput
+from app.domain.models import new_file_id
+from app.jobs.storage import Storage
 from app.providers.base import Media
 from app.signing import UrlSigner
-from app.store.files import FileIndex
+from app.store.files import BlobMeta, FileIndex
 from app.store.rate_limits import ConcurrencySlots
 
 MAX_FAILURES_KEPT = 1024
@@ -49,7 +58,7 @@ class MediaFetchTimeout(GatewayError):
         super().__init__(detail, ErrorCode.media_fetch_timeout, 422)
 
 
-class FetchSlotsBusy(Exception):
+class FetchSlotsFull(Exception):
     """Every fetch slot of the job's tenant is taken: try the job again shortly."""
 
 
@@ -87,7 +96,9 @@ class StoredMedia:
         *,
         limits: FetchLimits | None = None,
         slots: ConcurrencySlots | None = None,
+        storage: Storage | None = None,
     ) -> None:
+        self.storage = storage
         self.files = files
         self.blobs = blobs
         self.signer = signer
@@ -113,23 +124,48 @@ class StoredMedia:
     async def read(self, ref: MediaInput) -> Media:
         if ref.file_id is not None:
             return await self._read_file(ref.file_id)
+        if ref.artifact_id is not None:
+            return await self._read_artifact(ref.artifact_id)
         assert ref.url is not None
         return await self._download(ref.url)
 
     def public_url(self, ref: MediaInput) -> str:
         if ref.url is not None:
             return ref.url
+        if ref.artifact_id is not None:
+            return self.signer.sign(f"/v1/artifacts/{ref.artifact_id}")
         assert ref.file_id is not None
         return self.signer.sign(f"/v1/files/{ref.file_id}/content")
 
-    def for_job(self, job_id: str) -> JobMedia:
+    def for_job(self, job_id: str, tenant_id: str = "") -> JobMedia:
         """The job's view: URLs :meth:`prefetch` fetched for it come from memory."""
-        return JobMedia(self, job_id)
+        return JobMedia(self, job_id, tenant_id)
 
-    async def prefetch(self, tenant_id: str, job_id: str, refs: Iterable[MediaInput]) -> None:
-        """Fetch the job's URL inputs under one of its tenant's fetch slots.
+    async def publish(self, tenant_id: str, media: Media) -> str:
+        """Store ``media`` as a file of the tenant; the signed URL an upstream fetches it at."""
+        if self.storage is None:
+            raise RuntimeError("publishing media needs the byte storage")
+        meta = BlobMeta(
+            id=new_file_id(),
+            tenant=tenant_id,
+            content_type=media.content_type,
+            size=len(media.content),
+        )
+        await self.storage.store_files(tenant_id, [(meta, media.content, None)])
+        self.remember(meta.id, media)
+        return self.signer.sign(f"/v1/files/{meta.id}/content")
 
-        Raises ``FetchSlotsBusy`` when the tenant has none free, ``MediaFetchTimeout`` or
+    async def prefetch(
+        self,
+        tenant_id: str,
+        job_id: str,
+        refs: Iterable[MediaInput],
+        max_bytes: Mapping[str, int] | None = None,
+    ) -> None:
+        """Fetch the job's URL inputs under one of its tenant's fetch slots, each at most
+        ``max_bytes[url]`` long where given (else ``max_media_bytes``).
+
+        Raises ``FetchSlotsFull`` when the tenant has none free, ``MediaFetchTimeout`` or
         ``MediaUnavailable`` when an input cannot be fetched; the job's reads of that input
         then raise the same error at once (:meth:`fetched`), not fetching it again."""
         urls = list(dict.fromkeys(ref.url for ref in refs if ref.url is not None))
@@ -141,10 +177,11 @@ class StoredMedia:
         if self.slots is not None and not await self.slots.acquire(
             key, job_id, self.limits.per_tenant, ttl_s
         ):
-            raise FetchSlotsBusy(tenant_id)
+            raise FetchSlotsFull(tenant_id)
         try:
+            caps = max_bytes or {}
             fetched = await asyncio.gather(
-                *(self._download(url) for url in urls), return_exceptions=True
+                *(self._download(url, caps.get(url)) for url in urls), return_exceptions=True
             )
         finally:
             if self.slots is not None:
@@ -181,8 +218,17 @@ class StoredMedia:
             raise MediaUnavailable(f"file {file_id} is no longer available")
         return Media(content, meta.content_type)
 
-    async def _download(self, url: str) -> Media:
+    async def _read_artifact(self, artifact_id: str) -> Media:
+        """An earlier job's output, with its copy upstream when the provider keeps one."""
+        meta = await self.files.artifact(artifact_id)
+        content = await self.blobs.get(artifact_id) if meta else None
+        if meta is None or content is None:
+            raise MediaUnavailable(f"artifact {artifact_id} is no longer available")
+        return Media(content, meta.content_type, meta.upstream)
+
+    async def _download(self, url: str, max_bytes: int | None = None) -> Media:
         limits = self.limits
+        cap = max_bytes or self.max_bytes
         loop = asyncio.get_running_loop()
         started = loop.time()
         received = 0
@@ -195,8 +241,8 @@ class StoredMedia:
                     chunks: list[bytes] = []
                     async for chunk in response.aiter_bytes():
                         received += len(chunk)
-                        if received > self.max_bytes:
-                            raise MediaUnavailable(f"{url} is larger than {self.max_bytes} bytes")
+                        if received > cap:
+                            raise MediaUnavailable(f"{url} is larger than {cap} bytes")
                         chunks.append(chunk)
                         deadline.reschedule(limits.cutoff(started, received))
                     kind = response.headers.get("content-type", "application/octet-stream")
@@ -218,9 +264,10 @@ class StoredMedia:
 class JobMedia:
     """One job's ``MediaSource``: prefetched URLs from memory, everything else as usual."""
 
-    def __init__(self, media: StoredMedia, job_id: str) -> None:
+    def __init__(self, media: StoredMedia, job_id: str, tenant_id: str = "") -> None:
         self.media = media
         self.job_id = job_id
+        self.tenant_id = tenant_id
 
     async def read(self, ref: MediaInput) -> Media:
         if ref.url is not None:
@@ -231,6 +278,9 @@ class JobMedia:
 
     def public_url(self, ref: MediaInput) -> str:
         return self.media.public_url(ref)
+
+    async def publish(self, media: Media) -> str:
+        return await self.media.publish(self.tenant_id, media)
 
 
 def _url_key(job_id: str, url: str) -> str:

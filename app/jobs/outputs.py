@@ -36,6 +36,7 @@ def _meta(tenant: str, output: OutputFile) -> BlobMeta:
         size=len(output.content),
         width=width,
         height=height,
+        upstream=output.upstream,
     )
 
 

@@ -1,4 +1,9 @@
-"""Durations of audio and video artifacts, read from their headers without decoding them.
+"""Durations of audio and video, read without decoding them.
+
+The headers of the commonest containers are read here directly, exactly (an MP3 without a
+Xing header has its frames counted, where FFmpeg would estimate from the bitrate); every
+other container FFmpeg knows (AVI, MPEG, WEBM, OGG, FLAC…) is read by its demuxers through
+PyAV (:mod:`app.domain.media_probe`), as is one of these the headers do not give:
 
 - WAV: :mod:`wave` (frames / frame rate); a WAV the module refuses (e.g. WAVE_FORMAT_EXTENSIBLE)
   falls back to the RIFF ``fmt `` byte rate and the ``data`` chunk size.
@@ -16,6 +21,9 @@ import io
 import struct
 import wave
 from collections.abc import Iterator
+
+from app.domain.media_probe import probe
+from app.domain.media_types import sniff_av
 
 _WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
 _MP4_TYPES = frozenset(
@@ -35,7 +43,19 @@ _PARSE_ERRORS = (
 
 
 def duration_s(content: bytes, content_type: str) -> float | None:
-    """Seconds of audio/video in ``content``, or ``None`` when unknown or unparseable."""
+    """Seconds of audio/video in ``content``, or ``None`` when unknown or unparseable (and
+    for anything but audio or video: FFmpeg reads a picture as a one-frame video)."""
+    main = content_type.split("/", 1)[0].strip().lower()
+    if main not in ("audio", "video") and sniff_av(content) is None:
+        return None
+    found = _header_duration(content, content_type)
+    if found is not None:
+        return found
+    info = probe(content)
+    return _positive(info.duration_s) if info is not None and info.duration_s else None
+
+
+def _header_duration(content: bytes, content_type: str) -> float | None:
     kind = content_type.split(";", 1)[0].strip().lower()
     try:
         if kind in _WAV_TYPES or (content[:4] == b"RIFF" and content[8:12] == b"WAVE"):

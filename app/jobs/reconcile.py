@@ -58,8 +58,8 @@ class UnpaidJob(BaseModel):
     """The providers that billed an attempt."""
     upstream_cost: float
     reason: str = Field(
-        description="canceled_waived, deadline_waived, upstream_failed, not_accepted, free or "
-        "unexplained"
+        description="canceled_waived, deadline_waived, upstream_failed, not_accepted, "
+        "unanswered, free or unexplained"
     )
     detail: str
     finished_at: datetime
@@ -142,6 +142,8 @@ def _reason(record: SpendRecord, paid: list[str]) -> tuple[str, str]:
         return reason.value, f"past its deadline after {names} accepted the task; policy waived it"
     if reason is ChargeReason.upstream_failed:
         return reason.value, f"{names} billed a task it reported failed"
+    if reason is ChargeReason.unanswered:
+        return reason.value, f"{names} got a submission and gave no answer; it may have run it"
     if reason is ChargeReason.not_accepted:
         return reason.value, f"{names} billed a submission it did not accept"
     if record.reserved == 0:

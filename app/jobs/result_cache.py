@@ -208,8 +208,9 @@ class ResultCache:
         digests = {}
         for name, ref in params.media().items():
             content = inline.get(name)
-            if content is None and ref.file_id is not None:
-                content = await self.blobs.get(ref.file_id)
+            stored = ref.file_id or ref.artifact_id
+            if content is None and stored is not None:
+                content = await self.blobs.get(stored)
             if content is None:
                 return None
             digests[name] = hashlib.sha256(content).hexdigest()

@@ -43,7 +43,7 @@ from app.domain.models import (
     JobError,
     JobRecord,
     JobStatus,
-    UpstreamSlot,
+    UpstreamTurn,
     WebhookEvent,
     utcnow,
 )
@@ -51,7 +51,7 @@ from app.domain.operations import PARAMS
 from app.jobs.accounting import note_reported_cost
 from app.jobs.gate import Go, UpstreamGate, upstream_call
 from app.jobs.lifecycle import Lifecycle, end_attempt
-from app.jobs.media_source import FetchSlotsBusy
+from app.jobs.media_source import FetchSlotsFull
 from app.jobs.outputs import Outputs
 from app.jobs.storage import StorageQuotaExceeded
 from app.jobs.upstream_callbacks import CallbackUrl
@@ -88,16 +88,20 @@ UPSTREAM_TROUBLE = frozenset(
 
 @dataclass(frozen=True)
 class Deadlines:
-    """How long a job may take from creation to a terminal status, per operation."""
+    """How long a job may take from creation to a terminal status: its operation's time, plus
+    the processing time the document gives each second of its audio or video input
+    (``per_media_second``, with the input's length as probed at submission)."""
 
     default_s: float = 1800.0
     per_operation: Mapping[str, float] = field(default_factory=dict)
+    per_media_second: Mapping[str, float] = field(default_factory=dict)
 
-    def of(self, job: Job) -> float:
-        return self.per_operation.get(job.operation.value, self.default_s)
+    def of(self, job: Job, media_s: float | None = None) -> float:
+        base = self.per_operation.get(job.operation.value, self.default_s)
+        return base + self.per_media_second.get(job.operation.value, 0.0) * (media_s or 0.0)
 
-    def passed(self, job: Job) -> bool:
-        return (utcnow() - job.created_at).total_seconds() > self.of(job)
+    def passed(self, job: Job, media_s: float | None = None) -> bool:
+        return (utcnow() - job.created_at).total_seconds() > self.of(job, media_s)
 
 
 class JobRunner:
@@ -145,18 +149,28 @@ class JobRunner:
 
     async def _step(self, stored: Stored, lease: str) -> Stored:
         job = stored.record.job
+        if stored.due_ms is not None:  # claimed from the due-queue: how late the queue runs
+            self.gate.step_began((now_ms() - stored.due_ms) / 1000)
         cancel_at = stored.record.cancel_at
         if cancel_at is not None and utcnow() >= cancel_at:
             message = "canceled at the time its Cancel-After header set"
             return await self.lifecycle.cancel(stored, lease, message)
-        if self.deadlines.passed(job):
-            return await self.lifecycle.expire(stored, lease, self.deadlines.of(job))
+        measure = stored.record.measure
+        media_s = measure.seconds if measure is not None else None
+        if self.deadlines.passed(job, media_s):
+            return await self.lifecycle.expire(stored, lease, self.deadlines.of(job, media_s))
         if await self._waits_for_inputs(stored.record):
             return await self._save_due(stored, lease, FETCH_RETRY_S * random.uniform(1, 2))
         persisted = stored.record.upstream
         clearance = await self.gate.clearance(stored.record)
+        attempt = stored.record.current_attempt
+        submitting = attempt is None or attempt.status is not AttemptStatus.running
         if not isinstance(clearance, Go):  # requeued until the budget allows
+            if submitting:  # its place in the gateway's line for an upstream slot
+                job.queue_position = clearance.queue_position
             return await self._save_due(stored, lease, clearance.after_s)
+        if submitting:
+            job.queue_position = None
         stored, result = await self._call_upstream(stored, lease, clearance.credential, persisted)
         return await self._apply(stored, lease, result)
 
@@ -175,9 +189,15 @@ class JobRunner:
         refs = [ref for ref in adapter.reads(job.operation, params) if ref.url is not None]
         if not refs:
             return False
+        rows = adapter.media_limits.get(job.operation, {})
+        caps: dict[str, int] = {}
+        for name, ref in params.media().items():
+            cap = rows[name].max_bytes if name in rows else None
+            if ref.url is not None and cap is not None:
+                caps[ref.url] = cap
         try:
-            await self.media.prefetch(record.tenant_id, job.id, refs)
-        except FetchSlotsBusy:
+            await self.media.prefetch(record.tenant_id, job.id, refs, caps)
+        except FetchSlotsFull:
             return True
         except GatewayError:
             return False  # kept: the submission's read raises it
@@ -186,7 +206,7 @@ class JobRunner:
     # -- the upstream call --------------------------------------------------------------
 
     async def _call_upstream(
-        self, stored: Stored, lease: str, credential: int, persisted: UpstreamSlot | None
+        self, stored: Stored, lease: str, credential: int, persisted: UpstreamTurn | None
     ) -> tuple[Stored, StepResult]:
         record = stored.record
         job = record.job
@@ -213,7 +233,8 @@ class JobRunner:
         callback_url = None
         if self.callback_url is not None and task is None:  # submits only
             callback_url = self.callback_url(provider, job.id)
-        call = upstream_call(record, self.media.for_job(job.id), credential, callback_url)
+        media = self.media.for_job(job.id, record.tenant_id)
+        call = upstream_call(record, media, credential, callback_url)
         if task is None:
             refused = await self.gate.circuit_refusal(provider, job.id)
             if refused is not None:
@@ -228,9 +249,11 @@ class JobRunner:
             if task is not None:  # the task was accepted: read it again, never resubmit
                 result = PollTrouble(exc.detail)
             else:
-                result = Failed(exc.code, exc.detail, retryable=True)
+                result = Failed(exc.code, exc.detail, retryable=True, unanswered=exc.unanswered)
         except GatewayError as exc:  # an input that can no longer be read
             result = Failed(exc.code, exc.detail, retryable=False)
+        if task is not None and stored.due_ms is not None:  # claimed due: how late it ran
+            self.gate.poll_done(provider, (now_ms() - stored.due_ms) / 1000)
         if call.conformed:  # what the adapter fitted to the provider's limits
             attempt.conformed = list(call.conformed)
         self.metrics.upstream_request(
@@ -293,11 +316,12 @@ class JobRunner:
                 result = Failed(exc.code, exc.detail)
             else:
                 return await self.lifecycle.succeed(stored, lease, output)
-        reason = (
-            ChargeReason.upstream_failed
-            if attempt.provider_job_id is not None
-            else ChargeReason.not_accepted
-        )
+        if attempt.provider_job_id is not None:
+            reason = ChargeReason.upstream_failed
+        elif result.unanswered:  # it went out: the upstream may have it, and may bill it
+            reason = ChargeReason.unanswered
+        else:
+            reason = ChargeReason.not_accepted
         error = JobError(
             code=result.code,
             message=result.message,

@@ -17,7 +17,6 @@ from datetime import timedelta
 from app.blobs import BlobStore
 from app.domain.errors import (
     Conflict,
-    ErrorCode,
     InvalidRequest,
     NotFound,
 )
@@ -47,10 +46,11 @@ from app.jobs.envelope import (
     without_inline_media,
 )
 from app.jobs.events import EventHub
-from app.jobs.intake import CheckedMedia, check_media, decode_base64
+from app.jobs.intake import CheckedMedia, check_inputs, seen_inputs
+from app.jobs.media_rules import av_seen, field_byte_limits, fit_plan
 from app.jobs.plan import plan_providers
 from app.jobs.prices import Quote, flat_quote
-from app.jobs.prices.measure import SeenMedia, measure_request
+from app.jobs.prices.measure import measure_request
 from app.jobs.render import JobRenderer
 from app.jobs.result_cache import CacheDecision, ResultCache
 from app.jobs.runner import JobRunner
@@ -60,7 +60,7 @@ from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy
 from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
-from app.store.jobs import JobStore, SaveRefused, SlotsFull, Stored
+from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Stored
 from app.store.round_trip import RoundTrip
 from app.store.tenants import Tenant
 
@@ -108,6 +108,8 @@ class JobService:
         accepted its task (a tenant's own setting wins)."""
         self.url_policy = url_policy
         self.max_media_bytes = max_media_bytes
+        self._adapters = [providers[name] for name in providers]
+        self._field_limits = field_byte_limits(self._adapters, max_media_bytes)
         self.lease_s = lease_s
         self._inline: set[asyncio.Task[Stored]] = set()
 
@@ -154,19 +156,35 @@ class JobService:
             affordable = asyncio.ensure_future(check)
             await asyncio.sleep(0)  # let the balance query go out first
         try:
-            checked = await self._check_media(tenant, params)
+            checked = await check_inputs(
+                tenant.id,
+                params,
+                self.files,
+                self.url_policy,
+                lambda name: self._byte_limit(operation, name),
+            )
+            seen = await seen_inputs(params, checked, self.files, self.blobs.get)
+            fitted = fit_plan(
+                {name: self.providers[name] for name in plan},
+                plan,
+                envelope.provider is not None,
+                operation,
+                av_seen(seen),
+                self.max_media_bytes,
+            )
         except BaseException:
             if affordable is not None:
                 affordable.cancel()
                 await asyncio.wait([affordable])
             raise
-        measure = measure_request(params, await self._seen_media(params, checked))
+        measure = measure_request(params, seen)
         if affordable is not None:
             await affordable
-        elif media_priced:
-            quote = await self.accounting.quote(operation, plan[0], params, measure)
+        if media_priced or fitted[0] != plan[0]:  # priced by the media, or by another provider
+            quote = await self.accounting.quote(operation, fitted[0], params, measure)
             if inline:
                 await self.accounting.check_affordable(tenant, quote.amount)
+        plan = fitted
         cached = CacheDecision()
         if self.cache is not None:
             given = {name: media.content for name, media in checked.items()}
@@ -188,24 +206,6 @@ class JobService:
             options,
             cached,
         )
-
-    async def _seen_media(
-        self, params: Params, checked: dict[str, CheckedMedia]
-    ) -> dict[str, SeenMedia]:
-        """The inputs whose bytes or size the gateway has at submission (not client URLs)."""
-        seen: dict[str, SeenMedia] = {}
-        for name, ref in params.media().items():
-            if name in checked:
-                media = checked[name]
-                seen[name] = SeenMedia(media.content_type, media.content, media.width, media.height)
-            elif ref.file_id is not None:
-                meta = await self.files.file(ref.file_id)
-                if meta is None:
-                    continue
-                kind = meta.content_type.split("/", 1)[0]
-                content = await self.blobs.get(meta.id) if kind in ("audio", "video") else None
-                seen[name] = SeenMedia(meta.content_type, content, meta.width, meta.height)
-        return seen
 
     async def _create(
         self,
@@ -271,7 +271,7 @@ class JobService:
         )
         if isinstance(created, Shortfall):
             raise InsufficientCredits(created.required, created.available)
-        if isinstance(created, SlotsFull):
+        if isinstance(created, JobSlotsFull):
             raise TooManyJobs(created.limit)
         if cached.hit is not None:
             assert created.lease is not None
@@ -281,32 +281,10 @@ class JobService:
             return self.render(record.job)
         return await self._run_inline(created, wait_s)
 
-    async def _check_media(self, tenant: Tenant, params: Params) -> dict[str, CheckedMedia]:
-        """Decode and check inline media, and that referenced files are the tenant's."""
-        checked: dict[str, CheckedMedia] = {}
-        for name, ref in params.media().items():
-            pointer = f"/{name}"
-            if ref.data is not None:
-                raw = decode_base64(ref.data, f"{pointer}/data", self.max_media_bytes)
-                checked[name] = check_media(raw, ref.kind, f"{pointer}/data", self.max_media_bytes)
-            elif ref.url is not None:
-                await self.url_policy.check(ref.url, f"{pointer}/url")
-            elif ref.file_id is not None:
-                meta = await self.files.file(ref.file_id)
-                if meta is None or meta.tenant != tenant.id:
-                    raise InvalidRequest(
-                        f"file {ref.file_id!r} not found",
-                        code=ErrorCode.not_found,
-                        pointer=f"{pointer}/file_id",
-                        status=404,
-                    )
-                if not meta.content_type.startswith(f"{ref.kind}/"):
-                    raise InvalidRequest(
-                        f"file {ref.file_id!r} is {meta.content_type}; {name} takes {ref.kind}",
-                        code=ErrorCode.invalid_media,
-                        pointer=f"{pointer}/file_id",
-                    )
-        return checked
+    def _byte_limit(self, operation: Operation, name: str) -> int:
+        """The most bytes inline input ``name`` may have: what a provider of the operation
+        takes (``media_rules``), else the media limit."""
+        return self._field_limits.get(operation, {}).get(name, self.max_media_bytes)
 
     async def _store_media(
         self, tenant: Tenant, params: Params, checked: dict[str, CheckedMedia]

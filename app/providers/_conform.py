@@ -126,7 +126,7 @@ async def read_conformed(call: Call, ref: MediaInput, limits: ImageLimits) -> Me
     provider says what it makes of it); otherwise :class:`UnreadablePicture` is raised.
     """
     media = await call.media.read(ref)
-    name = ref.file_id or ref.url or "input"
+    name = ref.file_id or ref.artifact_id or ref.url or "input"
     try:
         result = await asyncio.to_thread(conform_image, media, limits, name)
     except UnreadablePicture:

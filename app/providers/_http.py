@@ -32,15 +32,19 @@ def upstream_errors(provider: str) -> Iterator[None]:
     """Turn httpx transport errors into ``UpstreamTimeout`` / ``ProviderUnavailable``.
 
     A timeout is never confused with a refusal: the first may still have done the work
-    upstream, the second certainly did not.
+    upstream, the second certainly did not. Where the request went out whole and no answer
+    came back (a read timeout, a connection cut while the answer was awaited) the error says
+    so (``unanswered``): a submission may have been accepted, and billed.
     """
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(f"{provider} did not answer in time") from exc
+        sent = isinstance(exc, httpx.ReadTimeout)
+        raise UpstreamTimeout(f"{provider} did not answer in time", unanswered=sent) from exc
     except httpx.TransportError as exc:
+        sent = isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError)
         raise ProviderUnavailable(
-            f"{provider} could not be reached ({type(exc).__name__})"
+            f"{provider} could not be reached ({type(exc).__name__})", unanswered=sent
         ) from exc
     except ValueError as exc:  # JSON or base64 that does not parse
         raise ProviderUnavailable(f"{provider} answered with an unreadable body") from exc

@@ -29,14 +29,17 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import httpx
 
 from app.domain.errors import ErrorCode
 from app.domain.media import MediaInput
-from app.domain.models import ConformedInput, JSONValue
+from app.domain.models import ConformedInput, JSONValue, UpstreamFile
 from app.domain.operations import Operation, Params
+
+if TYPE_CHECKING:
+    from app.providers.media_limits import AvLimits
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Media:
 
     content: bytes
     content_type: str
+    upstream: UpstreamFile | None = field(default=None, compare=False)
+    """Where an earlier job's output still lives upstream (an ``artifact_id`` input)."""
 
 
 class MediaSource(Protocol):
@@ -56,6 +61,12 @@ class MediaSource(Protocol):
 
     def public_url(self, ref: MediaInput) -> str:
         """A URL the upstream can fetch: the client's own URL, or a signed gateway URL."""
+        ...
+
+    async def publish(self, media: Media) -> str:
+        """A signed gateway URL the upstream can fetch ``media`` from: bytes the adapter made
+        of an input (a conversion), kept as a file of the job's tenant for the files'
+        retention."""
         ...
 
 
@@ -111,6 +122,9 @@ class Call:
 class OutputFile:
     content: bytes
     content_type: str
+    upstream: UpstreamFile | None = field(default=None, compare=False)
+    """The upstream's own copy, where it takes it again as an input (Perfect's ``dst_id``);
+    bookkeeping, like ``cost``: outputs compare by their bytes."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,8 @@ class Failed:
     retry_after_s: float | None = None
     cost: float | None = field(default=None, compare=False)
     """What the upstream reports the failed task cost (PixelAPI: 0 for failed or blocked)."""
+    unanswered: bool = False
+    """A submission that went out whole and got no answer: the upstream may have accepted it."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +201,36 @@ class ProviderBalance:
     amount: float
     unit: str
     """``credits``, ``usd``, ``calls``… in the upstream's own terms."""
+
+
+@dataclass(frozen=True)
+class UpstreamModel:
+    """One model or operation an upstream account offers, with its price where listed."""
+
+    id: str
+    endpoint: str | None = None
+    credits: float | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamJob:
+    """One job of the upstream account's own history, as the upstream lists it."""
+
+    id: str
+    status: str | None = None
+    operation: str | None = None
+    model: str | None = None
+    credits: float | None = None
+    created_at: str | None = None
+    output_url: str | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamAccount:
+    """What an upstream tells about the account itself: its models and its recent jobs."""
+
+    models: list[UpstreamModel]
+    recent_jobs: list[UpstreamJob]
 
 
 @dataclass(frozen=True)
@@ -308,9 +354,16 @@ class Adapter(ABC):
     takes_callbacks: ClassVar[bool] = False
     """The upstream can POST to ``Call.callback_url`` when a job ends; the runner then gives
     submissions one (when upstream callbacks are on) so the job is polled at once."""
+    media_limits: ClassVar[Mapping[Operation, Mapping[str, AvLimits]]] = {}
+    """The audio and video each operation's inputs take, by input name, from the document
+    (``app.providers.media_limits``); an input without a row takes the gateway's own."""
     max_poll_gap_s: ClassVar[float | None] = None
     """Set where the upstream drops a task that is not polled in time: the longest the runner
     waits between two polls, even while backing off from poll errors."""
+    poll_lateness_s: ClassVar[float | None] = None
+    """Set where the upstream drops a task that is not polled in time: how late a poll may go
+    out (a busy worker, a slow answer) and still reach the task in time. While this worker's
+    polls run later than that, it submits no new task to the upstream."""
 
     def __init__(
         self,
@@ -376,6 +429,11 @@ class Adapter(ABC):
 
     async def balance(self) -> ProviderBalance | None:
         """The upstream account's remaining balance (first credential), when it tells."""
+        return None
+
+    async def account(self, recent: int) -> UpstreamAccount | None:
+        """The upstream account's models and its ``recent`` newest jobs (first credential),
+        where the upstream lists them."""
         return None
 
     async def voices(self) -> list[Voice]:

@@ -145,6 +145,7 @@ from app.providers.everypixel_wire import (
     result_url,
     unreadable,
 )
+from app.providers.media_limits import EVERYPIXEL_VIDEO_KEYWORDS, AvLimits
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,9 @@ class EverypixelAdapter(Adapter):
         "lipsync": UpstreamLimit(rate_per_s=30, concurrent_jobs=1),
         "imageswap": UpstreamLimit(rate_per_s=30, concurrent_jobs=1),
         "videoswap": UpstreamLimit(rate_per_s=30, concurrent_jobs=1),
+    }
+    media_limits: ClassVar[Mapping[Operation, Mapping[str, AvLimits]]] = {
+        Operation.video_keywords: {"video": EVERYPIXEL_VIDEO_KEYWORDS},
     }
     bindings: ClassVar[Mapping[Operation, Binding]] = {
         Operation.image_keywords: Binding(

@@ -128,8 +128,8 @@ DOWNLOAD_ATTEMPTS = 5
 DOWNLOAD_PAUSE_S = 1.0
 
 
-class ErrorBody(StrEnum):
-    """What an error answer's body carries, as far as the mapping needs to know."""
+class ErrorShape(StrEnum):
+    """The shape of an error answer's body, as far as the mapping needs to know."""
 
     error = "error"
     """The document's ``{"error", "started_at", "completed_at"}``."""
@@ -141,11 +141,11 @@ class ErrorBody(StrEnum):
 
 doc = document(PROVIDER)
 
-ERRORS: dict[tuple[int, ErrorBody | None], Meaning] = {
+ERRORS: dict[tuple[int, ErrorShape | None], Meaning] = {
     (400, None): Meaning(ErrorCode.invalid_parameter, False, HTTP_400),
     (401, None): Meaning(ErrorCode.provider_auth_failed, True, HTTP_401),
     (422, None): Meaning(ErrorCode.no_face_detected, False, doc(829, "responds with HTTP status")),
-    (422, ErrorBody.validation): Meaning(ErrorCode.invalid_parameter, False, HTTP_422),
+    (422, ErrorShape.validation): Meaning(ErrorCode.invalid_parameter, False, HTTP_422),
     (429, None): Meaning(ErrorCode.provider_rate_limited, True, HTTP_429),
 }
 """Upstream (HTTP status, body kind) → canonical meaning: the one place Image Pig errors are
@@ -369,23 +369,23 @@ _BUILDERS: dict[Operation, Callable[[Call], Awaitable[_Request]]] = {
 }
 
 
-def _error_body(response: httpx.Response) -> tuple[ErrorBody, str]:
+def _error_shape(response: httpx.Response) -> tuple[ErrorShape, str]:
     """The kind of an error body and its message."""
     try:
-        return ErrorBody.error, _ErrorAnswer.model_validate_json(response.content).error
+        return ErrorShape.error, _ErrorAnswer.model_validate_json(response.content).error
     except ValueError:
         pass
     try:
         detail = _ValidationAnswer.model_validate_json(response.content).detail
     except ValueError:
-        return ErrorBody.other, f"HTTP {response.status_code}"
-    return ErrorBody.validation, "; ".join(item.msg for item in detail) or "invalid request"
+        return ErrorShape.other, f"HTTP {response.status_code}"
+    return ErrorShape.validation, "; ".join(item.msg for item in detail) or "invalid request"
 
 
 def _failure(response: httpx.Response) -> Failed:
     """Translate a non-2xx answer through :data:`ERRORS`; raise when the service is at fault."""
     status = response.status_code
-    kind, message = _error_body(response)
+    kind, message = _error_shape(response)
     meaning = (
         ERRORS.get((status, kind))
         or ERRORS.get((status, None))

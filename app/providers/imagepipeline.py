@@ -8,14 +8,18 @@ image.instamodel            ``POST /creator/instamodel/image/v1`` (``face`` → 
 image.try_on                ``POST /creator/tryon/image/v1`` (``person_image``,
                             ``clothing_image``, ``gender``, ``clothing_type``)
 audio.clone_voice           ``POST /identity/voice/clone/v1`` (``reference_audio`` →
-                            ``reference_voice_url``)
+                            ``reference_voice_url``, a WAV: other audio is converted)
 every job                   ``GET <endpoint>/status/{job_id}`` until a terminal status, then
                             ``result_url`` is downloaded (no key: a pre-signed link)
 ==========================  ===========================================================
 
 Every request carries ``X-API-Key``; bodies are flat JSON and every input is a public URL
-(``call.media.public_url``). ``callback_url`` is sent when the gateway has one: the webhook
-only makes the gateway poll at once (``app.jobs.upstream_callbacks``), its body is never read.
+(``call.media.public_url``). The voice reference is "Public URL of the reference voice audio
+(WAV)" (413): it is read first (a client's URL fetched under the tenant's fetch slots), and
+other audio is converted to WAV (``_conform_av``, recorded on the attempt as ``conformed``)
+and sent as a signed gateway URL to the converted file (``call.media.publish``).
+``callback_url`` is sent when the gateway has one: the webhook only makes the gateway poll at
+once (``app.jobs.upstream_callbacks``), its body is never read.
 
 Readings of what the document leaves open (the sandbox emulator keeps the same ones):
 
@@ -59,10 +63,12 @@ from urllib.parse import quote
 from app.domain.errors import ErrorCode
 from app.domain.media import MediaInput
 from app.domain.operations import (
+    CloneVoice,
     Operation,
     Params,
 )
 from app.providers import _http
+from app.providers._conform_av import UnconvertibleAudio, read_conformed_audio
 from app.providers._http import upstream_errors
 from app.providers._meaning import Meaning
 from app.providers.base import (
@@ -95,6 +101,7 @@ from app.providers.imagepipeline_wire import (
     try_on_refusal,
     unreadable,
 )
+from app.providers.media_limits import IMAGEPIPELINE_VOICE_REFERENCE, AvLimits
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +135,34 @@ class ImagePipelineAdapter(Adapter):
         ),
     }
     """Prices: $0.001 per second of each endpoint's example ``processing_time_seconds``."""
+    media_limits: ClassVar[Mapping[Operation, Mapping[str, AvLimits]]] = {
+        Operation.audio_clone_voice: {"reference_audio": IMAGEPIPELINE_VOICE_REFERENCE},
+    }
 
     def _headers(self, call: Call) -> dict[str, str]:
         key = self.credential(call).api_key
         return {"X-API-Key": key} if key else {}
 
     def reads(self, operation: Operation, params: Params) -> list[MediaInput]:
-        """Every input goes to ImagePipeline as a URL (``call.media.public_url``)."""
+        """Every input goes to ImagePipeline as a URL (``call.media.public_url``); the voice
+        reference is read first, to be converted when it is not a WAV."""
+        if isinstance(params, CloneVoice):
+            return [params.reference_audio]
         return []
+
+    async def _voice_reference(self, call: Call) -> str | Failed:
+        """The URL of the reference as a WAV: the input's own URL when it is one, else the
+        gateway's URL of its conversion."""
+        assert isinstance(call.params, CloneVoice)
+        ref = call.params.reference_audio
+        try:
+            converted = await read_conformed_audio(call, ref, IMAGEPIPELINE_VOICE_REFERENCE)
+        except UnconvertibleAudio as exc:
+            message = f"reference_audio: {exc}"
+            return Failed(ErrorCode.invalid_media, message)
+        if converted is None:
+            return call.media.public_url(ref)
+        return await call.media.publish(converted)
 
     async def submit(self, call: Call) -> SubmitResult:
         wire = WIRES.get(call.operation)
@@ -143,6 +170,11 @@ class ImagePipelineAdapter(Adapter):
             message = f"{PROVIDER} does not serve {call.operation.value}"
             return Failed(ErrorCode.unsupported_operation, message)
         body = wire.body(call)
+        if call.operation is Operation.audio_clone_voice:
+            reference = await self._voice_reference(call)
+            if isinstance(reference, Failed):
+                return reference
+            body["reference_voice_url"] = reference
         if call.callback_url:
             body["callback_url"] = call.callback_url
         url = f"{self.base_url}{wire.endpoint}"

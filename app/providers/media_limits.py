@@ -1,9 +1,27 @@
-"""What each provider accepts as an input picture, from its document: the one table.
+"""What each provider accepts as an input, from its document: the one table.
 
-Every adapter that sends picture bytes reads its row here and sends what
-:func:`app.providers._conform.conform_image` made of the input (see there for how). Each row
-cites the document line it comes from; ``docs/providers.md`` lists them with where the gateway
-and the sandbox enforce them.
+Pictures (:class:`ImageLimits`): every adapter that sends picture bytes reads its row here and
+sends what :func:`app.providers._conform.conform_image` made of the input (see there for how).
+
+Audio and video (:class:`AvLimits`): an adapter names its rows by operation and input
+(``Adapter.media_limits``); the gateway's intake (``app.jobs.media_rules``) refuses what no
+provider of the job's plan takes, or leaves out of the plan the providers that do not take
+it, before any credit is reserved; what a provider takes only after conversion
+(``converts``) is converted before sending (:mod:`app.providers._conform_av`). An input no
+row speaks of is held to the gateway's own limits (:data:`GATEWAY_AV`, ``max_media_bytes``).
+
+Each row cites the document line it comes from; ``docs/providers.md`` lists them with where
+the gateway and the sandbox enforce them.
+
+Durations, read literally. Everypixel's video keywording "works best with 5–60 second clips"
+and says "the recommended video duration is between 5 and 60 seconds" (90, 256, 258), then
+that "longer videos can be processed" (258) and that shorter ones "might not have enough
+content": a recommendation, not a limit, so its row sets none and no clip is refused for its
+length. Lipsync and video face swap ask for "relatively short videos" (783) and give no
+number; ImagePipeline's voice cloning names none. Where a document states one, the row's
+``min_duration_s`` / ``max_duration_s`` refuse at intake, on the duration FFmpeg reads
+(``app.domain.media_probe``); a file whose duration cannot be read is then refused too (the
+careful side: the gateway does not send what it cannot show to be within the limit).
 """
 
 from __future__ import annotations
@@ -18,6 +36,16 @@ JPEG = "image/jpeg"
 PNG = "image/png"
 WEBP = "image/webp"
 HEIC = "image/heic"
+MP4 = "video/mp4"
+MOV = "video/quicktime"
+WEBM = "video/webm"
+AVI = "video/x-msvideo"
+MPEG = "video/mpeg"
+WAV = "audio/wav"
+MP3 = "audio/mpeg"
+OGG = "audio/ogg"
+FLAC = "audio/flac"
+M4A = "audio/mp4"
 MB = 1024 * 1024
 
 
@@ -29,7 +57,6 @@ class ImageLimits:
     """Accepted media types, the preferred re-encoding first."""
     cite: Citation
     max_long_side: int | None = None
-    min_short_side: int | None = None
     max_bytes: int | None = None
     """Largest accepted file; the document's "< 10MB" is read as strictly below."""
 
@@ -39,11 +66,73 @@ class ImageLimits:
 
 def _canonical(content_type: str) -> str:
     kind = content_type.split(";")[0].strip().lower()
-    return {"image/jpg": JPEG, "image/pjpeg": JPEG}.get(kind, kind)
+    return _SAME.get(kind, kind)
+
+
+_SAME = {
+    "image/jpg": JPEG,
+    "image/pjpeg": JPEG,
+    "audio/x-wav": WAV,
+    "audio/wave": WAV,
+    "audio/mp3": MP3,
+    "audio/x-m4a": M4A,
+    "video/avi": AVI,
+}
+
+
+@dataclass(frozen=True)
+class AvLimits:
+    """The audio or video one input of one operation takes at one provider."""
+
+    formats: tuple[str, ...]
+    """Media types the provider takes as they are; the first is what conversion makes."""
+    cite: Citation | None
+    """The document's line; ``None`` for the gateway's own limits (:data:`GATEWAY_AV`)."""
+    max_bytes: int | None = None
+    """Largest file; ``None``: the gateway's ``max_media_bytes``."""
+    min_duration_s: float | None = None
+    max_duration_s: float | None = None
+    converts: tuple[str, ...] = ()
+    """Types the gateway converts to ``formats[0]`` before sending (the provider takes them
+    only so)."""
+
+    def takes(self, content_type: str) -> bool:
+        """As it is, or after conversion."""
+        kind = _canonical(content_type)
+        return kind in self.formats or kind in self.converts
+
+    def needs_conversion(self, content_type: str) -> bool:
+        return _canonical(content_type) not in self.formats
+
+    def names(self) -> str:
+        """The types it takes, for a refusal: ``MP4, MPEG, MOV, AVI``."""
+        return ", ".join(_NAMES.get(t, t) for t in dict.fromkeys(self.formats + self.converts))
+
+
+_NAMES = {
+    MP4: "MP4",
+    MOV: "MOV",
+    WEBM: "WEBM",
+    AVI: "AVI",
+    MPEG: "MPEG",
+    WAV: "WAV",
+    MP3: "MP3",
+    OGG: "OGG",
+    FLAC: "FLAC",
+    M4A: "M4A",
+}
+
+GATEWAY_AV: Final[Mapping[str, AvLimits]] = {
+    "video": AvLimits(formats=(MP4, MOV, WEBM), cite=None),
+    "audio": AvLimits(formats=(WAV, MP3, OGG, FLAC, M4A), cite=None),
+}
+"""What the gateway takes where no document says (by kind), up to ``max_media_bytes``."""
 
 
 _perfect = document("perfectcorp")
 _pixel = document("pixelapi")
+_everypixel = document("everypixel")
+_imagepipeline = document("imagepipeline")
 
 _PERFECT_SMALL = 10 * MB - 1
 """Perfect's "< 10MB"."""
@@ -85,3 +174,22 @@ PIXELAPI: Final = ImageLimits(
 )
 """PixelAPI's pictures: "JPEG, PNG, and WebP. Maximum file size is 10MB. Maximum resolution is
 4096×4096 pixels." (every image endpoint)."""
+
+EVERYPIXEL_VIDEO_KEYWORDS: Final = AvLimits(
+    formats=(MP4, MPEG, MOV, AVI),
+    cite=_everypixel(258, "Supported video formats include MP4, MPEG, MOV, and AVI"),
+    max_bytes=100_000_000,
+)
+"""Everypixel's video keywording: "Supported video formats include MP4, MPEG, MOV, and AVI.
+The maximum file size for upload is 100 MB." (258; "an upload size limit of 100 MB for video
+files on this endpoint", 90). "100 MB" is read on the careful side: 100,000,000 bytes (the
+emulator refuses above 100 MiB, the lenient reading, so the gateway's own limit is the one
+that bites)."""
+
+IMAGEPIPELINE_VOICE_REFERENCE: Final = AvLimits(
+    formats=(WAV,),
+    cite=_imagepipeline(413, "Public URL of the reference voice audio (WAV)"),
+    converts=(MP3, OGG, FLAC, M4A),
+)
+"""ImagePipeline's voice cloning: ``reference_voice_url`` is "Public URL of the reference voice
+audio (WAV)" (413). Other audio the gateway takes is converted to WAV first."""

@@ -16,7 +16,9 @@ image.try_on                      ``POST /v1/virtual-tryon`` (JSON, base64 pictu
                                   ``GET /v1/virtual-tryon/jobs/{job_id}``; the result is the
                                   poll's ``result_image_b64``
 catalog                           ``GET /v1/models`` (:meth:`models`), ``GET
-                                  /v1/account/balance`` (:meth:`balance`)
+                                  /v1/account/balance`` (:meth:`balance`), ``GET
+                                  /v1/account/usage`` (:meth:`usage`); models and usage
+                                  together in :meth:`account` (the admin upstream view)
 ================================  =====================================================
 
 Every request carries ``Authorization: Bearer <key>`` and ``User-Agent: mediagate/0.1`` (the
@@ -90,6 +92,9 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   operations with their pricing"): :meth:`models` lists them. The bindings stay static (the
   gateway validates before it calls anyone); they cover every model the document names.
 - **Balance**: ``GET /v1/account/balance`` → ``credits_remaining`` in PixelAPI credits.
+- **Usage**: ``GET /v1/account/usage?limit=`` "returns your recent job history with
+  operations, models, status, and output URLs"; its body is not shown, so entries are read
+  by those words (``pixelapi_account``).
 - **Callbacks**: webhooks exist on Pro and Scale "by contacting support", with no request
   parameter, so ``callback_url`` is not passed on; jobs are polled.
 - **Bodies** that do not parse, or parse without the job id / ``status`` / the result where
@@ -102,7 +107,7 @@ import base64
 import binascii
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
@@ -129,9 +134,13 @@ from app.providers.base import (
     SubmitResult,
     Submitted,
     Succeeded,
+    UpstreamAccount,
+    UpstreamJob,
     UpstreamLimit,
+    UpstreamModel,
     poll_trouble,
 )
+from app.providers.pixelapi_account import USAGE_LIMIT_MAX, read_models, read_usage
 from app.providers.pixelapi_errors import (
     PROVIDER,
     failure,
@@ -188,15 +197,6 @@ def _media_type(content: bytes, declared: str, kind: Kind) -> str:
     if found is None:
         raise unreadable(f"output is {declared or 'untyped'}, not {kind}")
     return found
-
-
-@dataclass(frozen=True)
-class UpstreamModel:
-    """One entry of ``GET /v1/models``."""
-
-    id: str
-    endpoint: str | None = None
-    credits: float | None = None
 
 
 class PixelApiAdapter(Adapter):
@@ -405,28 +405,14 @@ class PixelApiAdapter(Adapter):
         return ProviderBalance(amount=float(remaining), unit="credits")
 
     async def models(self) -> list[UpstreamModel]:
-        """``GET /v1/models``: every model and operation with its credits (a list, or an
-        object holding it under ``models`` or ``data``)."""
-        body = await self._catalog("/v1/models")
-        entries = body if isinstance(body, list) else body.get("models", body.get("data"))
-        if not isinstance(entries, list):
-            raise unreadable("no model list")
-        models = []
-        for entry in entries:
-            if not isinstance(entry, dict):
-                continue
-            model_id = entry.get("id") or entry.get("model") or entry.get("name")
-            if not isinstance(model_id, str):
-                continue
-            endpoint = entry.get("endpoint")
-            credits = entry.get("credits")
-            models.append(
-                UpstreamModel(
-                    id=model_id,
-                    endpoint=endpoint if isinstance(endpoint, str) else None,
-                    credits=float(credits)
-                    if isinstance(credits, int | float) and not isinstance(credits, bool)
-                    else None,
-                )
-            )
-        return models
+        """``GET /v1/models``: every model and operation with its credits."""
+        return read_models(await self._catalog("/v1/models"))
+
+    async def usage(self, limit: int = 20) -> list[UpstreamJob]:
+        """``GET /v1/account/usage?limit=``: the account's newest jobs (``limit`` 1–100)."""
+        limit = max(1, min(limit, USAGE_LIMIT_MAX))
+        return read_usage(await self._catalog(f"/v1/account/usage?limit={limit}"))
+
+    async def account(self, recent: int) -> UpstreamAccount:
+        """The models and the ``recent`` newest jobs of the first credential's account."""
+        return UpstreamAccount(models=await self.models(), recent_jobs=await self.usage(recent))

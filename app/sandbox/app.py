@@ -11,44 +11,13 @@ app alone; in sandbox mode the gateway mounts it on its own port.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, params
 
 from app.sandbox import everypixel, fetch, imagepig, imagepipeline, perfectcorp, pixelapi
 from app.sandbox.control import FaultRequest, SandboxControl
 from app.sandbox.fetch import SandboxAccess
-
-if TYPE_CHECKING:
-    from app.config import Settings
-
-
-@dataclass(frozen=True)
-class SandboxTiming:
-    latency_s: float = 0.0
-    """Delay added to every synchronous answer."""
-    job_s: float = 1.0
-    """Time an asynchronous job takes from submission to completion."""
-    requests_per_minute: Mapping[str, float] = field(default_factory=dict)
-    """Provider → the request rate per credential its emulator allows, where a test runs a
-    bigger plan than the documented one (pixelapi, perfectcorp)."""
-    polling_interval_ms: int | None = None
-    """The ``polling_interval`` Perfect's task status answers (None: the emulator's own)."""
-    ip_requests_per_5_minutes: Mapping[str, float] = field(default_factory=dict)
-    """Provider → requests per 5 minutes its emulator allows from one address, where a test
-    runs a bigger contract than the documented one (perfectcorp)."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SandboxTiming:
-        return cls(
-            settings.sandbox_latency_s,
-            settings.sandbox_job_s,
-            {name: rate for name, rate in settings.sandbox_rate_limits.items()},
-            settings.sandbox_polling_interval_ms,
-            {name: rate for name, rate in settings.sandbox_ip_limits.items()},
-        )
+from app.sandbox.timing import SandboxTiming
 
 
 def _admin_only(access: SandboxAccess) -> params.Depends:

@@ -4,8 +4,9 @@
 aimed at every request (``on: any``), at submissions or at status polls only (``on: submit``,
 ``on: poll``), and optionally at requests whose path starts with ``path``. Each emulator asks
 :meth:`SandboxControl.take_fault` once per request it would otherwise serve, saying which kind
-of request it is, and reports every request and every accepted submission to :class:`Stats`,
-so tests can prove that nothing was submitted twice.
+of request it is, and counts every request and every accepted submission in its
+:class:`ProviderStats` (``count_request``, ``count_submission``), so tests can prove that
+nothing was submitted twice.
 """
 
 from __future__ import annotations

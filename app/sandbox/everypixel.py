@@ -48,7 +48,7 @@ import asyncio
 import time
 from collections import defaultdict, deque
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -59,9 +59,7 @@ from app.sandbox.everypixel_analysis import ANALYSES
 from app.sandbox.everypixel_tasks import MODELS, READERS, Model, Task, Tasks, fault_failure
 from app.sandbox.everypixel_wire import Refusal, client_id, read_form
 from app.sandbox.everypixel_words import VOICES
-
-if TYPE_CHECKING:
-    from app.sandbox.app import SandboxTiming
+from app.sandbox.timing import SandboxTiming
 
 PROVIDER = "everypixel"
 ACCOUNT = "sandbox"

@@ -46,7 +46,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import httpx
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -59,9 +59,6 @@ from pydantic import (
 from app.sandbox import fetch, images
 from app.sandbox.control import Fault, FaultTarget, SandboxControl
 from app.sandbox.credentials import IMAGEPIG_API_KEY
-
-if TYPE_CHECKING:
-    from app.sandbox.app import SandboxTiming
 from app.sandbox.imagepig_wire import (
     Body,
     CutoutBody,
@@ -73,6 +70,7 @@ from app.sandbox.imagepig_wire import (
     TextBody,
     UpscaleBody,
 )
+from app.sandbox.timing import SandboxTiming
 
 PROVIDER = "imagepig"
 

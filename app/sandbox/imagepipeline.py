@@ -53,7 +53,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import APIRouter, Request
@@ -79,10 +78,8 @@ from app.sandbox.imagepipeline_jobs import (
     render,
     stage,
 )
-from app.sandbox.imagepipeline_wire import PARSERS, Reject
-
-if TYPE_CHECKING:
-    from app.sandbox.app import SandboxTiming
+from app.sandbox.imagepipeline_wire import PARSERS, Refusal
+from app.sandbox.timing import SandboxTiming
 
 PROVIDER = "imagepipeline"
 START_BALANCE_USD = 200.0
@@ -240,7 +237,7 @@ class _Emulator:
         try:
             async with _client() as client:
                 work, callback_url = await PARSERS[endpoint](request, client)
-        except Reject as rejected:
+        except Refusal as rejected:
             return _error(rejected.status, rejected.detail)
         now = _now()
         for job in self.jobs:

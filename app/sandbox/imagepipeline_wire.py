@@ -1,7 +1,7 @@
 """ImagePipeline emulator, the wire: the documented request bodies and the inputs they name.
 
 Each submission's JSON is validated against its endpoint's field table and read into the
-:class:`~app.sandbox.imagepipeline_jobs.Work` it asks for, or refused with a :class:`Reject`
+:class:`~app.sandbox.imagepipeline_jobs.Work` it asks for, or refused with a :class:`Refusal`
 carrying the document's error body. How the document is read (``app/providers/imagepipeline.py``
 keeps the same readings):
 
@@ -50,7 +50,7 @@ TryOnSide = Annotated[int, Field(ge=256, le=2048)]
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-class Reject(Exception):
+class Refusal(Exception):
     """A request refused with ``status`` and the document's ``{"detail": …}`` body."""
 
     def __init__(self, status: int, detail: object) -> None:
@@ -58,8 +58,8 @@ class Reject(Exception):
         self.status, self.detail = status, detail
 
 
-def field_error(name: str, msg: str, kind: str) -> Reject:
-    return Reject(422, [{"loc": ["body", name], "msg": msg, "type": kind}])
+def field_error(name: str, msg: str, kind: str) -> Refusal:
+    return Refusal(422, [{"loc": ["body", name], "msg": msg, "type": kind}])
 
 
 class _Body(BaseModel):
@@ -150,20 +150,20 @@ BodyT = TypeVar("BodyT", bound=_Body)
 async def _read(request: Request, model: type[BodyT]) -> BodyT:
     content_type = request.headers.get("content-type", "").lower()
     if not content_type.startswith("application/json"):
-        raise Reject(400, "Content-Type must be application/json")
+        raise Refusal(400, "Content-Type must be application/json")
     try:
         raw = await request.json()
     except ValueError as exc:
         error = {"loc": (), "msg": "JSON decode error", "type": "jsondecode"}
-        raise Reject(422, [_v1_error(error)]) from exc
+        raise Refusal(422, [_v1_error(error)]) from exc
     if not isinstance(raw, dict):
         error = {"loc": (), "msg": "value is not a valid dict", "type": "dict"}
-        raise Reject(422, [_v1_error(error)])
+        raise Refusal(422, [_v1_error(error)])
     try:
         body = model.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False)
-        raise Reject(422, [_v1_error(e) for e in errors]) from exc
+        raise Refusal(422, [_v1_error(e) for e in errors]) from exc
     if body.callback_url is not None and not _is_url(body.callback_url):
         raise field_error("callback_url", "invalid or missing URL scheme", "value_error.url.scheme")
     return body

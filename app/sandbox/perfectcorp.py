@@ -28,6 +28,9 @@ How the document is read (the adapter keeps the same readings):
 - **Liveness.** Tasks the client still has to poll count in ``stats.in_flight`` (its peak in
   ``peak_in_flight``); the longest time a running task went unpolled is
   ``longest_poll_gap_s``, and a task lost to the 10-s rule counts in ``stats.dropped``.
+- **Chaining.** A result's ``dst_id`` names it as a file for the account's later tasks (in
+  ``src_ids``, ``ref_ids`` or ``mask_ids``) for 30 days, judged like an upload; a file call
+  and an upload count in ``by_endpoint`` (``PUT /upload``), a task on a ``dst_id`` in neither.
 - **request_id.** The same ``request_id`` with the same file ids answers the task already
   made: no new task, no new charge. Only new tasks count in ``stats.submissions``.
   Credits (``PLAN_CREDITS``, one per task) are taken when a poll first reports ``success``.
@@ -46,7 +49,7 @@ import binascii
 import secrets
 import time
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -61,9 +64,7 @@ from app.sandbox.control import DroppedConnection, Fault, FaultTarget, SandboxCo
 from app.sandbox.credentials import PERFECTCORP_CLIENT_ID, PERFECTCORP_PRIVATE_KEY_PEM
 from app.sandbox.perfectcorp_tasks import FEATURES, Output, StoredFile, Task
 from app.sandbox.perfectcorp_wire import FilesBody, Refusal, Window, invalid, page, read_task
-
-if TYPE_CHECKING:
-    from app.sandbox.app import SandboxTiming
+from app.sandbox.timing import SandboxTiming
 
 PROVIDER = "perfectcorp"
 API = "/s2s/v1.0"
@@ -106,6 +107,8 @@ class _Emulator:
         """(request_id, file ids) → the task they made."""
         self.results: dict[str, tuple[Output, float]] = {}
         """Result name → what it shows and when its URL expires."""
+        self.result_files: dict[str, tuple[Output, float]] = {}
+        """``dst_id`` → the result it names and when it was made (kept 30 days)."""
         self.credits = PLAN_CREDITS
 
     @property
@@ -253,7 +256,11 @@ class _Emulator:
     async def upload(self, request: Request, file_id: str) -> Response:
         self.control.count_request(PROVIDER, "PUT /upload")
         stored = self.files.get(file_id)
-        if stored is None or _now() > stored.created_s + engine.FILE_TTL_S:
+        if (
+            stored is None
+            or not stored.upload_token  # a result (dst_id) is no upload
+            or _now() > stored.created_s + engine.FILE_TTL_S
+        ):
             return self._bucket_error(404, "NoSuchUpload", "The upload URL is unknown or expired")
         given = (request.headers.get("content-type"), request.headers.get("x-upload-token"))
         if given != (stored.content_type, stored.upload_token):
@@ -274,7 +281,7 @@ class _Emulator:
                 raw = await request.json()
             except ValueError as exc:
                 raise invalid("the body is not JSON") from exc
-            request_id, work = read_task(raw, feature, self.files.get)
+            request_id, work = read_task(raw, feature, self._find_file)
             key = (request_id, tuple(f.id for fs in work.files.values() for f in fs))
             if request_id is not None and (known := self.dedup.get(key)) is not None:
                 return self._ok({"task_id": known})
@@ -323,6 +330,19 @@ class _Emulator:
             self.control.task_ended(PROVIDER)
         return self._ok(self._status_body(request, task, status, now))
 
+    def _find_file(self, file_id: str) -> StoredFile | None:
+        """An uploaded file, or a result by its ``dst_id`` ("used for integrating other
+        task. No need to reupload file"), while the account keeps it."""
+        stored = self.files.get(file_id)
+        if file_id not in self.result_files:
+            return stored
+        output, made = self.result_files[file_id]
+        if _now() > made + engine.RESULT_FILE_TTL_S:
+            return None
+        if stored is None:
+            stored = self.files[file_id] = engine.result_file(file_id, output, made)
+        return stored
+
     def _status_body(self, request: Request, task: Task, status: str, now: float) -> dict[str, Any]:
         interval = self.timing.polling_interval_ms or engine.POLLING_INTERVAL_MS
         body: dict[str, Any] = {"polling_interval": interval, "status": status}
@@ -337,10 +357,11 @@ class _Emulator:
                 name = engine.new_result_id(output.ext)
                 task.result_ids.append(name)
                 self.results[name] = (output, now + engine.RESULT_TTL_S)
+                self.result_files[engine.dst_id(name)] = (output, now)
         data = []
         for name, output in zip(task.result_ids, task.outputs, strict=True):
             item: dict[str, Any] = {
-                "dst_id": f"dst-{name.split('.')[0]}",
+                "dst_id": engine.dst_id(name),
                 "url": str(request.url_for(RESULT_ROUTE, name=name)),
             }
             if output.res_age is not None:

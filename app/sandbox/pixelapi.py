@@ -68,7 +68,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -92,14 +91,12 @@ from app.sandbox.pixelapi_tryon import fault_detail, parse_try_on
 from app.sandbox.pixelapi_wire import FETCH_USER_AGENT as FETCH_USER_AGENT  # re-exported
 from app.sandbox.pixelapi_wire import (
     IMAGE_PARSERS,
-    Reject,
+    Refusal,
     bearer,
     field_error,
     proper_user_agent,
 )
-
-if TYPE_CHECKING:
-    from app.sandbox.app import SandboxTiming
+from app.sandbox.timing import SandboxTiming
 
 PROVIDER = "pixelapi"
 PLAN = "scale"
@@ -347,7 +344,7 @@ class _Emulator:
             return served
         try:
             work = await PARSERS[operation](request)
-        except Reject as rejected:
+        except Refusal as rejected:
             return self._error(rejected.status, rejected.detail)
         cost = work.credits if work.credits is not None else CREDITS[operation]
         if self.account.credits < cost:

@@ -24,7 +24,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.sandbox.pixelapi_jobs import Work
-from app.sandbox.pixelapi_wire import json_object, validation_reject
+from app.sandbox.pixelapi_wire import json_object, validation_refusal
 
 AUDIO_MODEL: Literal["musicgen-small"] = "musicgen-small"
 VIDEO_MODEL = "wan2.1"
@@ -58,7 +58,7 @@ async def parse_audio(request: Request) -> Work:
     try:
         body = _AudioBody.model_validate(await json_object(request))
     except ValidationError as exc:
-        raise validation_reject(exc) from exc
+        raise validation_refusal(exc) from exc
     credits = AUDIO_CREDITS[body.duration > SHORT_AUDIO_S]
     return Work(kind="audio", model=body.model, duration_s=body.duration, credits=credits)
 
@@ -67,7 +67,7 @@ async def parse_video(request: Request) -> Work:
     try:
         body = _VideoBody.model_validate(await json_object(request))
     except ValidationError as exc:
-        raise validation_reject(exc) from exc
+        raise validation_refusal(exc) from exc
     width, height = RESOLUTIONS[body.resolution]
     return Work(
         width,

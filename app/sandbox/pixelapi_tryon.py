@@ -23,7 +23,7 @@ from fastapi import Request
 
 from app.sandbox import images
 from app.sandbox.pixelapi_jobs import Work
-from app.sandbox.pixelapi_wire import ACCEPTED_FORMATS, MAX_UPLOAD_BYTES, Reject, json_object
+from app.sandbox.pixelapi_wire import ACCEPTED_FORMATS, MAX_UPLOAD_BYTES, Refusal, json_object
 
 CATEGORIES = ("upperbody", "lowerbody", "dress")
 MIN_PERSON_SIDE = 100
@@ -50,7 +50,7 @@ def fault_detail(error: str) -> dict[str, str]:
 
 def _picture(body: dict[str, object], name: str) -> tuple[int, int]:
     value = body.get(name)
-    invalid = Reject(
+    invalid = Refusal(
         400,
         _error(
             "invalid_image",
@@ -65,7 +65,7 @@ def _picture(body: dict[str, object], name: str) -> tuple[int, int]:
     except (binascii.Error, ValueError):
         raise invalid from None
     if len(data) > MAX_UPLOAD_BYTES:
-        raise Reject(413, "File too large. Maximum size is 10MB.")
+        raise Refusal(413, "File too large. Maximum size is 10MB.")
     info = images.inspect(data)
     if info is None or info.format not in ACCEPTED_FORMATS:
         raise invalid
@@ -75,7 +75,7 @@ def _picture(body: dict[str, object], name: str) -> tuple[int, int]:
 async def parse_try_on(request: Request) -> Work:
     body = await json_object(request)
     if body.get("category") not in CATEGORIES:
-        raise Reject(
+        raise Refusal(
             422,
             _error(
                 "invalid_category",
@@ -87,7 +87,7 @@ async def parse_try_on(request: Request) -> Work:
     _picture(body, "garment_image")
     received = f"{width}x{height}px"
     if min(width, height) < MIN_PERSON_SIDE:
-        raise Reject(
+        raise Refusal(
             422,
             _error(
                 "image_too_small",
@@ -97,7 +97,7 @@ async def parse_try_on(request: Request) -> Work:
             ),
         )
     if width > height:
-        raise Reject(
+        raise Refusal(
             422,
             _error(
                 "wrong_aspect_ratio",

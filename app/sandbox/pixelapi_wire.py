@@ -1,7 +1,7 @@
 """PixelAPI emulator, the wire: the User-Agent and key checks and the image endpoints' shapes.
 
 Each image submission's body is read here into the :class:`~app.sandbox.pixelapi_jobs.Work`
-it asks for, or refused with a :class:`Reject` carrying the API's ``{"detail": …}``; the audio
+it asks for, or refused with a :class:`Refusal` carrying the API's ``{"detail": …}``; the audio
 and video bodies are in ``pixelapi_media_wire``, try-on's in ``pixelapi_tryon``. How the
 document is read (``app/providers/pixelapi.py`` keeps the same readings):
 
@@ -62,7 +62,7 @@ STOCK_PRODUCTS = frozenset(
 )  # fmt: skip
 
 
-class Reject(Exception):
+class Refusal(Exception):
     """A request refused with the API's ``{"detail": …}`` body."""
 
     def __init__(self, status: int, detail: object) -> None:
@@ -95,20 +95,20 @@ def field_error(kind: str, name: str, msg: str, value: object = None) -> dict[st
     return {"type": kind, "loc": loc, "msg": msg, "input": value}
 
 
-def validation_reject(exc: ValidationError) -> Reject:
+def validation_refusal(exc: ValidationError) -> Refusal:
     """A pydantic failure as FastAPI's 422."""
     errors = exc.errors(include_url=False, include_context=False)
-    return Reject(422, [{**e, "loc": ["body", *e["loc"]]} for e in errors])
+    return Refusal(422, [{**e, "loc": ["body", *e["loc"]]} for e in errors])
 
 
 async def json_object(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError as exc:
-        raise Reject(422, [field_error("json_invalid", "body", "JSON decode error")]) from exc
+        raise Refusal(422, [field_error("json_invalid", "body", "JSON decode error")]) from exc
     if not isinstance(body, dict):
         msg = "Input should be a valid dictionary or object to extract fields from"
-        raise Reject(422, [field_error("model_attributes_type", "body", msg, body)])
+        raise Refusal(422, [field_error("model_attributes_type", "body", msg, body)])
     return body
 
 
@@ -141,7 +141,7 @@ async def _parse_generate(request: Request) -> Work:
     try:
         body = _GenerateBody.model_validate(await json_object(request))
     except ValidationError as exc:
-        raise validation_reject(exc) from exc
+        raise validation_refusal(exc) from exc
     return Work(body.width, body.height, model=body.model, seed=body.seed)
 
 
@@ -162,7 +162,7 @@ async def _read_fields(request: Request, file_names: tuple[str, ...]) -> _Fields
         return _Fields(values=await json_object(request))
     if not content_type.startswith("multipart/form-data"):
         detail = "Send multipart/form-data with an image file, or application/json with image_url."
-        raise Reject(400, detail)
+        raise Refusal(400, detail)
     fields = _Fields()
     try:
         async with request.form() as form:
@@ -170,24 +170,24 @@ async def _read_fields(request: Request, file_names: tuple[str, ...]) -> _Fields
                 if isinstance(value, UploadFile):
                     fields.files[name] = await value.read()
                 elif name in file_names:
-                    raise Reject(422, [field_error("value_error", name, "Expected a file")])
+                    raise Refusal(422, [field_error("value_error", name, "Expected a file")])
                 else:
                     fields.values[name] = value
     except (MultiPartException, HTTPException) as exc:
-        raise Reject(400, f"Malformed multipart body: {exc}") from exc
+        raise Refusal(400, f"Malformed multipart body: {exc}") from exc
     return fields
 
 
 def _measure(data: bytes, name: str = "image") -> tuple[int, int]:
     if len(data) > MAX_UPLOAD_BYTES:
-        raise Reject(413, "File too large. Maximum size is 10MB.")
+        raise Refusal(413, "File too large. Maximum size is 10MB.")
     info = images.inspect(data)
     if info is None or info.format not in ACCEPTED_FORMATS:
         what = "image file" if name == "image" else f"{name} file"
-        raise Reject(400, f"Invalid {what}. Supported formats: JPEG, PNG, WebP.")
+        raise Refusal(400, f"Invalid {what}. Supported formats: JPEG, PNG, WebP.")
     if max(info.width, info.height) > MAX_SIDE:
         detail = f"Image is {info.width}x{info.height}; maximum resolution is 4096x4096 pixels."
-        raise Reject(400, detail)
+        raise Refusal(400, detail)
     return info.width, info.height
 
 
@@ -195,16 +195,16 @@ async def _picture(fields: _Fields, name: str, *, required: bool) -> tuple[int, 
     """The size of the picture in ``name`` (an upload) or ``{name}_url`` (downloaded)."""
     data, url = fields.files.get(name), fields.values.get(f"{name}_url")
     if data is not None and url is not None:
-        raise Reject(400, f"Provide either {name} (file upload) or {name}_url (JSON), not both.")
+        raise Refusal(400, f"Provide either {name} (file upload) or {name}_url (JSON), not both.")
     if data is not None:
         return _measure(data, name)
     if url is None:
         if required:
-            raise Reject(422, [field_error("missing", name, "Field required")])
+            raise Refusal(422, [field_error("missing", name, "Field required")])
         return None
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         msg = f"{name}_url must be a public http(s) URL"
-        raise Reject(422, [field_error("url_parsing", f"{name}_url", msg, url)])
+        raise Refusal(422, [field_error("url_parsing", f"{name}_url", msg, url)])
     return _measure(await _download(url), name)
 
 
@@ -212,15 +212,15 @@ def _text(fields: _Fields, name: str, *, required: bool) -> str | None:
     value = fields.values.get(name)
     if value is None:
         if required:
-            raise Reject(422, [field_error("missing", name, "Field required")])
+            raise Refusal(422, [field_error("missing", name, "Field required")])
         return None
     if not isinstance(value, str):
-        raise Reject(
+        raise Refusal(
             422, [field_error("string_type", name, "Input should be a valid string", value)]
         )
     if not value.strip():
         msg = "String should have at least 1 character"
-        raise Reject(422, [field_error("string_too_short", name, msg, value)])
+        raise Refusal(422, [field_error("string_too_short", name, msg, value)])
     return value
 
 
@@ -233,13 +233,13 @@ async def _download(url: str) -> bytes:
             async with client.stream("GET", url, headers=headers) as response:
                 if not response.is_success:
                     detail = f"Could not download image_url (HTTP {response.status_code})."
-                    raise Reject(400, detail)
+                    raise Refusal(400, detail)
                 async for chunk in response.aiter_bytes():
                     data += chunk
                     if len(data) > MAX_UPLOAD_BYTES:
                         break
     except httpx.HTTPError as exc:
-        raise Reject(400, "Could not download image_url.") from exc
+        raise Refusal(400, "Could not download image_url.") from exc
     return bytes(data)
 
 
@@ -261,7 +261,7 @@ async def _parse_upscale(request: Request) -> Work:
             f"Image is {width}x{height}; the 4x output would exceed the maximum resolution of "
             "4096x4096 pixels. Use an input of at most 1024x1024."
         )
-        raise Reject(400, detail)
+        raise Refusal(400, detail)
     return Work(width * UPSCALE_FACTOR, height * UPSCALE_FACTOR)
 
 
@@ -286,13 +286,13 @@ async def _parse_remove_object(request: Request) -> Work:
     assert size is not None
     if mask is None and prompt is None:
         msg = "Provide either mask or prompt (or both for best results)."
-        raise Reject(422, [field_error("value_error", "body", msg)])
+        raise Refusal(422, [field_error("value_error", "body", msg)])
     if mask is not None and mask != size:
         detail = (
             f"Mask is {mask[0]}x{mask[1]} but the image is {size[0]}x{size[1]}; "
             "the mask must have the same dimensions as the source image."
         )
-        raise Reject(400, detail)
+        raise Refusal(400, detail)
     return Work(*size)
 
 
@@ -304,4 +304,4 @@ IMAGE_PARSERS: dict[Operation, Callable[[Request], Awaitable[Work]]] = {
     "restore-face": _parse_restore_face,
     "remove-object": _parse_remove_object,
 }
-"""Each ``/v1/image/…`` submission's body reader: the work asked for, or a :class:`Reject`."""
+"""Each ``/v1/image/…`` submission's body reader: the work asked for, or a :class:`Refusal`."""

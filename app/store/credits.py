@@ -1,15 +1,18 @@
-"""Tenant credits: a balance, holds for running jobs, and an append-only ledger.
+"""Tenant credits: an account, holds for running jobs, and an append-only ledger.
 
-Each tenant has a ``balance`` and a ``reserved`` amount (integer gateway credits);
-``available = balance - reserved``. A job *reserves* its price at submit (a hold, one per job),
-may *adjust* it (fallback to a pricier provider), and is finally *charged* (success) or
-*released* (failure, block, cancel). A hold is the most the job can cost; the charge bills the
-actual amount and releases the rest in the same script, and its ledger entry names the unit,
-quantity and rate it was priced by (:class:`Pricing`). Grants and debits move the balance
-directly. Every change is one Lua script that checks and writes together and appends its
-ledger entry (a Redis Stream per tenant) in the same step, so ``0 <= reserved <= balance``
-holds whatever the concurrency: the balance never goes negative. Settling is idempotent; a
-settled hold is remembered for ``settled_ttl_s`` so late duplicates stay no-ops.
+Each tenant has a credit account of a ``balance`` and a ``reserved`` amount (integer gateway
+credits); ``available = balance - reserved``. A job *reserves* its price when it is created
+(a hold, one per job, taken by ``create_job.lua`` with the job: :meth:`JobStore.create`), may
+*adjust* it (:meth:`CreditLedger.adjust`: fallback to a pricier provider), and is finally
+*charged* (success) or *released* (failure, block, cancel) by its terminal save
+(``save_job.lua``: :meth:`JobStore.save`). A hold is the most the job can cost; the charge
+bills the actual amount and releases the rest in the same script, and its ledger entry names
+the unit, quantity and rate it was priced by (:class:`Pricing`). Grants and debits move the
+balance directly. Every change is one Lua script that checks and writes together and appends
+its ledger entry (a Redis Stream per tenant) in the same step, so ``0 <= reserved <= balance``
+holds whatever the concurrency: the balance never goes negative. A hold is settled once; a
+settled hold is remembered for ``store.jobs.SETTLED_HOLD_TTL_S`` so late duplicates stay
+no-ops. The holds' rules live in ``lua/lib/credits.lua``.
 
 The ledger reconciles with the account at any time::
 
@@ -35,10 +38,10 @@ from app.store.scripts import Scripts
 _STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 _SCAN_BATCH = 200
 _SCAN_MAX = 10_000
+"""A filtered listing reads at most this many entries per page, then hands back a cursor."""
 MAX_BALANCE = 10**15
 """The largest balance a grant may make: exact in Lua's numbers (doubles, exact to 2**53) and
 far from Redis's 64-bit integers."""
-"""A filtered listing reads at most this many entries per page, then hands back a cursor."""
 
 
 class LedgerKind(StrEnum):
@@ -89,24 +92,26 @@ def pricing_args(pricing: Pricing | None) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Balance:
+class CreditAccount:
+    """A tenant's credits: the ``balance``, the part ``reserved`` by holds, what is left."""
+
     balance: int
     reserved: int
     available: int
 
     @classmethod
-    def of(cls, balance: int, reserved: int) -> Balance:
+    def of(cls, balance: int, reserved: int) -> CreditAccount:
         return cls(balance, reserved, balance - reserved)
 
 
 @dataclass(frozen=True)
-class Reservation:
-    """A job's hold. ``state`` is ``held`` unless the job was already settled."""
+class Hold:
+    """A job's hold on its tenant's credits, and the account after it moved."""
 
     job_id: str
     amount: int
     state: HoldState
-    account: Balance
+    account: CreditAccount
 
 
 @dataclass(frozen=True)
@@ -155,12 +160,11 @@ class HoldNotOpen(Exception):
 
 
 class CreditLedger:
-    def __init__(self, redis: Redis, scripts: Scripts, *, settled_ttl_s: int = 7 * 86400) -> None:
+    def __init__(self, redis: Redis, scripts: Scripts) -> None:
         self.redis = redis
         self.scripts = scripts
-        self.settled_ttl_s = settled_ttl_s
 
-    async def grant(self, tenant_id: str, amount: int, reason: str) -> Balance:
+    async def grant(self, tenant_id: str, amount: int, reason: str) -> CreditAccount:
         _require(amount > 0, "a grant must be positive")
         _require(amount <= MAX_BALANCE, f"a grant may be at most {MAX_BALANCE}")
         balance, reserved, done = await self.scripts.grant_credits(
@@ -169,37 +173,19 @@ class CreditLedger:
         )
         if not int(done):
             raise BalanceTooLarge(f"the balance may be at most {MAX_BALANCE} credits")
-        return Balance.of(int(balance), int(reserved))
+        return CreditAccount.of(int(balance), int(reserved))
 
-    async def debit(self, tenant_id: str, amount: int, reason: str) -> Balance:
+    async def debit(self, tenant_id: str, amount: int, reason: str) -> CreditAccount:
         """Take credits off the balance; raises :class:`CreditsShort` if not available."""
         _require(amount > 0, "a debit must be positive")
         ok, balance, reserved = await self.scripts.debit_credits(
             keys=[keys.credit_account(tenant_id), keys.credit_ledger(tenant_id)],
             args=[amount, reason],
         )
-        account = Balance.of(int(balance), int(reserved))
+        account = CreditAccount.of(int(balance), int(reserved))
         if not int(ok):
             raise CreditsShort(amount, account.available)
         return account
-
-    async def reserve(
-        self,
-        tenant_id: str,
-        job_id: str,
-        amount: int,
-        *,
-        reason: str = "",
-        pricing: Pricing | None = None,
-    ) -> Reservation | Shortfall:
-        """Hold ``amount`` for the job, or report the shortfall. Reserving again for the same
-        job moves nothing and returns the existing hold (open or settled)."""
-        _require(amount >= 0, "a reservation cannot be negative")
-        row = await self.scripts.reserve_credits(
-            keys=keys.credit_hold_keys(tenant_id, job_id),
-            args=[amount, job_id, reason, *pricing_args(pricing)],
-        )
-        return _reservation(job_id, row)
 
     async def adjust(
         self,
@@ -209,7 +195,7 @@ class CreditLedger:
         *,
         reason: str = "",
         pricing: Pricing | None = None,
-    ) -> Reservation | Shortfall:
+    ) -> Hold | Shortfall:
         """Move the job's open hold to ``new_amount``. When the increase is not available the
         old hold stays as it was and a :class:`Shortfall` says what the hold would need
         (``required = new_amount``) against what could back it (available + the old hold).
@@ -227,51 +213,14 @@ class CreditLedger:
             raise HoldNotOpen(job_id, HoldState(row[2]) if row[2] else None)
         if int(row[0]) == 0:
             old = int(row[1])
-            return Shortfall(new_amount, Balance.of(int(row[3]), int(row[4])).available + old)
-        return _reservation(job_id, row)
+            return Shortfall(new_amount, CreditAccount.of(int(row[3]), int(row[4])).available + old)
+        return _hold(job_id, row)
 
-    async def charge(
-        self,
-        tenant_id: str,
-        job_id: str,
-        amount: int | None = None,
-        *,
-        reason: str = "",
-        pricing: Pricing | None = None,
-    ) -> int:
-        """Settle the job's hold by billing ``amount`` (default: the hold; never more than it)
-        and releasing the rest, in one script. Returns the credits charged; 0 if already
-        settled (a second settle moves nothing)."""
-        _require(amount is None or amount >= 0, "a charge cannot be negative")
-        return await self._settle(
-            tenant_id, job_id, "charge", "" if amount is None else str(amount), reason, pricing
-        )
-
-    async def release(self, tenant_id: str, job_id: str, *, reason: str = "") -> int:
-        """Settle the job's hold without billing. Returns the credits released; 0 if already
-        settled."""
-        return await self._settle(tenant_id, job_id, "release", "", reason, None)
-
-    async def _settle(
-        self,
-        tenant_id: str,
-        job_id: str,
-        mode: str,
-        amount: str,
-        reason: str,
-        pricing: Pricing | None,
-    ) -> int:
-        settled = await self.scripts.settle_credits(
-            keys=keys.credit_hold_keys(tenant_id, job_id),
-            args=[mode, amount, job_id, reason, self.settled_ttl_s, *pricing_args(pricing)],
-        )
-        return int(settled)
-
-    async def balance(self, tenant_id: str) -> Balance:
+    async def account(self, tenant_id: str) -> CreditAccount:
         balance, reserved = await self.redis.hmget(
             keys.credit_account(tenant_id), "balance", "reserved"
         )
-        return Balance.of(int(balance or 0), int(reserved or 0))
+        return CreditAccount.of(int(balance or 0), int(reserved or 0))
 
     async def open_holds(self, tenant_id: str) -> dict[str, int]:
         """Job id → credits held, for every open hold (they sum to ``reserved``)."""
@@ -339,12 +288,12 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def _reservation(job_id: str, row: list[Any]) -> Reservation | Shortfall:
+def _hold(job_id: str, row: list[Any]) -> Hold | Shortfall:
     ok, amount, state, balance, reserved = row
-    account = Balance.of(int(balance), int(reserved))
+    account = CreditAccount.of(int(balance), int(reserved))
     if not int(ok):
         return Shortfall(int(amount), account.available)
-    return Reservation(job_id, int(amount), HoldState(state), account)
+    return Hold(job_id, int(amount), HoldState(state), account)
 
 
 def _entry(entry_id: str, fields: dict[str, str]) -> LedgerEntry:

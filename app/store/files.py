@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from app.domain.models import UpstreamFile
 from app.store import keys
 from app.store.round_trip import RoundTrip
 
@@ -22,6 +23,8 @@ class BlobMeta(BaseModel):
     size: int
     width: int | None = None
     height: int | None = None
+    upstream: UpstreamFile | None = None
+    """An artifact's copy at the provider that made it (reused as an input there)."""
 
 
 class FileIndex:

@@ -87,7 +87,7 @@ SLOT_TTL_S = 6 * 3600
 
 
 @dataclass(frozen=True)
-class SlotsFull:
+class JobSlotsFull:
     """The tenant already has ``limit`` unfinished jobs."""
 
     limit: int
@@ -108,6 +108,8 @@ class Stored:
     record: JobRecord
     version: int
     lease: str | None = None
+    due_ms: int | None = None
+    """When the job was due, for one claimed from the due-queue: how late its step runs."""
 
 
 _READ = ("body", "version", "lease")
@@ -146,7 +148,7 @@ class JobStore:
         slot_limit: int,
         lease_s: float | None = None,
         pricing: Pricing | None = None,
-    ) -> Stored | Shortfall | SlotsFull:
+    ) -> Stored | Shortfall | JobSlotsFull:
         """Store a new job, take a tenant job slot and hold ``price`` credits, atomically.
 
         The job is due now, or leased to the caller for ``lease_s`` seconds. When the tenant
@@ -184,7 +186,7 @@ class JobStore:
         else:
             ok, available = await self.scripts.create_job(keys=script_keys, args=script_args)
         if int(ok) == -1:
-            return SlotsFull(limit=slot_limit)
+            return JobSlotsFull(limit=slot_limit)
         if int(ok) == 0:
             return Shortfall(required=price, available=int(available))
         return Stored(record, 1, token or None)
@@ -285,8 +287,13 @@ class JobStore:
             args=[now, now + int(lease_s * 1000), limit, token, keys.job("")],
         )
         return [
-            Stored(JobRecord.model_validate_json(flat[i + 2]), int(flat[i + 1]), token)
-            for i in range(0, len(flat), 3)
+            Stored(
+                JobRecord.model_validate_json(flat[i + 2]),
+                int(flat[i + 1]),
+                token,
+                due_ms=int(float(flat[i + 3])),
+            )
+            for i in range(0, len(flat), 4)
         ]
 
     async def renew(self, job_id: str, lease: str, lease_s: float) -> bool:

@@ -144,8 +144,19 @@ def upstream_schedule(provider: str, limit: str, credential: int) -> str:
 
 
 def upstream_jobs(provider: str, limit: str, credential: int) -> str:
-    """ZSET job id → ms its hold on one of the credential's concurrent-job slots lapses."""
+    """ZSET job id → ms its slot among the credential's job slots lapses unless renewed."""
     return f"{PREFIX}upstream:{provider}:{limit}:{credential}:jobs"
+
+
+def upstream_waiting(provider: str, limit: str) -> str:
+    """ZSET job id → ms it began waiting for one of the budget's job slots: the gateway's
+    own queue in front of the upstream, served in that order."""
+    return f"{PREFIX}upstream:{provider}:{limit}:waiting"
+
+
+def upstream_waiting_seen(provider: str, limit: str) -> str:
+    """ZSET job id → ms it last asked for a slot (a waiter that stops asking lapses)."""
+    return f"{PREFIX}upstream:{provider}:{limit}:waiting-seen"
 
 
 def upstream_egress_schedule(provider: str) -> str:
@@ -155,7 +166,7 @@ def upstream_egress_schedule(provider: str) -> str:
 
 
 def upstream_egress_jobs(provider: str) -> str:
-    """ZSET job id → ms its hold on one of the provider's egress-wide job slots lapses."""
+    """ZSET job id → ms its slot among the provider's egress-wide job slots lapses."""
     return f"{PREFIX}upstream:{provider}:egress:jobs"
 
 

@@ -29,9 +29,7 @@ class Scripts:
     authenticate: AsyncScript
     grant_credits: AsyncScript
     debit_credits: AsyncScript
-    reserve_credits: AsyncScript
     adjust_credits: AsyncScript
-    settle_credits: AsyncScript
     check_rate_limit: AsyncScript
     acquire_slot: AsyncScript
     reserve_upstream: AsyncScript

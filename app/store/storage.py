@@ -123,7 +123,3 @@ class StorageLedger:
             pipe.hget(keys.tenant(tenant_id), "storage_quota_bytes")
             used, own = await pipe.execute()
         return Usage(int(used or 0), int(own) if own is not None else self.quota_bytes)
-
-    async def scheduled(self) -> int:
-        """Blobs waiting for their retention to end (or being swept)."""
-        return int(await self.redis.zcard(keys.BLOB_EXPIRIES))

@@ -87,14 +87,6 @@ def _events(value: str | bytes | None) -> list[WebhookEvent] | None:
     return [WebhookEvent(e) for e in text.split(",") if e in known]
 
 
-class ApiKey(BaseModel):
-    id: str
-    tenant_id: str
-    created_at: int
-    last_used_at: int | None = None
-    revoked: bool = False
-
-
 class Caller(BaseModel):
     """Who made a request: the tenant and the key it used."""
 
@@ -236,9 +228,6 @@ class TenantStore:
         tenants = [t for t in [await self.get(str(i)) for i in ids] if t is not None]
         more = len(ids) == limit
         return tenants, str(start + limit) if more else None
-
-    async def set_status(self, tenant_id: str, status: str) -> Tenant | None:
-        return await self.update(tenant_id, status=status)
 
     async def update(
         self,

@@ -198,7 +198,7 @@ async def test_a_suspended_or_limited_tenant_is_refused_alike(pair: Pair) -> Non
     assert pair.handoffs == 0
     suspended = await tenants.create("suspended")
     _, key = await tenants.add_key(suspended.id)
-    await tenants.set_status(suspended.id, "suspended")
+    await tenants.update(suspended.id, status="suspended")
     refused = await both(pair, "GET", "/v1/jobs/job_x", headers={"Authorization": f"Bearer {key}"})
     assert refused.status_code == 403 and pair.handoffs == 1
 

@@ -37,7 +37,7 @@ async def nothing_happened(gateway: Gateway, before: dict[str, Any]) -> None:
     assert await redis.zcard(keys.tenant_jobs("sandbox")) == 0
     assert await redis.zcard(keys.DUE) == 0
     assert not [f for f in (gateway.settings.data_dir / "blobs").rglob("*") if f.is_file()]
-    account = await gateway.accounting.ledger.balance("sandbox")
+    account = await gateway.accounting.ledger.account("sandbox")
     assert account.reserved == 0 and account.balance == before["balance"]
 
 

@@ -3,12 +3,14 @@ with the key in the message, instead of being accepted and silently ignored."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from app.config import DOCUMENTED_JOB_DEADLINES, Settings
+from app.config import DOCUMENTED_JOB_DEADLINES, DOCUMENTED_SECONDS_PER_MEDIA_SECOND, Settings
+from app.domain.models import Job, utcnow
 from app.domain.operations import Operation
 from app.jobs.runner import Deadlines
 
@@ -78,3 +80,22 @@ def test_documented_deadlines_apply_and_a_configured_one_wins() -> None:
     configured = Settings(job_deadlines={"video.lipsync": 60}).deadlines()
     assert configured[Operation.video_lipsync] == 60
     assert configured[Operation.video_swap_face] == 4 * 3600
+
+
+def test_a_long_video_extends_its_jobs_deadline_by_the_documents_processing_time() -> None:
+    """Everypixel: a minute of video takes about ten to process. A lipsync of a 10-minute
+    video gets its operation's hours plus 100 minutes; a job whose length is unknown, or an
+    operation the documents give no such time, keeps its operation's deadline."""
+    deadlines = Deadlines(
+        1800,
+        {op.value: s for op, s in Settings().deadlines().items()},
+        {op.value: r for op, r in DOCUMENTED_SECONDS_PER_MEDIA_SECOND.items()},
+    )
+    lipsync = Job.model_construct(operation=Operation.video_lipsync, created_at=utcnow())
+    assert deadlines.of(lipsync, 600.0) == 4 * 3600 + 6000
+    assert deadlines.of(lipsync, None) == 4 * 3600
+    keywords = Job.model_construct(operation=Operation.video_keywords, created_at=utcnow())
+    assert deadlines.of(keywords, 600.0) == 1800
+    old = lipsync.model_copy(update={"created_at": utcnow() - timedelta(seconds=4 * 3600 + 60)})
+    assert deadlines.passed(old, None)
+    assert not deadlines.passed(old, 600.0)  # its video's processing time is not over yet

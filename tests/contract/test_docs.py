@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.contract.conftest import COMMITTED
+from tests.utils.deadlines import REQUEST_S
 from tests.utils.processes import Process
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -93,7 +94,7 @@ def rendered(live_gateway: Process, tmp_path_factory: pytest.TempPathFactory) ->
 
 def test_pages_reference_only_local_urls(live_gateway: Process) -> None:
     for page in ("/docs", "/redoc"):
-        response = httpx.get(live_gateway.url + page)
+        response = httpx.get(live_gateway.url + page, timeout=REQUEST_S)
         assert response.status_code == 200
         assert "default-src 'self'" in response.headers["content-security-policy"]
         html = response.text
@@ -102,7 +103,7 @@ def test_pages_reference_only_local_urls(live_gateway: Process) -> None:
         referenced += re.findall(r"""url:\s*'([^']+)'""", html)
         assert referenced and all(u.startswith("/") for u in referenced), referenced
         for url in referenced:
-            asset = httpx.get(live_gateway.url + url)
+            asset = httpx.get(live_gateway.url + url, timeout=REQUEST_S)
             assert asset.status_code == 200 and asset.content, url
 
 

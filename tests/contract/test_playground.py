@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from app.api.playground import CONTENT_SECURITY_POLICY
 from tests.contract.conftest import SANDBOX_KEY
+from tests.utils.deadlines import REQUEST_S
 from tests.utils.media import png_bytes
 from tests.utils.processes import Process
 
@@ -92,14 +93,14 @@ def run(page: Page, operation: str, provider: str, shot: Path) -> None:
 
 
 def test_page_is_served_with_its_own_assets_only(live_gateway: Process) -> None:
-    response = httpx.get(live_gateway.url + "/playground")
+    response = httpx.get(live_gateway.url + "/playground", timeout=REQUEST_S)
     assert response.status_code == 200
     assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert "script-src 'self'" in CONTENT_SECURITY_POLICY
     referenced = re.findall(r"""(?:src|href)=["']([^"']+)""", response.text)
     assert referenced and all(url.startswith("/") for url in referenced), referenced
     for url in referenced:
-        served = httpx.get(live_gateway.url + url)
+        served = httpx.get(live_gateway.url + url, timeout=REQUEST_S)
         assert served.status_code == 200 and served.content, url
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.utils.clients import tenant_client
 from tests.utils.net import with_db
 from tests.utils.processes import Process, gateway
 from tests.utils.sandbox import CONTROL
@@ -22,10 +23,8 @@ def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture
 async def client(live_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=live_gateway.url,
-        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=30,
-    ) as c:
+    """The sandbox tenant's client of the module's gateway (``live_gateway``, which a module
+    overrides to start its gateway with its own settings), the emulators' faults cleared."""
+    async with tenant_client(live_gateway) as c:
         await c.delete("/_sandbox/faults", headers=CONTROL)
         yield c

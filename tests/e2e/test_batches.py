@@ -21,7 +21,7 @@ from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 from tests.utils.receivers import receiving
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 WAIT_S = 300.0
 """However busy the machine, a batch ends well within this."""

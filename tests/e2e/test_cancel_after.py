@@ -3,14 +3,13 @@ charged by the lifecycle's rule (the upstream had accepted its task: charged by 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.utils.clients import tenant_client
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -22,17 +21,11 @@ WAIT_S = 120.0
 
 
 @pytest.fixture(scope="module")
-def slow_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     """Asynchronous sandbox jobs take 10 s upstream."""
     data_dir: Path = tmp_path_factory.mktemp("cancel-after")
     with gateway(with_db(redis_url, 7), data_dir, MEDIAGATE_SANDBOX_JOB_S="10") as proc:
         yield proc
-
-
-@pytest.fixture
-async def client(slow_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with tenant_client(slow_gateway) as c:
-        yield c
 
 
 def seconds(job: dict[str, object], start: str, end: str) -> float:

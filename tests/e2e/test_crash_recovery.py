@@ -17,7 +17,7 @@ from tests.utils.net import with_db
 from tests.utils.processes import gateway, start_worker
 from tests.utils.sandbox import CONTROL
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 JOBS = 12
 

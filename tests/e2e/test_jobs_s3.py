@@ -20,6 +20,7 @@ from tests.e2e.test_jobs import (
     test_remove_background_waits_and_serves_a_png,
     test_uploaded_file_feeds_a_job,
 )
+from tests.utils.deadlines import REQUEST_S
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import Process, gateway
@@ -75,7 +76,7 @@ async def test_upload_and_output_live_in_the_bucket_and_ranges_are_served(
     assert stored_input is not None and stored_input.startswith(b"\x89PNG")
     assert not (gateway_dir / "blobs").exists() or not any((gateway_dir / "blobs").rglob("*_*"))
     # Stored with its content type: a presigned URL of the object answers with it.
-    async with httpx.AsyncClient() as outside:
+    async with httpx.AsyncClient(timeout=REQUEST_S) as outside:
         direct = await outside.get(await bucket.presign(artifact["id"], 60))
     assert direct.headers["content-type"] == artifact["content_type"] == "image/png"
 

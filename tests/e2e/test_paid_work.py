@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,15 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.conftest import SANDBOX_KEY
 from tests.e2e.test_faults import Receiver
-from tests.utils.deadlines import JOB_S, LOAD_S
+from tests.utils.deadlines import JOB_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 from tests.utils.sandbox import CONTROL
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 JOBS = 100
 ASYNC_PROVIDERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -46,7 +45,7 @@ ASYNC_PROVIDERS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 @pytest.fixture(scope="module")
-def paid_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     data_dir: Path = tmp_path_factory.mktemp("paid-work")
     env = {
         f"MEDIAGATE_PROVIDERS__{name.upper()}__POLL_INTERVAL_S": "0.1" for name in ASYNC_PROVIDERS
@@ -61,17 +60,6 @@ def paid_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
         **env,
     ) as proc:
         yield proc
-
-
-@pytest.fixture
-async def client(paid_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=paid_gateway.url,
-        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=JOB_S,
-    ) as c:
-        await c.delete("/_sandbox/faults", headers=CONTROL)
-        yield c
 
 
 async def submissions(client: httpx.AsyncClient) -> int:
@@ -185,7 +173,9 @@ async def test_a_webhook_receiver_downloads_every_artifact_from_the_payload(
     assert [{k: v for k, v in a.items() if k not in strip} for a in artifacts] == [
         {k: v for k, v in a.items() if k not in strip} for a in read["output"]["artifacts"]
     ]
-    async with httpx.AsyncClient() as anyone:  # no API key: the signed URL is enough
+    async with httpx.AsyncClient(
+        timeout=REQUEST_S
+    ) as anyone:  # no API key: the signed URL is enough
         for artifact in artifacts:
             assert artifact["url"].startswith("http"), artifact
             download = await anyone.get(artifact["url"])

@@ -16,7 +16,7 @@ from tests.utils.net import with_db
 from tests.utils.perfect import check_all_succeeded_once, run_tasks
 from tests.utils.processes import PERFECT_IP_CONTRACT, gateway, start_worker
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 
 async def test_a_thousand_concurrent_tasks_polling_every_2_s_lose_none(

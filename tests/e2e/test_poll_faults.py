@@ -9,14 +9,13 @@ the sandbox counts exactly one submission for it, and the tenant is charged once
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import SANDBOX_KEY
 from tests.utils.deadlines import JOB_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
@@ -24,7 +23,7 @@ from tests.utils.net import with_db
 from tests.utils.processes import Process, gateway
 from tests.utils.sandbox import CONTROL
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 UPSTREAM_TIMEOUT_S = "1.5"
 """The adapters' per-call timeout here: a poll held by the ``timeout`` fault ends this soon."""
@@ -58,7 +57,7 @@ at PixelAPI and ImagePipeline, a bare 429 at Perfect, a 502 at Everypixel.)"""
 
 
 @pytest.fixture(scope="module")
-def poll_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     data_dir: Path = tmp_path_factory.mktemp("poll-faults")
     timings = {
         f"MEDIAGATE_PROVIDERS__{name.upper()}__{setting}": value
@@ -70,18 +69,6 @@ def poll_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     timings["MEDIAGATE_SANDBOX_POLLING_INTERVAL_MS"] = "100"  # Perfect's polling_interval
     with gateway(with_db(redis_url, 10), data_dir, **timings) as proc:
         yield proc
-
-
-@pytest.fixture
-async def client(poll_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=poll_gateway.url,
-        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=JOB_S,
-    ) as c:
-        await c.delete("/_sandbox/faults", headers=CONTROL)
-        yield c
-        await c.delete("/_sandbox/faults", headers=CONTROL)
 
 
 async def provider_stats(client: httpx.AsyncClient, provider: str) -> dict[str, Any]:

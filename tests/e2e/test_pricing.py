@@ -25,7 +25,7 @@ from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 REDIS_DB = 14
 

@@ -6,15 +6,14 @@ emulator, which refuses a long side above 1024 as the document says the provider
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import SANDBOX_KEY
-from tests.utils.deadlines import JOB_S, REQUEST_S
+from tests.utils.deadlines import JOB_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.net import with_db
 from tests.utils.processes import Process, gateway
@@ -38,19 +37,9 @@ def phone_photo(width: int = 4000, height: int = 3000, orientation: int = 6) -> 
 
 
 @pytest.fixture(scope="module")
-def perfect_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     with gateway(with_db(redis_url, 11), tmp_path_factory.mktemp("limits")) as proc:
         yield proc
-
-
-@pytest.fixture
-async def client(perfect_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=perfect_gateway.url,
-        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=REQUEST_S,
-    ) as c:
-        yield c
 
 
 async def _upload(client: httpx.AsyncClient, content: bytes) -> dict[str, str]:

@@ -7,7 +7,7 @@ import pytest
 
 from app.providers_check import check_all, report
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 
 async def test_every_binding_and_variant_succeeds_with_decodable_outputs(

@@ -28,7 +28,7 @@ from tests.utils.media import png_b64
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway, start_worker
 from tests.utils.sentinel import sentinel_topology
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 JOBS = 300
 JOB_S = IN_FLIGHT_S

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.utils.clients import tenant_client
+from tests.utils.deadlines import REQUEST_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -22,16 +22,10 @@ WAIT_S = 120.0
 
 
 @pytest.fixture(scope="module")
-def cache_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     data_dir: Path = tmp_path_factory.mktemp("result-cache")
     with gateway(with_db(redis_url, 9), data_dir, MEDIAGATE_RESULT_CACHE_TTL_S="3600") as proc:
         yield proc
-
-
-@pytest.fixture
-async def client(cache_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with tenant_client(cache_gateway) as c:
-        yield c
 
 
 async def submissions(client: httpx.AsyncClient, provider: str) -> int:
@@ -84,12 +78,14 @@ async def test_other_bytes_and_no_cache_are_misses(client: httpx.AsyncClient) ->
 
 
 async def test_entries_are_never_shared_between_tenants(
-    client: httpx.AsyncClient, cache_gateway: Process
+    client: httpx.AsyncClient, live_gateway: Process
 ) -> None:
     image = png_b64(40, 40, (5, 5, 250))
     await keywords(client, image)
     async with httpx.AsyncClient(
-        base_url=cache_gateway.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        base_url=live_gateway.url,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=REQUEST_S,
     ) as admin:
         tenant = (await admin.post("/admin/tenants", json={"name": "other"})).json()
         assert tenant["result_cache_ttl_s"] is None  # the gateway's window applies
@@ -98,7 +94,7 @@ async def test_entries_are_never_shared_between_tenants(
             f"/admin/tenants/{tenant['id']}/credits", json={"amount": 1000, "reason": "test"}
         )
     async with httpx.AsyncClient(
-        base_url=cache_gateway.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        base_url=live_gateway.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
     ) as other:
         theirs = await keywords(other, image)
     assert theirs["cache"] == "miss" and theirs["attempts"]

@@ -23,7 +23,7 @@ from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 from tests.utils.sandbox import CONTROL
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 IMAGE = png_b64()
 
@@ -309,7 +309,7 @@ async def test_rate_limit_holds_across_two_processes(admin: Admin) -> None:
 
 
 async def test_admin_api_needs_the_admin_token(two_gateways: list[Process]) -> None:
-    async with httpx.AsyncClient(base_url=two_gateways[1].url) as anonymous:
+    async with httpx.AsyncClient(base_url=two_gateways[1].url, timeout=REQUEST_S) as anonymous:
         for headers in ({}, {"Authorization": "Bearer mg_test_sandbox"}):
             response = await anonymous.get("/admin/tenants", headers=headers)
             assert response.status_code == 401
@@ -343,6 +343,8 @@ def test_cli_wraps_the_admin_api(two_gateways: list[Process]) -> None:
     assert key["key"].startswith("mg_live_")
     assert cli("grant", tenant["id"], "25", "--reason", "welcome")["available"] == 25
     account = httpx.get(
-        f"{two_gateways[1].url}/v1/account", headers={"Authorization": f"Bearer {key['key']}"}
+        f"{two_gateways[1].url}/v1/account",
+        headers={"Authorization": f"Bearer {key['key']}"},
+        timeout=REQUEST_S,
     ).json()
     assert account["balance"] == 25 and account["limits"]["rate_limit_rpm"] == 120

@@ -22,7 +22,7 @@ from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import Process, gateway
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 REDIS_DB = 7
 POLL_INTERVAL_S = 600.0

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.utils.clients import tenant_client
+from tests.utils.deadlines import REQUEST_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -24,7 +24,7 @@ WAIT_S = 120.0
 
 
 @pytest.fixture(scope="module")
-def hook_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     data_dir: Path = tmp_path_factory.mktemp("webhook-events")
     with gateway(
         with_db(redis_url, 8),
@@ -35,12 +35,6 @@ def hook_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
         MEDIAGATE_PROVIDERS__IMAGEPIPELINE__POLL_INTERVAL_S="0.1",
     ) as proc:
         yield proc
-
-
-@pytest.fixture
-async def client(hook_gateway: Process) -> AsyncIterator[httpx.AsyncClient]:
-    async with tenant_client(hook_gateway) as c:
-        yield c
 
 
 async def speech(client: httpx.AsyncClient, url: str, events: list[str] | None) -> str:
@@ -109,10 +103,12 @@ async def test_started_progress_and_the_end_each_arrive_as_chosen(
 
 
 async def test_a_tenants_default_applies_to_jobs_that_do_not_choose(
-    client: httpx.AsyncClient, hook_gateway: Process
+    client: httpx.AsyncClient, live_gateway: Process
 ) -> None:
     async with httpx.AsyncClient(
-        base_url=hook_gateway.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        base_url=live_gateway.url,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=REQUEST_S,
     ) as admin:
         patched = await admin.patch(
             "/admin/tenants/sandbox", json={"webhook_events": ["job.started", "job.succeeded"]}

@@ -26,6 +26,8 @@ from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
 
+pytestmark = pytest.mark.long
+
 QUOTA = 2_000_000
 """Every tenant's storage quota in this gateway (bytes)."""
 RETENTION_S = 3

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from app.sandbox import images
-from tests.utils.deadlines import JOB_S
+from tests.utils.deadlines import JOB_S, REQUEST_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
@@ -83,7 +83,9 @@ async def test_an_output_beyond_the_quota_fails_the_job_and_is_not_stored(
     assert [path.name for path in on_disk] == [stored.json()["id"]]
 
     # the tenant's own, larger quota (admin API): the same job now keeps its output
-    async with httpx.AsyncClient(base_url=str(client.base_url), headers=ADMIN) as admin:
+    async with httpx.AsyncClient(
+        base_url=str(client.base_url), headers=ADMIN, timeout=REQUEST_S
+    ) as admin:
         raised = await admin.patch(
             f"/admin/tenants/{account['tenant_id']}", json={"storage_quota_bytes": 2 * QUOTA}
         )

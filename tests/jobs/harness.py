@@ -186,7 +186,7 @@ class Core:
         await self.runner.gate.record(provider, f"job_other_{self.failures}", ok=False)
 
     async def available(self) -> int:
-        return (await self.ledger.balance(TENANT.id)).available
+        return (await self.ledger.account(TENANT.id)).available
 
 
 @asynccontextmanager

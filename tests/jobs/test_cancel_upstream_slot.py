@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.config import SANDBOX_TENANT_KEY
-from app.domain.models import UpstreamSlot
+from app.domain.models import UpstreamTurn
 from app.gateway import Gateway
 from app.store import keys
 from app.store.jobs import SaveRefused, Schedule, Stored, now_ms
@@ -42,7 +42,7 @@ async def perfect_job_holding_a_slot(
     )
     assert created.status_code == 202, created.text
     (claimed,) = await gw.jobs.store.claim(1, 30)
-    claimed.record.upstream = UpstreamSlot(credential=0)
+    claimed.record.upstream = UpstreamTurn(credential=0)
     claimed = await gw.jobs.store.save(claimed, schedule=Schedule.keep, lease=claimed.lease)
     await redis.zadd(SLOTS, {claimed.record.job.id: now_ms() + HOLD_MS})
     return claimed

@@ -17,7 +17,7 @@ from app.domain.errors import ErrorCode
 from app.domain.media import ImageInput
 from app.jobs.media_source import (
     FetchLimits,
-    FetchSlotsBusy,
+    FetchSlotsFull,
     MediaFetchTimeout,
     StoredMedia,
 )
@@ -135,14 +135,14 @@ async def test_a_tenant_fetches_only_as_many_urls_at_once_as_its_slots(
     redis_client: Redis, client: httpx.AsyncClient, origin: Origin, tmp_path: Path
 ) -> None:
     """Tenant t1's one slot is held by a fetch that hangs: its next job is told to wait
-    (``FetchSlotsBusy``), tenant t2 fetches meanwhile, and t1's slot comes back after."""
+    (``FetchSlotsFull``), tenant t2 fetches meanwhile, and t1's slot comes back after."""
     limits = FetchLimits(timeout_s=600, min_rate_bps=0, per_tenant=1)
     source = media(redis_client, client, tmp_path, limits)
     held = ImageInput(url=f"{origin.url}/held")
     fast = ImageInput(url=f"{origin.url}/fast")
     first = asyncio.create_task(source.prefetch("t1", "job_1", [held]))
     await asyncio.wait_for(origin.held.wait(), timeout=JOB_S)
-    with pytest.raises(FetchSlotsBusy):
+    with pytest.raises(FetchSlotsFull):
         await source.prefetch("t1", "job_2", [fast])
     await source.prefetch("t2", "job_3", [fast])
     assert source.fetched("job_3", fast.url or "") is not None

@@ -4,6 +4,7 @@ accepted task."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from app.domain.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
 from app.domain.models import AttemptStatus, ChargeReason, JobStatus
 from app.jobs.runner import POLL_BACKOFF_CAP_S, poll_backoff
 from app.providers.base import Failed, PollTrouble, Progress, Submitted
+from app.store import keys
 from app.store.circuits import CircuitPolicy
 from app.store.credits import LedgerKind
 from tests.jobs.harness import ALPHA_PRICE, BETA_PRICE, TENANT, Core, job_core
@@ -171,6 +173,34 @@ async def test_a_submission_that_did_not_get_through_is_submitted_again(core: Co
     assert len(core.alpha.submitted) == 2
 
 
+async def test_a_submission_that_went_out_unanswered_is_counted_as_maybe_billed(
+    core: Core,
+) -> None:
+    """A read timeout after the whole request went out: the upstream may have the task. The
+    job is submitted again (it must get done), and the first attempt says it may be billed:
+    its document price counts in the provider's spend; a refused connection never does."""
+    job_id = await core.submit(fallback=[])
+    core.alpha.submits.append(UpstreamTimeout("alpha did not answer in time", unanswered=True))
+    record = await core.step(job_id)
+    first = record.job.attempts[0]
+    assert (first.charge_reason, first.provider_job_id) == (ChargeReason.unanswered, None)
+    await core.step(job_id)
+    record = await core.step(job_id)
+    assert record.job.status is JobStatus.succeeded
+    assert len(core.alpha.submitted) == 2
+    unanswered, delivered = record.job.attempts
+    assert unanswered.upstream_cost is not None and unanswered.upstream_cost > 0
+    assert unanswered.upstream_cost == delivered.upstream_cost
+    assert record.job.credits.charged == ALPHA_PRICE  # the tenant pays once
+
+    refused = await core.submit(fallback=[])
+    core.alpha.submits.append(ProviderUnavailable("alpha could not be reached"))
+    for _ in range(3):
+        record = await core.step(refused)
+    assert record.job.status is JobStatus.succeeded
+    assert record.job.attempts[0].upstream_cost is None  # it never had the task
+
+
 async def test_fallback_moves_the_hold_and_charges_the_next_provider(core: Core) -> None:
     job_id = await core.submit(fallback=["beta"], style_id="1:2")
     await core.step(job_id)
@@ -223,3 +253,52 @@ async def test_an_open_circuit_refuses_submissions_not_polls(
         assert len(core.alpha.submitted) == 1
         record = await core.step(polling)  # the accepted task is still read
         assert record.job.status is JobStatus.succeeded
+
+
+async def test_polls_running_late_hold_new_submissions_never_polls(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upstream that drops tasks not polled in time: while polls go out later than it
+    allows, new tasks wait in the queue and the running ones are still read."""
+    monkeypatch.setattr(type(core.alpha), "poll_lateness_s", 1.0)
+    running = await core.submit()
+    await core.step(running)  # accepted
+    core.alpha.polls.append(Progress(0.5, poll_after_s=0))
+    stored = await core.claim(running)
+    assert stored.due_ms is not None
+    stored.due_ms -= 3000  # this poll went out 3 s after it was due
+    await core.runner.step(stored)
+
+    waiting = await core.submit()
+    record = await core.step(waiting)
+    assert record.job.status is JobStatus.queued
+    assert len(core.alpha.submitted) == 1  # held back: not sent
+    due_in_s = (await core.redis.zscore(keys.DUE, waiting) or 0) / 1000 - time.time()
+    assert due_in_s > 1.0  # back in the queue for a while, not spinning
+
+    record = await core.step(running)  # the running task is still polled (on time now)
+    assert record.job.status is JobStatus.succeeded
+    record = await core.step(waiting)  # due again after the hold: submitted
+    assert len(core.alpha.submitted) == 2
+    assert record.job.attempts[-1].provider_job_id == "alpha_task_2"
+
+
+async def test_a_queue_running_late_holds_submissions_to_an_upstream_that_drops_tasks(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs claimed later than an upstream's polls may be: a task submitted now would be
+    polled as late, so submissions to that upstream wait; other upstreams are not held."""
+    monkeypatch.setattr(type(core.alpha), "poll_lateness_s", 1.0)
+    behind = await core.submit(provider="beta", style_id="1:2")
+    stored = await core.claim(behind)
+    assert stored.due_ms is not None
+    stored.due_ms -= 3000  # the queue is 3 s behind
+    record = (await core.runner.step(stored)).record
+    assert len(core.beta.submitted) == 1  # beta drops nothing: not held
+
+    waiting = await core.submit()
+    record = await core.step(waiting)
+    assert record.job.status is JobStatus.queued
+    assert core.alpha.submitted == []
+    record = await core.step(waiting)  # due again once the queue is on time: submitted
+    assert len(core.alpha.submitted) == 1

@@ -23,12 +23,12 @@ import pytest
 import yaml
 
 from tests.ops.conftest import DEPLOY, SANDBOX_KEY, Stack, tool
-from tests.utils.deadlines import JOB_S, STARTUP_S
+from tests.utils.deadlines import JOB_S, REQUEST_S, STARTUP_S
 from tests.utils.media import png_b64
 from tests.utils.net import free_port
 from tests.utils.sandbox import CONTROL
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "mediagate.json"
 WINDOW = "1m"
@@ -218,7 +218,9 @@ async def test_every_grafana_panel_query_returns_data(stack: Stack, prometheus: 
     metric = re.search(r"label_values\((\w+),", variable["definition"])
     assert metric is not None
     listed = httpx.get(
-        f"{prometheus.url}/api/v1/label/provider/values", params={"match[]": metric[1]}
+        f"{prometheus.url}/api/v1/label/provider/values",
+        params={"match[]": metric[1]},
+        timeout=REQUEST_S,
     ).json()["data"]
     assert {"imagepig", "pixelapi", "everypixel", "perfectcorp", "imagepipeline"} <= set(listed)
 
@@ -230,11 +232,13 @@ async def test_every_grafana_panel_query_returns_data(stack: Stack, prometheus: 
     assert prometheus.value('min(mediagate_redis_up{job="mediagate-worker"})') == 1
 
     # The committed alert rules are loaded and evaluate without error; none fires.
-    groups = httpx.get(f"{prometheus.url}/api/v1/rules").json()["data"]["groups"]
+    groups = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=REQUEST_S).json()["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
     assert len(rules) >= 4
     assert all(rule["health"] == "ok" for rule in rules), [
         (r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"
     ]
-    firing = httpx.get(f"{prometheus.url}/api/v1/alerts").json()["data"]["alerts"]
+    firing = httpx.get(f"{prometheus.url}/api/v1/alerts", timeout=REQUEST_S).json()["data"][
+        "alerts"
+    ]
     assert not [a for a in firing if a["state"] == "firing"], firing

@@ -29,6 +29,7 @@ from app.providers.base import (
     Call,
     Credential,
     Failed,
+    Media,
     OutputFile,
     PollTrouble,
     Progress,
@@ -37,6 +38,7 @@ from app.providers.base import (
     Succeeded,
 )
 from app.providers.imagepipeline import ImagePipelineAdapter
+from app.sandbox.av import wav_bytes
 from app.store.adapter_state import RedisAdapterState
 from tests.utils.media_source import DictMedia
 
@@ -53,7 +55,8 @@ SCENE = ImageInput(url="https://files.example/scene.webp")
 FACE = ImageInput(url="https://files.example/face.webp")
 PERSON = ImageInput(url="https://files.example/person.webp")
 JACKET = ImageInput(url="https://files.example/jacket.webp")
-SAMPLE = AudioInput(url="https://files.example/sample.wav")
+SAMPLE_URL = "https://files.example/sample.wav"
+SAMPLE = AudioInput(url=SAMPLE_URL)
 
 FACESWAP = "/identity/faceswap/image/v1"
 LOCK = "/identity/lock/image/v1"
@@ -70,7 +73,7 @@ def _call(
         job_id="job_1",
         operation=operation,
         params=params,
-        media=DictMedia({}),
+        media=DictMedia({}, {SAMPLE_URL: Media(wav_bytes(1.0), "audio/wav")}),
         callback_url=callback_url,
         credential=credential,
     )

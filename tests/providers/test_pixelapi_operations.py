@@ -37,6 +37,7 @@ from app.providers.base import (
     Succeeded,
 )
 from app.providers.pixelapi import PixelApiAdapter, UpstreamModel
+from app.providers.pixelapi_account import read_usage
 from tests.utils.media_source import DictMedia
 
 BASE = "https://api.pixelapi.dev"
@@ -49,6 +50,7 @@ PNG = b"\x89PNG\r\n\x1a\n pretend pixels"
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt pretend samples"
 MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00 pretend frames"
 GEN_ID = "a1b2c3d4-0000"
+OUTPUT_URL_GEN = "https://api.pixelapi.dev/outputs/images/2026/02/19/gen-2.png"
 JOB_ID = "a3f91b00"
 
 MEDIA = DictMedia(
@@ -495,6 +497,71 @@ async def test_models_skip_entries_without_an_id(
     body = {"models": [{"name": "sdxl"}, {"credits": 3}, "junk", {"model": "wan2.1"}]}
     upstream.get("/v1/models").mock(return_value=httpx.Response(200, json=body))
     assert await adapter.models() == [UpstreamModel("sdxl"), UpstreamModel("wan2.1")]
+
+
+USAGE = [
+    # "recent job history with operations, models, status, and output URLs"
+    {
+        "generation_id": "gen-2",
+        "status": "completed",
+        "operation": "generate",
+        "model": "flux-schnell",
+        "credits_used": 5.0,
+        "created_at": "2026-02-19T10:01:00Z",
+        "output_url": OUTPUT_URL_GEN,
+    },
+    {
+        "generation_id": "gen-1",
+        "status": "blocked",
+        "operation": "remove-background",
+        "credits_used": 0.0,
+        "created_at": "2026-02-19T10:00:00Z",
+        "output_url": None,
+    },
+]
+
+
+async def test_usage_lists_the_newest_jobs_asking_for_the_limit(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    route = upstream.get("/v1/account/usage").mock(
+        return_value=httpx.Response(200, json={"usage": USAGE, "count": 2})
+    )
+    jobs = await adapter.usage(2)
+    assert route.calls.last.request.url.params["limit"] == "2"
+    assert route.calls.last.request.headers["authorization"] == f"Bearer {KEY}"
+    assert [job.id for job in jobs] == ["gen-2", "gen-1"]
+    assert jobs[0].model == "flux-schnell" and jobs[0].credits == 5.0
+    assert jobs[0].output_url == OUTPUT_URL_GEN
+    assert jobs[1].status == "blocked" and jobs[1].model is None and jobs[1].output_url is None
+    await adapter.usage(1000)
+    assert route.calls.last.request.url.params["limit"] == "100"
+
+
+def test_usage_reads_a_list_or_a_named_one_and_skips_entries_without_an_id() -> None:
+    junk = [{"status": "completed"}, "junk", {"id": "gen-3", "credits_used": "five"}]
+    assert [job.id for job in read_usage(USAGE)] == ["gen-2", "gen-1"]
+    assert [job.id for job in read_usage({"jobs": USAGE})] == ["gen-2", "gen-1"]
+    (only,) = read_usage({"data": junk})
+    assert only.id == "gen-3" and only.credits is None
+
+
+async def test_account_is_the_models_and_the_usage(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.get("/v1/models").mock(return_value=httpx.Response(200, json={"models": DOC_MODELS}))
+    upstream.get("/v1/account/usage").mock(return_value=httpx.Response(200, json={"usage": USAGE}))
+    account = await adapter.account(20)
+    assert [model.id for model in account.models] == ["flux-schnell", "sdxl", "upscale-4x"]
+    assert [job.id for job in account.recent_jobs] == ["gen-2", "gen-1"]
+
+
+async def test_an_unreadable_usage_body_is_the_upstreams_fault(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    upstream.get("/v1/account/usage").mock(return_value=httpx.Response(200, json={"n": 1}))
+    with pytest.raises(ProviderUnavailable):
+        await adapter.usage()
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from app.domain.errors import ErrorCode, ProviderUnavailable
+from app.domain.errors import ErrorCode, ProviderUnavailable, UpstreamError
 from app.providers import (
     _http,
     everypixel_wire,
@@ -159,3 +159,25 @@ async def test_download_refuses_what_is_not_the_file(answer: httpx.Response) -> 
         mock.get(URL).mock(return_value=answer)
         with pytest.raises(ProviderUnavailable):
             await _http.download(client, "p", URL, kind="image", timeout_s=5)
+
+
+@pytest.mark.parametrize(
+    ("raised", "unanswered"),
+    [
+        (httpx.ReadTimeout("read"), True),
+        (httpx.ReadError("reset"), True),
+        (httpx.RemoteProtocolError("closed mid-answer"), True),
+        (httpx.ConnectTimeout("connect"), False),
+        (httpx.ConnectError("refused"), False),
+        (httpx.PoolTimeout("pool"), False),
+        (httpx.WriteError("broken pipe"), False),
+    ],
+)
+def test_a_request_that_went_out_whole_and_got_no_answer_says_so(
+    raised: Exception, unanswered: bool
+) -> None:
+    """Only a request sent whole may have been done upstream: a refused or half-sent one
+    certainly was not."""
+    with pytest.raises(UpstreamError) as caught, _http.upstream_errors("alpha"):
+        raise raised
+    assert caught.value.unanswered is unanswered

@@ -46,9 +46,9 @@ from app.providers.base import (
 from app.providers.everypixel import EverypixelAdapter
 from app.sandbox import av, images
 from app.sandbox import everypixel as emulator
-from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import EVERYPIXEL_KEY_PAIRS
 from app.sandbox.everypixel_wire import video
+from app.sandbox.timing import SandboxTiming
 from tests.utils.clock import Clock
 from tests.utils.media import png_bytes
 from tests.utils.media_source import DictMedia

@@ -37,6 +37,7 @@ from PIL import Image
 
 from app.sandbox import images
 from app.sandbox.credentials import IMAGEPIG_API_KEY
+from tests.utils.deadlines import REQUEST_S
 from tests.utils.sandbox import CONTROL
 from tests.utils.servers import serve_files, serve_sandbox
 
@@ -73,20 +74,30 @@ def sandbox() -> Iterator[str]:
 @pytest.fixture
 def pig(sandbox: str) -> ImagePig:
     """The client, unchanged, pointed at the emulator; faults and counters cleared."""
-    assert httpx.delete(f"{sandbox}/_sandbox/faults", headers=CONTROL).status_code == 204
+    assert (
+        httpx.delete(f"{sandbox}/_sandbox/faults", headers=CONTROL, timeout=REQUEST_S).status_code
+        == 204
+    )
     return ImagePig(IMAGEPIG_API_KEY, api_url=f"{sandbox}/_sandbox/imagepig")
 
 
 def _stats(sandbox: str) -> dict[str, Any]:
     stats: dict[str, Any] = (
-        httpx.get(f"{sandbox}/_sandbox/stats", headers=CONTROL).json().get("imagepig", {})
+        httpx.get(f"{sandbox}/_sandbox/stats", headers=CONTROL, timeout=REQUEST_S)
+        .json()
+        .get("imagepig", {})
     )
     return stats
 
 
 def _arm(sandbox: str, fault: str) -> None:
     body = {"provider": "imagepig", "fault": fault, "count": 1}
-    assert httpx.post(f"{sandbox}/_sandbox/faults", json=body, headers=CONTROL).status_code == 204
+    assert (
+        httpx.post(
+            f"{sandbox}/_sandbox/faults", json=body, headers=CONTROL, timeout=REQUEST_S
+        ).status_code
+        == 204
+    )
 
 
 def _decoded(result: Any, fmt: str, size: tuple[int, int]) -> Image.Image:

@@ -29,8 +29,8 @@ from app.domain.operations import (
 from app.providers.base import AdapterConfig, Call, Credential, Failed, Media, Succeeded
 from app.providers.imagepig import ImagePigAdapter
 from app.sandbox import images
-from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import IMAGEPIG_API_KEY
+from app.sandbox.timing import SandboxTiming
 from tests.utils.media_source import DictMedia
 from tests.utils.sandbox import CONTROL, sandbox_app
 

@@ -34,6 +34,7 @@ from app.providers.base import (
     Call,
     Credential,
     Failed,
+    Media,
     Progress,
     ProviderBalance,
     Submitted,
@@ -42,9 +43,10 @@ from app.providers.base import (
 from app.providers.imagepipeline import ImagePipelineAdapter
 from app.sandbox import av, images
 from app.sandbox import imagepipeline as emulator
-from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import IMAGEPIPELINE_API_KEY
+from app.sandbox.timing import SandboxTiming
 from app.store.adapter_state import RedisAdapterState
+from tests.utils import av_media
 from tests.utils.clock import Clock
 from tests.utils.media import png_bytes
 from tests.utils.media_source import DictMedia
@@ -71,6 +73,7 @@ SERVED: dict[str, tuple[bytes, str]] = {
     "/jacket.png": (images.render(100, 100, "png", seed=4), "image/png"),
     "/blank.png": (png_bytes(40, 40, color=(200, 200, 200)), "image/png"),
     "/sample.wav": (av.wav_bytes(1.0), "audio/wav"),
+    "/sample.mp3": (av_media.audio("mp3"), "audio/mpeg"),
     "/notes.txt": (b"not a picture", "text/plain"),
 }
 
@@ -408,6 +411,8 @@ async def test_out_of_range_fields_are_422_naming_them(
         (TRYON, {"clothing_image": f"{FILES}/sample.wav"}, "clothing_image", "value_error.image"),
         (VOICE, {"reference_voice_url": f"{FILES}/face.png"}, "reference_voice_url",
          "value_error.audio"),
+        (VOICE, {"reference_voice_url": f"{FILES}/sample.mp3"}, "reference_voice_url",
+         "value_error.audio"),  # audio, but not the document's WAV
         (VOICE, {"reference_voice_url": f"{FILES}/gone.wav"}, "reference_voice_url",
          "value_error.url.fetch"),
     ],
@@ -610,7 +615,8 @@ async def _run(
     params: Params,
     callback_url: str | None = None,
 ) -> Succeeded | Failed:
-    call = Call("job_1", operation, params, DictMedia({}), callback_url=callback_url)
+    served = {f"{FILES}{path}": Media(*file) for path, file in SERVED.items()}
+    call = Call("job_1", operation, params, DictMedia({}, served), callback_url=callback_url)
     submitted = await adapter.submit(call)
     if isinstance(submitted, Failed):
         return submitted

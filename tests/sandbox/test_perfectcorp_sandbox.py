@@ -47,12 +47,12 @@ from app.providers.perfectcorp_auth import account, id_token
 from app.sandbox import images
 from app.sandbox import perfectcorp as emulator
 from app.sandbox import perfectcorp_tasks as engine
-from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import (
     PERFECTCORP_CLIENT_ID,
     PERFECTCORP_CLIENT_SECRET,
     sandbox_credentials,
 )
+from app.sandbox.timing import SandboxTiming
 from app.store.adapter_state import RedisAdapterState
 from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia
@@ -324,6 +324,35 @@ async def test_unknown_features_are_404(sandbox: httpx.AsyncClient) -> None:
 
 
 # the task lifecycle -----------------------------------------------------------------------------
+
+
+async def test_a_results_dst_id_is_a_file_for_later_tasks_for_30_days(
+    sandbox: httpx.AsyncClient, clock: Clock
+) -> None:
+    auth = await _sign_in(sandbox)
+    task_id = await _colorize(sandbox, auth)
+    clock.now += JOB_S
+    done = (await _poll(sandbox, auth, "colorize", task_id)).json()["result"]
+    dst_id = done["results"][0]["data"][0]["dst_id"]
+    before = (await _stats(sandbox))["by_endpoint"]
+
+    chained = await _run(sandbox, auth, "sod", _body(0, src_ids=dst_id))
+    assert chained.status_code == 200, chained.text
+    clock.now += JOB_S
+    cut = (await _poll(sandbox, auth, "sod", chained.json()["result"]["task_id"])).json()
+    assert cut["result"]["status"] == "success", cut
+    after = (await _stats(sandbox))["by_endpoint"]
+    assert after.get("PUT /upload") == before.get("PUT /upload") == 1
+    assert sum(n for k, n in after.items() if "/file/" in k) == 1
+
+    no_upload = await sandbox.put(
+        f"{BASE}{ROOT}/upload/{dst_id}", headers={"X-Upload-Token": ""}, content=PHOTO
+    )
+    assert no_upload.status_code == 404
+    clock.now += 30 * 24 * 3600 + 1
+    auth = await _sign_in(sandbox)
+    gone = await _run(sandbox, auth, "sod", _body(1, src_ids=dst_id))
+    _refusal(gone, 400, "InvalidParameters")
 
 
 async def test_a_task_runs_then_succeeds_with_a_result_valid_two_hours(

@@ -55,6 +55,7 @@ from PIL import Image
 from app.sandbox import images
 from app.sandbox import pixelapi as emulator
 from app.sandbox.credentials import PIXELAPI_API_KEY
+from tests.utils.deadlines import REQUEST_S
 from tests.utils.sandbox import CONTROL
 from tests.utils.servers import serve_files, serve_sandbox
 
@@ -124,7 +125,10 @@ def sandbox() -> Iterator[str]:
 
 @pytest.fixture
 def api_url(sandbox: str) -> str:
-    assert httpx.delete(f"{sandbox}/_sandbox/faults", headers=CONTROL).status_code == 204
+    assert (
+        httpx.delete(f"{sandbox}/_sandbox/faults", headers=CONTROL, timeout=REQUEST_S).status_code
+        == 204
+    )
     return f"{sandbox}/_sandbox/pixelapi"
 
 
@@ -143,21 +147,30 @@ async def async_client(api_url: str) -> AsyncIterator[Any]:
 
 def _stats(sandbox: str) -> dict[str, Any]:
     stats: dict[str, Any] = (
-        httpx.get(f"{sandbox}/_sandbox/stats", headers=CONTROL).json().get("pixelapi", {})
+        httpx.get(f"{sandbox}/_sandbox/stats", headers=CONTROL, timeout=REQUEST_S)
+        .json()
+        .get("pixelapi", {})
     )
     return stats
 
 
 def _arm(sandbox: str, fault: str) -> None:
     body = {"provider": "pixelapi", "fault": fault, "count": 1}
-    assert httpx.post(f"{sandbox}/_sandbox/faults", json=body, headers=CONTROL).status_code == 204
+    assert (
+        httpx.post(
+            f"{sandbox}/_sandbox/faults", json=body, headers=CONTROL, timeout=REQUEST_S
+        ).status_code
+        == 204
+    )
 
 
 def _newest(api_url: str) -> dict[str, Any]:
     """The account's newest job (``GET /v1/account/usage``), ended."""
     headers = {"Authorization": f"Bearer {PIXELAPI_API_KEY}", **UA}
     time.sleep(JOB_S * 2)
-    usage = httpx.get(f"{api_url}/v1/account/usage?limit=1", headers=headers).json()
+    usage = httpx.get(
+        f"{api_url}/v1/account/usage?limit=1", headers=headers, timeout=REQUEST_S
+    ).json()
     job: dict[str, Any] = usage["usage"][0]
     return job
 
@@ -174,7 +187,7 @@ def _submitted_then_waited(client: Any, api_url: str, call: Any) -> Any:
 
 
 def _png(url: str) -> Image.Image:
-    response = httpx.get(url, headers=UA)
+    response = httpx.get(url, headers=UA, timeout=REQUEST_S)
     assert (response.status_code, response.headers["content-type"]) == (200, "image/png")
     image = Image.open(io.BytesIO(response.content))
     image.load()
@@ -257,7 +270,7 @@ def test_audio_generate(client: Any, api_url: str, duration: int, credits: float
         client, api_url, lambda: client.audio.generate(prompt="lofi beat", duration=duration)
     )
     assert (done.model, done.credits_used) == ("musicgen-small", credits)
-    response = httpx.get(done.output_url, headers=UA)
+    response = httpx.get(done.output_url, headers=UA, timeout=REQUEST_S)
     assert response.headers["content-type"] == "audio/wav"
     with wave.open(io.BytesIO(response.content), "rb") as wav:
         assert wav.getnframes() / wav.getframerate() == duration

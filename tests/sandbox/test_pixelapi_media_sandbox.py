@@ -44,8 +44,8 @@ from app.providers.base import (
 from app.providers.pixelapi import PixelApiAdapter
 from app.sandbox import images
 from app.sandbox import pixelapi as emulator
-from app.sandbox.app import SandboxTiming
 from app.sandbox.credentials import PIXELAPI_API_KEY
+from app.sandbox.timing import SandboxTiming
 from tests.utils.clock import Clock
 from tests.utils.media_source import DictMedia
 from tests.utils.sandbox import CONTROL, sandbox_app

@@ -120,7 +120,7 @@ async def test_a_primary_refusing_writes_without_replicas_is_a_503_and_stores_no
             assert refused.json()["code"] == "store_unavailable"
             assert refused.headers["retry-after"] == "1"
             assert await gateway.redis.zcard(jobs_key) == 0
-            account = await gateway.accounting.ledger.balance(SANDBOX_TENANT_ID)
+            account = await gateway.accounting.ledger.account(SANDBOX_TENANT_ID)
             assert account.reserved == 0
         finally:
             primary.config_set("min-replicas-to-write", 0)

@@ -1,4 +1,8 @@
-"""The credit ledger against a real Redis: holds under concurrency, settlement, the ledger."""
+"""The credit ledger against a real Redis: holds under concurrency, settlement, the ledger.
+
+Holds are taken and settled on the path jobs take: a job's creation holds its price
+(``JobStore.create``, ``create_job.lua``) and its terminal save charges or releases it
+(``JobStore.save``, ``save_job.lua``)."""
 
 from __future__ import annotations
 
@@ -6,22 +10,28 @@ import asyncio
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
+from app.domain.models import JobStatus
 from app.store import credits, keys
 from app.store.credits import (
-    Balance,
+    CreditAccount,
     CreditLedger,
     CreditsShort,
+    Hold,
     HoldNotOpen,
     HoldState,
     LedgerEntry,
     LedgerKind,
-    Reservation,
     Shortfall,
 )
+from app.store.jobs import Charge, JobSlotsFull, JobStore, SaveRefused, Schedule, Settle, Stored
 from app.store.scripts import Scripts
+from tests.store.test_jobs import make_record
 
 TENANT = "t1"
+REASON = "image.remove_background"
+"""What a job's reserve entry gives as its reason (the operation of ``make_record``)."""
 
 
 @pytest.fixture
@@ -30,9 +40,58 @@ def ledger(redis_client: Redis) -> CreditLedger:
 
 
 @pytest.fixture
+def store(redis_client: Redis) -> JobStore:
+    return JobStore(redis_client, Scripts.register(redis_client), retention_s=3600)
+
+
+@pytest.fixture
 def ledgers(separate_clients: list[Redis]) -> list[CreditLedger]:
     """Five ledgers on separate connection pools, as five processes would be."""
     return [CreditLedger(c, Scripts.register(c)) for c in separate_clients]
+
+
+@pytest.fixture
+def stores(separate_clients: list[Redis]) -> list[JobStore]:
+    """Five job stores on separate connection pools, as five processes would be."""
+    return [JobStore(c, Scripts.register(c), retention_s=3600) for c in separate_clients]
+
+
+async def hold(store: JobStore, job_id: str, amount: int) -> Stored | Shortfall:
+    """Create the job ``job_id`` holding ``amount`` credits, or report the shortfall."""
+    record = make_record(TENANT)
+    record.job.id = job_id
+    created = await store.create(record, price=amount, slot_limit=10_000)
+    assert not isinstance(created, JobSlotsFull)
+    return created
+
+
+async def held(store: JobStore, job_id: str, amount: int) -> Stored:
+    created = await hold(store, job_id, amount)
+    assert isinstance(created, Stored)
+    return created
+
+
+def copy(stored: Stored) -> Stored:
+    """The job as another process read it, at the same version."""
+    return Stored(stored.record.model_copy(deep=True), stored.version, stored.lease)
+
+
+async def charge(store: JobStore, stored: Stored, amount: int | None = None) -> int:
+    """End the job succeeded, billing ``amount`` (default: the hold); the credits charged."""
+    stored.record.job.status = JobStatus.succeeded
+    saved = await store.save(
+        stored,
+        schedule=Schedule.release,
+        settle=Settle.charge,
+        charge=None if amount is None else Charge(amount),
+    )
+    return saved.record.job.credits.charged
+
+
+async def release(store: JobStore, stored: Stored) -> None:
+    """End the job failed, letting its hold go."""
+    stored.record.job.status = JobStatus.failed
+    await store.save(stored, schedule=Schedule.release, settle=Settle.release)
 
 
 async def all_entries(ledger: CreditLedger, tenant: str = TENANT) -> list[LedgerEntry]:
@@ -43,54 +102,56 @@ async def all_entries(ledger: CreditLedger, tenant: str = TENANT) -> list[Ledger
     return entries
 
 
-async def assert_reconciles(ledger: CreditLedger, tenant: str = TENANT) -> Balance:
+async def assert_reconciles(ledger: CreditLedger, tenant: str = TENANT) -> CreditAccount:
     """The account equals the sums over its ledger, and ``reserved`` the sum of open holds."""
-    account = await ledger.balance(tenant)
+    account = await ledger.account(tenant)
     total: dict[LedgerKind, int] = {kind: 0 for kind in LedgerKind}
     for entry in await all_entries(ledger, tenant):
         total[entry.kind] += entry.amount
-    grant, debit, charge = (
+    granted, debited, charged = (
         total[LedgerKind.grant],
         total[LedgerKind.debit],
         total[LedgerKind.charge],
     )
-    assert account.balance == grant - debit - charge
-    reserve, adjust, release = (
+    assert account.balance == granted - debited - charged
+    reserved, adjusted, released = (
         total[k] for k in (LedgerKind.reserve, LedgerKind.adjust, LedgerKind.release)
     )
-    assert account.reserved == reserve + adjust - charge - release
+    assert account.reserved == reserved + adjusted - charged - released
     assert account.reserved == sum((await ledger.open_holds(tenant)).values())
     assert 0 <= account.reserved <= account.balance
     return account
 
 
-async def test_concurrent_reserves_never_overspend(ledgers: list[CreditLedger]) -> None:
+async def test_concurrent_reserves_never_overspend(
+    ledgers: list[CreditLedger], stores: list[JobStore]
+) -> None:
     first = ledgers[0]
     await first.grant(TENANT, 100, "top-up")
     results = await asyncio.gather(
-        *(ledgers[i % len(ledgers)].reserve(TENANT, f"job-{i}", 1) for i in range(500))
+        *(hold(stores[i % len(stores)], f"job-{i}", 1) for i in range(500))
     )
-    held = [r for r in results if isinstance(r, Reservation)]
+    holding = [r for r in results if isinstance(r, Stored)]
     short = [r for r in results if isinstance(r, Shortfall)]
-    assert len(held) == 100 and len(short) == 400
+    assert len(holding) == 100 and len(short) == 400
     assert all(s == Shortfall(required=1, available=0) for s in short)
-    assert await first.balance(TENANT) == Balance(100, 100, 0)
+    assert await first.account(TENANT) == CreditAccount(100, 100, 0)
 
     charged = await asyncio.gather(
-        *(ledgers[i % len(ledgers)].charge(TENANT, r.job_id) for i, r in enumerate(held))
+        *(charge(stores[i % len(stores)], s) for i, s in enumerate(holding))
     )
     assert sum(charged) == 100
-    assert await first.balance(TENANT) == Balance(0, 0, 0)
+    assert await first.account(TENANT) == CreditAccount(0, 0, 0)
     entries = await all_entries(first)
     assert len(entries) == 1 + 100 + 100
     grants = sum(e.amount for e in entries if e.kind is LedgerKind.grant)
     charges = sum(e.amount for e in entries if e.kind is LedgerKind.charge)
-    assert grants - charges == 0 == (await first.balance(TENANT)).balance
+    assert grants - charges == 0 == (await first.account(TENANT)).balance
     await assert_reconciles(first)
 
 
 async def test_concurrent_debits_and_reserves_keep_balance_non_negative(
-    ledgers: list[CreditLedger],
+    ledgers: list[CreditLedger], stores: list[JobStore]
 ) -> None:
     await ledgers[0].grant(TENANT, 50, "top-up")
 
@@ -101,96 +162,119 @@ async def test_concurrent_debits_and_reserves_keep_balance_non_negative(
             return 0
         return 3
 
-    async def reserve(ledger: CreditLedger, job_id: str) -> int:
-        held = await ledger.reserve(TENANT, job_id, 2)
-        return held.amount if isinstance(held, Reservation) else 0
+    async def reserve(store: JobStore, job_id: str) -> int:
+        return 2 if isinstance(await hold(store, job_id, 2), Stored) else 0
 
     spent = await asyncio.gather(
         *(debit(ledgers[i % 5]) for i in range(40)),
-        *(reserve(ledgers[i % 5], f"job-{i}") for i in range(40)),
+        *(reserve(stores[i % 5], f"job-{i}") for i in range(40)),
     )
     account = await assert_reconciles(ledgers[0])
     assert sum(spent) + account.available == 50
     assert account.available < 2
 
 
-async def test_reserve_is_idempotent_per_job(ledger: CreditLedger) -> None:
+async def test_a_job_holds_once(ledger: CreditLedger, store: JobStore, redis_client: Redis) -> None:
+    """Creating a job again is refused and holds nothing more, before and after it settles."""
     await ledger.grant(TENANT, 10, "top-up")
-    first = await ledger.reserve(TENANT, "job-1", 4)
-    again = await ledger.reserve(TENANT, "job-1", 7)
-    assert isinstance(first, Reservation) and isinstance(again, Reservation)
-    assert first.amount == again.amount == 4 and again.state is HoldState.held
-    assert again.account == Balance(10, 4, 6)
+    first = await held(store, "job-1", 4)
+    with pytest.raises(ResponseError, match="exists"):
+        await hold(store, "job-1", 7)
+    assert await ledger.account(TENANT) == CreditAccount(10, 4, 6)
     reserves = [e for e in await all_entries(ledger) if e.kind is LedgerKind.reserve]
-    assert len(reserves) == 1
-    await ledger.charge(TENANT, "job-1")
-    settled = await ledger.reserve(TENANT, "job-1", 4)
-    assert isinstance(settled, Reservation) and settled.state is HoldState.charged
-    assert await ledger.balance(TENANT) == Balance(6, 0, 6)
+    assert [e.amount for e in reserves] == [4]
+    await charge(store, first)
+    with pytest.raises(ResponseError, match="exists"):
+        await hold(store, "job-1", 4)
+    hold_state = await redis_client.hget(keys.credit_hold(TENANT, "job-1"), "state")
+    assert hold_state == HoldState.charged.value
+    assert await ledger.account(TENANT) == CreditAccount(6, 0, 6)
 
 
-async def test_charge_and_release_settle_once(ledger: CreditLedger) -> None:
+async def test_charge_and_release_settle_once(ledger: CreditLedger, store: JobStore) -> None:
     await ledger.grant(TENANT, 20, "top-up")
-    await ledger.reserve(TENANT, "ok", 5)
-    await ledger.reserve(TENANT, "failed", 7)
-    assert await ledger.charge(TENANT, "ok") == 5
-    assert await ledger.charge(TENANT, "ok") == 0
-    assert await ledger.release(TENANT, "ok") == 0
-    assert await ledger.release(TENANT, "failed") == 7
-    assert await ledger.release(TENANT, "failed") == 0
-    assert await ledger.charge(TENANT, "failed") == 0
-    assert await ledger.charge(TENANT, "never-reserved") == 0
-    assert await ledger.balance(TENANT) == Balance(15, 0, 15)
+    ok = await held(store, "ok", 5)
+    failed = await held(store, "failed", 7)
+    ok_late, failed_late = copy(ok), copy(failed)
+    assert await charge(store, ok) == 5
+    with pytest.raises(SaveRefused):
+        await charge(store, copy(ok_late))
+    with pytest.raises(SaveRefused):
+        await release(store, copy(ok_late))
+    await release(store, failed)
+    with pytest.raises(SaveRefused):
+        await release(store, copy(failed_late))
+    with pytest.raises(SaveRefused):
+        await charge(store, copy(failed_late))
+    never = Stored(make_record(TENANT), 1)
+    with pytest.raises(SaveRefused, match="missing"):
+        await charge(store, never)
+    settled = [(e.job_id, e.kind, e.amount) for e in await all_entries(ledger)][:2]
+    assert settled == [("failed", LedgerKind.release, 7), ("ok", LedgerKind.charge, 5)]
+    assert await ledger.account(TENANT) == CreditAccount(15, 0, 15)
     await assert_reconciles(ledger)
 
 
 async def test_charge_of_a_part_releases_the_rest_and_never_exceeds_the_hold(
-    ledger: CreditLedger,
+    ledger: CreditLedger, store: JobStore
 ) -> None:
     await ledger.grant(TENANT, 20, "top-up")
-    await ledger.reserve(TENANT, "cheap", 8)
-    await ledger.reserve(TENANT, "greedy", 4)
-    assert await ledger.charge(TENANT, "cheap", 3, reason="upstream billed 3") == 3
-    assert await ledger.charge(TENANT, "greedy", 9) == 4
-    assert await ledger.balance(TENANT) == Balance(13, 0, 13)
+    cheap = await held(store, "cheap", 8)
+    greedy = await held(store, "greedy", 4)
+    assert await charge(store, cheap, 3) == 3
+    assert await charge(store, greedy, 9) == 4
+    assert await ledger.account(TENANT) == CreditAccount(13, 0, 13)
     newest = (await ledger.entries(TENANT, cursor=None, limit=10, job_id="cheap"))[0]
     assert [(e.kind, e.amount) for e in newest] == [
         (LedgerKind.release, 5),
         (LedgerKind.charge, 3),
         (LedgerKind.reserve, 8),
     ]
-    assert newest[1].reason == "upstream billed 3"
+    assert newest[1].reason == f"{REASON} succeeded"
     await assert_reconciles(ledger)
 
 
-async def test_concurrent_duplicate_settlements_settle_once(ledgers: list[CreditLedger]) -> None:
+async def test_concurrent_duplicate_settlements_settle_once(
+    ledgers: list[CreditLedger], stores: list[JobStore]
+) -> None:
     await ledgers[0].grant(TENANT, 10, "top-up")
-    await ledgers[0].reserve(TENANT, "job", 6)
-    settled = await asyncio.gather(
-        *(ledgers[i % 5].charge(TENANT, "job") for i in range(10)),
-        *(ledgers[i % 5].release(TENANT, "job") for i in range(10)),
-    )
-    assert sorted(settled)[-1] == 6 and sum(settled) == 6
+    stored = await held(stores[0], "job", 6)
+
+    async def settle(i: int) -> bool:
+        store = stores[i % 5]
+        try:
+            await (charge(store, copy(stored)) if i % 2 else release(store, copy(stored)))
+        except SaveRefused:
+            return False
+        return True
+
+    won = await asyncio.gather(*(settle(i) for i in range(20)))
+    assert won.count(True) == 1
     account = await assert_reconciles(ledgers[0])
     assert account.reserved == 0 and account.balance in (4, 10)
+    moves = [(e.kind, e.amount) for e in await all_entries(ledgers[0]) if e.job_id == "job"]
+    assert moves[0] in ((LedgerKind.charge, 6), (LedgerKind.release, 6))
+    assert moves[1:] == [(LedgerKind.reserve, 6)]
 
 
-async def test_adjust_moves_the_hold_or_leaves_it_intact(ledger: CreditLedger) -> None:
+async def test_adjust_moves_the_hold_or_leaves_it_intact(
+    ledger: CreditLedger, store: JobStore
+) -> None:
     await ledger.grant(TENANT, 10, "top-up")
-    await ledger.reserve(TENANT, "job", 4)
-    await ledger.reserve(TENANT, "other", 3)
+    job = await held(store, "job", 4)
+    await held(store, "other", 3)
     up = await ledger.adjust(TENANT, "job", 6, reason="fallback to pixelapi")
-    assert isinstance(up, Reservation) and up.amount == 6
-    assert up.account == Balance(10, 9, 1)
+    assert isinstance(up, Hold) and up.amount == 6
+    assert up.account == CreditAccount(10, 9, 1)
     too_much = await ledger.adjust(TENANT, "job", 8)
     assert too_much == Shortfall(required=8, available=7)
-    assert await ledger.balance(TENANT) == Balance(10, 9, 1)
+    assert await ledger.account(TENANT) == CreditAccount(10, 9, 1)
     assert (await ledger.open_holds(TENANT))["job"] == 6
     down = await ledger.adjust(TENANT, "job", 2)
-    assert isinstance(down, Reservation) and down.account == Balance(10, 5, 5)
+    assert isinstance(down, Hold) and down.account == CreditAccount(10, 5, 5)
     adjusts = [e.amount for e in await all_entries(ledger) if e.kind is LedgerKind.adjust]
     assert adjusts == [-4, 2]
-    assert await ledger.charge(TENANT, "job") == 2
+    assert await charge(store, job) == 2
     with pytest.raises(HoldNotOpen) as refused:
         await ledger.adjust(TENANT, "job", 3)
     assert refused.value.state is HoldState.charged
@@ -199,13 +283,13 @@ async def test_adjust_moves_the_hold_or_leaves_it_intact(ledger: CreditLedger) -
     await assert_reconciles(ledger)
 
 
-async def test_debit_refuses_beyond_available(ledger: CreditLedger) -> None:
+async def test_debit_refuses_beyond_available(ledger: CreditLedger, store: JobStore) -> None:
     await ledger.grant(TENANT, 10, "top-up")
-    await ledger.reserve(TENANT, "job", 6)
+    await held(store, "job", 6)
     with pytest.raises(CreditsShort) as refused:
         await ledger.debit(TENANT, 5, "correction")
     assert (refused.value.required, refused.value.available) == (5, 4)
-    assert await ledger.debit(TENANT, 4, "correction") == Balance(6, 6, 0)
+    assert await ledger.debit(TENANT, 4, "correction") == CreditAccount(6, 6, 0)
     with pytest.raises(ValueError):
         await ledger.grant(TENANT, 0, "nothing")
     with pytest.raises(CreditsShort):
@@ -213,12 +297,14 @@ async def test_debit_refuses_beyond_available(ledger: CreditLedger) -> None:
     await assert_reconciles(ledger)
 
 
-async def test_entries_paginate_newest_first_with_filters(ledger: CreditLedger) -> None:
+async def test_entries_paginate_newest_first_with_filters(
+    ledger: CreditLedger, store: JobStore
+) -> None:
     await ledger.grant(TENANT, 100, "first")
     for i in range(12):
-        await ledger.reserve(TENANT, f"job-{i}", 1)
+        job = await held(store, f"job-{i}", 1)
         if i % 2:
-            await ledger.charge(TENANT, f"job-{i}")
+            await charge(store, job)
     await ledger.grant(TENANT, 5, "second")
     await ledger.grant("t2", 7, "elsewhere")
 
@@ -244,6 +330,7 @@ async def test_entries_paginate_newest_first_with_filters(ledger: CreditLedger) 
 
     one_job, end = await ledger.entries(TENANT, cursor=None, limit=10, job_id="job-3")
     assert [e.kind for e in one_job] == [LedgerKind.charge, LedgerKind.reserve] and end is None
+    assert one_job[1].reason == REASON
     with pytest.raises(ValueError):
         await ledger.entries(TENANT, cursor="not-an-id", limit=5)
     with pytest.raises(ValueError):
@@ -251,11 +338,10 @@ async def test_entries_paginate_newest_first_with_filters(ledger: CreditLedger) 
 
 
 async def test_keys_of_a_tenant_share_a_hash_slot(
-    ledger: CreditLedger, redis_client: Redis
+    ledger: CreditLedger, store: JobStore, redis_client: Redis
 ) -> None:
     await ledger.grant(TENANT, 3, "top-up")
-    await ledger.reserve(TENANT, "job", 2)
-    await ledger.charge(TENANT, "job")
+    await charge(store, await held(store, "job", 2))
     names = [str(k) async for k in redis_client.scan_iter(match="mg:credits:*")]
     assert sorted(names) == sorted(
         [keys.credit_account(TENANT), keys.credit_hold(TENANT, "job"), keys.credit_ledger(TENANT)]
@@ -265,14 +351,15 @@ async def test_keys_of_a_tenant_share_a_hash_slot(
 
 
 async def test_filtered_listing_reads_a_bounded_slice_per_page(
-    ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch
+    ledger: CreditLedger, store: JobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(credits, "_SCAN_BATCH", 4)
     monkeypatch.setattr(credits, "_SCAN_MAX", 8)
     await ledger.grant(TENANT, 100, "top-up")
-    for i in range(30):
-        await ledger.reserve(TENANT, f"job-{i}", 1)
-    await ledger.release(TENANT, "job-0")
+    first = await held(store, "job-0", 1)
+    for i in range(1, 30):
+        await held(store, f"job-{i}", 1)
+    await release(store, first)
     pages = 0
     found: list[LedgerEntry] = []
     cursor: str | None = None

@@ -11,7 +11,7 @@ from app.domain.models import Attempt, Job, JobLinks, JobRecord, JobStatus, new_
 from app.domain.operations import Operation
 from app.store import keys
 from app.store.credits import CreditLedger, Shortfall
-from app.store.jobs import JobStore, SaveRefused, Schedule, Settle, SlotsFull, now_ms
+from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Schedule, Settle, now_ms
 from app.store.scripts import Scripts
 
 
@@ -157,7 +157,7 @@ async def test_creation_holds_credits_or_writes_nothing(
     assert await store.claim(10, 30) == []
     created = await store.create(make_record("t1"), price=5, slot_limit=1000)
     assert not isinstance(created, Shortfall)
-    assert (await ledger.balance("t1")).available == 0
+    assert (await ledger.account("t1")).available == 0
 
 
 async def test_terminal_save_settles_the_hold_exactly_once(
@@ -176,7 +176,7 @@ async def test_terminal_save_settles_the_hold_exactly_once(
         await store.save(
             claimed, schedule=Schedule.release, lease=claimed.lease, settle=Settle.charge
         )
-    balance = await ledger.balance("t1")
+    balance = await ledger.account("t1")
     assert (balance.balance, balance.reserved) == (7, 0)
 
 
@@ -184,11 +184,11 @@ async def test_failed_job_releases_its_hold(store: JobStore, redis_client: Redis
     ledger = CreditLedger(redis_client, store.scripts)
     await ledger.grant("t1", 10, "test")
     await store.create(make_record("t1"), price=4, slot_limit=1000)
-    assert (await ledger.balance("t1")).available == 6
+    assert (await ledger.account("t1")).available == 6
     (claimed,) = await store.claim(1, 30)
     claimed.record.job.status = JobStatus.failed
     await store.save(claimed, schedule=Schedule.release, lease=claimed.lease, settle=Settle.release)
-    balance = await ledger.balance("t1")
+    balance = await ledger.account("t1")
     assert (balance.balance, balance.reserved) == (10, 0)
 
 
@@ -200,10 +200,12 @@ async def test_creation_takes_a_job_slot_and_finishing_frees_it(
     await store.create(make_record("t1"), price=1, slot_limit=2)
     await store.create(make_record("t1"), price=1, slot_limit=2)
     full = await store.create(make_record("t1"), price=1, slot_limit=2)
-    assert full == SlotsFull(limit=2)
+    assert full == JobSlotsFull(limit=2)
     assert len(await redis_client.keys("mg:job:*")) == 2
-    assert (await ledger.balance("t1")).reserved == 2  # the refused job held nothing
+    assert (await ledger.account("t1")).reserved == 2  # the refused job held nothing
     (claimed, _) = await store.claim(2, 30)
     claimed.record.job.status = JobStatus.succeeded
     await store.save(claimed, schedule=Schedule.release, lease=claimed.lease, settle=Settle.charge)
-    assert not isinstance(await store.create(make_record("t1"), price=1, slot_limit=2), SlotsFull)
+    assert not isinstance(
+        await store.create(make_record("t1"), price=1, slot_limit=2), JobSlotsFull
+    )

@@ -62,7 +62,7 @@ async def test_terminal_save_charges_the_actual_amount_and_refunds_the_rest(
 ) -> None:
     await ledger.grant(TENANT, 100, "seed")
     stored = await _created(store)
-    assert (await ledger.balance(TENANT)).reserved == 40
+    assert (await ledger.account(TENANT)).reserved == 40
     saved = await _finish(store, stored, 10, spend='{"job": 1}')
     assert saved.record.job.credits.charged == 10
     account = await assert_reconciles(ledger)
@@ -101,8 +101,9 @@ async def test_a_second_terminal_save_is_refused_and_settles_nothing(
     await _finish(store, stored, 10)
     with pytest.raises(SaveRefused):
         await _finish(store, again, 40)
-    assert await ledger.charge(TENANT, stored.record.job.id, 40, pricing=ACTUAL) == 0
-    assert await ledger.release(TENANT, stored.record.job.id) == 0
+    again.record.job.status = JobStatus.failed
+    with pytest.raises(SaveRefused):
+        await store.save(again, schedule=Schedule.release, settle=Settle.release)
     account = await assert_reconciles(ledger)
     assert (account.balance, account.reserved) == (90, 0)
     assert len(await SpendLog(redis_client).read(0, None, limit=10)) == 1

@@ -57,8 +57,18 @@ async def test_hammered_limit_admits_exactly_the_gcra_allowance(
     per_s = rate / 60
     longest = max(a for _, a in moments) - min(b for b, _ in moments)
     shortest = max(b for b, _ in moments) - min(a for _, a in moments)
+    # While this process stalls (a busy machine's event loop away for seconds) nobody asks:
+    # the limit keeps at most one burst for later, so what it allowed in a stall beyond the
+    # time a burst takes to refill is not an admission lost.
+    asked = sorted(b for b, _ in moments)
+    stalls = [
+        later - earlier - burst / per_s
+        for earlier, later in zip(asked, asked[1:], strict=False)
+        if later - earlier > burst / per_s
+    ]
     assert accepted <= burst + longest * per_s + 1, (accepted, longest)
-    assert accepted >= burst + shortest * per_s - 1, (accepted, shortest)
+    unused = sum(stalls) * per_s + len(stalls)
+    assert accepted >= burst + shortest * per_s - 1 - unused, (accepted, shortest, stalls)
     assert all(d.remaining == 0 and 0 < d.retry_after_s <= 0.1 for d in refused)
     assert all(d.limit == burst and 0 < d.reset_s <= burst * 0.1 + 1e-6 for d in decisions)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.sandbox.app import SandboxTiming, create_sandbox_app
+from app.sandbox.app import create_sandbox_app
 from app.sandbox.fetch import SandboxAccess
+from app.sandbox.timing import SandboxTiming
 from tests.utils.processes import ADMIN_TOKEN
 
 CONTROL = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

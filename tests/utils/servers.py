@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from app.sandbox.app import SandboxTiming
+from app.sandbox.timing import SandboxTiming
 from tests.utils.net import free_port, wait_until_up
 from tests.utils.sandbox import sandbox_app
 

@@ -58,14 +58,14 @@ class UsagePage(BaseModel):
 async def get_account(
     tenant: TenantDep, accounting: AccountingDep, settings: SettingsDep, storage: StorageDep
 ) -> Account:
-    balance = await accounting.ledger.balance(tenant.id)
+    credits = await accounting.ledger.account(tenant.id)
     usage = await storage.usage(tenant.id)
     return Account(
         tenant_id=tenant.id,
         name=tenant.name,
-        balance=balance.balance,
-        reserved=balance.reserved,
-        available=balance.available,
+        balance=credits.balance,
+        reserved=credits.reserved,
+        available=credits.available,
         limits=Limits(
             rate_limit_rpm=tenant.rate_limit_rpm or settings.tenant_rate_limit_rpm,
             max_concurrent_jobs=tenant.max_concurrent_jobs or settings.tenant_max_concurrent_jobs,

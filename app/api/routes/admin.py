@@ -255,6 +255,38 @@ class AdminProviderList(BaseModel):
     data: list[ProviderState]
 
 
+class UpstreamModelInfo(BaseModel):
+    id: str
+    endpoint: str | None = None
+    credits: float | None = None
+    """Its price in the upstream's own credits, as the upstream lists it."""
+
+
+class UpstreamJobInfo(BaseModel):
+    id: str
+    """The upstream's own job id (an attempt's ``provider_job_id``)."""
+    status: str | None = None
+    operation: str | None = None
+    model: str | None = None
+    credits: float | None = None
+    created_at: str | None = None
+    output_url: str | None = None
+
+
+class UpstreamView(BaseModel):
+    """What the provider's account (first credential) says of itself, where it tells."""
+
+    provider: str
+    balance: UpstreamBalance | None = None
+    models: list[UpstreamModelInfo] | None = None
+    """Models and operations the account offers, with their prices; null where the upstream
+    lists none."""
+    recent_jobs: list[UpstreamJobInfo] | None = None
+    """The account's newest jobs, newest first, in the upstream's own terms."""
+    error: str | None = None
+    """Why the upstream could not be read (the rest is then what was read before it)."""
+
+
 @router.post("/tenants/{tenant_id}/credits", name="admin_move_credits")
 async def move_credits(
     tenant_id: str, body: CreditMovement, tenants: TenantsDep, accounting: AccountingDep
@@ -267,18 +299,18 @@ async def move_credits(
         raise InvalidRequest("amount must not be zero", pointer="/amount")
     try:
         if body.amount > 0:
-            balance = await ledger.grant(tenant_id, body.amount, body.reason)
+            account = await ledger.grant(tenant_id, body.amount, body.reason)
         else:
-            balance = await ledger.debit(tenant_id, -body.amount, body.reason)
+            account = await ledger.debit(tenant_id, -body.amount, body.reason)
     except CreditsShort as exc:
         raise InsufficientCredits(exc.required, exc.available) from exc
     except BalanceTooLarge as exc:
         raise InvalidRequest(str(exc), pointer="/amount") from exc
     return CreditBalance(
         tenant_id=tenant_id,
-        balance=balance.balance,
-        reserved=balance.reserved,
-        available=balance.available,
+        balance=account.balance,
+        reserved=account.reserved,
+        available=account.available,
     )
 
 
@@ -334,3 +366,29 @@ async def list_providers(accounting: AccountingDep, catalog: CatalogDep) -> Admi
             state.balance = UpstreamBalance(amount=balance.amount, unit=balance.unit)
         states.append(state)
     return AdminProviderList(data=states)
+
+
+@router.get("/upstreams/{provider}", name="admin_get_upstream")
+async def get_upstream(
+    provider: str,
+    accounting: AccountingDep,
+    recent: Annotated[int, Query(ge=1, le=100, description="Newest upstream jobs to list.")] = 20,
+) -> UpstreamView:
+    """The provider's own account: balance, the models it offers with their prices, and its
+    newest jobs (PixelAPI's ``/v1/models`` and ``/v1/account/usage``), where it lists them."""
+    adapter = accounting.prices.providers.get(provider)
+    if adapter is None:
+        raise NotFound("provider", provider)
+    view = UpstreamView(provider=provider)
+    try:
+        balance = await adapter.balance()
+        if balance is not None:
+            view.balance = UpstreamBalance(amount=balance.amount, unit=balance.unit)
+        account = await adapter.account(recent)
+    except UpstreamError as exc:
+        view.error = exc.detail
+        return view
+    if account is not None:
+        view.models = [UpstreamModelInfo(**vars(model)) for model in account.models]
+        view.recent_jobs = [UpstreamJobInfo(**vars(job)) for job in account.recent_jobs]
+    return view

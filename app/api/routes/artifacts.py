@@ -7,12 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.api.blob_responses import serve_blob
+from app.api.blob_responses import serve_signed
 from app.api.deps import BlobsDep, FilesDep, Services, SettingsDep, SignerDep
 from app.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
 from app.blobs import BlobStore
 from app.config import Settings
-from app.domain.errors import NotFound
 from app.signing import UrlSigner
 from app.store.files import FileIndex
 
@@ -81,12 +80,16 @@ async def _serve(
     blobs: BlobStore,
     settings: Settings,
 ) -> Response:
-    path = f"/v1/artifacts/{artifact_id}"
-    if not artifact_id.startswith("art_") or not signer.verify(path, expires, sig):
-        raise NotFound("artifact", artifact_id)
-    meta = await files.artifact(artifact_id)
-    if meta is None:
-        raise NotFound("artifact", artifact_id)
-    return await serve_blob(
-        blobs, settings, request, meta.id, meta.content_type, meta.size, "artifact", expires
+    return await serve_signed(
+        request,
+        path=f"/v1/artifacts/{artifact_id}",
+        what="artifact",
+        blob_id=artifact_id,
+        prefix="art_",
+        lookup=files.artifact,
+        expires=expires,
+        sig=sig,
+        signer=signer,
+        blobs=blobs,
+        settings=settings,
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from app.api.blob_responses import serve_blob
+from app.api.blob_responses import serve_signed
 from app.api.deps import (
     BlobsDep,
     FilesDep,
@@ -21,7 +21,6 @@ from app.api.deps import (
 )
 from app.api.idempotency import idempotent
 from app.api.problems import PROBLEM_RESPONSES
-from app.domain.errors import NotFound
 from app.jobs.intake import check_media
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=PROBLEM_RESPONSES)
@@ -46,8 +45,9 @@ async def upload_file(
     file: Annotated[
         UploadFile,
         File(
-            description="An image (PNG, JPEG, WEBP), video (MP4, MOV, WEBM) or audio file "
-            "(WAV, MP3, OGG, FLAC, M4A), at most 10 MB."
+            description="An image (PNG, JPEG, WEBP), video (MP4, MOV, WEBM, AVI, MPEG) or "
+            "audio file (WAV, MP3, OGG, FLAC, M4A), at most 10 MB (the media limit; a larger "
+            "video a provider takes goes inline or by URL to its operation's route)."
         ),
     ],
     _key: IdempotencyKeyDep = None,
@@ -82,12 +82,16 @@ async def get_file_content(
     sig: Annotated[str, Query()],
 ) -> Response:
     """The bytes of an upload, for an upstream holding a signed URL."""
-    path = f"/v1/files/{file_id}/content"
-    if not file_id.startswith("file_") or not signer.verify(path, expires, sig):
-        raise NotFound("file", file_id)
-    meta = await files.file(file_id)
-    if meta is None:
-        raise NotFound("file", file_id)
-    return await serve_blob(
-        blobs, settings, request, meta.id, meta.content_type, meta.size, "file", expires
+    return await serve_signed(
+        request,
+        path=f"/v1/files/{file_id}/content",
+        what="file",
+        blob_id=file_id,
+        prefix="file_",
+        lookup=files.file,
+        expires=expires,
+        sig=sig,
+        signer=signer,
+        blobs=blobs,
+        settings=settings,
     )

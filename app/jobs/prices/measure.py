@@ -1,14 +1,15 @@
 """Measuring what a job is priced by: the request at submission, the work once done.
 
 A request's :class:`~app.domain.models.Measure` is taken before anything is stored: the text
-length, the longest audio or video input (probed from its bytes, :mod:`app.jobs.probe`), the
+length, the longest audio or video input (probed from its bytes by FFmpeg through PyAV,
+:mod:`app.jobs.probe`, at intake, before any credit is reserved), the
 requested duration of generated media, and the largest image input. Media given by URL is not
 fetched at submission, so its duration or size stays unknown and the rule's cap stands in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -28,10 +29,10 @@ class SeenMedia:
     content: bytes | None = None
     width: int | None = None
     height: int | None = None
-
-
-Reader = Callable[[str], Awaitable[bytes | None]]
-"""Reads an uploaded file's bytes by id (``None`` when gone)."""
+    duration_s: float | None = None
+    """Seconds of audio or video, when the intake probed them already."""
+    pointer: str = ""
+    """Where the request holds it (``/video/data``, ``/video/file_id``)."""
 
 
 def measure_request(params: Params, media: Mapping[str, SeenMedia]) -> Measure:
@@ -43,7 +44,9 @@ def measure_request(params: Params, media: Mapping[str, SeenMedia]) -> Measure:
     for seen in media.values():
         kind = seen.content_type.split("/", 1)[0]
         if kind in (MediaKind.audio, MediaKind.video) and seen.content is not None:
-            found = duration_s(seen.content, seen.content_type)
+            found = seen.duration_s
+            if found is None:
+                found = duration_s(seen.content, seen.content_type)
             if found is not None:
                 seconds = max(seconds or 0.0, round(found, 3))
         elif kind == MediaKind.image and seen.width and seen.height:

@@ -143,10 +143,6 @@ class Quote:
     def pricing(self) -> Pricing:
         return Pricing(self.unit.value, render(self.quantity), render(self.rate))
 
-    def capped(self, most: int) -> Quote:
-        """This quote billing at most ``most`` (what the hold allows)."""
-        return self if self.amount <= most else Quote(most, self.unit, self.quantity, self.rate)
-
 
 def flat_quote(amount: int) -> Quote:
     """``amount`` credits for the job as a whole (a result served from the cache)."""

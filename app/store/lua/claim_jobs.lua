@@ -1,5 +1,6 @@
 -- Hand due jobs to a worker under a lease. Jobs whose lease expired (their worker died) are
 -- first put back on the due-queue, so they are resumed exactly where their record says.
+-- Returns id, version, body and the time it was due (ms) of each job handed out.
 -- KEYS: due, leases
 -- ARGV: now_ms, lease_expiry_ms, limit, token, job_key_prefix
 local now = tonumber(ARGV[1])
@@ -9,9 +10,10 @@ for _, id in ipairs(expired) do
   redis.call('HDEL', ARGV[5] .. id, 'lease')
   redis.call('ZADD', KEYS[1], now, id)
 end
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
-for _, id in ipairs(due) do
+for i = 1, #due, 2 do
+  local id = due[i]
   redis.call('ZREM', KEYS[1], id)
   local key = ARGV[5] .. id
   local row = redis.call('HMGET', key, 'body', 'version', 'status')
@@ -21,6 +23,7 @@ for _, id in ipairs(due) do
     table.insert(out, id)
     table.insert(out, row[2])
     table.insert(out, row[1])
+    table.insert(out, due[i + 1])
   end
 end
 return out

@@ -1,5 +1,6 @@
--- Shared credit movements, included by the scripts that reserve or settle as part of a
--- larger atomic change (creating a job, finishing it). One definition of each rule.
+-- A job's credit movements, included by the scripts that make them as part of a larger atomic
+-- change: reserve_hold by create_job.lua (creating the job), settle_hold by save_job.lua (its
+-- terminal save), ledger_entry also by adjust_credits.lua. One definition of each rule.
 
 local function now_ms()
   local t = redis.call('TIME')
