@@ -8,8 +8,10 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
-from contextlib import AsyncExitStack, ExitStack
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -55,10 +57,39 @@ def serve(args: argparse.Namespace) -> None:
         os.environ["MEDIAGATE_PUBLIC_BASE_URL"] = settings.public_base_url
         signing_key(settings)  # created once here, not raced by the server processes
         stack.enter_context(multiprocess_metrics(args.processes))  # before they start
+        if args.worker_processes > 0:
+            os.environ["MEDIAGATE_RUN_WORKER"] = "false"  # the server processes only serve
+            for index in range(args.worker_processes):
+                stack.enter_context(_worker_process(args, settings, index))
         get_settings.cache_clear()  # with one process the app is built here: read them anew
         uvicorn.run(
             "app.main:create_app", factory=True, workers=args.processes, **_server_options(args)
         )
+
+
+@contextmanager
+def _worker_process(
+    args: argparse.Namespace, settings: Settings, index: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``mediagate worker`` beside the server processes, at ``--worker-nice`` below them:
+    under CPU contention the kernel gives accepting and reading jobs the larger share, and
+    the worker runs jobs on what is left (all of it when requests are few). Its /metrics
+    port is the configured one plus its index (0: off)."""
+    base = settings.worker_metrics_port
+    command = [sys.executable, "-m", "app.cli", "--log-level", args.log_level, "worker"]
+    command += ["--metrics-port", str(base + index if base else 0)]
+    env = {k: v for k, v in os.environ.items() if k != "MEDIAGATE_RUN_WORKER"}
+    nice = args.worker_nice
+    worker = subprocess.Popen(command, env=env, preexec_fn=lambda: os.nice(nice))
+    try:
+        yield worker
+    finally:
+        worker.terminate()  # the worker lets running steps finish (10 s), then stops
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 def _pin_upstream_callbacks(*, url_given: bool) -> None:
@@ -212,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("serve", help="the API with an in-process worker")
+    p = commands.add_parser("serve", help="the API, running jobs in-process or in worker processes")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument(
@@ -220,6 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=int(os.environ.get("MEDIAGATE_PROCESSES", "1")),
         help="server processes, each with its own worker (default 1; one per core is typical)",
+    )
+    p.add_argument(
+        "--worker-processes",
+        type=int,
+        default=int(os.environ.get("MEDIAGATE_WORKER_PROCESSES", "0")),
+        help="run jobs in this many worker processes of their own instead of in the server "
+        "processes (default 0: in each server process)",
+    )
+    p.add_argument(
+        "--worker-nice",
+        type=int,
+        choices=range(20),
+        default=10,
+        metavar="0-19",
+        help="how far below the server processes the worker processes run (Linux nice; default 10)",
     )
     p.set_defaults(func=serve)
 

@@ -20,6 +20,7 @@ from app import logs
 from app.api import docs, playground, problems, routes
 from app.api.body_limit import BodyLimit, body_rules
 from app.api.deps import Services, refuse_unknown_key
+from app.api.fast_routes import FastRoutes
 from app.api.middleware import RequestMetrics
 from app.config import Settings, get_settings
 from app.gateway import build_gateway, http_client, redis_url, seed
@@ -87,6 +88,9 @@ def create_app(
     problems.install(app)
     docs.install(app)
     playground.install(app, settings)
+    # Innermost: the hot routes answered without FastAPI's routing and solver, inside the
+    # body limit and the metrics like every route.
+    app.add_middleware(FastRoutes)
     # Inside the metrics layer, so refused bodies are counted and logged like any answer.
     app.add_middleware(
         BodyLimit,

@@ -166,6 +166,47 @@ async def scenarios(app: ASGI) -> None:
     ):
         if not only or any(o in name for o in only):
             await measure(name, app, run)
+    name = "async job: 202 submit + its worker run"
+    if not only or any(o in name for o in only):
+        await measure_async_jobs(name, app, submit)
+
+
+async def measure_async_jobs(
+    name: str, app: Any, submit: Callable[[], Awaitable[tuple[int, bytes]]]
+) -> None:
+    """CPU per asynchronous job, all of it in this process: its 202 submission and the run
+    of the job by the process's own worker (as ``mediagate serve`` does), N jobs submitted
+    back to back, then the queue drained, per round."""
+    from app.store import keys
+
+    gateway = app.state.gateway
+    redis = gateway.redis
+
+    async def drained() -> None:
+        while await redis.zcard(keys.DUE) + await redis.zcard(keys.LEASES):
+            await asyncio.sleep(0.01)
+
+    worker = asyncio.create_task(gateway.worker.run())
+    try:
+        for _ in range(20):
+            await submit()
+        await drained()
+        each = N // ROUNDS // 2
+        rounds = []
+        for _ in range(ROUNDS):
+            cpu = time.process_time()
+            for _ in range(each):
+                status, body = await submit()
+                if status != 202:
+                    raise SystemExit(f"{name}: {status} {body[:300]!r}")
+            await drained()
+            rounds.append(time.process_time() - cpu)
+        best = min(rounds) / each
+        median = sorted(rounds)[ROUNDS // 2] / each
+        print(f"{name:<40} {best * 1e6:6.0f} µs CPU/job (median {median * 1e6:5.0f})", flush=True)
+    finally:
+        await gateway.worker.stop()
+        await worker
 
 
 def main() -> None:

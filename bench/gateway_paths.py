@@ -7,12 +7,20 @@ download, all through wrk at c=1 and c=16.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+from redis import Redis
 
 from app.store import keys
+from app.store.embedded import socket_url
 from bench.core import CONCURRENCY, Context, scenario
 from bench.load import Request
 from bench.servers import IMAGEPIG_PATH
@@ -95,18 +103,54 @@ def artifact_download(ctx: Context) -> None:
 def async_submit(ctx: Context) -> None:
     submit = generate(ctx, wait=False)
     for c in CONCURRENCY:
-        ctx.measure(f"async c={c}", "async: POST /v1/images/generate -> 202", submit, c)
-        drained = drain(ctx)
+        ctx.measure(f"async c={c}", "async: POST ... -> 202, in-process workers", submit, c)
+        drained = drain(ctx.redis)
         ctx.note(f"  queued jobs of async c={c} finished by the workers in {drained:.1f} s")
-    rps = ctx.points["async c=16"].rps
-    ctx.target("async submit >= 1,000 req/s (2 processes)", rps >= 1000, f"{rps:.0f} req/s")
+    with separate_worker(ctx) as (gateway, redis):
+        submit = dataclasses.replace(submit, url=gateway + submit.url[len(ctx.gateway) :])
+        for c in CONCURRENCY:
+            ctx.measure(
+                f"async api c={c}", "async: POST ... -> 202, --worker-processes 1", submit, c
+            )
+            drained = drain(redis)
+            ctx.note(f"  queued jobs of async c={c} finished by the worker in {drained:.1f} s")
+    rps = ctx.points["async api c=16"].rps
+    ctx.target("async submit >= 1,000 req/s (2 API processes)", rps >= 1000, f"{rps:.0f} req/s")
+    ctx.target(
+        "  (the same with each process running jobs too)",
+        None,
+        f"{ctx.points['async c=16'].rps:.0f} req/s",
+    )
 
 
-def drain(ctx: Context, limit_s: float = 120) -> float:
+@contextmanager
+def separate_worker(ctx: Context) -> Iterator[tuple[str, Redis]]:
+    """``mediagate serve --worker-processes 1``: the server processes only accept and read
+    jobs, one worker process runs them at a lower CPU priority (``--worker-nice``), on a
+    Redis of their own (so the main gateway's in-process workers do not take these jobs)."""
+    from bench.run import PROCESSES, free_port, process
+
+    port, metrics = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="mediagate-bench-apart-") as data_dir:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
+        env.update(
+            MEDIAGATE_SANDBOX="true",
+            MEDIAGATE_SANDBOX_URL=ctx.upstream,
+            MEDIAGATE_DATA_DIR=data_dir,
+            MEDIAGATE_WORKER_METRICS_PORT=str(metrics),
+        )
+        serve = ["app.cli", "--log-level", "warning", "serve", "--port", str(port)]
+        serve += ["--processes", PROCESSES, "--worker-processes", "1"]
+        url = f"http://127.0.0.1:{port}"
+        with process(serve, env, f"{url}/healthz"):
+            yield url, Redis.from_url(socket_url(Path(data_dir)), decode_responses=True)
+
+
+def drain(redis: Redis, limit_s: float = 120) -> float:
     """Wait until the workers have no job due or leased (the submitted ones all ran)."""
     started = time.monotonic()
     while time.monotonic() - started < limit_s:
-        if ctx.redis.zcard(keys.DUE) + ctx.redis.zcard(keys.LEASES) == 0:
+        if redis.zcard(keys.DUE) + redis.zcard(keys.LEASES) == 0:
             break
         time.sleep(0.2)
     return time.monotonic() - started

@@ -2,9 +2,11 @@
 
 - Round trips per job of each kind: Redis ``MONITOR`` while N jobs run one after another;
   commands sent by clients are counted (a ``MULTI … EXEC`` block as one round trip),
-  commands run inside Lua scripts are not. ``INFO commandstats`` gives the commands executed
-  (script-internal ones included). The workers' idle polling over the same time is measured
-  first and subtracted.
+  commands run inside Lua scripts are not. ``MONITOR`` shows a pipeline's commands one by
+  one, so beside it the client reads Redis processed (``INFO stats``
+  ``total_reads_processed``: a pipeline arrives in one read) are counted too.
+  ``INFO commandstats`` gives the commands executed (script-internal ones included). The
+  workers' idle polling over the same time is measured first and subtracted.
 - Bytes per finished job: ``INFO memory`` ``used_memory`` before and after many synchronous
   jobs, divided by the jobs created (the tenant's job index, ``ZCARD``); ``MEMORY USAGE`` of
   one finished job's keys beside it.
@@ -38,6 +40,7 @@ class Count:
     round_trips: float
     scripts: float
     executed: float
+    reads: float = 0.0
 
 
 class Monitor:
@@ -96,7 +99,12 @@ def _executed(ctx: Context) -> int:
     return sum(int(v["calls"]) for v in stats.values() if isinstance(v, dict))
 
 
+def _reads(ctx: Context) -> int:
+    return int(ctx.redis.info("stats")["total_reads_processed"])
+
+
 def _count(ctx: Context, unix_path: str, run: Callable[[], None], jobs: int, idle: Count) -> Count:
+    reads = _reads(ctx)
     executed = _executed(ctx)
     monitor = Monitor(unix_path)
     time.sleep(0.3)
@@ -106,11 +114,14 @@ def _count(ctx: Context, unix_path: str, run: Callable[[], None], jobs: int, idl
     time.sleep(0.3)
     monitor.close()
     total = _executed(ctx) - executed - 1  # the INFO itself
+    # this function's own: INFO commandstats twice, MONITOR, the last INFO stats
+    read = _reads(ctx) - reads - 4
     seconds = elapsed + 0.6
     return Count(
         (monitor.round_trips - idle.round_trips * seconds) / jobs,
         (monitor.scripts - idle.scripts * seconds) / jobs,
         (total - idle.executed * seconds) / jobs,
+        (read - idle.reads * seconds) / jobs,
     )
 
 
@@ -118,7 +129,7 @@ def _count(ctx: Context, unix_path: str, run: Callable[[], None], jobs: int, idl
 def redis_round_trips(ctx: Context) -> None:
     path = ctx.redis.connection_pool.connection_kwargs["path"]
     idle = _count(ctx, path, lambda: time.sleep(3), 1, Count(0, 0, 0))
-    idle = Count(idle.round_trips / 3.6, idle.scripts / 3.6, idle.executed / 3.6)
+    idle = Count(idle.round_trips / 3.6, idle.scripts / 3.6, idle.executed / 3.6, idle.reads / 3.6)
     client = httpx.Client(timeout=30)
     sync_request = generate(ctx, wait=True)
     async_request = generate(ctx, wait=False)
@@ -133,7 +144,7 @@ def redis_round_trips(ctx: Context) -> None:
             client.post(
                 async_request.url, content=async_request.body, headers=async_request.headers
             )
-        drain(ctx)
+        drain(ctx.redis)
 
     def run_get() -> None:
         for _ in range(JOBS_PER_KIND):
@@ -147,8 +158,9 @@ def redis_round_trips(ctx: Context) -> None:
     ):
         count = _count(ctx, path, run, JOBS_PER_KIND, idle)
         ctx.note(
-            f"redis per {kind:<34} {count.round_trips:5.1f} round trips "
-            f"({count.scripts:.1f} scripts), {count.executed:5.1f} commands executed"
+            f"redis per {kind:<34} {count.round_trips:5.1f} commands sent "
+            f"({count.scripts:.1f} scripts) in {count.reads:4.1f} round trips, "
+            f"{count.executed:5.1f} commands executed"
         )
     client.close()
 
@@ -157,7 +169,7 @@ def redis_round_trips(ctx: Context) -> None:
 def redis_bytes_and_rss(ctx: Context) -> None:
     marks = [10_000, int(os.environ.get("BENCH_RSS_JOBS", "30000"))]
     request = generate(ctx, wait=True)
-    drain(ctx)
+    drain(ctx.redis)
     before_jobs = ctx.redis.zcard(TENANT_JOBS)
     before_bytes = int(ctx.redis.info("memory")["used_memory"])
     before_keys = ctx.redis.dbsize()

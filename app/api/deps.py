@@ -14,10 +14,12 @@ from __future__ import annotations
 import hmac
 import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.datastructures import Headers
@@ -43,7 +45,8 @@ from app.metrics import Metrics
 from app.signing import UrlSigner
 from app.store.files import FileIndex
 from app.store.idempotency import IdempotencyStore
-from app.store.rate_limits import ConcurrencySlots, RateLimiter
+from app.store.rate_limits import ConcurrencySlots, Decision, RateLimiter
+from app.store.round_trip import RoundTrip
 from app.store.tenants import Tenant, TenantStore
 from app.store.webhooks import WebhookStore
 from app.store.workers import WorkerPresence
@@ -179,6 +182,22 @@ async def caller_of(settings: Settings, tenants: TenantStore, key: str | None) -
     return caller.tenant
 
 
+def bearer_key(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header, read as ``HTTPBearer`` reads it."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
+
+
+async def active_caller(services: Services, key: str | None) -> Tenant:
+    """The active tenant of this key (``Unauthenticated``, ``Forbidden`` otherwise)."""
+    tenant = await caller_of(services.settings, services.tenants, key)
+    if not tenant.active:
+        raise Forbidden("this tenant is suspended")
+    return tenant
+
+
 async def current_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -191,7 +210,7 @@ async def current_tenant(
     request.state.tenant_id = tenant.id  # for the request's log line
     if not tenant.active:
         raise Forbidden("this tenant is suspended")
-    await _check_rate(services.settings, services.rate_limiter, services.metrics, tenant)
+    await check_rate(services, tenant)
     return tenant
 
 
@@ -215,16 +234,28 @@ async def refuse_unknown_key(scope: Scope) -> GatewayError | None:
     return None if tenant.active else Forbidden("this tenant is suspended")
 
 
-async def _check_rate(
-    settings: Settings, limiter: RateLimiter, metrics: Metrics, tenant: Tenant
-) -> None:
+def _tenant_rate(services: Services, tenant: Tenant) -> tuple[str, int, int]:
+    rpm = tenant.rate_limit_rpm or services.settings.tenant_rate_limit_rpm
+    return f"tenant:{{{tenant.id}}}", rpm, max(1, rpm // 6)  # a burst of ten seconds' worth
+
+
+async def check_rate(services: Services, tenant: Tenant) -> None:
     """GCRA over the tenant's requests per minute, exact across processes (Redis clock)."""
-    rpm = tenant.rate_limit_rpm or settings.tenant_rate_limit_rpm
-    burst = max(1, rpm // 6)  # ten seconds' worth
-    decision = await limiter.check(f"tenant:{{{tenant.id}}}", rpm, burst)
+    key, rpm, burst = _tenant_rate(services, tenant)
+    refuse_over_rate(services, rpm, await services.rate_limiter.check(key, rpm, burst))
+
+
+def check_rate_in(services: Services, tenant: Tenant, trip: RoundTrip) -> Callable[[], None]:
+    """:func:`check_rate` queued on ``trip``; raises ``RateLimited`` once the trip has run."""
+    key, rpm, burst = _tenant_rate(services, tenant)
+    decision = services.rate_limiter.check_in(trip, key, rpm, burst)
+    return lambda: refuse_over_rate(services, rpm, decision())
+
+
+def refuse_over_rate(services: Services, rpm: int, decision: Decision) -> None:
     if decision.allowed:
         return
-    metrics.rate_limited.labels("tenant").inc()
+    services.metrics.rate_limited.labels("tenant").inc()
     retry = max(1, math.ceil(decision.retry_after_s))
     raise RateLimited(
         f"more than {rpm} requests per minute; retry in {retry} s",
@@ -269,9 +300,13 @@ async def prefer_wait(
     ] = None,
 ) -> float:
     """Seconds the client will wait for the job (RFC 7240 ``Prefer: wait``), 0 if none."""
+    return wait_seconds(prefer, services_of(request).settings)
+
+
+def wait_seconds(prefer: str | None, settings: Settings) -> float:
+    """``Prefer: wait=N`` as seconds, at most ``max_prefer_wait_s``; 0 without it."""
     if not prefer:
         return 0
-    settings = services_of(request).settings
     match = _WAIT.search(prefer)
     if not match:
         return 0
@@ -297,6 +332,11 @@ async def cancel_after(
     ] = None,
 ) -> float | None:
     """The client's deadline for the job (as Replicate names it), in seconds; None if none."""
+    return cancel_after_seconds(value)
+
+
+def cancel_after_seconds(value: str | None) -> float | None:
+    """``Cancel-After`` as seconds; ``InvalidRequest`` (400) when it is not one."""
     if value is None:
         return None
     match = _SECONDS.fullmatch(value)

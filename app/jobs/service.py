@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -60,6 +61,7 @@ from app.safe_urls import UrlPolicy
 from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Stored
+from app.store.round_trip import RoundTrip
 from app.store.tenants import Tenant
 
 SUBMISSION_WAIT_S = 10.0
@@ -343,12 +345,15 @@ class JobService:
 
     async def load(self, tenant: Tenant, job_id: str) -> Stored:
         stored = await self.store.get(job_id) if job_id.startswith("job_") else None
-        if stored is None or stored.record.tenant_id != tenant.id:
-            raise NotFound("job", job_id)
-        return stored
+        return _owned(stored, tenant, job_id)
 
     async def get(self, tenant: Tenant, job_id: str) -> Job:
         return self.render((await self.load(tenant, job_id)).record.job)
+
+    def get_in(self, trip: RoundTrip, tenant: Tenant, job_id: str) -> Callable[[], Job]:
+        """:meth:`get` with its read queued on ``trip``: the job once the trip has run."""
+        read = self.store.get_in(trip, job_id) if job_id.startswith("job_") else lambda: None
+        return lambda: self.render(_owned(read(), tenant, job_id).record.job)
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """The job once terminal, or as it is when ``timeout_s`` runs out."""
@@ -463,3 +468,10 @@ def _file_meta(tenant: Tenant, image: CheckedMedia) -> BlobMeta:
         width=image.width,
         height=image.height,
     )
+
+
+def _owned(stored: Stored | None, tenant: Tenant, job_id: str) -> Stored:
+    """The job if it is the tenant's; ``NotFound`` for unknown and other tenants' jobs."""
+    if stored is None or stored.record.tenant_id != tenant.id:
+        raise NotFound("job", job_id)
+    return stored

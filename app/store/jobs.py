@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -20,6 +22,7 @@ from app.domain.models import Job, JobRecord, JobStatus, WebhookEvent
 from app.store import keys
 from app.store.connection import ReplicaWait
 from app.store.credits import Pricing, Shortfall, pricing_args
+from app.store.round_trip import RoundTrip
 from app.store.scripts import Scripts
 
 
@@ -109,6 +112,20 @@ class Stored:
     """When the job was due, for one claimed from the due-queue: how late its step runs."""
 
 
+_READ = ("body", "version", "lease")
+
+
+def _stored(row: list[Any]) -> Stored | None:
+    body, version, lease = row
+    if body is None:
+        return None
+    return Stored(
+        JobRecord.model_validate_json(body),
+        int(str(version)),
+        str(lease) if lease is not None else None,
+    )
+
+
 class JobStore:
     def __init__(
         self,
@@ -188,14 +205,12 @@ class JobStore:
         return int(ok), int(available)
 
     async def get(self, job_id: str) -> Stored | None:
-        body, version, lease = await self.redis.hmget(keys.job(job_id), "body", "version", "lease")
-        if body is None:
-            return None
-        return Stored(
-            JobRecord.model_validate_json(body),
-            int(str(version)),
-            str(lease) if lease is not None else None,
-        )
+        return _stored(await self.redis.hmget(keys.job(job_id), *_READ))
+
+    def get_in(self, trip: RoundTrip, job_id: str) -> Callable[[], Stored | None]:
+        """:meth:`get`, queued on ``trip``: the job, once the trip has run."""
+        index = trip.command("HMGET", keys.job(job_id), *_READ)
+        return lambda: _stored(trip.result(index))
 
     async def save(
         self,

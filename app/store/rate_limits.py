@@ -15,11 +15,14 @@ a holder that acquires again keeps its slot and renews it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
 from app.store import keys
+from app.store.round_trip import RoundTrip
 from app.store.scripts import Scripts
 
 
@@ -50,23 +53,39 @@ class RateLimiter:
 
     async def check(self, key: str, rate_per_minute: float, burst: int) -> Decision:
         """Count one request against ``key`` (e.g. ``tenant:<id>``, ``provider:<cred>``)."""
+        call = self._call(key, rate_per_minute, burst)
+        answer = await self.scripts.check_rate_limit(keys=call["keys"], args=call["args"])
+        return _decision(answer, burst)
+
+    def check_in(
+        self, trip: RoundTrip, key: str, rate_per_minute: int, burst: int
+    ) -> Callable[[], Decision]:
+        """:meth:`check`, queued on ``trip``: the decision, once the trip has run."""
+        call = self._call(key, rate_per_minute, burst)
+        index = trip.script(self.scripts.check_rate_limit, call["keys"], call["args"])
+        return lambda: _decision(trip.result(index), burst)
+
+    @staticmethod
+    def _call(key: str, rate_per_minute: int, burst: int) -> dict[str, list[Any]]:
         if rate_per_minute <= 0 or burst <= 0:
             raise ValueError("rate_per_minute and burst must be positive")
         interval_us = 60_000_000 / rate_per_minute
-        allowed, remaining, retry_after_us, reset_us = await self.scripts.check_rate_limit(
-            keys=[keys.rate_limit(key)], args=[repr(interval_us), burst]
-        )
-        return Decision(
-            allowed=bool(int(allowed)),
-            limit=burst,
-            remaining=int(remaining),
-            retry_after_s=int(retry_after_us) / 1_000_000,
-            reset_s=int(reset_us) / 1_000_000,
-        )
+        return {"keys": [keys.rate_limit(key)], "args": [repr(interval_us), burst]}
 
     async def reset(self, key: str) -> None:
         """Forget the key's history (its bucket is full again)."""
         await self.redis.delete(keys.rate_limit(key))
+
+
+def _decision(answer: list[Any], burst: int) -> Decision:
+    allowed, remaining, retry_after_us, reset_us = answer
+    return Decision(
+        allowed=bool(int(allowed)),
+        limit=burst,
+        remaining=int(remaining),
+        retry_after_s=int(retry_after_us) / 1_000_000,
+        reset_s=int(reset_us) / 1_000_000,
+    )
 
 
 class ConcurrencySlots:

@@ -12,12 +12,14 @@ removes the entry counts, so every step can be repeated after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
 from app.store import keys
+from app.store.round_trip import RoundTrip
 from app.store.scripts import Scripts
 
 
@@ -60,6 +62,13 @@ class QuotaExceeded(Exception):
         self.wanted = wanted
 
 
+def _reserved(answer: list[Any], blobs: Sequence[BlobEntry]) -> int:
+    stored, used, quota = answer
+    if not int(stored):
+        raise QuotaExceeded(Usage(int(used), int(quota)), sum(blob.size for blob in blobs))
+    return int(used)
+
+
 class StorageLedger:
     """Each tenant's bytes against its quota: ``storage_quota_bytes`` on its record when set
     (admin API), else ``quota_bytes``."""
@@ -72,17 +81,25 @@ class StorageLedger:
     async def reserve(self, tenant_id: str, blobs: Sequence[BlobEntry]) -> int:
         """Count ``blobs`` against the tenant's quota and schedule their deletion; the bytes
         used after. ``QuotaExceeded`` (and nothing counted) when they do not fit."""
+        script_keys, args = self._reservation(tenant_id, blobs)
+        answer = await self.scripts.reserve_storage(keys=script_keys, args=args)
+        return _reserved(answer, blobs)
+
+    def reserve_in(
+        self, trip: RoundTrip, tenant_id: str, blobs: Sequence[BlobEntry]
+    ) -> Callable[[], int]:
+        """:meth:`reserve` queued on ``trip``: the bytes used, once the trip has run."""
+        script_keys, args = self._reservation(tenant_id, blobs)
+        index = trip.script(self.scripts.reserve_storage, script_keys, args)
+        return lambda: _reserved(trip.result(index), blobs)
+
+    def _reservation(
+        self, tenant_id: str, blobs: Sequence[BlobEntry]
+    ) -> tuple[list[str], list[str | int]]:
         args: list[str | int] = [self.quota_bytes]
         for blob in blobs:
             args += [blob.member, blob.size, blob.expires_ms]
-        stored, used, quota = await self.scripts.reserve_storage(
-            keys=[keys.storage_used(tenant_id), keys.BLOB_EXPIRIES, keys.tenant(tenant_id)],
-            args=args,
-        )
-        if not int(stored):
-            wanted = sum(blob.size for blob in blobs)
-            raise QuotaExceeded(Usage(int(used), int(quota)), wanted)
-        return int(used)
+        return [keys.storage_used(tenant_id), keys.BLOB_EXPIRIES, keys.tenant(tenant_id)], args
 
     async def claim_expired(self, now_ms: int, claim_ms: int, limit: int) -> list[BlobEntry]:
         """Up to ``limit`` blobs whose retention ended, held for ``claim_ms``."""

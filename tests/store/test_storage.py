@@ -129,6 +129,20 @@ async def test_outputs_beyond_the_quota_are_not_written(
     assert (await storage.usage("t1")).used_bytes == 0
 
 
+async def test_stored_outputs_have_their_record_bytes_and_count(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    storage, blobs = _storage(redis_client, tmp_path)
+    metas = [_meta("art_a", 300), _meta("art_b", 200)]
+    await storage.store_outputs("t1", [(metas[0], b"a" * 300), (metas[1], b"b" * 200)])
+    for meta, byte in zip(metas, (b"a", b"b"), strict=True):
+        assert await blobs.get(meta.id) == byte * meta.size
+        record = await redis_client.get(keys.artifact(meta.id))
+        assert BlobMeta.model_validate_json(record) == meta
+        assert 0 < await redis_client.ttl(keys.artifact(meta.id)) <= 60
+    assert (await storage.usage("t1")).used_bytes == 500
+
+
 async def test_the_sweeper_deletes_expired_bytes_and_counts_them_once(
     redis_client: Redis, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +84,16 @@ def _spawn(args: list[str], env: Mapping[str, str], log: Path, url: str) -> Proc
 
 
 @contextmanager
-def gateway(redis_url: str, data_dir: Path, **extra: str) -> Iterator[Process]:
-    """``mediagate serve`` in sandbox mode on a free port, its sandbox mounted in-process."""
+def gateway(
+    redis_url: str, data_dir: Path, *, options: Sequence[str] = (), **extra: str
+) -> Iterator[Process]:
+    """``mediagate serve [options]`` in sandbox mode on a free port, its sandbox mounted
+    in-process."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = gateway_env(redis_url, data_dir, url, **extra)
-    proc = _spawn(["serve", "--port", str(port)], env, data_dir / "gateway.log", url)
+    args = ["serve", "--port", str(port), *options]
+    proc = _spawn(args, env, data_dir / "gateway.log", url)
     try:
         wait_until_up(f"{url}/healthz")
         yield proc

@@ -23,10 +23,16 @@ from app.api.problems import PROBLEM_RESPONSES
 from app.domain.models import Job
 from app.domain.operations import PARAMS, ROUTES, Operation, Params
 from app.jobs.envelope import Envelope, JobOptions
+from app.jobs.service import JobService
+from app.store.idempotency import IdempotencyStore
+from app.store.tenants import Tenant
 
 router = APIRouter(tags=["operations"], responses=PROBLEM_RESPONSES)
 
 _ENVELOPE_FIELDS = set(Envelope.model_fields)
+
+REQUEST_MODELS: dict[Operation, type[Params]] = {}
+"""Each operation's request body model (its parameters and the envelope), by operation."""
 
 
 def request_schema_name(operation: Operation) -> str:
@@ -57,9 +63,49 @@ def _split(body: Params, params: type[Params]) -> tuple[Params, Envelope]:
     return own, envelope
 
 
+async def submit_job(
+    request: Request,
+    operation: Operation,
+    body: Params,
+    *,
+    tenant: Tenant,
+    jobs: JobService,
+    idempotency: IdempotencyStore,
+    wait_s: float,
+    cancel_after_s: float | None,
+    cache_control: str | None,
+) -> Response:
+    """Create the job (once per ``Idempotency-Key``) and answer it: 202, or 200 when finished
+    within ``Prefer: wait`` or served from the result cache. The route below and the fast
+    lane (``app.api.fast_routes``) both answer through this."""
+    params = PARAMS[operation]
+
+    async def submit() -> Response:
+        own, envelope = _split(body, params)
+        options = JobOptions(cancel_after_s=cancel_after_s, cache_control=cache_control)
+        job = await jobs.submit(tenant, operation, own, envelope, wait_s=wait_s, options=options)
+        request.state.job_id = job.id
+        request.state.operation = operation.value
+        request.state.provider = job.provider or (
+            job.attempts[-1].provider if job.attempts else None
+        )
+        finished = job.status.terminal  # waited for, or served from the result cache
+        headers = {"Location": job.links.self}
+        if wait_s > 0:
+            headers["Preference-Applied"] = f"wait={int(wait_s)}"
+        return Response(
+            job.model_dump_json(),
+            status_code=200 if finished else 202,
+            media_type="application/json",
+            headers=headers,
+        )
+
+    return await idempotent(request, idempotency, tenant, await request.body(), submit)
+
+
 def _add_route(operation: Operation, params: type[Params]) -> None:
     request_model = _request_model(operation, params)
-    summary = operation.value
+    REQUEST_MODELS[operation] = request_model
 
     async def create_job(
         request: Request,
@@ -73,36 +119,24 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
         cache_control: CacheControlDep = None,
         _key: IdempotencyKeyDep = None,
     ) -> Response:
-        async def submit() -> Response:
-            own, envelope = _split(body, params)
-            options = JobOptions(cancel_after_s=cancel_after_s, cache_control=cache_control)
-            job = await jobs.submit(
-                tenant, operation, own, envelope, wait_s=wait_s, options=options
-            )
-            request.state.job_id = job.id
-            request.state.operation = operation.value
-            request.state.provider = job.provider or (
-                job.attempts[-1].provider if job.attempts else None
-            )
-            finished = job.status.terminal  # waited for, or served from the result cache
-            headers = {"Location": job.links.self}
-            if wait_s > 0:
-                headers["Preference-Applied"] = f"wait={int(wait_s)}"
-            return Response(
-                job.model_dump_json(),
-                status_code=200 if finished else 202,
-                media_type="application/json",
-                headers=headers,
-            )
-
-        return await idempotent(request, idempotency, tenant, await request.body(), submit)
+        return await submit_job(
+            request,
+            operation,
+            body,
+            tenant=tenant,
+            jobs=jobs,
+            idempotency=idempotency,
+            wait_s=wait_s,
+            cancel_after_s=cancel_after_s,
+            cache_control=cache_control,
+        )
 
     router.add_api_route(
         ROUTES[operation],
         create_job,
         methods=["POST"],
         name=operation.value.replace(".", "_"),
-        summary=f"Create a {summary} job",
+        summary=f"Create a {operation.value} job",
         status_code=202,
         response_model=Job,
         responses={200: {"model": Job, "description": "Finished within `Prefer: wait`"}},

@@ -1,0 +1,230 @@
+"""The hottest routes answered without FastAPI's per-request machinery: a pure ASGI lane.
+
+``POST`` of an operation (create a job), ``GET /v1/jobs/{job_id}`` and the signed artifact
+download ``GET /v1/artifacts/{artifact_id}`` are most of a gateway's traffic. Through FastAPI
+each pays its route scan (twice: FastAPI matches an included router as a branch and again to
+dispatch), the dependency solver for a dozen parameters, and two more middleware layers; that
+was over 40 % of a ``GET``'s Python calls (``bench.cpu``). This layer sits innermost among the
+application's middleware (inside the body limit and the request metrics) and answers those
+routes itself, through the same functions the FastAPI routes call (``app.api.deps``,
+``submit_job``, ``JobService``, ``artifact_response``). The routes stay declared in FastAPI
+for the OpenAPI document and for every other case.
+
+Same answers, by construction: the lane checks everything that has no side effect first
+(the JSON body against the operation's request model, ``Prefer``, ``Cancel-After``, the API
+key and the tenant's status, the artifact URL's query). When any of that is not a plain
+success, it hands the request, with the body it read replayed, to the FastAPI route, which
+produces its usual answer, problem+json included. Only after the rate-limit check (the first
+write) does the lane answer errors itself, with the application's own exception handlers
+looked up as Starlette's ``ExceptionMiddleware`` looks them up; anything without a handler
+propagates to the server-error layer as before.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.deps import (
+    Services,
+    active_caller,
+    bearer_key,
+    cancel_after_seconds,
+    check_rate,
+    check_rate_in,
+    wait_seconds,
+)
+from app.api.routes import artifacts as artifact_routes
+from app.api.routes import jobs as job_routes
+from app.api.routes import operations as operation_routes
+from app.domain.operations import ROUTES, Operation, Params
+from app.store.round_trip import RoundTrip
+
+JOBS_PREFIX = "/v1/jobs/"
+ARTIFACTS_PREFIX = "/v1/artifacts/"
+
+
+class _Handoff(Exception):
+    """Not a plain success before any side effect: the FastAPI route answers instead."""
+
+
+class FastRoutes:
+    """The ASGI layer; see the module docstring."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.operations: dict[str, tuple[Operation, type[Params], APIRoute]] = {}
+        for route in operation_routes.router.routes:
+            assert isinstance(route, APIRoute)
+            operation = next(op for op, path in ROUTES.items() if path == route.path)
+            model = operation_routes.REQUEST_MODELS[operation]
+            self.operations[route.path] = (operation, model, route)
+        self.get_job = _route(job_routes.router.routes, "get_job")
+        self.get_artifact = _route(artifact_routes.router.routes, "get_artifact")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            method, path = scope["method"], scope["path"]
+            if method == "POST" and path in self.operations:
+                await self._create_job(scope, receive, send, *self.operations[path])
+                return
+            if method == "GET" and path.startswith(JOBS_PREFIX):
+                job_id = path[len(JOBS_PREFIX) :]
+                if job_id and "/" not in job_id:
+                    await self._get_job(scope, receive, send, job_id)
+                    return
+            if method == "GET" and path.startswith(ARTIFACTS_PREFIX):
+                artifact_id = path[len(ARTIFACTS_PREFIX) :]
+                if artifact_id and "/" not in artifact_id:
+                    await self._get_artifact(scope, receive, send, artifact_id)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _get_job(self, scope: Scope, receive: Receive, send: Send, job_id: str) -> None:
+        request = Request(scope, receive)
+        services: Services = scope["app"].state.gateway
+        try:
+            tenant = await active_caller(services, bearer_key(request.headers.get("authorization")))
+        except Exception:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.get_job
+        scope["path_params"] = {"job_id": job_id}
+        request.state.tenant_id = tenant.id
+        try:
+            # The rate check and the read in one round trip; the read is dropped when refused.
+            trip = RoundTrip(services.jobs.store.redis)
+            allowed = check_rate_in(services, tenant, trip)
+            job = services.jobs.get_in(trip, tenant, job_id)
+            await trip.run()
+            allowed()
+            response = Response(job().model_dump_json(), media_type="application/json")
+        except Exception as exc:
+            response = await _handled(scope, request, exc)
+        await response(scope, receive, send)
+
+    async def _get_artifact(
+        self, scope: Scope, receive: Receive, send: Send, artifact_id: str
+    ) -> None:
+        request = Request(scope, receive)
+        query = request.query_params
+        expires, sig = query.get("expires"), query.get("sig")
+        # a few plain digits read the same as FastAPI's int; anything else is the route's
+        if sig is None or not _plain_int(expires):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.get_artifact
+        scope["path_params"] = {"artifact_id": artifact_id}
+        services: Services = scope["app"].state.gateway
+        try:
+            response = await artifact_routes.artifact_response(
+                request, artifact_id, int(str(expires)), sig, services
+            )
+        except Exception as exc:
+            response = await _handled(scope, request, exc)
+        await response(scope, receive, send)
+
+    async def _create_job(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        operation: Operation,
+        model: type[Params],
+        route: APIRoute,
+    ) -> None:
+        body, replay = await _read_body(receive)
+        request = Request(scope, replay)
+        services: Services = scope["app"].state.gateway
+        try:
+            if body is None:
+                raise _Handoff
+            params = _json_body(request, body, model)
+            headers = request.headers
+            wait_s = wait_seconds(headers.get("prefer"), services.settings)
+            cancel_after_s = cancel_after_seconds(headers.get("cancel-after"))
+            tenant = await active_caller(services, bearer_key(headers.get("authorization")))
+        except Exception:
+            await self.app(scope, replay, send)
+            return
+        scope["route"] = route
+        request.state.tenant_id = tenant.id
+        try:
+            await check_rate(services, tenant)
+            response = await operation_routes.submit_job(
+                request,
+                operation,
+                params,
+                tenant=tenant,
+                jobs=services.jobs,
+                idempotency=services.idempotency,
+                wait_s=wait_s,
+                cancel_after_s=cancel_after_s,
+                cache_control=headers.get("cache-control"),
+            )
+        except Exception as exc:
+            response = await _handled(scope, request, exc)
+        await response(scope, replay, send)
+
+
+def _plain_int(value: str | None) -> bool:
+    return value is not None and 0 < len(value) <= 18 and value.isascii() and value.isdigit()
+
+
+def _route(routes: list[Any], name: str) -> APIRoute:
+    return next(r for r in routes if isinstance(r, APIRoute) and r.name == name)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
+    """The whole request body (None when the client left first), and a ``receive`` that
+    gives the same messages again, then the original's."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    body = (
+        b"".join(m.get("body", b"") for m in messages)
+        if messages[-1]["type"] == "http.request"
+        else None
+    )
+    if body is not None and len(messages) > 1:
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return body, replay
+
+
+def _json_body(request: Request, body: bytes, model: type[Params]) -> Params:
+    """The body as the operation's request model, read as FastAPI reads a JSON body; any
+    other body (not JSON, empty, invalid) is the FastAPI route's to answer."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.partition(";")[0].strip().lower()
+    if not body or media_type != "application/json":
+        raise _Handoff
+    data: Any = json.loads(body)
+    return model.model_validate(data, from_attributes=True)
+
+
+async def _handled(scope: Scope, request: Request, exc: Exception) -> Response:
+    """The application's answer to ``exc``, found as Starlette's ``ExceptionMiddleware`` finds
+    it (by the exception's class, nearest first); re-raised when only the catch-all
+    ``Exception`` handler (the server-error layer's) would answer it."""
+    handlers = scope["app"].exception_handlers
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            break
+        handler = handlers.get(cls)
+        if handler is not None:
+            response: Response = await handler(request, exc)
+            return response
+    raise exc

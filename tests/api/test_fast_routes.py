@@ -1,0 +1,229 @@
+"""The fast lane (``app.api.fast_routes``) answers exactly as the FastAPI routes it stands in
+front of: every request below is sent to the app with the lane and to the same app without it
+(both on one Redis), and the answers are compared: status, headers, problem+json bodies byte
+for byte, job answers field by field (ids and times aside). The lane must also really answer
+the plain cases itself, and hand the others to FastAPI before it has written anything."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.fast_routes import FastRoutes
+from app.config import SANDBOX_TENANT_KEY
+from app.domain.models import new_artifact_id
+from app.gateway import Gateway
+from app.store import keys
+from app.store.files import BlobMeta
+from tests.utils.in_process import in_process_gateway
+from tests.utils.media import png_bytes
+
+AUTH = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
+GENERATE = "/v1/images/generate"
+PROMPT = {"prompt": "a lighthouse at dusk", "provider": "imagepig"}
+_ID = re.compile(r"(job|art|led|hold)_[0-9a-f]{8,}")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT[0-9:.]+(Z|[+-]\d\d:\d\d)?")
+
+
+class CountingLane(FastRoutes):
+    """The lane, counting the requests it hands to FastAPI."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app)
+        self.handoffs = 0
+        inner = self.app
+
+        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+            self.handoffs += 1
+            await inner(scope, receive, send)
+
+        self.app = counted
+
+
+@dataclass
+class Pair:
+    gateway: Gateway
+    plain_gateway: Gateway
+    lane: httpx.AsyncClient
+    plain: httpx.AsyncClient
+    counter: list[CountingLane]
+
+    @property
+    def handoffs(self) -> int:
+        return self.counter[0].handoffs
+
+
+@pytest.fixture
+async def pair(redis_url: str, redis_client: Redis, tmp_path: Path) -> AsyncIterator[Pair]:
+    counter: list[CountingLane] = []
+
+    class Lane(CountingLane):
+        def __init__(self, app: ASGIApp) -> None:
+            super().__init__(app)
+            counter.append(self)
+
+    async with (
+        in_process_gateway(redis_url, tmp_path / "a", sandbox=True) as (gateway, lane),
+        in_process_gateway(redis_url, tmp_path / "b", sandbox=True) as (plain_gateway, plain),
+    ):
+        lane_app = lane._transport.app  # type: ignore[attr-defined]
+        plain_app = plain._transport.app  # type: ignore[attr-defined]
+        for middleware in lane_app.user_middleware:
+            if middleware.cls is FastRoutes:
+                middleware.cls = Lane
+        plain_app.user_middleware = [
+            m for m in plain_app.user_middleware if m.cls is not FastRoutes
+        ]
+        await lane.get("/healthz")  # builds the middleware stack
+        assert len(counter) == 1
+        counter[0].handoffs = 0
+        yield Pair(gateway, plain_gateway, lane, plain, counter)
+
+
+def _headers(response: httpx.Response) -> dict[str, str]:
+    skip = {"x-request-id", "content-length", "date", "location"}
+    return {k: v for k, v in response.headers.items() if k not in skip}
+
+
+def _scrub(value: Any) -> Any:
+    return json.loads(_TIME.sub("T", _ID.sub(r"\1_X", json.dumps(value))))
+
+
+def same_answer(a: httpx.Response, b: httpx.Response) -> None:
+    assert a.status_code == b.status_code, (a.text, b.text)
+    assert _headers(a) == _headers(b)
+    if a.headers["content-type"] != "application/json":  # problems, bytes
+        assert a.content == b.content
+    else:
+        first, second = _scrub(a.json()), _scrub(b.json())
+        for timing in ("created_at", "updated_at", "expires_at"):
+            first.pop(timing, None), second.pop(timing, None)
+        assert first == second
+
+
+async def both(pair: Pair, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    a = await pair.lane.request(method, url, **kwargs)
+    b = await pair.plain.request(method, url, **kwargs)
+    same_answer(a, b)
+    return a
+
+
+async def test_a_submission_is_answered_by_the_lane_as_by_fastapi(pair: Pair) -> None:
+    answer = await both(pair, "POST", GENERATE, json=PROMPT, headers=AUTH)
+    assert answer.status_code == 202 and answer.json()["status"] == "queued"
+    assert answer.headers["location"] == f"/v1/jobs/{answer.json()['id']}"
+    assert pair.handoffs == 0
+    assert await pair.gateway.redis.zcard(keys.tenant_jobs("sandbox")) == 2
+
+
+async def test_reading_a_job_is_answered_by_the_lane_as_by_fastapi(pair: Pair) -> None:
+    created = (await pair.lane.post(GENERATE, json=PROMPT, headers=AUTH)).json()
+    a = await pair.lane.get(f"/v1/jobs/{created['id']}", headers=AUTH)
+    b = await pair.plain.get(f"/v1/jobs/{created['id']}", headers=AUTH)
+    assert a.status_code == 200 and a.content == b.content
+    assert _headers(a) == _headers(b)
+    assert pair.handoffs == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "code"),
+    [
+        (b'{"prompt": ', {"Content-Type": "application/json"}, 400, "invalid_json"),
+        (b"", {"Content-Type": "application/json"}, 422, "invalid_parameter"),
+        (b'{"provider": "imagepig"}', {"Content-Type": "application/json"}, 422, None),
+        (b'{"prompt": 7}', {"Content-Type": "application/json"}, 422, "invalid_parameter"),
+        (json.dumps(PROMPT).encode(), {"Content-Type": "text/plain"}, 422, None),
+        (json.dumps(PROMPT).encode(), {"Cancel-After": "soon"}, 400, "invalid_parameter"),
+        (json.dumps(PROMPT).encode(), {"Authorization": "Bearer mg_live_nobody"}, 401, None),
+        (json.dumps(PROMPT).encode(), {"Authorization": "Basic abc"}, 401, None),
+    ],
+)
+async def test_bad_submissions_go_to_fastapi_before_anything_is_written(
+    pair: Pair, content: bytes, headers: dict[str, str], status: int, code: str | None
+) -> None:
+    sent = {**AUTH, "Content-Type": "application/json", **headers}
+    answer = await both(pair, "POST", GENERATE, content=content, headers=sent)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+    if code is not None:
+        assert answer.json()["code"] == code
+    assert pair.handoffs == 1
+    assert await pair.gateway.redis.zcard(keys.tenant_jobs("sandbox")) == 0
+
+
+async def test_errors_after_the_rate_check_are_the_application_handlers(pair: Pair) -> None:
+    unsupported = {"prompt": "x", "provider": "perfectcorp"}
+    answer = await both(pair, "POST", GENERATE, json=unsupported, headers=AUTH)
+    assert answer.status_code == 422
+    missing = await both(pair, "GET", "/v1/jobs/job_0123456789abcdef0123456789ab", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert pair.handoffs == 0
+
+
+async def test_idempotent_replays_match(pair: Pair) -> None:
+    for client in (pair.lane, pair.plain):
+        key = {"Idempotency-Key": f"k-{id(client)}", **AUTH}
+        first = await client.post(GENERATE, json=PROMPT, headers=key)
+        again = await client.post(GENERATE, json=PROMPT, headers=key)
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.content == first.content and again.status_code == first.status_code
+        other = await client.post(GENERATE, json={**PROMPT, "prompt": "no"}, headers=key)
+        assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    too_long = {"Idempotency-Key": "k" * 256, **AUTH}
+    await both(pair, "POST", GENERATE, json=PROMPT, headers=too_long)
+    assert pair.handoffs == 0
+
+
+async def test_a_suspended_or_limited_tenant_is_refused_alike(pair: Pair) -> None:
+    tenants = pair.gateway.tenants
+    slow = await tenants.create("slow", rate_limit_rpm=1)
+    _, slow_key = await tenants.add_key(slow.id)
+    slow_auth = {"Authorization": f"Bearer {slow_key}"}
+    await pair.lane.get("/v1/jobs/job_0123456789abcdef0123456789ab", headers=slow_auth)
+    a = await pair.lane.get("/v1/jobs/job_0123456789abcdef0123456789ab", headers=slow_auth)
+    b = await pair.plain.get("/v1/jobs/job_0123456789abcdef0123456789ab", headers=slow_auth)
+    assert a.status_code == b.status_code == 429
+    assert a.json()["code"] == b.json()["code"] == "rate_limited"
+    assert {"retry-after", "ratelimit", "ratelimit-policy"} <= set(a.headers)
+    assert set(a.headers) == set(b.headers)
+    assert pair.handoffs == 0
+    suspended = await tenants.create("suspended")
+    _, key = await tenants.add_key(suspended.id)
+    await tenants.update(suspended.id, status="suspended")
+    refused = await both(pair, "GET", "/v1/jobs/job_x", headers={"Authorization": f"Bearer {key}"})
+    assert refused.status_code == 403 and pair.handoffs == 1
+
+
+async def test_artifact_downloads_are_answered_by_the_lane_as_by_fastapi(pair: Pair) -> None:
+    content = png_bytes(40, 30)
+    meta = BlobMeta(
+        id=new_artifact_id(), tenant="sandbox", content_type="image/png", size=len(content)
+    )
+    for gateway in (pair.gateway, pair.plain_gateway):  # each app has its own data dir
+        await gateway.blobs.put(meta.id, content, meta.content_type)
+    await pair.gateway.files.add_artifact(meta)
+    signed = httpx.URL(pair.gateway.signer.sign(f"/v1/artifacts/{meta.id}"))
+    path, query = signed.path, signed.query.decode()
+    whole = await both(pair, "GET", f"{path}?{query}")
+    assert whole.status_code == 200 and whole.content == content
+    part = await both(pair, "GET", f"{path}?{query}", headers={"Range": "bytes=2-9"})
+    assert part.status_code == 206 and part.content == content[2:10]
+    past = await both(pair, "GET", f"{path}?{query}", headers={"Range": "bytes=99999-"})
+    assert past.status_code == 416
+    forged = await both(pair, "GET", f"{path}?{query[:-3]}abc")
+    assert forged.status_code == 404
+    assert pair.handoffs == 0
+    unsigned = await both(pair, "GET", path)
+    not_a_number = await both(pair, "GET", f"{path}?expires=soon&sig=x")
+    huge = await both(pair, "GET", f"{path}?expires={'9' * 5000}&sig=x")
+    assert unsigned.status_code == not_a_number.status_code == huge.status_code == 422
+    assert pair.handoffs == 3
