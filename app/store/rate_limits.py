@@ -58,7 +58,7 @@ class RateLimiter:
         return _decision(answer, burst)
 
     def check_in(
-        self, trip: RoundTrip, key: str, rate_per_minute: int, burst: int
+        self, trip: RoundTrip, key: str, rate_per_minute: float, burst: int
     ) -> Callable[[], Decision]:
         """:meth:`check`, queued on ``trip``: the decision, once the trip has run."""
         call = self._call(key, rate_per_minute, burst)
@@ -66,7 +66,7 @@ class RateLimiter:
         return lambda: _decision(trip.result(index), burst)
 
     @staticmethod
-    def _call(key: str, rate_per_minute: int, burst: int) -> dict[str, list[Any]]:
+    def _call(key: str, rate_per_minute: float, burst: int) -> dict[str, list[Any]]:
         if rate_per_minute <= 0 or burst <= 0:
             raise ValueError("rate_per_minute and burst must be positive")
         interval_us = 60_000_000 / rate_per_minute
