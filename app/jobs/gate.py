@@ -152,9 +152,10 @@ class UpstreamGate:
         turn = record.upstream
         attempt = record.current_attempt
         polling = attempt is not None and attempt.status is AttemptStatus.running
-        if not polling and self._polls_late(adapter.name):
+        if not polling and self._polls_late(adapter.name):  # a job in line keeps its place
             self.metrics.rate_limited.labels("upstream").inc()
-            return Requeue(LATE_POLLS_PAUSE_S * random.uniform(1, 2))
+            after_s = LATE_POLLS_PAUSE_S * random.uniform(1, 2)
+            return Requeue(after_s, record.job.queue_position)
         budget = self.budget(adapter, record)
         if budget is None:
             pool = len(adapter.config.credentials)
