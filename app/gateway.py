@@ -16,6 +16,7 @@ from app.config import DOCUMENTED_SECONDS_PER_MEDIA_SECOND, SANDBOX_TENANT_KEY, 
 from app.jobs.accounting import Accounting
 from app.jobs.batches import BatchDriver, BatchService
 from app.jobs.catalog import Catalog
+from app.jobs.doorbell import Doorbell
 from app.jobs.events import EventHub
 from app.jobs.gate import UpstreamGate
 from app.jobs.lifecycle import Lifecycle
@@ -230,6 +231,7 @@ async def build_gateway(
     tenants = TenantStore(redis, scripts, pepper=pepper)
     events = EventHub(Notifications(redis), [tenants, prices, circuits])
     renderer = JobRenderer(signer)
+    doorbell = Doorbell()
     jobs = JobService(
         store,
         providers,
@@ -245,6 +247,7 @@ async def build_gateway(
         charge_accepted_work=settings.charge_accepted_work,
         storage=storage,
         cache=cache,
+        doorbell=doorbell,
     )
     webhooks = WebhookStore(redis, scripts, retention_s=settings.job_retention_s)
     webhook_http = guarded_client(url_policy)
@@ -273,6 +276,7 @@ async def build_gateway(
         presence=presence,
         batches=BatchDriver(batch_store, jobs, tenants, window=settings.batch_window),
         sweeper=Sweeper(ledger, blobs, metrics, settings.storage_sweep_interval_s),
+        doorbell=doorbell,
     )
     limiter = RateLimiter(redis, scripts)
     return Gateway(

@@ -62,6 +62,9 @@ DEFAULT_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0
 LEASE_S = 30.0
 TIMEOUT_S = 10.0
 IDLE_SLEEP_S = 0.1
+IDLE_SLEEP_MAX_S = 0.4
+"""Pauses between claims that find nothing double from ``IDLE_SLEEP_S`` up to this: an idle
+sender costs little, and a delivery waits at most this long beyond its time."""
 SLOW_S = 1.0
 """A receiver whose oldest delivery in flight started longer ago than this counts as slow."""
 BUSY_RETRY_S = 0.1
@@ -189,6 +192,7 @@ class WebhookSender:
             raise
 
     async def _loop(self) -> None:
+        idle = IDLE_SLEEP_S
         while not self._stopping.is_set():
             free = self.concurrency - len(self._tasks)
             if free <= 0:
@@ -203,9 +207,10 @@ class WebhookSender:
                 task = asyncio.create_task(self._deliver_logged(job_id))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            idle = IDLE_SLEEP_S if due else min(idle * 2, IDLE_SLEEP_MAX_S)
             if len(due) < free:
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), IDLE_SLEEP_S)
+                    await asyncio.wait_for(self._stopping.wait(), idle)
             else:
                 await asyncio.sleep(0)
         if self._tasks:

@@ -17,6 +17,7 @@ from contextlib import suppress
 from redis.exceptions import RedisError
 
 from app.jobs.batches import BatchDriver
+from app.jobs.doorbell import Doorbell
 from app.jobs.runner import JobRunner
 from app.jobs.storage import Sweeper
 from app.metrics import Metrics
@@ -27,7 +28,11 @@ from app.webhooks import WebhookSender
 log = logging.getLogger(__name__)
 
 IDLE_SLEEP_S = 0.05
-"""Pause between claims while the queue is empty: bounds how late a due job is picked up."""
+"""Pause after a claim that found nothing; it doubles while claims keep finding nothing."""
+IDLE_SLEEP_MAX_S = 0.4
+"""The longest pause between claims of an idle worker: bounds how late a job that came due in
+another process, or at a time set earlier, is picked up. A job created in this process, and
+every step this worker ends, ring its doorbell and end the pause at once."""
 HEARTBEAT_S = 5.0
 
 
@@ -44,7 +49,9 @@ class Worker:
         presence: WorkerPresence | None = None,
         batches: BatchDriver | None = None,
         sweeper: Sweeper | None = None,
+        doorbell: Doorbell | None = None,
     ) -> None:
+        self.doorbell = doorbell or Doorbell()
         self.webhooks = webhooks
         self.batches = batches
         self.sweeper = sweeper
@@ -72,6 +79,7 @@ class Worker:
             self._batch_driver = asyncio.create_task(self.batches.run(), name="batches")
         if self.sweeper is not None:
             self._sweeping = asyncio.create_task(self.sweeper.run(), name="sweeper")
+        idle = IDLE_SLEEP_S
         while not self._stopping.is_set():
             try:
                 if loop.time() - last_beat > HEARTBEAT_S:
@@ -84,8 +92,11 @@ class Worker:
                 log.warning("worker: store unavailable (%s); retry in %.1fs", exc, backoff)
                 await self._sleep(backoff)
                 continue
-            if not claimed:
-                await self._sleep(IDLE_SLEEP_S)
+            if claimed:
+                idle = IDLE_SLEEP_S
+            else:
+                await self.doorbell.wait(idle)
+                idle = min(idle * 2, IDLE_SLEEP_MAX_S)
 
     async def _claim(self) -> int:
         free = self.concurrency - len(self._tasks)
@@ -96,8 +107,12 @@ class Worker:
         for stored in claimed:
             task = asyncio.create_task(self._advance(stored))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._step_ended)
         return len(claimed)
+
+    def _step_ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self.doorbell.ring()  # its job may be due again at once (a fallback, a quick poll)
 
     async def _advance(self, stored: Stored) -> None:
         provider = stored.record.plan[0]
@@ -144,6 +159,7 @@ class Worker:
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming; let running steps finish for ``grace_s``, then cancel them."""
         self._stopping.set()
+        self.doorbell.ring()
         if self.webhooks is not None:
             self.webhooks.stop()
         if self.batches is not None:

@@ -48,6 +48,8 @@ LEASE_MS = 30_000
 RENEW_EVERY = 20
 """Items started between renewals of the driver's lease on a batch."""
 IDLE_SLEEP_S = 0.2
+IDLE_SLEEP_MAX_S = 0.8
+"""Pauses between claims that find no batch due double from ``IDLE_SLEEP_S`` up to this."""
 
 
 def parse_item(operation: Operation, body: Mapping[str, object]) -> tuple[Params, Envelope]:
@@ -189,17 +191,20 @@ class BatchDriver:
         self._stopping.set()
 
     async def run(self) -> None:
+        idle = IDLE_SLEEP_S
         while not self._stopping.is_set():
             try:
                 due = await self.store.claim(8, LEASE_MS)
                 for batch_id in due:
                     await self.advance(batch_id)
                 if due:
+                    idle = IDLE_SLEEP_S
                     continue
             except (RedisError, OSError) as exc:
                 log.warning("batches: store unavailable (%s)", exc)
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), IDLE_SLEEP_S)
+                await asyncio.wait_for(self._stopping.wait(), idle)
+            idle = min(idle * 2, IDLE_SLEEP_MAX_S)
 
     async def advance(self, batch_id: str) -> None:
         """One pass over one batch."""

@@ -39,6 +39,7 @@ from app.domain.models import (
 )
 from app.domain.operations import Operation, Params
 from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs, note_quote
+from app.jobs.doorbell import Doorbell
 from app.jobs.envelope import (
     Envelope,
     JobOptions,
@@ -92,7 +93,10 @@ class JobService:
         charge_accepted_work: bool = True,
         storage: Storage,
         cache: ResultCache | None = None,
+        doorbell: Doorbell | None = None,
     ) -> None:
+        self.doorbell = doorbell
+        """Rung when a job is queued for the workers, for the one in this process."""
         self.storage = storage
         self.cache = cache
         self.store = store
@@ -278,6 +282,8 @@ class JobService:
             served = await self.runner.lifecycle.serve_cached(created, created.lease, cached.hit)
             return self.render(served.record.job)
         if wait_s <= 0:
+            if self.doorbell is not None:
+                self.doorbell.ring()
             return self.render(record.job)
         return await self._run_inline(created, wait_s)
 
