@@ -37,7 +37,7 @@ async def test_a_thousand_concurrent_tasks_polling_every_2_s_lose_none(
         ),
         "MEDIAGATE_SANDBOX_POLLING_INTERVAL_MS": "2000",
         # long enough for all 1,000 to be submitted before the first one ends
-        "MEDIAGATE_SANDBOX_JOB_S": "25",
+        "MEDIAGATE_SANDBOX_JOB_S": "15",
         "MEDIAGATE_TENANT_MAX_CONCURRENT_JOBS": "2000",
         "MEDIAGATE_TENANT_RATE_LIMIT_RPM": "100000",
         "MEDIAGATE_WORKER_CONCURRENCY": "256",
