@@ -30,9 +30,12 @@ log = logging.getLogger(__name__)
 IDLE_SLEEP_S = 0.05
 """Pause after a claim that found nothing; it doubles while claims keep finding nothing."""
 IDLE_SLEEP_MAX_S = 0.4
-"""The longest pause between claims of an idle worker: bounds how late a job that came due in
-another process, or at a time set earlier, is picked up. A job created in this process, and
-every step this worker ends, ring its doorbell and end the pause at once."""
+"""The longest pause between claims of an idle worker. It never outlasts the time the next job
+in the queue is due (read before each pause), so only a job made due meanwhile by another
+process waits for the pause's end; a job created in this process, and every step this worker
+ends, ring its doorbell and end the pause at once."""
+MIN_PAUSE_S = 0.005
+"""The shortest pause, for a job due now that another worker claimed first."""
 HEARTBEAT_S = 5.0
 
 
@@ -94,9 +97,14 @@ class Worker:
                 continue
             if claimed:
                 idle = IDLE_SLEEP_S
-            else:
-                await self.doorbell.wait(idle)
-                idle = min(idle * 2, IDLE_SLEEP_MAX_S)
+                continue
+            try:
+                next_due_s = await self.store.next_due_in_s()
+            except (RedisError, OSError):
+                next_due_s = None  # the next claim finds out
+            pause = idle if next_due_s is None else min(idle, max(next_due_s, MIN_PAUSE_S))
+            await self.doorbell.wait(pause)
+            idle = min(idle * 2, IDLE_SLEEP_MAX_S)
 
     async def _claim(self) -> int:
         free = self.concurrency - len(self._tasks)

@@ -332,6 +332,13 @@ class JobStore:
     async def queue_depth(self) -> int:
         return int(await self.redis.zcard(keys.DUE))
 
+    async def next_due_in_s(self) -> float | None:
+        """How soon the earliest job in the due-queue comes due (≤ 0: due now); None: empty."""
+        first = await self.redis.zrange(keys.DUE, 0, 0, withscores=True)
+        if not first:
+            return None
+        return (float(first[0][1]) - now_ms()) / 1000
+
     async def expedite(self, job_id: str) -> bool:
         """Make a job that waits in the due-queue due now; True when it was moved earlier.
 

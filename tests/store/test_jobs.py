@@ -43,6 +43,18 @@ async def test_created_job_is_due_and_claimed_once(store: JobStore) -> None:
     assert await store.claim(10, 30) == []
 
 
+async def test_the_next_due_job_is_known_to_the_idle_worker(store: JobStore) -> None:
+    assert await store.next_due_in_s() is None  # an empty queue
+    await store.create(make_record(), price=0, slot_limit=1000)
+    due = await store.next_due_in_s()
+    assert due is not None and due <= 0  # due at once
+    (claimed,) = await store.claim(10, 30)
+    assert claimed.lease is not None
+    await store.save(claimed, schedule=Schedule.due, due_ms=now_ms() + 60_000, lease=claimed.lease)
+    later = await store.next_due_in_s()
+    assert later is not None and 0 < later <= 60
+
+
 async def test_job_created_with_lease_is_not_claimable(store: JobStore) -> None:
     stored = await store.create(make_record(), price=0, slot_limit=1000, lease_s=30)
     assert stored.lease is not None
