@@ -20,7 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.utils.deadlines import JOB_S
+from tests.utils.deadlines import JOB_S, scaled
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -36,13 +36,19 @@ TIMEOUT_S = JOB_S
 ALLOWANCE_S = 5.0
 """Slack added to an idle run's p99 before the 2x rule applies (see the fairness test)."""
 PLAN = {"default": {"requests_per_minute": 12000}}
+FETCH_GRACE_S = scaled(5)
+"""How long a fetched URL may take to its first bytes before the minimum rate applies: a
+prompt server in a test process starved of CPU can take seconds (a grace of 3 s failed a
+well-behaved tenant's fetch beside a CPU-bound process); the trickling URLs, 50 bytes a
+second against a minimum of 2,048 and longer than any grace (``TRICKLED``), are still cut off
+by the rate, well before the timeout."""
 
 SETTINGS = {
     "MEDIAGATE_URL_ALLOWLIST": '["127.0.0.1/32"]',
     "MEDIAGATE_WORKER_CONCURRENCY": "16",
-    "MEDIAGATE_MEDIA_FETCH_TIMEOUT_S": "10",
+    "MEDIAGATE_MEDIA_FETCH_TIMEOUT_S": str(FETCH_GRACE_S * 4),
     "MEDIAGATE_MEDIA_FETCH_MIN_RATE_BPS": "2048",
-    "MEDIAGATE_MEDIA_FETCH_GRACE_S": "3",
+    "MEDIAGATE_MEDIA_FETCH_GRACE_S": str(FETCH_GRACE_S),
     "MEDIAGATE_TENANT_MAX_EVENT_STREAMS": "2",
     "MEDIAGATE_HTTP_HEADER_TIMEOUT_S": "2",
     "MEDIAGATE_HTTP_BODY_TIMEOUT_S": "3",
@@ -55,6 +61,9 @@ SETTINGS = {
     "MEDIAGATE_WORKER_METRICS_PORT": "0",
 }
 IMAGE = base64.b64decode(png_b64(48, 48))
+TRICKLED = IMAGE * 20
+"""What a trickling URL sends, 10 bytes every 0.2 s: a minute or more, so it never ends
+before the minimum rate cuts it off."""
 
 
 # -- servers the gateway talks to -------------------------------------------------------
@@ -93,14 +102,15 @@ async def loopback() -> AsyncIterator[Loopback]:
         try:
             path, _ = await _read_request(reader)
             head = b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\n"
-            writer.write(head + b"content-length: %d\r\n\r\n" % len(IMAGE))
+            body = IMAGE if path.startswith("/fast") else TRICKLED
+            writer.write(head + b"content-length: %d\r\n\r\n" % len(body))
             if path.startswith("/fast"):
                 writer.write(IMAGE)
             else:
                 state.trickling += 1
                 try:
-                    for i in range(0, len(IMAGE), 10):
-                        writer.write(IMAGE[i : i + 10])
+                    for i in range(0, len(TRICKLED), 10):
+                        writer.write(TRICKLED[i : i + 10])
                         await writer.drain()
                         await asyncio.sleep(0.2)
                 finally:
