@@ -25,6 +25,7 @@ from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
+from tests.utils.raw_server import raw_server
 
 pytestmark = pytest.mark.long
 
@@ -99,56 +100,43 @@ async def loopback() -> AsyncIterator[Loopback]:
     hold = asyncio.Event()
 
     async def media(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            path, _ = await _read_request(reader)
-            head = b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\n"
-            body = IMAGE if path.startswith("/fast") else TRICKLED
-            writer.write(head + b"content-length: %d\r\n\r\n" % len(body))
-            if path.startswith("/fast"):
-                writer.write(IMAGE)
-            else:
-                state.trickling += 1
-                try:
-                    for i in range(0, len(TRICKLED), 10):
-                        writer.write(TRICKLED[i : i + 10])
-                        await writer.drain()
-                        await asyncio.sleep(0.2)
-                finally:
-                    state.trickling -= 1
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+        path, _ = await _read_request(reader)
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\n"
+        body = IMAGE if path.startswith("/fast") else TRICKLED
+        writer.write(head + b"content-length: %d\r\n\r\n" % len(body))
+        if path.startswith("/fast"):
+            writer.write(IMAGE)
+        else:
+            state.trickling += 1
+            try:
+                for i in range(0, len(TRICKLED), 10):
+                    writer.write(TRICKLED[i : i + 10])
+                    await writer.drain()
+                    await asyncio.sleep(0.2)
+            finally:
+                state.trickling -= 1
+        await writer.drain()
 
     async def hooks(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                path, body = await _read_request(reader)
-                if path == "/hang":
-                    state.hanging += 1
-                    try:
-                        await hold.wait()
-                    finally:
-                        state.hanging -= 1
-                    return
-                job_id = json.loads(body)["data"]["id"]
-                state.delivered.setdefault(job_id, time.monotonic())
-                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+        while True:
+            path, body = await _read_request(reader)
+            if path == "/hang":
+                state.hanging += 1
+                try:
+                    await hold.wait()
+                finally:
+                    state.hanging -= 1
+                return
+            job_id = json.loads(body)["data"]["id"]
+            state.delivered.setdefault(job_id, time.monotonic())
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
 
-    media_server = await asyncio.start_server(media, "127.0.0.1", 0)
-    hook_server = await asyncio.start_server(hooks, "127.0.0.1", 0)
-    state.media = f"http://127.0.0.1:{media_server.sockets[0].getsockname()[1]}"
-    state.hooks = f"http://127.0.0.1:{hook_server.sockets[0].getsockname()[1]}"
-    yield state
-    hold.set()
-    media_server.close()
-    hook_server.close()
+    async with raw_server(media) as state.media, raw_server(hooks) as state.hooks:
+        try:
+            yield state
+        finally:
+            hold.set()
 
 
 # -- the gateway and its tenants ----------------------------------------------------------

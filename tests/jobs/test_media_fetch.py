@@ -27,6 +27,7 @@ from app.store.files import FileIndex
 from app.store.rate_limits import ConcurrencySlots
 from app.store.scripts import Scripts
 from tests.utils.deadlines import JOB_S
+from tests.utils.raw_server import raw_server
 
 BODY = b"\x89PNG\r\n\x1a\n" + b"x" * 4000
 
@@ -46,39 +47,35 @@ async def origin() -> AsyncIterator[Origin]:
     state = Origin()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await reader.readuntil(b"\r\n\r\n")
-            path = request.split(b" ")[1].decode()
-            head = b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\n"
-            if path == "/fast":
-                writer.write(head + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
-            elif path == "/trickle":
-                writer.write(head + b"content-length: %d\r\n\r\n" % len(BODY))
-                for i in range(0, len(BODY), 10):
-                    writer.write(BODY[i : i + 10])
-                    await writer.drain()
-                    await asyncio.sleep(0.2)
-            elif path == "/endless":
-                writer.write(head + b"content-length: 100000000\r\n\r\n")
-                while True:
-                    writer.write(b"y" * 1024)
-                    await writer.drain()
-                    await asyncio.sleep(0.05)
-            elif path == "/held":
-                state.held.set()
-                await state.release.wait()
-                writer.write(head + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+        request = await reader.readuntil(b"\r\n\r\n")
+        path = request.split(b" ")[1].decode()
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\n"
+        if path == "/fast":
+            writer.write(head + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
+        elif path == "/trickle":
+            writer.write(head + b"content-length: %d\r\n\r\n" % len(BODY))
+            for i in range(0, len(BODY), 10):
+                writer.write(BODY[i : i + 10])
+                await writer.drain()
+                await asyncio.sleep(0.2)
+        elif path == "/endless":
+            writer.write(head + b"content-length: 100000000\r\n\r\n")
+            while True:
+                writer.write(b"y" * 1024)
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        elif path == "/held":
+            state.held.set()
+            await state.release.wait()
+            writer.write(head + b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
+        await writer.drain()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    yield state
-    state.release.set()
-    server.close()
+    async with raw_server(handle) as url:
+        state.url = url
+        try:
+            yield state
+        finally:
+            state.release.set()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from app.store.scripts import Scripts
 from app.store.webhooks import WebhookStore
 from app.webhooks import WebhookSender
 from tests.utils.deadlines import JOB_S
+from tests.utils.raw_server import raw_server
 
 TIMEOUT_S = JOB_S
 
@@ -38,32 +39,28 @@ async def receivers() -> AsyncIterator[Receivers]:
     hold = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            path = head.split(b" ")[1].decode()
-            length = next(
-                int(line.split(b":")[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            )
-            await reader.readexactly(length)
-            if path.startswith("/hang"):
-                state.hanging += 1
-                await hold.wait()
-                return
-            state.delivered.append(path.rsplit("/", 1)[1])
-            writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+        head = await reader.readuntil(b"\r\n\r\n")
+        path = head.split(b" ")[1].decode()
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        if path.startswith("/hang"):
+            state.hanging += 1
+            await hold.wait()
+            return
+        state.delivered.append(path.rsplit("/", 1)[1])
+        writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+        await writer.drain()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    yield state
-    hold.set()
-    server.close()
+    async with raw_server(handle) as url:
+        state.url = url
+        try:
+            yield state
+        finally:
+            hold.set()
 
 
 async def finished_job(store: JobStore, tenant: str, callback_url: str) -> str:
