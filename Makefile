@@ -10,10 +10,13 @@ STAMP := $(VENV)/.installed
 # on emulated upstream jobs, so more processes than cores still shortens the run.
 TEST_WORKERS ?= 4
 
+# uv (from PyPI, into the venv by its own pip) installs the project and its development tools:
+# the same packages pip resolves, in about 5 s instead of about 30 (pip also byte-compiles
+# every module of every package up front; Python compiles those a run imports as it goes).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## install mediagate and its development tools into .venv
