@@ -28,6 +28,7 @@ from app.jobs.media_rules import field_byte_limits
 from app.metrics import Metrics
 from app.providers.registry import ADAPTERS
 from app.sandbox.app import create_sandbox_router
+from app.sandbox.app import mount as mount_sandbox
 from app.sandbox.fetch import SandboxAccess
 from app.sandbox.timing import SandboxTiming
 from app.store.connection import connect
@@ -103,9 +104,8 @@ def create_app(
     app.add_middleware(RequestMetrics, metrics=metrics)
     routes.install(app)
     if settings.sandbox and settings.sandbox_url is None:
-        app.include_router(
-            create_sandbox_router(
-                SandboxTiming.from_settings(settings), access=SandboxAccess.from_settings(settings)
-            )
+        sandbox = create_sandbox_router(
+            SandboxTiming.from_settings(settings), access=SandboxAccess.from_settings(settings)
         )
+        mount_sandbox(app, sandbox)
     return app

@@ -73,13 +73,22 @@ def create_sandbox_router(
         ("imagepig", imagepig),
         ("imagepipeline", imagepipeline),
     ):
-        router.include_router(emulator.router(control, timing), prefix=f"/{name}")
+        # built under their final paths and added as they are: ``include_router`` would build
+        # every route again (FastAPI analyses each endpoint's parameters anew per copy)
+        router.routes.extend(emulator.router(control, timing, prefix=f"/_sandbox/{name}").routes)
     return router
+
+
+def mount(app: FastAPI, router: APIRouter) -> None:
+    """Add the sandbox's routes to ``app`` as built: the same as ``app.include_router`` for
+    a router with no dependencies, tags or lifespan of its own, without building every route a
+    second time."""
+    app.router.routes.extend(router.routes)
 
 
 def create_sandbox_app(
     timing: SandboxTiming | None = None, access: SandboxAccess | None = None
 ) -> FastAPI:
     app = FastAPI(title="mediagate sandbox", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(create_sandbox_router(timing or SandboxTiming(), access=access))
+    mount(app, create_sandbox_router(timing or SandboxTiming(), access=access))
     return app

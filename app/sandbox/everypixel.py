@@ -305,10 +305,10 @@ class _Emulator:
         task.notified = True
 
 
-def router(control: SandboxControl, timing: SandboxTiming) -> APIRouter:
+def router(control: SandboxControl, timing: SandboxTiming, prefix: str = "") -> APIRouter:
     """The Everypixel routes, mounted by the sandbox app under ``/_sandbox/everypixel``."""
     emulator = _Emulator(control, timing)
-    routes = APIRouter()
+    routes = APIRouter(prefix=prefix, include_in_schema=False)
     both = ["GET", "POST"]
 
     def add_analysis(name: str) -> None:

@@ -356,9 +356,9 @@ class _Emulator:
         return Response(content, media_type=mime_type)
 
 
-def router(control: SandboxControl, timing: SandboxTiming) -> APIRouter:
+def router(control: SandboxControl, timing: SandboxTiming, prefix: str = "") -> APIRouter:
     emulator = _Emulator(control, timing)
-    api = APIRouter()
+    api = APIRouter(prefix=prefix, include_in_schema=False)
 
     def post(path: str, model: type[B], work: Callable[[B], Awaitable[_Picture]]) -> None:
         async def endpoint(request: Request) -> Response:

@@ -305,10 +305,10 @@ class _Emulator:
         return Response(content, 200, media_type=job.content_type)
 
 
-def router(control: SandboxControl, timing: SandboxTiming) -> APIRouter:
+def router(control: SandboxControl, timing: SandboxTiming, prefix: str = "") -> APIRouter:
     """The ImagePipeline routes, mounted by the sandbox app under ``/_sandbox/imagepipeline``."""
     emulator = _Emulator(control, timing)
-    routes = APIRouter()
+    routes = APIRouter(prefix=prefix, include_in_schema=False)
 
     def add(endpoint: str) -> None:
         async def submit(request: Request) -> Response:

@@ -433,10 +433,10 @@ class _Emulator:
         return Response(content, 200, media_type="image/jpeg")
 
 
-def router(control: SandboxControl, timing: SandboxTiming) -> APIRouter:
+def router(control: SandboxControl, timing: SandboxTiming, prefix: str = "") -> APIRouter:
     """The Perfect Corp routes, mounted by the sandbox app under ``/_sandbox/perfectcorp``."""
     emulator = _Emulator(control, timing)
-    routes = APIRouter()
+    routes = APIRouter(prefix=prefix, include_in_schema=False)
     for path, handler, method, name in (
         (f"{API}/client/auth", emulator.auth, "POST", "pc_auth"),
         (f"{API}/file/{{feature}}", emulator.create_files, "POST", "pc_file"),

@@ -444,10 +444,10 @@ class _Emulator:
         return Response(content, 200, headers=headers, media_type=content_type)
 
 
-def router(control: SandboxControl, timing: SandboxTiming) -> APIRouter:
+def router(control: SandboxControl, timing: SandboxTiming, prefix: str = "") -> APIRouter:
     """The PixelAPI routes, mounted by the sandbox app under ``/_sandbox/pixelapi``."""
     emulator = _Emulator(control, timing)
-    routes = APIRouter()
+    routes = APIRouter(prefix=prefix, include_in_schema=False)
 
     def add_submit(operation: Operation) -> None:
         async def endpoint(request: Request) -> Response:
