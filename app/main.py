@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
 from app import logs
@@ -22,6 +21,7 @@ from app.api.body_limit import BodyLimit, body_rules
 from app.api.deps import Services, refuse_unknown_key
 from app.api.fast_routes import FastRoutes
 from app.api.middleware import RequestMetrics
+from app.api.operation_ids import operation_id
 from app.config import Settings, get_settings
 from app.gateway import build_gateway, http_client, redis_url, seed
 from app.jobs.media_rules import field_byte_limits
@@ -63,11 +63,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     await worker_task
 
 
-def _operation_id(route: APIRoute) -> str:
-    """Stable operation ids: the endpoint's name, so generated clients read well."""
-    return route.name
-
-
 def create_app(
     settings: Settings | None = None, registry: CollectorRegistry | None = None
 ) -> FastAPI:
@@ -79,7 +74,7 @@ def create_app(
         version="0.1.0",
         summary="One REST API in front of five AI media providers.",
         lifespan=lifespan,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=operation_id,
         docs_url=None,  # served by app.api.docs from local assets, not a CDN
         redoc_url=None,
     )

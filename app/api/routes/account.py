@@ -8,12 +8,18 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from app.api.deps import AccountingDep, SettingsDep, StorageDep, TenantDep
+from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.errors import InvalidRequest
 from app.domain.models import DEFAULT_WEBHOOK_EVENTS, WebhookEvent
 from app.store.credits import LedgerEntry, LedgerKind
 
-router = APIRouter(prefix="/v1", tags=["account"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    generate_unique_id_function=operation_id,
+    prefix="/v1",
+    tags=["account"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 class Limits(BaseModel):

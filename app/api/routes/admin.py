@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import AccountingDep, CatalogDep, TenantsDep, WebhooksDep, require_admin
+from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.errors import InvalidRequest, NotFound, UpstreamError
 from app.domain.models import WebhookEvent
@@ -22,6 +23,7 @@ from app.store.credits import MAX_BALANCE, BalanceTooLarge, CreditsShort
 from app.store.tenants import Tenant, TenantPolicy
 
 router = APIRouter(
+    generate_unique_id_function=operation_id,
     prefix="/admin",
     tags=["admin"],
     responses=PROBLEM_RESPONSES,

@@ -9,13 +9,19 @@ from fastapi.responses import Response
 
 from app.api.blob_responses import serve_signed
 from app.api.deps import BlobsDep, FilesDep, Services, SettingsDep, SignerDep
+from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
 from app.blobs import BlobStore
 from app.config import Settings
 from app.signing import UrlSigner
 from app.store.files import FileIndex
 
-router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    generate_unique_id_function=operation_id,
+    prefix="/v1/artifacts",
+    tags=["artifacts"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 @router.get(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 
 from app.api.deps import BatchesDep, IdempotencyDep, IdempotencyKeyDep, TenantDep
 from app.api.idempotency import idempotent
+from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.routes.operations import request_schema_name
 from app.domain.batches import MAX_ITEMS, Batch, BatchItemPage
@@ -17,7 +18,12 @@ from app.domain.json_values import check_metadata
 from app.domain.operations import Operation
 from app.jobs.batches import parse_item
 
-router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    generate_unique_id_function=operation_id,
+    prefix="/v1/batches",
+    tags=["batches"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 BatchItemBody = Annotated[

@@ -8,11 +8,17 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from app.api.deps import CatalogDep, TenantDep
+from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.operations import Operation
 from app.jobs.catalog import OperationInfo, ProviderInfo, StylePage, VoiceInfo
 
-router = APIRouter(prefix="/v1", tags=["catalog"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    generate_unique_id_function=operation_id,
+    prefix="/v1",
+    tags=["catalog"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 class OperationList(BaseModel):

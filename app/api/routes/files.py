@@ -20,10 +20,16 @@ from app.api.deps import (
     TenantDep,
 )
 from app.api.idempotency import idempotent
+from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
 from app.jobs.intake import check_media
 
-router = APIRouter(prefix="/v1/files", tags=["files"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    generate_unique_id_function=operation_id,
+    prefix="/v1/files",
+    tags=["files"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 class FileObject(BaseModel):

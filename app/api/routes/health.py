@@ -8,10 +8,11 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from app.api.deps import CatalogDep, JobsDep, MetricsDep, WorkersDep
+from app.api.operation_ids import operation_id
 from app.health import observe_store
 from app.metrics import exposition
 
-router = APIRouter(tags=["health"])
+router = APIRouter(generate_unique_id_function=operation_id, tags=["health"])
 
 WORKER_STALE_MS = 30_000
 

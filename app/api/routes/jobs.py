@@ -23,6 +23,7 @@ from app.api.deps import (
     WebhooksDep,
 )
 from app.api.idempotency import idempotent
+from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.errors import ErrorCode, GatewayError
 from app.domain.models import Job, JobStatus
@@ -31,7 +32,12 @@ from app.jobs.service import JobService
 from app.store.rate_limits import ConcurrencySlots
 from app.store.webhooks import DeliveryAttempt
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    generate_unique_id_function=operation_id,
+    prefix="/v1/jobs",
+    tags=["jobs"],
+    responses=PROBLEM_RESPONSES,
+)
 
 SSE_KEEPALIVE_S = 15.0
 STREAM_SLOT_TTL_S = 2 * SSE_KEEPALIVE_S + 10

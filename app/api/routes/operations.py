@@ -19,6 +19,7 @@ from app.api.deps import (
     WaitDep,
 )
 from app.api.idempotency import idempotent
+from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
 from app.domain.models import Job
 from app.domain.operations import PARAMS, ROUTES, Operation, Params
@@ -27,7 +28,9 @@ from app.jobs.service import JobService
 from app.store.idempotency import IdempotencyStore
 from app.store.tenants import Tenant
 
-router = APIRouter(tags=["operations"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    generate_unique_id_function=operation_id, tags=["operations"], responses=PROBLEM_RESPONSES
+)
 
 _ENVELOPE_FIELDS = set(Envelope.model_fields)
 

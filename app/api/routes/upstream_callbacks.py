@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from app.api.deps import MetricsDep, UpstreamCallbacksDep
+from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
 from app.domain.errors import ErrorCode, GatewayError, InvalidRequest
 from app.jobs.upstream_callbacks import MAX_BODY_BYTES, CallbackOutcome
@@ -34,7 +35,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     },
 }
 
-router = APIRouter(tags=["upstream callbacks"], responses=RESPONSES)
+router = APIRouter(
+    generate_unique_id_function=operation_id, tags=["upstream callbacks"], responses=RESPONSES
+)
 
 
 class CallbackReceipt(BaseModel):
