@@ -12,6 +12,10 @@ httptools protocol with three bounds, each closing the connection when exceeded:
 - the body must arrive within ``http_body_timeout_s`` of the headers (the application sees
   the client disconnect).
 
+It also records when each request's first bytes were read (the ``ARRIVAL`` scope extension of
+``app.sandbox.timing``): the emulators' rate windows date a request by it, not by when a busy
+event loop gets to run its handler.
+
 Long answers (``Prefer: wait``, event streams) are not bounded here: the timers stop once
 the request is fully received. ``mediagate serve`` and ``mediagate sandbox`` run with it
 (``server_options``).
@@ -20,6 +24,7 @@ the request is fully received. ``mediagate serve`` and ``mediagate sandbox`` run
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from uvicorn.config import Config
@@ -27,6 +32,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from app.config import get_settings
+from app.sandbox.timing import ARRIVAL
 
 PROTOCOL = "app.serving:GuardedHttpToolsProtocol"
 """What ``uvicorn.run(http=...)`` takes: imported by name in each server process."""
@@ -100,6 +106,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # the first bytes of the request were read in this very call of data_received
+        extensions = self.scope.setdefault("extensions", {})
+        extensions[ARRIVAL] = {"monotonic": time.monotonic()}
         self._in_head = True
         self._head_bytes = 0
         self._head_size = 0

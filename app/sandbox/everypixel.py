@@ -25,6 +25,20 @@ How the document is read (``app/providers/everypixel.py`` keeps the same reading
   fill the window; each refusal is counted in ``stats.over_limit``. A status poll counts
   against its task's endpoint (``/v1/tts/create``…), so a client budgeting polls with their
   task never meets a 502 it did not cause.
+- **A request is dated when it came in**: when the HTTP server read its first bytes
+  (``timing.arrived_at``, recorded by ``app.serving``), not when its handler runs. The rule
+  is about the client's sending rate, and Everypixel's edge sees that rate whatever its
+  backends are busy with. The emulator shares its machine (in the tests, its process and event
+  loop) with the gateway it judges: its handlers start after every callback the loop had
+  queued before them, so on a busy or CPU-starved machine requests sent 40 ms apart reach
+  their handlers in bunches, and dating them there would count the machine's stalls as the
+  client's bursts (a gateway pacing at 24 requests a second met a 502 of this 30-a-second
+  rule). Reading the socket happens in the first pass of the loop after the bytes arrive, so
+  the date is at most one pass late and keeps the order of sending. Requests may reach their
+  handlers out of that order, so a request is admitted only if every one-second window that
+  holds its date (those ending at its date or at a later admitted one) keeps within the limit.
+  Without a server stamp (the emulators called in-process, in unit tests) the date is
+  ``_now()``.
 - **Tasks** run one at a time per account and kind; the four key pairs share the queues.
   When created with ``callback``, the emulator POSTs ``{"task_id", "status", "file_url"
   (SUCCESS), "video_duration" (whole seconds, videos)}`` there once the task ends (best effort,
@@ -46,7 +60,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict, deque
+from bisect import bisect_right, insort
+from collections import defaultdict
 from dataclasses import replace
 from typing import Any, Final
 
@@ -59,7 +74,7 @@ from app.sandbox.everypixel_analysis import ANALYSES
 from app.sandbox.everypixel_tasks import MODELS, READERS, Model, Task, Tasks, fault_failure
 from app.sandbox.everypixel_wire import Refusal, client_id, read_form
 from app.sandbox.everypixel_words import VOICES
-from app.sandbox.timing import SandboxTiming
+from app.sandbox.timing import SandboxTiming, arrived_at
 
 PROVIDER = "everypixel"
 ACCOUNT = "sandbox"
@@ -68,6 +83,9 @@ DEFAULT_RATE: Final = 30
 RATES: Final[dict[str, int]] = {"faces": 10, "image_captioning": 1, "video_keywords": 1}
 """Requests per second per key pair, by endpoint (group), where not ``DEFAULT_RATE``."""
 WINDOW_S: Final = 1.0
+KEPT_S: Final = 2 * WINDOW_S
+"""How far behind the latest admitted date a key pair's window keeps dates: a request dated
+more than a window before it can no longer share a window with a new one."""
 CALLBACK_TIMEOUT_S: Final = 10.0
 FILE_ROUTE = "everypixel_file"
 
@@ -106,7 +124,8 @@ class _Emulator:
 
     def __init__(self, control: SandboxControl, timing: SandboxTiming) -> None:
         self.control, self.timing = control, timing
-        self.windows: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self.windows: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
+        """Key pair and endpoint group → the dates of its admitted requests, in order."""
         self.tasks = Tasks()
         self.background: set[asyncio.Task[None]] = set()
 
@@ -120,16 +139,22 @@ class _Emulator:
             raise _Stop(_error(401, "Invalid client credentials.", headers))
         return client
 
-    def _admit(self, client: str, group: str) -> None:
-        """Refuse with 502 when the key pair made ``limit`` requests in the last second."""
-        now = _now()
-        window = self.windows[(client, group)]
-        while window and window[0] <= now - WINDOW_S:
-            window.popleft()
-        if len(window) >= RATES.get(group, DEFAULT_RATE):
-            self.control.stats[PROVIDER].over_limit += 1
-            raise _Stop(_too_many(group))
-        window.append(now)
+    def _admit(self, request: Request, client: str, group: str) -> None:
+        """Refuse with 502 when the request would make more than ``limit`` of the key pair's
+        requests in some one-second window (a request is dated when it came in)."""
+        at = arrived_at(request.scope)
+        if at is None:
+            at = _now()
+        dates = self.windows[(client, group)]
+        del dates[: bisect_right(dates, max(at, dates[-1] if dates else at) - KEPT_S)]
+        limit = RATES.get(group, DEFAULT_RATE)
+        # the windows holding `at` that may be full: those ending at it and at later dates
+        ends = [at, *(t for t in dates[bisect_right(dates, at) :] if t < at + WINDOW_S)]
+        for end in ends:
+            if bisect_right(dates, end) - bisect_right(dates, end - WINDOW_S) >= limit:
+                self.control.stats[PROVIDER].over_limit += 1
+                raise _Stop(_too_many(group))
+        insort(dates, at)
 
     async def _fault(
         self, group: str, *, billable: bool, kind: FaultTarget, path: str
@@ -157,7 +182,7 @@ class _Emulator:
     async def analyse(self, request: Request, name: str) -> Response:
         try:
             client = self._sign_in(request, f"/v1/{name}")
-            self._admit(client, name)
+            self._admit(request, client, name)
             fault = await self._fault(
                 name, billable=True, kind=FaultTarget.submit, path=request.url.path
             )
@@ -176,7 +201,7 @@ class _Emulator:
     async def create(self, request: Request, model: Model) -> Response:
         try:
             client = self._sign_in(request, f"/v1/{model}/create")
-            self._admit(client, model)
+            self._admit(request, client, model)
             fault = await self._fault(
                 model, billable=True, kind=FaultTarget.submit, path=request.url.path
             )
@@ -223,7 +248,7 @@ class _Emulator:
             form = await read_form(request)
             task_id = form.text("task_id")
             task = self.tasks.get(task_id) if task_id else None
-            self._admit(client, task.model if task else "status")
+            self._admit(request, client, task.model if task else "status")
             fault = await self._fault(
                 task.model if task else "status",
                 billable=False,
@@ -258,7 +283,7 @@ class _Emulator:
     async def voices(self, request: Request) -> Response:
         try:
             client = self._sign_in(request, "/v1/tts/voices")
-            self._admit(client, "tts/voices")
+            self._admit(request, client, "tts/voices")
             await self._fault(
                 "tts/voices", billable=False, kind=FaultTarget.any, path=request.url.path
             )

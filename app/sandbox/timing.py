@@ -8,10 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.config import Settings
+
+ARRIVAL = "mediagate.arrival"
+"""ASGI scope extension ``{"monotonic": t}``: the ``time.monotonic()`` at which the HTTP server
+read the first bytes of the request (``app.serving`` records it in ``mediagate serve`` and
+``mediagate sandbox``). An emulator that dates requests by when they came in uses it rather
+than the time its handler runs (see ``app.sandbox.everypixel``)."""
+
+
+def arrived_at(scope: Mapping[str, Any]) -> float | None:
+    """When the server read the request's first bytes, or None (an in-process ASGI call)."""
+    stamp = scope.get("extensions", {}).get(ARRIVAL)
+    return None if stamp is None else float(stamp["monotonic"])
 
 
 @dataclass(frozen=True)

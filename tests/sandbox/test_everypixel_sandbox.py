@@ -9,7 +9,7 @@ import io
 import json
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -48,12 +48,12 @@ from app.sandbox import av, images
 from app.sandbox import everypixel as emulator  # noqa: F401  (the one ``clock`` moves)
 from app.sandbox.credentials import EVERYPIXEL_KEY_PAIRS
 from app.sandbox.everypixel_wire import video
-from app.sandbox.timing import SandboxTiming
+from app.sandbox.timing import ARRIVAL, SandboxTiming
 from tests.sandbox.conftest import BASE
 from tests.utils.clock import Clock
 from tests.utils.media import png_bytes
 from tests.utils.media_source import DictMedia
-from tests.utils.sandbox import CONTROL
+from tests.utils.sandbox import CONTROL, sandbox_app
 
 ROOT = "/_sandbox/everypixel"
 PAIRS = [httpx.BasicAuth(i, s) for i, s in EVERYPIXEL_KEY_PAIRS]
@@ -224,6 +224,58 @@ async def test_the_window_slides(sandbox: httpx.AsyncClient, clock: Clock) -> No
     codes = [(await _analyse(sandbox, "keywords")).status_code for _ in range(16)]
     assert codes == [200] * 15 + [502]
     assert (await _stats(sandbox))["over_limit"] == 1
+
+
+@pytest.fixture
+async def read_at(clock: Clock) -> AsyncIterator[Callable[[float], Awaitable[httpx.Response]]]:
+    """A keywords request the server read (its first bytes) at the given time, as
+    ``app.serving`` records it, whatever the clock says when its handler runs."""
+    emulators = sandbox_app(SandboxTiming())
+
+    async def stamped(scope: Any, receive: Any, send: Any) -> None:
+        stamp = dict(scope["headers"]).get(b"x-read-at")
+        if stamp is not None:
+            scope["extensions"] = {ARRIVAL: {"monotonic": float(stamp)}}
+        await emulators(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=stamped)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+
+        async def send(at: float) -> httpx.Response:
+            return await client.post(
+                f"{ROOT}/v1/keywords",
+                files=_upload(PHOTO),
+                auth=AUTH,
+                headers={"x-read-at": repr(at)},
+            )
+
+        yield send
+
+
+async def test_requests_are_dated_when_the_server_read_them(
+    read_at: Callable[[float], Awaitable[httpx.Response]], clock: Clock
+) -> None:
+    """A client sending 25 a second is within the rule even when a stalled event loop gets
+    to the handlers of 60 of its requests at one moment (the clock does not move here)."""
+    codes = [(await read_at(clock.now + i * 0.04)).status_code for i in range(60)]
+    assert codes == [200] * 60
+    # 31 read within one second are one too many, however they are handled
+    later = clock.now + 10
+    codes = [(await read_at(later + i * 0.03)).status_code for i in range(31)]
+    assert codes == [200] * 30 + [502]
+
+
+async def test_a_request_handled_late_counts_in_every_window_of_its_date(
+    read_at: Callable[[float], Awaitable[httpx.Response]], clock: Clock
+) -> None:
+    start = clock.now
+    codes = [(await read_at(start + 0.5 + i * 0.01)).status_code for i in range(30)]
+    assert codes == [200] * 30
+    # read before those 30 but handled after them: the second ending at the 30th's date
+    # would hold 31
+    assert (await read_at(start + 0.2)).status_code == 502
+    # read more than a second before the 30th: no window holds it and them all
+    assert (await read_at(start - 0.6)).status_code == 200
 
 
 @pytest.mark.parametrize(("endpoint", "limit"), [("faces", 10), ("image_captioning", 1)])
