@@ -8,12 +8,16 @@ it at the end.
 
 from __future__ import annotations
 
+import functools
 import os
+import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx._transports.default
 import pytest
 import redis
 from redis.asyncio import Redis
@@ -23,6 +27,29 @@ from app.store.embedded import redis_server_binary
 from tests.utils.deadlines import STARTUP_S, STORE_TIMEOUT_S
 from tests.utils.net import free_port
 from tests.utils.seaweedfs import S3Server, seaweedfs
+
+_create_ssl_context = httpx._transports.default.create_ssl_context
+
+
+@functools.cache
+def _default_tls(trust_env: bool, cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    return _create_ssl_context(verify=True, trust_env=trust_env)
+
+
+def _shared_default_tls(
+    verify: ssl.SSLContext | str | bool = True, cert: Any = None, trust_env: bool = True
+) -> ssl.SSLContext:
+    """httpx builds a TLS context for every client, loading the whole CA bundle (20 ms of
+    CPU) even for the plain-HTTP loopback URLs the tests call, and the tests make hundreds
+    of clients. The ones made with the default verification share one context per setting
+    (an ``SSLContext`` is meant to be shared); any other verification is built as before."""
+    if verify is True and cert is None:
+        env = os.environ if trust_env else {}
+        return _default_tls(trust_env, env.get("SSL_CERT_FILE"), env.get("SSL_CERT_DIR"))
+    return _create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+
+
+httpx._transports.default.create_ssl_context = _shared_default_tls  # type: ignore[assignment]
 
 
 def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
