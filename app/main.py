@@ -27,10 +27,6 @@ from app.gateway import build_gateway, http_client, redis_url, seed
 from app.jobs.media_rules import field_byte_limits
 from app.metrics import Metrics
 from app.providers.registry import ADAPTERS
-from app.sandbox.app import create_sandbox_router
-from app.sandbox.app import mount as mount_sandbox
-from app.sandbox.fetch import SandboxAccess
-from app.sandbox.timing import SandboxTiming
 from app.store.connection import connect
 
 log = logging.getLogger(__name__)
@@ -99,6 +95,12 @@ def create_app(
     app.add_middleware(RequestMetrics, metrics=metrics)
     routes.install(app)
     if settings.sandbox and settings.sandbox_url is None:
+        # imported here: a gateway that serves real providers never loads the emulators
+        from app.sandbox.app import create_sandbox_router
+        from app.sandbox.app import mount as mount_sandbox
+        from app.sandbox.fetch import SandboxAccess
+        from app.sandbox.timing import SandboxTiming
+
         sandbox = create_sandbox_router(
             SandboxTiming.from_settings(settings), access=SandboxAccess.from_settings(settings)
         )
