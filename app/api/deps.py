@@ -45,7 +45,7 @@ from app.metrics import Metrics
 from app.signing import UrlSigner
 from app.store.files import FileIndex
 from app.store.idempotency import IdempotencyStore
-from app.store.rate_limits import ConcurrencySlots, Decision, RateLimiter
+from app.store.rate_limits import ConcurrencySlots, Decision, RateCheck, RateLimiter
 from app.store.round_trip import RoundTrip
 from app.store.tenants import Tenant, TenantStore
 from app.store.webhooks import WebhookStore
@@ -243,6 +243,13 @@ async def check_rate(services: Services, tenant: Tenant) -> None:
     """GCRA over the tenant's requests per minute, exact across processes (Redis clock)."""
     key, rpm, burst = _tenant_rate(services, tenant)
     refuse_over_rate(services, rpm, await services.rate_limiter.check(key, rpm, burst))
+
+
+def rate_check_of(services: Services, tenant: Tenant) -> RateCheck:
+    """:func:`check_rate` left to the script that creates the request's job (the fast lane):
+    refused there, ``refuse_over_rate`` answers it."""
+    key, rpm, burst = _tenant_rate(services, tenant)
+    return RateCheck(key, rpm, burst)
 
 
 def check_rate_in(services: Services, tenant: Tenant, trip: RoundTrip) -> Callable[[], None]:

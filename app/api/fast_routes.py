@@ -36,13 +36,17 @@ from app.api.deps import (
     cancel_after_seconds,
     check_rate,
     check_rate_in,
+    rate_check_of,
+    refuse_over_rate,
     wait_seconds,
 )
 from app.api.routes import artifacts as artifact_routes
 from app.api.routes import jobs as job_routes
 from app.api.routes import operations as operation_routes
 from app.domain.operations import ROUTES, Operation, Params
+from app.store.rate_limits import RateCheck, RateRefused
 from app.store.round_trip import RoundTrip
+from app.store.tenants import Tenant
 
 JOBS_PREFIX = "/v1/jobs/"
 ARTIFACTS_PREFIX = "/v1/artifacts/"
@@ -153,8 +157,10 @@ class FastRoutes:
             return
         scope["route"] = route
         request.state.tenant_id = tenant.id
+        rate = rate_check_of(services, tenant) if _plain(params, headers) else None
         try:
-            await check_rate(services, tenant)
+            if rate is None:
+                await check_rate(services, tenant)
             response = await operation_routes.submit_job(
                 request,
                 operation,
@@ -165,10 +171,38 @@ class FastRoutes:
                 wait_s=wait_s,
                 cancel_after_s=cancel_after_s,
                 cache_control=headers.get("cache-control"),
+                rate=rate,
             )
         except Exception as exc:
-            response = await _handled(scope, request, exc)
+            answered = await _rate_first(services, tenant, rate, exc)
+            response = await _handled(scope, request, answered)
         await response(scope, replay, send)
+
+
+def _plain(params: Params, headers: Any) -> bool:
+    """A submission whose rate check can go with its job's creation: nothing is written or
+    fetched before the creation (no inline media to store, no URL to check, no callback URL,
+    no ``Idempotency-Key`` to reserve), so a request over its rate costs no more than checks
+    on the CPU, and is answered as if refused first."""
+    if headers.get("idempotency-key") is not None or getattr(params, "callback_url", None):
+        return False
+    return all(ref.data is None and ref.url is None for ref in params.media().values())
+
+
+async def _rate_first(
+    services: Services, tenant: Tenant, rate: RateCheck | None, exc: Exception
+) -> Exception:
+    """The error to answer for a submission that failed: over its rate, the 429 it would
+    have had first (a rate check left to the creation, refused there; or, when the
+    submission stopped before its creation, the rate check made now, so it is counted)."""
+    try:
+        if isinstance(exc, RateRefused) and rate is not None:
+            refuse_over_rate(services, int(rate.rate_per_minute), exc.decision)
+        if rate is not None and not rate.sent:
+            await check_rate(services, tenant)
+    except Exception as refused:
+        return refused
+    return exc
 
 
 def _plain_int(value: str | None) -> bool:

@@ -272,6 +272,7 @@ class JobService:
             slot_limit=self.accounting.slot_limit(tenant),
             lease_s=self.lease_s if wait_s > 0 or cached.hit is not None else None,
             pricing=quote.pricing(),
+            rate=options.rate,
         )
         if isinstance(created, Shortfall):
             raise InsufficientCredits(created.required, created.available)

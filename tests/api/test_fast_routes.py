@@ -6,6 +6,7 @@ the plain cases itself, and hand the others to FastAPI before it has written any
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import AsyncIterator
@@ -227,3 +228,79 @@ async def test_artifact_downloads_are_answered_by_the_lane_as_by_fastapi(pair: P
     huge = await both(pair, "GET", f"{path}?expires={'9' * 5000}&sig=x")
     assert unsigned.status_code == not_a_number.status_code == huge.status_code == 422
     assert pair.handoffs == 3
+
+
+async def _limited(pair: Pair, name: str, credits: int) -> tuple[str, dict[str, str]]:
+    """A tenant allowed one request a minute (a burst of one), with ``credits``."""
+    tenant = await pair.gateway.tenants.create(name, rate_limit_rpm=1)
+    _, key = await pair.gateway.tenants.add_key(tenant.id)
+    if credits:
+        await pair.gateway.accounting.ledger.grant(tenant.id, credits, "test")
+    return tenant.id, {"Authorization": f"Bearer {key}"}
+
+
+def _same_refusal(a: httpx.Response, b: httpx.Response) -> None:
+    assert a.status_code == b.status_code == 429, (a.text, b.text)
+    assert a.json()["code"] == b.json()["code"] == "rate_limited"
+    assert {"retry-after", "ratelimit", "ratelimit-policy"} <= set(a.headers)
+    assert set(a.headers) == set(b.headers)
+
+
+async def test_a_plain_submission_over_its_rate_is_refused_alike_and_writes_nothing(
+    pair: Pair,
+) -> None:
+    """The lane leaves a plain submission's rate check to the script that creates its job:
+    over the rate, the answer is FastAPI's 429 and nothing is created or held."""
+    answers = []
+    for client, name in ((pair.lane, "lane"), (pair.plain, "plain")):
+        tenant_id, auth = await _limited(pair, name, credits=1_000)
+        first = await client.post(GENERATE, json=PROMPT, headers=auth)
+        assert first.status_code == 202
+        answers.append(await client.post(GENERATE, json=PROMPT, headers=auth))
+        assert await pair.gateway.redis.zcard(keys.tenant_jobs(tenant_id)) == 1
+        account = await pair.gateway.accounting.ledger.account(tenant_id)
+        assert account.reserved == first.json()["credits"]["reserved"]
+    _same_refusal(*answers)
+    assert pair.handoffs == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "credits", "status"),
+    [
+        (PROMPT, 0, 402),  # refused by the creation's script, after counting the request
+        ({"prompt": "x", "provider": "perfectcorp"}, 1_000, 422),  # refused before it
+    ],
+)
+async def test_a_refused_submission_still_counts_against_the_rate(
+    pair: Pair, body: dict[str, Any], credits: int, status: int
+) -> None:
+    """Every request counts once, whether the rate check went with the creation or, when the
+    submission stopped before it, was made then: the next request is over the rate."""
+    answers = []
+    for client, name in ((pair.lane, "lane"), (pair.plain, "plain")):
+        tenant_id, auth = await _limited(pair, name, credits)
+        first = await client.post(GENERATE, json=body, headers=auth)
+        assert first.status_code == status, first.text
+        answers.append(await client.post(GENERATE, json=body, headers=auth))
+        assert await pair.gateway.redis.zcard(keys.tenant_jobs(tenant_id)) == 0
+    _same_refusal(*answers)
+    assert pair.handoffs == 0
+
+
+async def test_submissions_that_write_before_their_job_check_the_rate_first(pair: Pair) -> None:
+    """With inline media (stored before the job) or an ``Idempotency-Key`` (reserved before
+    it), the lane checks the rate first, as FastAPI does: over it, nothing is stored."""
+    image = {"data": base64.b64encode(png_bytes(16, 16)).decode()}
+    remove = {"image": image}
+    for client, name in ((pair.lane, "lane"), (pair.plain, "plain")):
+        tenant_id, auth = await _limited(pair, name, credits=1_000)
+        assert (await client.get("/v1/jobs/job_x", headers=auth)).status_code == 404
+        refused = await client.post("/v1/images/remove-background", json=remove, headers=auth)
+        keyed = {**auth, "Idempotency-Key": "once"}
+        again = await client.post(GENERATE, json=PROMPT, headers=keyed)
+        assert refused.status_code == again.status_code == 429
+        assert await pair.gateway.redis.get(keys.storage_used(tenant_id)) is None
+        assert await pair.gateway.redis.zcard(keys.tenant_jobs(tenant_id)) == 0
+        replay = await client.post(GENERATE, json=PROMPT, headers=keyed)
+        assert replay.status_code == 429  # the key was not reserved by the refused request
+    assert pair.handoffs == 0
