@@ -103,10 +103,10 @@ class FastRoutes:
             # The rate check and the read in one round trip; the read is dropped when refused.
             trip = RoundTrip(services.jobs.store.redis)
             allowed = check_rate_in(services, tenant, trip)
-            job = services.jobs.get_in(trip, tenant, job_id)
+            job = services.jobs.get_json_in(trip, tenant, job_id)
             await trip.run()
             allowed()
-            response = Response(job().model_dump_json(), media_type="application/json")
+            response = Response(job(), media_type="application/json")
         except Exception as exc:
             response = await _handled(scope, request, exc)
         await response(scope, receive, send)

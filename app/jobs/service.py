@@ -52,7 +52,7 @@ from app.jobs.media_rules import av_seen, field_byte_limits, fit_plan
 from app.jobs.plan import plan_providers
 from app.jobs.prices import Quote, flat_quote
 from app.jobs.prices.measure import measure_request
-from app.jobs.render import JobRenderer
+from app.jobs.render import JobRenderer, RenderedJobs
 from app.jobs.result_cache import CacheDecision, ResultCache
 from app.jobs.runner import JobRunner
 from app.jobs.storage import Storage
@@ -106,6 +106,7 @@ class JobService:
         self.files = files
         self.blobs = blobs
         self.renderer = renderer
+        self.rendered = RenderedJobs(renderer)
         self.accounting = accounting
         self.charge_accepted_work = charge_accepted_work
         """The default policy: charge a job canceled or past its deadline once the upstream
@@ -357,10 +358,19 @@ class JobService:
     async def get(self, tenant: Tenant, job_id: str) -> Job:
         return self.render((await self.load(tenant, job_id)).record.job)
 
-    def get_in(self, trip: RoundTrip, tenant: Tenant, job_id: str) -> Callable[[], Job]:
-        """:meth:`get` with its read queued on ``trip``: the job once the trip has run."""
-        read = self.store.get_in(trip, job_id) if job_id.startswith("job_") else lambda: None
-        return lambda: self.render(_owned(read(), tenant, job_id).record.job)
+    def get_json_in(self, trip: RoundTrip, tenant: Tenant, job_id: str) -> Callable[[], str]:
+        """:meth:`get` with its read queued on ``trip``: the job's JSON once the trip has run
+        (``RenderedJobs``: a job read again unchanged is not parsed and serialized again)."""
+        read = self.store.body_in(trip, job_id) if job_id.startswith("job_") else lambda: None
+
+        def rendered() -> str:
+            body = read()
+            text = None if body is None else self.rendered.json(job_id, body, tenant.id)
+            if text is None:
+                raise NotFound("job", job_id)
+            return text
+
+        return rendered
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """The job once terminal, or as it is when ``timeout_s`` runs out."""

@@ -219,10 +219,10 @@ class JobStore:
     async def get(self, job_id: str) -> Stored | None:
         return _stored(await self.redis.hmget(keys.job(job_id), *_READ))
 
-    def get_in(self, trip: RoundTrip, job_id: str) -> Callable[[], Stored | None]:
-        """:meth:`get`, queued on ``trip``: the job, once the trip has run."""
-        index = trip.command("HMGET", keys.job(job_id), *_READ)
-        return lambda: _stored(trip.result(index))
+    def body_in(self, trip: RoundTrip, job_id: str) -> Callable[[], str | None]:
+        """The job's stored record as it is (JSON), queued on ``trip``; None when unknown."""
+        index = trip.command("HGET", keys.job(job_id), "body")
+        return lambda: _text(trip.result(index))
 
     async def save(
         self,
@@ -365,6 +365,10 @@ class JobStore:
     async def status_of(self, job_id: str) -> JobStatus | None:
         value = await self.redis.hget(keys.job(job_id), "status")
         return JobStatus(str(value)) if value else None
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _new_token() -> str:

@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.fast_routes import FastRoutes
 from app.config import SANDBOX_TENANT_KEY
-from app.domain.models import new_artifact_id
+from app.domain.models import Artifact, Attempt, JobOutput, new_artifact_id
 from app.gateway import Gateway
 from app.store import keys
 from app.store.files import BlobMeta
@@ -303,4 +304,49 @@ async def test_submissions_that_write_before_their_job_check_the_rate_first(pair
         assert await pair.gateway.redis.zcard(keys.tenant_jobs(tenant_id)) == 0
         replay = await client.post(GENERATE, json=PROMPT, headers=keyed)
         assert replay.status_code == 429  # the key was not reserved by the refused request
+    assert pair.handoffs == 0
+
+
+async def test_a_finished_job_reads_the_same_through_the_lane_each_time(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane keeps a read job's JSON (``RenderedJobs``): read again, and after it changed,
+    it is still the FastAPI route's answer byte for byte, its artifact URLs signed anew."""
+    monkeypatch.setattr("app.signing.time", SimpleNamespace(time=lambda: 1_900_000_000.0))
+    queued = (await pair.lane.post(GENERATE, json=PROMPT, headers=AUTH)).json()
+    (claimed,) = await pair.gateway.jobs.store.claim(1, 30)
+    assert claimed.lease is not None and claimed.record.job.id == queued["id"]
+    artifacts = [
+        Artifact(id=new_artifact_id(), url="", content_type="image/png", bytes=9, width=3)
+        for _ in range(2)
+    ]
+    claimed.record.job.attempts.append(Attempt(provider="imagepig"))
+    output = JobOutput(artifacts=artifacts, data={"seed": 7})
+    await pair.gateway.jobs.runner.lifecycle.succeed(claimed, claimed.lease, output)
+    done = (await pair.lane.get(f"/v1/jobs/{queued['id']}", headers=AUTH)).json()
+    assert done["status"] == "succeeded" and len(done["output"]["artifacts"]) == 2
+    url = f"/v1/jobs/{done['id']}"
+    for _ in range(2):
+        a = await pair.lane.get(url, headers=AUTH)
+        b = await pair.plain.get(url, headers=AUTH)
+        assert a.status_code == 200 and a.content == b.content
+        assert _headers(a) == _headers(b)
+    monkeypatch.setattr("app.signing.time", SimpleNamespace(time=lambda: 1_900_000_100.0))
+    later = await pair.lane.get(url, headers=AUTH)
+    assert later.content == (await pair.plain.get(url, headers=AUTH)).content
+    first_url = a.json()["output"]["artifacts"][0]["url"]
+    later_url = later.json()["output"]["artifacts"][0]["url"]
+    assert later_url != first_url
+    assert later_url == pair.gateway.signer.sign(f"/v1/artifacts/{artifacts[0].id}")
+    queued = (await pair.lane.post(GENERATE, json=PROMPT, headers=AUTH)).json()
+    url = f"/v1/jobs/{queued['id']}"
+    assert (await pair.lane.get(url, headers=AUTH)).json()["status"] == "queued"
+    await pair.plain.post(f"{url}/cancel", headers=AUTH)
+    canceled = await pair.lane.get(url, headers=AUTH)
+    assert canceled.json()["status"] == "canceled"
+    assert canceled.content == (await pair.plain.get(url, headers=AUTH)).content
+    tenant = await pair.gateway.tenants.create("other")
+    _, key = await pair.gateway.tenants.add_key(tenant.id)
+    other = {"Authorization": f"Bearer {key}"}
+    assert (await both(pair, "GET", url, headers=other)).status_code == 404
     assert pair.handoffs == 0
