@@ -18,6 +18,12 @@ produces its usual answer, problem+json included. Only after the rate-limit chec
 write) does the lane answer errors itself, with the application's own exception handlers
 looked up as Starlette's ``ExceptionMiddleware`` looks them up; anything without a handler
 propagates to the server-error layer as before.
+
+A submission that writes and fetches nothing before its job is created leaves its rate check
+to the script that creates the job (one round trip for both, ``RateCheck``); if it fails
+before the creation, its rate is checked then, so it is counted once and a request over its
+rate is answered 429 as FastAPI answers it. A ``GET`` of a job answers the JSON kept from
+its last read when the job has not changed since (``RenderedJobs``).
 """
 
 from __future__ import annotations
