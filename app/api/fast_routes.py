@@ -22,8 +22,9 @@ propagates to the server-error layer as before.
 A submission that writes and fetches nothing before its job is created leaves its rate check
 to the script that creates the job (one round trip for both, ``RateCheck``); if it fails
 before the creation, its rate is checked then, so it is counted once and a request over its
-rate is answered 429 as FastAPI answers it. A ``GET`` of a job answers the JSON kept from
-its last read when the job has not changed since (``RenderedJobs``).
+rate is answered 429 as FastAPI answers it. A ``GET`` of a job is one script, the rate check
+and the read (``read_job.lua``), and answers the JSON kept from the job's last read when it
+has not changed since (``RenderedJobs``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from app.api.deps import (
     bearer_key,
     cancel_after_seconds,
     check_rate,
-    check_rate_in,
     rate_check_of,
     refuse_over_rate,
     wait_seconds,
@@ -51,7 +51,6 @@ from app.api.routes import jobs as job_routes
 from app.api.routes import operations as operation_routes
 from app.domain.operations import ROUTES, Operation, Params
 from app.store.rate_limits import RateCheck, RateRefused
-from app.store.round_trip import RoundTrip
 from app.store.tenants import Tenant
 
 JOBS_PREFIX = "/v1/jobs/"
@@ -105,14 +104,15 @@ class FastRoutes:
         scope["route"] = self.get_job
         scope["path_params"] = {"job_id": job_id}
         request.state.tenant_id = tenant.id
+        rate = rate_check_of(services, tenant)
         try:
-            # The rate check and the read in one round trip; the read is dropped when refused.
-            trip = RoundTrip(services.jobs.store.redis)
-            allowed = check_rate_in(services, tenant, trip)
-            job = services.jobs.get_json_in(trip, tenant, job_id)
-            await trip.run()
-            allowed()
-            response = Response(job(), media_type="application/json")
+            # The rate check and the read in one script; nothing is read when refused.
+            try:
+                text = await services.jobs.get_json(tenant, job_id, rate)
+            except RateRefused as refused:
+                refuse_over_rate(services, int(rate.rate_per_minute), refused.decision)
+                raise
+            response = Response(text, media_type="application/json")
         except Exception as exc:
             response = await _handled(scope, request, exc)
         await response(scope, receive, send)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -62,7 +61,7 @@ from app.safe_urls import UrlPolicy
 from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Stored
-from app.store.round_trip import RoundTrip
+from app.store.rate_limits import RateCheck
 from app.store.tenants import Tenant
 
 SUBMISSION_WAIT_S = 10.0
@@ -358,19 +357,18 @@ class JobService:
     async def get(self, tenant: Tenant, job_id: str) -> Job:
         return self.render((await self.load(tenant, job_id)).record.job)
 
-    def get_json_in(self, trip: RoundTrip, tenant: Tenant, job_id: str) -> Callable[[], str]:
-        """:meth:`get` with its read queued on ``trip``: the job's JSON once the trip has run
-        (``RenderedJobs``: a job read again unchanged is not parsed and serialized again)."""
-        read = self.store.body_in(trip, job_id) if job_id.startswith("job_") else lambda: None
-
-        def rendered() -> str:
-            body = read()
-            text = None if body is None else self.rendered.json(job_id, body, tenant.id)
-            if text is None:
-                raise NotFound("job", job_id)
-            return text
-
-        return rendered
+    async def get_json(self, tenant: Tenant, job_id: str, rate: RateCheck) -> str:
+        """:meth:`get` as the JSON it serializes to, read by a request counted against
+        ``rate`` in the same script (``RateRefused`` when over it); a job read again unchanged
+        is not parsed and serialized again (``RenderedJobs``)."""
+        if not job_id.startswith("job_"):
+            await self.store.read_counted(None, rate)  # counted alike; no such job
+            raise NotFound("job", job_id)
+        body = await self.store.read_counted(job_id, rate)
+        text = None if body is None else self.rendered.json(job_id, body, tenant.id)
+        if text is None:
+            raise NotFound("job", job_id)
+        return text
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """The job once terminal, or as it is when ``timeout_s`` runs out."""

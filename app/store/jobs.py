@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -23,7 +22,6 @@ from app.store import keys
 from app.store.connection import ReplicaWait
 from app.store.credits import Pricing, Shortfall, pricing_args
 from app.store.rate_limits import RateCheck, RateRefused, decision_of
-from app.store.round_trip import RoundTrip
 from app.store.scripts import Scripts
 
 
@@ -219,10 +217,17 @@ class JobStore:
     async def get(self, job_id: str) -> Stored | None:
         return _stored(await self.redis.hmget(keys.job(job_id), *_READ))
 
-    def body_in(self, trip: RoundTrip, job_id: str) -> Callable[[], str | None]:
-        """The job's stored record as it is (JSON), queued on ``trip``; None when unknown."""
-        index = trip.command("HGET", keys.job(job_id), "body")
-        return lambda: _text(trip.result(index))
+    async def read_counted(self, job_id: str | None, rate: RateCheck) -> str | None:
+        """The job's stored record as it is (JSON; None when unknown), read by a request
+        counted against ``rate`` first, in the same script (``RateRefused`` when over it).
+        Without a job id, only the request is counted."""
+        bucket, *rate_args = rate.script_args()
+        rate.sent = True
+        job_keys = [keys.job(job_id)] if job_id is not None else []
+        answer = await self.scripts.read_job(keys=[bucket, *job_keys], args=rate_args)
+        if not int(answer[0]):
+            raise RateRefused(decision_of(answer, rate.burst))
+        return _text(answer[4]) if len(answer) > 4 else None
 
     async def save(
         self,

@@ -350,3 +350,17 @@ async def test_a_finished_job_reads_the_same_through_the_lane_each_time(
     other = {"Authorization": f"Bearer {key}"}
     assert (await both(pair, "GET", url, headers=other)).status_code == 404
     assert pair.handoffs == 0
+
+
+@pytest.mark.parametrize("job_id", ["job_0123456789abcdef0123456789ab", "not-a-job-id"])
+async def test_reading_a_missing_job_counts_against_the_rate_alike(pair: Pair, job_id: str) -> None:
+    """The lane's read is one script with the rate check: a 404 still counts, so the next
+    read is over the rate, as through FastAPI."""
+    answers = []
+    for client, name in ((pair.lane, "lane"), (pair.plain, "plain")):
+        _, auth = await _limited(pair, f"{name}-{job_id[:3]}", credits=0)
+        missing = await client.get(f"/v1/jobs/{job_id}", headers=auth)
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        answers.append(await client.get(f"/v1/jobs/{job_id}", headers=auth))
+    _same_refusal(*answers)
+    assert pair.handoffs == 0
