@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import math
 import re
-from collections.abc import Callable
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
@@ -45,8 +44,7 @@ from app.metrics import Metrics
 from app.signing import UrlSigner
 from app.store.files import FileIndex
 from app.store.idempotency import IdempotencyStore
-from app.store.rate_limits import ConcurrencySlots, Decision, RateLimiter
-from app.store.round_trip import RoundTrip
+from app.store.rate_limits import ConcurrencySlots, Decision, RateCheck, RateLimiter
 from app.store.tenants import Tenant, TenantStore
 from app.store.webhooks import WebhookStore
 from app.store.workers import WorkerPresence
@@ -245,11 +243,11 @@ async def check_rate(services: Services, tenant: Tenant) -> None:
     refuse_over_rate(services, rpm, await services.rate_limiter.check(key, rpm, burst))
 
 
-def check_rate_in(services: Services, tenant: Tenant, trip: RoundTrip) -> Callable[[], None]:
-    """:func:`check_rate` queued on ``trip``; raises ``RateLimited`` once the trip has run."""
+def rate_check_of(services: Services, tenant: Tenant) -> RateCheck:
+    """:func:`check_rate` left to the script that creates the request's job (the fast lane):
+    refused there, ``refuse_over_rate`` answers it."""
     key, rpm, burst = _tenant_rate(services, tenant)
-    decision = services.rate_limiter.check_in(trip, key, rpm, burst)
-    return lambda: refuse_over_rate(services, rpm, decision())
+    return RateCheck(key, rpm, burst)
 
 
 def refuse_over_rate(services: Services, rpm: int, decision: Decision) -> None:

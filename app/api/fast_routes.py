@@ -18,6 +18,13 @@ produces its usual answer, problem+json included. Only after the rate-limit chec
 write) does the lane answer errors itself, with the application's own exception handlers
 looked up as Starlette's ``ExceptionMiddleware`` looks them up; anything without a handler
 propagates to the server-error layer as before.
+
+A submission that writes and fetches nothing before its job is created leaves its rate check
+to the script that creates the job (one round trip for both, ``RateCheck``); if it fails
+before the creation, its rate is checked then, so it is counted once and a request over its
+rate is answered 429 as FastAPI answers it. A ``GET`` of a job is one script, the rate check
+and the read (``read_job.lua``), and answers the JSON kept from the job's last read when it
+has not changed since (``RenderedJobs``).
 """
 
 from __future__ import annotations
@@ -35,14 +42,16 @@ from app.api.deps import (
     bearer_key,
     cancel_after_seconds,
     check_rate,
-    check_rate_in,
+    rate_check_of,
+    refuse_over_rate,
     wait_seconds,
 )
 from app.api.routes import artifacts as artifact_routes
 from app.api.routes import jobs as job_routes
 from app.api.routes import operations as operation_routes
 from app.domain.operations import ROUTES, Operation, Params
-from app.store.round_trip import RoundTrip
+from app.store.rate_limits import RateCheck, RateRefused
+from app.store.tenants import Tenant
 
 JOBS_PREFIX = "/v1/jobs/"
 ARTIFACTS_PREFIX = "/v1/artifacts/"
@@ -95,14 +104,15 @@ class FastRoutes:
         scope["route"] = self.get_job
         scope["path_params"] = {"job_id": job_id}
         request.state.tenant_id = tenant.id
+        rate = rate_check_of(services, tenant)
         try:
-            # The rate check and the read in one round trip; the read is dropped when refused.
-            trip = RoundTrip(services.jobs.store.redis)
-            allowed = check_rate_in(services, tenant, trip)
-            job = services.jobs.get_in(trip, tenant, job_id)
-            await trip.run()
-            allowed()
-            response = Response(job().model_dump_json(), media_type="application/json")
+            # The rate check and the read in one script; nothing is read when refused.
+            try:
+                text = await services.jobs.get_json(tenant, job_id, rate)
+            except RateRefused as refused:
+                refuse_over_rate(services, int(rate.rate_per_minute), refused.decision)
+                raise
+            response = Response(text, media_type="application/json")
         except Exception as exc:
             response = await _handled(scope, request, exc)
         await response(scope, receive, send)
@@ -153,8 +163,10 @@ class FastRoutes:
             return
         scope["route"] = route
         request.state.tenant_id = tenant.id
+        rate = rate_check_of(services, tenant) if _plain(params, headers) else None
         try:
-            await check_rate(services, tenant)
+            if rate is None:
+                await check_rate(services, tenant)
             response = await operation_routes.submit_job(
                 request,
                 operation,
@@ -165,10 +177,38 @@ class FastRoutes:
                 wait_s=wait_s,
                 cancel_after_s=cancel_after_s,
                 cache_control=headers.get("cache-control"),
+                rate=rate,
             )
         except Exception as exc:
-            response = await _handled(scope, request, exc)
+            answered = await _rate_first(services, tenant, rate, exc)
+            response = await _handled(scope, request, answered)
         await response(scope, replay, send)
+
+
+def _plain(params: Params, headers: Any) -> bool:
+    """A submission whose rate check can go with its job's creation: nothing is written or
+    fetched before the creation (no inline media to store, no URL to check, no callback URL,
+    no ``Idempotency-Key`` to reserve), so a request over its rate costs no more than checks
+    on the CPU, and is answered as if refused first."""
+    if headers.get("idempotency-key") is not None or getattr(params, "callback_url", None):
+        return False
+    return all(ref.data is None and ref.url is None for ref in params.media().values())
+
+
+async def _rate_first(
+    services: Services, tenant: Tenant, rate: RateCheck | None, exc: Exception
+) -> Exception:
+    """The error to answer for a submission that failed: over its rate, the 429 it would
+    have had first (a rate check left to the creation, refused there; or, when the
+    submission stopped before its creation, the rate check made now, so it is counted)."""
+    try:
+        if isinstance(exc, RateRefused) and rate is not None:
+            refuse_over_rate(services, int(rate.rate_per_minute), exc.decision)
+        if rate is not None and not rate.sent:
+            await check_rate(services, tenant)
+    except Exception as refused:
+        return refused
+    return exc
 
 
 def _plain_int(value: str | None) -> bool:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from app.domain.json_values import METADATA_MAX_BYTES, METADATA_MAX_DEPTH, METADATA_MAX_KEYS
 from app.domain.models import DEFAULT_WEBHOOK_EVENTS, WebhookEvent
 from app.domain.operations import Params
+from app.store.rate_limits import RateCheck
 from app.store.tenants import Tenant
 
 
@@ -48,6 +49,8 @@ class JobOptions:
     """``Cancel-After``: still unfinished that long after its creation, it is canceled."""
     cache_control: str | None = None
     """``Cache-Control``: what the result cache may do for it."""
+    rate: RateCheck | None = None
+    """The request's rate check, left to the job's creation (one round trip for both)."""
 
     def chosen_providers(self, envelope: Envelope) -> list[str] | None:
         """The client's own provider choice (part of the result cache's key), if any."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -52,7 +51,7 @@ from app.jobs.media_rules import av_seen, field_byte_limits, fit_plan
 from app.jobs.plan import plan_providers
 from app.jobs.prices import Quote, flat_quote
 from app.jobs.prices.measure import measure_request
-from app.jobs.render import JobRenderer
+from app.jobs.render import JobRenderer, RenderedJobs
 from app.jobs.result_cache import CacheDecision, ResultCache
 from app.jobs.runner import JobRunner
 from app.jobs.storage import Storage
@@ -62,7 +61,7 @@ from app.safe_urls import UrlPolicy
 from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Stored
-from app.store.round_trip import RoundTrip
+from app.store.rate_limits import RateCheck
 from app.store.tenants import Tenant
 
 SUBMISSION_WAIT_S = 10.0
@@ -106,6 +105,7 @@ class JobService:
         self.files = files
         self.blobs = blobs
         self.renderer = renderer
+        self.rendered = RenderedJobs(renderer)
         self.accounting = accounting
         self.charge_accepted_work = charge_accepted_work
         """The default policy: charge a job canceled or past its deadline once the upstream
@@ -272,6 +272,7 @@ class JobService:
             slot_limit=self.accounting.slot_limit(tenant),
             lease_s=self.lease_s if wait_s > 0 or cached.hit is not None else None,
             pricing=quote.pricing(),
+            rate=options.rate,
         )
         if isinstance(created, Shortfall):
             raise InsufficientCredits(created.required, created.available)
@@ -356,10 +357,18 @@ class JobService:
     async def get(self, tenant: Tenant, job_id: str) -> Job:
         return self.render((await self.load(tenant, job_id)).record.job)
 
-    def get_in(self, trip: RoundTrip, tenant: Tenant, job_id: str) -> Callable[[], Job]:
-        """:meth:`get` with its read queued on ``trip``: the job once the trip has run."""
-        read = self.store.get_in(trip, job_id) if job_id.startswith("job_") else lambda: None
-        return lambda: self.render(_owned(read(), tenant, job_id).record.job)
+    async def get_json(self, tenant: Tenant, job_id: str, rate: RateCheck) -> str:
+        """:meth:`get` as the JSON it serializes to, read by a request counted against
+        ``rate`` in the same script (``RateRefused`` when over it); a job read again unchanged
+        is not parsed and serialized again (``RenderedJobs``)."""
+        if not job_id.startswith("job_"):
+            await self.store.read_counted(None, rate)  # counted alike; no such job
+            raise NotFound("job", job_id)
+        body = await self.store.read_counted(job_id, rate)
+        text = None if body is None else self.rendered.json(job_id, body, tenant.id)
+        if text is None:
+            raise NotFound("job", job_id)
+        return text
 
     async def wait(self, job_id: str, timeout_s: float) -> Job:
         """The job once terminal, or as it is when ``timeout_s`` runs out."""

@@ -24,7 +24,6 @@ from app.domain.errors import ErrorCode, InvalidRequest
 from app.metrics import Metrics
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import now_ms
-from app.store.round_trip import RoundTrip
 from app.store.storage import BlobEntry, QuotaExceeded, StorageLedger, Usage
 
 log = logging.getLogger(__name__)
@@ -83,20 +82,13 @@ class Storage:
             return
         expires = now_ms() + retention_s * 1000
         entries = [BlobEntry(meta.id, meta.size, tenant_id, expires) for meta, _ in items]
-        # The quota's script and the blobs' records in one round trip; refused, the records
-        # are dropped again (nothing names them yet).
-        trip = RoundTrip(self.files.redis)
-        reserved = self.ledger.reserve_in(trip, tenant_id, entries)
-        recorded = [self.files.add_in(trip, meta) for meta, _ in items]
-        await trip.run()
+        # The quota's script writes the blobs' records too, once they fit: one command.
+        records = [self.files.record(meta) for meta, _ in items]
         try:
-            reserved()
+            await self.ledger.reserve(tenant_id, entries, records)
         except QuotaExceeded as exc:
-            await self.files.forget([meta for meta, _ in items])
             raise StorageQuotaExceeded(exc.usage, exc.wanted, pointer) from exc
         try:
-            for record in recorded:
-                record()
             await asyncio.gather(
                 *(self.blobs.put(meta.id, content, meta.content_type) for meta, content in items)
             )

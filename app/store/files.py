@@ -1,19 +1,17 @@
 """Metadata of uploaded files and stored artifacts (the bytes live in a BlobStore).
 
-Each entry is one JSON string written with ``SET … EX``: one command, sent alone or queued on
-a ``RoundTrip`` with the storage reservation of the same blobs.
+Each entry is one JSON string written with ``SET … EX``: one command sent alone, or written by
+the storage reservation of the same blobs (``reserve_storage.lua``) once they fit the quota.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from app.domain.models import UpstreamFile
 from app.store import keys
-from app.store.round_trip import RoundTrip
+from app.store.storage import BlobRecord
 
 
 class BlobMeta(BaseModel):
@@ -41,24 +39,13 @@ class FileIndex:
     async def add_artifact(self, meta: BlobMeta) -> None:
         await self.redis.set(keys.artifact(meta.id), meta.model_dump_json(), ex=self.artifact_ttl_s)
 
-    def add_in(self, trip: RoundTrip, meta: BlobMeta) -> Callable[[], None]:
-        """:meth:`add_file` or :meth:`add_artifact` (by the id) queued on ``trip``; the
-        returned function raises the write's error, if any, once the trip has run."""
+    def record(self, meta: BlobMeta) -> BlobRecord:
+        """:meth:`add_file` or :meth:`add_artifact` (by the id), to be written by the storage
+        reservation of the blob (``StorageLedger.reserve``)."""
         artifact = meta.id.startswith("art_")
         key = keys.artifact(meta.id) if artifact else keys.file(meta.id)
         ttl = self.artifact_ttl_s if artifact else self.file_ttl_s
-        index = trip.command("SET", key, meta.model_dump_json(), "EX", ttl)
-
-        def written() -> None:
-            trip.result(index)
-
-        return written
-
-    async def forget(self, metas: Sequence[BlobMeta]) -> None:
-        """Drop the records of blobs that were not stored after all."""
-        names = [keys.artifact(m.id) if m.id.startswith("art_") else keys.file(m.id) for m in metas]
-        if names:
-            await self.redis.delete(*names)
+        return BlobRecord(key, meta.model_dump_json(), ttl)
 
     async def file(self, file_id: str) -> BlobMeta | None:
         return _parse(await self.redis.get(keys.file(file_id)))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -22,7 +21,7 @@ from app.domain.models import Job, JobRecord, JobStatus, WebhookEvent
 from app.store import keys
 from app.store.connection import ReplicaWait
 from app.store.credits import Pricing, Shortfall, pricing_args
-from app.store.round_trip import RoundTrip
+from app.store.rate_limits import RateCheck, RateRefused, decision_of
 from app.store.scripts import Scripts
 
 
@@ -148,11 +147,14 @@ class JobStore:
         slot_limit: int,
         lease_s: float | None = None,
         pricing: Pricing | None = None,
+        rate: RateCheck | None = None,
     ) -> Stored | Shortfall | JobSlotsFull:
         """Store a new job, take a tenant job slot and hold ``price`` credits, atomically.
 
         The job is due now, or leased to the caller for ``lease_s`` seconds. When the tenant
         cannot afford it, or already has ``slot_limit`` unfinished jobs, nothing is written.
+        With ``rate``, the request is counted against its rate limit first, in the same script
+        (``RateRefused``, and nothing written, when over it).
         """
         job = record.job
         tenant = record.tenant_id
@@ -181,36 +183,51 @@ class JobStore:
             SLOT_TTL_S * 1000,
             *pricing_args(pricing),
         ]
+        if rate is not None:
+            bucket, *rate_args = rate.script_args()
+            script_keys.append(bucket)
+            script_args += rate_args
+            rate.sent = True  # counted from here, whatever the answer (or a lost connection)
         if self.replica_wait.replicas:
-            ok, available = await self._create_replicated(script_keys, script_args)
+            ok, *available = await self._create_replicated(script_keys, script_args)
         else:
-            ok, available = await self.scripts.create_job(keys=script_keys, args=script_args)
+            ok, *available = await self.scripts.create_job(keys=script_keys, args=script_args)
+        if int(ok) == -2:
+            assert rate is not None
+            raise RateRefused(decision_of([0, *available], rate.burst))
         if int(ok) == -1:
             return JobSlotsFull(limit=slot_limit)
         if int(ok) == 0:
-            return Shortfall(required=price, available=int(available))
+            return Shortfall(required=price, available=int(available[0]))
         return Stored(record, 1, token or None)
 
     async def _create_replicated(
         self, script_keys: list[str], script_args: list[int | str]
-    ) -> tuple[int, int]:
+    ) -> list[int]:
         """The creation, then ``WAIT`` on the same connection: answered once the job (and its
         credit hold) reached ``replica_wait.replicas`` replicas, or after the timeout."""
         async with self.redis.pipeline(transaction=False) as pipe:
             await self.scripts.create_job(keys=script_keys, args=script_args, client=pipe)
             self.replica_wait.queue(pipe)
-            (ok, available), acked = await pipe.execute()
-        if int(ok) == 1:
+            answer, acked = await pipe.execute()
+        if int(answer[0]) == 1:
             self.replica_wait.check(int(acked), "job creation")
-        return int(ok), int(available)
+        return [int(value) for value in answer]
 
     async def get(self, job_id: str) -> Stored | None:
         return _stored(await self.redis.hmget(keys.job(job_id), *_READ))
 
-    def get_in(self, trip: RoundTrip, job_id: str) -> Callable[[], Stored | None]:
-        """:meth:`get`, queued on ``trip``: the job, once the trip has run."""
-        index = trip.command("HMGET", keys.job(job_id), *_READ)
-        return lambda: _stored(trip.result(index))
+    async def read_counted(self, job_id: str | None, rate: RateCheck) -> str | None:
+        """The job's stored record as it is (JSON; None when unknown), read by a request
+        counted against ``rate`` first, in the same script (``RateRefused`` when over it).
+        Without a job id, only the request is counted."""
+        bucket, *rate_args = rate.script_args()
+        rate.sent = True
+        job_keys = [keys.job(job_id)] if job_id is not None else []
+        answer = await self.scripts.read_job(keys=[bucket, *job_keys], args=rate_args)
+        if not int(answer[0]):
+            raise RateRefused(decision_of(answer, rate.burst))
+        return _text(answer[4]) if len(answer) > 4 else None
 
     async def save(
         self,
@@ -353,6 +370,10 @@ class JobStore:
     async def status_of(self, job_id: str) -> JobStatus | None:
         value = await self.redis.hget(keys.job(job_id), "status")
         return JobStatus(str(value)) if value else None
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _new_token() -> str:

@@ -46,6 +46,32 @@ class Decision:
     reset_s: float
 
 
+@dataclass
+class RateCheck:
+    """A request's rate check left to the script that creates its job (``JobStore.create``),
+    so the check and the creation are one round trip. ``sent`` tells whether the check went
+    out with a creation: if not (the submission stopped before), the caller checks the rate
+    itself, so every request is counted once."""
+
+    key: str
+    rate_per_minute: float
+    burst: int
+    sent: bool = False
+
+    def script_args(self) -> list[Any]:
+        """The bucket's key and the script's arguments (``lib/rate.lua``)."""
+        call = RateLimiter._call(self.key, self.rate_per_minute, self.burst)
+        return [*call["keys"], *call["args"]]
+
+
+class RateRefused(Exception):
+    """The rate check that went with a job's creation refused the request: nothing written."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("request rate exceeded")
+        self.decision = decision
+
+
 class RateLimiter:
     def __init__(self, redis: Redis, scripts: Scripts) -> None:
         self.redis = redis
@@ -55,7 +81,7 @@ class RateLimiter:
         """Count one request against ``key`` (e.g. ``tenant:<id>``, ``provider:<cred>``)."""
         call = self._call(key, rate_per_minute, burst)
         answer = await self.scripts.check_rate_limit(keys=call["keys"], args=call["args"])
-        return _decision(answer, burst)
+        return decision_of(answer, burst)
 
     def check_in(
         self, trip: RoundTrip, key: str, rate_per_minute: float, burst: int
@@ -63,7 +89,7 @@ class RateLimiter:
         """:meth:`check`, queued on ``trip``: the decision, once the trip has run."""
         call = self._call(key, rate_per_minute, burst)
         index = trip.script(self.scripts.check_rate_limit, call["keys"], call["args"])
-        return lambda: _decision(trip.result(index), burst)
+        return lambda: decision_of(trip.result(index), burst)
 
     @staticmethod
     def _call(key: str, rate_per_minute: float, burst: int) -> dict[str, list[Any]]:
@@ -77,7 +103,9 @@ class RateLimiter:
         await self.redis.delete(keys.rate_limit(key))
 
 
-def _decision(answer: list[Any], burst: int) -> Decision:
+def decision_of(answer: list[Any], burst: int) -> Decision:
+    """The decision of a rate check's script answer ``{allowed, remaining, retry_after_us,
+    reset_us}``."""
     allowed, remaining, retry_after_us, reset_us = answer
     return Decision(
         allowed=bool(int(allowed)),

@@ -24,6 +24,7 @@ def _source(name: str) -> str:
 class Scripts:
     create_job: AsyncScript
     save_job: AsyncScript
+    read_job: AsyncScript
     claim_jobs: AsyncScript
     renew_lease: AsyncScript
     authenticate: AsyncScript

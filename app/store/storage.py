@@ -12,14 +12,13 @@ removes the entry counts, so every step can be repeated after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
 from app.store import keys
-from app.store.round_trip import RoundTrip
 from app.store.scripts import Scripts
 
 
@@ -47,6 +46,15 @@ class BlobEntry:
         if self.blob_id.startswith("file_"):
             return keys.file(self.blob_id)
         return keys.artifact(self.blob_id)
+
+
+@dataclass(frozen=True)
+class BlobRecord:
+    """A blob's metadata record as ``FileIndex`` keeps it: written with its reservation."""
+
+    key: str
+    value: str
+    ttl_s: int
 
 
 @dataclass(frozen=True)
@@ -78,28 +86,26 @@ class StorageLedger:
         self.scripts = scripts
         self.quota_bytes = quota_bytes
 
-    async def reserve(self, tenant_id: str, blobs: Sequence[BlobEntry]) -> int:
+    async def reserve(
+        self,
+        tenant_id: str,
+        blobs: Sequence[BlobEntry],
+        records: Sequence[BlobRecord] = (),
+    ) -> int:
         """Count ``blobs`` against the tenant's quota and schedule their deletion; the bytes
-        used after. ``QuotaExceeded`` (and nothing counted) when they do not fit."""
-        script_keys, args = self._reservation(tenant_id, blobs)
-        answer = await self.scripts.reserve_storage(keys=script_keys, args=args)
-        return _reserved(answer, blobs)
-
-    def reserve_in(
-        self, trip: RoundTrip, tenant_id: str, blobs: Sequence[BlobEntry]
-    ) -> Callable[[], int]:
-        """:meth:`reserve` queued on ``trip``: the bytes used, once the trip has run."""
-        script_keys, args = self._reservation(tenant_id, blobs)
-        index = trip.script(self.scripts.reserve_storage, script_keys, args)
-        return lambda: _reserved(trip.result(index), blobs)
-
-    def _reservation(
-        self, tenant_id: str, blobs: Sequence[BlobEntry]
-    ) -> tuple[list[str], list[str | int]]:
+        used after. ``QuotaExceeded`` (and nothing counted) when they do not fit. With
+        ``records`` (one per blob, in order), each blob's record is written in the same script
+        once they fit, and not at all when they do not."""
+        assert not records or len(records) == len(blobs)
         args: list[str | int] = [self.quota_bytes]
         for blob in blobs:
             args += [blob.member, blob.size, blob.expires_ms]
-        return [keys.storage_used(tenant_id), keys.BLOB_EXPIRIES, keys.tenant(tenant_id)], args
+        for record in records:
+            args += [record.value, record.ttl_s]
+        script_keys = [keys.storage_used(tenant_id), keys.BLOB_EXPIRIES, keys.tenant(tenant_id)]
+        script_keys += [record.key for record in records]
+        answer = await self.scripts.reserve_storage(keys=script_keys, args=args)
+        return _reserved(answer, blobs)
 
     async def claim_expired(self, now_ms: int, claim_ms: int, limit: int) -> list[BlobEntry]:
         """Up to ``limit`` blobs whose retention ended, held for ``claim_ms``."""

@@ -6,11 +6,13 @@ the plain cases itself, and hand the others to FastAPI before it has written any
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -20,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.fast_routes import FastRoutes
 from app.config import SANDBOX_TENANT_KEY
-from app.domain.models import new_artifact_id
+from app.domain.models import Artifact, Attempt, JobOutput, new_artifact_id
 from app.gateway import Gateway
 from app.store import keys
 from app.store.files import BlobMeta
@@ -227,3 +229,138 @@ async def test_artifact_downloads_are_answered_by_the_lane_as_by_fastapi(pair: P
     huge = await both(pair, "GET", f"{path}?expires={'9' * 5000}&sig=x")
     assert unsigned.status_code == not_a_number.status_code == huge.status_code == 422
     assert pair.handoffs == 3
+
+
+async def _limited(pair: Pair, name: str, credits: int) -> tuple[str, dict[str, str]]:
+    """A tenant allowed one request a minute (a burst of one), with ``credits``."""
+    tenant = await pair.gateway.tenants.create(name, rate_limit_rpm=1)
+    _, key = await pair.gateway.tenants.add_key(tenant.id)
+    if credits:
+        await pair.gateway.accounting.ledger.grant(tenant.id, credits, "test")
+    return tenant.id, {"Authorization": f"Bearer {key}"}
+
+
+def _same_refusal(a: httpx.Response, b: httpx.Response) -> None:
+    assert a.status_code == b.status_code == 429, (a.text, b.text)
+    assert a.json()["code"] == b.json()["code"] == "rate_limited"
+    assert {"retry-after", "ratelimit", "ratelimit-policy"} <= set(a.headers)
+    assert set(a.headers) == set(b.headers)
+
+
+async def test_a_plain_submission_over_its_rate_is_refused_alike_and_writes_nothing(
+    pair: Pair,
+) -> None:
+    """The lane leaves a plain submission's rate check to the script that creates its job:
+    over the rate, the answer is FastAPI's 429 and nothing is created or held."""
+    answers = []
+    for client, name in ((pair.lane, "lane"), (pair.plain, "plain")):
+        tenant_id, auth = await _limited(pair, name, credits=1_000)
+        first = await client.post(GENERATE, json=PROMPT, headers=auth)
+        assert first.status_code == 202
+        answers.append(await client.post(GENERATE, json=PROMPT, headers=auth))
+        assert await pair.gateway.redis.zcard(keys.tenant_jobs(tenant_id)) == 1
+        account = await pair.gateway.accounting.ledger.account(tenant_id)
+        assert account.reserved == first.json()["credits"]["reserved"]
+    _same_refusal(*answers)
+    assert pair.handoffs == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "credits", "status"),
+    [
+        (PROMPT, 0, 402),  # refused by the creation's script, after counting the request
+        ({"prompt": "x", "provider": "perfectcorp"}, 1_000, 422),  # refused before it
+    ],
+)
+async def test_a_refused_submission_still_counts_against_the_rate(
+    pair: Pair, body: dict[str, Any], credits: int, status: int
+) -> None:
+    """Every request counts once, whether the rate check went with the creation or, when the
+    submission stopped before it, was made then: the next request is over the rate."""
+    answers = []
+    for client, name in ((pair.lane, "lane"), (pair.plain, "plain")):
+        tenant_id, auth = await _limited(pair, name, credits)
+        first = await client.post(GENERATE, json=body, headers=auth)
+        assert first.status_code == status, first.text
+        answers.append(await client.post(GENERATE, json=body, headers=auth))
+        assert await pair.gateway.redis.zcard(keys.tenant_jobs(tenant_id)) == 0
+    _same_refusal(*answers)
+    assert pair.handoffs == 0
+
+
+async def test_submissions_that_write_before_their_job_check_the_rate_first(pair: Pair) -> None:
+    """With inline media (stored before the job) or an ``Idempotency-Key`` (reserved before
+    it), the lane checks the rate first, as FastAPI does: over it, nothing is stored."""
+    image = {"data": base64.b64encode(png_bytes(16, 16)).decode()}
+    remove = {"image": image}
+    for client, name in ((pair.lane, "lane"), (pair.plain, "plain")):
+        tenant_id, auth = await _limited(pair, name, credits=1_000)
+        assert (await client.get("/v1/jobs/job_x", headers=auth)).status_code == 404
+        refused = await client.post("/v1/images/remove-background", json=remove, headers=auth)
+        keyed = {**auth, "Idempotency-Key": "once"}
+        again = await client.post(GENERATE, json=PROMPT, headers=keyed)
+        assert refused.status_code == again.status_code == 429
+        assert await pair.gateway.redis.get(keys.storage_used(tenant_id)) is None
+        assert await pair.gateway.redis.zcard(keys.tenant_jobs(tenant_id)) == 0
+        replay = await client.post(GENERATE, json=PROMPT, headers=keyed)
+        assert replay.status_code == 429  # the key was not reserved by the refused request
+    assert pair.handoffs == 0
+
+
+async def test_a_finished_job_reads_the_same_through_the_lane_each_time(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane keeps a read job's JSON (``RenderedJobs``): read again, and after it changed,
+    it is still the FastAPI route's answer byte for byte, its artifact URLs signed anew."""
+    monkeypatch.setattr("app.signing.time", SimpleNamespace(time=lambda: 1_900_000_000.0))
+    queued = (await pair.lane.post(GENERATE, json=PROMPT, headers=AUTH)).json()
+    (claimed,) = await pair.gateway.jobs.store.claim(1, 30)
+    assert claimed.lease is not None and claimed.record.job.id == queued["id"]
+    artifacts = [
+        Artifact(id=new_artifact_id(), url="", content_type="image/png", bytes=9, width=3)
+        for _ in range(2)
+    ]
+    claimed.record.job.attempts.append(Attempt(provider="imagepig"))
+    output = JobOutput(artifacts=artifacts, data={"seed": 7})
+    await pair.gateway.jobs.runner.lifecycle.succeed(claimed, claimed.lease, output)
+    done = (await pair.lane.get(f"/v1/jobs/{queued['id']}", headers=AUTH)).json()
+    assert done["status"] == "succeeded" and len(done["output"]["artifacts"]) == 2
+    url = f"/v1/jobs/{done['id']}"
+    for _ in range(2):
+        a = await pair.lane.get(url, headers=AUTH)
+        b = await pair.plain.get(url, headers=AUTH)
+        assert a.status_code == 200 and a.content == b.content
+        assert _headers(a) == _headers(b)
+    monkeypatch.setattr("app.signing.time", SimpleNamespace(time=lambda: 1_900_000_100.0))
+    later = await pair.lane.get(url, headers=AUTH)
+    assert later.content == (await pair.plain.get(url, headers=AUTH)).content
+    first_url = a.json()["output"]["artifacts"][0]["url"]
+    later_url = later.json()["output"]["artifacts"][0]["url"]
+    assert later_url != first_url
+    assert later_url == pair.gateway.signer.sign(f"/v1/artifacts/{artifacts[0].id}")
+    queued = (await pair.lane.post(GENERATE, json=PROMPT, headers=AUTH)).json()
+    url = f"/v1/jobs/{queued['id']}"
+    assert (await pair.lane.get(url, headers=AUTH)).json()["status"] == "queued"
+    await pair.plain.post(f"{url}/cancel", headers=AUTH)
+    canceled = await pair.lane.get(url, headers=AUTH)
+    assert canceled.json()["status"] == "canceled"
+    assert canceled.content == (await pair.plain.get(url, headers=AUTH)).content
+    tenant = await pair.gateway.tenants.create("other")
+    _, key = await pair.gateway.tenants.add_key(tenant.id)
+    other = {"Authorization": f"Bearer {key}"}
+    assert (await both(pair, "GET", url, headers=other)).status_code == 404
+    assert pair.handoffs == 0
+
+
+@pytest.mark.parametrize("job_id", ["job_0123456789abcdef0123456789ab", "not-a-job-id"])
+async def test_reading_a_missing_job_counts_against_the_rate_alike(pair: Pair, job_id: str) -> None:
+    """The lane's read is one script with the rate check: a 404 still counts, so the next
+    read is over the rate, as through FastAPI."""
+    answers = []
+    for client, name in ((pair.lane, "lane"), (pair.plain, "plain")):
+        _, auth = await _limited(pair, f"{name}-{job_id[:3]}", credits=0)
+        missing = await client.get(f"/v1/jobs/{job_id}", headers=auth)
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        answers.append(await client.get(f"/v1/jobs/{job_id}", headers=auth))
+    _same_refusal(*answers)
+    assert pair.handoffs == 0

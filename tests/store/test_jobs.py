@@ -12,6 +12,7 @@ from app.domain.operations import Operation
 from app.store import keys
 from app.store.credits import CreditLedger, Shortfall
 from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Schedule, Settle, now_ms
+from app.store.rate_limits import RateCheck, RateRefused
 from app.store.scripts import Scripts
 
 
@@ -221,3 +222,42 @@ async def test_creation_takes_a_job_slot_and_finishing_frees_it(
     assert not isinstance(
         await store.create(make_record("t1"), price=1, slot_limit=2), JobSlotsFull
     )
+
+
+async def test_a_counted_read_answers_the_record_until_the_rate_is_spent(
+    store: JobStore, redis_client: Redis
+) -> None:
+    """``read_counted``: the rate check and the read in one script, each request counted once;
+    over the rate, nothing is read and the refusal carries the decision."""
+    record = make_record()
+    await store.create(record, price=0, slot_limit=10)
+    rate = RateCheck("tenant:{reader}", 60, 3)
+    body = await store.read_counted(record.job.id, rate)
+    assert rate.sent and body is not None
+    assert JobRecord.model_validate_json(body) == record
+    assert await store.read_counted("job_unknown", RateCheck("tenant:{reader}", 60, 3)) is None
+    assert await store.read_counted(None, RateCheck("tenant:{reader}", 60, 3)) is None
+    with pytest.raises(RateRefused) as refused:
+        await store.read_counted(record.job.id, RateCheck("tenant:{reader}", 60, 3))
+    assert not refused.value.decision.allowed and refused.value.decision.retry_after_s > 0
+
+
+async def test_a_creation_over_the_rate_writes_nothing_and_one_within_counts(
+    store: JobStore, redis_client: Redis
+) -> None:
+    """``create(rate=…)``: the request is counted first, in the creation's script; refused
+    for credits it stays counted, and over the rate nothing is created or held."""
+    ledger = CreditLedger(redis_client, store.scripts)
+    short = await store.create(make_record("t9"), price=5, slot_limit=10, rate=_rate())
+    assert isinstance(short, Shortfall)  # counted all the same
+    await ledger.grant("t9", 100, "test")
+    record = make_record("t9")
+    with pytest.raises(RateRefused):
+        await store.create(record, price=5, slot_limit=10, rate=_rate())
+    assert await store.get(record.job.id) is None
+    assert (await ledger.account("t9")).reserved == 0
+    assert await redis_client.zcard(keys.tenant_jobs("t9")) == 0
+
+
+def _rate() -> RateCheck:
+    return RateCheck("tenant:{t9}", 60, 1)

@@ -17,7 +17,7 @@ from app.store import keys
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import now_ms
 from app.store.scripts import Scripts
-from app.store.storage import BlobEntry, QuotaExceeded, StorageLedger
+from app.store.storage import BlobEntry, BlobRecord, QuotaExceeded, StorageLedger
 
 QUOTA = 1000
 
@@ -49,6 +49,31 @@ async def test_a_request_beyond_the_quota_stores_none_of_its_blobs(redis_client:
     assert (await store.usage("t1")).used_bytes == 600
     assert await redis_client.zcard(keys.BLOB_EXPIRIES) == 1
     assert await store.reserve("t1", [entry("file_d", 400)]) == QUOTA  # exactly full fits
+
+
+async def test_records_are_written_with_the_reservation_and_only_when_it_fits(
+    redis_client: Redis,
+) -> None:
+    """With their records, a reservation writes each blob's record (``SET … EX``) in the same
+    script once the blobs fit; refused, no record is written."""
+    store = ledger(redis_client)
+    records = [
+        BlobRecord(keys.file("file_a"), '{"id": "file_a"}', 600),
+        BlobRecord(keys.artifact("art_b"), '{"id": "art_b"}', 900),
+    ]
+    blobs = [entry("file_a", 300, 5000), entry("art_b", 200, 7000)]
+    assert await store.reserve("t1", blobs, records) == 500
+    assert await redis_client.get(keys.file("file_a")) == '{"id": "file_a"}'
+    assert await redis_client.get(keys.artifact("art_b")) == '{"id": "art_b"}'
+    assert 0 < await redis_client.ttl(keys.file("file_a")) <= 600
+    assert 600 < await redis_client.ttl(keys.artifact("art_b")) <= 900
+    scheduled = await redis_client.zrange(keys.BLOB_EXPIRIES, 0, -1, withscores=True)
+    assert scheduled == [("file_a|300|t1", 5000.0), ("art_b|200|t1", 7000.0)]
+    too_big = [BlobRecord(keys.file("file_c"), "{}", 600)]
+    with pytest.raises(QuotaExceeded):
+        await store.reserve("t1", [entry("file_c", 600)], too_big)
+    assert await redis_client.exists(keys.file("file_c")) == 0
+    assert (await store.usage("t1")).used_bytes == 500
 
 
 async def test_a_tenant_s_own_quota_wins_over_the_default(redis_client: Redis) -> None:

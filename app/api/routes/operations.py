@@ -26,6 +26,7 @@ from app.domain.operations import PARAMS, ROUTES, Operation, Params
 from app.jobs.envelope import Envelope, JobOptions
 from app.jobs.service import JobService
 from app.store.idempotency import IdempotencyStore
+from app.store.rate_limits import RateCheck
 from app.store.tenants import Tenant
 
 router = APIRouter(
@@ -77,15 +78,17 @@ async def submit_job(
     wait_s: float,
     cancel_after_s: float | None,
     cache_control: str | None,
+    rate: RateCheck | None = None,
 ) -> Response:
     """Create the job (once per ``Idempotency-Key``) and answer it: 202, or 200 when finished
     within ``Prefer: wait`` or served from the result cache. The route below and the fast
-    lane (``app.api.fast_routes``) both answer through this."""
+    lane (``app.api.fast_routes``) both answer through this; the lane may leave the request's
+    rate check to the job's creation (``rate``)."""
     params = PARAMS[operation]
 
     async def submit() -> Response:
         own, envelope = _split(body, params)
-        options = JobOptions(cancel_after_s=cancel_after_s, cache_control=cache_control)
+        options = JobOptions(cancel_after_s=cancel_after_s, cache_control=cache_control, rate=rate)
         job = await jobs.submit(tenant, operation, own, envelope, wait_s=wait_s, options=options)
         request.state.job_id = job.id
         request.state.operation = operation.value

@@ -1,22 +1,6 @@
--- GCRA on the Redis clock, so every process agrees on "now". The key holds the theoretical
--- arrival time (TAT, µs); a request is allowed when, counting it, the TAT would be at most
--- burst emission intervals ahead of now. The key lives until the bucket is full again.
+-- Count one request against a GCRA bucket (lib/rate.lua).
 -- Returns {allowed, remaining, retry_after_us, reset_us}.
 -- KEYS: bucket
 -- ARGV: emission_interval_us, burst
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then
-  tat = now
-end
-local new_tat = tat + interval
-local allow_at = new_tat - burst * interval
-if now < allow_at then
-  return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}
-end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
-  math.ceil((new_tat - now) / 1000))
-return {1, math.floor((now - allow_at) / interval), 0, math.ceil(new_tat - now)}
+--#include rate
+return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))

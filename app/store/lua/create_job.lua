@@ -2,13 +2,25 @@
 -- happen or none. The job is due for any worker, or already leased to the caller (the API
 -- runs it inline when the client waits). Fails if the id exists; answers {-1, limit} when
 -- the tenant has `slot_limit` unfinished jobs, {0, available} when credits are short.
+-- With a rate bucket, the request is first counted against the tenant's request rate
+-- (lib/rate.lua), as its own rate check would have counted it: refused, nothing else is
+-- written and the answer is {-2, remaining, retry_after_us, reset_us}; allowed, it stays
+-- counted whatever the creation answers (a request refused for credits or slots was a request).
 -- KEYS: job, due, leases, tenant_jobs, credit_account, credit_hold, credit_holds, credit_ledger,
---       slots
+--       slots, rate_bucket (only read when rate_interval_us is given)
 -- ARGV: body, status, tenant, created_ms, lease_token ('' = due now), lease_expiry_ms, job_id,
 --       price, reason, slot_limit, slot_ttl_ms, unit, quantity, rate (how the price was
---       reached, for the reserve entry; '' = not priced)
+--       reached, for the reserve entry; '' = not priced), rate_interval_us (none or '' = no rate
+--       check here), rate_burst
 --#include credits
 --#include slots
+--#include rate
+if (ARGV[15] or '') ~= '' then
+  local counted = gcra(KEYS[10], tonumber(ARGV[15]), tonumber(ARGV[16]))
+  if counted[1] == 0 then
+    return {-2, counted[2], counted[3], counted[4]}
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('exists')
 end

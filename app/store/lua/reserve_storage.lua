@@ -1,19 +1,27 @@
--- Count new blobs against a tenant's storage quota and schedule their deletion, all or none.
--- Returns {1, used, quota} when stored (used: the tenant's bytes after), {0, used, quota}
--- when the quota would be exceeded (nothing changed).
+-- Count new blobs against a tenant's storage quota and schedule their deletion, all or none;
+-- with their metadata keys, also write each blob's record (SET … EX) once they fit, so a
+-- request's reservation and records are one command. Returns {1, used, quota} when stored
+-- (used: the tenant's bytes after), {0, used, quota} when the quota would be exceeded
+-- (nothing changed, no record written).
 -- The quota is the tenant's own (its record's storage_quota_bytes) or the default.
--- KEYS: storage_used, blob_expiries, tenant
--- ARGV: default_quota_bytes, then per blob: member (<id>|<bytes>|<tenant>), bytes, expires_ms
+-- KEYS: storage_used, blob_expiries, tenant, then one metadata key per blob (or none)
+-- ARGV: default_quota_bytes, then per blob: member (<id>|<bytes>|<tenant>), bytes,
+--       expires_ms; then, with metadata keys, per blob: its record (JSON), the record's ttl_s
+local blobs = #KEYS > 3 and #KEYS - 3 or (#ARGV - 1) / 3
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 local quota = tonumber(redis.call('HGET', KEYS[3], 'storage_quota_bytes') or ARGV[1])
 local total = 0
-for i = 2, #ARGV, 3 do
-  total = total + tonumber(ARGV[i + 1])
+for b = 0, blobs - 1 do
+  total = total + tonumber(ARGV[3 + 3 * b])
 end
 if used + total > quota then
   return {0, used, quota}
 end
-for i = 2, #ARGV, 3 do
-  redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[i])
+for b = 0, blobs - 1 do
+  redis.call('ZADD', KEYS[2], ARGV[4 + 3 * b], ARGV[2 + 3 * b])
+end
+local records = 2 + 3 * blobs
+for b = 1, #KEYS - 3 do
+  redis.call('SET', KEYS[3 + b], ARGV[records + 2 * b - 2], 'EX', ARGV[records + 2 * b - 1])
 end
 return {1, redis.call('INCRBY', KEYS[1], total), quota}
