@@ -17,21 +17,6 @@ REDIS_DB = 10
 """Logical database of the shared gateway (the e2e suites use 1–4)."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each fuzzed operation gets its own node id.
-
-    schemathesis names an operation's test ``test_operation[POST /v1/images/generate]``, but
-    pytest 9 builds a test's id from its original name and parameters, so every one had the id
-    ``…::test_operation``: pytest-xdist hands out items by id and ran one operation of the 61.
-    """
-    for item in items:
-        if isinstance(item, pytest.Function) and item.name != item.originalname:
-            parent = item.parent
-            if parent is not None and item.nodeid == f"{parent.nodeid}::{item.originalname}":
-                node_id = item._id  # noqa: SLF001 -- pytest keeps the id only here
-                item._id = type(node_id).parse(f"{parent.nodeid}::{item.name}")  # noqa: SLF001
-
-
 @pytest.fixture(scope="package")
 def live_gateway(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     url = with_db(redis_url, REDIS_DB)
