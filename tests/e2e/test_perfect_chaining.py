@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.utils.deadlines import JOB_S, REQUEST_S
+from tests.utils.clients import admin_client, new_tenant
+from tests.utils.deadlines import JOB_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
-from tests.utils.processes import ADMIN_TOKEN, Process
+from tests.utils.processes import Process
 from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
@@ -69,16 +70,8 @@ async def test_another_tenants_or_an_unknown_artifact_is_not_found(
 ) -> None:
     first = await _perfect(client, "/v1/images/colorize", {"image": {"data": png_b64(64, 64)}})
     (artifact,) = first["output"]["artifacts"]
-    async with httpx.AsyncClient(
-        base_url=live_gateway.url,
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        timeout=REQUEST_S,
-    ) as admin:
-        tenant = (await admin.post("/admin/tenants", json={"name": "other"})).json()
-        key = (await admin.post(f"/admin/tenants/{tenant['id']}/keys")).json()["key"]
-        await admin.post(
-            f"/admin/tenants/{tenant['id']}/credits", json={"amount": 1000, "reason": "test"}
-        )
+    async with admin_client(live_gateway) as admin:
+        _, key = await new_tenant(admin, "other", credits=1000)
     for artifact_id, headers in (
         (artifact["id"], {"Authorization": f"Bearer {key}"}),
         ("art_doesnotexist", {}),

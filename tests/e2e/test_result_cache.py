@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.utils.deadlines import REQUEST_S
+from tests.utils.clients import admin_client, new_tenant
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
-from tests.utils.processes import ADMIN_TOKEN, Process, gateway
+from tests.utils.processes import Process, gateway
 from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
@@ -82,17 +82,9 @@ async def test_entries_are_never_shared_between_tenants(
 ) -> None:
     image = png_b64(40, 40, (5, 5, 250))
     await keywords(client, image)
-    async with httpx.AsyncClient(
-        base_url=live_gateway.url,
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        timeout=REQUEST_S,
-    ) as admin:
-        tenant = (await admin.post("/admin/tenants", json={"name": "other"})).json()
-        assert tenant["result_cache_ttl_s"] is None  # the gateway's window applies
-        key = (await admin.post(f"/admin/tenants/{tenant['id']}/keys")).json()["key"]
-        await admin.post(
-            f"/admin/tenants/{tenant['id']}/credits", json={"amount": 1000, "reason": "test"}
-        )
+    async with admin_client(live_gateway) as admin:
+        tenant, key = await new_tenant(admin, "other", credits=1000)
+    assert tenant["result_cache_ttl_s"] is None  # the gateway's window applies
     async with httpx.AsyncClient(
         base_url=live_gateway.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
     ) as other:
