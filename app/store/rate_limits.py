@@ -15,14 +15,12 @@ a holder that acquires again keeps its slot and renews it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
 from app.store import keys
-from app.store.round_trip import RoundTrip
 from app.store.scripts import Scripts
 
 
@@ -82,14 +80,6 @@ class RateLimiter:
         call = self._call(key, rate_per_minute, burst)
         answer = await self.scripts.check_rate_limit(keys=call["keys"], args=call["args"])
         return decision_of(answer, burst)
-
-    def check_in(
-        self, trip: RoundTrip, key: str, rate_per_minute: float, burst: int
-    ) -> Callable[[], Decision]:
-        """:meth:`check`, queued on ``trip``: the decision, once the trip has run."""
-        call = self._call(key, rate_per_minute, burst)
-        index = trip.script(self.scripts.check_rate_limit, call["keys"], call["args"])
-        return lambda: decision_of(trip.result(index), burst)
 
     @staticmethod
     def _call(key: str, rate_per_minute: float, burst: int) -> dict[str, list[Any]]:
