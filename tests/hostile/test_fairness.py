@@ -232,7 +232,8 @@ async def second_tenant_run(client: httpx.AsyncClient, loopback: Loopback, n: in
         assert created.status_code == 202, created.text
         submitted[created.json()["id"]] = time.monotonic()
     jobs = await wait_all_terminal(client, submitted, TIMEOUT_S)
-    assert all(job["status"] == "succeeded" for job in jobs.values()), jobs
+    failed = {j: job.get("error") for j, job in jobs.items() if job["status"] != "succeeded"}
+    assert not failed, failed
 
     async def all_delivered() -> bool:
         return all(job_id in loopback.delivered for job_id in submitted)
