@@ -141,13 +141,14 @@ def worker(args: argparse.Namespace) -> None:
 
 
 async def _run_worker(settings: Settings, metrics_host: str, metrics_port: int) -> None:
-    from app.gateway import build_gateway, http_client, redis_url
+    from app.gateway import build_gateway, redis_url
     from app.store.connection import connect
+    from app.upstream_http import upstream_client
 
     async with AsyncExitStack() as stack:
         redis = connect(redis_url(settings, stack, embed=False), timeout_s=settings.redis_timeout_s)
         stack.push_async_callback(redis.aclose)
-        http = http_client(settings)
+        http = upstream_client()
         stack.push_async_callback(http.aclose)
         gateway = await build_gateway(settings, redis, http, Metrics(CollectorRegistry()))
         stack.push_async_callback(gateway.aclose)

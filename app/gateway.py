@@ -7,7 +7,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
@@ -99,16 +98,6 @@ class Gateway:
     async def aclose(self) -> None:
         await self.user_http.aclose()
         await self.webhook_http.aclose()
-
-
-def http_client(settings: Settings) -> httpx.AsyncClient:
-    """The process's one outbound client, on the aiohttp transport (see README, Performance)."""
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=256)
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits, trust_env=False),
-        timeout=httpx.Timeout(60.0, connect=5.0),
-        follow_redirects=False,
-    )
 
 
 def emulator_credentials(provider: str) -> tuple[Credential, ...]:

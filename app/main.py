@@ -23,11 +23,12 @@ from app.api.fast_routes import FastRoutes
 from app.api.middleware import RequestMetrics
 from app.api.operation_ids import operation_id
 from app.config import Settings, get_settings
-from app.gateway import build_gateway, http_client, redis_url, seed
+from app.gateway import build_gateway, redis_url, seed
 from app.jobs.media_rules import field_byte_limits
 from app.metrics import Metrics
 from app.providers.registry import ADAPTERS
 from app.store.connection import connect
+from app.upstream_http import upstream_client
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         redis = connect(redis_url(settings, stack, embed=True), timeout_s=settings.redis_timeout_s)
         stack.push_async_callback(redis.aclose)
-        http = http_client(settings)
+        http = upstream_client()
         stack.push_async_callback(http.aclose)
         gateway = await build_gateway(settings, redis, http, app.state.metrics)
         services: Services = gateway  # what the routes see of it (type-checked here)

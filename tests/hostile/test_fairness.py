@@ -24,7 +24,7 @@ from tests.utils.deadlines import JOB_S, scaled
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
-from tests.utils.processes import ADMIN_TOKEN, Process, gateway
+from tests.utils.processes import ADMIN_TOKEN, Process, gateway, start_sandbox
 from tests.utils.raw_server import raw_server
 
 pytestmark = pytest.mark.long
@@ -58,9 +58,14 @@ SETTINGS = {
     "MEDIAGATE_STORAGE_SWEEP_INTERVAL_S": "0.5",
     "MEDIAGATE_TENANT_STORAGE_QUOTA_BYTES": str(QUOTA),
     "MEDIAGATE_PROVIDERS__PIXELAPI__LIMITS": json.dumps(PLAN),
-    "MEDIAGATE_SANDBOX_RATE_LIMITS": json.dumps({"pixelapi": 12000}),
     "MEDIAGATE_WORKER_METRICS_PORT": "0",
 }
+"""The gateway's settings. Its guard against slow clients is tight here (2 s for a head, from
+the previous answer on), so the emulators run in a process of their own, as a provider's
+servers do: mounted in the gateway, the 2 s would also close the gateway's own idle upstream
+connections, and a stalled event loop can run that close and the connection's next request in
+the same pass (a submission lost to a reset, never to a provider)."""
+EMULATOR_SETTINGS = {"MEDIAGATE_SANDBOX_RATE_LIMITS": json.dumps({"pixelapi": 12000})}
 IMAGE = base64.b64decode(png_b64(48, 48))
 TRICKLED = IMAGE * 20
 """What a trickling URL sends, 10 bytes every 0.2 s: a minute or more, so it never ends
@@ -148,9 +153,29 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def live(redis_url: str, data_dir: Path) -> Iterator[Process]:
-    with gateway(with_db(redis_url, 12), data_dir, **SETTINGS) as proc:
+def emulators(data_dir: Path) -> Iterator[Process]:
+    proc = start_sandbox(data_dir / "sandbox", **EMULATOR_SETTINGS)
+    try:
         yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def live(redis_url: str, data_dir: Path, emulators: Process) -> Iterator[Process]:
+    settings = {**SETTINGS, "MEDIAGATE_SANDBOX_URL": emulators.url}
+    with gateway(with_db(redis_url, 12), data_dir, **settings) as proc:
+        yield proc
+
+
+@pytest.fixture
+async def controls(emulators: Process) -> AsyncIterator[httpx.AsyncClient]:
+    """The emulators' controls (``/_sandbox/faults``)."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(
+        base_url=emulators.url, headers=headers, timeout=TIMEOUT_S
+    ) as client:
+        yield client
 
 
 @pytest.fixture
@@ -310,11 +335,11 @@ async def test_a_tenant_that_trickles_and_hangs_does_not_slow_another_down(
 
 
 async def test_open_event_streams_are_capped_per_tenant(
-    tenants: Tenants, admin: httpx.AsyncClient
+    tenants: Tenants, controls: httpx.AsyncClient
 ) -> None:
     """Two streams of a tenant stay open; a third is refused with 429 too_many_streams, another
     tenant is not affected, and a closed stream's place is given back."""
-    faults = await admin.post(
+    faults = await controls.post(
         "/_sandbox/faults", json={"provider": "imagepig", "fault": "timeout", "count": 1}
     )
     assert faults.status_code < 300, faults.text
@@ -351,7 +376,7 @@ async def test_open_event_streams_are_capped_per_tenant(
 
         await until(open_again, "a stream accepted after closing two")
     finally:
-        await admin.delete("/_sandbox/faults")
+        await controls.delete("/_sandbox/faults")
 
 
 # -- slow clients ---------------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""The process's one outbound client to the providers: httpx's API on aiohttp's connection pool.
+
+The adapters speak httpx (and are tested with respx); aiohttp's pool carries the requests,
+being the cheaper of the two per request (see docs/performance.md). Two things are this
+module's own:
+
+- **Which failure it was.** The aiohttp transport turns every aiohttp connection error into
+  ``httpx.ConnectTimeout``, including a server that closed the connection after the request
+  went out (``ServerDisconnectedError``) and a connection reset mid-way (``ClientOSError``).
+  The adapters read a connect error as "nothing was sent" and record the attempt as not
+  accepted, free; a request that may have reached the provider must instead be recorded as
+  unanswered, since the provider may run and bill it. :class:`UpstreamTransport` raises what
+  happened: ``ConnectError`` / ``ConnectTimeout`` only when no connection was made,
+  ``RemoteProtocolError`` for a server that closed without answering, ``ReadError`` for a
+  connection that failed once made (the careful reading: it may have carried the request).
+- **How long an idle connection is kept** (:data:`UPSTREAM_KEEPALIVE_S`).
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+UPSTREAM_KEEPALIVE_S = 4.0
+"""How long an idle upstream connection is kept for reuse: under the 5 s after which common
+servers (uvicorn's and Node's defaults among them) close one. A client keeping it as long as
+the server, or longer, can send a request just as the server closes the connection; a
+submission (a ``POST``, which is never sent twice) then fails with it."""
+
+
+class UpstreamTransport(AiohttpTransport):
+    """``AiohttpTransport`` whose transport errors say whether the request may have gone out
+    (see the module docstring)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response: httpx.Response = await super().handle_async_request(request)
+        except httpx.TransportError as exc:
+            precise = _precise(exc, request)
+            if precise is exc:
+                raise
+            raise precise from exc.__cause__
+        return response
+
+
+def _precise(exc: httpx.TransportError, request: httpx.Request) -> httpx.TransportError:
+    cause = exc.__cause__
+    message = str(exc)
+    if isinstance(cause, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message, request=request)
+    if isinstance(cause, aiohttp.ClientConnectorError):  # no connection was made
+        return httpx.ConnectError(message, request=request)
+    if isinstance(cause, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(message or "server disconnected", request=request)
+    if isinstance(cause, aiohttp.ClientOSError):  # made, then failed: sent or not, unknown
+        return httpx.ReadError(message, request=request)
+    return exc
+
+
+def upstream_client() -> httpx.AsyncClient:
+    """The process's one outbound client for provider calls."""
+    limits = httpx.Limits(
+        max_connections=512, max_keepalive_connections=256, keepalive_expiry=UPSTREAM_KEEPALIVE_S
+    )
+    return httpx.AsyncClient(
+        transport=UpstreamTransport(limits=limits, trust_env=False),
+        timeout=httpx.Timeout(60.0, connect=5.0),
+        follow_redirects=False,
+    )
