@@ -89,9 +89,12 @@ class Storage:
         except QuotaExceeded as exc:
             raise StorageQuotaExceeded(exc.usage, exc.wanted, pointer) from exc
         try:
-            await asyncio.gather(
-                *(self.blobs.put(meta.id, content, meta.content_type) for meta, content in items)
-            )
+            if len(items) == 1:  # most jobs: no task to gather
+                meta, content = items[0]
+                await self.blobs.put(meta.id, content, meta.content_type)
+            else:
+                puts = (self.blobs.put(m.id, content, m.content_type) for m, content in items)
+                await asyncio.gather(*puts)
         except BaseException:
             with suppress(Exception):
                 await self._undo(entries)
