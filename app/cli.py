@@ -63,7 +63,10 @@ def serve(args: argparse.Namespace) -> None:
                 stack.enter_context(_worker_process(args, settings, index))
         get_settings.cache_clear()  # with one process the app is built here: read them anew
         uvicorn.run(
-            "app.main:create_app", factory=True, workers=args.processes, **_server_options(args)
+            "app.main:create_served_app",
+            factory=True,
+            workers=args.processes,
+            **_server_options(args),
         )
 
 
@@ -141,7 +144,7 @@ def worker(args: argparse.Namespace) -> None:
 
 
 async def _run_worker(settings: Settings, metrics_host: str, metrics_port: int) -> None:
-    from app.gateway import build_gateway, redis_url
+    from app.gateway import build_gateway, freeze_heap, redis_url
     from app.store.connection import connect
     from app.upstream_http import upstream_client
 
@@ -159,6 +162,7 @@ async def _run_worker(settings: Settings, metrics_host: str, metrics_port: int) 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(gateway.worker.stop()))
         logging.getLogger("mediagate").info("worker %s started", gateway.worker.id)
+        freeze_heap()
         await gateway.worker.run()
 
 

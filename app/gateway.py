@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import secrets
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -98,6 +99,17 @@ class Gateway:
     async def aclose(self) -> None:
         await self.user_http.aclose()
         await self.webhook_http.aclose()
+
+
+def freeze_heap() -> None:
+    """Once a long-running process has started: collect the garbage of start-up, then move
+    every object still alive (the app, its routes and models, clients, compiled schemas) out
+    of the collector's generations (``gc.freeze``). They live as long as the process, and
+    each full collection no longer walks them again: about 6 % of a synchronous request's
+    CPU (``bench.cpu``). For ``mediagate serve`` and ``mediagate worker`` only, not an app
+    built in a test process, where everything alive at that moment would stay uncollected."""
+    gc.collect()
+    gc.freeze()
 
 
 def emulator_credentials(provider: str) -> tuple[Credential, ...]:

@@ -23,7 +23,7 @@ from app.api.fast_routes import FastRoutes
 from app.api.middleware import RequestMetrics
 from app.api.operation_ids import operation_id
 from app.config import Settings, get_settings
-from app.gateway import build_gateway, redis_url, seed
+from app.gateway import build_gateway, freeze_heap, redis_url, seed
 from app.jobs.media_rules import field_byte_limits
 from app.metrics import Metrics
 from app.providers.registry import ADAPTERS
@@ -51,6 +51,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker_task = None
         if settings.run_worker:
             worker_task = asyncio.create_task(gateway.worker.run(), name="worker")
+        if getattr(app.state, "freeze_heap", False):
+            freeze_heap()
         try:
             yield
         finally:
@@ -106,4 +108,12 @@ def create_app(
             SandboxTiming.from_settings(settings), access=SandboxAccess.from_settings(settings)
         )
         mount_sandbox(app, sandbox)
+    return app
+
+
+def create_served_app() -> FastAPI:
+    """``create_app`` as ``mediagate serve``'s server processes build it: once started, each
+    freezes its heap (``app.gateway.freeze_heap``)."""
+    app = create_app()
+    app.state.freeze_heap = True
     return app
