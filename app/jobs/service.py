@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -66,6 +67,10 @@ from app.store.tenants import Tenant
 
 SUBMISSION_WAIT_S = 10.0
 """How long a cancel waits for a submission under way to be answered."""
+RECHECK_S = 5.0
+"""A waiting request reads its job's status at least this often, besides each change it is
+told of: a change the event connection missed (the store away a moment) is late by this at
+most."""
 
 
 @dataclass(frozen=True)
@@ -379,10 +384,8 @@ class JobService:
                 remaining = deadline - time.monotonic()
                 if status is None or status.terminal or remaining <= 0:
                     return await self.get_any(job_id)
-                try:
-                    await asyncio.wait_for(changes.get(), timeout=remaining)
-                except TimeoutError:
-                    return await self.get_any(job_id)
+                with suppress(TimeoutError):  # read again now and then, whatever the events
+                    await asyncio.wait_for(changes.get(), timeout=min(remaining, RECHECK_S))
 
     async def list(
         self,
