@@ -71,6 +71,19 @@ async def _read_whole_request(reader: asyncio.StreamReader) -> None:
             await reader.readexactly(int(value))
 
 
+async def _failed_submission(url: str) -> ProviderUnavailable:
+    """What a submission to ``url`` through the upstream client raises, as an adapter sees it
+    (``upstream_errors``)."""
+    client = upstream_client()
+    try:
+        with pytest.raises(ProviderUnavailable) as caught:
+            with upstream_errors("imagepig"):
+                await client.post(f"{url}/api/call/generate", json={"prompt": "x"})
+    finally:
+        await client.aclose()
+    return caught.value
+
+
 async def test_a_server_that_closes_after_the_request_leaves_it_unanswered() -> None:
     """The request went out whole and the server closed without a word: the provider may have
     it, so the attempt must be recorded as unanswered (it may be billed), not as refused."""
@@ -78,16 +91,10 @@ async def test_a_server_that_closes_after_the_request_leaves_it_unanswered() -> 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_whole_request(reader)
 
-    client = upstream_client()
-    try:
-        async with raw_server(serve) as url:
-            with pytest.raises(ProviderUnavailable) as caught:
-                with upstream_errors("imagepig"):
-                    await client.post(f"{url}/api/call/generate", json={"prompt": "x"})
-    finally:
-        await client.aclose()
-    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
-    assert caught.value.unanswered
+    async with raw_server(serve) as url:
+        failure = await _failed_submission(url)
+    assert isinstance(failure.__cause__, httpx.RemoteProtocolError)
+    assert failure.unanswered
 
 
 async def test_a_connection_reset_after_the_request_leaves_it_unanswered() -> None:
@@ -98,15 +105,9 @@ async def test_a_connection_reset_after_the_request_leaves_it_unanswered() -> No
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
-    client = upstream_client()
-    try:
-        async with raw_server(serve) as url:
-            with pytest.raises(ProviderUnavailable) as caught:
-                with upstream_errors("imagepig"):
-                    await client.post(f"{url}/api/call/generate", json={"prompt": "x"})
-    finally:
-        await client.aclose()
-    assert caught.value.unanswered
+    async with raw_server(serve) as url:
+        failure = await _failed_submission(url)
+    assert failure.unanswered
 
 
 async def test_a_refused_connection_sent_nothing() -> None:
@@ -114,12 +115,6 @@ async def test_a_refused_connection_sent_nothing() -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    client = upstream_client()
-    try:
-        with pytest.raises(ProviderUnavailable) as caught:
-            with upstream_errors("imagepig"):
-                await client.post(f"http://127.0.0.1:{port}/api/call/generate", json={})
-    finally:
-        await client.aclose()
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
-    assert not caught.value.unanswered
+    failure = await _failed_submission(f"http://127.0.0.1:{port}")
+    assert isinstance(failure.__cause__, httpx.ConnectError)
+    assert not failure.unanswered
