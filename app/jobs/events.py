@@ -92,11 +92,13 @@ class EventHub:
         queue: asyncio.Queue[str] = asyncio.Queue()
         channel = keys.job_events(job_id)
         entry = self._channels.get(channel)
+        first = entry is None
         if entry is None:
             entry = self._channels[channel] = _Channel()
-            await self._follow(channel, entry)
         entry.queues.add(queue)
         try:
+            if first:
+                await self._follow(channel, entry)
             with suppress(TimeoutError):
                 await asyncio.wait_for(entry.on.wait(), timeout=CONFIRM_S)
             yield queue
