@@ -109,8 +109,8 @@ async def test_a_lost_connection_wakes_the_waiters_and_is_made_again(
     channel = keys.job_events("job_d")
     async with hub.subscribe("job_d") as changes:
         emptied = cache.emptied
-        killed = await redis_client.client_kill_filter(_type="pubsub")
-        assert killed == 1
+        # every pub/sub connection of this test process's Redis: the hub's among them
+        assert await redis_client.client_kill_filter(_type="pubsub") >= 1
         assert await asyncio.wait_for(changes.get(), JOB_S) == ""
         assert cache.emptied > emptied
 
