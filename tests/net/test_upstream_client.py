@@ -118,3 +118,31 @@ async def test_a_refused_connection_sent_nothing() -> None:
     failure = await _failed_submission(f"http://127.0.0.1:{port}")
     assert isinstance(failure.__cause__, httpx.ConnectError)
     assert not failure.unanswered
+
+
+async def test_a_cookie_one_call_was_given_is_not_sent_with_the_next() -> None:
+    """A provider's ``Set-Cookie`` is not kept: the client calls it for every tenant and with
+    each credential, and one call's cookie must not ride along on another's."""
+    heads: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            heads.append(head.lower())
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nset-cookie: session=tenant-a; Path=/\r\n"
+                b"content-length: 2\r\n\r\n{}"
+            )
+            await writer.drain()
+
+    client = upstream_client()
+    try:
+        async with raw_server(serve) as url:
+            for _ in range(2):
+                answered = await client.get(f"{url}/api/status")
+                assert answered.status_code == 200
+    finally:
+        await client.aclose()
+    assert len(heads) == 2
+    assert b"cookie:" not in heads[1]
+    assert not client.cookies
