@@ -12,6 +12,11 @@ other tenants' jobs need (see ``docs/security-fairness.md``):
   *before* it takes an upstream budget, and a job that finds its tenant's slots taken goes
   back to the queue: it holds neither a worker task nor an upstream slot while it waits.
 
+A request that meets a connection closed under it before any answer (a kept-alive connection
+the server was closing as the request went out: ``RemoteProtocolError``, ``ReadError``,
+``WriteError``) is sent once more on a new connection: a ``GET`` is safe to repeat, and a
+server may close an idle connection at any moment without saying so beforehand.
+
 A URL's bytes are capped at ``max_media_bytes``, or at what the provider's document lets the
 input be where the runner says so (``prefetch``'s ``max_bytes``: Everypixel's 100 MB videos).
 
@@ -24,7 +29,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -42,6 +48,10 @@ from app.store.rate_limits import ConcurrencySlots
 MAX_FAILURES_KEPT = 1024
 FETCH_SLOT_MARGIN_S = 10.0
 """A fetch slot outlives the fetch deadline by this much, then lapses (a crashed worker)."""
+
+
+CLOSED_BEFORE_ANSWER = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+"""A connection closed under a request before any answer came."""
 
 
 class MediaUnavailable(GatewayError):
@@ -235,7 +245,7 @@ class StoredMedia:
         try:
             async with asyncio.timeout_at(limits.cutoff(started, 0)) as deadline:
                 timeout = httpx.Timeout(limits.timeout_s, connect=min(5.0, limits.timeout_s))
-                async with self.client.stream("GET", url, timeout=timeout) as response:
+                async with self._answered(url, timeout) as response:
                     if response.status_code != 200:
                         raise MediaUnavailable(f"fetching {url} answered {response.status_code}")
                     chunks: list[bytes] = []
@@ -259,6 +269,20 @@ class StoredMedia:
             raise MediaFetchTimeout(detail) from exc
         except httpx.HTTPError as exc:
             raise MediaUnavailable(f"could not fetch {url}: {type(exc).__name__}") from exc
+
+    @asynccontextmanager
+    async def _answered(self, url: str, timeout: httpx.Timeout) -> AsyncIterator[httpx.Response]:
+        """The streamed answer to ``GET url``, sent a second time when the connection was
+        closed under the first before any answer (see the module docstring)."""
+        request = self.client.build_request("GET", url, timeout=timeout)
+        try:
+            response = await self.client.send(request, stream=True)
+        except CLOSED_BEFORE_ANSWER:
+            response = await self.client.send(request, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
 
 
 class JobMedia:

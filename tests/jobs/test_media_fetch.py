@@ -128,6 +128,32 @@ async def test_a_prompt_url_is_read_whole(
     assert (got.content, got.content_type) == (BODY, "image/png")
 
 
+async def test_a_kept_alive_connection_closed_under_a_request_is_tried_again(
+    redis_client: Redis, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """This server answers a connection's first request and, when a second comes on it,
+    closes it without a word: what a server closing an idle connection does as the client
+    reuses it (or one that closes after each answer without saying so, read late). The fetch
+    is sent again on a new connection and read whole."""
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: %d\r\n\r\n"
+        writer.write(head % len(BODY) + BODY)
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")  # the next request: closed unanswered
+
+    source = media(redis_client, client, tmp_path, FetchLimits(min_rate_bps=1000, grace_s=0.5))
+    async with raw_server(handle) as url:
+        first = await source.read(ImageInput(url=f"{url}/a.png"))
+        second = await source.read(ImageInput(url=f"{url}/b.png"))
+    assert first.content == second.content == BODY
+    assert connections == 2
+
+
 async def test_a_tenant_fetches_only_as_many_urls_at_once_as_its_slots(
     redis_client: Redis, client: httpx.AsyncClient, origin: Origin, tmp_path: Path
 ) -> None:
