@@ -11,7 +11,8 @@ No change is missed: :meth:`EventHub.subscribe` returns only once Redis has conf
 subscription, and every caller reads the job's state after that, then waits for changes.
 When the connection is lost, every waiter is woken to read its job again; once a new
 connection has subscribed again, the waiters of each channel are woken once more, for a
-change made while no connection listened.
+change made while no connection listened (the old hub woke them only at the loss, so a
+change between their read and the new subscription went unheard).
 
 The same connection carries ``keys.CACHE_INVALIDATIONS``, which clears the process's caches
 (API keys, prices); while the connection is down they are not trusted.
@@ -68,8 +69,6 @@ class EventHub:
         """Per channel, the entries whose ``SUBSCRIBE`` was sent and not yet confirmed, in
         the order sent: Redis confirms them in that order."""
         self._live: Subscription | None = None
-        self._invalidations_confirmed = False
-        """The connection's first subscription confirmed; another means it was made again."""
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -141,7 +140,6 @@ class EventHub:
 
     async def _connected(self, subscription: Subscription) -> None:
         self._live = subscription
-        self._invalidations_confirmed = False
         self._unconfirmed.clear()
         for channel, entry in list(self._channels.items()):
             entry.resubscribed = True
@@ -153,12 +151,6 @@ class EventHub:
         if notice.channel == keys.CACHE_INVALIDATIONS:
             if notice.kind == "message":
                 self._trust_caches(True)
-            elif notice.kind == "subscribe" and self._invalidations_confirmed:
-                # subscribed again: the client reconnected by itself and subscribed every
-                # channel anew; what was published meanwhile never came
-                self._trust_caches(True)
-                self._wake_all()
-            self._invalidations_confirmed = True
             return
         if notice.kind == "message":
             entry = self._channels.get(notice.channel)

@@ -65,7 +65,9 @@ def test_a_kept_job_reads_as_rendered_anew(
         assert rendered.json(job_id, body, "t1") == _fresh(renderer, body)
 
 
-def test_a_kept_job_follows_its_record_and_its_tenant() -> None:
+def test_a_kept_job_follows_its_record_and_its_tenant(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one moment for every signature, so that two renders across a second's turn compare
+    monkeypatch.setattr("app.signing.time", SimpleNamespace(time=lambda: 1_000_000.0))
     renderer = JobRenderer(UrlSigner(b"k" * 32, "https://media.example", 3600))
     rendered = RenderedJobs(renderer, size=2)
     record = _record(1)
