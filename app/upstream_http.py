@@ -52,8 +52,7 @@ class UpstreamTransport(AiohttpTransport):
 def _precise(exc: httpx.TransportError, request: httpx.Request) -> httpx.TransportError:
     cause = exc.__cause__
     message = str(exc)
-    if isinstance(cause, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(message, request=request)
+    # a connect timeout (aiohttp.ConnectionTimeoutError) is httpx.ConnectTimeout already
     if isinstance(cause, aiohttp.ClientConnectorError):  # no connection was made
         return httpx.ConnectError(message, request=request)
     if isinstance(cause, aiohttp.ServerDisconnectedError):

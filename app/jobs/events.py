@@ -98,8 +98,9 @@ class EventHub:
         try:
             if first:
                 await self._follow(channel, entry)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(entry.on.wait(), timeout=CONFIRM_S)
+            if not entry.on.is_set():
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(entry.on.wait(), timeout=CONFIRM_S)
             yield queue
         finally:
             entry.queues.discard(queue)

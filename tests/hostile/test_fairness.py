@@ -25,7 +25,7 @@ from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway, start_sandbox
-from tests.utils.raw_server import raw_server
+from tests.utils.raw_server import raw_server, read_request
 
 pytestmark = pytest.mark.long
 
@@ -89,14 +89,8 @@ class Loopback:
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    path = head.split(b" ")[1].decode()
-    length = 0
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    return path, await reader.readexactly(length) if length else b""
+    head, body = await read_request(reader)
+    return head.split(b" ")[1].decode(), body
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from app.domain.errors import ProviderUnavailable
 from app.providers._http import upstream_errors
 from app.upstream_http import UPSTREAM_KEEPALIVE_S, upstream_client
-from tests.utils.raw_server import raw_server
+from tests.utils.raw_server import raw_server, read_request
 
 SERVER_IDLE_S = 4.5
 """Where this server closes an idle connection: later than the client keeps one, earlier than
@@ -37,16 +37,10 @@ async def test_a_submission_after_an_idle_pause_goes_on_a_new_connection() -> No
         connections += 1
         answered = time.monotonic()
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
+            await read_request(reader)
             if time.monotonic() - answered >= SERVER_IDLE_S:
                 refused += 1
                 return  # closed without an answer, as an idle timer would have
-            length = 0
-            for line in head.split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
             await writer.drain()
             answered = time.monotonic()
@@ -61,14 +55,6 @@ async def test_a_submission_after_an_idle_pause_goes_on_a_new_connection() -> No
         await client.aclose()
     assert (first.status_code, second.status_code) == (200, 200)
     assert (connections, refused) == (2, 0)
-
-
-async def _read_whole_request(reader: asyncio.StreamReader) -> None:
-    head = await reader.readuntil(b"\r\n\r\n")
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            await reader.readexactly(int(value))
 
 
 async def _failed_submission(url: str) -> ProviderUnavailable:
@@ -89,7 +75,7 @@ async def test_a_server_that_closes_after_the_request_leaves_it_unanswered() -> 
     it, so the attempt must be recorded as unanswered (it may be billed), not as refused."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_whole_request(reader)
+        await read_request(reader)
 
     async with raw_server(serve) as url:
         failure = await _failed_submission(url)
@@ -101,7 +87,7 @@ async def test_a_connection_reset_after_the_request_leaves_it_unanswered() -> No
     """Reset (not closed) once the request arrived: the same careful reading."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_whole_request(reader)
+        await read_request(reader)
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
