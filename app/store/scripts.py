@@ -1,12 +1,28 @@
-"""The Lua scripts, loaded from ``lua/*.lua`` and registered once per Redis client."""
+"""The Lua scripts, loaded from ``lua/*.lua`` and registered once per Redis client.
+
+A script is called by its SHA1 (``EVALSHA``) on a connection taken from the client's pool, and
+loaded again when the server does not know it (``NOSCRIPT``: a primary promoted after a
+failover, a ``SCRIPT FLUSH``), as redis-py's own ``AsyncScript`` does. :class:`Script` sends
+the command on the connection itself rather than through the client's command layer, whose
+per-call work (its retry wrapper, observability hooks, option handling) has nothing to do for
+a script and cost about a quarter of each call's CPU (``docs/performance.md``). The
+connection's own handling is unchanged: a read that fails or is interrupted closes the
+connection (redis-py's ``read_response``), Sentinel's pool answers the current primary, and a
+former primary answering ``READONLY`` drops its connections. Inside a pipeline a script is
+queued through ``AsyncScript``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
+from redis.typing import EncodableT, KeyT
 
 
 def _source(name: str) -> str:
@@ -20,36 +36,71 @@ def _source(name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+class Script:
+    """One Lua script of a client (see the module docstring)."""
+
+    def __init__(self, redis: Redis, source: str) -> None:
+        self._queued = redis.register_script(source)
+        self._pool = redis.connection_pool
+        self._direct = not redis.single_connection_client
+        self.source = source
+
+    @property
+    def sha(self) -> str:
+        return str(self._queued.sha)
+
+    async def __call__(
+        self,
+        keys: Sequence[KeyT] = (),
+        args: Sequence[EncodableT] = (),
+        client: Pipeline | None = None,
+    ) -> Any:
+        if client is not None or not self._direct:
+            return await self._queued(keys=keys, args=args, client=client)
+        connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            try:
+                return await self._run(connection, keys, args)
+            except NoScriptError:
+                await connection.send_command("SCRIPT", "LOAD", self.source)
+                self._queued.sha = await connection.read_response()
+                return await self._run(connection, keys, args)
+        finally:
+            await self._pool.release(connection)
+
+    async def _run(self, connection: Any, keys: Sequence[KeyT], args: Sequence[EncodableT]) -> Any:
+        await connection.send_command("EVALSHA", self._queued.sha, len(keys), *keys, *args)
+        return await connection.read_response()
+
+
 @dataclass(frozen=True)
 class Scripts:
-    create_job: AsyncScript
-    save_job: AsyncScript
-    read_job: AsyncScript
-    claim_jobs: AsyncScript
-    renew_lease: AsyncScript
-    authenticate: AsyncScript
-    grant_credits: AsyncScript
-    debit_credits: AsyncScript
-    adjust_credits: AsyncScript
-    check_rate_limit: AsyncScript
-    acquire_slot: AsyncScript
-    reserve_upstream: AsyncScript
-    circuit: AsyncScript
-    claim_webhooks: AsyncScript
-    begin_idempotency: AsyncScript
-    complete_idempotency: AsyncScript
-    abandon_idempotency: AsyncScript
-    batch_take: AsyncScript
-    batch_settle_item: AsyncScript
-    batch_job_ended: AsyncScript
-    batch_cancel: AsyncScript
-    batch_complete: AsyncScript
-    reserve_storage: AsyncScript
-    claim_expired_blobs: AsyncScript
-    release_storage: AsyncScript
+    create_job: Script
+    save_job: Script
+    read_job: Script
+    claim_jobs: Script
+    renew_lease: Script
+    authenticate: Script
+    grant_credits: Script
+    debit_credits: Script
+    adjust_credits: Script
+    check_rate_limit: Script
+    acquire_slot: Script
+    reserve_upstream: Script
+    circuit: Script
+    claim_webhooks: Script
+    begin_idempotency: Script
+    complete_idempotency: Script
+    abandon_idempotency: Script
+    batch_take: Script
+    batch_settle_item: Script
+    batch_job_ended: Script
+    batch_cancel: Script
+    batch_complete: Script
+    reserve_storage: Script
+    claim_expired_blobs: Script
+    release_storage: Script
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
-        return cls(
-            **{name: redis.register_script(_source(name)) for name in cls.__dataclass_fields__}
-        )
+        return cls(**{name: Script(redis, _source(name)) for name in cls.__dataclass_fields__})
