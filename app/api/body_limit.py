@@ -25,7 +25,6 @@ body bytes that arrive after the response is complete), so a refused body costs 
 from __future__ import annotations
 
 import re
-import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -34,7 +33,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import problem_response
 from app.domain.errors import ErrorCode, GatewayError
-from app.domain.media import MediaInput
 from app.domain.operations import PARAMS, ROUTES, Operation
 
 SMALL_BODY_BYTES = 64 * 1024
@@ -78,16 +76,6 @@ def base64_size(raw_bytes: int) -> int:
     return 4 * -(-raw_bytes // 3)
 
 
-def media_fields(params: type) -> int:
-    """How many media inputs an operation's parameter model has (optional ones included)."""
-    count = 0
-    for field in getattr(params, "model_fields", {}).values():
-        options = typing.get_args(field.annotation) or (field.annotation,)
-        if any(isinstance(t, type) and issubclass(t, MediaInput) for t in options):
-            count += 1
-    return count
-
-
 def inline_limit(media: int, max_media_bytes: int) -> int:
     """A JSON body with ``media`` base64 inputs at the media limit (with 1/16 spare for a
     ``data:`` prefix and JSON escaping of ``/``), plus :data:`SMALL_BODY_BYTES`."""
@@ -124,7 +112,7 @@ def body_rules(
     exact: dict[tuple[str, str], BodyRule] = {}
     for operation, route in ROUTES.items():
         wider = larger.get(operation, {})
-        others = media_fields(PARAMS[operation]) - len(wider)
+        others = len(PARAMS[operation].media_fields) - len(wider)
         limit = inline_limit(others, max_media_bytes) + sum(
             inline_limit(1, most) - SMALL_BODY_BYTES for most in wider.values()
         )

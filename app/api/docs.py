@@ -21,7 +21,6 @@ On top of what FastAPI derives from the routes, :func:`polish` gives the documen
 
 from __future__ import annotations
 
-import types
 import typing
 from collections.abc import Callable
 from importlib.resources import files
@@ -36,7 +35,7 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from app.api.problems import PROBLEM_JSON, Problem
-from app.domain.media import MediaInput, MediaKind
+from app.domain.media import MediaKind, media_kind
 from app.domain.operations import PARAMS, ROUTES, Operation, Params
 
 DOCS_URL = "/docs"
@@ -271,7 +270,7 @@ def _example(
 ) -> JSONObject:
     value: JSONObject = {}
     for name, field in params.model_fields.items():
-        kind = _media_kind(field.annotation)
+        kind = media_kind(field.annotation)
         if field.is_required() and kind is not None:
             value[name] = media(name, kind)
         elif name in text:
@@ -279,18 +278,6 @@ def _example(
         elif field.is_required():
             value[name] = _scalar(field)
     return value
-
-
-def _media_kind(annotation: Any) -> MediaKind | None:
-    """The media kind of ``ImageInput`` or ``ImageInput | None``; ``None`` for other types."""
-    if isinstance(annotation, type) and issubclass(annotation, MediaInput):
-        return annotation.kind
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for member in typing.get_args(annotation):
-            kind = _media_kind(member)
-            if kind is not None:
-                return kind
-    return None
 
 
 def _scalar(field: FieldInfo) -> Any:

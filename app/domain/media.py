@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -67,3 +69,16 @@ class AudioInput(MediaInput):
     that: ImagePipeline's voice cloning): ``url``, base64 ``data`` or ``file_id``."""
 
     kind: ClassVar[MediaKind] = MediaKind.audio
+
+
+def media_kind(annotation: Any) -> MediaKind | None:
+    """The media kind of a field typed ``ImageInput`` or ``ImageInput | None`` (and the
+    other kinds); ``None`` for a field of any other type."""
+    if isinstance(annotation, type) and issubclass(annotation, MediaInput):
+        return annotation.kind
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for member in typing.get_args(annotation):
+            kind = media_kind(member)
+            if kind is not None:
+                return kind
+    return None

@@ -8,11 +8,11 @@ so adapters never see them.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.domain.media import AudioInput, ImageInput, MediaInput, VideoInput
+from app.domain.media import AudioInput, ImageInput, MediaInput, VideoInput, media_kind
 
 
 class Operation(StrEnum):
@@ -62,10 +62,25 @@ class Params(BaseModel):
     """Base of every operation's parameters. Unknown fields are refused, never dropped."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    media_fields: ClassVar[tuple[str, ...]] = ()
+    """The fields typed as a media input (``ImageInput``, ``ImageInput | None``, …), found once
+    per model from its annotations: a request's media are looked up many times a job."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.media_fields = tuple(
+            name for name, field in cls.model_fields.items() if media_kind(field.annotation)
+        )
 
     def media(self) -> dict[str, MediaInput]:
         """The media inputs of this request, by canonical field name."""
-        return {k: v for k, v in self if isinstance(v, MediaInput)}
+        given: dict[str, MediaInput] = {}
+        for name in self.media_fields:
+            value = getattr(self, name)
+            if value is not None:
+                given[name] = value
+        return given
 
     def given(self) -> set[str]:
         """Names of the parameters the client actually set."""

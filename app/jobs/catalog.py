@@ -16,7 +16,7 @@ import math
 from pydantic import BaseModel, TypeAdapter
 
 from app.domain.errors import ErrorCode, GatewayError
-from app.domain.media import MediaInput, MediaKind
+from app.domain.media import MediaKind, media_kind
 from app.domain.operations import PARAMS, ROUTES, Operation, Params
 from app.jobs.gate import HEADROOM_REQUESTS, HEADROOM_SHARE, RATE_MARGIN
 from app.jobs.prices import PriceBook, PriceRule
@@ -245,12 +245,8 @@ def _shown(rule: PriceRule) -> PriceRule:
 
 def _media_inputs(params: type[Params]) -> dict[str, MediaKind]:
     """Media fields of a parameter model (required, or ``X | None`` such as a mask)."""
-    inputs: dict[str, MediaKind] = {}
-    for name, field in params.model_fields.items():
-        for kind in (field.annotation, *getattr(field.annotation, "__args__", ())):
-            if isinstance(kind, type) and issubclass(kind, MediaInput):
-                inputs[name] = kind.kind
-    return inputs
+    kinds = {name: media_kind(params.model_fields[name].annotation) for name in params.media_fields}
+    return {name: kind for name, kind in kinds.items() if kind is not None}
 
 
 def _style(provider: str, style: Style) -> StyleInfo:
