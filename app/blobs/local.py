@@ -1,16 +1,27 @@
-"""Blobs as files on a local disk: one machine, or a volume every process mounts."""
+"""Blobs as files on a local disk: one machine, or a volume every process mounts.
+
+A blob is written under a temporary name in ``<root>/.partial/`` (``<blob id>.<random>``) and
+renamed into place once whole, so readers see all of it or none of it. A process killed during
+a write leaves its partial file behind; deleting the blob deletes such leftovers too, and the
+storage ledger schedules every blob's deletion before its bytes are written
+(``app/jobs/storage.py``), so a crashed write is deleted when the blob's retention ends like the
+blob itself would have been.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
 from app.blobs.base import BlobReader, check_blob_id
 
 READ_CHUNK = 256 * 1024
+PARTIAL_DIR = ".partial"
+"""Under the root, beside the two-character fan-out directories (a blob id has no dot)."""
 INLINE_WRITE_BYTES = 64 * 1024
 """Blobs up to this size are written on the event loop: creating, writing and renaming a
 small file holds the loop about as long as handing it to a thread and back does, and costs
@@ -27,7 +38,8 @@ class LocalBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.partial = self.root / PARTIAL_DIR
+        self.partial.mkdir(parents=True, exist_ok=True)
         self._dirs: set[str] = set()
 
     def local_path(self, blob_id: str) -> Path:
@@ -78,15 +90,23 @@ class LocalBlobStore:
         return BlobReader(_read(handle, start, end), start, end, size)
 
     async def delete(self, blob_id: str) -> None:
-        await asyncio.to_thread(self.local_path(blob_id).unlink, missing_ok=True)
+        await asyncio.to_thread(self._delete, self.local_path(blob_id), blob_id)
 
     async def presign(self, blob_id: str, ttl_s: int) -> str | None:
         return None
 
     def _create(self, path: Path) -> tuple[BinaryIO, str]:
         self._ensure_dir(path)
-        tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        tmp = f"{self.partial}/{path.name}.{os.urandom(6).hex()}"
         return open(tmp, "wb"), tmp
+
+    def _delete(self, path: Path, blob_id: str) -> None:
+        path.unlink(missing_ok=True)
+        with os.scandir(self.partial) as entries:  # what a write cut short left behind
+            leftovers = [e.path for e in entries if e.name.startswith(f"{blob_id}.")]
+        for leftover in leftovers:
+            with suppress(FileNotFoundError):
+                os.unlink(leftover)
 
     def _ensure_dir(self, path: Path) -> None:
         directory = str(path.parent)
