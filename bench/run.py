@@ -8,7 +8,7 @@ modules in ``SCENARIO_MODULES`` and prints req/s, p50, p99 with the ratios, the 
 and the targets.
 
 Environment: ``BENCH_SECONDS`` per point (default 5), ``BENCH_PROCESSES`` server processes for
-the gateway and both references (default 2), ``BENCH_RSS_JOBS`` (default 30000),
+the gateway and both references (default 2), ``BENCH_RSS_JOBS`` (default 100000),
 ``BENCH_ONLY`` (comma-separated scenario names).
 """
 

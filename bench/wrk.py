@@ -47,16 +47,22 @@ class Point:
 
 def ensure_wrk() -> str:
     """The wrk binary, installed from Debian when missing (as root; else ask for it)."""
-    found = shutil.which("wrk")
+    return ensure_tool("wrk", "make bench")
+
+
+def ensure_tool(name: str, needed_by: str) -> str:
+    """The binary ``name`` (Debian's package of that name), installed with apt-get when
+    missing (as root; else ask for it)."""
+    found = shutil.which(name)
     if found:
         return found
     if os.geteuid() != 0:
-        raise SystemExit("make bench needs wrk: apt-get install -y wrk")
+        raise SystemExit(f"{needed_by} needs {name}: apt-get install -y {name}")
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    if subprocess.call(["apt-get", "install", "-y", "wrk"], **quiet) != 0:  # type: ignore[call-overload]
+    if subprocess.call(["apt-get", "install", "-y", name], **quiet) != 0:  # type: ignore[call-overload]
         subprocess.check_call(["apt-get", "update"], **quiet)  # type: ignore[call-overload]
-        subprocess.check_call(["apt-get", "install", "-y", "wrk"], **quiet)  # type: ignore[call-overload]
-    return shutil.which("wrk") or "wrk"
+        subprocess.check_call(["apt-get", "install", "-y", name], **quiet)  # type: ignore[call-overload]
+    return shutil.which(name) or name
 
 
 def _lua(request: Request) -> str:
