@@ -43,11 +43,7 @@ class Script:
         self._queued = redis.register_script(source)
         self._pool = redis.connection_pool
         self._direct = not redis.single_connection_client
-        self.source = source
-
-    @property
-    def sha(self) -> str:
-        return str(self._queued.sha)
+        self._text = source
 
     async def __call__(
         self,
@@ -62,7 +58,7 @@ class Script:
             try:
                 return await self._run(connection, keys, args)
             except NoScriptError:
-                await connection.send_command("SCRIPT", "LOAD", self.source)
+                await connection.send_command("SCRIPT", "LOAD", self._text)
                 self._queued.sha = await connection.read_response()
                 return await self._run(connection, keys, args)
         finally:
