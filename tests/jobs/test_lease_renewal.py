@@ -1,5 +1,5 @@
-"""A step keeps its job's lease while a slow upstream call runs: no other worker claims the
-job meanwhile, so the upstream hears of it once."""
+"""A step keeps its job's lease while a slow upstream call runs, so no other worker takes the
+job meanwhile and the upstream hears of it once."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from redis.asyncio import Redis
 
 from app.domain.models import JobStatus
 from app.providers.base import Call, SubmitResult
+from app.store import keys
 from tests.jobs.harness import Core, job_core, picture
+from tests.utils.deadlines import JOB_S
 
 LEASE_S = 2.0
-"""The step's lease, renewed every third of it; the upstream call below outlasts it twice."""
+"""The step's lease, renewed every third of it while the upstream call below is held."""
 
 
 @pytest.fixture
@@ -24,11 +26,17 @@ async def core(redis_client: Redis, tmp_path: Path) -> AsyncIterator[Core]:
         yield built
 
 
+async def lease_expiry(core: Core, job_id: str) -> float | None:
+    return await core.redis.zscore(keys.LEASES, job_id)
+
+
 async def test_a_slow_upstream_call_keeps_its_job_leased(core: Core) -> None:
     job_id = await core.submit()
     stored = await core.claim(job_id)
     assert stored.lease is not None
     await core.store.renew(job_id, stored.lease, LEASE_S)  # the claim's lease, shortened
+    first = await lease_expiry(core, job_id)
+    assert first is not None
     core.runner.lease_s = LEASE_S
     answered = asyncio.Event()
     calls: list[Call] = []
@@ -40,13 +48,16 @@ async def test_a_slow_upstream_call_keeps_its_job_leased(core: Core) -> None:
 
     core.alpha.submit = slow_submit  # type: ignore[method-assign]
     step = asyncio.create_task(core.runner.step(stored))
+    # Held until the renewals have carried the lease a whole lease past its first expiry
+    # (however long that takes on this machine): the job was never left to lapse.
     loop = asyncio.get_running_loop()
-    until = loop.time() + 2.5 * LEASE_S
-    while loop.time() < until:  # another worker looks for due and expired jobs meanwhile
-        taken = [s.record.job.id for s in await core.store.claim(10, LEASE_S)]
-        assert job_id not in taken, "the job's lease lapsed during the upstream call"
+    deadline = loop.time() + JOB_S
+    while (await lease_expiry(core, job_id) or 0) < first + LEASE_S * 1000:
+        assert loop.time() < deadline, "the lease was not renewed during the upstream call"
+        assert not step.done()
         await asyncio.sleep(LEASE_S / 10)
     answered.set()
     record = (await step).record
     assert record.job.status is JobStatus.succeeded
     assert len(calls) == 1
+    assert await lease_expiry(core, job_id) is None  # released with the terminal save
