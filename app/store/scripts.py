@@ -5,7 +5,7 @@ loaded again when the server does not know it (``NOSCRIPT``: a primary promoted 
 failover, a ``SCRIPT FLUSH``), as redis-py's own ``AsyncScript`` does. :class:`Script` sends
 the command on the connection itself rather than through the client's command layer, whose
 per-call work (its retry wrapper, observability hooks, option handling) has nothing to do for
-a script and cost about a quarter of each call's CPU (``docs/performance.md``). The
+a script and cost about a fifth of each call's CPU (``docs/performance.md``). The
 connection's own handling is unchanged: a read that fails or is interrupted closes the
 connection (redis-py's ``read_response``), Sentinel's pool answers the current primary, and a
 former primary answering ``READONLY`` drops its connections. Inside a pipeline a script is
