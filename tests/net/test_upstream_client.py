@@ -8,13 +8,14 @@ import asyncio
 import socket
 import struct
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from app.domain.errors import ProviderUnavailable
 from app.providers._http import upstream_errors
-from app.upstream_http import UPSTREAM_KEEPALIVE_S, upstream_client
+from app.upstream_http import UPSTREAM_KEEPALIVE_S, UpstreamTransport, upstream_client
 from tests.utils.raw_server import raw_server, read_request
 
 SERVER_IDLE_S = 4.5
@@ -132,3 +133,116 @@ async def test_a_cookie_one_call_was_given_is_not_sent_with_the_next() -> None:
     assert len(heads) == 2
     assert b"cookie:" not in heads[1]
     assert not client.cookies
+
+
+# -- plain requests straight to the transport -----------------------------------------------
+
+SHAPES: dict[str, dict[str, object]] = {
+    "get with headers": {"method": "GET", "headers": {"X-Key": "k1"}, "timeout": 7.0},
+    "post json": {"method": "POST", "json": {"prompt": "a lighthouse", "n": [1, 2]}},
+    "post bytes": {
+        "method": "POST",
+        "content": b"\x00raw\xff",
+        "headers": {"Content-Type": "application/octet-stream"},
+    },
+    "post form": {"method": "POST", "data": {"a": "1", "b": "two words"}},
+    "post multipart": {
+        "method": "POST",
+        "data": {"field": "v"},
+        "files": {"image": ("a.png", b"\x89PNG-bytes", "image/png")},
+    },
+    "put with query parameters": {"method": "PUT", "params": {"q": "x y"}, "json": {}},
+    "get with basic auth": {"method": "GET", "auth": ("user", "secret")},
+}
+"""What the adapters send. Query parameters of the call's own are merged by httpx's request
+building; an authentication flow goes through httpx's sending; the rest is built and sent
+directly."""
+
+
+def _normalized(head: bytes, body: bytes) -> tuple[list[bytes], bytes]:
+    """A request as received, its multipart boundary (random per request) replaced."""
+    lines = head.split(b"\r\n")
+    boundary = next((line.split(b"boundary=")[1] for line in lines if b"boundary=" in line), None)
+    if boundary is not None:
+        head, body = head.replace(boundary, b"B"), body.replace(boundary, b"B")
+    request_line, *fields = [line for line in head.split(b"\r\n") if line]
+    return [request_line, *sorted(field.lower() for field in fields)], body
+
+
+async def test_a_plain_request_reaches_the_wire_as_through_httpx(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each shape sent by the upstream client and by a stock httpx client over the same kind
+    of transport: the server receives the same request line, header fields and body, and
+    both read the same answer."""
+    received: list[tuple[bytes, bytes]] = []
+    through_httpx: list[httpx.AsyncClient] = []
+    stock_send = httpx.AsyncClient.send
+
+    async def counted(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> httpx.Response:
+        through_httpx.append(self)
+        return await stock_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", counted)
+    ours_via_httpx: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            received.append(await read_request(reader))
+            writer.write(
+                b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n"
+                b'x-answer: yes\r\ncontent-length: 11\r\n\r\n{"ok": 1.5}'
+            )
+            await writer.drain()
+
+    ours = upstream_client()
+    stock = httpx.AsyncClient(
+        transport=UpstreamTransport(trust_env=False),
+        timeout=httpx.Timeout(60.0, connect=5.0),
+        follow_redirects=False,
+    )
+    try:
+        async with raw_server(serve) as url:
+            for name, shape in SHAPES.items():
+                answers = []
+                for client in (ours, stock):
+                    kwargs = dict(shape)
+                    method = str(kwargs.pop("method"))
+                    before = through_httpx.count(ours)
+                    answers.append(await client.request(method, f"{url}/v1/x?y=1", **kwargs))
+                    if through_httpx.count(ours) > before:
+                        ours_via_httpx.append(name)
+                theirs, mine = received[-1], received[-2]
+                assert _normalized(*mine) == _normalized(*theirs), name
+                for answer in answers:
+                    assert answer.status_code == 201, name
+                    assert answer.json() == {"ok": 1.5}, name
+                    assert answer.headers["x-answer"] == "yes", name
+                    assert answer.request.method == method, name
+                assert answers[0].request.url == answers[1].request.url, name
+    finally:
+        await ours.aclose()
+        await stock.aclose()
+    assert len(received) == 2 * len(SHAPES)
+    assert ours_via_httpx == ["get with basic auth"]
+
+
+async def test_a_plain_request_keeps_its_timeout() -> None:
+    """The call's own timeout reaches the transport on the direct path: a server that never
+    answers is given up after it, as a read timeout the adapters know."""
+    hold = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await hold.wait()
+
+    client = upstream_client()
+    try:
+        async with raw_server(serve) as url:
+            with pytest.raises(httpx.ReadTimeout) as caught:
+                await client.post(f"{url}/slow", json={}, timeout=0.3)
+    finally:
+        hold.set()
+        await client.aclose()
+    assert caught.value.request.url == httpx.URL(f"{url}/slow")
+    assert caught.value.request.extensions["timeout"]["read"] == 0.3
