@@ -44,6 +44,9 @@ class Context:
     """The gateway's Redis (its embedded server, over the unix socket)."""
     gateway_pids: Callable[[], list[int]]
     seconds: float
+    pairs: int = 3
+    """How many times a gateway point and its reference are measured in turn
+    (:meth:`measure_pair`)."""
     points: dict[str, Point] = field(default_factory=dict)
     lines: list[Line] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -53,19 +56,45 @@ class Context:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {TENANT_KEY}"}
 
-    def measure(
-        self, key: str, label: str, request: Request, concurrency: int, against: str | None = None
-    ) -> Point:
+    def measure(self, key: str, label: str, request: Request, concurrency: int) -> Point:
         """Run wrk, print the line at once, keep the point under ``key``."""
         point = wrk(request, concurrency, self.seconds)
         self.points[key] = point
-        ratio = ""
-        if against is not None and against in self.points:
-            ratio = f"{point.rps / self.points[against].rps:6.1%} of {against}"
-        line = Line(label, concurrency, point, ratio)
+        line = Line(label, concurrency, point)
         self.lines.append(line)
         print(format_line(line), flush=True)
         return point
+
+    def measure_pair(
+        self,
+        reference: tuple[str, str, Request],
+        measured: tuple[str, str, Request],
+        concurrency: int,
+    ) -> float:
+        """A gateway point and its reference (each ``(key, label, request)``), measured in
+        turn ``pairs`` times: a disturbance of the machine falls on one pair, not on the
+        ratio. Keeps and prints each side's median run (by req/s); returns the median of the
+        pairs' ratios, which the line shows with every pair's."""
+        ref_key, ref_label, ref_request = reference
+        key, label, request = measured
+        ref_points: list[Point] = []
+        points: list[Point] = []
+        for _ in range(self.pairs):
+            ref_points.append(wrk(ref_request, concurrency, self.seconds))
+            points.append(wrk(request, concurrency, self.seconds))
+        ratios = sorted(p.rps / r.rps for p, r in zip(points, ref_points, strict=True))
+        ratio = ratios[len(ratios) // 2]
+        each = " / ".join(f"{r:.1%}" for r in ratios)
+        for point_key, point_label, runs, shown in (
+            (ref_key, ref_label, ref_points, ""),
+            (key, label, points, f"{ratio:6.1%} of {ref_key} (median of {each})"),
+        ):
+            point = sorted(runs, key=lambda p: p.rps)[len(runs) // 2]
+            self.points[point_key] = point
+            line = Line(point_label, concurrency, point, shown)
+            self.lines.append(line)
+            print(format_line(line), flush=True)
+        return ratio
 
     def note(self, text: str) -> None:
         self.notes.append(text)

@@ -7,9 +7,10 @@ bare FastAPI + redis-py server on that Redis. Then runs every scenario registere
 modules in ``SCENARIO_MODULES`` and prints req/s, p50, p99 with the ratios, the Redis costs
 and the targets.
 
-Environment: ``BENCH_SECONDS`` per point (default 5), ``BENCH_PROCESSES`` server processes for
-the gateway and both references (default 2), ``BENCH_RSS_JOBS`` (default 100000),
-``BENCH_ONLY`` (comma-separated scenario names).
+Environment: ``BENCH_SECONDS`` per point (default 5), ``BENCH_PAIRS`` times each ratio's
+two sides are measured in turn (default 3; the median pair counts), ``BENCH_PROCESSES``
+server processes for the gateway and both references (default 2), ``BENCH_RSS_JOBS``
+(default 100000), ``BENCH_ONLY`` (comma-separated scenario names).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ SCENARIO_MODULES = ["bench.gateway_paths", "bench.redis_costs", "bench.artifacts
 """Modules whose ``@scenario`` functions run, in this order (a new one: add it here)."""
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+PAIRS = int(os.environ.get("BENCH_PAIRS", "3"))
 PROCESSES = os.environ.get("BENCH_PROCESSES", "2")
 
 
@@ -168,9 +170,11 @@ def main() -> None:
             redis=redis,
             gateway_pids=lambda: children(gateway.pid),
             seconds=SECONDS,
+            pairs=PAIRS,
         )
         print(
-            f"wrk -t1, {SECONDS:g} s per point after 1 s warm-up; "
+            f"wrk -t1, {SECONDS:g} s per point after 1 s warm-up, the ratios' two sides "
+            f"{PAIRS} times in turn (median shown); "
             f"{PROCESSES} processes each for gateway, floor and bare"
         )
         print(HEADER)
