@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 import httpx
@@ -145,7 +146,8 @@ class ProviderRegistry(Mapping[str, Adapter]):
     ) -> None:
         self._adapters = dict(adapters)
         self._routing = routing
-        self.not_ready: dict[str, str] = dict(not_ready or {})
+        self.not_ready: Mapping[str, str] = MappingProxyType(dict(not_ready or {}))
+        self._bindings = {operation: self._serving(operation) for operation in Operation}
 
     @classmethod
     def from_settings(
@@ -180,8 +182,12 @@ class ProviderRegistry(Mapping[str, Adapter]):
     def __len__(self) -> int:
         return len(self._adapters)
 
-    def bindings(self, operation: Operation) -> dict[str, Binding]:
-        """Providers able to run ``operation``, in the configured preference order."""
+    def bindings(self, operation: Operation) -> Mapping[str, Binding]:
+        """Providers able to run ``operation``, in the configured preference order (found
+        once: the adapters, the routing and which are ready are fixed at start-up)."""
+        return self._bindings[operation]
+
+    def _serving(self, operation: Operation) -> Mapping[str, Binding]:
         capable = {
             name: adapter.bindings[operation]
             for name, adapter in self._adapters.items()
@@ -189,4 +195,4 @@ class ProviderRegistry(Mapping[str, Adapter]):
         }
         order = [n for n in self._routing.get(operation, []) if n in capable]
         order += sorted(n for n in capable if n not in order)
-        return {name: capable[name] for name in order}
+        return MappingProxyType({name: capable[name] for name in order})
