@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from app.api.problems import PROBLEM_JSON, Problem
-from app.domain.media import MediaKind, media_kind
+from app.domain.media import MediaKind
 from app.domain.operations import PARAMS, ROUTES, Operation, Params
 
 DOCS_URL = "/docs"
@@ -270,7 +270,7 @@ def _example(
 ) -> JSONObject:
     value: JSONObject = {}
     for name, field in params.model_fields.items():
-        kind = media_kind(field.annotation)
+        kind = params.media_fields.get(name)
         if field.is_required() and kind is not None:
             value[name] = media(name, kind)
         elif name in text:

@@ -12,7 +12,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.domain.media import AudioInput, ImageInput, MediaInput, VideoInput, media_kind
+from app.domain.media import (
+    AudioInput,
+    ImageInput,
+    MediaInput,
+    MediaKind,
+    VideoInput,
+    media_kind,
+)
 
 
 class Operation(StrEnum):
@@ -62,16 +69,16 @@ class Params(BaseModel):
     """Base of every operation's parameters. Unknown fields are refused, never dropped."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    media_fields: ClassVar[tuple[str, ...]] = ()
-    """The fields typed as a media input (``ImageInput``, ``ImageInput | None``, …), found once
-    per model from its annotations: a request's media are looked up many times a job."""
+    media_fields: ClassVar[dict[str, MediaKind]] = {}
+    """The fields typed as a media input (``ImageInput``, ``ImageInput | None``, …) and the
+    kind each takes, found once per model from its annotations: a request's media are looked
+    up many times a job."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        cls.media_fields = tuple(
-            name for name, field in cls.model_fields.items() if media_kind(field.annotation)
-        )
+        kinds = {name: media_kind(field.annotation) for name, field in cls.model_fields.items()}
+        cls.media_fields = {name: kind for name, kind in kinds.items() if kind is not None}
 
     def media(self) -> dict[str, MediaInput]:
         """The media inputs of this request, by canonical field name."""

@@ -16,8 +16,8 @@ import math
 from pydantic import BaseModel, TypeAdapter
 
 from app.domain.errors import ErrorCode, GatewayError
-from app.domain.media import MediaKind, media_kind
-from app.domain.operations import PARAMS, ROUTES, Operation, Params
+from app.domain.media import MediaKind
+from app.domain.operations import PARAMS, ROUTES, Operation
 from app.jobs.gate import HEADROOM_REQUESTS, HEADROOM_SHARE, RATE_MARGIN
 from app.jobs.prices import PriceBook, PriceRule
 from app.jobs.prices.rules import DEFAULT_CAPS
@@ -121,7 +121,7 @@ class Catalog:
         table = {(p.operation, p.provider): p.rule for p in await self.prices.table()}
         out = []
         for operation, params in PARAMS.items():
-            inputs = _media_inputs(params)
+            inputs = dict(params.media_fields)  # required, or `X | None` such as a mask
             bindings = [
                 ProviderBinding(
                     name=provider,
@@ -241,12 +241,6 @@ def _shown(rule: PriceRule) -> PriceRule:
     if rule.cap is not None:
         return rule
     return rule.model_copy(update={"cap": DEFAULT_CAPS[rule.unit]})
-
-
-def _media_inputs(params: type[Params]) -> dict[str, MediaKind]:
-    """Media fields of a parameter model (required, or ``X | None`` such as a mask)."""
-    kinds = {name: media_kind(params.model_fields[name].annotation) for name in params.media_fields}
-    return {name: kind for name, kind in kinds.items() if kind is not None}
 
 
 def _style(provider: str, style: Style) -> StyleInfo:

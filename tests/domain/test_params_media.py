@@ -34,6 +34,7 @@ def test_media_names_every_media_input_given_and_nothing_else(operation: Operati
     )
     assert set(all_given.media()) == media_names
     assert all(isinstance(v, MediaInput) for v in all_given.media().values())
+    assert {name: v.kind for name, v in all_given.media().items()} == params.media_fields
 
     none_given = params.model_construct(**{name: None for name in media_names})
     assert none_given.media() == {}
