@@ -37,6 +37,9 @@ class Context:
     """The mock upstream (Image Pig's success answer at once)."""
     floor: str
     """FastAPI + aiohttp forwarding ``POST /forward`` to the upstream."""
+    keeper: str
+    """The floor plus a synchronous job's three atomic writes and its output file:
+    ``POST /keep`` (``bench.servers.keeper_app``)."""
     bare: str
     """FastAPI + redis-py: ``GET /hash/{key}``."""
     gateway: str
@@ -75,26 +78,43 @@ class Context:
         turn ``pairs`` times: a disturbance of the machine falls on one pair, not on the
         ratio. Keeps and prints each side's median run (by req/s); returns the median of the
         pairs' ratios, which the line shows with every pair's."""
+        return self.measure_turns(reference, [measured], concurrency)[0]
+
+    def measure_turns(
+        self,
+        reference: tuple[str, str, Request],
+        measured: list[tuple[str, str, Request]],
+        concurrency: int,
+    ) -> list[float]:
+        """:meth:`measure_pair` for several points against one reference: each round
+        measures the reference, then each point in turn. The ratios, in ``measured``'s
+        order."""
         ref_key, ref_label, ref_request = reference
-        key, label, request = measured
         ref_points: list[Point] = []
-        points: list[Point] = []
+        points: list[list[Point]] = [[] for _ in measured]
         for _ in range(self.pairs):
             ref_points.append(wrk(ref_request, concurrency, self.seconds))
-            points.append(wrk(request, concurrency, self.seconds))
-        ratios = sorted(p.rps / r.rps for p, r in zip(points, ref_points, strict=True))
-        ratio = ratios[len(ratios) // 2]
-        each = " / ".join(f"{r:.1%}" for r in ratios)
-        for point_key, point_label, runs, shown in (
-            (ref_key, ref_label, ref_points, ""),
-            (key, label, points, f"{ratio:6.1%} of {ref_key} (median of {each})"),
-        ):
-            point = sorted(runs, key=lambda p: p.rps)[len(runs) // 2]
-            self.points[point_key] = point
-            line = Line(point_label, concurrency, point, shown)
-            self.lines.append(line)
-            print(format_line(line), flush=True)
-        return ratio
+            for runs, (_, _, request) in zip(points, measured, strict=True):
+                runs.append(wrk(request, concurrency, self.seconds))
+        self._keep(ref_key, ref_label, ref_points, concurrency, "")
+        ratios: list[float] = []
+        for runs, (key, label, _) in zip(points, measured, strict=True):
+            each = sorted(p.rps / r.rps for p, r in zip(runs, ref_points, strict=True))
+            ratio = each[len(each) // 2]
+            shown = " / ".join(f"{r:.1%}" for r in each)
+            self._keep(
+                key, label, runs, concurrency, f"{ratio:6.1%} of {ref_key} (median of {shown})"
+            )
+            ratios.append(ratio)
+        return ratios
+
+    def _keep(self, key: str, label: str, runs: list[Point], concurrency: int, shown: str) -> None:
+        """Keep and print the median run (by req/s) of a point measured several times."""
+        point = sorted(runs, key=lambda p: p.rps)[len(runs) // 2]
+        self.points[key] = point
+        line = Line(label, concurrency, point, shown)
+        self.lines.append(line)
+        print(format_line(line), flush=True)
 
     def note(self, text: str) -> None:
         self.notes.append(text)

@@ -95,7 +95,7 @@ def main() -> None:
     for name in SCENARIO_MODULES:
         importlib.import_module(name)
     only = {n for n in os.environ.get("BENCH_ONLY", "").split(",") if n}
-    ports = {name: free_port() for name in ("upstream", "floor", "bare", "gateway")}
+    ports = {name: free_port() for name in ("upstream", "floor", "keeper", "bare", "gateway")}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
     with tempfile.TemporaryDirectory(prefix="mediagate-bench-") as data_dir, ExitStack() as stack:
@@ -161,10 +161,31 @@ def main() -> None:
                 f"{url['bare']}/docs",
             )
         )
+        stack.enter_context(
+            process(
+                [
+                    "bench.servers",
+                    "keeper",
+                    "--port",
+                    str(ports["keeper"]),
+                    "--processes",
+                    PROCESSES,
+                    "--upstream",
+                    url["upstream"],
+                    "--redis",
+                    redis_socket,
+                    "--blobs",
+                    str(Path(data_dir) / "keeper-blobs"),
+                ],
+                base_env,
+                f"{url['keeper']}/docs",
+            )
+        )
         redis = Redis.from_url(redis_socket, decode_responses=True)
         ctx = Context(
             upstream=url["upstream"],
             floor=url["floor"],
+            keeper=url["keeper"],
             bare=url["bare"],
             gateway=url["gateway"],
             redis=redis,
@@ -175,7 +196,7 @@ def main() -> None:
         print(
             f"wrk -t1, {SECONDS:g} s per point after 1 s warm-up, the ratios' two sides "
             f"{PAIRS} times in turn (median shown); "
-            f"{PROCESSES} processes each for gateway, floor and bare"
+            f"{PROCESSES} processes each for gateway, floor, keeper and bare"
         )
         print(HEADER)
         for run in SCENARIOS:

@@ -11,6 +11,11 @@
 ``python -m bench.servers bare --port N --redis URL --processes P``
     FastAPI + redis-py: ``GET /hash/{key}`` answers one ``HGETALL`` as JSON; the floor of
     ``GET /v1/jobs/{id}``.
+``python -m bench.servers keeper --port N --upstream URL --redis URL --blobs DIR --processes P``
+    The floor plus the least a job's guarantees cost (:func:`keeper_app`): the three atomic
+    writes of a synchronous job, as the gateway makes them, and its output kept as a file by
+    the gateway's own blob store. No gateway can do a synchronous job with those guarantees
+    on this stack for less; the gateway's distance to it is its own code's.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ import base64
 import io
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -137,6 +144,111 @@ def bare_app(redis_url: str) -> Any:
     return app
 
 
+KEEPER_PREFIX = "bench:keeper:"
+"""The keeper's keys in the gateway's Redis: none of the gateway's own."""
+
+_KEEPER_CREATE = """
+local used = redis.call('INCR', KEYS[2])
+if used == 1 then redis.call('EXPIRE', KEYS[2], 60) end
+if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[2]) then return 0 end
+redis.call('DECRBY', KEYS[3], ARGV[2])
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'status', 'running', 'lease', ARGV[3])
+redis.call('EXPIRE', KEYS[1], 3600)
+redis.call('ZADD', KEYS[4], ARGV[4], KEYS[1])
+return 1
+"""
+_KEEPER_RESERVE = """
+local used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
+if used + tonumber(ARGV[1]) > tonumber(ARGV[5]) then return 0 end
+redis.call('HINCRBY', KEYS[1], 'used', ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4], 'EX', 3600)
+return 1
+"""
+_KEEPER_FINISH = """
+if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'status', 'succeeded', 'lease', '')
+redis.call('ZREM', KEYS[2], KEYS[1])
+redis.call('INCRBY', KEYS[3], ARGV[3])
+redis.call('PUBLISH', KEYS[4], KEYS[1])
+return 1
+"""
+
+
+def keeper_app(upstream_url: str, redis_url: str, blob_root: str) -> Any:
+    """The floor plus the least a synchronous job's guarantees cost on this stack.
+
+    Per request, in the gateway's order: one script that counts the tenant's rate, reserves
+    the price from its balance and records the job leased (before the upstream hears of it,
+    so a crash after the call is known); the upstream call (aiohttp, as the floor); one
+    script that counts the output against the storage quota and schedules its deletion
+    before its bytes are written; the bytes, written by the gateway's ``LocalBlobStore``; one
+    script that ends the job if its lease still holds, settles the price and publishes the
+    change. Scripts go through the gateway's :class:`~app.store.scripts.Script` (redis-py,
+    the cheapest way it offers), and carry records the size of the gateway's. Nothing else:
+    no authentication, validation, routing, accounting rules, metrics or rendering.
+    """
+    import aiohttp
+    from redis.asyncio import Redis
+
+    from app.blobs.local import LocalBlobStore
+    from app.domain.models import new_artifact_id, new_job_id
+    from app.store.scripts import Script
+
+    redis = Redis.from_url(redis_url)
+    create, reserve, finish = (
+        Script(redis, source) for source in (_KEEPER_CREATE, _KEEPER_RESERVE, _KEEPER_FINISH)
+    )
+    blobs = LocalBlobStore(Path(blob_root))
+    session: dict[str, aiohttp.ClientSession] = {}
+    key = {name: KEEPER_PREFIX + name for name in ("rate", "credits", "leases", "usage", "due")}
+    padding = "x" * 1200  # a job's stored record is about 1.5 KB
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=512)
+        session["s"] = aiohttp.ClientSession(connector=connector)
+        await redis.set(key["credits"], 10**15)
+        yield
+        await session["s"].close()
+        await redis.aclose()
+
+    app = FastAPI(lifespan=lifespan)
+    target = upstream_url.rstrip("/") + IMAGEPIG_PATH
+
+    @app.post("/keep")
+    async def keep(request: Request) -> Response:
+        body = await request.body()
+        job_id, lease = new_job_id(), os.urandom(8).hex()
+        now = int(time.time() * 1000)
+        job_key = f"{KEEPER_PREFIX}job:{job_id}"
+        record = json.dumps(
+            {"id": job_id, "status": "running", "input": body.decode(), "pad": padding}
+        )
+        job_keys = [job_key, key["rate"], key["credits"], key["leases"]]
+        if not await create(keys=job_keys, args=[record, 5, lease, now + 30_000]):
+            return Response(status_code=402)
+        async with session["s"].post(
+            target, data=body, headers={"Content-Type": "application/json"}
+        ) as answer:
+            image = base64.b64decode(json.loads(await answer.read())["image_data"])
+        blob_id = new_artifact_id()
+        meta = json.dumps({"id": blob_id, "size": len(image), "type": "image/png"})
+        blob_keys = [key["usage"], key["due"], f"{KEEPER_PREFIX}file:{blob_id}"]
+        if not await reserve(keys=blob_keys, args=[len(image), now, blob_id, meta, 1 << 40]):
+            return Response(status_code=413)
+        await blobs.put(blob_id, image, "image/png")
+        done = json.dumps(
+            {"id": job_id, "status": "succeeded", "artifact": blob_id, "pad": padding}
+        )
+        finish_keys = [job_key, key["leases"], key["credits"], KEEPER_PREFIX + "events"]
+        if not await finish(keys=finish_keys, args=[done, lease, 0]):
+            return Response(status_code=409)
+        return Response(done, media_type="application/json")
+
+    return app
+
+
 def _serve(factory: str, args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -161,20 +273,32 @@ def _bare_from_env() -> Any:
     return bare_app(os.environ["BENCH_REDIS_URL"])
 
 
+def _keeper_from_env() -> Any:
+    return keeper_app(
+        os.environ["BENCH_UPSTREAM_URL"], os.environ["BENCH_REDIS_URL"], os.environ["BENCH_BLOBS"]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.servers")
-    parser.add_argument("kind", choices=["upstream", "floor", "bare"])
+    parser.add_argument("kind", choices=["upstream", "floor", "bare", "keeper"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--upstream")
     parser.add_argument("--redis")
+    parser.add_argument("--blobs")
     args = parser.parse_args()
     if args.kind == "upstream":
         upstream(args)
     elif args.kind == "floor":
         os.environ["BENCH_UPSTREAM_URL"] = args.upstream
         _serve("_floor_from_env", args)
+    elif args.kind == "keeper":
+        os.environ.update(
+            BENCH_UPSTREAM_URL=args.upstream, BENCH_REDIS_URL=args.redis, BENCH_BLOBS=args.blobs
+        )
+        _serve("_keeper_from_env", args)
     else:
         os.environ["BENCH_REDIS_URL"] = args.redis
         _serve("_bare_from_env", args)
