@@ -1,5 +1,6 @@
 """A Lua script sent on a pool connection (``app.store.scripts.Script``): reloaded when the
-server forgot it, and a connection never handed on with an answer still owed on it."""
+server forgot it, its arguments delivered as redis-py delivers them, and a connection never
+handed on with an answer still owed on it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
+from redis.typing import EncodableT
 
 from app.store.scripts import Script
 from tests.utils.deadlines import STORE_TIMEOUT_S
@@ -63,3 +65,58 @@ async def test_a_call_given_up_does_not_leave_its_answer_to_the_next(
         await waiting
     assert await echo(args=["mine"]) == "mine"
     assert await echo(args=["and mine"]) == "and mine"
+
+
+ARGS = "return {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], #ARGV[6], KEYS[1]}"
+
+
+async def test_arguments_arrive_as_redis_py_sends_them(one_connection: Redis) -> None:
+    """Text, bytes with protocol characters, numbers: Lua reads what redis-py's own command
+    path would have written (a float by its shortest repr, an int past 64 bits whole)."""
+    args = Script(one_connection, ARGS)
+    given: list[EncodableT] = ["é ✓", b"a\r\n$3\r\nb", 0.1, 10**30, -7, "x" * 1000]
+    assert await args(keys=["k:é"], args=given) == [
+        "é ✓",
+        "a\r\n$3\r\nb",
+        "0.1",
+        str(10**30),
+        "-7",
+        1000,
+        "k:é",
+    ]
+
+
+async def test_an_argument_larger_than_a_socket_buffer_is_written_whole(
+    one_connection: Redis,
+) -> None:
+    """Past ``DRAIN_ABOVE_BYTES`` the write waits for the socket; all of it reaches Redis and
+    the connection serves the next call."""
+    length = Script(one_connection, "return #ARGV[1]")
+    echo = Script(one_connection, ECHO)
+    assert await length(args=["y" * 8_000_000]) == 8_000_000
+    assert await echo(args=["after"]) == "after"
+
+
+@pytest.mark.parametrize("bad", [None, True])
+async def test_an_argument_redis_cannot_take_is_refused_before_anything_is_sent(
+    one_connection: Redis, bad: object
+) -> None:
+    echo = Script(one_connection, ECHO)
+    with pytest.raises(DataError):
+        await echo(args=["ok", bad])  # type: ignore[list-item]
+    assert await echo(args=["still in step"]) == "still in step"
+
+
+async def test_a_connection_the_server_closed_is_replaced(
+    one_connection: Redis, redis_url: str
+) -> None:
+    """Closed while idle in the pool (a restart, a timeout on the server): the next call
+    goes out on a new connection instead of failing on the dead one."""
+    echo = Script(one_connection, ECHO)
+    assert await echo(args=["before"]) == "before"
+    killer = Redis.from_url(redis_url)
+    try:
+        assert await killer.client_kill_filter(_type="normal", skipme=True) >= 1
+    finally:
+        await killer.aclose()
+    assert await echo(args=["after"]) == "after"
