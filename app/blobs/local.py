@@ -97,8 +97,12 @@ class LocalBlobStore:
 
     def _create(self, path: Path) -> tuple[BinaryIO, str]:
         self._ensure_dir(path)
-        tmp = f"{self.partial}/{path.name}.{os.urandom(6).hex()}"
+        tmp = self._partial_name(path)
         return open(tmp, "wb"), tmp
+
+    def _partial_name(self, path: Path) -> str:
+        """Where a write of ``path`` goes until it is whole (see the module docstring)."""
+        return f"{self.partial}/{path.name}.{os.urandom(6).hex()}"
 
     def _delete(self, path: Path, blob_id: str) -> None:
         path.unlink(missing_ok=True)
@@ -115,10 +119,20 @@ class LocalBlobStore:
             self._dirs.add(directory)
 
     def _write(self, path: Path, data: bytes) -> None:
-        """Write to a temporary name, then rename: readers never see half a file."""
-        handle, tmp = self._create(path)
-        with handle:
-            handle.write(data)
+        """Write to a temporary name, then rename: readers never see half a file.
+
+        Through the file descriptor itself: a buffered file object would ask the kernel
+        three more things (its size, whether it is a terminal, its position) for a write of
+        known bytes, about a quarter of a small blob's cost."""
+        self._ensure_dir(path)
+        tmp = self._partial_name(path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            left = memoryview(data)
+            while left:
+                left = left[os.write(fd, left) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
 
 
