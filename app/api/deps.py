@@ -44,7 +44,13 @@ from app.metrics import Metrics
 from app.signing import UrlSigner
 from app.store.files import FileIndex
 from app.store.idempotency import IdempotencyStore
-from app.store.rate_limits import ConcurrencySlots, Decision, RateCheck, RateLimiter
+from app.store.rate_limits import (
+    ConcurrencySlots,
+    Decision,
+    RateCheck,
+    RateLimiter,
+    RateRefused,
+)
 from app.store.tenants import Tenant, TenantStore
 from app.store.webhooks import WebhookStore
 from app.store.workers import WorkerPresence
@@ -248,6 +254,12 @@ def rate_check_of(services: Services, tenant: Tenant) -> RateCheck:
     refused there, ``refuse_over_rate`` answers it."""
     key, rpm, burst = _tenant_rate(services, tenant)
     return RateCheck(key, rpm, burst)
+
+
+def refuse_refused_rate(services: Services, rate: RateCheck, refused: RateRefused) -> None:
+    """Raise the 429 for a rate check that went with a script (``rate_check_of``) and was
+    refused there: the same answer as :func:`check_rate`'s."""
+    refuse_over_rate(services, int(rate.rate_per_minute), refused.decision)
 
 
 def refuse_over_rate(services: Services, rpm: int, decision: Decision) -> None:
