@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast check lint typecheck layers bench bench-cpu bench-instructions faults hostile providers-check openapi contract clean
+.PHONY: install run test test-fast check lint typecheck layers bench bench-cpu bench-instructions bench-phases faults hostile providers-check openapi contract clean
 
 # Parallel test processes (pytest-xdist), each with its own redis-server; a test file stays on
 # one process (its module fixtures start their gateway once). Most end-to-end time is waiting
@@ -55,6 +55,9 @@ bench-cpu: install  ## the gateway's CPU time and Python calls per request, in p
 
 bench-instructions: install  ## instructions per request under callgrind: repeatable on a busy machine (see docs/performance.md)
 	$(BIN)/python -m bench.instructions
+
+bench-phases: install  ## a synchronous request's CPU by the gateway's own functions, inclusive (see docs/performance.md)
+	$(BIN)/python -m bench.phases
 
 faults: install  ## fault injection against real processes: fallback, breaker, kill -9, Redis outage, webhooks, SSRF, Perfect liveness and per-IP limit, callbacks, poll faults, cancel storm
 	$(BIN)/pytest -q tests/e2e/test_faults.py tests/e2e/test_crash_recovery.py tests/e2e/test_crash_under_load.py tests/e2e/test_redis_outage.py tests/e2e/test_ssrf.py tests/e2e/test_perfect_liveness.py tests/e2e/test_perfect_per_ip.py tests/e2e/test_upstream_callbacks.py tests/e2e/test_poll_faults.py tests/e2e/test_paid_work.py

@@ -132,7 +132,11 @@ async def measure(
                 stats.print_callers(callers)
 
 
-async def scenarios(app: ASGI) -> None:
+Measure = Callable[[str, ASGI, Callable[[], Awaitable[tuple[int, bytes]]]], Awaitable[None]]
+"""How a scenario is measured: :func:`measure` here, or another tool's (``bench.phases``)."""
+
+
+async def scenarios(app: ASGI, measured: Measure = measure) -> None:
     json_headers = [AUTH, (b"content-type", b"application/json")]
     status, body = await call(
         app, "POST", "/v1/images/generate", [*json_headers, (b"prefer", b"wait=30")], GENERATE
@@ -165,7 +169,7 @@ async def scenarios(app: ASGI) -> None:
         ("GET artifact", download),
     ):
         if not only or any(o in name for o in only):
-            await measure(name, app, run)
+            await measured(name, app, run)
     name = "async job: 202 submit + its worker run"
     if not only or any(o in name for o in only):
         await measure_async_jobs(name, app, submit)
@@ -209,7 +213,7 @@ async def measure_async_jobs(
         await worker
 
 
-def main() -> None:
+def main(measured: Measure = measure) -> None:
     from app import logs
     from app.config import Settings
     from app.main import create_app
@@ -246,7 +250,7 @@ def main() -> None:
                 import uvloop  # noqa: F401
 
                 async with app.router.lifespan_context(app):
-                    await scenarios(app)
+                    await scenarios(app, measured)
 
             import uvloop
 
