@@ -114,9 +114,11 @@ async def test_a_connection_the_server_closed_is_replaced(
     goes out on a new connection instead of failing on the dead one."""
     echo = Script(one_connection, ECHO)
     assert await echo(args=["before"]) == "before"
+    pooled = await one_connection.client_id()  # the pool's one connection
     killer = Redis.from_url(redis_url)
     try:
-        assert await killer.client_kill_filter(_type="normal", skipme=True) >= 1
+        assert await killer.client_kill_filter(_id=str(pooled)) == 1
     finally:
         await killer.aclose()
     assert await echo(args=["after"]) == "after"
+    assert await one_connection.client_id() != pooled
