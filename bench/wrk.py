@@ -58,10 +58,11 @@ def ensure_tool(name: str, needed_by: str) -> str:
         return found
     if os.geteuid() != 0:
         raise SystemExit(f"{needed_by} needs {name}: apt-get install -y {name}")
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    if subprocess.call(["apt-get", "install", "-y", name], **quiet) != 0:  # type: ignore[call-overload]
-        subprocess.check_call(["apt-get", "update"], **quiet)  # type: ignore[call-overload]
-        subprocess.check_call(["apt-get", "install", "-y", name], **quiet)  # type: ignore[call-overload]
+    install = ["apt-get", "install", "-y", name]
+    quiet = subprocess.DEVNULL
+    if subprocess.call(install, stdout=quiet, stderr=quiet) != 0:
+        subprocess.check_call(["apt-get", "update"], stdout=quiet, stderr=quiet)
+        subprocess.check_call(install, stdout=quiet, stderr=quiet)
     return shutil.which(name) or name
 
 
