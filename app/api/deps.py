@@ -256,7 +256,7 @@ def rate_check_of(services: Services, tenant: Tenant) -> RateCheck:
     return RateCheck(key, rpm, burst)
 
 
-def refuse_refused_rate(services: Services, rate: RateCheck, refused: RateRefused) -> None:
+def answer_rate_refused(services: Services, rate: RateCheck, refused: RateRefused) -> None:
     """Raise the 429 for a rate check that went with a script (``rate_check_of``) and was
     refused there: the same answer as :func:`check_rate`'s."""
     refuse_over_rate(services, int(rate.rate_per_minute), refused.decision)

@@ -39,11 +39,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.deps import (
     Services,
     active_caller,
+    answer_rate_refused,
     bearer_key,
     cancel_after_seconds,
     check_rate,
     rate_check_of,
-    refuse_refused_rate,
     wait_seconds,
 )
 from app.api.routes import artifacts as artifact_routes
@@ -110,7 +110,7 @@ class FastRoutes:
             try:
                 text = await services.jobs.get_json(tenant, job_id, rate)
             except RateRefused as refused:
-                refuse_refused_rate(services, rate, refused)
+                answer_rate_refused(services, rate, refused)
                 raise
             response = Response(text, media_type="application/json")
         except Exception as exc:
@@ -203,7 +203,7 @@ async def _rate_first(
     submission stopped before its creation, the rate check made now, so it is counted)."""
     try:
         if isinstance(exc, RateRefused) and rate is not None:
-            refuse_refused_rate(services, rate, exc)
+            answer_rate_refused(services, rate, exc)
         if rate is not None and not rate.sent:
             await check_rate(services, tenant)
     except Exception as refused:

@@ -30,9 +30,10 @@ from importlib.resources import files
 from typing import Any
 
 import hiredis
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ConnectionError, DataError, NoScriptError, TimeoutError
+from redis.exceptions import DataError, NoScriptError
 from redis.typing import EncodableT, KeyT
 
 DRAIN_ABOVE_BYTES = 64 * 1024
@@ -105,10 +106,10 @@ async def _send(connection: Any, command: bytes) -> None:
             await writer.drain()
     except BaseException as exc:  # half a command may be out: the connection goes
         await connection.disconnect(nowait=True)
-        if isinstance(exc, asyncio.TimeoutError):
-            raise TimeoutError("Timeout writing to socket") from None
+        if isinstance(exc, TimeoutError):
+            raise redis_errors.TimeoutError("Timeout writing to socket") from None
         if isinstance(exc, OSError):
-            raise ConnectionError(f"Error while writing to socket: {exc}") from exc
+            raise redis_errors.ConnectionError(f"Error while writing to socket: {exc}") from exc
         raise
 
 
