@@ -94,13 +94,18 @@ async def call(
     return status, b"".join(chunks)
 
 
-async def measure(
-    name: str, app: ASGI, request: Callable[[], Awaitable[tuple[int, bytes]]]
-) -> None:
-    for _ in range(50):  # warm caches and connections
+async def warm(name: str, request: Callable[[], Awaitable[tuple[int, bytes]]]) -> None:
+    """Fifty requests before measuring (caches, connections); each must succeed."""
+    for _ in range(50):
         status, body = await request()
         if status >= 300:
             raise SystemExit(f"{name}: {status} {body[:300]!r}")
+
+
+async def measure(
+    name: str, app: ASGI, request: Callable[[], Awaitable[tuple[int, bytes]]]
+) -> None:
+    await warm(name, request)
     profile = cProfile.Profile() if os.environ.get("BENCH_CPU_PROFILE") else None
     if profile:
         profile.enable()

@@ -99,10 +99,7 @@ def _timed(module: str, qualname: str) -> None:
 async def _measure(
     name: str, app: bench.cpu.ASGI, request: Callable[[], Awaitable[tuple[int, bytes]]]
 ) -> None:
-    for _ in range(50):  # warm caches and connections
-        status, body = await request()
-        if status >= 300:
-            raise SystemExit(f"{name}: {status} {body[:300]!r}")
+    await bench.cpu.warm(name, request)
     spent.clear()
     calls.clear()
     started = time.thread_time()

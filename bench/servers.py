@@ -27,8 +27,8 @@ import io
 import json
 import os
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,19 +104,28 @@ def upstream(args: argparse.Namespace) -> None:
     uvloop.run(main())
 
 
-def floor_app(upstream_url: str) -> Any:
+def _upstream_session(
+    session: dict[str, Any], started: Callable[[], Awaitable[object]] | None = None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan keeping one shared aiohttp session in ``session["s"]`` (the floor's and the
+    keeper's way to the upstream), after ``started`` when given."""
     import aiohttp
-
-    session: dict[str, aiohttp.ClientSession] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=512)
         session["s"] = aiohttp.ClientSession(connector=connector)
+        if started is not None:
+            await started()
         yield
         await session["s"].close()
 
-    app = FastAPI(lifespan=lifespan)
+    return lifespan
+
+
+def floor_app(upstream_url: str) -> Any:
+    session: dict[str, Any] = {}
+    app = FastAPI(lifespan=_upstream_session(session))
     target = upstream_url.rstrip("/") + IMAGEPIG_PATH
 
     @app.post("/forward")
@@ -188,7 +197,6 @@ def keeper_app(upstream_url: str, redis_url: str, blob_root: str) -> Any:
     the cheapest way it offers), and carry records the size of the gateway's. Nothing else:
     no authentication, validation, routing, accounting rules, metrics or rendering.
     """
-    import aiohttp
     from redis.asyncio import Redis
 
     from app.blobs.local import LocalBlobStore
@@ -200,20 +208,14 @@ def keeper_app(upstream_url: str, redis_url: str, blob_root: str) -> Any:
         Script(redis, source) for source in (_KEEPER_CREATE, _KEEPER_RESERVE, _KEEPER_FINISH)
     )
     blobs = LocalBlobStore(Path(blob_root))
-    session: dict[str, aiohttp.ClientSession] = {}
+    session: dict[str, Any] = {}
     key = {name: KEEPER_PREFIX + name for name in ("rate", "credits", "leases", "usage", "due")}
     padding = "x" * 1200  # a job's stored record is about 1.5 KB
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        connector = aiohttp.TCPConnector(limit=512)
-        session["s"] = aiohttp.ClientSession(connector=connector)
+    async def started() -> None:
         await redis.set(key["credits"], 10**15)
-        yield
-        await session["s"].close()
-        await redis.aclose()
 
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=_upstream_session(session, started))
     target = upstream_url.rstrip("/") + IMAGEPIG_PATH
 
     @app.post("/keep")
