@@ -5,6 +5,7 @@ whether the request may have reached the provider."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import struct
 import time
@@ -95,6 +96,49 @@ async def test_a_connection_reset_after_the_request_leaves_it_unanswered() -> No
     async with raw_server(serve) as url:
         failure = await _failed_submission(url)
     assert failure.unanswered
+
+
+async def test_a_connection_reset_while_the_answer_is_read_leaves_it_unanswered() -> None:
+    """The answer's head arrived, then the connection was reset half-way through its body:
+    the request certainly went out, so the attempt is unanswered, not "nothing was sent"."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n" + b"{" * 10)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    async with raw_server(serve) as url:
+        failure = await _failed_submission(url)
+    assert isinstance(failure.__cause__, httpx.ReadError | httpx.RemoteProtocolError)
+    assert failure.unanswered
+
+
+async def test_a_compressed_answer_is_read_decoded() -> None:
+    """An answer sent with ``Content-Encoding: gzip`` reads as its decoded bytes, as through
+    a stock httpx client."""
+    payload = gzip.compress(b'{"image": "done"}')
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-type: application/json"
+                + f"\r\ncontent-length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
+            await writer.drain()
+
+    client = upstream_client()
+    try:
+        async with raw_server(serve) as url:
+            answer = await client.post(f"{url}/api/call/generate", json={"prompt": "x"})
+    finally:
+        await client.aclose()
+    assert answer.json() == {"image": "done"}
+    assert answer.headers["content-length"] == str(len(payload))
 
 
 async def test_a_refused_connection_sent_nothing() -> None:
