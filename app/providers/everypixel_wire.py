@@ -17,7 +17,8 @@ from app.domain.operations import (
     Operation,
 )
 from app.providers import _http
-from app.providers._meaning import HTTP_403, HTTP_404, HTTP_413, Meaning, document, unlisted
+from app.providers._citations import HTTP_403, HTTP_404, HTTP_413, document
+from app.providers._meaning import Meaning, unlisted
 from app.providers.base import Failed
 
 PROVIDER = "everypixel"

@@ -80,17 +80,9 @@ from app.domain.operations import (
     Upscale,
 )
 from app.providers import _http
+from app.providers._citations import HTTP_400, HTTP_401, HTTP_422, HTTP_429, document
 from app.providers._http import upstream_errors
-from app.providers._meaning import (
-    HTTP_400,
-    HTTP_401,
-    HTTP_422,
-    HTTP_429,
-    SERVER_ERROR,
-    Meaning,
-    document,
-    unlisted,
-)
+from app.providers._meaning import SERVER_ERROR, Meaning, unlisted
 from app.providers.base import (
     Adapter,
     Binding,

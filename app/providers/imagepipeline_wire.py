@@ -20,7 +20,7 @@ from app.domain.operations import (
     TryOn,
 )
 from app.providers import _http
-from app.providers._meaning import (
+from app.providers._citations import (
     HTTP_400,
     HTTP_401,
     HTTP_403,
@@ -28,9 +28,8 @@ from app.providers._meaning import (
     HTTP_413,
     HTTP_422,
     HTTP_429,
-    Meaning,
-    unlisted,
 )
+from app.providers._meaning import Meaning, unlisted
 from app.providers.base import Call, Failed
 
 PROVIDER = "imagepipeline"

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from app.providers._meaning import Citation, document
+from app.providers._citations import Citation, document
 
 JPEG = "image/jpeg"
 PNG = "image/png"

@@ -17,16 +17,8 @@ import httpx
 from app.domain.errors import ErrorCode, ProviderUnavailable
 from app.domain.operations import GenerateImage, Hairstyle, Operation, Params, Upscale
 from app.providers import _http
-from app.providers._meaning import (
-    HTTP_400,
-    HTTP_401,
-    HTTP_403,
-    HTTP_404,
-    HTTP_413,
-    Meaning,
-    document,
-    unlisted,
-)
+from app.providers._citations import HTTP_400, HTTP_401, HTTP_403, HTTP_404, HTTP_413, document
+from app.providers._meaning import Meaning, unlisted
 from app.providers.base import Failed
 
 PROVIDER = "perfectcorp"

@@ -25,7 +25,8 @@ import httpx
 
 from app.domain.errors import ErrorCode, ProviderUnavailable
 from app.providers import _http
-from app.providers._meaning import HTTP_404, Meaning, document, unlisted
+from app.providers._citations import HTTP_404, document
+from app.providers._meaning import Meaning, unlisted
 from app.providers.base import Failed
 
 PROVIDER = "pixelapi"
