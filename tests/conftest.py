@@ -28,7 +28,7 @@ from tests.utils.deadlines import STARTUP_S, STORE_TIMEOUT_S
 from tests.utils.net import free_port
 from tests.utils.seaweedfs import S3Server, seaweedfs
 
-_create_ssl_context = httpx._transports.default.create_ssl_context
+_create_ssl_context = httpx.create_ssl_context
 
 
 @functools.cache
@@ -49,7 +49,8 @@ def _shared_default_tls(
     return _create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
 
 
-httpx._transports.default.create_ssl_context = _shared_default_tls  # type: ignore[assignment]
+# httpx's transport module imports the function without re-exporting it: patched where it is read.
+httpx._transports.default.create_ssl_context = _shared_default_tls  # type: ignore[attr-defined]
 
 
 def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:

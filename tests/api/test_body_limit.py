@@ -106,7 +106,10 @@ async def test_a_face_swap_with_two_images_at_the_media_limit_fits(client: Any) 
     """Both images at the limit pass the body limit (and get the media check's answer); a
     body far beyond it does not."""
     at_limit = base64.b64encode(b"\x89PNG" + b"\0" * (MEDIA_LIMIT - 4)).decode()
-    body = {"source": {"data": at_limit}, "target": {"data": "data:image/png;base64," + at_limit}}
+    body: dict[str, object] = {
+        "source": {"data": at_limit},
+        "target": {"data": "data:image/png;base64," + at_limit},
+    }
     response = await client.post("/v1/images/swap-face", json=body)
     assert_problem(response, 422, "invalid_media")  # read whole, then judged as media
     body["extra"] = "x" * (MEDIA_LIMIT // 2)

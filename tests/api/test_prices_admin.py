@@ -4,7 +4,7 @@ stored) before every process uses them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from app.config import SANDBOX_TENANT_KEY
 from app.gateway import Gateway
 from app.jobs.prices import PriceBook
+from app.jobs.prices.book import ConfiguredPrice
 from app.store import keys
 from tests.utils.in_process import in_process_gateway
 
@@ -147,11 +148,12 @@ async def test_a_typo_in_the_prices_setting_stops_the_start(
 ) -> None:
     gw, _ = gateway
     providers = gw.accounting.prices.providers
-    for configured, named in [
+    typos: list[tuple[Mapping[str, Mapping[str, ConfiguredPrice]], str]] = [
         ({"image.upscal": {"pixelapi": 3}}, "prices.image.upscal.pixelapi"),
         ({"image.upscale": {"pixelap": 3}}, "prices.image.upscale.pixelap"),
         ({"audio.speech": {"everypixel": {"unit": "char", "rate": 1}}}, "unknown unit"),
-    ]:
+    ]
+    for configured, named in typos:
         with pytest.raises(ValueError, match=named):
             PriceBook(redis_client, providers, configured)
     book = PriceBook(
@@ -162,4 +164,4 @@ async def test_a_typo_in_the_prices_setting_stops_the_start(
         for p in await book.table()
         if (p.operation.value, p.provider) == ("audio.speech", "everypixel")
     ]
-    assert (row.source, row.rule.rate) == ("config", 3)
+    assert (row.source, row.rule.rate) == ("config", 3)  # type: ignore[comparison-overlap]

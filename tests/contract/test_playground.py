@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
 
 from app.api.playground import CONTENT_SECURITY_POLICY
 from tests.contract.conftest import SANDBOX_KEY
@@ -82,10 +82,12 @@ def run(page: Page, operation: str, provider: str, shot: Path) -> None:
     """Choose an operation and provider, upload a PNG, run, and wait for the job's end."""
     page.select_option("#operation", operation)
     page.select_option("#provider", provider)
-    page.set_input_files(
-        "input[name=image-file]",
-        files=[{"name": "square.png", "mimeType": "image/png", "buffer": png_bytes(64, 64)}],
-    )
+    square: FilePayload = {
+        "name": "square.png",
+        "mimeType": "image/png",
+        "buffer": png_bytes(64, 64),
+    }
+    page.set_input_files("input[name=image-file]", files=[square])
     page.click("#run")
     status = page.locator("#status")
     expect(status).to_have_attribute("data-status", "succeeded")

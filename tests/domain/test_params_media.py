@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
@@ -11,10 +13,15 @@ from app.domain.operations import PARAMS, Operation, Params
 SAMPLE = {"url": "https://example.com/a.png"}
 
 
+def _annotation(params: type[Params], name: str) -> type[Any]:
+    """A field's annotation (``FieldInfo.annotation``: set on every field of a model)."""
+    return cast(type[Any], params.model_fields[name].annotation)
+
+
 def _takes_media(params: type[Params], name: str) -> bool:
     """Whether pydantic validates a media input's JSON into a ``MediaInput`` for this field."""
     try:
-        value = TypeAdapter(params.model_fields[name].annotation).validate_python(SAMPLE)
+        value = TypeAdapter(_annotation(params, name)).validate_python(SAMPLE)
     except ValidationError:
         return False
     return isinstance(value, MediaInput)
@@ -28,7 +35,7 @@ def test_media_names_every_media_input_given_and_nothing_else(operation: Operati
 
     all_given = params.model_construct(
         **{
-            name: TypeAdapter(params.model_fields[name].annotation).validate_python(SAMPLE)
+            name: TypeAdapter(_annotation(params, name)).validate_python(SAMPLE)
             for name in media_names
         }
     )

@@ -77,7 +77,7 @@ async def all_items(client: httpx.AsyncClient, batch_id: str) -> list[dict[str, 
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
-        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, int | str] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
         page = (await client.get(f"/v1/batches/{batch_id}/jobs", params=params)).json()
         items.extend(page["data"])
         cursor = page["next_cursor"]

@@ -19,12 +19,12 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.test_faults import Receiver
 from tests.utils.deadlines import JOB_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
 from tests.utils.processes import ADMIN_TOKEN, Process, gateway
+from tests.utils.receivers import Receiver
 from tests.utils.sandbox import CONTROL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.long]

@@ -216,7 +216,7 @@ async def test_a_cancel_storm_reconciles_with_nothing_unexplained(
     cancel is charged its reservation, the others nothing; the ledger balances; reconcile
     explains every job paid upstream."""
     since = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
-    kinds = [
+    kinds: list[tuple[str, dict[str, Any]]] = [
         ("/v1/audio/generate", {"prompt": "a storm at sea", "provider": "pixelapi"}),
         ("/v1/audio/speech", {"text": "a" * 700, "voice": "jack", "provider": "everypixel"}),
         ("/v1/images/upscale", {"image": {"data": png_b64(24, 24)}, "provider": "pixelapi"}),

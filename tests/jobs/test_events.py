@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
 
 import pytest
 from redis.asyncio import Redis
@@ -51,7 +52,8 @@ async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 async def job_channels(redis: Redis) -> set[str]:
-    return set(await redis.pubsub_channels(keys.job_events("*")))
+    # the client decodes responses (``connect``): the channels are str
+    return set(cast(list[str], await redis.pubsub_channels(keys.job_events("*"))))
 
 
 async def test_a_job_is_listened_to_only_while_a_request_waits_on_it(

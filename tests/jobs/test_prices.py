@@ -67,7 +67,7 @@ def test_rates_render_as_decimals_or_fractions_and_round_trip() -> None:
 @pytest.mark.parametrize("rate", ["abc", "-1", "1/0", "2000000", True, None])
 def test_bad_rates_are_refused(rate: object) -> None:
     with pytest.raises(ValidationError):
-        PriceRule(unit=PriceUnit.job, rate=rate)  # type: ignore[arg-type]
+        PriceRule(unit=PriceUnit.job, rate=rate)
 
 
 def test_parse_rule_names_the_field_in_error() -> None:
@@ -108,7 +108,7 @@ def test_generated_audio_reserves_the_request_and_settles_on_the_output() -> Non
     assert requested_units(rule.unit, measure, asked, binding) == 12
     unsaid = GenerateAudio(prompt="a calm tune")
     reserved = rule.quote(requested_units(rule.unit, measure_request(unsaid, {}), unsaid, binding))
-    assert (reserved.quantity, reserved.amount) == (30, 10)
+    assert (reserved.quantity, reserved.amount) == (30, 10)  # type: ignore[comparison-overlap]
     output = JobOutput(
         artifacts=[Artifact(id="a", url="", content_type="audio/wav", bytes=1, duration_s=15.0)]
     )

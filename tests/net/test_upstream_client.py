@@ -250,7 +250,7 @@ async def test_a_plain_request_reaches_the_wire_as_through_httpx(
             for name, shape in SHAPES.items():
                 answers = []
                 for client in (ours, stock):
-                    kwargs = dict(shape)
+                    kwargs: dict[str, Any] = dict(shape)  # httpx's keyword arguments
                     method = str(kwargs.pop("method"))
                     before = through_httpx.count(ours)
                     answers.append(await client.request(method, f"{url}/v1/x?y=1", **kwargs))

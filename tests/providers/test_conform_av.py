@@ -31,6 +31,7 @@ from app.providers.media_limits import (
     MPEG,
     WAV,
     WEBM,
+    AvLimits,
 )
 from app.store.adapter_state import RedisAdapterState
 from tests.utils import av_media
@@ -47,8 +48,9 @@ def _wav_info(content: bytes) -> tuple[int, int, float]:
 
 
 @pytest.mark.parametrize("row", [EVERYPIXEL_VIDEO_KEYWORDS, IMAGEPIPELINE_VOICE_REFERENCE])
-def test_every_row_cites_the_line_that_says_it(row: object) -> None:
+def test_every_row_cites_the_line_that_says_it(row: AvLimits) -> None:
     cite = row.cite
+    assert cite is not None and cite.line is not None
     lines = (DOCS / f"{cite.source}.txt").read_text(encoding="utf-8").splitlines()
     assert cite.words in lines[cite.line - 1]
 

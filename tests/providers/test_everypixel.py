@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Iterator
+from typing import cast
 from urllib.parse import parse_qs
 
 import httpx
@@ -32,6 +33,7 @@ from app.providers.base import (
     Credential,
     Failed,
     Media,
+    MediaSource,
     OutputFile,
     PollTrouble,
     Progress,
@@ -115,7 +117,8 @@ FACES_BODY = {
 
 
 def _call(operation: Operation, params: Params, callback: str | None = None) -> Call:
-    return Call("job_1", operation, params, Files(), callback_url=callback)
+    # ``Files`` has no ``publish``, which the Everypixel adapter never calls
+    return Call("job_1", operation, params, cast(MediaSource, Files()), callback_url=callback)
 
 
 @pytest.fixture

@@ -35,8 +35,9 @@ from app.providers.base import (
     ProviderBalance,
     Submitted,
     Succeeded,
+    UpstreamModel,
 )
-from app.providers.pixelapi import PixelApiAdapter, UpstreamModel
+from app.providers.pixelapi import PixelApiAdapter
 from app.providers.pixelapi_account import read_usage
 from tests.utils.media_source import DictMedia
 

@@ -54,9 +54,9 @@ def test_the_budget_gives_each_credential_its_own_rate() -> None:
     adapter = _adapter(Credential(api_key="a", plan="free"), Credential(api_key="b", plan="pro"))
     gate = UpstreamGate.__new__(UpstreamGate)
     record = type("R", (), {"job": type("J", (), {"operation": Operation.image_generate})()})()
-    budget = gate.budget(adapter, record)  # type: ignore[arg-type]
+    budget = gate.budget(adapter, record)
     assert budget is not None
-    assert budget.credential_rates_per_s == (
+    assert budget.credential_rates_per_s == (  # type: ignore[comparison-overlap]
         pytest.approx(5 / 60 * RATE_MARGIN),
         pytest.approx(60 / 60 * RATE_MARGIN),
     )
@@ -74,7 +74,7 @@ async def test_a_job_stuck_in_queued_is_resubmitted_after_two_minutes(
     stateful: PixelApiAdapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1_000.0]
-    monkeypatch.setattr(pixelapi.time, "time", lambda: now[0])
+    monkeypatch.setattr(pixelapi.time, "time", lambda: now[0])  # type: ignore[attr-defined]
     call = Call("job_1", Operation.image_generate, GenerateImage(prompt="p"), DictMedia({}))
     with respx.mock(base_url=BASE) as upstream:
         upstream.get(f"/v1/image/{JOB}").respond(
@@ -97,7 +97,7 @@ async def test_a_processing_job_is_never_stuck(
     stateful: PixelApiAdapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1_000.0]
-    monkeypatch.setattr(pixelapi.time, "time", lambda: now[0])
+    monkeypatch.setattr(pixelapi.time, "time", lambda: now[0])  # type: ignore[attr-defined]
     call = Call("job_1", Operation.image_generate, GenerateImage(prompt="p"), DictMedia({}))
     with respx.mock(base_url=BASE) as upstream:
         route = upstream.get(f"/v1/image/{JOB}")

@@ -5,6 +5,7 @@ ready while that URL is loopback or private: routing skips it, ``GET /v1/provide
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -35,7 +36,15 @@ def test_what_the_internet_cannot_reach(url: str, reachable: bool) -> None:
     assert (unreachable_public_url(url) is None) is reachable
 
 
-def _production(public_base_url: str) -> dict[str, object]:
+class Production(TypedDict):
+    """Settings of a production gateway, given to ``in_process_gateway``."""
+
+    sandbox: bool
+    public_base_url: str
+    providers: dict[str, dict[str, str]]
+
+
+def _production(public_base_url: str) -> Production:
     providers = {
         name: {"base_url": f"https://{name}.example.com", "api_key": "k"}
         for name in ("everypixel", "pixelapi", "imagepig", "imagepipeline")

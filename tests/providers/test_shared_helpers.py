@@ -3,8 +3,9 @@ rule they carry: every row of every mapping table cites where it is written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,8 @@ STANDARDS = {"RFC 9110", "RFC 6585"}
 
 
 def _rows() -> Iterator[tuple[str, object, Meaning]]:
-    tables: dict[str, dict[object, object]] = {
+    # keyed by status, code, message or (where, code) pair: any key, read as an object
+    tables: dict[str, Mapping[Any, object]] = {
         "pixelapi": dict(pixelapi_errors.TABLE),
         "everypixel.statuses": dict(everypixel_wire.STATUSES),
         "everypixel.http": dict(everypixel_wire.HTTP_ERRORS),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import wave
+from typing import cast
 
 import av
 import pytest
@@ -107,11 +108,12 @@ def test_frames_differ() -> None:
 def test_ffmpeg_reads_the_mp4() -> None:
     """FFmpeg's own demuxer and decoder (PyAV's bundled libraries) read the emulator's MP4:
     its duration, one MJPEG stream of the written size, and every frame decodes."""
-    with av.open(io.BytesIO(mp4_bytes(3.0))) as container:
+    with av.open(io.BytesIO(mp4_bytes(3.0)), mode="r") as container:
         assert container.duration is not None
         assert container.duration / 1_000_000 == pytest.approx(3.0)
         (stream,) = container.streams
         assert stream.type == "video"
+        stream = cast(av.VideoStream, stream)
         assert (stream.codec_context.name, stream.width, stream.height) == ("mjpeg", 64, 64)
         frames = list(container.decode(stream))
     assert len(frames) == 12

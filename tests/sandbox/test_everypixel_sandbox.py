@@ -38,6 +38,7 @@ from app.providers.base import (
     Credential,
     Failed,
     Media,
+    PollTrouble,
     Progress,
     Submitted,
     Succeeded,
@@ -854,7 +855,7 @@ def _call(operation: Operation, params: Params, callback: str | None = None) -> 
     return Call("job_1", operation, params, MEDIA, callback_url=callback)
 
 
-async def _run(adapter: EverypixelAdapter, call: Call) -> Succeeded | Failed:
+async def _run(adapter: EverypixelAdapter, call: Call) -> Succeeded | Failed | PollTrouble:
     submitted = await adapter.submit(call)
     if not isinstance(submitted, Submitted):
         return submitted

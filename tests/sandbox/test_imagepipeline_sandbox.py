@@ -35,6 +35,7 @@ from app.providers.base import (
     Credential,
     Failed,
     Media,
+    PollTrouble,
     Progress,
     ProviderBalance,
     Submitted,
@@ -605,7 +606,7 @@ async def _run(
     operation: Operation,
     params: Params,
     callback_url: str | None = None,
-) -> Succeeded | Failed:
+) -> Succeeded | Failed | PollTrouble:
     served = {f"{FILES}{path}": Media(*file) for path, file in SERVED.items()}
     call = Call("job_1", operation, params, DictMedia({}, served), callback_url=callback_url)
     submitted = await adapter.submit(call)

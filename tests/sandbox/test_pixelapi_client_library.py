@@ -75,7 +75,7 @@ def _load_pixelapi() -> ModuleType:
     spec = importlib.util.find_spec("pixelapi")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    module.__version__ = importlib.metadata.version("pixelapi")
+    module.__version__ = importlib.metadata.version("pixelapi")  # type: ignore[attr-defined]
     sys.modules["pixelapi"] = module
     try:
         spec.loader.exec_module(module)

@@ -10,8 +10,8 @@ import io
 import struct
 import time
 import wave
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypedDict, cast
 
 import httpx
 import pytest
@@ -36,6 +36,7 @@ from app.providers.base import (
     Credential,
     Failed,
     Media,
+    PollTrouble,
     Progress,
     ProviderBalance,
     Submitted,
@@ -77,6 +78,12 @@ def files() -> Iterator[respx.MockRouter]:
         router.get("/photo.jpg").respond(200, content=PHOTO)
         router.get("/mask.png").respond(200, content=MASK)
         yield router
+
+
+class Form(TypedDict, total=False):
+    """The form fields sent beside the files."""
+
+    prompt: str
 
 
 async def _upload(
@@ -137,6 +144,7 @@ def _wav_seconds(content: bytes) -> float:
 
 
 def _boxes(data: bytes) -> dict[bytes, bytes]:
+    found: dict[bytes, bytes]
     found, offset = {}, 0
     while offset + 8 <= len(data):
         size, kind = struct.unpack(">I4s", data[offset : offset + 8])
@@ -223,7 +231,7 @@ async def test_replace_background_takes_json_with_image_url(
     [({}, ["body", "prompt"]), ({"prompt": "  "}, ["body", "prompt"])],
 )
 async def test_replace_background_needs_a_prompt(
-    sandbox: httpx.AsyncClient, fields: dict[str, str], loc: list[str]
+    sandbox: httpx.AsyncClient, fields: Form, loc: list[str]
 ) -> None:
     response = await _upload(sandbox, "replace-background", **fields)
     assert response.status_code == 422
@@ -254,7 +262,7 @@ async def test_restore_face_by_upload_and_by_url(
     [(MASK, {}), (None, {"prompt": "the watermark"}), (MASK, {"prompt": "the shadow"})],
 )
 async def test_remove_object_with_a_mask_or_a_prompt(
-    sandbox: httpx.AsyncClient, mask: bytes | None, fields: dict[str, str]
+    sandbox: httpx.AsyncClient, mask: bytes | None, fields: Form
 ) -> None:
     submitted = await _upload(sandbox, "remove-object", mask=mask, **fields)
     assert submitted.status_code == 200, submitted.text
@@ -290,7 +298,7 @@ async def test_remove_object_takes_the_sdks_json_with_mask_url(
 async def test_remove_object_refusals(
     sandbox: httpx.AsyncClient,
     mask: bytes | None,
-    fields: dict[str, str],
+    fields: Form,
     status: int,
     text: str,
 ) -> None:
@@ -530,7 +538,7 @@ async def test_try_on_over_10_mb_is_413(sandbox: httpx.AsyncClient) -> None:
 
 # faults, counters, usage --------------------------------------------------------------------------
 
-SUBMITTERS = {
+SUBMITTERS: dict[str, Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]] = {
     "replace-background": lambda c: _upload(c, "replace-background", prompt="clouds"),
     "restore-face": lambda c: _upload(c, "restore-face"),
     "remove-object": lambda c: _upload(c, "remove-object", prompt="the cat"),
@@ -594,7 +602,7 @@ async def test_blocked_ends_every_kind_of_job_blocked_and_refunds_it(
     answer = (await SUBMITTERS[kind](sandbox)).json()
     done = await _until_done(sandbox, _status_path(kind, answer))
     assert done["status"] == "blocked"
-    error = done.get("error") or done.get("error_message")
+    error = cast(str, done.get("error") or done.get("error_message"))
     assert error.startswith("Content policy")
     assert await _balance(sandbox) == emulator.PLAN_CREDITS
     assert (await _stats(sandbox))["submissions"] == 1
@@ -606,7 +614,7 @@ async def test_no_face_fails_the_job(sandbox: httpx.AsyncClient, kind: str) -> N
     answer = (await SUBMITTERS[kind](sandbox)).json()
     done = await _until_done(sandbox, _status_path(kind, answer))
     assert done["status"] == "failed"
-    assert (done.get("error") or done.get("error_message")).startswith("No face")
+    assert cast(str, done.get("error") or done.get("error_message")).startswith("No face")
 
 
 async def test_no_face_on_a_try_on_is_body_segmentation_failed(
@@ -716,7 +724,7 @@ def _adapter(client: httpx.AsyncClient) -> PixelApiAdapter:
 
 async def _run(
     adapter: PixelApiAdapter, operation: Operation, params: Params
-) -> Succeeded | Failed:
+) -> Succeeded | Failed | PollTrouble:
     call = Call("job_1", operation, params, MEDIA)
     submitted = await adapter.submit(call)
     if isinstance(submitted, Failed):

@@ -23,6 +23,7 @@ from app.providers.base import (
     Credential,
     Failed,
     Media,
+    PollTrouble,
     Progress,
     Submitted,
     Succeeded,
@@ -526,7 +527,7 @@ def _adapter(client: httpx.AsyncClient) -> PixelApiAdapter:
 
 async def _run(
     adapter: PixelApiAdapter, operation: Operation, params: Params
-) -> Succeeded | Failed:
+) -> Succeeded | Failed | PollTrouble:
     call = Call("job_1", operation, params, MEDIA)
     submitted = await adapter.submit(call)
     assert isinstance(submitted, Submitted), submitted

@@ -76,7 +76,7 @@ async def test_wait_holds_the_answer_until_the_replica_has_the_job(topology: Top
         assert isinstance(created, Stored)
         # Answered only after the replica acknowledged: it already holds the job.
         replica = topology.replica.client()
-        replica.execute_command("SELECT", 1)
+        replica.execute_command("SELECT", 1)  # type: ignore[no-untyped-call]
         assert replica.hget(keys.job(job_waited.job.id), "status") == "queued"
     finally:
         await client.aclose()
@@ -151,7 +151,7 @@ async def test_the_client_follows_a_failover_without_a_restart(topology: Topolog
         assert failures > 0  # the old primary was really gone for a while
         topology.wait_promoted()
         replica = topology.replica.client()
-        replica.execute_command("SELECT", 2)
+        replica.execute_command("SELECT", 2)  # type: ignore[no-untyped-call]
         assert replica.get("after") == "2"  # written to the promoted replica
         assert await client.get("before") == "1"  # replicated before the kill
     finally:

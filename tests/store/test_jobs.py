@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 from redis.asyncio import Redis
@@ -11,7 +12,7 @@ from app.domain.models import Attempt, Job, JobLinks, JobRecord, JobStatus, new_
 from app.domain.operations import Operation
 from app.store import keys
 from app.store.credits import CreditLedger, Shortfall
-from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Schedule, Settle, now_ms
+from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Schedule, Settle, Stored, now_ms
 from app.store.rate_limits import RateCheck, RateRefused
 from app.store.scripts import Scripts
 
@@ -57,7 +58,7 @@ async def test_the_next_due_job_is_known_to_the_idle_worker(store: JobStore) -> 
 
 
 async def test_job_created_with_lease_is_not_claimable(store: JobStore) -> None:
-    stored = await store.create(make_record(), price=0, slot_limit=1000, lease_s=30)
+    stored = cast(Stored, await store.create(make_record(), price=0, slot_limit=1000, lease_s=30))
     assert stored.lease is not None
     assert await store.claim(10, 30) == []
 

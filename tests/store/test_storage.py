@@ -163,6 +163,7 @@ async def test_stored_outputs_have_their_record_bytes_and_count(
     for meta, byte in zip(metas, (b"a", b"b"), strict=True):
         assert await blobs.get(meta.id) == byte * meta.size
         record = await redis_client.get(keys.artifact(meta.id))
+        assert record is not None
         assert BlobMeta.model_validate_json(record) == meta
         assert 0 < await redis_client.ttl(keys.artifact(meta.id)) <= 60
     assert (await storage.usage("t1")).used_bytes == 500

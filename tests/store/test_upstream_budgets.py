@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import cast
 
 import pytest
 from redis.asyncio import Redis
@@ -65,7 +66,7 @@ async def test_a_pool_spreads_requests_over_its_credentials(budgets: UpstreamBud
 async def test_a_bound_job_stays_on_its_credential(budgets: UpstreamBudgets) -> None:
     budget = Budget("everypixel", "default", credentials=4, rate_per_s=10)
     picks = [await budgets.reserve(budget, "job", credential=2) for _ in range(3)]
-    assert [p.credential for p in picks if p] == [2, 2, 2]
+    assert [cast(Turn, p).credential for p in picks if p] == [2, 2, 2]
     other = await budgets.reserve(budget, "other")
     assert isinstance(other, Turn) and other.credential == 0 and other.wait_s == 0
 
@@ -99,8 +100,8 @@ async def test_each_credential_keeps_its_own_plans_rate(budgets: UpstreamBudgets
     )
     slow = [await budgets.reserve(budget, f"s{i}", credential=0) for i in range(3)]
     fast = [await budgets.reserve(budget, f"f{i}", credential=1) for i in range(3)]
-    _queued_at_the_rate([t for t in slow if t], 1000)
-    _queued_at_the_rate([t for t in fast if t], 100)
+    _queued_at_the_rate(cast(list[Turn], [t for t in slow if t]), 1000)
+    _queued_at_the_rate(cast(list[Turn], [t for t in fast if t]), 100)
 
 
 async def test_egress_job_slots_hold_across_credentials(budgets: UpstreamBudgets) -> None:

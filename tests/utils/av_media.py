@@ -65,7 +65,7 @@ def padded_mp4(path: Path, at_least: int, width: int = 640, height: int = 480) -
         stream = sink.add_stream("mpeg4", rate=25, options={"qscale": "1", "g": "1"})
         assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.qscale = 1
+        stream.codec_context.qscale = True
         written, index = 0, 0
         while written < at_least:
             frame = noise[index % len(noise)]

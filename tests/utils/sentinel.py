@@ -22,6 +22,9 @@ from app.store.embedded import redis_server_binary
 from tests.utils.deadlines import FAILOVER_S, STARTUP_S
 from tests.utils.net import free_port
 
+# redis-py's synchronous ``execute_command`` carries no annotations: its calls below are marked
+# ``no-untyped-call`` one by one.
+
 MASTER = "mediagate"
 
 
@@ -62,7 +65,7 @@ class Topology:
         """The primary's port as the first answering Sentinel sees it."""
         for sentinel in self.sentinels:
             try:
-                _, port = sentinel.client().execute_command(
+                _, port = sentinel.client().execute_command(  # type: ignore[no-untyped-call]
                     "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER
                 )
                 return int(port)
@@ -76,7 +79,7 @@ class Topology:
         while time.monotonic() < deadline:
             if self.master_port() == self.replica.port:
                 try:
-                    if self.replica.client().execute_command("ROLE")[0] == "master":
+                    if self.replica.client().execute_command("ROLE")[0] == "master":  # type: ignore[no-untyped-call]
                         return
                 except redis.RedisError:
                     pass
@@ -149,7 +152,7 @@ def _sentinel(workdir: Path, name: str, primary_port: int) -> Node:
     deadline = time.monotonic() + STARTUP_S
     while True:
         try:
-            node.client().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)
+            node.client().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)  # type: ignore[no-untyped-call]
             return node
         except redis.RedisError:
             if time.monotonic() > deadline or process.poll() is not None:
@@ -180,7 +183,7 @@ def sentinel_topology(workdir: Path) -> Iterator[Topology]:
             nodes.append(topology.sentinels[-1])
         # Until every Sentinel knows the replica and the other two: then it can fail over.
         while not all(
-            len(s.client().execute_command("SENTINEL", "REPLICAS", MASTER)) == 1
+            len(s.client().execute_command("SENTINEL", "REPLICAS", MASTER)) == 1  # type: ignore[no-untyped-call]
             and int(_master_state(s)["num-other-sentinels"]) == 2
             for s in topology.sentinels
         ):
@@ -193,7 +196,7 @@ def sentinel_topology(workdir: Path) -> Iterator[Topology]:
 
 
 def _master_state(sentinel: Node) -> dict[str, str]:
-    flat = sentinel.client().execute_command("SENTINEL", "MASTER", MASTER)
+    flat = sentinel.client().execute_command("SENTINEL", "MASTER", MASTER)  # type: ignore[no-untyped-call]
     if isinstance(flat, dict):
         return {str(k): str(v) for k, v in flat.items()}
     return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
