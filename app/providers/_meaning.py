@@ -3,8 +3,8 @@ and where that is written.
 
 Every row cites its source (``_citations``): the line of the provider's document
 (``docs/upstream/<name>.txt``) that says it, or the HTTP standard where the document only says
-it uses HTTP status codes. An upstream error no row names is :func:`unlisted`: ``upstream_failed``, with the upstream's own
-code kept on the failure.
+it uses HTTP status codes. An upstream error no row names is :func:`unlisted`:
+``upstream_failed``, with the upstream's own code kept on the failure.
 """
 
 from __future__ import annotations
