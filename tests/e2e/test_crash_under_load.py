@@ -26,6 +26,7 @@ import pytest
 import redis
 
 from app.providers_check import base_bodies
+from tests.utils.clients import load_limits
 from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S, STARTUP_S
 from tests.utils.jobs import TERMINAL
 from tests.utils.net import with_db
@@ -237,7 +238,7 @@ async def test_200_jobs_survive_two_kill_9s_without_double_submits_or_charges(
                 base_url=api.url,
                 headers={"Authorization": f"Bearer {key}"},
                 timeout=httpx.Timeout(REQUEST_S, pool=None),
-                limits=httpx.Limits(max_connections=32),
+                limits=load_limits(32),
             ) as client:
                 # All 200 are created while no worker runs, then the first one submits them.
                 gate = asyncio.Semaphore(16)

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_crash_under_load import Admin, in_flight_upstream, ledger
+from tests.utils.clients import load_limits
 from tests.utils.deadlines import IN_FLIGHT_S, LOAD_S, REQUEST_S
 from tests.utils.jobs import TERMINAL
 from tests.utils.media import png_b64
@@ -102,7 +103,7 @@ async def test_primary_killed_under_load_loses_no_job_and_submits_none_twice(
                     base_url=api.url,
                     headers={"Authorization": f"Bearer {key}"},
                     timeout=REQUEST_S,
-                    limits=httpx.Limits(max_connections=32),
+                    limits=load_limits(32),
                 ) as client:
                     controls = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # the sandbox's
                     cleared = await client.delete("/_sandbox/faults", headers=controls)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis
 
+from tests.utils.clients import load_limits
 from tests.utils.deadlines import JOB_S, LOAD_S, REQUEST_S
 from tests.utils.media import png_b64
 from tests.utils.net import with_db
@@ -96,7 +97,7 @@ async def new_tenant(
             f"/admin/tenants/{tenant['id']}/credits", json={"amount": credits, "reason": "test"}
         )
         assert granted.status_code == 200, granted.text
-    limits_ = httpx.Limits(max_connections=200)
+    limits_ = load_limits(200)
     clients = [
         httpx.AsyncClient(
             base_url=g.url,

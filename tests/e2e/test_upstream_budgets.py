@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.clients import load_limits
 from tests.utils.deadlines import LOAD_S, REQUEST_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_b64
@@ -61,7 +62,7 @@ async def test_300_keyword_jobs_at_once_all_succeed_without_exceeding_30_rps(
         base_url=busy_gateway.url,
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
         timeout=httpx.Timeout(REQUEST_S, pool=None),
-        limits=httpx.Limits(max_connections=CONNECTIONS),
+        limits=load_limits(CONNECTIONS),
     ) as client:
         await client.delete(f"{emulators.url}/_sandbox/faults", headers=CONTROL)
         image = png_b64()

@@ -18,6 +18,25 @@ def tenant_client(gateway: Process, key: str = SANDBOX_TENANT_KEY) -> httpx.Asyn
     )
 
 
+def load_limits(connections: int) -> httpx.Limits:
+    """The pool of a load test's client of one server: ``connections`` connections, which its
+    concurrent requests share (a request waits for a free one), kept alive with no expiry.
+
+    httpcore (1.0.9) hands a free connection to a request as soon as one is free (for a
+    request that was waiting, when another request's answer is read), but the connection
+    still counts as idle until that request's task runs and starts on it; a pass over the
+    pool meanwhile closes it if its keep-alive expiry (httpx's 5 s) has passed, handed out
+    or not (encode/httpcore#1110). A pass that closes several connections awaits each close
+    in turn, and the request can start on the connection in between: its socket is then
+    closed under it while it waits for the answer (``httpx.ReadError`` from anyio's
+    ``ClosedResourceError``), with nothing wrong on the server. A test process starved of
+    CPU easily leaves a woken task 5 s before it runs. Without an expiry, the pool of a client
+    of one server closes a connection only once the server has closed it (the test gateways
+    keep an idle one ``KEEP_ALIVE_S``), or when the client is closed.
+    """
+    return httpx.Limits(max_connections=connections, keepalive_expiry=None)
+
+
 def admin_client(gateway: Process) -> httpx.AsyncClient:
     """A client of ``gateway`` with the admin token."""
     return tenant_client(gateway, ADMIN_TOKEN)

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import SANDBOX_KEY
+from tests.utils.clients import load_limits
 from tests.utils.deadlines import REQUEST_S
 from tests.utils.jobs import wait_all_terminal
 from tests.utils.media import png_bytes
@@ -27,7 +28,7 @@ async def run_tasks(
         base_url=api_url,
         headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
         timeout=httpx.Timeout(REQUEST_S, pool=None),
-        limits=httpx.Limits(max_connections=CONNECTIONS),
+        limits=load_limits(CONNECTIONS),
     ) as client:
         await client.delete("/_sandbox/faults", headers=CONTROL)
         uploaded = await client.post(
