@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,11 +134,23 @@ async def ledger(tenant: TenantClient) -> list[dict[str, Any]]:
             return entries
 
 
+async def all_answers(
+    requests: Iterable[Coroutine[Any, Any, httpx.Response]],
+) -> list[httpx.Response]:
+    """The answers to ``requests``, sent at once. A request that fails cancels the others
+    before its error is raised, so that none runs on past the test: ``asyncio.gather`` leaves
+    them running while the fixture closes their clients, and the sockets they still open
+    fail a later test with their ``ResourceWarning``."""
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(request) for request in requests]
+    return [task.result() for task in tasks]
+
+
 async def test_credits_are_exact_under_500_concurrent_submissions(admin: Admin) -> None:
     tenant = await admin.tenant(100, rate_limit_rpm=100_000, max_concurrent_jobs=1000)
     body = {"image": {"data": IMAGE}, "provider": "imagepig"}
-    responses = await asyncio.gather(
-        *(tenant.via(i).post("/v1/images/remove-background", json=body) for i in range(500))
+    responses = await all_answers(
+        tenant.via(i).post("/v1/images/remove-background", json=body) for i in range(500)
     )
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {202: 100, 402: 400}, statuses
@@ -191,11 +203,9 @@ async def test_one_idempotency_key_makes_one_job_and_one_charge(admin: Admin) ->
     tenant = await admin.tenant(10)
     body = {"image": {"data": IMAGE}, "provider": "imagepig"}
     headers = {"Idempotency-Key": "order-42"}
-    responses = await asyncio.gather(
-        *(
-            tenant.via(i).post("/v1/images/remove-background", json=body, headers=headers)
-            for i in range(50)
-        )
+    responses = await all_answers(
+        tenant.via(i).post("/v1/images/remove-background", json=body, headers=headers)
+        for i in range(50)
     )
     created = [
         r for r in responses if r.status_code == 202 and "idempotent-replayed" not in r.headers
