@@ -26,7 +26,7 @@ module's own:
   authentication, redirect and event-hook layers, which have nothing to do for it, and its
   answer is read whole as it arrives (``UpstreamTransport.exchange``) instead of through a
   response stream. The first saved about 95 µs of CPU per upstream call, a quarter of it;
-  the second 1.2 % of a synchronous job's instructions (docs/performance.md). It carries the
+  the second 1.2–2.5 % of a synchronous job's instructions (docs/performance.md). It carries the
   same method, URL, headers (the client's defaults merged with the call's), body and timeout
   as through those layers (``tests/net/test_upstream_client.py`` compares the two on the
   wire); any other request takes httpx's own path. Two things of those layers are not done
