@@ -74,13 +74,10 @@ class UpstreamTransport(AiohttpTransport):
         built once per distinct timeout; the body decoded as httpx decodes it (its
         ``Content-Encoding``). A failure while the answer is read says what it was as one
         while it is awaited does (``ReadError`` for a connection lost once made)."""
-        if self.proxy is not None:
-            response = await self.handle_async_request(request)
-            await response.aread()
-            return response
         if not isinstance(self.client, aiohttp.ClientSession):
             self.client = self.get_client()
         timeout = request.extensions.get("timeout", {})
+        proxy = self.proxy
         data: bytes | httpx.AsyncByteStream | None
         try:
             data = request.content or None
@@ -101,6 +98,9 @@ class UpstreamTransport(AiohttpTransport):
                         timeout.get("connect"), timeout.get("read"), timeout.get("pool")
                     ),
                     server_hostname=request.extensions.get("sni_hostname"),
+                    proxy=str(proxy.url) if proxy else None,
+                    proxy_auth=aiohttp.BasicAuth(*proxy.auth) if proxy and proxy.auth else None,
+                    proxy_headers=proxy.headers if proxy else None,
                 ) as answer:
                     body = await answer.read()
         except httpx.TransportError as exc:

@@ -1,8 +1,8 @@
 """Where a row of an adapter's mapping table is written: the line of the provider's document
 (``docs/upstream/<name>.txt``) that says it, or the section of the HTTP standard where the
-document only says it uses HTTP status codes. Kept apart from the rows themselves
-(``_meaning``) so that tables with no adapter result in them (``media_limits``) cite without
-importing the adapters' base."""
+document only says it uses HTTP status codes. Kept apart from the error rows (``_meaning``,
+which build the adapters' ``Failed``) so that the media limits' table cites its sources
+without importing the adapters' base, which refers to that table."""
 
 from __future__ import annotations
 
