@@ -99,9 +99,9 @@ class Context:
         self._keep(ref_key, ref_label, ref_points, concurrency, "")
         ratios: list[float] = []
         for runs, (key, label, _) in zip(points, measured, strict=True):
-            each = sorted(p.rps / r.rps for p, r in zip(runs, ref_points, strict=True))
-            ratio = each[len(each) // 2]
-            shown = " / ".join(f"{r:.1%}" for r in each)
+            rounds = sorted((p.rps / r.rps, p, r) for p, r in zip(runs, ref_points, strict=True))
+            ratio = rounds[len(rounds) // 2][0]
+            shown = " / ".join(f"{r:.1%}{_splits(p, ref, concurrency)}" for r, p, ref in rounds)
             self._keep(
                 key, label, runs, concurrency, f"{ratio:6.1%} of {ref_key} (median of {shown})"
             )
@@ -132,7 +132,15 @@ def scenario(fn: Callable[[Context], None]) -> Callable[[Context], None]:
     return fn
 
 
-HEADER = f"{'scenario':<52} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'err':>5}  ratio"
+HEADER = (
+    f"{'scenario':<52} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'err':>5} "
+    f"{'conns':>6}  ratio"
+)
+"""``conns``: wrk's connections per server process (``bench.wrk.split_of``), at c > 1."""
+
+
+def _split(point: Point) -> str:
+    return "+".join(str(n) for n in point.split) if point.split else "?"
 
 
 def format_line(line: Line) -> str:
@@ -140,7 +148,13 @@ def format_line(line: Line) -> str:
     if p is None:
         return f"{line.label:<52}"
     rps = p.rps if p.requests else math.nan
+    split = _split(p) if (line.concurrency or 0) > 1 else ""
     return (
         f"{line.label:<52} {line.concurrency or '':>3} {rps:>8.0f} {p.p50_ms:>8.2f} "
-        f"{p.p99_ms:>8.2f} {p.errors:>5}  {line.ratio}"
+        f"{p.p99_ms:>8.2f} {p.errors:>5} {split:>6}  {line.ratio}"
     )
+
+
+def _splits(point: Point, reference: Point, concurrency: int) -> str:
+    """How each side's connections fell across its processes in one round (at c > 1)."""
+    return f" [{_split(point)} : {_split(reference)}]" if concurrency > 1 else ""

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench.load import Request
 
@@ -39,6 +42,9 @@ class Point:
     seconds: float
     p50_ms: float
     p99_ms: float
+    split: tuple[int, ...] = ()
+    """wrk's connections per server process, largest first, seen half-way through the run
+    (``split_of``); empty when not seen."""
 
     @property
     def rps(self) -> float:
@@ -94,12 +100,19 @@ def wrk(request: Request, connections: int, seconds: float, warmup_s: float = 1.
             subprocess.run(
                 [*args[:3], f"-d{max(1, round(warmup_s))}s", *args[3:]], capture_output=True
             )
-        done = subprocess.run(
-            [*args[:3], f"-d{max(1, round(seconds))}s", "--timeout", "30s", *args[3:]],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        split: list[tuple[int, ...]] = []
+        seen = threading.Timer(seconds / 2, lambda: split.append(split_of(request.url)))
+        seen.start()
+        try:
+            done = subprocess.run(
+                [*args[:3], f"-d{max(1, round(seconds))}s", "--timeout", "30s", *args[3:]],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        finally:
+            seen.cancel()
+            seen.join()
     finally:
         Path(script.name).unlink()
     for line in done.stdout.splitlines():
@@ -111,5 +124,36 @@ def wrk(request: Request, connections: int, seconds: float, warmup_s: float = 1.
                 seconds=data["duration_us"] / 1e6,
                 p50_ms=data["p50_us"] / 1000,
                 p99_ms=data["p99_us"] / 1000,
+                split=split[0] if split else (),
             )
     raise RuntimeError(f"wrk printed no summary: {done.stdout}\n{done.stderr}")
+
+
+def split_of(url: str) -> tuple[int, ...]:
+    """The established connections to ``url``'s port, counted per server process (``ss``
+    from iproute2; empty when it is missing), largest first.
+
+    With several processes on one listening socket, the process that wakes first accepts
+    every connection waiting, so wrk's connections, opened at once, can all land on one
+    process (16+0) or split (8+8, 11+5). Such a point measures one core or two: the reason
+    two runs of the same server can differ by nearly twice at c=16 (``docs/performance.md``).
+    """
+    port = urlsplit(url).port
+    try:
+        listed = subprocess.run(
+            ["ss", "-tnpH", "state", "established"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return ()
+    sockets = [line.split() for line in listed.splitlines()]
+    wrk_ports = {  # wrk's own ends of its connections to the port
+        local.rpartition(":")[2]
+        for _, _, local, peer, *owner in sockets
+        if peer.endswith(f":{port}") and '"wrk"' in " ".join(owner)
+    }
+    per: dict[str, int] = {}
+    for _, _, local, peer, *owner in sockets:
+        found = re.search(r"pid=(\d+)", " ".join(owner))
+        if local.endswith(f":{port}") and peer.rpartition(":")[2] in wrk_ports and found:
+            per[found[1]] = per.get(found[1], 0) + 1
+    return tuple(sorted(per.values(), reverse=True))
