@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -55,6 +55,40 @@ _JOB_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 RATE_LIMIT_SCOPES = ("tenant", "upstream")
 """``mediagate_rate_limited_total{scope}``: a tenant's request limit, a provider's budget."""
+
+_M = TypeVar("_M", Counter, Gauge, Histogram)
+
+_CHILDREN_KEPT = 1024
+"""Label sets :class:`_Children` keeps per metric; past it, the rest are looked up each time."""
+
+
+class _Children(Generic[_M]):
+    """What ``metric.labels(*values)`` returns, looked up once per label set.
+
+    ``labels()`` takes the metric's lock, checks and converts every value and builds its key
+    on every call, a few microseconds each, and a synchronous request makes about ten. The
+    child it returns is the one the metric keeps for as long as it lives (nothing removes or
+    clears children), and with several processes the child's value keeps its own place in the
+    process's file (``MmapedValue`` re-opens it after a fork), so keeping the child is safe.
+
+    Values are plain strings (an enum's ``.value``), so a key here names the same label set
+    as the string ``labels()`` makes of it. The label sets are bounded already (route
+    templates, names, statuses); :data:`_CHILDREN_KEPT` bounds this dict whatever comes in.
+    """
+
+    __slots__ = ("_metric", "_kept")
+
+    def __init__(self, metric: _M) -> None:
+        self._metric: _M = metric
+        self._kept: dict[tuple[str, ...], _M] = {}
+
+    def __call__(self, *values: str) -> _M:
+        child = self._kept.get(values)
+        if child is None:
+            child = self._metric.labels(*values)
+            if len(self._kept) < _CHILDREN_KEPT:
+                self._kept[values] = child
+        return child
 
 
 class Metrics:
@@ -176,6 +210,17 @@ class Metrics:
         self.providers: list[str] = []
         """The providers :meth:`prime` saw."""
 
+        # The children the request path touches on every request (:class:`_Children`).
+        self._http_requests = _Children(self.http_requests)
+        self._http_duration = _Children(self.http_duration)
+        self._jobs = _Children(self.jobs)
+        self._job_duration = _Children(self.job_duration)
+        self._credits_charged = _Children(self.credits_charged)
+        self._upstream_spend = _Children(self.upstream_spend)
+        self._upstream_requests = _Children(self.upstream_requests)
+        self._upstream_duration = _Children(self.upstream_duration)
+        self._circuit_state = _Children(self.circuit_state)
+
     def prime(self, providers: ProviderRegistry) -> None:
         """Create, at their neutral value, the bounded series that may stay quiet for long.
 
@@ -202,6 +247,11 @@ class Metrics:
                 self.fallbacks.labels(operation.value, previous, following)
         self.providers = list(providers)
 
+    def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One answered request; ``route`` is its template (or ``unmatched``), never its path."""
+        self._http_requests(route, method, str(status)).inc()
+        self._http_duration(route, method).observe(seconds)
+
     def upstream_request(
         self,
         provider: str,
@@ -215,11 +265,11 @@ class Metrics:
             outcome = "unread"
         else:
             outcome = "ok"
-        self.upstream_requests.labels(provider, endpoint, outcome).inc()
-        self.upstream_duration.labels(provider, endpoint).observe(seconds)
+        self._upstream_requests(provider, endpoint, outcome).inc()
+        self._upstream_duration(provider, endpoint).observe(seconds)
 
     def circuit(self, provider: str, state: str) -> None:
-        self.circuit_state.labels(provider).set(CIRCUIT_STATES[state])
+        self._circuit_state(provider).set(CIRCUIT_STATES[state])
 
     def fallback(self, operation: str, from_provider: str, to_provider: str) -> None:
         self.fallbacks.labels(operation, from_provider, to_provider).inc()
@@ -237,15 +287,15 @@ class Metrics:
     def job_finished(self, job: Job) -> None:
         provider = job.provider or "none"
         operation = job.operation.value
-        self.jobs.labels(operation, provider, job.status.value).inc()
+        self._jobs(operation, provider, job.status.value).inc()
         if job.completed_at is not None:
             seconds = (job.completed_at - job.created_at).total_seconds()
-            self.job_duration.labels(operation, provider).observe(seconds)
+            self._job_duration(operation, provider).observe(seconds)
         if job.credits.charged:
-            self.credits_charged.labels(operation, provider).inc(job.credits.charged)
+            self._credits_charged(operation, provider).inc(job.credits.charged)
         for attempt in job.attempts:
             if attempt.upstream_cost:
-                self.upstream_spend.labels(attempt.provider).inc(attempt.upstream_cost)
+                self._upstream_spend(attempt.provider).inc(attempt.upstream_cost)
 
 
 def exposition(metrics: Metrics) -> bytes:

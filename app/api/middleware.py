@@ -59,8 +59,7 @@ class RequestMetrics:
             )
             method = scope["method"]
             seconds = time.perf_counter() - started
-            self.metrics.http_requests.labels(template, method, str(status)).inc()
-            self.metrics.http_duration.labels(template, method).observe(seconds)
+            self.metrics.http_request(template, method, status, seconds)
             if log.isEnabledFor(logging.INFO):
                 state = scope.get("state") or {}
                 path_params = scope.get("path_params") or {}
