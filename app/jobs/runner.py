@@ -359,19 +359,29 @@ class JobRunner:
 
     @asynccontextmanager
     async def _renewing(self, job_id: str, lease: str) -> AsyncIterator[None]:
-        """Keep the lease alive while a slow upstream call runs."""
+        """Keep the lease alive while a slow upstream call runs: renewed every third of it
+        until the step ends or a renewal finds the lease gone.
+
+        Most steps end within that first third, so a timer starts the renewing task when the
+        third has passed: a step that ends sooner costs a timer, not a task started and
+        cancelled."""
+        renewal: asyncio.Task[None] | None = None
 
         async def renew() -> None:
-            while True:
+            while await self.store.renew(job_id, lease, self.lease_s):
                 await asyncio.sleep(self.lease_s / 3)
-                if not await self.store.renew(job_id, lease, self.lease_s):
-                    return
 
-        task = asyncio.create_task(renew())
+        def start() -> None:
+            nonlocal renewal
+            renewal = asyncio.create_task(renew())
+
+        timer = asyncio.get_running_loop().call_later(self.lease_s / 3, start)
         try:
             yield
         finally:
-            task.cancel()
+            timer.cancel()
+            if renewal is not None:
+                renewal.cancel()
 
 
 def _started(job: Job) -> WebhookEvent | None:

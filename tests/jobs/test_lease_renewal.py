@@ -61,3 +61,56 @@ async def test_a_slow_upstream_call_keeps_its_job_leased(core: Core) -> None:
     assert record.job.status is JobStatus.succeeded
     assert len(calls) == 1
     assert await lease_expiry(core, job_id) is None  # released with the terminal save
+
+
+def counted_renewals(core: Core, answer: bool | None = None) -> list[str]:
+    """The job ids the runner's renewals named, in order; each renewal answers ``answer``
+    (None: the store's own answer)."""
+    renewed: list[str] = []
+    renew = core.store.renew
+
+    async def counting(job_id: str, lease: str, lease_s: float) -> bool:
+        renewed.append(job_id)
+        found = await renew(job_id, lease, lease_s)
+        return found if answer is None else answer
+
+    core.store.renew = counting  # type: ignore[method-assign]
+    return renewed
+
+
+async def test_a_renewal_that_finds_the_lease_gone_renews_no_more(core: Core) -> None:
+    job_id = await core.submit()
+    stored = await core.claim(job_id)
+    core.runner.lease_s = LEASE_S
+    renewed = counted_renewals(core, answer=False)
+    answered = asyncio.Event()
+
+    async def slow_submit(call: Call) -> SubmitResult:
+        await answered.wait()
+        return picture()
+
+    core.alpha.submit = slow_submit  # type: ignore[method-assign]
+    step = asyncio.create_task(core.runner.step(stored))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + JOB_S
+    while not renewed:
+        assert loop.time() < deadline, "the lease was never renewed during the upstream call"
+        await asyncio.sleep(LEASE_S / 10)
+    await asyncio.sleep(LEASE_S)  # three more renewal periods, the upstream call still held
+    assert not step.done()
+    assert renewed == [job_id]
+    answered.set()
+    assert (await step).record.job.status is JobStatus.succeeded  # its claim's lease still held
+
+
+async def test_no_renewal_outlives_its_step(core: Core) -> None:
+    job_id = await core.submit()
+    stored = await core.claim(job_id)
+    core.runner.lease_s = LEASE_S
+    renewed = counted_renewals(core)
+    record = (await core.runner.step(stored)).record
+    assert record.job.status is JobStatus.running  # submitted: polled by a later step
+    before = list(renewed)
+    await asyncio.sleep(LEASE_S)  # three renewal periods after the step
+    assert renewed == before
+    assert await lease_expiry(core, job_id) is None
