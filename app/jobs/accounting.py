@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import lru_cache
 
 from pydantic import BaseModel
 
@@ -264,6 +265,8 @@ _ABANDONED = frozenset(
 """Attempts ended by the gateway while the upstream still had the task."""
 
 
+@lru_cache(maxsize=1024)
 def _quantity(value: float) -> Fraction:
-    """A quantity kept on the job (a decimal of at most six places) as an exact one."""
+    """A quantity kept on the job (a decimal of at most six places) as an exact one; parsed
+    once per value, since most jobs end on one of a few (one job, one output)."""
     return Fraction(str(value))

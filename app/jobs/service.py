@@ -154,7 +154,8 @@ class JobService:
         # Priced by the unit (app.jobs.prices): the most this request can cost is reserved.
         # When the rule does not go by the media, the quote is known before the media is read:
         # ask Redis about the balance while the media is decoded and checked on the CPU.
-        quote = await self.accounting.quote(operation, plan[0], params, measure_request(params, {}))
+        asked = measure_request(params, {})
+        quote = await self.accounting.quote(operation, plan[0], params, asked)
         media_priced = await self.accounting.media_priced(operation, plan[0])
         # Without inline media nothing is stored before the job is created, and creating it
         # checks the balance in the same script: no separate balance query then.
@@ -186,7 +187,7 @@ class JobService:
                 affordable.cancel()
                 await asyncio.wait([affordable])
             raise
-        measure = measure_request(params, seen)
+        measure = measure_request(params, seen) if seen else asked  # no media: measured already
         if affordable is not None:
             await affordable
         if media_priced or fitted[0] != plan[0]:  # priced by the media, or by another provider

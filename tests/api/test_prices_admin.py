@@ -4,6 +4,7 @@ stored) before every process uses them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,45 @@ async def test_an_override_by_the_unit_is_used_at_once(
     )
     assert flat.status_code == 200
     assert (await binding(client, "image.upscale", "pixelapi"))["rule"]["rate"] == "25"
+
+
+async def test_an_override_prices_the_next_job_in_every_process(
+    redis_url: str, redis_client: Redis, tmp_path: Path
+) -> None:
+    """Each process keeps the overrides it has read; one made through another process
+    empties that copy, so the next job there is priced by the override."""
+    headers = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
+    async with (
+        in_process_gateway(
+            redis_url,
+            tmp_path / "here",
+            headers=headers,
+            sandbox=True,
+            admin_token="test-admin-token-prices-0123456789abcdef",
+        ) as (_, here),
+        in_process_gateway(redis_url, tmp_path / "there", headers=headers, sandbox=True) as (
+            _,
+            there,
+        ),
+    ):
+        job = {"prompt": "a lighthouse at dusk", "provider": "imagepig"}
+        before = await there.post("/v1/images/generate", json=job)
+        assert before.status_code == 202, before.text
+        assert before.json()["credits"]["reserved"] == 2  # 2 per output, one output
+        pinned = await here.put(
+            "/admin/prices",
+            json={"operation": "image.generate", "provider": "imagepig", "credits": 7},
+            headers=ADMIN,
+        )
+        assert pinned.status_code == 200, pinned.text
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await binding(there, "image.generate", "imagepig"))["rule"]["rate"] != "7":
+            assert asyncio.get_running_loop().time() < deadline, "the other process never heard"
+            await asyncio.sleep(0.01)
+        after = await there.post("/v1/images/generate", json=job)
+        assert after.status_code == 202, after.text
+        credits = after.json()["credits"]
+        assert (credits["reserved"], credits["unit"], credits["rate"]) == (7, "job", "7")
 
 
 async def test_a_typo_in_the_prices_setting_stops_the_start(

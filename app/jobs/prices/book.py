@@ -98,38 +98,36 @@ class PriceBook:
 
     async def table(self) -> list[Price]:
         overrides = await self._load_overrides()
-        return [
-            self._price(operation, provider, binding.price, overrides)
-            for operation in Operation
-            for provider, binding in self.providers.bindings(operation).items()
-        ]
+        prices = []
+        for operation in Operation:
+            for provider, binding in self.providers.bindings(operation).items():
+                rule, source = self._in_force(operation, provider, binding.price, overrides)
+                prices.append(
+                    Price(operation=operation, provider=provider, rule=rule, source=source)
+                )
+        return prices
 
     async def rule(self, operation: Operation, provider: str) -> PriceRule:
         binding = self.providers.bindings(operation)[provider]
         overrides = await self._load_overrides()
-        return self._price(operation, provider, binding.price, overrides).rule
+        return self._in_force(operation, provider, binding.price, overrides)[0]
 
     def default(self, operation: Operation, provider: str) -> PriceRule:
         """The rule the provider's document gives (what its upstream task costs)."""
         return default_rule(operation, provider, self.providers[provider].bindings[operation].price)
 
-    def _price(
+    def _in_force(
         self, operation: Operation, provider: str, flat: int, overrides: Mapping[str, PriceRule]
-    ) -> Price:
+    ) -> tuple[PriceRule, Source]:
+        """The rule in force and where it comes from; a :class:`Price` only for the table,
+        since jobs ask for the rule twice at each submission."""
         field = _field(operation, provider)
         if field in overrides:
-            return Price(
-                operation=operation, provider=provider, rule=overrides[field], source="override"
-            )
+            return overrides[field], "override"
         configured = self.configured.get((operation, provider))
         if configured is not None:
-            return Price(operation=operation, provider=provider, rule=configured, source="config")
-        return Price(
-            operation=operation,
-            provider=provider,
-            rule=default_rule(operation, provider, flat),
-            source="default",
-        )
+            return configured, "config"
+        return default_rule(operation, provider, flat), "default"
 
     async def override(self, operation: Operation, provider: str, rule: PriceRule) -> None:
         await self.redis.hset(keys.PRICES, _field(operation, provider), rule.model_dump_json())

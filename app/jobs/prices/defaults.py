@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from fractions import Fraction
+from functools import cache
 
 from app.domain.operations import Operation
 from app.jobs.prices.rules import PriceRule, PriceUnit
@@ -68,5 +69,8 @@ RULES: dict[tuple[Operation, str], PriceRule] = {
 """Rules by the unit; every other binding is flat at its ``Binding.price``."""
 
 
+@cache
 def default_rule(operation: Operation, provider: str, flat: int) -> PriceRule:
+    """Built once per binding: a job asks for it at submission and again as it ends, and a
+    rule is frozen, so one instance serves them all."""
     return RULES.get((operation, provider)) or PriceRule.flat(flat)

@@ -37,8 +37,8 @@ class SeenMedia:
 
 def measure_request(params: Params, media: Mapping[str, SeenMedia]) -> Measure:
     """The request's measurements; ``media`` holds the inputs the edge has seen, by field."""
-    text = getattr(params, "text", None)
-    requested = getattr(params, "duration_s", None)
+    text = _param(params, "text")
+    requested = _param(params, "duration_s")
     seconds: float | None = None
     pixels: int | None = None
     for seen in media.values():
@@ -57,6 +57,13 @@ def measure_request(params: Params, media: Mapping[str, SeenMedia]) -> Measure:
         requested_seconds=float(requested) if isinstance(requested, int | float) else None,
         pixels=pixels,
     )
+
+
+def _param(params: Params, name: str) -> object:
+    """The field ``name`` of ``params``, ``None`` when its operation has none: read from the
+    model's fields, since a missing attribute costs pydantic an exception each time, and
+    every request is measured for some field its operation lacks."""
+    return vars(params).get(name)
 
 
 def _exact(value: float) -> Fraction:
@@ -86,12 +93,12 @@ def requested_units(
 def _output_megapixels(measure: Measure, params: Params, binding: Binding) -> Fraction | None:
     """The largest output the request can make: its ``width`` × ``height``, or an input
     scaled by ``scale`` (the largest factor the provider allows when not given)."""
-    width, height = getattr(params, "width", None), getattr(params, "height", None)
+    width, height = _param(params, "width"), _param(params, "height")
     if isinstance(width, int) and isinstance(height, int):
         return Fraction(width * height, 1_000_000)
     if measure.pixels is None or "scale" not in binding.parameters:
         return None
-    scale = getattr(params, "scale", None)
+    scale = _param(params, "scale")
     if scale is None:
         allowed = [v for v in binding.values.get("scale", ()) if isinstance(v, int | float)]
         if not allowed:

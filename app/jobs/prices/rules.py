@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
@@ -69,7 +70,7 @@ def parse_rate(value: object) -> Fraction:
         raise ValueError("a rate is a number")
     elif isinstance(value, int | float | str):
         try:
-            rate = Fraction(str(value).strip())
+            rate = _fraction(str(value).strip())
         except (ValueError, ZeroDivisionError) as exc:
             raise ValueError(f"{value!r} is not a number or fraction") from exc
     else:
@@ -77,6 +78,13 @@ def parse_rate(value: object) -> Fraction:
     if rate < 0 or rate > MAX_RATE:
         raise ValueError(f"a rate is between 0 and {MAX_RATE} credits per unit")
     return rate
+
+
+@lru_cache(maxsize=1024)
+def _fraction(text: str) -> Fraction:
+    """Parsed once per text: every job that ends reads its rate back from the string kept on
+    it, and few rates are in use. A fraction cannot change, so one may be shared."""
+    return Fraction(text)
 
 
 def render(value: Fraction) -> str:
