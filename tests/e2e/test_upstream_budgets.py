@@ -5,7 +5,13 @@ The emulators run in a process of their own, as a provider runs on machines of i
 date each request when they read it, and mounted in the gateway they would read it on the
 gateway's event loop, late by whatever that loop was busy with (the burst's 64 submissions
 decoded and stored at once), and so count the gateway's own stalls as its bursts. Apart, what
-they judge is when the gateway's requests reach them."""
+they judge is when the gateway's requests reach them.
+
+Apart, they still date a request when their own process gets to read it: on a machine short of
+CPU (a suite's other workers, a valgrind beside it) a sandbox that waits its turn to run reads
+the requests sent meanwhile all at once, and dates them together (beside CPU hogs, up to 0.4 s
+late). So the sandbox runs at a higher CPU priority where the tests may raise one
+(``start_sandbox``)."""
 
 from __future__ import annotations
 
