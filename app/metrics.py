@@ -53,8 +53,9 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 _JOB_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
-RATE_LIMIT_SCOPES = ("tenant", "upstream")
-"""``mediagate_rate_limited_total{scope}``: a tenant's request limit, a provider's budget."""
+RATE_LIMIT_SCOPES = ("tenant", "upstream", "upstream_late")
+"""``mediagate_rate_limited_total{scope}``: a tenant's request limit, a provider's budget, a
+request that missed its turn in that budget and took a new one."""
 
 _M = TypeVar("_M", Counter, Gauge, Histogram)
 

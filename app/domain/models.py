@@ -297,6 +297,9 @@ class UpstreamTurn(BaseModel):
     credential: int
     ready_at_ms: int | None = None
     """When set, a request reserved in the credential's budget that has not been made yet."""
+    retaken: bool = False
+    """The reserved request is the job's second turn, taken because it missed its first by more
+    than the gateway allows (``app/jobs/gate.py``): it goes however late it is."""
 
 
 class JobRecord(BaseModel):

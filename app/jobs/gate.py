@@ -21,6 +21,14 @@ the worker's time; the jobs kept back go behind the polls in the queue and are s
 the worker is on time again. However slow the machine, the tasks in flight are never more than
 it keeps polled.
 
+A reserved turn is kept to: a request that is about to go more than ``LATE_TURN_S`` past its
+turn (the event loop or the machine stalled while it waited, or while its record was saved)
+takes one new turn on the same credential instead (:meth:`UpstreamGate.on_time`). Requests that
+went late together would reach the upstream closer together than its rate allows; the new turn
+is spaced after every request reserved meanwhile. The turn left unspent costs the budget one
+request, and only on a stall. A request goes on its second turn however late it is, so a
+machine that runs late all the time still sends every request once.
+
 A submission also asks the provider's circuit (:meth:`UpstreamGate.circuit_refusal`); every
 call's outcome is recorded against it (:meth:`UpstreamGate.record`). Polls are never refused
 by the circuit: a task the upstream accepted is read until it ends.
@@ -63,6 +71,10 @@ LATE_POLLS_PAUSE_S = 2.0
 long (from the latest such poll); the jobs kept back look again after 1 to 2 times it."""
 NEXT_IN_LINE_RETRY_S = 0.1
 """The job next in line asks again this soon, so that a freed slot does not stand idle."""
+LATE_TURN_S = 0.1
+"""A request further than this past its reserved turn when it is about to go takes a new turn
+(:meth:`UpstreamGate.on_time`): ``RATE_MARGIN`` covers requests up to 250 ms late, so a late
+turn taken again is never the one that takes a one-second window over."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,9 @@ class Go:
     """The request may go now, on this pool credential."""
 
     credential: int
+    due: float | None = None
+    """When its reserved turn fell due (``time.monotonic()``); None where no request was
+    reserved, or for a turn already taken again."""
 
 
 @dataclass(frozen=True)
@@ -170,9 +185,8 @@ class UpstreamGate:
                 return Requeue(wait_s - EARLY_WAKE_S)
         else:
             bound = turn.credential if turn is not None else None
-            cost = 1 if polling else budget.requests_per_submit
             granted = await self.budgets.reserve(
-                budget, record.job.id, credential=bound, requests=cost
+                budget, record.job.id, credential=bound, requests=self._cost(budget, polling)
             )
             if isinstance(granted, Waiting):
                 self.metrics.rate_limited.labels("upstream").inc()
@@ -184,10 +198,46 @@ class UpstreamGate:
                 turn.ready_at_ms = now_ms() + int(wait_s * 1000)
                 record.upstream = turn
                 return Requeue(wait_s - EARLY_WAKE_S)
+        return await self._go(record, turn.credential, wait_s, retaken=turn.retaken)
+
+    async def on_time(self, record: JobRecord, go: Go) -> Go | Requeue:
+        """Just before the request goes: ``go`` itself, or, when it is more than
+        ``LATE_TURN_S`` past its turn, a new turn on the same credential (see the module
+        docstring), waited for here when it is near, or a :class:`Requeue` until shortly
+        before it (``record.upstream`` holds it, marked taken again)."""
+        if go.due is None or time.monotonic() - go.due <= LATE_TURN_S:
+            return go
+        budget = self.budget(self.providers[record.plan[0]], record)
+        if budget is None:  # the limit is gone (configuration reloaded): nothing to keep
+            return go
+        attempt = record.current_attempt
+        polling = attempt is not None and attempt.status is AttemptStatus.running
+        granted = await self.budgets.reserve(
+            budget, record.job.id, credential=go.credential, requests=self._cost(budget, polling)
+        )
+        self.metrics.rate_limited.labels("upstream_late").inc()
+        if isinstance(granted, Waiting):  # the job already holds its slot: not expected
+            return Go(go.credential)
+        if granted.wait_s > INLINE_WAIT_S:
+            record.upstream = UpstreamTurn(
+                credential=go.credential,
+                ready_at_ms=now_ms() + int(granted.wait_s * 1000),
+                retaken=True,
+            )
+            return Requeue(granted.wait_s - EARLY_WAKE_S)
+        return await self._go(record, go.credential, granted.wait_s, retaken=True)
+
+    @staticmethod
+    def _cost(budget: Budget, polling: bool) -> int:
+        return 1 if polling else budget.requests_per_submit
+
+    @staticmethod
+    async def _go(record: JobRecord, credential: int, wait_s: float, *, retaken: bool) -> Go:
+        due = time.monotonic() + wait_s
         if wait_s > 0:
             await asyncio.sleep(wait_s)
-        record.upstream = UpstreamTurn(credential=turn.credential)
-        return Go(turn.credential)
+        record.upstream = UpstreamTurn(credential=credential)
+        return Go(credential, None if retaken else due)
 
     def step_began(self, late_s: float) -> None:
         """A claimed job's step began ``late_s`` after it was due: the queue runs that late,

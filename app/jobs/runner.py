@@ -49,7 +49,7 @@ from app.domain.models import (
 )
 from app.domain.operations import PARAMS
 from app.jobs.accounting import note_reported_cost
-from app.jobs.gate import Go, UpstreamGate, upstream_call
+from app.jobs.gate import Go, Requeue, UpstreamGate, upstream_call
 from app.jobs.lifecycle import Lifecycle, end_attempt
 from app.jobs.media_source import FetchSlotsFull
 from app.jobs.outputs import Outputs
@@ -171,7 +171,9 @@ class JobRunner:
             return await self._save_due(stored, lease, clearance.after_s)
         if submitting:
             job.queue_position = None
-        stored, result = await self._call_upstream(stored, lease, clearance.credential, persisted)
+        stored, result = await self._call_upstream(stored, lease, clearance, persisted)
+        if isinstance(result, Requeue):  # late for its turn: its new turn is further off
+            return await self._save_due(stored, lease, result.after_s)
         return await self._apply(stored, lease, result)
 
     async def _waits_for_inputs(self, record: JobRecord) -> bool:
@@ -206,8 +208,8 @@ class JobRunner:
     # -- the upstream call --------------------------------------------------------------
 
     async def _call_upstream(
-        self, stored: Stored, lease: str, credential: int, persisted: UpstreamTurn | None
-    ) -> tuple[Stored, StepResult]:
+        self, stored: Stored, lease: str, go: Go, persisted: UpstreamTurn | None
+    ) -> tuple[Stored, StepResult | Requeue]:
         record = stored.record
         job = record.job
         attempt = record.current_attempt
@@ -234,11 +236,14 @@ class JobRunner:
         if self.callback_url is not None and task is None:  # submits only
             callback_url = self.callback_url(provider, job.id)
         media = self.media.for_job(job.id, record.tenant_id)
-        call = upstream_call(record, media, credential, callback_url)
+        call = upstream_call(record, media, go.credential, callback_url)
         if task is None:
             refused = await self.gate.circuit_refusal(provider, job.id)
             if refused is not None:
                 return stored, refused
+        on_time = await self.gate.on_time(record, go)
+        if isinstance(on_time, Requeue):
+            return stored, on_time
         started = time.perf_counter()
         upstream_trouble = False
         result: StepResult
