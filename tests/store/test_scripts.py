@@ -12,7 +12,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import DataError, ResponseError
 from redis.typing import EncodableT
 
-from app.store.scripts import Script
+from app.store.scripts import HeldConnections, Script
 from tests.utils.deadlines import STORE_TIMEOUT_S
 
 ECHO = "return ARGV[1]"
@@ -122,3 +122,86 @@ async def test_a_connection_the_server_closed_is_replaced(
         await killer.aclose()
     assert await echo(args=["after"]) == "after"
     assert await one_connection.client_id() != pooled
+
+
+@pytest.fixture
+async def pooled(redis_url: str) -> AsyncIterator[Redis]:
+    """A client whose pool has room for the scripts to keep connections between calls."""
+    pool = BlockingConnectionPool.from_url(
+        redis_url, max_connections=16, timeout=STORE_TIMEOUT_S, decode_responses=True
+    )
+    client = Redis.from_pool(pool)
+    yield client
+    await client.aclose()
+
+
+def in_use(client: Redis) -> int:
+    """Connections checked out of the client's pool (the kept ones among them)."""
+    return len(client.connection_pool._in_use_connections)  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+async def test_kept_connections_never_pass_a_quarter_of_the_pool(pooled: Redis) -> None:
+    held = HeldConnections(pooled.connection_pool)
+    echo = Script(pooled, ECHO, held)
+    answers = await asyncio.gather(*(echo(args=[f"call {i}"]) for i in range(12)))
+    assert answers == [f"call {i}" for i in range(12)]
+    assert held.kept == 16 // 4
+    assert in_use(pooled) == held.kept  # the others went back to the pool
+    assert await pooled.ping()  # the client's own commands find a connection
+
+
+async def test_a_pool_of_one_lends_its_connection_to_no_script(one_connection: Redis) -> None:
+    held = HeldConnections(one_connection.connection_pool)
+    echo = Script(one_connection, ECHO, held)
+    assert await echo(args=["once"]) == "once"
+    assert held.kept == 0
+    assert await one_connection.ping()
+
+
+async def test_a_kept_connection_the_server_closed_is_made_again(
+    pooled: Redis, redis_url: str
+) -> None:
+    held = HeldConnections(pooled.connection_pool)
+    echo = Script(pooled, ECHO, held)
+    assert await echo(args=["before"]) == "before"
+    assert held.kept == 1
+    killer = Redis.from_url(redis_url)
+    try:
+        assert await killer.client_kill_filter(_type="normal", skipme=True) >= 1
+    finally:
+        await killer.aclose()
+    await asyncio.sleep(0.05)  # its close, sent before the kill was answered, is read here
+    assert await echo(args=["after"]) == "after"
+    assert held.kept == 1
+
+
+async def test_a_call_given_up_half_way_is_not_kept_and_the_next_reads_its_own_answer(
+    pooled: Redis,
+) -> None:
+    held = HeldConnections(pooled.connection_pool)
+    slow, echo = Script(pooled, SLOW, held), Script(pooled, ECHO, held)
+    await slow()
+    assert held.kept == 1
+    waiting = asyncio.create_task(slow())  # on the kept connection
+    await asyncio.sleep(0.1)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert held.kept == 0  # closed half-way: back to the pool
+    assert await echo(args=["mine"]) == "mine"
+    assert await echo(args=["and mine"]) == "and mine"
+    assert in_use(pooled) == held.kept == 1
+
+
+async def test_closing_the_client_closes_the_kept_connections(
+    redis_url: str,
+) -> None:
+    pool = BlockingConnectionPool.from_url(redis_url, max_connections=16, decode_responses=True)
+    client = Redis.from_pool(pool)
+    held = HeldConnections(pool)
+    echo = Script(client, ECHO, held)
+    assert await echo(args=["x"]) == "x"
+    (kept,) = pool._in_use_connections  # type: ignore[attr-defined]  # noqa: SLF001
+    assert kept.is_connected
+    await client.aclose()
+    assert not kept.is_connected
