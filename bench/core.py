@@ -134,9 +134,10 @@ def scenario(fn: Callable[[Context], None]) -> Callable[[Context], None]:
 
 HEADER = (
     f"{'scenario':<52} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'err':>5} "
-    f"{'conns':>6}  ratio"
+    f"{'conns':>6} {'cpu µs':>10}  ratio"
 )
-"""``conns``: wrk's connections per server process (``bench.wrk.split_of``), at c > 1."""
+"""``conns``: wrk's connections per server process (``bench.wrk.split_of``), at c > 1.
+``cpu µs``: the server's own CPU per request, user + system (``bench.wrk.ServerCpu``)."""
 
 
 def _split(point: Point) -> str:
@@ -149,9 +150,11 @@ def format_line(line: Line) -> str:
         return f"{line.label:<52}"
     rps = p.rps if p.requests else math.nan
     split = _split(p) if (line.concurrency or 0) > 1 else ""
+    cpu = p.cpu_us
+    spent = f"{cpu[0]:.0f}+{cpu[1]:.0f}" if cpu is not None else ""
     return (
         f"{line.label:<52} {line.concurrency or '':>3} {rps:>8.0f} {p.p50_ms:>8.2f} "
-        f"{p.p99_ms:>8.2f} {p.errors:>5} {split:>6}  {line.ratio}"
+        f"{p.p99_ms:>8.2f} {p.errors:>5} {split:>6} {spent:>10}  {line.ratio}"
     )
 
 

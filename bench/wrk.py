@@ -45,10 +45,22 @@ class Point:
     split: tuple[int, ...] = ()
     """wrk's connections per server process, largest first, seen half-way through the run
     (``split_of``); empty when not seen."""
+    cpu_s: tuple[float, float] | None = None
+    """CPU seconds (user, system) the server's processes spent over the measured run
+    (``ServerCpu``); None where they could not be read."""
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_us(self) -> tuple[float, float] | None:
+        """The server's own CPU per request answered, user and system, in µs: what it
+        costs beside the load generator, the upstream and Redis (other processes)."""
+        if self.cpu_s is None or not self.requests:
+            return None
+        user, system = self.cpu_s
+        return user / self.requests * 1e6, system / self.requests * 1e6
 
 
 def ensure_wrk() -> str:
@@ -102,6 +114,7 @@ def wrk(request: Request, connections: int, seconds: float, warmup_s: float = 1.
             )
         split: list[tuple[int, ...]] = []
         seen = threading.Timer(seconds / 2, lambda: split.append(split_of(request.url)))
+        cpu = ServerCpu(request.url)
         seen.start()
         try:
             done = subprocess.run(
@@ -113,6 +126,7 @@ def wrk(request: Request, connections: int, seconds: float, warmup_s: float = 1.
         finally:
             seen.cancel()
             seen.join()
+        spent = cpu.spent()
     finally:
         Path(script.name).unlink()
     for line in done.stdout.splitlines():
@@ -125,6 +139,7 @@ def wrk(request: Request, connections: int, seconds: float, warmup_s: float = 1.
                 p50_ms=data["p50_us"] / 1000,
                 p99_ms=data["p99_us"] / 1000,
                 split=split[0] if split else (),
+                cpu_s=spent,
             )
     raise RuntimeError(f"wrk printed no summary: {done.stdout}\n{done.stderr}")
 
@@ -157,3 +172,47 @@ def split_of(url: str) -> tuple[int, ...]:
         if local.endswith(f":{port}") and peer.rpartition(":")[2] in wrk_ports and found:
             per[found[1]] = per.get(found[1], 0) + 1
     return tuple(sorted(per.values(), reverse=True))
+
+
+class ServerCpu:
+    """The CPU time of the processes listening on ``url``'s port (``ss`` from iproute2 finds
+    them; ``/proc/<pid>/stat`` says what each spent), from its creation to :meth:`spent`.
+    Every process of a server holds its listening socket, so its supervisor is counted too
+    (it spends next to nothing); a worker process that does not listen is not.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._pids = _listening(urlsplit(url).port)
+        self._start = _cpu_of(self._pids)
+
+    def spent(self) -> tuple[float, float] | None:
+        end = _cpu_of(self._pids)
+        if self._start is None or end is None:
+            return None
+        return end[0] - self._start[0], end[1] - self._start[1]
+
+
+def _listening(port: int | None) -> list[int]:
+    try:
+        listed = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return []
+    return sorted({int(pid) for pid in re.findall(r"pid=(\d+)", listed)})
+
+
+def _cpu_of(pids: list[int]) -> tuple[float, float] | None:
+    """User and system CPU seconds of ``pids`` together (fields 14 and 15 of their stat)."""
+    if not pids:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    user = system = 0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            user += int(fields[11])
+            system += int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+    return user / tick, system / tick

@@ -137,7 +137,7 @@ async def pooled(redis_url: str) -> AsyncIterator[Redis]:
 
 def in_use(client: Redis) -> int:
     """Connections checked out of the client's pool (the kept ones among them)."""
-    return len(client.connection_pool._in_use_connections)  # type: ignore[attr-defined]  # noqa: SLF001
+    return len(client.connection_pool._in_use_connections)  # noqa: SLF001
 
 
 async def test_kept_connections_never_pass_a_quarter_of_the_pool(pooled: Redis) -> None:
@@ -201,7 +201,7 @@ async def test_closing_the_client_closes_the_kept_connections(
     held = HeldConnections(pool)
     echo = Script(client, ECHO, held)
     assert await echo(args=["x"]) == "x"
-    (kept,) = pool._in_use_connections  # type: ignore[attr-defined]  # noqa: SLF001
+    (kept,) = pool._in_use_connections  # noqa: SLF001
     assert kept.is_connected
     await client.aclose()
     assert not kept.is_connected
