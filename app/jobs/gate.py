@@ -27,7 +27,10 @@ takes one new turn on the same credential instead (:meth:`UpstreamGate.on_time`)
 went late together would reach the upstream closer together than its rate allows; the new turn
 is spaced after every request reserved meanwhile. The turn left unspent costs the budget one
 request, and only on a stall. A request goes on its second turn however late it is, so a
-machine that runs late all the time still sends every request once.
+machine that runs late all the time still sends every request once. A poll of an upstream that
+drops a task not polled in time (``Adapter.poll_lateness_s``) goes late rather than later: a
+second wait in the budget could outlast the task, where a request over the rate is only
+refused and asked again.
 
 A submission also asks the provider's circuit (:meth:`UpstreamGate.circuit_refusal`); every
 call's outcome is recorded against it (:meth:`UpstreamGate.record`). Polls are never refused
@@ -207,11 +210,14 @@ class UpstreamGate:
         before it (``record.upstream`` holds it, marked taken again)."""
         if go.due is None or time.monotonic() - go.due <= LATE_TURN_S:
             return go
-        budget = self.budget(self.providers[record.plan[0]], record)
-        if budget is None:  # the limit is gone (configuration reloaded): nothing to keep
-            return go
+        adapter = self.providers[record.plan[0]]
         attempt = record.current_attempt
         polling = attempt is not None and attempt.status is AttemptStatus.running
+        if polling and adapter.poll_lateness_s is not None:
+            return go  # its task is dropped unless polled in time: a later turn could lose it
+        budget = self.budget(adapter, record)
+        if budget is None:  # the limit is gone (configuration reloaded): nothing to keep
+            return go
         granted = await self.budgets.reserve(
             budget, record.job.id, credential=go.credential, requests=self._cost(budget, polling)
         )

@@ -84,6 +84,20 @@ def stall_before_sending(core: Core, monkeypatch: pytest.MonkeyPatch, others: in
     return reserved
 
 
+def stall_after_clearance(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every step's loop stalls right after its turn is granted (the circuit is asked of
+    submissions only, so this is where a poll stalls)."""
+    gate = core.runner.gate
+    clearance = gate.clearance
+
+    async def stalled(record: JobRecord) -> Go | Requeue:
+        go = await clearance(record)
+        time.sleep(STALL_S)
+        return go
+
+    monkeypatch.setattr(gate, "clearance", stalled)
+
+
 def late_turns(core: Core) -> float:
     value = core.metrics.registry.get_sample_value(
         "mediagate_rate_limited_total", {"scope": "upstream_late"}
@@ -128,23 +142,29 @@ async def test_a_poll_that_stalled_past_its_turn_takes_a_new_one_too(
     job_id = await core.submit()
     await core.step(job_id)  # submitted on time
     reservations = Reservations(core, monkeypatch)
-    stall_before_sending(core, monkeypatch, others=0)
-    # the circuit is asked of submissions only: a poll stalls in its own clearance instead
-    gate = core.runner.gate
-    clearance = gate.clearance
-
-    async def stalled_clearance(record: JobRecord) -> Go | Requeue:
-        go = await clearance(record)
-        time.sleep(STALL_S)
-        return go
-
-    monkeypatch.setattr(gate, "clearance", stalled_clearance)
+    stall_after_clearance(core, monkeypatch)
     record = await core.step(job_id)
     assert core.alpha.polled == ["alpha_task_1"]
     assert record.job.status is JobStatus.succeeded
     first, second = reservations.turns_of(job_id)
     assert first.credential == second.credential
     assert late_turns(core) == 1
+
+
+async def test_a_stalled_poll_of_an_upstream_that_drops_unpolled_tasks_keeps_its_turn(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a task not polled in time is lost (Perfect's ten seconds), a poll goes late on its
+    own turn: a second wait in the budget could outlast the task."""
+    monkeypatch.setattr(core.alpha, "poll_lateness_s", 2.0)
+    job_id = await core.submit()
+    await core.step(job_id)
+    reservations = Reservations(core, monkeypatch)
+    stall_after_clearance(core, monkeypatch)
+    record = await core.step(job_id)
+    assert record.job.status is JobStatus.succeeded
+    assert len(reservations.turns_of(job_id)) == 1
+    assert late_turns(core) == 0
 
 
 async def test_a_new_turn_far_off_requeues_the_job_and_that_turn_goes_however_late(
