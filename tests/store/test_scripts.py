@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -25,15 +26,24 @@ return 'slow'
 """
 
 
+@asynccontextmanager
+async def client_of(redis_url: str, connections: int) -> AsyncIterator[Redis]:
+    """A client whose blocking pool holds at most ``connections`` connections."""
+    pool = BlockingConnectionPool.from_url(
+        redis_url, max_connections=connections, timeout=STORE_TIMEOUT_S, decode_responses=True
+    )
+    client = Redis.from_pool(pool)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
 @pytest.fixture
 async def one_connection(redis_url: str) -> AsyncIterator[Redis]:
     """A client whose pool holds one connection: every call reuses the one before's."""
-    pool = BlockingConnectionPool.from_url(
-        redis_url, max_connections=1, timeout=STORE_TIMEOUT_S, decode_responses=True
-    )
-    client = Redis.from_pool(pool)
-    yield client
-    await client.aclose()
+    async with client_of(redis_url, 1) as client:
+        yield client
 
 
 async def test_a_script_the_server_forgot_is_loaded_again(one_connection: Redis) -> None:
@@ -127,12 +137,8 @@ async def test_a_connection_the_server_closed_is_replaced(
 @pytest.fixture
 async def pooled(redis_url: str) -> AsyncIterator[Redis]:
     """A client whose pool has room for the scripts to keep connections between calls."""
-    pool = BlockingConnectionPool.from_url(
-        redis_url, max_connections=16, timeout=STORE_TIMEOUT_S, decode_responses=True
-    )
-    client = Redis.from_pool(pool)
-    yield client
-    await client.aclose()
+    async with client_of(redis_url, 16) as client:
+        yield client
 
 
 def in_use(client: Redis) -> int:
