@@ -154,12 +154,7 @@ def split_of(url: str) -> tuple[int, ...]:
     two runs of the same server can differ by nearly twice at c=16 (``docs/performance.md``).
     """
     port = urlsplit(url).port
-    try:
-        listed = subprocess.run(
-            ["ss", "-tnpH", "state", "established"], capture_output=True, text=True, check=False
-        ).stdout
-    except OSError:
-        return ()
+    listed = _ss("-tnpH", "state", "established")
     sockets = [line.split() for line in listed.splitlines()]
     wrk_ports = {  # wrk's own ends of its connections to the port
         local.rpartition(":")[2]
@@ -193,13 +188,16 @@ class ServerCpu:
 
 
 def _listening(port: int | None) -> list[int]:
-    try:
-        listed = subprocess.run(
-            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False
-        ).stdout
-    except OSError:
-        return []
+    listed = _ss("-ltnpH", f"sport = :{port}")
     return sorted({int(pid) for pid in re.findall(r"pid=(\d+)", listed)})
+
+
+def _ss(*args: str) -> str:
+    """What ``ss`` (iproute2) lists, or nothing where it is missing."""
+    try:
+        return subprocess.run(["ss", *args], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return ""
 
 
 def _cpu_of(pids: list[int]) -> tuple[float, float] | None:

@@ -222,7 +222,7 @@ class UpstreamGate:
             budget, record.job.id, credential=go.credential, requests=self._cost(budget, polling)
         )
         self.metrics.rate_limited.labels("upstream_late").inc()
-        if isinstance(granted, Waiting):  # the job already holds its slot: not expected
+        if isinstance(granted, Waiting):  # not expected: its first turn took it a slot
             return Go(go.credential)
         if granted.wait_s > INLINE_WAIT_S:
             record.upstream = UpstreamTurn(
