@@ -46,14 +46,25 @@ DRAIN_ABOVE_BYTES = 64 * 1024
 
 
 def _source(name: str) -> str:
-    """A script's text, with each ``--#include <lib>`` line replaced by ``lua/lib/<lib>.lua``."""
+    """A script's text, with each ``--#include <lib>`` line replaced by ``lua/lib/<lib>.lua``
+    (itself expanded the same way); a library included twice is written once, where it is
+    first included."""
     lua = files("app.store").joinpath("lua")
-    lines = []
-    for line in lua.joinpath(f"{name}.lua").read_text().splitlines():
-        if line.startswith("--#include "):
-            line = lua.joinpath("lib", f"{line.split()[1]}.lua").read_text()
-        lines.append(line)
-    return "\n".join(lines) + "\n"
+    included: set[str] = set()
+
+    def expand(text: str) -> list[str]:
+        lines = []
+        for line in text.splitlines():
+            if line.startswith("--#include "):
+                lib = line.split()[1]
+                if lib not in included:
+                    included.add(lib)
+                    lines.extend(expand(lua.joinpath("lib", f"{lib}.lua").read_text()))
+                continue
+            lines.append(line)
+        return lines
+
+    return "\n".join(expand(lua.joinpath(f"{name}.lua").read_text())) + "\n"
 
 
 HELD_CONNECTIONS = 32

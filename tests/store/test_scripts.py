@@ -13,8 +13,9 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import DataError, ResponseError
 from redis.typing import EncodableT
 
-from app.store.scripts import HeldConnections, Script
+from app.store.scripts import HeldConnections, Script, Scripts, _source
 from tests.utils.deadlines import STORE_TIMEOUT_S
+from tests.utils.net import with_db
 
 ECHO = "return ARGV[1]"
 SLOW = """
@@ -211,3 +212,46 @@ async def test_closing_the_client_closes_the_kept_connections(
     assert kept.is_connected
     await client.aclose()
     assert not kept.is_connected
+
+
+def test_each_library_is_written_once_where_it_is_first_included() -> None:
+    """``create_job`` includes credits, slots and rate, and each of those includes the
+    clock: the clock is written once, before the first library that uses it."""
+    text = _source("create_job")
+    assert "--#include" not in text
+    assert text.count("local function now_us()") == 1
+    assert text.count("local function take_slot(") == 1
+    assert text.count("redis.call('TIME')") == 1
+    assert text.index("local function now_us()") < text.index("local function ledger_entry(")
+
+
+async def test_every_script_compiles_on_the_server(redis_url: str) -> None:
+    async with client_of(redis_url, 4) as client:
+        for name in Scripts.__dataclass_fields__:
+            sha = await client.script_load(_source(name))
+            assert await client.script_exists(sha) == [True], name
+
+
+async def test_a_job_creation_reads_the_clock_once(redis_url: str) -> None:
+    """Its rate, its slot and its hold are all taken at the same Redis time: the script asks
+    the server for it once (seen on ``MONITOR``, which shows the commands a script runs)."""
+    db = 13
+    async with client_of(with_db(redis_url, db), 4) as client:
+        script = Scripts.register(client).create_job
+        keys = [f"t:{name}" for name in ("job", "due", "leases", "jobs", "acct", "hold")]
+        keys += [f"t:{name}" for name in ("holds", "ledger", "slots", "rate")]
+        await client.hset("t:acct", "balance", 10)
+        args: list[EncodableT] = ["{}", "queued", "tenant", 1, "", 0, "job_t", 2, "job"]
+        args += [5, 60_000, "", "", "", 1_000_000, 10]
+        seen: list[str] = []
+        async with client.monitor() as monitor:
+            created = await script(keys, args)
+            await client.echo("created")
+            while (command := await monitor.next_command())["command"] != "ECHO created":
+                if command["db"] == db:
+                    seen.append(command["command"])
+        assert created[0] == 1
+        assert [c for c in seen if c.startswith("TIME")] == ["TIME"]
+        assert await client.zscore("t:slots", "job_t") is not None
+        assert await client.get("t:rate") is not None
+        assert await client.hget("t:hold", "state") == "held"

@@ -32,17 +32,18 @@ if take_slot(KEYS[9], ARGV[7], tonumber(ARGV[10]), tonumber(ARGV[11])) == 0 then
   return {-1, tonumber(ARGV[10])}
 end
 local held = reserve_hold(KEYS[5], KEYS[6], KEYS[7], KEYS[8], tonumber(ARGV[8]), ARGV[7], ARGV[9],
-  ARGV[12], ARGV[13], ARGV[14])
+  ARGV[12], ARGV[13], ARGV[14], acct)
 if held[1] == 0 then
   return {0, held[4] - held[5]}
 end
 local id = ARGV[7]
-redis.call('HSET', KEYS[1], 'body', ARGV[1], 'status', ARGV[2], 'tenant', ARGV[3], 'version', 1)
 redis.call('ZADD', KEYS[4], ARGV[4], id)
 if ARGV[5] == '' then
+  redis.call('HSET', KEYS[1], 'body', ARGV[1], 'status', ARGV[2], 'tenant', ARGV[3], 'version', 1)
   redis.call('ZADD', KEYS[2], ARGV[4], id)
 else
-  redis.call('HSET', KEYS[1], 'lease', ARGV[5])
+  redis.call('HSET', KEYS[1], 'body', ARGV[1], 'status', ARGV[2], 'tenant', ARGV[3], 'version', 1,
+    'lease', ARGV[5])
   redis.call('ZADD', KEYS[3], ARGV[6], id)
 end
 return {1, held[4] - held[5]}

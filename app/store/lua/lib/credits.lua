@@ -1,11 +1,7 @@
 -- A job's credit movements, included by the scripts that make them as part of a larger atomic
 -- change: reserve_hold by create_job.lua (creating the job), settle_hold by save_job.lua (its
 -- terminal save), ledger_entry also by adjust_credits.lua. One definition of each rule.
-
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+--#include clock
 
 -- Append one ledger entry. `unit`, `quantity` and `rate` say how a priced amount was reached
 -- ('' = not priced: grants, debits, releases); they are written only when given.
@@ -24,10 +20,11 @@ end
 -- Hold `amount` credits for a job if the tenant can afford them. A job holds at most once:
 -- asking again returns the existing hold (open or already settled) and moves nothing.
 -- `unit`, `quantity`, `rate` (optional) name how `amount` was priced, for the ledger entry.
+-- `acct` (optional): the account's balance and reserved as the calling script just read them.
 -- Returns {ok, amount, state, balance, reserved}; ok = 0 means short of credits.
 local function reserve_hold(account, hold, holds, ledger, amount, job_id, reason, unit, quantity,
-                            rate)
-  local acct = redis.call('HMGET', account, 'balance', 'reserved')
+                            rate, acct)
+  acct = acct or redis.call('HMGET', account, 'balance', 'reserved')
   local balance = tonumber(acct[1] or 0)
   local reserved = tonumber(acct[2] or 0)
   local existing = redis.call('HMGET', hold, 'amount', 'state')
@@ -62,21 +59,24 @@ local function settle_hold(account, hold, holds, ledger, mode, amount, job_id, r
   local at = now_ms()
   local held = tonumber(current[1])
   local charged = 0
-  local balance = redis.call('HINCRBY', account, 'balance', 0)
-  local reserved
+  local balance
   if mode == 'charge' then
     charged = held
     if amount ~= '' and tonumber(amount) < held then
       charged = tonumber(amount)
     end
     balance = redis.call('HINCRBY', account, 'balance', 0 - charged)
-    reserved = redis.call('HINCRBY', account, 'reserved', 0 - charged)
-    ledger_entry(ledger, 'charge', charged, job_id, reason, balance, reserved, at, unit,
+  else
+    balance = tonumber(redis.call('HGET', account, 'balance') or 0)
+  end
+  -- the whole hold leaves `reserved` at once; the charge's entry says what it was in between
+  local rest = held - charged
+  local reserved = redis.call('HINCRBY', account, 'reserved', 0 - held)
+  if mode == 'charge' then
+    ledger_entry(ledger, 'charge', charged, job_id, reason, balance, reserved + rest, at, unit,
       quantity, rate)
   end
-  local rest = held - charged
   if mode == 'release' or rest > 0 then
-    reserved = redis.call('HINCRBY', account, 'reserved', 0 - rest)
     ledger_entry(ledger, 'release', rest, job_id, reason, balance, reserved, at)
   end
   local state = 'released'

@@ -1,11 +1,11 @@
 -- GCRA on the Redis clock, so every process agrees on "now". The bucket key holds the
 -- theoretical arrival time (TAT, µs); a request is allowed when, counting it, the TAT would be
 -- at most burst emission intervals ahead of now. The key lives until the bucket is full again.
+--#include clock
 
 -- Count one request against `bucket`. Returns {allowed, remaining, retry_after_us, reset_us}.
 local function gcra(bucket, interval, burst)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local now = now_us()
   local tat = tonumber(redis.call('GET', bucket) or now)
   if tat < now then
     tat = now

@@ -1,10 +1,10 @@
 -- Concurrency slots: a ZSET of holders scored by when their slot expires (Redis clock).
+--#include clock
 
 -- Take one of `limit` slots for `holder` until now + ttl_ms. Expired slots are dropped first;
 -- a holder that already has a slot just renews it. Returns 1 with a slot, 0 when all are taken.
 local function take_slot(slots, holder, limit, ttl_ms)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
   if not redis.call('ZSCORE', slots, holder) then
     if redis.call('ZCARD', slots) >= limit then
