@@ -420,6 +420,18 @@ PARAMS: dict[Operation, type[Params]] = {
 """Parameter model of each operation."""
 
 
+DATA_RESULTS = frozenset(
+    {
+        Operation.image_keywords,
+        Operation.image_caption,
+        Operation.image_faces,
+        Operation.image_quality,
+        Operation.video_keywords,
+    }
+)
+"""The operations whose result is data, no file (the analyses)."""
+
+
 ROUTES: dict[Operation, str] = {
     Operation.image_generate: "/v1/images/generate",
     Operation.image_remove_background: "/v1/images/remove-background",

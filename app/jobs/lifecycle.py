@@ -49,10 +49,33 @@ from app.jobs.media_source import StoredMedia
 from app.jobs.result_cache import ResultCache
 from app.metrics import Metrics
 from app.store.jobs import JobStore, Schedule, Settle, Stored
+from app.store.storage import OutputUnscheduled, QuotaExceeded, ScheduledOutputs
 
 log = logging.getLogger(__name__)
 
 OPEN_ATTEMPT = (AttemptStatus.submitting, AttemptStatus.running)
+
+
+class _Unchanged:
+    """A job's fields, its credits' and its attempts' as they are now, to put back exactly
+    when a save refuses the change made to them since (ending the job changes nothing else of
+    the record). A copy of each model's field values, not of the models: the save it guards
+    is on the synchronous path, and a refusal is rare."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.attempts = list(job.attempts)
+        self.models = [
+            (model, dict(model.__dict__), set(model.__pydantic_fields_set__))
+            for model in (job, job.credits, *job.attempts)
+        ]
+
+    def restore(self) -> None:
+        for model, values, fields_set in self.models:
+            model.__dict__.clear()
+            model.__dict__.update(values)
+            object.__setattr__(model, "__pydantic_fields_set__", fields_set)
+        self.job.attempts[:] = self.attempts
 
 
 def end_attempt(
@@ -97,14 +120,30 @@ class Lifecycle:
 
     # -- terminal transitions ---------------------------------------------------------------
 
-    async def succeed(self, stored: Stored, lease: str, output: JobOutput) -> Stored:
+    async def succeed(
+        self,
+        stored: Stored,
+        lease: str,
+        output: JobOutput,
+        written: ScheduledOutputs | None = None,
+    ) -> Stored:
+        """End the job succeeded with ``output``. With ``written`` (outputs written under the
+        ids its creation scheduled), the save counts them against the tenant's storage quota
+        and may refuse them (``QuotaExceeded``, ``OutputUnscheduled``): the job is then put
+        back as it was, for the failure that follows."""
         job = stored.record.job
+        unchanged = _Unchanged(job) if written is not None else None
         attempt = job.attempts[-1]
         end_attempt(attempt, AttemptStatus.succeeded, ChargeReason.delivered)
         job.output = output
         job.status = JobStatus.succeeded
         job.progress = 1.0
-        saved = await self._finish(stored, lease, ChargeReason.delivered)
+        try:
+            saved = await self._finish(stored, lease, ChargeReason.delivered, written)
+        except (QuotaExceeded, OutputUnscheduled):
+            assert unchanged is not None
+            unchanged.restore()
+            raise
         if self.cache is not None:
             await self.cache.remember(saved.record)
         return saved
@@ -218,7 +257,11 @@ class Lifecycle:
         return saved
 
     async def _finish(
-        self, stored: Stored, lease: str | None, reason: ChargeReason | None
+        self,
+        stored: Stored,
+        lease: str | None,
+        reason: ChargeReason | None,
+        written: ScheduledOutputs | None = None,
     ) -> Stored:
         """Save the job terminal with its credits settled; give its upstream slot back."""
         record = stored.record
@@ -238,6 +281,7 @@ class Lifecycle:
             settle=Settle.charge if charge is not None else Settle.release,
             charge=charge,
             spend=self.accounting.spend_record(record),
+            outputs=written,
         )
         await self.gate.release(saved.record)
         self.metrics.job_finished(job)

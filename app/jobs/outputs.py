@@ -13,25 +13,43 @@ from app.jobs.probe import duration_s
 from app.jobs.storage import Storage
 from app.providers.base import OutputFile, Succeeded
 from app.store.files import BlobMeta
+from app.store.storage import BlobEntry, ScheduledOutputs
 
 
 class Outputs:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
-    async def store(self, tenant: str, result: Succeeded) -> JobOutput:
-        """Store every output file, or none (``StorageQuotaExceeded`` past the quota)."""
-        metas = [_meta(tenant, output) for output in result.files]
-        items = [(meta, out.content) for meta, out in zip(metas, result.files, strict=True)]
-        await self.storage.store_outputs(tenant, items)
-        artifacts = [_artifact(m, out) for m, out in zip(metas, result.files, strict=True)]
-        return JobOutput(artifacts=artifacts, data=result.data)
+    async def store(
+        self, tenant: str, result: Succeeded, scheduled: BlobEntry | None = None
+    ) -> tuple[JobOutput, ScheduledOutputs | None]:
+        """Store every output file, or none (``StorageQuotaExceeded`` past the quota).
+
+        With ``scheduled`` (the output whose deletion the job's creation scheduled), a single
+        output is written under its id and counted by the job's terminal save, which takes
+        the second value (see ``Storage.write_scheduled``); otherwise it is None."""
+        files = result.files
+        if scheduled is not None and len(files) == 1:
+            metas = [_meta(tenant, files[0], scheduled.blob_id)]
+            items = [(metas[0], files[0].content)]
+            written = await self.storage.write_scheduled(tenant, items, [scheduled])
+        else:
+            metas = [_meta(tenant, output, new_artifact_id()) for output in files]
+            items = [(meta, out.content) for meta, out in zip(metas, files, strict=True)]
+            await self.storage.store_outputs(tenant, items)
+            written = None
+        artifacts = [_artifact(m, out) for m, out in zip(metas, files, strict=True)]
+        return JobOutput(artifacts=artifacts, data=result.data), written
+
+    async def discard(self, written: ScheduledOutputs) -> None:
+        """Delete outputs the job's terminal save refused (``Storage.discard``)."""
+        await self.storage.discard(written)
 
 
-def _meta(tenant: str, output: OutputFile) -> BlobMeta:
+def _meta(tenant: str, output: OutputFile, blob_id: str) -> BlobMeta:
     width, height = _image_size(output)
     return BlobMeta(
-        id=new_artifact_id(),
+        id=blob_id,
         tenant=tenant,
         content_type=output.content_type,
         size=len(output.content),

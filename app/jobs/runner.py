@@ -66,6 +66,7 @@ from app.providers.base import (
 )
 from app.providers.registry import ProviderRegistry
 from app.store.jobs import JobStore, SaveRefused, Schedule, Stored, now_ms
+from app.store.storage import OutputUnscheduled, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -316,11 +317,24 @@ class JobRunner:
             return await self._save_due(stored, lease, delay)
         if isinstance(result, Succeeded):
             try:
-                output = await self.outputs.store(record.tenant_id, result)
+                output, written = await self.outputs.store(record.tenant_id, result, stored.output)
             except StorageQuotaExceeded as exc:  # the tenant keeps too much already
                 result = Failed(exc.code, exc.detail)
             else:
-                return await self.lifecycle.succeed(stored, lease, output)
+                try:
+                    return await self.lifecycle.succeed(stored, lease, output, written)
+                except QuotaExceeded as exc:  # counted by the save: the output is not kept
+                    assert written is not None
+                    await self.outputs.discard(written)
+                    refused = StorageQuotaExceeded(exc.usage, exc.wanted)
+                    result = Failed(refused.code, refused.detail)
+                except OutputUnscheduled:  # a sweeper has it: it deletes the bytes
+                    message = "the output's place in the storage schedule lapsed; not kept"
+                    result = Failed(ErrorCode.internal_error, message)
+                except SaveRefused:  # ended meanwhile (a cancel): nothing keeps the output
+                    if written is not None:
+                        await self.outputs.discard(written)
+                    raise
         if attempt.provider_job_id is not None:
             reason = ChargeReason.upstream_failed
         elif result.unanswered:  # it went out: the upstream may have it, and may bill it

@@ -37,7 +37,7 @@ from app.domain.models import (
     new_job_id,
     utcnow,
 )
-from app.domain.operations import Operation, Params
+from app.domain.operations import DATA_RESULTS, Operation, Params
 from app.jobs.accounting import Accounting, InsufficientCredits, TooManyJobs, note_quote
 from app.jobs.doorbell import Doorbell
 from app.jobs.envelope import (
@@ -272,6 +272,13 @@ class JobService:
             job.provider = plan[0]
             job.started_at = job.created_at
             job.attempts.append(Attempt(provider=plan[0], started_at=job.created_at))
+        output = None
+        if wait_s > 0 and cached.hit is None and operation not in DATA_RESULTS:
+            # run now: its output's deletion is scheduled with the creation, and its terminal
+            # save counts the output (app/jobs/storage.py), a round trip fewer than a
+            # reservation of its own
+            created_ms = int(job.created_at.timestamp() * 1000)
+            output = self.storage.schedule_output(tenant.id, created_ms)
         created = await self.store.create(
             record,
             price=quote.amount,
@@ -279,6 +286,7 @@ class JobService:
             lease_s=self.lease_s if wait_s > 0 or cached.hit is not None else None,
             pricing=quote.pricing(),
             rate=options.rate,
+            output=output,
         )
         if isinstance(created, Shortfall):
             raise InsufficientCredits(created.required, created.available)

@@ -23,6 +23,7 @@ from app.store.connection import ReplicaWait
 from app.store.credits import Pricing, Shortfall, pricing_args
 from app.store.rate_limits import RateCheck, RateRefused, decision_of
 from app.store.scripts import Scripts
+from app.store.storage import BlobEntry, ScheduledOutputs, outputs_refused
 
 
 def now_ms() -> int:
@@ -109,6 +110,9 @@ class Stored:
     lease: str | None = None
     due_ms: int | None = None
     """When the job was due, for one claimed from the due-queue: how late its step runs."""
+    output: BlobEntry | None = None
+    """For a job just created leased: its output's deletion, scheduled with the creation (0
+    bytes; see ``app/store/storage.py``), for its first step to write the output under."""
 
 
 _READ = ("body", "version", "lease")
@@ -148,14 +152,18 @@ class JobStore:
         lease_s: float | None = None,
         pricing: Pricing | None = None,
         rate: RateCheck | None = None,
+        output: BlobEntry | None = None,
     ) -> Stored | Shortfall | JobSlotsFull:
         """Store a new job, take a tenant job slot and hold ``price`` credits, atomically.
 
         The job is due now, or leased to the caller for ``lease_s`` seconds. When the tenant
         cannot afford it, or already has ``slot_limit`` unfinished jobs, nothing is written.
         With ``rate``, the request is counted against its rate limit first, in the same script
-        (``RateRefused``, and nothing written, when over it).
+        (``RateRefused``, and nothing written, when over it). With ``output`` (a job created
+        leased), its output's deletion is scheduled in the same script, and the returned
+        state carries it (``Stored.output``).
         """
+        assert output is None or lease_s, "an output is scheduled for a job run at once"
         job = record.job
         tenant = record.tenant_id
         created = int(job.created_at.timestamp() * 1000)
@@ -168,6 +176,7 @@ class JobStore:
             keys.tenant_jobs(tenant),
             *keys.credit_hold_keys(tenant, job.id),
             keys.tenant_job_slots(tenant),
+            keys.BLOB_EXPIRIES,
         ]
         script_args = [
             record.model_dump_json(),
@@ -182,6 +191,8 @@ class JobStore:
             slot_limit,
             SLOT_TTL_S * 1000,
             *pricing_args(pricing),
+            output.member if output is not None else "",
+            output.expires_ms if output is not None else 0,
         ]
         if rate is not None:
             bucket, *rate_args = rate.script_args()
@@ -199,7 +210,7 @@ class JobStore:
             return JobSlotsFull(limit=slot_limit)
         if int(ok) == 0:
             return Shortfall(required=price, available=int(available[0]))
-        return Stored(record, 1, token or None)
+        return Stored(record, 1, token or None, output=output)
 
     async def _create_replicated(
         self, script_keys: list[str], script_args: list[int | str]
@@ -240,6 +251,7 @@ class JobStore:
         charge: Charge | None = None,
         spend: str | None = None,
         event: WebhookEvent | None = None,
+        outputs: ScheduledOutputs | None = None,
     ) -> Stored:
         """Write ``stored.record`` if it is still at ``stored.version``; returns the new state.
 
@@ -251,23 +263,32 @@ class JobStore:
         a charge bills ``charge.amount`` (default: the whole hold) and refunds the rest;
         ``record.job.credits.charged`` is set to what was charged. ``spend`` (JSON) is
         appended to the upstream-spend stream by a terminal save, with the credits charged.
+
+        With ``outputs`` (a terminal save), the outputs written under the ids the job's
+        creation scheduled are counted against the tenant's storage quota in the same script:
+        past it nothing is written and ``QuotaExceeded`` is raised (``OutputUnscheduled`` when
+        a sweeper has claimed their entries meanwhile).
         """
+        assert outputs is None or stored.record.job.status.terminal, "kept by a terminal save"
         record = stored.record
         job = record.job
         status = job.status
         ttl = self.retention_s if status.terminal else 0
         webhook_due, webhook = webhook_delivery(record, event)
+        script_keys = [
+            keys.job(job.id),
+            keys.DUE,
+            keys.LEASES,
+            *keys.credit_hold_keys(record.tenant_id, job.id),
+            keys.tenant_job_slots(record.tenant_id),
+            keys.WEBHOOKS_DUE,
+            keys.SPEND,
+        ]
+        if outputs is not None:
+            script_keys += outputs.script_keys()
         try:
             version, settled = await self.scripts.save_job(
-                keys=[
-                    keys.job(job.id),
-                    keys.DUE,
-                    keys.LEASES,
-                    *keys.credit_hold_keys(record.tenant_id, job.id),
-                    keys.tenant_job_slots(record.tenant_id),
-                    keys.WEBHOOKS_DUE,
-                    keys.SPEND,
-                ],
+                keys=script_keys,
                 args=[
                     stored.version,
                     lease or "",
@@ -287,9 +308,13 @@ class JobStore:
                     spend if spend is not None and status.terminal else "",
                     SPEND_MAX_LEN,
                     webhook,
+                    *(outputs.script_args() if outputs is not None else ()),
                 ],
             )
         except ResponseError as exc:
+            refused = outputs_refused(str(exc), outputs) if outputs is not None else None
+            if refused is not None:
+                raise refused from None
             raise SaveRefused(str(exc)) from exc
         if settle is Settle.charge:
             job.credits.charged = int(settled)

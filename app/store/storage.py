@@ -3,11 +3,15 @@
 Every file and output is counted in its tenant's ``storage_used`` and given an entry in
 ``BLOB_EXPIRIES`` (scored by when its retention ends) by one script, *before* its bytes are
 written (``reserve_storage.lua``: all the blobs of one request or none, refused past the
-quota). A sweeper claims due entries (``claim_expired_blobs.lua``, which moves each one's
-score to the end of the claim: a sweeper that dies leaves it due again), deletes the bytes,
-then releases the entry (``release_storage.lua``: takes it off the schedule, gives the bytes
-back to the quota, drops the metadata). Deleting twice is harmless and only the release that
-removes the entry counts, so every step can be repeated after a crash.
+quota). The one exception is the output of a job run while its client waits: its entry is
+written, at 0 bytes, by the job's creation; its bytes are written next; and the job's terminal
+save counts them and reschedules the entry, or refuses them past the quota
+(:class:`ScheduledOutputs`). Either way no byte is on disk without its deletion scheduled. A
+sweeper claims due entries (``claim_expired_blobs.lua``, which moves each one's score to the
+end of the claim: a sweeper that dies leaves it due again), deletes the bytes, then releases
+the entry (``release_storage.lua``: takes it off the schedule, gives the bytes back to the
+quota, drops the metadata). Deleting twice is harmless and only the release that removes the
+entry counts, so every step can be repeated after a crash.
 """
 
 from __future__ import annotations
@@ -70,6 +74,51 @@ class QuotaExceeded(Exception):
         self.wanted = wanted
 
 
+class OutputUnscheduled(Exception):
+    """An output's deletion entry is no longer as the job's creation scheduled it (a sweeper
+    claimed it): its bytes may be deleted, so it cannot be kept."""
+
+
+@dataclass(frozen=True)
+class ScheduledOutputs:
+    """Outputs written under ids whose deletion the job's creation scheduled (``scheduled``,
+    entries of 0 bytes), for the job's terminal save to count against the tenant's quota and
+    to reschedule as ``blobs`` (their sizes, the end of their retention), with their
+    ``records``: one command for the save and the storage (``save_job.lua``)."""
+
+    tenant: str
+    scheduled: Sequence[BlobEntry]
+    blobs: Sequence[BlobEntry]
+    records: Sequence[BlobRecord]
+    default_quota_bytes: int
+
+    def script_keys(self) -> list[str]:
+        head = [keys.storage_used(self.tenant), keys.BLOB_EXPIRIES, keys.tenant(self.tenant)]
+        return head + [record.key for record in self.records]
+
+    def script_args(self) -> list[str | int]:
+        args: list[str | int] = [self.default_quota_bytes, len(self.blobs)]
+        for early, blob in zip(self.scheduled, self.blobs, strict=True):
+            args += [early.member, early.expires_ms, blob.member, blob.size, blob.expires_ms]
+        for record in self.records:
+            args += [record.value, record.ttl_s]
+        return args
+
+    @property
+    def wanted(self) -> int:
+        return sum(blob.size for blob in self.blobs)
+
+
+def outputs_refused(reply: str, outputs: ScheduledOutputs) -> Exception | None:
+    """What a terminal save's refusal of its outputs means (None: not about them)."""
+    if reply.startswith("quota "):
+        _, used, quota, _wanted = reply.split()
+        return QuotaExceeded(Usage(int(used), int(quota)), outputs.wanted)
+    if reply == "unscheduled":
+        return OutputUnscheduled(reply)
+    return None
+
+
 def _reserved(answer: list[Any], blobs: Sequence[BlobEntry]) -> int:
     stored, used, quota = answer
     if not int(stored):
@@ -106,6 +155,17 @@ class StorageLedger:
         script_keys += [record.key for record in records]
         answer = await self.scripts.reserve_storage(keys=script_keys, args=args)
         return _reserved(answer, blobs)
+
+    def scheduled(
+        self,
+        tenant_id: str,
+        scheduled: Sequence[BlobEntry],
+        blobs: Sequence[BlobEntry],
+        records: Sequence[BlobRecord],
+    ) -> ScheduledOutputs:
+        """``blobs``, written under the ids of ``scheduled``, for a job's terminal save to
+        count (see :class:`ScheduledOutputs`)."""
+        return ScheduledOutputs(tenant_id, scheduled, blobs, records, self.quota_bytes)
 
     async def claim_expired(self, now_ms: int, claim_ms: int, limit: int) -> list[BlobEntry]:
         """Up to ``limit`` blobs whose retention ended, held for ``claim_ms``."""

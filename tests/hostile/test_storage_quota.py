@@ -101,3 +101,32 @@ async def test_an_output_beyond_the_quota_fails_the_job_and_is_not_stored(
     storage = (await client.get("/v1/account")).json()["storage"]
     kept = len(upload) + done["output"]["artifacts"][0]["bytes"]
     assert storage == {"used_bytes": kept, "quota_bytes": 2 * QUOTA}
+
+
+async def test_a_waited_job_whose_output_is_beyond_the_quota_fails_and_keeps_nothing(
+    client: httpx.AsyncClient, data_dir: Path
+) -> None:
+    """The client waits (``Prefer: wait``): the job's output is written, its terminal save
+    finds it beyond the quota, and the bytes are deleted before the job ends ``failed`` with
+    ``storage_quota_exceeded``."""
+    tenant_id = (await client.get("/v1/account")).json()["tenant_id"]
+    async with httpx.AsyncClient(
+        base_url=str(client.base_url), headers=ADMIN, timeout=REQUEST_S
+    ) as admin:
+        tiny = await admin.patch(f"/admin/tenants/{tenant_id}", json={"storage_quota_bytes": 1})
+    assert tiny.status_code == 200, tiny.text
+    before = {path for path in (data_dir / "blobs").rglob("*") if path.is_file()}
+
+    answer = await client.post(
+        "/v1/images/generate",
+        json={"prompt": "a pig", "provider": "imagepig", "fallback": False},
+        headers={"Prefer": f"wait={int(TIMEOUT_S)}"},
+    )
+    assert answer.status_code == 200, answer.text
+    job = answer.json()
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "storage_quota_exceeded"
+    assert job["output"] is None or not job["output"]["artifacts"]
+    account = (await client.get("/v1/account")).json()
+    assert account["storage"] == {"used_bytes": 0, "quota_bytes": 1}
+    assert {path for path in (data_dir / "blobs").rglob("*") if path.is_file()} == before

@@ -138,6 +138,7 @@ class Core:
     alpha: Alpha
     beta: Beta
     metrics: Metrics
+    storage: Storage
 
     async def submit(
         self,
@@ -198,6 +199,7 @@ async def job_core(
     charge_accepted_work: bool = True,
     deadlines: Deadlines | None = None,
     circuit: CircuitPolicy | None = None,
+    storage_quota_bytes: int = 1 << 30,
 ) -> AsyncIterator[Core]:
     """The job core over ``redis`` (already flushed), with ``credits`` granted to TENANT."""
     scripts = Scripts.register(redis)
@@ -207,16 +209,13 @@ async def job_core(
     store = JobStore(redis, scripts, retention_s=3600)
     files = FileIndex(redis, file_ttl_s=3600, artifact_ttl_s=3600)
     blobs = LocalBlobStore(tmp_path / "blobs")
-    storage = Storage(
-        blobs, files, StorageLedger(redis, scripts, quota_bytes=1 << 30), Retention(3600, 3600)
-    )
     signer = UrlSigner(b"k" * 32, "http://gateway.test", 3600)
     metrics = Metrics(CollectorRegistry())
     ledger = CreditLedger(redis, scripts)
     accounting = Accounting(ledger, PriceBook(redis, providers, {}), default_max_concurrent_jobs=50)
     circuits = Circuits(redis, scripts, circuit or CircuitPolicy())
     gate = UpstreamGate(providers, UpstreamBudgets(redis, scripts), circuits, metrics)
-    ledger_of_bytes = StorageLedger(redis, scripts, quota_bytes=1 << 30)
+    ledger_of_bytes = StorageLedger(redis, scripts, quota_bytes=storage_quota_bytes)
     storage = Storage(blobs, files, ledger_of_bytes, Retention(3600, 3600))
     async with httpx.AsyncClient() as http:
         media = StoredMedia(files, blobs, signer, http, 1 << 20)
@@ -240,6 +239,6 @@ async def job_core(
             storage=storage,
         )
         await ledger.grant(TENANT.id, credits, "test")
-        yield Core(redis, store, ledger, runner, lifecycle, service, alpha, beta, metrics)
+        yield Core(redis, store, ledger, runner, lifecycle, service, alpha, beta, metrics, storage)
         await alpha.client.aclose()
         await beta.client.aclose()

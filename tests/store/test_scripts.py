@@ -239,10 +239,10 @@ async def test_a_job_creation_reads_the_clock_once(redis_url: str) -> None:
     async with client_of(with_db(redis_url, db), 4) as client:
         script = Scripts.register(client).create_job
         keys = [f"t:{name}" for name in ("job", "due", "leases", "jobs", "acct", "hold")]
-        keys += [f"t:{name}" for name in ("holds", "ledger", "slots", "rate")]
+        keys += [f"t:{name}" for name in ("holds", "ledger", "slots", "expiries", "rate")]
         await client.hset("t:acct", "balance", 10)
         args: list[EncodableT] = ["{}", "queued", "tenant", 1, "", 0, "job_t", 2, "job"]
-        args += [5, 60_000, "", "", "", 1_000_000, 10]
+        args += [5, 60_000, "", "", "", "", 0, 1_000_000, 10]
         seen: list[str] = []
         async with client.monitor() as monitor:
             created = await script(keys, args)

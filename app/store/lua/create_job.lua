@@ -6,17 +6,22 @@
 -- (lib/rate.lua), as its own rate check would have counted it: refused, nothing else is
 -- written and the answer is {-2, remaining, retry_after_us, reset_us}; allowed, it stays
 -- counted whatever the creation answers (a request refused for credits or slots was a request).
+-- A job created leased may also have its output's deletion scheduled here, before any byte of
+-- it exists: a blob entry of 0 bytes in the deletion schedule, which the job's terminal save
+-- replaces with the output's own (save_job.lua) and which otherwise deletes whatever was
+-- written under that id when it comes due (a process that died between the write and the save).
 -- KEYS: job, due, leases, tenant_jobs, credit_account, credit_hold, credit_holds, credit_ledger,
---       slots, rate_bucket (only read when rate_interval_us is given)
+--       slots, blob_expiries, rate_bucket (only read when rate_interval_us is given)
 -- ARGV: body, status, tenant, created_ms, lease_token ('' = due now), lease_expiry_ms, job_id,
 --       price, reason, slot_limit, slot_ttl_ms, unit, quantity, rate (how the price was
---       reached, for the reserve entry; '' = not priced), rate_interval_us (none or '' = no rate
---       check here), rate_burst
+--       reached, for the reserve entry; '' = not priced), output_entry ('' = none: the
+--       schedule's member for the output, <id>|0|<tenant>), output_due_ms, rate_interval_us
+--       (none or '' = no rate check here), rate_burst
 --#include credits
 --#include slots
 --#include rate
-if (ARGV[15] or '') ~= '' then
-  local counted = gcra(KEYS[10], tonumber(ARGV[15]), tonumber(ARGV[16]))
+if (ARGV[17] or '') ~= '' then
+  local counted = gcra(KEYS[11], tonumber(ARGV[17]), tonumber(ARGV[18]))
   if counted[1] == 0 then
     return {-2, counted[2], counted[3], counted[4]}
   end
@@ -45,5 +50,8 @@ else
   redis.call('HSET', KEYS[1], 'body', ARGV[1], 'status', ARGV[2], 'tenant', ARGV[3], 'version', 1,
     'lease', ARGV[5])
   redis.call('ZADD', KEYS[3], ARGV[6], id)
+end
+if ARGV[15] ~= '' then
+  redis.call('ZADD', KEYS[10], ARGV[16], ARGV[15])
 end
 return {1, held[4] - held[5]}

@@ -3,13 +3,13 @@
 -- request's reservation and records are one command. Returns {1, used, quota} when stored
 -- (used: the tenant's bytes after), {0, used, quota} when the quota would be exceeded
 -- (nothing changed, no record written).
--- The quota is the tenant's own (its record's storage_quota_bytes) or the default.
+-- The quota is the tenant's own (its record's storage_quota_bytes) or the default (lib/storage.lua).
 -- KEYS: storage_used, blob_expiries, tenant, then one metadata key per blob (or none)
 -- ARGV: default_quota_bytes, then per blob: member (<id>|<bytes>|<tenant>), bytes,
 --       expires_ms; then, with metadata keys, per blob: its record (JSON), the record's ttl_s
+--#include storage
 local blobs = #KEYS > 3 and #KEYS - 3 or (#ARGV - 1) / 3
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local quota = tonumber(redis.call('HGET', KEYS[3], 'storage_quota_bytes') or ARGV[1])
+local used, quota = storage_room(KEYS[1], KEYS[3], ARGV[1])
 local total = 0
 for b = 0, blobs - 1 do
   total = total + tonumber(ARGV[3 + 3 * b])

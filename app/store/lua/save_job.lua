@@ -17,8 +17,18 @@
 --       unit, quantity, rate ('' = not priced), spend_record ('' = none, JSON), spend_max_len,
 --       webhook_member (the delivery queued at webhook_due_ms: the job id for its end,
 --       '<job id>#started' or '<job id>#progress' for those events)
+-- A terminal save may also keep outputs written under ids whose deletion the job's creation
+-- scheduled (create_job.lua): counted against the tenant's storage quota (lib/storage.lua),
+-- their schedule entries replaced by their own (size, end of retention) and their records
+-- written, all with the save or none. Past the quota nothing is written and the reply is the
+-- error 'quota <used> <quota> <wanted>'; an entry no longer as the creation wrote it (a sweeper
+-- claimed it) refuses with 'unscheduled'.
+--   more KEYS: storage_used, blob_expiries, tenant, then one metadata key per output
+--   more ARGV: default_quota_bytes, outputs, then per output: scheduled member, its due_ms,
+--              member, bytes, expires_ms; then per metadata key: its record (JSON), ttl_s
 -- Returns {new_version, credits_settled}.
 --#include credits
+--#include storage
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'status')
 if not cur[1] then
   return redis.error_reply('missing')
@@ -31,6 +41,31 @@ if cur[3] == 'succeeded' or cur[3] == 'failed' or cur[3] == 'canceled' then
 end
 if cur[1] ~= ARGV[1] then
   return redis.error_reply('stale')
+end
+local outputs = #KEYS > 10 and tonumber(ARGV[22]) or 0
+local wanted = 0
+for o = 0, outputs - 1 do
+  local at = 23 + 5 * o
+  if tonumber(redis.call('ZSCORE', KEYS[12], ARGV[at]) or -1) ~= tonumber(ARGV[at + 1]) then
+    return redis.error_reply('unscheduled')
+  end
+  wanted = wanted + tonumber(ARGV[at + 3])
+end
+if outputs > 0 then
+  local used, quota = storage_room(KEYS[11], KEYS[13], ARGV[21])
+  if used + wanted > quota then
+    return redis.error_reply(string.format('quota %d %d %d', used, quota, wanted))
+  end
+  for o = 0, outputs - 1 do
+    local at = 23 + 5 * o
+    redis.call('ZREM', KEYS[12], ARGV[at])
+    redis.call('ZADD', KEYS[12], ARGV[at + 4], ARGV[at + 2])
+  end
+  local records = 23 + 5 * outputs
+  for r = 1, #KEYS - 13 do
+    redis.call('SET', KEYS[13 + r], ARGV[records + 2 * r - 2], 'EX', ARGV[records + 2 * r - 1])
+  end
+  redis.call('INCRBY', KEYS[11], wanted)
 end
 local version = tonumber(cur[1]) + 1
 local id = ARGV[9]
