@@ -187,7 +187,10 @@ class JobRunner:
         if attempt is not None and attempt.provider_job_id is not None:
             return False  # polling: the inputs went up with the submission
         job = record.job
-        params = PARAMS[job.operation](**record.params)
+        model = PARAMS[job.operation]
+        if not model.media_fields:  # no input to fetch (a prompt): not validated again
+            return False
+        params = model(**record.params)
         adapter = self.providers[record.plan[0]]
         refs = [ref for ref in adapter.reads(job.operation, params) if ref.url is not None]
         if not refs:
