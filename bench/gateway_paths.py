@@ -65,7 +65,7 @@ def sync_generate(ctx: Context) -> None:
         ratios[c] = ctx.measure_turns(
             (f"floor c={c}", "sync: FastAPI + aiohttp forward (floor)", floor),
             [
-                (f"keeper c={c}", "sync: floor + 3 job scripts + output file (keeper)", keeper),
+                (f"keeper c={c}", "sync: floor + 2 job scripts + output file (keeper)", keeper),
                 (f"sync c={c}", "sync: POST /v1/images/generate + Prefer: wait", through),
             ],
             c,

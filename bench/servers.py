@@ -164,18 +164,17 @@ redis.call('DECRBY', KEYS[3], ARGV[2])
 redis.call('HSET', KEYS[1], 'record', ARGV[1], 'status', 'running', 'lease', ARGV[3])
 redis.call('EXPIRE', KEYS[1], 3600)
 redis.call('ZADD', KEYS[4], ARGV[4], KEYS[1])
-return 1
-"""
-_KEEPER_RESERVE = """
-local used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
-if used + tonumber(ARGV[1]) > tonumber(ARGV[5]) then return 0 end
-redis.call('HINCRBY', KEYS[1], 'used', ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-redis.call('SET', KEYS[3], ARGV[4], 'EX', 3600)
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[6])
 return 1
 """
 _KEEPER_FINISH = """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[2] then return 0 end
+local used = tonumber(redis.call('HGET', KEYS[5], 'used') or '0')
+if used + tonumber(ARGV[4]) > tonumber(ARGV[8]) then return -1 end
+redis.call('HINCRBY', KEYS[5], 'used', ARGV[4])
+redis.call('ZREM', KEYS[6], ARGV[5])
+redis.call('ZADD', KEYS[6], ARGV[6], ARGV[7])
+redis.call('SET', KEYS[7], ARGV[9], 'EX', 3600)
 redis.call('HSET', KEYS[1], 'record', ARGV[1], 'status', 'succeeded', 'lease', '')
 redis.call('ZREM', KEYS[2], KEYS[1])
 redis.call('INCRBY', KEYS[3], ARGV[3])
@@ -188,14 +187,15 @@ def keeper_app(upstream_url: str, redis_url: str, blob_root: str) -> Any:
     """The floor plus the least a synchronous job's guarantees cost on this stack.
 
     Per request, in the gateway's order: one script that counts the tenant's rate, reserves
-    the price from its balance and records the job leased (before the upstream hears of it,
-    so a crash after the call is known); the upstream call (aiohttp, as the floor); one
-    script that counts the output against the storage quota and schedules its deletion
-    before its bytes are written; the bytes, written by the gateway's ``LocalBlobStore``; one
-    script that ends the job if its lease still holds, settles the price and publishes the
-    change. Scripts go through the gateway's :class:`~app.store.scripts.Script` (redis-py,
-    the cheapest way it offers), and carry records the size of the gateway's. Nothing else:
-    no authentication, validation, routing, accounting rules, metrics or rendering.
+    the price from its balance, records the job leased (before the upstream hears of it, so
+    a crash after the call is known) and schedules its output's deletion at 0 bytes; the
+    upstream call (aiohttp, as the floor); the output's bytes, written by the gateway's
+    ``LocalBlobStore`` under the scheduled id; one script that ends the job if its lease still
+    holds, counts the output against the storage quota, reschedules its deletion, writes its
+    record, settles the price and publishes the change. Scripts go through the gateway's
+    :class:`~app.store.scripts.Script` (redis-py, the cheapest way it offers), and carry
+    records the size of the gateway's. Nothing else: no authentication, validation, routing,
+    accounting rules, metrics or rendering.
     """
     from redis.asyncio import Redis
 
@@ -204,9 +204,7 @@ def keeper_app(upstream_url: str, redis_url: str, blob_root: str) -> Any:
     from app.store.scripts import Script
 
     redis = Redis.from_url(redis_url)
-    create, reserve, finish = (
-        Script(redis, source) for source in (_KEEPER_CREATE, _KEEPER_RESERVE, _KEEPER_FINISH)
-    )
+    create, finish = (Script(redis, source) for source in (_KEEPER_CREATE, _KEEPER_FINISH))
     blobs = LocalBlobStore(Path(blob_root))
     session: dict[str, Any] = {}
     key = {name: KEEPER_PREFIX + name for name in ("rate", "credits", "leases", "usage", "due")}
@@ -227,24 +225,29 @@ def keeper_app(upstream_url: str, redis_url: str, blob_root: str) -> Any:
         record = json.dumps(
             {"id": job_id, "status": "running", "input": body.decode(), "pad": padding}
         )
-        job_keys = [job_key, key["rate"], key["credits"], key["leases"]]
-        if not await create(keys=job_keys, args=[record, 5, lease, now + 30_000]):
+        blob_id = new_artifact_id()
+        job_keys = [job_key, key["rate"], key["credits"], key["leases"], key["due"]]
+        early = f"{blob_id}|0"
+        if not await create(keys=job_keys, args=[record, 5, lease, now + 30_000, now, early]):
             return Response(status_code=402)
         async with session["s"].post(
             target, data=body, headers={"Content-Type": "application/json"}
         ) as answer:
             image = base64.b64decode(json.loads(await answer.read())["image_data"])
-        blob_id = new_artifact_id()
-        meta = json.dumps({"id": blob_id, "size": len(image), "type": "image/png"})
-        blob_keys = [key["usage"], key["due"], f"{KEEPER_PREFIX}file:{blob_id}"]
-        if not await reserve(keys=blob_keys, args=[len(image), now, blob_id, meta, 1 << 40]):
-            return Response(status_code=413)
         await blobs.put(blob_id, image, "image/png")
+        meta = json.dumps({"id": blob_id, "size": len(image), "type": "image/png"})
         done = json.dumps(
             {"id": job_id, "status": "succeeded", "artifact": blob_id, "pad": padding}
         )
         finish_keys = [job_key, key["leases"], key["credits"], KEEPER_PREFIX + "events"]
-        if not await finish(keys=finish_keys, args=[done, lease, 0]):
+        finish_keys += [key["usage"], key["due"], f"{KEEPER_PREFIX}file:{blob_id}"]
+        kept = f"{blob_id}|{len(image)}"
+        finish_args: list[str | int] = [done, lease, 0, len(image), early, now, kept, 1 << 40, meta]
+        finished = await finish(keys=finish_keys, args=finish_args)
+        if finished == -1:
+            await blobs.delete(blob_id)
+            return Response(status_code=413)
+        if not finished:
             return Response(status_code=409)
         return Response(done, media_type="application/json")
 
