@@ -4,8 +4,8 @@ A blob is written under a temporary name in ``<root>/.partial/`` (``<blob id>.<r
 renamed into place once whole, so readers see all of it or none of it. A process killed during
 a write leaves its partial file behind; deleting the blob deletes such leftovers too, and the
 storage ledger schedules every blob's deletion before its bytes are written
-(``app/jobs/storage.py``), so a crashed write is deleted when the blob's retention ends like the
-blob itself would have been.
+(``app/jobs/storage.py``), so a crashed write is deleted when the blob's scheduled deletion
+comes due, as the blob itself would have been.
 """
 
 from __future__ import annotations

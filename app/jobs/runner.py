@@ -324,6 +324,8 @@ class JobRunner:
             except StorageQuotaExceeded as exc:  # the tenant keeps too much already
                 result = Failed(exc.code, exc.detail)
             else:
+                if written is not None:  # bytes are under its id: its entry stays until kept
+                    stored.output = None
                 try:
                     return await self.lifecycle.succeed(stored, lease, output, written)
                 except QuotaExceeded as exc:  # counted by the save: the output is not kept

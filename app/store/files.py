@@ -1,7 +1,8 @@
 """Metadata of uploaded files and stored artifacts (the bytes live in a BlobStore).
 
 Each entry is one JSON string written with ``SET … EX``: one command sent alone, or written by
-the storage reservation of the same blobs (``reserve_storage.lua``) once they fit the quota.
+the storage reservation of the same blobs (``reserve_storage.lua``), or by the terminal save of
+a waited job (``save_job.lua``), once they fit the quota.
 """
 
 from __future__ import annotations

@@ -112,7 +112,9 @@ class Stored:
     """When the job was due, for one claimed from the due-queue: how late its step runs."""
     output: BlobEntry | None = None
     """For a job just created leased: its output's deletion, scheduled with the creation (0
-    bytes; see ``app/store/storage.py``), for its first step to write the output under."""
+    bytes; see ``app/store/storage.py``), for its first step to write the output under. A save
+    that releases the lease while it is set drops the entry: the step that writes under it
+    clears it first, so an entry whose bytes may exist is never dropped."""
 
 
 _READ = ("body", "version", "lease")
@@ -283,9 +285,12 @@ class JobStore:
             keys.tenant_job_slots(record.tenant_id),
             keys.WEBHOOKS_DUE,
             keys.SPEND,
+            keys.BLOB_EXPIRIES,
         ]
         if outputs is not None:
             script_keys += outputs.script_keys()
+        # a scheduled output nothing was written under, and nothing will be: its entry goes
+        unused = stored.output if schedule is not Schedule.keep and outputs is None else None
         try:
             version, settled = await self.scripts.save_job(
                 keys=script_keys,
@@ -308,6 +313,7 @@ class JobStore:
                     spend if spend is not None and status.terminal else "",
                     SPEND_MAX_LEN,
                     webhook,
+                    unused.member if unused is not None else "",
                     *(outputs.script_args() if outputs is not None else ()),
                 ],
             )
@@ -318,7 +324,9 @@ class JobStore:
             raise SaveRefused(str(exc)) from exc
         if settle is Settle.charge:
             job.credits.charged = int(settled)
-        return Stored(record, int(version), lease if schedule is Schedule.keep else None)
+        if schedule is Schedule.keep:  # the caller goes on under the same lease
+            return Stored(record, int(version), lease, output=stored.output)
+        return Stored(record, int(version))
 
     async def claim(self, limit: int, lease_s: float) -> list[Stored]:
         """Lease up to ``limit`` due jobs (recovering those whose worker died)."""

@@ -6,12 +6,13 @@ written (``reserve_storage.lua``: all the blobs of one request or none, refused 
 quota). The one exception is the output of a job run while its client waits: its entry is
 written, at 0 bytes, by the job's creation; its bytes are written next; and the job's terminal
 save counts them and reschedules the entry, or refuses them past the quota
-(:class:`ScheduledOutputs`). Either way no byte is on disk without its deletion scheduled. A
-sweeper claims due entries (``claim_expired_blobs.lua``, which moves each one's score to the
-end of the claim: a sweeper that dies leaves it due again), deletes the bytes, then releases
-the entry (``release_storage.lua``: takes it off the schedule, gives the bytes back to the
-quota, drops the metadata). Deleting twice is harmless and only the release that removes the
-entry counts, so every step can be repeated after a crash.
+(:class:`ScheduledOutputs`); a first step that writes nothing drops the entry in its save.
+Either way no byte is on disk without its deletion scheduled. A sweeper claims due entries
+(``claim_expired_blobs.lua``, which moves each one's score to the end of the claim: a sweeper
+that dies leaves it due again), deletes the bytes, then releases the entry
+(``release_storage.lua``: takes it off the schedule, gives the bytes back to the quota, drops
+the metadata). Deleting twice is harmless and only the release that removes the entry counts,
+so every step can be repeated after a crash.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ class ScheduledOutputs:
     default_quota_bytes: int
 
     def script_keys(self) -> list[str]:
-        head = [keys.storage_used(self.tenant), keys.BLOB_EXPIRIES, keys.tenant(self.tenant)]
+        """After the schedule's own key (``keys.BLOB_EXPIRIES``)."""
+        head = [keys.storage_used(self.tenant), keys.tenant(self.tenant)]
         return head + [record.key for record in self.records]
 
     def script_args(self) -> list[str | int]:

@@ -189,3 +189,23 @@ async def test_an_output_whose_job_ended_meanwhile_is_deleted(
         assert job.status is JobStatus.canceled, job
         assert files_under(tmp_path / "blobs") == []
         assert (await core.storage.usage(TENANT.id)).used_bytes == 0
+
+
+async def test_a_first_step_that_writes_nothing_drops_the_scheduled_entry(
+    redis_client: Redis, tmp_path: Path
+) -> None:
+    """The upstream takes the task to run it later: the step's save hands the job to the
+    workers and drops the entry nothing was written under; a worker's step stores the output
+    as any worker's step does."""
+    async with job_core(redis_client, tmp_path) as core:
+        params = GenerateImage.model_validate({"prompt": "a lighthouse"})
+        job = await core.service.submit(
+            TENANT, Operation.image_generate, params, Envelope(provider="alpha"), wait_s=0.5
+        )
+        assert job.status is JobStatus.running, job
+        assert await schedule(redis_client) == {}
+        record = await core.step(job.id)  # polled: done
+        assert record.job.status is JobStatus.succeeded
+        assert record.job.output is not None
+        [artifact] = record.job.output.artifacts
+        assert list(await schedule(redis_client)) == [f"{artifact.id}|{artifact.bytes}|{TENANT.id}"]

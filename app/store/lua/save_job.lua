@@ -22,10 +22,12 @@
 -- their schedule entries replaced by their own (size, end of retention) and their records
 -- written, all with the save or none. Past the quota nothing is written and the reply is the
 -- error 'quota <used> <quota> <wanted>'; an entry no longer as the creation wrote it (a sweeper
--- claimed it) refuses with 'unscheduled'.
---   more KEYS: storage_used, blob_expiries, tenant, then one metadata key per output
---   more ARGV: default_quota_bytes, outputs, then per output: scheduled member, its due_ms,
---              member, bytes, expires_ms; then per metadata key: its record (JSON), ttl_s
+-- claimed it) refuses with 'unscheduled'. A save after which nothing will be written under a
+-- scheduled id drops its entry (`unscheduled`).
+--   KEYS (continued): blob_expiries, storage_used, tenant, then one metadata key per output
+--   ARGV (continued): unscheduled ('' = none: a schedule entry to drop), default_quota_bytes,
+--              outputs, then per output: scheduled member, its due_ms, member, bytes,
+--              expires_ms; then per metadata key: its record (JSON), ttl_s
 -- Returns {new_version, credits_settled}.
 --#include credits
 --#include storage
@@ -42,30 +44,33 @@ end
 if cur[1] ~= ARGV[1] then
   return redis.error_reply('stale')
 end
-local outputs = #KEYS > 10 and tonumber(ARGV[22]) or 0
+local outputs = tonumber(ARGV[23] or 0)
 local wanted = 0
 for o = 0, outputs - 1 do
-  local at = 23 + 5 * o
-  if tonumber(redis.call('ZSCORE', KEYS[12], ARGV[at]) or -1) ~= tonumber(ARGV[at + 1]) then
+  local at = 24 + 5 * o
+  if tonumber(redis.call('ZSCORE', KEYS[11], ARGV[at]) or -1) ~= tonumber(ARGV[at + 1]) then
     return redis.error_reply('unscheduled')
   end
   wanted = wanted + tonumber(ARGV[at + 3])
 end
 if outputs > 0 then
-  local used, quota = storage_room(KEYS[11], KEYS[13], ARGV[21])
+  local used, quota = storage_room(KEYS[12], KEYS[13], ARGV[22])
   if used + wanted > quota then
     return redis.error_reply(string.format('quota %d %d %d', used, quota, wanted))
   end
   for o = 0, outputs - 1 do
-    local at = 23 + 5 * o
-    redis.call('ZREM', KEYS[12], ARGV[at])
-    redis.call('ZADD', KEYS[12], ARGV[at + 4], ARGV[at + 2])
+    local at = 24 + 5 * o
+    redis.call('ZREM', KEYS[11], ARGV[at])
+    redis.call('ZADD', KEYS[11], ARGV[at + 4], ARGV[at + 2])
   end
-  local records = 23 + 5 * outputs
+  local records = 24 + 5 * outputs
   for r = 1, #KEYS - 13 do
     redis.call('SET', KEYS[13 + r], ARGV[records + 2 * r - 2], 'EX', ARGV[records + 2 * r - 1])
   end
-  redis.call('INCRBY', KEYS[11], wanted)
+  redis.call('INCRBY', KEYS[12], wanted)
+end
+if (ARGV[21] or '') ~= '' then
+  redis.call('ZREM', KEYS[11], ARGV[21])
 end
 local version = tonumber(cur[1]) + 1
 local id = ARGV[9]
