@@ -40,11 +40,20 @@ class LocalBlobStore:
         self.root = root.resolve()
         self.partial = self.root / PARTIAL_DIR
         self.partial.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.root)
+        self._partial = str(self.partial)
         self._dirs: set[str] = set()
 
     def local_path(self, blob_id: str) -> Path:
+        return Path(self._place(blob_id)[1])
+
+    def _place(self, blob_id: str) -> tuple[str, str]:
+        """The blob's directory and file. Strings, as the writes give them to the kernel:
+        a ``Path`` joined, taken apart and turned back into a string was most of a small
+        write's Python."""
         check_blob_id(blob_id)
-        return self.root / blob_id[-2:] / blob_id
+        directory = f"{self._root}/{blob_id[-2:]}"
+        return directory, f"{directory}/{blob_id}"
 
     async def put(
         self,
@@ -52,14 +61,14 @@ class LocalBlobStore:
         data: bytes | AsyncIterable[bytes],
         content_type: str | None = None,
     ) -> None:
-        path = self.local_path(blob_id)
+        directory, path = self._place(blob_id)
         if isinstance(data, bytes):
             if len(data) <= INLINE_WRITE_BYTES:
-                self._write(path, data)
+                self._write(directory, path, blob_id, data)
             else:
-                await asyncio.to_thread(self._write, path, data)
+                await asyncio.to_thread(self._write, directory, path, blob_id, data)
             return
-        handle, tmp = await asyncio.to_thread(self._create, path)
+        handle, tmp = await asyncio.to_thread(self._create, directory, blob_id)
         try:
             async for chunk in data:
                 await asyncio.to_thread(handle.write, chunk)
@@ -95,14 +104,14 @@ class LocalBlobStore:
     async def presign(self, blob_id: str, ttl_s: int) -> str | None:
         return None
 
-    def _create(self, path: Path) -> tuple[BinaryIO, str]:
-        self._ensure_dir(path)
-        tmp = self._partial_name(path)
+    def _create(self, directory: str, blob_id: str) -> tuple[BinaryIO, str]:
+        self._ensure_dir(directory)
+        tmp = self._partial_name(blob_id)
         return open(tmp, "wb"), tmp
 
-    def _partial_name(self, path: Path) -> str:
-        """Where a write of ``path`` goes until it is whole (see the module docstring)."""
-        return f"{self.partial}/{path.name}.{os.urandom(6).hex()}"
+    def _partial_name(self, blob_id: str) -> str:
+        """Where a write of the blob goes until it is whole (see the module docstring)."""
+        return f"{self._partial}/{blob_id}.{os.urandom(6).hex()}"
 
     def _delete(self, path: Path, blob_id: str) -> None:
         path.unlink(missing_ok=True)
@@ -112,20 +121,19 @@ class LocalBlobStore:
             with suppress(FileNotFoundError):
                 os.unlink(leftover)
 
-    def _ensure_dir(self, path: Path) -> None:
-        directory = str(path.parent)
+    def _ensure_dir(self, directory: str) -> None:
         if directory not in self._dirs:
             os.makedirs(directory, exist_ok=True)
             self._dirs.add(directory)
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, directory: str, path: str, blob_id: str, data: bytes) -> None:
         """Write to a temporary name, then rename: readers never see half a file.
 
         Through the file descriptor itself: a buffered file object would ask the kernel
         three more things (its size, whether it is a terminal, its position) for a write of
         known bytes, about a quarter of a small blob's cost."""
-        self._ensure_dir(path)
-        tmp = self._partial_name(path)
+        self._ensure_dir(directory)
+        tmp = self._partial_name(blob_id)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
         try:
             left = memoryview(data)
