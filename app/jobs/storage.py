@@ -28,7 +28,14 @@ from app.domain.models import new_artifact_id
 from app.metrics import Metrics
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import now_ms
-from app.store.storage import BlobEntry, QuotaExceeded, ScheduledOutputs, StorageLedger, Usage
+from app.store.storage import (
+    BlobEntry,
+    BlobRecord,
+    QuotaExceeded,
+    ScheduledOutputs,
+    StorageLedger,
+    Usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +103,7 @@ class Storage:
         order): their quota is counted by the job's terminal save (``JobStore.save``), which
         refuses them past it; :meth:`discard` then deletes their bytes. A write cut short
         leaves bytes the schedule deletes."""
-        expires = now_ms() + self.retention.outputs_s * 1000
-        entries = [BlobEntry(meta.id, meta.size, tenant_id, expires) for meta, _ in items]
-        records = [self.files.record(meta) for meta, _ in items]
+        entries, records = self._ledger_rows(tenant_id, items, self.retention.outputs_s)
         for meta, content in items:
             await self.blobs.put(meta.id, content, meta.content_type)
         return self.ledger.scheduled(tenant_id, scheduled, entries, records)
@@ -119,10 +124,8 @@ class Storage:
     ) -> None:
         if not items:
             return
-        expires = now_ms() + retention_s * 1000
-        entries = [BlobEntry(meta.id, meta.size, tenant_id, expires) for meta, _ in items]
         # The quota's script writes the blobs' records too, once they fit: one command.
-        records = [self.files.record(meta) for meta, _ in items]
+        entries, records = self._ledger_rows(tenant_id, items, retention_s)
         try:
             await self.ledger.reserve(tenant_id, entries, records)
         except QuotaExceeded as exc:
@@ -138,6 +141,14 @@ class Storage:
             with suppress(Exception):
                 await self._undo(entries)
             raise
+
+    def _ledger_rows(
+        self, tenant_id: str, items: Sequence[tuple[BlobMeta, bytes]], retention_s: int
+    ) -> tuple[list[BlobEntry], list[BlobRecord]]:
+        """Each blob's entry in the deletion schedule (its retention from now) and record."""
+        expires = now_ms() + retention_s * 1000
+        entries = [BlobEntry(meta.id, meta.size, tenant_id, expires) for meta, _ in items]
+        return entries, [self.files.record(meta) for meta, _ in items]
 
     async def _undo(self, entries: Sequence[BlobEntry]) -> None:
         for entry in entries:

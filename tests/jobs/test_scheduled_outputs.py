@@ -178,7 +178,9 @@ async def test_an_output_whose_job_ended_meanwhile_is_deleted(
                 TENANT, Operation.image_generate, params, Envelope(provider="alpha"), wait_s=WAIT_S
             )
         )
+        deadline = time.monotonic() + WAIT_S
         while not (job_keys := await redis_client.keys(keys.job("*"))):
+            assert time.monotonic() < deadline, "the job was never created"
             await asyncio.sleep(0.01)
         [job_key] = job_keys
         stored = await core.store.get(str(job_key).removeprefix(keys.job("")))
@@ -203,8 +205,9 @@ async def test_a_first_step_that_writes_nothing_drops_the_scheduled_entry(
             TENANT, Operation.image_generate, params, Envelope(provider="alpha"), wait_s=0.5
         )
         assert job.status is JobStatus.running, job
+        claimed = await core.claim(job.id)  # due once its first step's save handed it over
         assert await schedule(redis_client) == {}
-        record = await core.step(job.id)  # polled: done
+        record = (await core.runner.step(claimed)).record  # polled: done
         assert record.job.status is JobStatus.succeeded
         assert record.job.output is not None
         [artifact] = record.job.output.artifacts

@@ -9,12 +9,12 @@
 --       expires_ms; then, with metadata keys, per blob: its record (JSON), the record's ttl_s
 --#include storage
 local blobs = #KEYS > 3 and #KEYS - 3 or (#ARGV - 1) / 3
-local used, quota = storage_room(KEYS[1], KEYS[3], ARGV[1])
 local total = 0
 for b = 0, blobs - 1 do
   total = total + tonumber(ARGV[3 + 3 * b])
 end
-if used + total > quota then
+local fits, used, quota = storage_fits(KEYS[1], KEYS[3], ARGV[1], total)
+if not fits then
   return {0, used, quota}
 end
 for b = 0, blobs - 1 do

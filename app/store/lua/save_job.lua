@@ -54,8 +54,8 @@ for o = 0, outputs - 1 do
   wanted = wanted + tonumber(ARGV[at + 3])
 end
 if outputs > 0 then
-  local used, quota = storage_room(KEYS[12], KEYS[13], ARGV[22])
-  if used + wanted > quota then
+  local fits, used, quota = storage_fits(KEYS[12], KEYS[13], ARGV[22], wanted)
+  if not fits then
     return redis.error_reply(string.format('quota %d %d %d', used, quota, wanted))
   end
   for o = 0, outputs - 1 do
