@@ -24,7 +24,6 @@ from app.domain.json_values import (
     check_metadata,
     check_storable,
 )
-from app.domain.media import MediaInput
 from app.domain.models import (
     Attempt,
     AttemptStatus,
@@ -33,7 +32,6 @@ from app.domain.models import (
     JobRecord,
     JobStatus,
     Measure,
-    new_file_id,
     new_job_id,
     utcnow,
 )
@@ -47,6 +45,7 @@ from app.jobs.envelope import (
     without_inline_media,
 )
 from app.jobs.events import EventHub
+from app.jobs.input_files import InputFiles
 from app.jobs.intake import CheckedMedia, check_inputs, seen_inputs
 from app.jobs.media_rules import av_seen, field_byte_limits, fit_plan
 from app.jobs.plan import plan_providers
@@ -56,7 +55,6 @@ from app.jobs.render import JobRenderer, RenderedJobs
 from app.jobs.result_cache import CacheDecision, ResultCache
 from app.jobs.runner import JobRunner
 from app.jobs.storage import Storage
-from app.providers.base import Media
 from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy
 from app.store.credits import Shortfall
@@ -102,6 +100,7 @@ class JobService:
         self.doorbell = doorbell
         """Rung when a job is queued for the workers, for the one in this process."""
         self.storage = storage
+        self.inputs = InputFiles(storage, runner.media)
         self.cache = cache
         self.store = store
         self.providers = providers
@@ -231,7 +230,7 @@ class JobService:
         cached: CacheDecision,
     ) -> Job:
         quote, measure = priced
-        params = await self._store_media(tenant, params, checked)
+        params = await self.inputs.store_inline(tenant, params, checked)
         job_id = options.job_id or new_job_id()
         job = Job(
             id=job_id,
@@ -307,28 +306,9 @@ class JobService:
         takes (``media_rules``), else the media limit."""
         return self._field_limits.get(operation, {}).get(name, self.max_media_bytes)
 
-    async def _store_media(
-        self, tenant: Tenant, params: Params, checked: dict[str, CheckedMedia]
-    ) -> Params:
-        """Store checked inline media as files; their references replace the data."""
-        if not checked:
-            return params
-        metas = {name: _file_meta(tenant, image) for name, image in checked.items()}
-        await self.storage.store_files(
-            tenant.id, [(metas[n], image.content, f"/{n}/data") for n, image in checked.items()]
-        )
-        replaced: dict[str, MediaInput] = {}
-        for name, image in checked.items():
-            self.runner.media.remember(metas[name].id, Media(image.content, image.content_type))
-            replaced[name] = type(params.media()[name])(file_id=metas[name].id)
-        return params.model_copy(update=replaced)
-
     async def store_file(self, tenant: Tenant, image: CheckedMedia, pointer: str) -> BlobMeta:
         """Store an upload under the tenant's storage quota (413 storage_quota_exceeded)."""
-        meta = _file_meta(tenant, image)
-        await self.storage.store_files(tenant.id, [(meta, image.content, pointer)])
-        self.runner.media.remember(meta.id, Media(image.content, image.content_type))
-        return meta
+        return await self.inputs.store_upload(tenant, image, pointer)
 
     async def _run_inline(self, stored: Stored, wait_s: float) -> Job:
         """Advance a job in this request while the client waits; hand over when it must wait.
@@ -484,17 +464,6 @@ def _submitting(stored: Stored) -> bool:
 def _links(job_id: str) -> JobLinks:
     base = f"/v1/jobs/{job_id}"
     return JobLinks(self=base, cancel=f"{base}/cancel", events=f"{base}/events")
-
-
-def _file_meta(tenant: Tenant, image: CheckedMedia) -> BlobMeta:
-    return BlobMeta(
-        id=new_file_id(),
-        tenant=tenant.id,
-        content_type=image.content_type,
-        size=len(image.content),
-        width=image.width,
-        height=image.height,
-    )
 
 
 def _owned(stored: Stored | None, tenant: Tenant, job_id: str) -> Stored:

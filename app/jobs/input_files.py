@@ -1,0 +1,56 @@
+"""Media a tenant gives the gateway, kept as files: uploads (``POST /v1/files``) and a job's
+inline inputs, stored under the tenant's storage quota (``Storage.store_files``) and
+remembered in this process for the job that reads them next (``StoredMedia.remember``)."""
+
+from __future__ import annotations
+
+from app.domain.media import MediaInput
+from app.domain.models import new_file_id
+from app.domain.operations import Params
+from app.jobs.intake import CheckedMedia
+from app.jobs.media_source import StoredMedia
+from app.jobs.storage import Storage
+from app.providers.base import Media
+from app.store.files import BlobMeta
+from app.store.tenants import Tenant
+
+
+class InputFiles:
+    def __init__(self, storage: Storage, media: StoredMedia) -> None:
+        self.storage = storage
+        self.media = media
+
+    async def store_inline(
+        self, tenant: Tenant, params: Params, checked: dict[str, CheckedMedia]
+    ) -> Params:
+        """Store checked inline media as files; their references replace the data. All of
+        them or none (413 ``storage_quota_exceeded`` at the first one's pointer)."""
+        if not checked:
+            return params
+        metas = {name: _file_meta(tenant, image) for name, image in checked.items()}
+        await self.storage.store_files(
+            tenant.id, [(metas[n], image.content, f"/{n}/data") for n, image in checked.items()]
+        )
+        replaced: dict[str, MediaInput] = {}
+        for name, image in checked.items():
+            self.media.remember(metas[name].id, Media(image.content, image.content_type))
+            replaced[name] = type(params.media()[name])(file_id=metas[name].id)
+        return params.model_copy(update=replaced)
+
+    async def store_upload(self, tenant: Tenant, image: CheckedMedia, pointer: str) -> BlobMeta:
+        """Store an upload under the tenant's storage quota (413 storage_quota_exceeded)."""
+        meta = _file_meta(tenant, image)
+        await self.storage.store_files(tenant.id, [(meta, image.content, pointer)])
+        self.media.remember(meta.id, Media(image.content, image.content_type))
+        return meta
+
+
+def _file_meta(tenant: Tenant, image: CheckedMedia) -> BlobMeta:
+    return BlobMeta(
+        id=new_file_id(),
+        tenant=tenant.id,
+        content_type=image.content_type,
+        size=len(image.content),
+        width=image.width,
+        height=image.height,
+    )
