@@ -420,18 +420,6 @@ PARAMS: dict[Operation, type[Params]] = {
 """Parameter model of each operation."""
 
 
-DATA_RESULTS = frozenset(
-    {
-        Operation.image_keywords,
-        Operation.image_caption,
-        Operation.image_faces,
-        Operation.image_quality,
-        Operation.video_keywords,
-    }
-)
-"""The operations whose result is data, no file (the analyses)."""
-
-
 ROUTES: dict[Operation, str] = {
     Operation.image_generate: "/v1/images/generate",
     Operation.image_remove_background: "/v1/images/remove-background",
@@ -462,3 +450,7 @@ ROUTES: dict[Operation, str] = {
     Operation.audio_clone_voice: "/v1/audio/clone-voice",
 }
 """Public POST route of every operation (docs/operations.md)."""
+
+ANALYSIS_PREFIX = "/v1/analysis/"
+DATA_RESULTS = frozenset(op for op, path in ROUTES.items() if path.startswith(ANALYSIS_PREFIX))
+"""The operations whose result is data, no file: the analyses, served under one prefix."""

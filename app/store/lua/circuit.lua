@@ -9,8 +9,8 @@
 -- ARGV[9]: successes a process counted locally since it last reported (added to the window)
 -- ARGV[10]: the cache-invalidation channel, told of every change of state
 -- Returns {allowed (1/0), state}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = now_ms()
 local action, job = ARGV[1], ARGV[2]
 local window, bucket_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local min_requests, ratio = tonumber(ARGV[5]), tonumber(ARGV[6])

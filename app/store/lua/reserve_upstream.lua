@@ -26,8 +26,8 @@
 --       else comma-separated, one per credential, where their plans differ), waiter lapse_ms
 -- Returns {credential, wait_ms, at_ms (Redis clock)}, or {-1, place, 0} when every
 -- credential's slots (or the egress slots) are taken or earlier waiters have them.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include clock
+local now = now_ms()
 local n = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local concurrency = tonumber(ARGV[3])
