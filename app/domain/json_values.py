@@ -46,7 +46,16 @@ def _refuse(detail: str, pointer: str) -> InvalidRequest:
 
 
 def check_storable(value: object, pointer: str) -> None:
-    """Refuse non-finite numbers and strings holding lone surrogates anywhere in ``value``."""
+    """Refuse non-finite numbers and strings holding lone surrogates anywhere in ``value``.
+
+    Nearly every value passes: it is written as UTF-8 JSON first, which refuses both in C.
+    Only a value that cannot be written so is walked, to find what is wrong and where."""
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
+    except (ValueError, TypeError):  # UnicodeEncodeError is a ValueError
+        pass
+    else:
+        return
     for item, where, _ in _walk(value, pointer, 1):
         if isinstance(item, float) and not math.isfinite(item):
             raise _refuse("numbers must be finite (no Infinity or NaN)", where)
@@ -56,6 +65,8 @@ def check_storable(value: object, pointer: str) -> None:
 
 def check_metadata(metadata: Mapping[str, object], pointer: str = "/metadata") -> None:
     """``metadata`` the gateway can store and give back unchanged, within its bounds."""
+    if not metadata:  # most jobs carry none
+        return
     keys = 0
     for item, where, depth in _walk(metadata, pointer, 1):
         if isinstance(item, Mapping | list | tuple) and depth > METADATA_MAX_DEPTH:

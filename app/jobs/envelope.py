@@ -72,4 +72,8 @@ def without_inline_media(params: Params) -> dict[str, object]:
 def webhook_events(envelope: Envelope, tenant: Tenant) -> list[WebhookEvent]:
     """The job's webhook events: its own choice, else its tenant's, else a job's end."""
     chosen = envelope.webhook_events or tenant.webhook_events or DEFAULT_WEBHOOK_EVENTS
-    return sorted(set(chosen), key=list(WebhookEvent).index)
+    return sorted(set(chosen), key=_EVENT_ORDER.__getitem__)
+
+
+_EVENT_ORDER = {event: index for index, event in enumerate(WebhookEvent)}
+"""Events in the order they are declared (a job's own order)."""

@@ -13,7 +13,7 @@ from app.domain.operations import GenerateAudio, Lipsync, Operation, Speech, Ups
 from app.jobs.prices import PriceRule, PriceUnit, parse_rule
 from app.jobs.prices.defaults import RULES, default_rule
 from app.jobs.prices.measure import SeenMedia, done_units, measure_request, requested_units
-from app.jobs.prices.rules import DEFAULT_CAPS, render
+from app.jobs.prices.rules import DEFAULT_CAPS, parse_rate, render
 from app.providers.base import Binding
 from app.providers.everypixel import EverypixelAdapter
 from app.providers.pixelapi import PixelApiAdapter
@@ -68,6 +68,34 @@ def test_rates_render_as_decimals_or_fractions_and_round_trip() -> None:
 def test_bad_rates_are_refused(rate: object) -> None:
     with pytest.raises(ValidationError):
         PriceRule(unit=PriceUnit.job, rate=rate)
+
+
+def test_a_refused_rate_is_refused_every_time_and_an_accepted_one_kept_exact() -> None:
+    """Rates are parsed once per text: a refusal is not kept as an answer, and a fraction
+    handed out twice is the same exact value."""
+    for _ in range(2):
+        with pytest.raises(ValueError, match="between 0 and"):
+            parse_rate("2000000")
+        with pytest.raises(ValueError, match="not a number"):
+            parse_rate(" 1/0 ")
+    assert parse_rate(" 1/3 ") == parse_rate("1/3") == Fraction(1, 3)
+    assert parse_rate(0.25) == Fraction(1, 4)
+    with pytest.raises(ValueError, match="between 0 and"):
+        parse_rate(Fraction(-1, 2))
+
+
+def test_quotes_follow_the_rule_and_the_quantity() -> None:
+    """A quote is worked out once per rule and quantity: another rate, cap or quantity is
+    another quote, and a quantity of 2 units is not taken for a flat job's."""
+    per_second = PriceRule(unit=PriceUnit.second, rate="1/3", cap=90)
+    assert per_second.quote(Fraction(30)).amount == 10
+    assert per_second.quote(Fraction(31)).amount == 11
+    assert per_second.quote(None).amount == 30  # the cap
+    assert PriceRule(unit=PriceUnit.second, rate="1/2", cap=90).quote(Fraction(30)).amount == 15
+    assert PriceRule(unit=PriceUnit.second, rate="1/3", cap=60).quote(None).amount == 20
+    flat = PriceRule(unit=PriceUnit.job, rate=4)
+    assert flat.quote(Fraction(2)).amount == 4
+    assert flat.quote(Fraction(2)).quantity == 1
 
 
 def test_parse_rule_names_the_field_in_error() -> None:

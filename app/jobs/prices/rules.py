@@ -64,27 +64,33 @@ minutes of media, 10,000 characters (the longest text a request takes), 68 megap
 
 def parse_rate(value: object) -> Fraction:
     """A rate from ``4``, ``0.25``, ``"0.25"`` or ``"1/3"``: exact, at least 0, at most 10⁶."""
+    if isinstance(value, str):
+        return _text_rate(value)
     if isinstance(value, Fraction):
-        rate = value
-    elif isinstance(value, bool):
+        return _bounded(value)
+    if isinstance(value, bool):
         raise ValueError("a rate is a number")
-    elif isinstance(value, int | float | str):
-        try:
-            rate = _fraction(str(value).strip())
-        except (ValueError, ZeroDivisionError) as exc:
-            raise ValueError(f"{value!r} is not a number or fraction") from exc
-    else:
-        raise ValueError("a rate is a number, or a string such as '0.25' or '1/3'")
-    if rate < 0 or rate > MAX_RATE:
-        raise ValueError(f"a rate is between 0 and {MAX_RATE} credits per unit")
-    return rate
+    if isinstance(value, int | float):
+        return _text_rate(str(value))
+    raise ValueError("a rate is a number, or a string such as '0.25' or '1/3'")
 
 
 @lru_cache(maxsize=1024)
-def _fraction(text: str) -> Fraction:
-    """Parsed once per text: every job that ends reads its rate back from the string kept on
-    it, and few rates are in use. A fraction cannot change, so one may be shared."""
-    return Fraction(text)
+def _text_rate(text: str) -> Fraction:
+    """Parsed and checked once per text: every job that ends reads its rate back from the
+    string kept on it, and few rates are in use. A fraction cannot change, so one may be
+    shared; a text refused is not kept."""
+    try:
+        rate = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError) as exc:
+        raise ValueError(f"{text!r} is not a number or fraction") from exc
+    return _bounded(rate)
+
+
+def _bounded(rate: Fraction) -> Fraction:
+    if rate < 0 or rate > MAX_RATE:
+        raise ValueError(f"a rate is between 0 and {MAX_RATE} credits per unit")
+    return rate
 
 
 def render(value: Fraction) -> str:
@@ -133,10 +139,17 @@ class PriceRule(BaseModel):
 
     def quote(self, quantity: Fraction | None) -> Quote:
         """The amount for ``quantity`` units (the cap when unknown), rounded up."""
-        units = self.max_units if quantity is None else min(quantity, self.max_units)
-        if self.unit is PriceUnit.job:
-            units = Fraction(1)
-        return Quote(math.ceil(units * self.rate), self.unit, units, self.rate)
+        return _quote(self, quantity)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _quote(rule: PriceRule, quantity: Fraction | None) -> Quote:
+    """Worked out once per rule and quantity (both immutable): most requests of an operation
+    are quoted for the same few."""
+    units = rule.max_units if quantity is None else min(quantity, rule.max_units)
+    if rule.unit is PriceUnit.job:
+        units = Fraction(1)
+    return Quote(math.ceil(units * rule.rate), rule.unit, units, rule.rate)
 
 
 @dataclass(frozen=True)
