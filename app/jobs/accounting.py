@@ -147,15 +147,14 @@ class Accounting:
             return None
         if credits.unit is None or credits.rate is None or credits.quantity is None:
             return Charge(credits.reserved)  # a job priced before rules went by the unit
-        unit, rate = PriceUnit(credits.unit), parse_rate(credits.rate)
-        quantity = _quantity(credits.quantity)
+        unit = PriceUnit(credits.unit)
+        done = None
         if reason is ChargeReason.delivered:
             done = done_units(unit, record.measure or Measure(), record.job.output)
-            if done is not None:
-                quantity = min(done, quantity)
-        amount = min(math.ceil(quantity * rate), credits.reserved)
-        credits.quantity = float(quantity)
-        return Charge(amount, Pricing(unit.value, render(quantity), render(rate)))
+        exact = None if done is None else (done.numerator, done.denominator)
+        quantity, amount, pricing = _settled(unit, credits.rate, credits.quantity, exact)
+        credits.quantity = quantity
+        return Charge(min(amount, credits.reserved), pricing)
 
     def settle_upstream_costs(self, record: JobRecord) -> None:
         """Give every attempt that reached the upstream its final ``upstream_cost``: what the
@@ -248,9 +247,10 @@ def note_reported_cost(attempt: Attempt, result: object) -> None:
 def note_quote(record: JobRecord, quote: Quote) -> None:
     """Keep on the job what it was reserved for, and by which rule."""
     credits = record.job.credits
+    pricing = quote.pricing()
     credits.reserved = quote.amount
-    credits.unit = quote.unit.value
-    credits.rate = render(quote.rate)
+    credits.unit = pricing.unit
+    credits.rate = pricing.rate
     credits.quantity = float(quote.quantity)
 
 
@@ -263,6 +263,22 @@ _ABANDONED = frozenset(
     }
 )
 """Attempts ended by the gateway while the upstream still had the task."""
+
+
+@lru_cache(maxsize=4096)
+def _settled(
+    unit: PriceUnit, rate: str, reserved: float, done: tuple[int, int] | None
+) -> tuple[float, int, Pricing]:
+    """The quantity charged, its amount (before the hold bounds it) and how it was reached,
+    for a job reserved for ``reserved`` units at ``rate`` that did ``done`` (a fraction's
+    numerator and denominator; ``None``: the reservation stands). Worked out once per
+    combination, in exact arithmetic: most jobs end on one of a few."""
+    exact_rate = parse_rate(rate)
+    quantity = _quantity(reserved)
+    if done is not None:
+        quantity = min(Fraction(*done), quantity)
+    amount = math.ceil(quantity * exact_rate)
+    return float(quantity), amount, Pricing(unit.value, render(quantity), render(exact_rate))
 
 
 @lru_cache(maxsize=1024)

@@ -47,7 +47,8 @@ def plan_providers(
     else:
         first = able[0] if able else next(iter(bindings))
         rest = able[1:] if fallback is None else list(fallback or [])
-    refuse_unless_served(bindings, first, params)
+    if first not in able:
+        refuse_unless_served(bindings, first, params)
     return [first, *(n for n in dict.fromkeys(rest) if n != first and n in able)]
 
 

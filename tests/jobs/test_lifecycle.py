@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from app.domain.errors import ErrorCode
-from app.domain.models import AttemptStatus, ChargeReason, JobStatus
+from app.domain.models import AttemptStatus, ChargeReason, JobStatus, Measure
+from app.jobs.prices.rules import render
 from app.jobs.runner import Deadlines
 from app.providers.base import Failed
-from app.store.credits import LedgerKind
+from app.store.credits import LedgerKind, Pricing
 from app.store.jobs import SaveRefused
 from tests.jobs.harness import ALPHA_PRICE, TENANT, Core, job_core
 
@@ -198,6 +200,29 @@ async def test_charge_for_charges_only_for_charged_reasons(core: Core) -> None:
         ChargeReason.deadline_after_accept,
         ChargeReason.cache_hit,  # the share of the price a result from the cache costs
     }
+
+
+async def test_charge_for_bills_the_work_measured_within_the_reservation(core: Core) -> None:
+    """A job priced by the second, reserved for 30 s at 1/3 credit each (10 credits), is
+    charged what it did: nothing for 0 s, 4 for 12 s, and no more than reserved for 40 s;
+    the same answers when asked again."""
+    job_id = await core.submit()
+    record = await core.record(job_id)
+    record.job.credits.unit, record.job.credits.rate = "second", "1/3"
+    record.job.credits.quantity, record.job.credits.reserved = 30.0, 10
+    accounting = core.lifecycle.accounting
+    for _ in range(2):
+        for seconds, amount, quantity in ((0.0, 0, 0.0), (12.0, 4, 12.0), (40.0, 10, 30.0)):
+            ended = record.model_copy(deep=True)
+            ended.measure = Measure(seconds=seconds)
+            charge = accounting.charge_for(ended, ChargeReason.delivered)
+            assert charge is not None and charge.amount == amount, seconds
+            assert charge.pricing == Pricing("second", render(Fraction(quantity)), "1/3")
+            assert ended.job.credits.quantity == quantity
+        abandoned = accounting.charge_for(
+            record.model_copy(deep=True), ChargeReason.canceled_after_accept
+        )
+        assert abandoned is not None and abandoned.amount == 10  # the reservation stands
 
 
 async def test_every_terminal_save_settles_the_hold_once(core: Core) -> None:

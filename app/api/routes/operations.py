@@ -57,13 +57,9 @@ def _request_model(operation: Operation, params: type[Params]) -> type[Params]:
 
 
 def _split(body: Params, params: type[Params]) -> tuple[Params, Envelope]:
-    """The body's parameters and envelope, each as its own model. The body was validated
-    with both models' fields (``_request_model``), so neither is validated again."""
     given = body.model_fields_set
     values = body.__dict__
-    envelope = Envelope.model_construct(
-        _fields_set=given & _ENVELOPE_FIELDS, **{k: values[k] for k in given & _ENVELOPE_FIELDS}
-    )
+    envelope = Envelope(**{k: values[k] for k in given & _ENVELOPE_FIELDS})
     own = params.model_construct(
         _fields_set=given - _ENVELOPE_FIELDS,
         **{k: values[k] for k in params.model_fields},

@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
@@ -162,6 +162,11 @@ class Quote:
     rate: Fraction
 
     def pricing(self) -> Pricing:
+        return self._pricing
+
+    @cached_property
+    def _pricing(self) -> Pricing:
+        """Written once per quote (quotes are shared, ``_quote``; a ``Pricing`` is frozen)."""
         return Pricing(self.unit.value, render(self.quantity), render(self.rate))
 
 
