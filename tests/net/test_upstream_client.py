@@ -271,6 +271,53 @@ async def test_a_plain_request_reaches_the_wire_as_through_httpx(
     assert ours_via_httpx == ["get with basic auth"]
 
 
+BUILT: dict[str, dict[str, Any]] = {
+    "post json": {"method": "POST", "json": {"prompt": "é 😀", "n": [1, 2.5], "x": None}},
+    "post empty json": {"method": "POST", "json": {}},
+    "json with its own type": {
+        "method": "POST",
+        "json": [1],
+        "headers": {"content-type": "application/vnd.x+json"},
+    },
+    "post bytes": {"method": "POST", "content": b"\x00raw\xff", "headers": {"X-A": "1"}},
+    "post empty bytes": {"method": "PUT", "content": b""},
+    "post nothing": {"method": "post"},
+    "patch nothing, chunked said": {"method": "PATCH", "headers": {"Transfer-Encoding": "x"}},
+    "get": {"method": "GET", "timeout": 7.5},
+    "get, a default replaced": {
+        "method": "GET",
+        "headers": [("accept", "image/png"), ("X-Twice", "1"), ("x-twice", "2")],
+        "timeout": httpx.Timeout(3.0, connect=1.0),
+    },
+    "delete with a host of its own": {"method": "DELETE", "headers": {"Host": "example.test"}},
+    "a text": {"method": "POST", "content": "text é"},
+    "a timeout of none": {"method": "POST", "json": 1, "timeout": None},
+}
+"""Requests the upstream client builds itself, and a few it leaves to httpx."""
+
+
+@pytest.mark.parametrize("name", list(BUILT))
+async def test_a_request_is_built_as_httpx_builds_it(name: str) -> None:
+    """The upstream client's own building gives, field for field, what httpx's gives: the
+    same header fields in the same order and case, body, URL and extensions."""
+    kwargs = dict(BUILT[name])
+    method = str(kwargs.pop("method"))
+    ours = upstream_client()
+    stock = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+    try:
+        for url in ("http://127.0.0.1:8123/v1/x?y=1", "https://api.example.test/a"):
+            mine = ours.build_request(method, url, **kwargs)
+            theirs = stock.build_request(method, url, **kwargs)
+            assert mine.headers.raw == theirs.headers.raw, name
+            assert mine.content == theirs.content, name
+            assert (mine.method, mine.url) == (theirs.method, theirs.url), name
+            assert mine.extensions == theirs.extensions, name
+            assert isinstance(mine.stream, httpx.ByteStream), name
+    finally:
+        await ours.aclose()
+        await stock.aclose()
+
+
 async def test_a_plain_request_keeps_its_timeout() -> None:
     """The call's own timeout reaches the transport on the direct path: a server that never
     answers is given up after it, as a read timeout the adapters know."""
