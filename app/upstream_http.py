@@ -282,7 +282,8 @@ class UpstreamClient(httpx.AsyncClient):
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-"""Methods httpx gives a ``Content-Length: 0`` when they carry no body."""
+"""Methods httpx gives a ``Content-Length: 0`` when they carry no body and no framing."""
+_FRAMED = frozenset({b"content-length", b"transfer-encoding"})
 
 
 def _framed(
@@ -334,20 +335,18 @@ def _fields(
     return auto + fields if auto else fields
 
 
-_FRAMED = frozenset({b"content-length", b"transfer-encoding"})
-
-
 def _timeout(value: Any) -> dict[str, float | None]:
     """A request's timeouts as httpx's request extensions carry them."""
     if isinstance(value, httpx.Timeout):
         return value.as_dict()
     if value is None or isinstance(value, int | float):
-        return dict(_timeouts(value))
+        return dict(_scalar_timeout(value))
     return httpx.Timeout(value).as_dict()
 
 
 @functools.lru_cache(maxsize=64)
-def _timeouts(value: float | None) -> dict[str, float | None]:
+def _scalar_timeout(value: float | None) -> dict[str, float | None]:
+    """One number of seconds (or none) for every phase, made once per value (copied out)."""
     return httpx.Timeout(value).as_dict()
 
 
