@@ -123,7 +123,7 @@ class Accounting:
         """Re-reserve for a fallback provider at ``quote``; a shortfall leaves the old hold."""
         try:
             moved = await self.ledger.adjust(
-                tenant_id, job_id, quote.amount, reason="fallback", pricing=quote.pricing()
+                tenant_id, job_id, quote.amount, reason="fallback", pricing=quote.pricing
             )
         except HoldNotOpen:
             return None
@@ -247,7 +247,7 @@ def note_reported_cost(attempt: Attempt, result: object) -> None:
 def note_quote(record: JobRecord, quote: Quote) -> None:
     """Keep on the job what it was reserved for, and by which rule."""
     credits = record.job.credits
-    pricing = quote.pricing()
+    pricing = quote.pricing
     credits.reserved = quote.amount
     credits.unit = pricing.unit
     credits.rate = pricing.rate

@@ -283,7 +283,7 @@ class JobService:
             price=quote.amount,
             slot_limit=self.accounting.slot_limit(tenant),
             lease_s=self.lease_s if wait_s > 0 or cached.hit is not None else None,
-            pricing=quote.pricing(),
+            pricing=quote.pricing,
             rate=options.rate,
             output=output,
         )
@@ -307,7 +307,7 @@ class JobService:
         return self._field_limits.get(operation, {}).get(name, self.max_media_bytes)
 
     async def store_file(self, tenant: Tenant, image: CheckedMedia, pointer: str) -> BlobMeta:
-        """Store an upload under the tenant's storage quota (413 storage_quota_exceeded)."""
+        """An upload kept as a file (``InputFiles.store_upload``)."""
         return await self.inputs.store_upload(tenant, image, pointer)
 
     async def _run_inline(self, stored: Stored, wait_s: float) -> Job:

@@ -161,12 +161,10 @@ class Quote:
     quantity: Fraction
     rate: Fraction
 
-    def pricing(self) -> Pricing:
-        return self._pricing
-
     @cached_property
-    def _pricing(self) -> Pricing:
-        """Written once per quote (quotes are shared, ``_quote``; a ``Pricing`` is frozen)."""
+    def pricing(self) -> Pricing:
+        """How the amount was reached, as the ledger writes it: once per quote (quotes are
+        shared, ``_quote``; a ``Pricing`` is frozen)."""
         return Pricing(self.unit.value, render(self.quantity), render(self.rate))
 
 

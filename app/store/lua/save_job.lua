@@ -23,9 +23,9 @@
 -- written, all with the save or none. Past the quota nothing is written and the reply is the
 -- error 'quota <used> <quota> <wanted>'; an entry no longer as the creation wrote it (a sweeper
 -- claimed it) refuses with 'unscheduled'. A save after which nothing will be written under a
--- scheduled id drops its entry (`unscheduled`).
+-- scheduled id drops its entry (`unused_entry`).
 --   KEYS (continued): blob_expiries, storage_used, tenant, then one metadata key per output
---   ARGV (continued): unscheduled ('' = none: a schedule entry to drop), default_quota_bytes,
+--   ARGV (continued): unused_entry ('' = none: a schedule entry to drop), default_quota_bytes,
 --              outputs, then per output: scheduled member, its due_ms, member, bytes,
 --              expires_ms; then per metadata key: its record (JSON), ttl_s
 -- Returns {new_version, credits_settled}.
