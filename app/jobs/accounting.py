@@ -160,8 +160,10 @@ class Accounting:
         """Give every attempt that reached the upstream its final ``upstream_cost``: what the
         upstream reported, else what its document prices the work at, when the provider bills
         for how the attempt ended (see :data:`~app.jobs.prices.defaults.BILLING`): a result
-        always; a task abandoned while it ran (canceled, past the deadline) where the provider
-        bills accepted tasks; a task the upstream said failed never."""
+        always; any task it accepted where the provider bills every queued task; a task
+        abandoned while it ran (canceled, past the deadline) where it bills accepted tasks
+        unless they fail; a task the upstream said failed only where it bills every queued
+        task."""
         for attempt in record.job.attempts:
             if attempt.upstream_cost_reported:
                 continue
@@ -173,7 +175,7 @@ class Accounting:
                 # task nobody polls (Perfect: "No credit will be consumed in this case").
                 adapter = self.prices.providers.get(attempt.provider)
                 drops_unpolled = adapter is not None and adapter.max_poll_gap_s is not None
-                may_bill = billing is Billing.accepted or not drops_unpolled
+                may_bill = billing is not Billing.success or not drops_unpolled
                 attempt.upstream_cost = (
                     float(self.document_cost(record, attempt.provider, done=False))
                     if may_bill
@@ -187,7 +189,11 @@ class Accounting:
                 AttemptStatus.submitting,
                 AttemptStatus.running,
             )
-            billed = succeeded or (billing is Billing.accepted and abandoned)
+            billed = (
+                succeeded
+                or billing is Billing.queued
+                or (billing is Billing.accepted and abandoned)
+            )
             attempt.upstream_cost = (
                 float(self.document_cost(record, attempt.provider, done=succeeded))
                 if billed

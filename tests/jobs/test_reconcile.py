@@ -220,3 +220,35 @@ async def test_a_12_second_audio_file_is_reserved_by_its_seconds(
     (reserve,) = [e for e in entries if e["kind"] == "reserve"]
     assert reserve["amount"] == 24
     assert reserve["pricing"] == {"unit": "second", "quantity": "12", "rate": "2"}
+
+
+async def test_a_failed_task_counts_where_the_provider_bills_every_queued_task(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    """Everypixel bills "successful or accepted (queued) tasks": a task it accepted and then
+    reported failed is paid for. PixelAPI's document says nothing of failed tasks: one that
+    reports no cost of its own counts nothing once the upstream says it failed."""
+    gw, client = gateway
+    lifecycle = gw.jobs.runner.lifecycle
+    error = JobError(code=ErrorCode.upstream_failed, message="the upstream failed")
+    speech = {"text": "a" * 2500, "voice": "jack", "provider": "everypixel"}
+    image = {"image": {"data": png_b64()}, "provider": "pixelapi"}
+    costs = []
+    for path, body, task in (
+        ("/v1/audio/speech", speech, "ep-task-9"),
+        ("/v1/images/remove-background", image, "px-9"),
+    ):
+        job = await submit(client, path, body)
+        running = await accepted(gw, job["id"], Submitted(task))
+        assert running.lease is not None
+        end_attempt(
+            running.record.job.attempts[-1],
+            AttemptStatus.failed,
+            ChargeReason.upstream_failed,
+            error,
+        )
+        failed = await lifecycle.fail(running, running.lease, error)
+        assert failed.record.job.credits.charged == 0
+        (attempt,) = failed.record.job.attempts
+        costs.append(attempt.upstream_cost)
+    assert costs == [10.0, 0.0]  # Everypixel: 2.5 × 4; PixelAPI: nothing

@@ -19,10 +19,14 @@ it where a document prices the work by the unit:
 No document prices by output size, so no default rule is per megapixel; an override may be.
 
 **Upstream billing** (:data:`BILLING`): when a provider's account is charged for a task.
-``accepted``: once the upstream accepted it, unless the upstream reports it failed (its work
-runs on if the gateway stops watching). ``success``: only for a result (Perfect Corp: "credits
-only consumed" on success, and a task not polled is dropped; Image Pig answers synchronously).
-PixelAPI reports what each task cost (``credits_used``), which wins over the document.
+``queued``: once the upstream accepted it, however it ends (Everypixel: "Only successful or
+accepted (queued) tasks are subject to billing"; only a request answered with an error is
+not billed). ``accepted``: once the upstream accepted it, unless the upstream reports it
+failed (its work runs on if the gateway stops watching; the documents of PixelAPI and
+ImagePipeline say nothing of failed tasks). ``success``: only for a result (Perfect Corp:
+"credits only consumed" on success, and a task not polled is dropped; Image Pig answers
+synchronously). PixelAPI reports what each task cost (``credits_used``), which wins over the
+document.
 """
 
 from __future__ import annotations
@@ -36,13 +40,17 @@ from app.jobs.prices.rules import PriceRule, PriceUnit
 
 
 class Billing(StrEnum):
+    queued = "queued"
+    """Every task the upstream accepted, whatever becomes of it."""
     accepted = "accepted"
+    """Every task the upstream accepted, unless it reports the task failed."""
     success = "success"
+    """Only a task that produced its result."""
 
 
 BILLING: dict[str, Billing] = {
     "pixelapi": Billing.accepted,
-    "everypixel": Billing.accepted,
+    "everypixel": Billing.queued,
     "imagepipeline": Billing.accepted,
     "perfectcorp": Billing.success,
     "imagepig": Billing.success,
