@@ -175,6 +175,17 @@ PIXELAPI: Final = ImageLimits(
 """PixelAPI's pictures: "JPEG, PNG, and WebP. Maximum file size is 10MB. Maximum resolution is
 4096×4096 pixels." (every image endpoint)."""
 
+PIXELAPI_UPSCALE: Final = ImageLimits(
+    formats=PIXELAPI.formats,
+    cite=_pixel(337, "Upscale an image to 4x resolution"),
+    max_long_side=4096 // 4,
+    max_bytes=PIXELAPI.max_bytes,
+)
+"""PixelAPI's upscale input. It always makes "4x resolution" (337), and "Maximum resolution is
+4096×4096 pixels" (883) is read to hold for what it makes as well as for what it takes (the
+careful side; the sandbox keeps the same reading and refuses a larger input): the input's
+long side at most 1,024 px. "For upscaling, the input doesn't need to be high-res" (931)."""
+
 EVERYPIXEL_VIDEO_KEYWORDS: Final = AvLimits(
     formats=(MP4, MPEG, MOV, AVI),
     cite=_everypixel(258, "Supported video formats include MP4, MPEG, MOV, and AVI"),

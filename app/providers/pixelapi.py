@@ -47,7 +47,9 @@ Readings of what the document leaves open (the sandbox emulator keeps the same o
   FLUX it would be dropped silently, so the binding refuses it). ``steps`` and
   ``guidance_scale`` have no canonical parameter; ``aspect`` and ``output_format`` are not
   documented and stay unsupported; outputs are PNG. Upscale takes no factor upstream: always
-  4×, so ``scale`` is limited to 4. Replace background takes ``prompt`` only (no negative
+  4×, so ``scale`` is limited to 4; "Maximum resolution is 4096×4096" is read to hold for its
+  output too (as the sandbox reads it), so an uploaded input is fitted to a long side of 1,024
+  px (``media_limits.PIXELAPI_UPSCALE``). Replace background takes ``prompt`` only (no negative
   prompt or seed). Audio: ``prompt`` (3–500 characters upstream, refused outside),
   ``duration_s`` → ``duration`` (5–30, default 15), ``model`` (``musicgen-small``); no seed.
   Video: ``prompt``, ``negative_prompt``, ``duration_s`` → ``duration`` (1–10, default 3),

@@ -27,6 +27,7 @@ from app.domain.operations import (
 from app.providers._conform import UnreadablePicture, read_conformed
 from app.providers.base import Call, Media
 from app.providers.media_limits import PIXELAPI as IMAGE_LIMITS
+from app.providers.media_limits import PIXELAPI_UPSCALE, ImageLimits
 
 Kind = Literal["image", "audio", "video"]
 
@@ -117,28 +118,32 @@ def _given(params: Params, names: Mapping[str, str]) -> dict[str, Any]:
     return {wire: value for wire, value in values.items() if value is not None}
 
 
-async def _read(call: Call, ref: MediaInput) -> Media:
+async def _read(call: Call, ref: MediaInput, limits: ImageLimits = IMAGE_LIMITS) -> Media:
     """A picture fitted to the document's limits (sent as it is when Pillow cannot read it)."""
     try:
-        return await read_conformed(call, ref, IMAGE_LIMITS)
+        return await read_conformed(call, ref, limits)
     except UnreadablePicture:
         return await call.media.read(ref)
 
 
-async def _upload(call: Call, ref: MediaInput, name: str) -> tuple[str, bytes, str]:
-    media = await _read(call, ref)
+async def _upload(
+    call: Call, ref: MediaInput, name: str, limits: ImageLimits = IMAGE_LIMITS
+) -> tuple[str, bytes, str]:
+    media = await _read(call, ref, limits)
     extension = media.content_type.rpartition("/")[2] or "bin"
     return f"{name}.{extension}", media.content, media.content_type
 
 
-async def _image(call: Call, fields: dict[str, Any] | None = None) -> Request:
-    """JSON ``image_url`` for a URL reference, else the bytes as the multipart ``image``; any
-    text ``fields`` go alongside (JSON members, or form fields)."""
+async def _image(
+    call: Call, fields: dict[str, Any] | None = None, limits: ImageLimits = IMAGE_LIMITS
+) -> Request:
+    """JSON ``image_url`` for a URL reference, else the bytes, fitted to ``limits``, as the
+    multipart ``image``; any text ``fields`` go alongside (JSON members, or form fields)."""
     ref: MediaInput = call.params.media()["image"]
     fields = fields or {}
     if ref.url is not None:
         return {"json": {"image_url": call.media.public_url(ref), **fields}}
-    request: Request = {"files": {"image": await _upload(call, ref, "image")}}
+    request: Request = {"files": {"image": await _upload(call, ref, "image", limits)}}
     if fields:
         request["data"] = fields
     return request
@@ -212,6 +217,13 @@ async def _video(call: Call) -> Request:
     return {"json": {"prompt": params.prompt, **_given(params, names)}}
 
 
+async def _upscale(call: Call) -> Request:
+    """An upload fitted to the upscale's own input limit (``PIXELAPI_UPSCALE``: its 4× output
+    within 4096 px). A URL goes as ``image_url`` as given: PixelAPI fetches it, and one over
+    1,024 px is refused upstream on this reading, the job failing without a charge."""
+    return await _image(call, limits=PIXELAPI_UPSCALE)
+
+
 READS_BYTES: Final = frozenset({Operation.image_remove_object, Operation.image_try_on})
 """Operations whose request carries the pictures' bytes, whatever the reference."""
 
@@ -219,7 +231,7 @@ BUILDERS: Final[Mapping[Operation, Callable[[Call], Awaitable[Request]]]] = {
     Operation.image_generate: _generate,
     Operation.image_remove_background: _image,
     Operation.image_replace_background: _replace_background,
-    Operation.image_upscale: _image,
+    Operation.image_upscale: _upscale,
     Operation.image_restore_face: _image,
     Operation.image_remove_object: _remove_object,
     Operation.image_try_on: _try_on,

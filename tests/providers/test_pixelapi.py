@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -41,6 +43,7 @@ from app.providers.base import (
 )
 from app.providers.pixelapi import PixelApiAdapter
 from app.providers.pixelapi_errors import TABLE
+from tests.utils.media import decode_image, png_bytes
 from tests.utils.media_source import DictMedia
 
 BASE = "https://api.pixelapi.dev"
@@ -54,6 +57,7 @@ GEN_ID = "bg-rm-a1b2c3d4-0000"
 MEDIA = DictMedia({"file_abc": Media(UPLOAD, "image/jpeg")})
 FILE = ImageInput(file_id="file_abc")
 URL = ImageInput(url="https://example.com/product.jpg")
+BIG = ImageInput(file_id="file_big")
 
 
 def _call(operation: Operation, params: Params) -> Call:
@@ -80,6 +84,19 @@ async def adapter() -> AsyncIterator[PixelApiAdapter]:
     )
     async with httpx.AsyncClient() as client:
         yield PixelApiAdapter(client, config)
+
+
+def _multipart_files(request: httpx.Request) -> dict[str, bytes]:
+    """The files of a multipart request, by field name."""
+    head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
+    message = email.message_from_bytes(head + request.content, policy=email.policy.HTTP)
+    files = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes) and part.get_filename():
+            files[name] = payload
+    return files
 
 
 def _queued(**extra: object) -> httpx.Response:
@@ -198,6 +215,31 @@ async def test_url_reference_is_sent_as_json_image_url(
     request = route.calls.last.request
     assert request.headers["content-type"] == "application/json"
     assert json.loads(request.content) == {"image_url": "https://example.com/product.jpg"}
+
+
+async def test_an_upscale_upload_is_fitted_so_its_4x_output_stays_within_4096(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    """Upscale is always 4× and the document's 4096×4096 is read to bound its output (the
+    sandbox refuses a larger input): a 2000×1500 upload goes up at 1024×768; another image
+    endpoint keeps the whole 4096 px."""
+    big = png_bytes(2000, 1500)
+    media = DictMedia({"file_big": Media(big, "image/png")})
+    sizes = {}
+    for operation, params, path in (
+        (Operation.image_upscale, Upscale(image=BIG, scale=4), "/v1/image/upscale"),
+        (Operation.image_restore_face, RestoreFace(image=BIG), "/v1/image/restore-face"),
+    ):
+        route = upstream.post(path).mock(return_value=_queued())
+        call = Call(job_id="job_1", operation=operation, params=params, media=media)
+        assert isinstance(await adapter.submit(call), Submitted)
+        files = _multipart_files(route.calls.last.request)
+        sizes[operation] = decode_image(files["image"]).size
+        assert bool(call.conformed) is (operation is Operation.image_upscale)
+    assert sizes == {
+        Operation.image_upscale: (1024, 768),
+        Operation.image_restore_face: (2000, 1500),
+    }
 
 
 async def test_missing_key_sends_no_authorization(upstream: respx.MockRouter) -> None:
