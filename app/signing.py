@@ -24,6 +24,9 @@ class UrlSigner:
         return f"{self.base_url}{path}?expires={expires}&sig={self._signature(path, expires)}"
 
     def verify(self, path: str, expires: int, signature: str) -> bool:
-        if expires < time.time():
+        """The signature holds and has not expired. A signature that is not ASCII cannot be
+        one of ours (hex digits) and is false like any other: ``compare_digest`` refuses to
+        compare non-ASCII strings (it raises ``TypeError``)."""
+        if expires < time.time() or not signature.isascii():
             return False
         return hmac.compare_digest(self._signature(path, expires), signature)

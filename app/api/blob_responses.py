@@ -38,7 +38,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
     A header the gateway does not serve as a range (another unit, several ranges, a
     malformed one) is ignored, as HTTP allows: the answer is the whole blob with 200.
-    A well-formed range that starts past the end raises ``RangeNotSatisfiable``.
+    A position is ASCII digits only (HTTP's ``DIGIT``): ``str.isdigit`` also takes ``²`` or
+    ``١``, which ``int`` refuses or reads as another number. A well-formed range that starts
+    past the end raises ``RangeNotSatisfiable``.
     """
     if header is None:
         return None
@@ -47,7 +49,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if unit.strip().lower() != "bytes" or not dash or "," in spec:
         return None
     first, last = first.strip(), last.strip()
-    if not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+    if not (_digits(first) or first == "") or not (_digits(last) or last == ""):
         return None
     if first == "":
         if last == "":
@@ -62,6 +64,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise RangeNotSatisfiable(size)
     return start, min(int(last) + 1 if last else size, size)
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 async def serve_signed(

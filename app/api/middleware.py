@@ -20,7 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.metrics import Metrics
 
 log = logging.getLogger("mediagate.access")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""A client's request id, matched whole (``fullmatch``): ``$`` would let a trailing newline
+into the answer's header and the log line."""
 
 
 class RequestMetrics:
@@ -83,6 +85,6 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
             given = str(value.decode("latin-1"))
-            if _REQUEST_ID.match(given):
+            if _REQUEST_ID.fullmatch(given):
                 return given
     return uuid.uuid4().hex

@@ -153,9 +153,13 @@ def _reason(record: SpendRecord, paid: list[str]) -> tuple[str, str]:
     return "unexplained", detail
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment``, read as UTC when it names no offset (RFC 3339 asks for one; the window has
+    always read a bare time as UTC). Naive and aware moments cannot be compared; these can."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def _ms(moment: datetime) -> int:
     """Milliseconds since the epoch; a moment before it is the start of the log (stream ids
     cannot be negative)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0, int(moment.timestamp() * 1000))
+    return max(0, int(as_utc(moment).timestamp() * 1000))

@@ -29,8 +29,9 @@ JPEG = "image/jpeg"
 PNG = "image/png"
 HEIC = "image/heic"
 
-STYLE_ID = re.compile(r"^(\d{1,20}):(\d{1,20})$")
-"""A canonical ``style_id`` here: ``<style_group_id>:<style_id>`` (tasks need both)."""
+STYLE_ID = re.compile(r"(\d{1,20}):(\d{1,20})")
+"""A canonical ``style_id`` here: ``<style_group_id>:<style_id>`` (tasks need both), matched
+whole (``fullmatch``): ``$`` would let a trailing newline through into the job."""
 DEFAULT_SCALE = 2
 """``scale`` is required by AI Photo Enhance; a client that sends none gets 2×."""
 
@@ -96,7 +97,7 @@ def styled_feature(operation: Operation, variant: str | None) -> Feature | None:
 
 
 def parse_style_id(style_id: str) -> tuple[int, int] | None:
-    match = STYLE_ID.match(style_id)
+    match = STYLE_ID.fullmatch(style_id)
     return (int(match[1]), int(match[2])) if match else None
 
 

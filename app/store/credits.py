@@ -35,7 +35,9 @@ from redis.asyncio import Redis
 from app.store import keys
 from app.store.scripts import Scripts
 
-_STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+"""A cursor, matched whole (``fullmatch``): ``$`` would let a trailing newline through to
+Redis, which refuses the id."""
 _SCAN_BATCH = 200
 _SCAN_MAX = 10_000
 """A filtered listing reads at most this many entries per page, then hands back a cursor."""
@@ -278,7 +280,7 @@ class CreditLedger:
 
 def _is_entry_id(cursor: str) -> bool:
     """A Redis stream id: two decimal numbers each within 64 bits."""
-    if not _STREAM_ID.match(cursor):
+    if not _STREAM_ID.fullmatch(cursor):
         return False
     return all(int(part) < 2**64 for part in cursor.split("-"))
 

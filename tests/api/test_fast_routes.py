@@ -223,6 +223,9 @@ async def test_artifact_downloads_are_answered_by_the_lane_as_by_fastapi(pair: P
     assert past.status_code == 416
     forged = await both(pair, "GET", f"{path}?{query[:-3]}abc")
     assert forged.status_code == 404
+    for sig in ("%C3%A9", "%FF"):  # not ASCII: refused as any wrong signature
+        other = await both(pair, "GET", f"{path}?{query.partition('&sig=')[0]}&sig={sig}")
+        assert other.status_code == 404 and other.content == forged.content
     assert pair.handoffs == 0
     unsigned = await both(pair, "GET", path)
     not_a_number = await both(pair, "GET", f"{path}?expires=soon&sig=x")

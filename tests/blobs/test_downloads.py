@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +36,10 @@ SIZE = 1000
         ("items=0-1", None),
         ("bytes=a-b", None),
         ("bytes=-", None),
+        ("bytes=\u00b2-", None),  # superscript two: a digit to str.isdigit, not to int
+        ("bytes=-\u00b2", None),
+        ("bytes=0-\u00b2", None),
+        ("bytes=\u0661-\u0662", None),  # Arabic-Indic digits: not HTTP's DIGIT either
         ("bytes", None),
     ],
 )
@@ -107,9 +112,15 @@ async def test_whole_and_ranged_downloads(
 
         ignored = await client.get(url, headers={"Range": "bytes=9-2"})
         assert (ignored.status_code, ignored.content) == (200, png)
+        superscript = await client.get(url, headers=[(b"Range", b"bytes=\xb2-")])
+        assert (superscript.status_code, superscript.content) == (200, png)
 
         forged = await client.get(url.replace("sig=", "sig=0"))
         assert forged.status_code == 404
+        for sig in ("\u00e9", "%FF"):  # not ASCII: refused as any wrong signature
+            other = await client.get(re.sub(r"sig=[^&]*", f"sig={sig}", url))
+            assert other.status_code == 404
+            assert other.content == forged.content
 
         await gateway.blobs.delete(file_id)
         gone = await client.get(url)

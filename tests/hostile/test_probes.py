@@ -81,7 +81,7 @@ async def test_list_cursors(tenant: httpx.AsyncClient) -> None:
     response = await tenant.get("/v1/usage", params={"cursor": "0-0"})
     assert response.status_code == 200, response.text
     assert response.json() == {"data": [], "next_cursor": None}
-    for cursor in ("99999999999999999999999-0", "garbage", "1-2-3", "١-٢"):
+    for cursor in ("99999999999999999999999-0", "garbage", "1-2-3", "١-٢", "1-1\n"):
         response = await tenant.get("/v1/usage", params={"cursor": cursor})
         assert_problem(response, 400, "invalid_parameter", "/cursor")
     for cursor in ("garbage", "job_", "job_zz", "0-0"):
@@ -234,3 +234,15 @@ async def test_a_reconcile_window_before_the_epoch(hostile: Hostile) -> None:
             params={"since": "1960-01-01T00:00:00Z", "until": "1965-01-01T00:00:00Z"},
         )
         assert response.status_code == 200, response.text
+        response = await admin.get(
+            "/admin/reconcile",
+            params={"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00"},
+        )
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("path", ["/v1/artifacts/art_x", "/v1/files/file_x/content"])
+async def test_a_signature_that_is_not_ascii(tenant: httpx.AsyncClient, path: str) -> None:
+    for sig in ("\u00e9", "0" * 31 + "\u00e9"):
+        response = await tenant.get(path, params={"expires": "99999999999", "sig": sig})
+        assert_problem(response, 404, "not_found")

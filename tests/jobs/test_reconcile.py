@@ -198,6 +198,37 @@ async def test_reconcile_needs_the_admin_token_and_a_sane_window(
     assert backwards.json()["errors"][0]["pointer"] == "/until"
 
 
+async def test_a_window_of_naive_and_aware_times_reads_the_naive_one_as_utc(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    mixed = await client.get(
+        "/admin/reconcile",
+        params={"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00"},
+        headers=admin,
+    )
+    assert mixed.status_code == 200, mixed.text
+    report = mixed.json()
+    assert (report["since"], report["until"]) == ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z")
+    naive_since = await client.get(
+        "/admin/reconcile",
+        params={"since": "2026-01-01T00:00:00", "until": "2026-01-02T00:00:00+01:00"},
+        headers=admin,
+    )
+    assert naive_since.status_code == 200, naive_since.text
+    assert naive_since.json()["since"] == "2026-01-01T00:00:00Z"
+    backwards = await client.get(
+        "/admin/reconcile",
+        params={"since": "2026-01-01T12:00:00-01:00", "until": "2026-01-01T12:30:00"},
+        headers=admin,
+    )
+    assert backwards.status_code == 422, backwards.text
+    assert backwards.headers["content-type"] == "application/problem+json"
+    assert backwards.json()["code"] == "invalid_parameter"
+    assert backwards.json()["errors"][0]["pointer"] == "/until"
+
+
 async def test_a_12_second_audio_file_is_reserved_by_its_seconds(
     gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:

@@ -347,6 +347,15 @@ async def test_upload_flow_then_the_documented_task_body(
 HAIR = {"style_group_id": GROUP_ID, "style_ids": [STYLE_ID]}
 
 
+@pytest.mark.parametrize("style_id", [f"{STYLE}\n", f"\n{STYLE}", f"{STYLE} ", "1:2:3"])
+def test_a_style_id_is_the_whole_string_or_refused(style_id: str) -> None:
+    """Anything around ``<group>:<style>`` (a trailing newline slipped past ``$``) is refused
+    with the request, not carried into the job."""
+    binding = PerfectCorpAdapter.bindings[Operation.image_hairstyle]
+    assert binding.refuses(Hairstyle(image=IMAGE, style_id=STYLE)) is None
+    assert binding.refuses(Hairstyle(image=IMAGE, style_id=style_id)) == "style_id"
+
+
 @pytest.mark.parametrize(
     ("operation", "params"),
     [

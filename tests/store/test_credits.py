@@ -337,6 +337,15 @@ async def test_entries_paginate_newest_first_with_filters(
         await ledger.entries(TENANT, cursor=None, limit=5, kind="bogus")
 
 
+@pytest.mark.parametrize("cursor", ["1-1\n", "\n1-1", "1-1 "])
+async def test_a_cursor_is_the_whole_string_or_refused(ledger: CreditLedger, cursor: str) -> None:
+    """A cursor with anything around its two numbers (a trailing newline slipped past ``$``)
+    is refused here, as malformed, not handed to Redis to fail there."""
+    await ledger.grant(TENANT, 1, "top-up")
+    with pytest.raises(ValueError, match="malformed cursor"):
+        await ledger.entries(TENANT, cursor=cursor, limit=5)
+
+
 async def test_keys_of_a_tenant_share_a_hash_slot(
     ledger: CreditLedger, store: JobStore, redis_client: Redis
 ) -> None:

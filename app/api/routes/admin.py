@@ -18,7 +18,7 @@ from app.domain.models import WebhookEvent
 from app.jobs.accounting import InsufficientCredits
 from app.jobs.catalog import ProviderInfo
 from app.jobs.prices import Price
-from app.jobs.reconcile import Reconciliation, reconcile
+from app.jobs.reconcile import Reconciliation, as_utc, reconcile
 from app.store.credits import MAX_BALANCE, BalanceTooLarge, CreditsShort
 from app.store.tenants import Tenant, TenantPolicy
 
@@ -343,7 +343,8 @@ async def reconcile_spend(
 ) -> Reconciliation:
     """Per provider: tasks submitted, upstream spend and tenant charges of the jobs finished in
     the window, and every job whose upstream was paid while its tenant was charged nothing,
-    with the reason."""
+    with the reason. A time without an offset is read as UTC."""
+    since, until = as_utc(since), as_utc(until) if until is not None else None
     if until is not None and until < since:
         raise InvalidRequest("until is before since", pointer="/until")
     return await reconcile(accounting.spend_log, since, until, list(accounting.prices.providers))
