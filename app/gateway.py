@@ -42,7 +42,7 @@ from app.store.connection import ReplicaWait
 from app.store.credits import CreditLedger
 from app.store.embedded import EmbeddedRedis, socket_url
 from app.store.files import FileIndex
-from app.store.idempotency import IdempotencyStore
+from app.store.idempotency import IdempotencyStore, lock_for
 from app.store.jobs import JobStore
 from app.store.notifications import Notifications
 from app.store.rate_limits import ConcurrencySlots, RateLimiter
@@ -293,7 +293,7 @@ async def build_gateway(
         worker=worker,
         accounting=accounting,
         rate_limiter=limiter,
-        idempotency=IdempotencyStore(redis, scripts),
+        idempotency=IdempotencyStore(redis, scripts, lock_s=lock_for(settings.max_prefer_wait_s)),
         catalog=Catalog(CatalogCache(redis), providers, prices, circuits, limiter),
         user_http=user_http,
         webhooks=webhooks,

@@ -2,8 +2,11 @@
 
 Same key and same request → the stored response, with ``Idempotent-Replayed: true``; same
 key, different request → ``422 idempotency_key_reused``; the first request still running →
-``409 idempotency_key_in_flight``. Keys are scoped per tenant and kept 24 hours. A request
-that fails with an error is not stored, so the client may retry it with the same key.
+``409 idempotency_key_in_flight`` (the key is held longer than such a request can run:
+``app.store.idempotency.lock_for``). Keys are scoped per tenant and kept 24 hours. A request
+that fails with an error is not stored, so the client may retry it with the same key. A job
+submission fails only before its job exists: once created, the job is its answer, whatever
+fails after (``JobService.submit``), so one key never creates a second job.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ canceling is the lifecycle's transition (``Lifecycle.cancel``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Stored
 from app.store.rate_limits import RateCheck
 from app.store.tenants import Tenant
+
+log = logging.getLogger(__name__)
 
 SUBMISSION_WAIT_S = 10.0
 """How long a cancel waits for a submission under way to be answered."""
@@ -133,7 +136,10 @@ class JobService:
         wait_s: float = 0,
         options: JobOptions | None = None,
     ) -> Job:
-        """Create a job, or answer it at once from the result cache (see ``JobOptions``)."""
+        """Create a job, or answer it at once from the result cache (see ``JobOptions``).
+
+        Errors are raised only up to the job's creation: once the job exists, it is the
+        answer, whatever fails after (``_as_it_stands``)."""
         options = options or JobOptions()
         check_metadata(envelope.metadata)
         check_storable(without_inline_media(params), "")
@@ -291,15 +297,41 @@ class JobService:
             raise InsufficientCredits(created.required, created.available)
         if isinstance(created, JobSlotsFull):
             raise TooManyJobs(created.limit)
-        if cached.hit is not None:
-            assert created.lease is not None
-            served = await self.runner.lifecycle.serve_cached(created, created.lease, cached.hit)
-            return self.render(served.record.job)
-        if wait_s <= 0:
-            if self.doorbell is not None:
-                self.doorbell.ring()
-            return self.render(record.job)
-        return await self._run_inline(created, wait_s)
+        try:
+            if cached.hit is not None:
+                assert created.lease is not None
+                served = await self.runner.lifecycle.serve_cached(
+                    created, created.lease, cached.hit
+                )
+                return self.render(served.record.job)
+            if wait_s <= 0:
+                if self.doorbell is not None:
+                    self.doorbell.ring()
+                return self.render(record.job)
+            return await self._run_inline(created, wait_s)
+        except Exception:
+            log.warning(
+                "job %s: the submission failed after creating it; answered as it stands",
+                job_id,
+                exc_info=True,
+            )
+            return await self._as_it_stands(created)
+
+    async def _as_it_stands(self, created: Stored) -> Job:
+        """A job just created, for a submission that failed after creating it (the store away
+        a moment in its inline step or wait, the object store refusing its output, serving a
+        cached result): the job as stored now, else as it was created.
+
+        Once the job exists (its credits held, its lease expiring into a worker's hands if
+        this process lets go of it) the submission's answer is that job, never an error: an
+        error would release the request's ``Idempotency-Key`` (``app/api/idempotency.py``),
+        and the client's retry with the same key would create, and hold credits for, a second
+        job. Answered instead, the job is what the key replays — one key, one job — and the
+        client follows it as it does a ``Prefer: wait`` that ran out."""
+        try:
+            return await self.get_any(created.record.job.id)
+        except Exception:
+            return self.render(created.record.job)
 
     def _byte_limit(self, operation: Operation, name: str) -> int:
         """The most bytes inline input ``name`` may have: what a provider of the operation
@@ -315,7 +347,8 @@ class JobService:
 
         The job is leased to this process from creation, so if the process dies the lease
         expires and a worker resumes it. The step runs as a task of its own: a client that
-        stops waiting does not abandon an upstream call half-way.
+        stops waiting does not abandon an upstream call half-way. An error in the step or the
+        wait is answered by the caller with the job as it stands (``_as_it_stands``).
         """
         deadline = time.monotonic() + wait_s
         task = asyncio.create_task(self.runner.step(stored))

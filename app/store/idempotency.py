@@ -1,12 +1,13 @@
 """``Idempotency-Key`` records (Stripe's semantics, IETF draft-ietf-httpapi-idempotency-key).
 
 A record is scoped to a tenant and keyed by the SHA-256 of the client's key. The first request
-*begins* it (in flight, locked for ``lock_s`` in case its process dies); its response is then
-*completed* into it and kept ``ttl_s`` (24 h). Later requests with the same key get, from one
-Lua script: the stored response (:class:`Replay`) when their fingerprint (the caller's hash of
-method + path + body) matches, :class:`Mismatch` (422) when it does not — also while the first
-is running — and :class:`InFlight` (409) while a matching first request runs. A request that
-fails before producing a response *abandons* the record, so the client may retry.
+*begins* it (in flight, locked for ``lock_s`` in case its process dies — longer than the
+request can run, ``lock_for``); its response is then *completed* into it and kept ``ttl_s``
+(24 h). Later requests with the same key get, from one Lua script: the stored response
+(:class:`Replay`) when their fingerprint (the caller's hash of method + path + body) matches,
+:class:`Mismatch` (422) when it does not — also while the first is running — and
+:class:`InFlight` (409) while a matching first request runs. A request that fails before
+producing a response *abandons* the record, so the client may retry.
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ from redis.asyncio import Redis
 
 from app.store import keys
 from app.store.scripts import Scripts
+
+LOCK_MARGIN_S = 60.0
+"""How much longer than the longest ``Prefer: wait`` a key's first request holds the key: for
+the work around the wait (checking and storing the request's media, creating the job, reading
+it, storing the response), and room for the POSTs that do not wait (an upload, a cancel's ten
+seconds at most for a submission under way)."""
+
+
+def lock_for(longest_wait_s: float) -> float:
+    """How long a key's first request holds it, in seconds: past the longest ``Prefer: wait``
+    by ``LOCK_MARGIN_S``. A lock that lapsed while its request still ran would let a retry with
+    the same key run it a second time (a second job, a second credit hold)."""
+    return longest_wait_s + LOCK_MARGIN_S
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,7 @@ class InFlight:
 
 class IdempotencyStore:
     def __init__(
-        self, redis: Redis, scripts: Scripts, *, ttl_s: float = 86400, lock_s: float = 60
+        self, redis: Redis, scripts: Scripts, *, lock_s: float, ttl_s: float = 86400
     ) -> None:
         self.redis = redis
         self.scripts = scripts

@@ -21,13 +21,13 @@ async def records(redis: Redis, tenant_id: str = "t1") -> list[str]:
 
 @pytest.fixture
 def store(redis_client: Redis) -> IdempotencyStore:
-    return IdempotencyStore(redis_client, Scripts.register(redis_client))
+    return IdempotencyStore(redis_client, Scripts.register(redis_client), lock_s=60)
 
 
 @pytest.fixture
 def stores(separate_clients: list[Redis]) -> list[IdempotencyStore]:
     """Stores on separate connection pools, as five processes would have."""
-    return [IdempotencyStore(c, Scripts.register(c)) for c in separate_clients]
+    return [IdempotencyStore(c, Scripts.register(c), lock_s=60) for c in separate_clients]
 
 
 async def test_concurrent_begins_have_one_winner(stores: list[IdempotencyStore]) -> None:
