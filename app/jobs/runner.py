@@ -34,6 +34,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
+
 from app.domain.errors import ErrorCode, GatewayError, UpstreamError
 from app.domain.models import (
     Attempt,
@@ -75,6 +77,9 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 30.0
 FETCH_RETRY_S = 0.5
 """A job whose tenant's fetch slots are all taken looks again after 1 to 2 times this."""
+RENEW_RETRY_SHARE = 1 / 20
+"""A lease renewal that met a Redis error is tried again after this share of the lease: many
+tries before the lease, renewed a third of it ago at the latest, could run out."""
 POLL_BACKOFF_CAP_S = 30.0
 """The longest wait between two polls of a task whose reads keep failing (shorter where the
 upstream drops tasks not polled in time: ``Adapter.max_poll_gap_s``)."""
@@ -384,7 +389,9 @@ class JobRunner:
     @asynccontextmanager
     async def _renewing(self, job_id: str, lease: str) -> AsyncIterator[None]:
         """Keep the lease alive while a slow upstream call runs: renewed every third of it
-        until the step ends or a renewal finds the lease gone.
+        until the step ends or a renewal finds the lease gone. A renewal the store did not
+        answer (a Redis error) says nothing about the lease: it is tried again after a
+        twentieth of the lease, for as long as the step runs.
 
         Most steps end within that first third, so a timer starts the renewing task when the
         third has passed: a step that ends sooner costs a timer, not a task started and
@@ -392,7 +399,22 @@ class JobRunner:
         renewal: asyncio.Task[None] | None = None
 
         async def renew() -> None:
-            while await self.store.renew(job_id, lease, self.lease_s):
+            while True:
+                try:
+                    renewed = await self.store.renew(job_id, lease, self.lease_s)
+                except (RedisError, OSError) as exc:
+                    # A blip or a failover, not the lease's end: the lease may well still be
+                    # ours, and the call under way needs it more than ever. Soon again.
+                    log.warning(
+                        "job %s: lease renewal failed (%s); again in %.1f s",
+                        job_id,
+                        exc,
+                        self.lease_s * RENEW_RETRY_SHARE,
+                    )
+                    await asyncio.sleep(self.lease_s * RENEW_RETRY_SHARE)
+                    continue
+                if not renewed:  # taken over, canceled or finished: nothing left to renew
+                    return
                 await asyncio.sleep(self.lease_s / 3)
 
         def start() -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.domain.models import JobStatus
-from app.providers.base import Call, SubmitResult
+from app.providers.base import Call, SubmitResult, Submitted
 from app.store import keys
+from app.store.jobs import SaveRefused
 from tests.jobs.harness import Core, job_core, picture
 from tests.utils.deadlines import JOB_S
 
@@ -114,3 +117,56 @@ async def test_no_renewal_outlives_its_step(core: Core) -> None:
     await asyncio.sleep(LEASE_S)  # three renewal periods after the step
     assert renewed == before
     assert await lease_expiry(core, job_id) is None
+
+
+async def test_a_renewal_the_store_did_not_answer_is_tried_again(core: Core) -> None:
+    """A Redis error on a renewal (a blip, a failover) says nothing about the lease: the
+    renewals go on, no other worker takes the job while its submission is under way, and the
+    upstream hears of it once."""
+    job_id = await core.submit()
+    stored = await core.claim(job_id)
+    assert stored.lease is not None
+    await core.store.renew(job_id, stored.lease, LEASE_S)  # the claim's lease, shortened
+    first = await lease_expiry(core, job_id)
+    assert first is not None
+    core.runner.lease_s = LEASE_S
+    renew = core.store.renew
+    blips: list[str] = []
+
+    async def blip_once(job_id: str, lease: str, lease_s: float) -> bool:
+        if not blips:
+            blips.append(job_id)
+            raise RedisConnectionError("failover")
+        return await renew(job_id, lease, lease_s)
+
+    core.store.renew = blip_once  # type: ignore[method-assign]
+    answered = asyncio.Event()
+    calls: list[Call] = []
+
+    async def slow_submit(call: Call) -> SubmitResult:
+        calls.append(call)
+        if len(calls) == 1:
+            await answered.wait()
+        return Submitted(f"task_{len(calls)}", poll_after_s=30)
+
+    core.alpha.submit = slow_submit  # type: ignore[method-assign]
+    step = asyncio.create_task(core.runner.step(stored))
+    # Another worker looks for the job until the renewals have carried the lease a whole
+    # lease past its first expiry (however long that takes on this machine); a job whose
+    # lease lapsed meanwhile is taken, and stepped, as a worker would.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + JOB_S
+    while (await lease_expiry(core, job_id) or 0) < first + LEASE_S * 1000:
+        taken = [s for s in await core.store.claim(10, 30) if s.record.job.id == job_id]
+        if taken:
+            await core.runner.step(taken[0])
+            break
+        assert loop.time() < deadline, "the lease was neither renewed nor let lapse"
+        await asyncio.sleep(LEASE_S / 10)
+    answered.set()
+    with suppress(SaveRefused):  # the first step's save, where the job was taken from it
+        await step
+    assert blips == [job_id]
+    assert len(calls) == 1
+    record = await core.record(job_id)
+    assert [a.provider_job_id for a in record.job.attempts] == ["task_1"]
