@@ -40,10 +40,13 @@ by the circuit: a task the upstream accepted is read until it ends.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import zlib
 from dataclasses import dataclass
+
+from redis.exceptions import RedisError
 
 from app.domain.errors import ErrorCode
 from app.domain.models import AttemptStatus, JobRecord, UpstreamTurn
@@ -54,6 +57,8 @@ from app.providers.registry import ProviderRegistry
 from app.store.circuits import Circuits
 from app.store.jobs import now_ms
 from app.store.upstream_budgets import Budget, UpstreamBudgets, Waiting
+
+log = logging.getLogger(__name__)
 
 RATE_MARGIN = 0.8
 """Share of a documented upstream rate the gateway uses: requests sent up to 250 ms late
@@ -293,5 +298,20 @@ class UpstreamGate:
         )
 
     async def record(self, provider: str, job_id: str, *, ok: bool) -> None:
-        state = await self.circuits.record(provider, job_id, ok=ok)
+        """Count a call's outcome against the provider's circuit. It comes between the
+        upstream's answer and the save of what the upstream accepted, so it never fails the
+        step: a store that does not answer (a Redis error) loses this one outcome, logged.
+        The circuit is a ratio over a window, and a half-open probe whose outcome is lost
+        passes to another job after ``probe_s``; a task id that is not saved is paid again."""
+        try:
+            state = await self.circuits.record(provider, job_id, ok=ok)
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "job %s: %s's circuit did not count its %s outcome (%s)",
+                job_id,
+                provider,
+                "ok" if ok else "failed",
+                exc,
+            )
+            return
         self.metrics.circuit(provider, state)

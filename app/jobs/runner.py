@@ -80,6 +80,9 @@ FETCH_RETRY_S = 0.5
 RENEW_RETRY_SHARE = 1 / 20
 """A lease renewal that met a Redis error is tried again after this share of the lease: many
 tries before the lease, renewed a third of it ago at the latest, could run out."""
+ACCEPTED_SAVE_RETRY_S = 0.05
+"""The first pause before a save of an accepted task id that met a Redis error is tried
+again (doubled at each failure)."""
 POLL_BACKOFF_CAP_S = 30.0
 """The longest wait between two polls of a task whose reads keep failing (shorter where the
 upstream drops tasks not polled in time: ``Adapter.max_poll_gap_s``)."""
@@ -289,7 +292,7 @@ class JobRunner:
             attempt.provider_job_id = result.provider_job_id
             attempt.status = AttemptStatus.running
             try:
-                return await self._save_due(stored, lease, result.poll_after_s)
+                return await self._save_accepted(stored, lease, result)
             except SaveRefused:
                 # Ended meanwhile (a cancel that waited longer than a cancel waits): the
                 # upstream runs a task no record holds. Say so, for whoever reconciles.
@@ -359,6 +362,52 @@ class JobRunner:
         )
         end_attempt(attempt, AttemptStatus.failed, reason, error)
         return await self._after_failure(stored, lease, result)
+
+    async def _save_accepted(self, stored: Stored, lease: str, accepted: Submitted) -> Stored:
+        """Save the task id the upstream just accepted (the attempt already ``running`` with
+        it). The upstream bills the task from now on, and a job whose attempt stays
+        ``submitting`` is submitted again: a save that meets a Redis error (a blip, a
+        failover) is tried again, after a growing pause (``ACCEPTED_SAVE_RETRY_S``, doubled,
+        at most a sixth of the lease), for as long as a lease renewed before the error could
+        still be ours (the renewals go on meanwhile).
+
+        A save whose answer was lost may have been applied: the one tried again then finds
+        the version moved on (or the lease, released by that save, gone) and is refused. A
+        refusal after a lost answer reads the job back: when it holds the task, the first save
+        went through and its state is the one returned; otherwise the refusal stands."""
+        job_id = stored.record.job.id
+        provider = stored.record.job.attempts[-1].provider
+        task = accepted.provider_job_id
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.lease_s
+        pause = ACCEPTED_SAVE_RETRY_S
+        lost = 0  # saves whose answer did not come back
+        while True:
+            try:
+                try:
+                    return await self._save_due(stored, lease, accepted.poll_after_s)
+                except SaveRefused:
+                    if not lost:
+                        raise
+                    found = await self.store.get(job_id)
+                    if found is None or not _holds(found.record, provider, task):
+                        raise
+                    log.info("job %s: its task %s was saved by a save not answered", job_id, task)
+                    return Stored(found.record, found.version)
+            except (RedisError, OSError) as exc:
+                lost += 1
+                if loop.time() + pause > give_up:
+                    raise
+                log.warning(
+                    "job %s: saving %s's task %s failed (%s); again in %.2f s",
+                    job_id,
+                    provider,
+                    task,
+                    exc,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.lease_s / 6)
 
     async def _after_failure(self, stored: Stored, lease: str, failure: Failed) -> Stored:
         record = stored.record
@@ -434,6 +483,11 @@ def _started(job: Job) -> WebhookEvent | None:
     """``job.started`` for the save that sends a job's first attempt on its way."""
     first = len(job.attempts) == 1 and job.attempts[0].provider_job_id is None
     return WebhookEvent.started if first else None
+
+
+def _holds(record: JobRecord, provider: str, task: str) -> bool:
+    """Whether the record has an attempt at ``provider`` with the upstream's task ``task``."""
+    return any(a.provider == provider and a.provider_job_id == task for a in record.job.attempts)
 
 
 def poll_backoff(adapter: Adapter, streak: int, retry_after_s: float | None) -> float:

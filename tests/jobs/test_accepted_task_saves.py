@@ -1,0 +1,111 @@
+"""A task the upstream accepted is on record once the step ends, whatever Redis does between
+the upstream's answer and the save that records it: a job whose attempt were left
+``submitting`` would be submitted, and paid, again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from app.domain.models import JobRecord, JobStatus
+from app.store.circuits import CircuitState
+from app.store.jobs import SaveRefused, Stored
+from tests.jobs.harness import Core, job_core
+
+STEPS = 10
+"""More steps than a job submitted, polled and ended takes."""
+
+
+@pytest.fixture
+async def core(redis_client: Redis, tmp_path: Path) -> AsyncIterator[Core]:
+    async with job_core(redis_client, tmp_path) as built:
+        yield built
+
+
+async def run_as_worker(core: Core, job_id: str) -> tuple[JobRecord, list[Exception]]:
+    """Step the job as a worker does until it ends: a step that raises a Redis error hands
+    its job back (``Worker._hand_back``); the errors the steps raised, in order."""
+    errors: list[Exception] = []
+    for _ in range(STEPS):
+        stored = await core.claim(job_id)
+        assert stored.lease is not None
+        try:
+            record = (await core.runner.step(stored)).record
+        except (RedisError, OSError, SaveRefused) as exc:
+            errors.append(exc)
+            if not isinstance(exc, SaveRefused):
+                await core.store.renew(job_id, stored.lease, 0)
+            continue
+        if record.job.status.terminal:
+            return record, errors
+    raise AssertionError(f"job {job_id} did not end in {STEPS} steps")
+
+
+def fail_task_id_save(core: Core, *, applied: bool) -> list[str]:
+    """The first save that records an upstream task id raises a connection error, after
+    writing it (``applied``: its answer was lost) or without; the task ids it failed."""
+    failed: list[str] = []
+    save = core.store.save
+
+    async def flaky(stored: Stored, **options: object) -> Stored:
+        attempt = stored.record.current_attempt
+        task = attempt.provider_job_id if attempt is not None else None
+        if failed or task is None:
+            return await save(stored, **options)  # type: ignore[arg-type]
+        failed.append(task)
+        if applied:
+            await save(stored, **options)  # type: ignore[arg-type]
+        raise RedisConnectionError("failover")
+
+    core.store.save = flaky  # type: ignore[method-assign]
+    return failed
+
+
+async def test_a_task_id_save_that_meets_a_redis_error_is_tried_again(core: Core) -> None:
+    failed = fail_task_id_save(core, applied=False)
+    job_id = await core.submit()
+    record, errors = await run_as_worker(core, job_id)
+    assert failed == ["alpha_task_1"]
+    assert len(core.alpha.submitted) == 1
+    assert errors == []
+    assert [a.provider_job_id for a in record.job.attempts] == ["alpha_task_1"]
+    assert record.job.status is JobStatus.succeeded
+
+
+async def test_a_task_id_save_applied_whose_answer_was_lost_is_not_refused(core: Core) -> None:
+    failed = fail_task_id_save(core, applied=True)
+    job_id = await core.submit()
+    record, errors = await run_as_worker(core, job_id)
+    assert failed == ["alpha_task_1"]
+    assert errors == []  # neither the lost answer nor the refused save again
+    assert len(core.alpha.submitted) == 1
+    assert [a.provider_job_id for a in record.job.attempts] == ["alpha_task_1"]
+    assert record.job.status is JobStatus.succeeded
+
+
+async def test_a_circuit_that_does_not_count_an_outcome_does_not_end_the_step(
+    core: Core,
+) -> None:
+    circuits = core.runner.gate.circuits
+    record_outcome = circuits.record
+    failed: list[str] = []
+
+    async def flaky(provider: str, job_id: str, ok: bool) -> CircuitState:
+        if not failed:
+            failed.append(job_id)
+            raise RedisConnectionError("failover")
+        return await record_outcome(provider, job_id, ok)
+
+    circuits.record = flaky  # type: ignore[method-assign]
+    job_id = await core.submit()
+    record, errors = await run_as_worker(core, job_id)
+    assert failed == [job_id]  # the submission's outcome
+    assert len(core.alpha.submitted) == 1
+    assert errors == []
+    assert [a.provider_job_id for a in record.job.attempts] == ["alpha_task_1"]
+    assert record.job.status is JobStatus.succeeded
