@@ -109,3 +109,29 @@ async def test_a_circuit_that_does_not_count_an_outcome_does_not_end_the_step(
     assert errors == []
     assert [a.provider_job_id for a in record.job.attempts] == ["alpha_task_1"]
     assert record.job.status is JobStatus.succeeded
+
+
+async def test_a_save_tried_again_on_a_job_ended_meanwhile_is_still_refused(core: Core) -> None:
+    """The read-back takes only a record holding the task as saved: a job canceled between
+    the lost save and the one tried again keeps its refusal (its task is on no record)."""
+    job_id = await core.submit()
+    save = core.store.save
+    failed: list[str] = []
+
+    async def canceled_meanwhile(stored: Stored, **options: object) -> Stored:
+        attempt = stored.record.current_attempt
+        if failed or attempt is None or attempt.provider_job_id is None:
+            return await save(stored, **options)  # type: ignore[arg-type]
+        failed.append(attempt.provider_job_id)
+        current = await core.store.get(job_id)
+        assert current is not None
+        await core.lifecycle.cancel(current)  # a client's cancel, while the save was away
+        raise RedisConnectionError("failover")
+
+    core.store.save = canceled_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(SaveRefused):
+        await core.runner.step(await core.claim(job_id))
+    assert failed == ["alpha_task_1"]
+    record = await core.record(job_id)
+    assert record.job.status is JobStatus.canceled
+    assert [a.provider_job_id for a in record.job.attempts] == [None]
