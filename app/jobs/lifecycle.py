@@ -31,6 +31,7 @@ upstream to stop a task no one wants any more (:meth:`Adapter.cancel`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 from app.domain.errors import ErrorCode, GatewayError
 from app.domain.models import (
@@ -126,11 +127,18 @@ class Lifecycle:
         lease: str,
         output: JobOutput,
         written: ScheduledOutputs | None = None,
+        *,
+        within_s: float = 0.0,
     ) -> Stored:
         """End the job succeeded with ``output``. With ``written`` (outputs written under the
         ids its creation scheduled), the save counts them against the tenant's storage quota
         and may refuse them (``QuotaExceeded``, ``OutputUnscheduled``): the job is then put
-        back as it was, for the failure that follows."""
+        back as it was, for the failure that follows.
+
+        The upstream delivered (and bills) this result: a save that meets a Redis error is
+        tried again for up to ``within_s`` (``JobStore.save_surely``), rather than leaving
+        the job to be run again; a synchronous upstream's attempt has no task id to poll, so
+        it would be submitted, and paid, twice."""
         job = stored.record.job
         unchanged = _Unchanged(job) if written is not None else None
         attempt = job.attempts[-1]
@@ -139,7 +147,9 @@ class Lifecycle:
         job.status = JobStatus.succeeded
         job.progress = 1.0
         try:
-            saved = await self._finish(stored, lease, ChargeReason.delivered, written)
+            saved = await self._finish(
+                stored, lease, ChargeReason.delivered, written, within_s=within_s
+            )
         except (QuotaExceeded, OutputUnscheduled):
             assert unchanged is not None
             unchanged.restore()
@@ -262,8 +272,13 @@ class Lifecycle:
         lease: str | None,
         reason: ChargeReason | None,
         written: ScheduledOutputs | None = None,
+        *,
+        within_s: float = 0.0,
     ) -> Stored:
-        """Save the job terminal with its credits settled; give its upstream slot back."""
+        """Save the job terminal with its credits settled; give its upstream slot back. With
+        ``within_s``, a save that meets a Redis error is tried again for up to that long; one
+        applied whose answer was lost is recognised by the job's end on record (its status
+        and the moment it ended, as this save wrote them)."""
         record = stored.record
         job = record.job
         job.completed_at = utcnow()
@@ -274,15 +289,29 @@ class Lifecycle:
         self.accounting.settle_upstream_costs(record)
         # as stored; the script charges it from the hold
         job.credits.charged = charge.amount if charge is not None else 0
-        saved = await self.store.save(
-            stored,
-            schedule=Schedule.release,
-            lease=lease,
-            settle=Settle.charge if charge is not None else Settle.release,
-            charge=charge,
-            spend=self.accounting.spend_record(record),
-            outputs=written,
-        )
+        spend = self.accounting.spend_record(record)
+
+        def save() -> Awaitable[Stored]:
+            return self.store.save(
+                stored,
+                schedule=Schedule.release,
+                lease=lease,
+                settle=Settle.charge if charge is not None else Settle.release,
+                charge=charge,
+                spend=spend,
+                outputs=written,
+            )
+
+        if within_s > 0:
+            status, ended = job.status, job.completed_at
+            saved = await self.store.save_surely(
+                save,
+                job.id,
+                lambda found: found.job.status is status and found.job.completed_at == ended,
+                within_s=within_s,
+            )
+        else:
+            saved = await save()
         await self.gate.release(saved.record)
         self.metrics.job_finished(job)
         return saved

@@ -80,9 +80,6 @@ FETCH_RETRY_S = 0.5
 RENEW_RETRY_SHARE = 1 / 20
 """A lease renewal that met a Redis error is tried again after this share of the lease: many
 tries before the lease, renewed a third of it ago at the latest, could run out."""
-ACCEPTED_SAVE_RETRY_S = 0.05
-"""The first pause before a save of an accepted task id that met a Redis error is tried
-again (doubled at each failure)."""
 POLL_BACKOFF_CAP_S = 30.0
 """The longest wait between two polls of a task whose reads keep failing (shorter where the
 upstream drops tasks not polled in time: ``Adapter.max_poll_gap_s``)."""
@@ -335,7 +332,9 @@ class JobRunner:
                 if written is not None:  # bytes are under its id: its entry stays until kept
                     stored.output = None
                 try:
-                    return await self.lifecycle.succeed(stored, lease, output, written)
+                    return await self.lifecycle.succeed(
+                        stored, lease, output, written, within_s=self.lease_s
+                    )
                 except QuotaExceeded as exc:  # counted by the save: the output is not kept
                     assert written is not None
                     await self.outputs.discard(written)
@@ -366,48 +365,18 @@ class JobRunner:
     async def _save_accepted(self, stored: Stored, lease: str, accepted: Submitted) -> Stored:
         """Save the task id the upstream just accepted (the attempt already ``running`` with
         it). The upstream bills the task from now on, and a job whose attempt stays
-        ``submitting`` is submitted again: a save that meets a Redis error (a blip, a
-        failover) is tried again, after a growing pause (``ACCEPTED_SAVE_RETRY_S``, doubled,
-        at most a sixth of the lease), for as long as a lease renewed before the error could
-        still be ours (the renewals go on meanwhile).
-
-        A save whose answer was lost may have been applied: the one tried again then finds
-        the version moved on (or the lease, released by that save, gone) and is refused. A
-        refusal after a lost answer reads the job back: when it holds the task, the first save
-        went through and its state is the one returned; otherwise the refusal stands."""
-        job_id = stored.record.job.id
+        ``submitting`` is submitted again: a save that meets a Redis error is tried again for
+        as long as a lease renewed before the error could still be ours, and a save applied
+        whose answer was lost is recognised by the task on record
+        (:meth:`~app.store.jobs.JobStore.save_surely`)."""
         provider = stored.record.job.attempts[-1].provider
         task = accepted.provider_job_id
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.lease_s
-        pause = ACCEPTED_SAVE_RETRY_S
-        lost = 0  # saves whose answer did not come back
-        while True:
-            try:
-                try:
-                    return await self._save_due(stored, lease, accepted.poll_after_s)
-                except SaveRefused:
-                    if not lost:
-                        raise
-                    found = await self.store.get(job_id)
-                    if found is None or not _holds(found.record, provider, task):
-                        raise
-                    log.info("job %s: its task %s was saved by a save not answered", job_id, task)
-                    return Stored(found.record, found.version)
-            except (RedisError, OSError) as exc:
-                lost += 1
-                if loop.time() + pause > give_up:
-                    raise
-                log.warning(
-                    "job %s: saving %s's task %s failed (%s); again in %.2f s",
-                    job_id,
-                    provider,
-                    task,
-                    exc,
-                    pause,
-                )
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, self.lease_s / 6)
+        return await self.store.save_surely(
+            lambda: self._save_due(stored, lease, accepted.poll_after_s),
+            stored.record.job.id,
+            lambda record: _holds(record, provider, task),
+            within_s=self.lease_s,
+        )
 
     async def _after_failure(self, stored: Stored, lease: str, failure: Failed) -> Stored:
         record = stored.record

@@ -8,14 +8,17 @@ or a terminal job, so two processes can never both move a job forward.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from app.domain.models import Job, JobRecord, JobStatus, WebhookEvent
 from app.store import keys
@@ -24,6 +27,12 @@ from app.store.credits import Pricing, Shortfall, pricing_args
 from app.store.rate_limits import RateCheck, RateRefused, decision_of
 from app.store.scripts import Scripts
 from app.store.storage import BlobEntry, ScheduledOutputs, outputs_refused
+
+log = logging.getLogger(__name__)
+
+SAVE_RETRY_S = 0.05
+"""The first pause before :meth:`JobStore.save_surely` tries a save again (doubled after each
+failure)."""
 
 
 def now_ms() -> int:
@@ -327,6 +336,49 @@ class JobStore:
         if schedule is Schedule.keep:  # the caller goes on under the same lease
             return Stored(record, int(version), lease, output=stored.output)
         return Stored(record, int(version))
+
+    async def save_surely(
+        self,
+        save: Callable[[], Awaitable[Stored]],
+        job_id: str,
+        landed: Callable[[JobRecord], bool],
+        *,
+        within_s: float,
+    ) -> Stored:
+        """Run ``save`` (one :meth:`save` of the job), tried again after a Redis error (a
+        blip, a failover) with a doubling pause (from ``SAVE_RETRY_S``, at most a sixth of
+        ``within_s``) for up to ``within_s`` after the first error; then the error is raised.
+        For saves nothing may replace, such as one recording what an upstream accepted (the
+        caller's lease is renewed meanwhile).
+
+        A save whose answer was lost may have been applied: the one tried again is then
+        refused (its version moved on; a lease it released is gone; a terminal job is not
+        rewritten). So after a lost answer a refusal reads the job back: a record ``landed``
+        says holds what the save wrote is the saved state, returned as a save releasing the
+        lease returns it; any other record leaves the refusal standing."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + within_s
+        pause = SAVE_RETRY_S
+        lost = False  # a save before this one may have been applied
+        while True:
+            try:
+                try:
+                    return await save()
+                except SaveRefused:
+                    if not lost:
+                        raise
+                    found = await self.get(job_id)
+                    if found is None or not landed(found.record):
+                        raise
+                    log.info("job %s: a save whose answer was lost had been applied", job_id)
+                    return Stored(found.record, found.version)
+            except (RedisError, OSError) as exc:
+                lost = True
+                if loop.time() + pause > give_up:
+                    raise
+                log.warning("job %s: a save failed (%s); again in %.2f s", job_id, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, within_s / 6)
 
     async def claim(self, limit: int, lease_s: float) -> list[Stored]:
         """Lease up to ``limit`` due jobs (recovering those whose worker died)."""

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from app.domain.models import JobRecord, JobStatus
 from app.store.circuits import CircuitState
 from app.store.jobs import SaveRefused, Stored
-from tests.jobs.harness import Core, job_core
+from tests.jobs.harness import ALPHA_PRICE, Core, job_core, picture
 
 STEPS = 10
 """More steps than a job submitted, polled and ended takes."""
@@ -40,7 +40,9 @@ async def run_as_worker(core: Core, job_id: str) -> tuple[JobRecord, list[Except
             errors.append(exc)
             if not isinstance(exc, SaveRefused):
                 await core.store.renew(job_id, stored.lease, 0)
-            continue
+            record = await core.record(job_id)
+            if not record.job.status.terminal:
+                continue
         if record.job.status.terminal:
             return record, errors
     raise AssertionError(f"job {job_id} did not end in {STEPS} steps")
@@ -135,3 +137,33 @@ async def test_a_save_tried_again_on_a_job_ended_meanwhile_is_still_refused(core
     record = await core.record(job_id)
     assert record.job.status is JobStatus.canceled
     assert [a.provider_job_id for a in record.job.attempts] == [None]
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["not-applied", "answer-lost"])
+async def test_a_synchronous_result_whose_save_meets_a_redis_error_is_kept(
+    core: Core, applied: bool
+) -> None:
+    """An upstream that answers the submission with its result gives no task to poll: the
+    terminal save that keeps the result is tried again, not left to a submission again."""
+    core.alpha.submits.append(picture())
+    save = core.store.save
+    failed: list[JobStatus] = []
+
+    async def flaky(stored: Stored, **options: object) -> Stored:
+        status = stored.record.job.status
+        if failed or status is not JobStatus.succeeded:
+            return await save(stored, **options)  # type: ignore[arg-type]
+        failed.append(status)
+        if applied:
+            await save(stored, **options)  # type: ignore[arg-type]
+        raise RedisConnectionError("failover")
+
+    core.store.save = flaky  # type: ignore[method-assign]
+    job_id = await core.submit()
+    record, errors = await run_as_worker(core, job_id)
+    assert failed == [JobStatus.succeeded]
+    assert len(core.alpha.submitted) == 1
+    assert errors == []
+    assert record.job.status is JobStatus.succeeded
+    assert record.job.output is not None and len(record.job.output.artifacts) == 1
+    assert await core.available() == 1000 - ALPHA_PRICE  # charged once
