@@ -7,6 +7,13 @@ until its long side fits, and re-encodes it in its own type when accepted, else 
 preferred type; a file still too large is encoded again at lower JPEG/WebP quality, then at
 smaller sizes. :func:`read_conformed` does it for an adapter and records the change on the
 call, so the attempt shows what was sent.
+
+A mask must have the pixel size of the picture it belongs to (PixelAPI "Same dimensions as
+source", Perfect Corp "the exact same width and hight with the input image"), so it is fitted
+after that picture, to the size the picture is sent at (:func:`conform_mask`): a mask of the
+picture's shape is scaled with nearest-neighbour, so a black-and-white mask stays black and
+white, and re-encoded by the same type rules, a grey mask staying grey. A mask of another shape
+cannot be laid on the picture: it is fitted alone, as any input, and the provider judges it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ _PIL_FORMATS = {JPEG: "JPEG", PNG: "PNG", WEBP: "WEBP"}
 _QUALITIES = (92, 85, 75, 65)
 _SHRINK = 0.85
 _ORIENTATION_TAG = 0x0112
+_TURNED = (5, 6, 7, 8)
+"""EXIF orientations that swap width and height."""
+_SAME_SHAPE = 0.02
+"""How far a mask's aspect ratio may be from its picture's (the picture's fitting rounds its
+sides) for the mask to be scaled onto it."""
 _MAX_PIXELS = 100_000_000
 """Larger pictures are refused before decoding (a decompression bomb, not a photo)."""
 
@@ -44,10 +56,16 @@ def _shape(width: int, height: int, content_type: str, size: int) -> MediaShape:
     return MediaShape(width=width, height=height, content_type=content_type, bytes=size)
 
 
-def _encode(image: Image.Image, content_type: str, quality: int) -> bytes:
+def _encode(image: Image.Image, content_type: str, quality: int, grey: bool = False) -> bytes:
+    """``grey``: a one-channel picture (a mask) stays one channel where the type allows."""
     out = io.BytesIO()
     fmt = _PIL_FORMATS[content_type]
-    if fmt == "JPEG":
+    if grey and fmt in ("JPEG", "PNG") and image.mode in ("1", "L"):
+        if fmt == "JPEG":
+            image.convert("L").save(out, format=fmt, quality=quality, optimize=True)
+        else:
+            image.save(out, format=fmt, optimize=True)
+    elif fmt == "JPEG":
         image.convert("RGB").save(out, format=fmt, quality=quality, optimize=True)
     elif fmt == "WEBP":
         image.save(out, format=fmt, quality=quality)
@@ -119,8 +137,88 @@ def conform_image(media: Media, limits: ImageLimits, name: str = "input") -> Con
     return Conformed(Media(content, target), change)
 
 
-async def read_conformed(call: Call, ref: MediaInput, limits: ImageLimits) -> Media:
+def picture_size(content: bytes) -> tuple[int, int] | None:
+    """Width and height of a picture's pixels as stored (what a provider reads), from its
+    header; ``None`` when Pillow cannot read it."""
+    try:
+        with Image.open(io.BytesIO(content)) as opened:
+            return opened.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        return None
+
+
+def _same_shape(mask: tuple[int, int], picture: tuple[int, int]) -> bool:
+    """The mask's aspect ratio is the picture's (within :data:`_SAME_SHAPE`)."""
+    (mw, mh), (pw, ph) = mask, picture
+    if min(mw, mh, pw, ph) < 1:
+        return False
+    return abs(mw * ph - mh * pw) <= _SAME_SHAPE * mh * pw
+
+
+def conform_mask(
+    media: Media, limits: ImageLimits, size: tuple[int, int] | None, name: str = "mask"
+) -> Conformed:
+    """A mask fitted to ``limits`` and to ``size``, the pixel size its picture is sent at.
+
+    A mask of the picture's shape (EXIF orientation applied) is scaled to ``size`` with
+    nearest-neighbour and encoded in its own type when accepted, else the row's preferred one
+    (:func:`conform_image`'s rule); it is left unchanged when it already fits. Without a size
+    (the picture could not be read) or with another shape, it is fitted alone by
+    :func:`conform_image`. Raises :class:`UnreadablePicture` when it is not a picture.
+    """
+    if size is None:
+        return conform_image(media, limits, name)
+    try:
+        with Image.open(io.BytesIO(media.content)) as opened:
+            if opened.width * opened.height > _MAX_PIXELS:
+                raise UnreadablePicture(f"{opened.width}×{opened.height} is too many pixels")
+            orientation = opened.getexif().get(_ORIENTATION_TAG, 1)
+            current = Image.MIME.get(opened.format or "", media.content_type)
+            before = _shape(opened.width, opened.height, current, len(media.content))
+            turned = orientation in _TURNED
+            upright = (opened.height, opened.width) if turned else (opened.width, opened.height)
+            if not _same_shape(upright, size):
+                return conform_image(media, limits, name)
+            fits = (
+                limits.accepts_type(current)
+                and opened.size == size
+                and (limits.max_bytes is None or len(media.content) <= limits.max_bytes)
+                and orientation in (1, None)
+            )
+            if fits:
+                return Conformed(media, None)
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise UnreadablePicture(str(exc)) from exc
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.NEAREST)
+    target = _target_type(current, limits)
+    content = b""
+    for quality in _QUALITIES:
+        content = _encode(image, target, quality, grey=True)
+        if limits.max_bytes is None or len(content) <= limits.max_bytes or target == PNG:
+            break
+    after = _shape(image.width, image.height, target, len(content))
+    change = ConformedInput(
+        input=name, before=before, after=after, rotated=orientation not in (1, None)
+    )
+    return Conformed(Media(content, target), change)
+
+
+def _fit(media: Media, limits: ImageLimits, name: str, over: Media | None) -> Conformed:
+    if over is None:
+        return conform_image(media, limits, name)
+    return conform_mask(media, limits, picture_size(over.content), name)
+
+
+async def read_conformed(
+    call: Call, ref: MediaInput, limits: ImageLimits, mask_of: Media | None = None
+) -> Media:
     """The input's bytes fitted to ``limits``, the change recorded on ``call.conformed``.
+
+    ``mask_of``: ``ref`` is a mask over that picture, as it is sent (fitted first); the mask is
+    fitted to its pixel size too (:func:`conform_mask`).
 
     A picture Pillow cannot read is sent as it is when its declared type is accepted (the
     provider says what it makes of it); otherwise :class:`UnreadablePicture` is raised.
@@ -128,7 +226,7 @@ async def read_conformed(call: Call, ref: MediaInput, limits: ImageLimits) -> Me
     media = await call.media.read(ref)
     name = ref.file_id or ref.artifact_id or ref.url or "input"
     try:
-        result = await asyncio.to_thread(conform_image, media, limits, name)
+        result = await asyncio.to_thread(_fit, media, limits, name, mask_of)
     except UnreadablePicture:
         if limits.accepts_type(media.content_type):
             return media

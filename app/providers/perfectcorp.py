@@ -25,7 +25,9 @@ Flow of a call (``perfectcorp_auth`` signs in and shares tokens across processes
    makeup transfer and object removal in one call); each answer's ``requests[0]`` gives the
    upload ``url``, ``method`` and ``headers``, used as given; the bytes go there (no token).
    Inputs of a type the feature does not take (WEBP; PNG for ``hair-style``, "jpg" only) are
-   re-encoded first.
+   re-encoded first. Object removal's mask ("the exact same width and hight with the input
+   image") is fitted after the image, to the size the image is sent at
+   (``_conform.conform_mask``).
 2. Before the task runs, the attempt's record ``submission:<job>:<attempt>:<credential>`` is
    saved in the shared state (24 h, uploads are kept a day) with the file ids and a
    ``request_id`` drawn from a per-credential counter (``incr`` − 1: "starting from 0"). A
@@ -372,16 +374,20 @@ class PerfectCorpAdapter(Adapter):
         refs = call.params.media()
         uploads: list[tuple[str, str, bytes, str]] = []
         file_ids: dict[str, str] = {}
+        sent: dict[str, Media] = {}
         for field in feature.files:
             ref = refs.get(field)
             if ref is None:
                 message = f"{PROVIDER} {feature.slug} needs {field}"
                 raise Refused(Failed(ErrorCode.invalid_parameter, message))
+            # a mask has "the exact same width and hight with the input image" as sent
+            mask_of = sent.get("image") if field == "mask" else None
             try:
-                media = await read_conformed(call, ref, IMAGE_LIMITS[feature.slug])
+                media = await read_conformed(call, ref, IMAGE_LIMITS[feature.slug], mask_of)
             except UnreadablePicture as exc:
                 message = f"{PROVIDER} cannot read the {field} input"
                 raise Refused(Failed(ErrorCode.invalid_media, message)) from exc
+            sent[field] = media
             kept = _kept_upstream(media, acct)
             if kept is not None:  # "No need to reupload file"
                 file_ids[field] = kept

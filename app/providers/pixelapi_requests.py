@@ -118,20 +118,29 @@ def _given(params: Params, names: Mapping[str, str]) -> dict[str, Any]:
     return {wire: value for wire, value in values.items() if value is not None}
 
 
-async def _read(call: Call, ref: MediaInput, limits: ImageLimits = IMAGE_LIMITS) -> Media:
-    """A picture fitted to the document's limits (sent as it is when Pillow cannot read it)."""
+async def _read(
+    call: Call,
+    ref: MediaInput,
+    limits: ImageLimits = IMAGE_LIMITS,
+    mask_of: Media | None = None,
+) -> Media:
+    """A picture fitted to ``limits`` (sent as it is when Pillow cannot read it); ``mask_of``:
+    the picture, as sent, whose pixel size the mask ``ref`` must have too."""
     try:
-        return await read_conformed(call, ref, limits)
+        return await read_conformed(call, ref, limits, mask_of)
     except UnreadablePicture:
         return await call.media.read(ref)
+
+
+def _part(media: Media, name: str) -> tuple[str, bytes, str]:
+    extension = media.content_type.rpartition("/")[2] or "bin"
+    return f"{name}.{extension}", media.content, media.content_type
 
 
 async def _upload(
     call: Call, ref: MediaInput, name: str, limits: ImageLimits = IMAGE_LIMITS
 ) -> tuple[str, bytes, str]:
-    media = await _read(call, ref, limits)
-    extension = media.content_type.rpartition("/")[2] or "bin"
-    return f"{name}.{extension}", media.content, media.content_type
+    return _part(await _read(call, ref, limits), name)
 
 
 async def _image(
@@ -168,12 +177,14 @@ async def _replace_background(call: Call) -> Request:
 
 
 async def _remove_object(call: Call) -> Request:
-    """Always multipart, the only shape the document gives: ``image``, ``mask``, ``prompt``."""
+    """Always multipart, the only shape the document gives: ``image``, ``mask``, ``prompt``.
+    The mask ("Same dimensions as source") is fitted to the size the image is sent at."""
     params = call.params
     assert isinstance(params, RemoveObject)
-    files = {"image": await _upload(call, params.image, "image")}
+    image = await _read(call, params.image)
+    files = {"image": _part(image, "image")}
     if params.mask is not None:
-        files["mask"] = await _upload(call, params.mask, "mask")
+        files["mask"] = _part(await _read(call, params.mask, mask_of=image), "mask")
     request: Request = {"files": files}
     if params.prompt is not None:
         request["data"] = {"prompt": params.prompt}

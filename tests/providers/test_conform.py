@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 
 from app.domain.media import ImageInput
-from app.domain.operations import Colorize, Hairstyle, Operation
-from app.providers._conform import UnreadablePicture, conform_image, read_conformed
+from app.domain.operations import Colorize, Hairstyle, Operation, RemoveObject
+from app.providers._conform import UnreadablePicture, conform_image, conform_mask, read_conformed
 from app.providers.base import Call, Media
-from app.providers.media_limits import JPEG, PERFECTCORP, PIXELAPI, PNG, ImageLimits
+from app.providers.media_limits import JPEG, PERFECTCORP, PIXELAPI, PNG, WEBP, ImageLimits
+from tests.utils.media import mask_png, noise_png
 from tests.utils.media_source import DictMedia
 
 ORIENTATION = 0x0112
@@ -126,3 +127,54 @@ async def test_the_change_is_recorded_on_the_call() -> None:
     call = Call("job_2", Operation.image_colorize, Colorize(image=small), media)
     await read_conformed(call, small, PERFECTCORP["colorize"])
     assert call.conformed == []
+
+
+# masks --------------------------------------------------------------------------------------------
+
+
+def test_a_mask_is_scaled_to_its_pictures_sent_size_and_stays_black_and_white() -> None:
+    result = conform_mask(Media(mask_png(2400, 1800), PNG), PIXELAPI, (2040, 1530), "file_mask")
+    sent = _open(result.media.content)
+    assert (sent.size, sent.format, sent.mode) == ((2040, 1530), "PNG", "L")
+    assert {value for _, value in sent.getcolors() or []} == {0, 255}
+    change = result.change
+    assert change is not None and change.input == "file_mask"
+    assert (change.before.width, change.after.width, change.after.height) == (2400, 2040, 1530)
+
+
+def test_a_mask_that_already_has_its_pictures_size_is_sent_untouched() -> None:
+    media = Media(mask_png(800, 600), PNG)
+    assert conform_mask(media, PIXELAPI, (800, 600)).media is media
+
+
+def test_a_mask_of_a_type_the_task_does_not_take_is_re_encoded_at_the_pictures_size() -> None:
+    out = io.BytesIO()
+    _open(mask_png(400, 300)).save(out, format="WEBP", lossless=True)
+    result = conform_mask(Media(out.getvalue(), WEBP), PERFECTCORP["obj-removal"], (200, 150))
+    sent = _open(result.media.content)
+    assert (result.media.content_type, sent.format, sent.size) == (PNG, "PNG", (200, 150))
+
+
+def test_a_mask_of_another_shape_is_fitted_alone() -> None:
+    media = Media(mask_png(600, 600), PNG)
+    assert conform_mask(media, PIXELAPI, (2040, 1530)).media is media
+    assert conform_mask(media, PIXELAPI, None).media is media  # the picture was unreadable
+
+
+async def test_a_mask_follows_a_picture_made_smaller_for_the_byte_limit() -> None:
+    """A 13 MB 2400×1800 PNG is over PixelAPI's 10 MB: it goes at 2040×1530, its mask too."""
+    image, mask = ImageInput(file_id="file_big"), ImageInput(file_id="file_mask")
+    media = DictMedia(
+        {
+            "file_big": Media(noise_png(2400, 1800), PNG),
+            "file_mask": Media(mask_png(2400, 1800), PNG),
+        }
+    )
+    params = RemoveObject(image=image, mask=mask)
+    call = Call("job_1", Operation.image_remove_object, params, media)
+    sent_image = await read_conformed(call, image, PIXELAPI)
+    sent_mask = await read_conformed(call, mask, PIXELAPI, mask_of=sent_image)
+    size = _open(sent_image.content).size
+    assert size != (2400, 1800) and len(sent_image.content) <= 10 * 1024 * 1024
+    assert _open(sent_mask.content).size == size
+    assert [c.input for c in call.conformed] == ["file_big", "file_mask"]

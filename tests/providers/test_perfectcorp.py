@@ -58,6 +58,7 @@ from app.sandbox import images
 from app.sandbox.credentials import PERFECTCORP_CLIENT_SECRET, PERFECTCORP_PRIVATE_KEY_PEM
 from app.store.adapter_state import RedisAdapterState
 from app.store.keys import adapter_state
+from tests.utils.media import mask_png, noise_png
 from tests.utils.media_source import DictMedia
 
 BASE = "https://yce-api-01.perfectcorp.com"
@@ -454,6 +455,32 @@ async def test_inputs_are_re_encoded_to_a_type_the_feature_takes(
     assert asked["content_type"] == f"image/{sent_type.lower()}"
     sent = Image.open(io.BytesIO(upstream.storage.calls.last.request.content))
     assert (sent.format, sent.size) == (sent_type, (64, 48))
+
+
+async def test_a_mask_is_uploaded_at_the_size_of_the_image_made_smaller_for_the_byte_limit(
+    upstream: Upstream, adapter: PerfectCorpAdapter
+) -> None:
+    """Perfect's "< 10MB" makes a 13 MB 2400×1800 PNG smaller; the mask ("the exact same width and
+    hight with the input image") is uploaded at the size the image is, still grey and binary."""
+    media = DictMedia(
+        {
+            "file_big": Media(noise_png(2400, 1800), "image/png"),
+            "file_mask": Media(mask_png(2400, 1800), "image/png"),
+        }
+    )
+    params = RemoveObject(
+        image=ImageInput(file_id="file_big"), mask=ImageInput(file_id="file_mask")
+    )
+    call = Call("job_1", Operation.image_remove_object, params, media)
+    assert isinstance(await adapter.submit(call), Submitted)
+
+    uploads = {str(c.request.url).split("/upload/")[1].split("?")[0]: c.request.content
+               for c in upstream.storage.calls}  # fmt: skip
+    image = Image.open(io.BytesIO(uploads["image.png"]))
+    mask = Image.open(io.BytesIO(uploads["mask.png"]))
+    assert len(uploads["image.png"]) < 10 * 1024 * 1024 and image.size[0] < 2400
+    assert (mask.size, mask.mode) == (image.size, "L")
+    assert {value for _, value in mask.getcolors() or []} == {0, 255}
 
 
 async def test_an_unreadable_input_of_a_foreign_type_is_invalid_media(

@@ -4,6 +4,9 @@ background, restore face, remove object, audio, video, virtual try-on, models an
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
+import io
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from PIL import Image
 
 from app.domain.errors import ErrorCode, ProviderUnavailable
 from app.domain.media import ImageInput
@@ -39,6 +43,7 @@ from app.providers.base import (
 )
 from app.providers.pixelapi import PixelApiAdapter
 from app.providers.pixelapi_account import read_usage
+from tests.utils.media import mask_png, noise_png
 from tests.utils.media_source import DictMedia
 
 BASE = "https://api.pixelapi.dev"
@@ -189,6 +194,46 @@ async def test_remove_object_is_multipart_with_mask_and_or_prompt(
     assert b'name="image"; filename="image.jpeg"' in body and PHOTO in body
     assert all(part in body for part in present)
     assert not any(part in body for part in absent)
+
+
+def _parts(request: httpx.Request) -> dict[str, bytes]:
+    """The multipart body's parts by field name."""
+    head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + _form(request))
+    parts: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        assert isinstance(name, str) and isinstance(payload, bytes)
+        parts[name] = payload
+    return parts
+
+
+async def test_a_mask_is_sent_at_the_size_of_the_image_made_smaller_for_the_byte_limit(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    """PixelAPI's "Max 10MB" makes a 13 MB 2400×1800 PNG smaller; the mask ("Same dimensions
+    as source") goes at the size the image goes at, still black and white."""
+    route = upstream.post("/v1/image/remove-object").mock(
+        return_value=_queued(operation="remove-object", credits_used=8.0)
+    )
+    media = DictMedia(
+        {
+            "file_big": Media(noise_png(2400, 1800), "image/png"),
+            "file_mask": Media(mask_png(2400, 1800), "image/png"),
+        }
+    )
+    params = RemoveObject(image=ImageInput(file_id="file_big"), mask=MASK_FILE)
+    call = Call("job_1", Operation.image_remove_object, params, media)
+    assert isinstance(await adapter.submit(call), Submitted)
+
+    parts = _parts(route.calls.last.request)
+    image = Image.open(io.BytesIO(parts["image"]))
+    mask = Image.open(io.BytesIO(parts["mask"]))
+    assert len(parts["image"]) <= 10 * 1024 * 1024 and image.size[0] < 2400
+    assert mask.size == image.size
+    assert {value for _, value in mask.getcolors() or []} == {0, 255}
+    assert [c.input for c in call.conformed] == ["file_big", "file_mask"]
 
 
 # audio --------------------------------------------------------------------------------------------

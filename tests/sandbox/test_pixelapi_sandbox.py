@@ -16,7 +16,14 @@ from PIL import Image
 
 from app.domain.errors import ErrorCode, ProviderUnavailable
 from app.domain.media import ImageInput
-from app.domain.operations import GenerateImage, Operation, Params, RemoveBackground, Upscale
+from app.domain.operations import (
+    GenerateImage,
+    Operation,
+    Params,
+    RemoveBackground,
+    RemoveObject,
+    Upscale,
+)
 from app.providers.base import (
     AdapterConfig,
     Call,
@@ -35,6 +42,7 @@ from app.sandbox.credentials import PIXELAPI_API_KEY
 from app.sandbox.timing import SandboxTiming
 from tests.sandbox.conftest import BASE
 from tests.utils.clock import Clock
+from tests.utils.media import mask_png, noise_png
 from tests.utils.media_source import DictMedia
 from tests.utils.sandbox import CONTROL, sandbox_app
 
@@ -563,6 +571,26 @@ async def test_the_adapter_runs_jobs_against_the_emulator(
     stats = await _stats(sandbox)
     assert stats["submissions"] == 1
     assert stats["by_endpoint"]["/outputs"] == 1
+
+
+async def test_a_mask_over_an_image_made_smaller_is_taken_by_the_emulator(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    """A 13 MB 2400×1800 PNG is over "Max 10MB": the adapter sends it smaller, and its mask at
+    the same size, so the emulator ("Same dimensions as source") takes the pair."""
+    media = DictMedia(
+        {
+            "file_big": Media(noise_png(2400, 1800), "image/png"),
+            "file_mask": Media(mask_png(2400, 1800), "image/png"),
+        }
+    )
+    params = RemoveObject(
+        image=ImageInput(file_id="file_big"), mask=ImageInput(file_id="file_mask")
+    )
+    submitted = await _adapter(sandbox).submit(
+        Call("job_1", Operation.image_remove_object, params, media)
+    )
+    assert isinstance(submitted, Submitted), submitted
 
 
 async def test_the_adapter_reads_the_emulators_refusals(sandbox: httpx.AsyncClient) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
+import random
 
 from PIL import Image
 
@@ -29,3 +31,22 @@ def decode_image(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
     return img
+
+
+@functools.lru_cache(maxsize=4)
+def noise_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A PNG of random pixels: it does not compress, so its bytes are about 3 × its pixels
+    (2400×1800 is some 13 MB, over a 10 MB limit)."""
+    pixels = random.Random(seed).randbytes(width * height * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), pixels).save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def mask_png(width: int, height: int) -> bytes:
+    """A black-and-white greyscale mask (one white rectangle in the middle)."""
+    img = Image.new("L", (width, height), 0)
+    img.paste(255, (width // 3, height // 3, 2 * width // 3, 2 * height // 3))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
