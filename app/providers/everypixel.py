@@ -37,18 +37,28 @@ Swaps, lipsync and speech answer files only (image, MP4 video, audio).
 
 Readings of what the document leaves open (the sandbox emulator keeps the same ones):
 
-- **Media.** An analysis whose input is a client URL is a ``GET`` with ``url`` (the parameters
-  in the query string); an uploaded file is read and ``POST``-ed as the multipart field
-  ``data`` with the parameters still in the query string ("query parameters"). Tasks go out as
+- **Media.** A keywording (image or video) whose input is a client URL is a ``GET`` with ``url``
+  (the parameters in the query string); an uploaded file is read and ``POST``-ed as the
+  multipart field ``data`` with the parameters still in the query string ("query parameters").
+  Captioning, faces and both quality models take "JPEG or PNG" (324, 370; 425 and 469: "provided
+  either by URL or by file upload. Supported image formats are JPEG and PNG"), a rule for URLs
+  as much as for uploads; the gateway takes other pictures (WebP), and cannot tell a URL's type
+  without reading it. So, on the careful side, these four endpoints always read their picture (a
+  client URL is fetched by the gateway, before the upstream budget is taken, ``reads``), fit it
+  to ``media_limits.EVERYPIXEL_PICTURES`` (another type re-encoded as PNG, an EXIF orientation
+  applied to the pixels: ``_conform.read_conformed``, recorded on the attempt) and ``POST`` it;
+  they never hand Everypixel a URL. A picture Pillow cannot read fails ``invalid_media`` unsent
+  when its declared type is not JPEG or PNG (else it goes as it is and Everypixel judges it).
+  Keywording names no type: its URL is handed over, its upload sent as it is. Tasks go out as
   ``GET`` with ``source_url``/``target_url`` (``audio_url``/``video_url`` for lipsync) when
   every input is a URL, else as a multipart ``POST`` (``source``/``target``,
   ``audio``/``video``), reading URL inputs too: the document's ``GET`` variant lists only
   ``title`` and ``callback`` as optional parameters, so ``use_gfpgan`` (a form field of the
   ``POST``) forces the ``POST``. Lipsync's ``model`` is listed for both. Speech is always a form
-  ``POST`` (a text of 10,000 characters does not belong in a URL). Tasks carry ``title`` =
-  the gateway job id (it names the output file) and ``callback`` = ``call.callback_url`` when
-  the gateway has one (its POST only makes the gateway poll at once; the status call decides,
-  see ``app.jobs.upstream_callbacks``).
+  ``POST`` (a text of 10,000 characters does not belong in a URL). Tasks carry ``title`` = the
+  gateway job id (it names the output file) and ``callback`` = ``call.callback_url`` when the
+  gateway has one (its POST only makes the gateway poll at once; the status call decides, see
+  ``app.jobs.upstream_callbacks``).
 - **Status.** The universal ``/v1/status`` is used (one example polls
   ``/v1/imageswap/status``; the text names the universal endpoint). ``result`` is "string or
   object": a URL string, or an object holding ``url``/``file_url``. A ``progress`` in [0, 1]
@@ -109,6 +119,7 @@ from app.domain.operations import (
     VideoKeywords,
 )
 from app.providers import _http
+from app.providers._conform import UnreadablePicture, read_conformed
 from app.providers._http import upstream_errors
 from app.providers._meaning import Meaning
 from app.providers.base import (
@@ -145,7 +156,7 @@ from app.providers.everypixel_wire import (
     result_url,
     unreadable,
 )
-from app.providers.media_limits import EVERYPIXEL_VIDEO_KEYWORDS, AvLimits
+from app.providers.media_limits import EVERYPIXEL_PICTURES, EVERYPIXEL_VIDEO_KEYWORDS, AvLimits
 
 log = logging.getLogger(__name__)
 
@@ -219,9 +230,12 @@ class EverypixelAdapter(Adapter):
 
     def reads(self, operation: Operation, params: Params) -> list[MediaInput]:
         """As :meth:`_analyse` and :meth:`_create` choose: URLs in the query when every
-        input is one (and no POST-only option is set), else every input uploaded."""
+        input is one (and no POST-only option is set), else every input uploaded. The
+        analyses that take only JPEG and PNG read their picture whatever the reference."""
         refs = list(params.media().values())
         if operation in READERS:
+            if _analysis(operation, params)[0] in EVERYPIXEL_PICTURES:
+                return refs
             return [ref for ref in refs if ref.url is None]
         post_only = isinstance(params, SwapFace | SwapFaceVideo) and bool(params.enhance_face)
         if refs and not post_only and all(ref.url is not None for ref in refs):
@@ -256,23 +270,24 @@ class EverypixelAdapter(Adapter):
                 query["num_colors"] = str(params.num_colors)
         if isinstance(params, ImageCaption) and params.caption_len is not None:
             query["caption_len"] = params.caption_len
-        if isinstance(params, ImageQuality):
-            endpoint = QUALITY_ENDPOINTS[params.model]
-            ref: MediaInput = params.image
-        elif isinstance(params, VideoKeywords):
-            endpoint, ref = ANALYSES[call.operation], params.video
-        else:
-            assert isinstance(params, ImageKeywords | ImageCaption | Faces)
-            endpoint, ref = ANALYSES[call.operation], params.image
+        endpoint, ref = _analysis(call.operation, params)
+        limits = EVERYPIXEL_PICTURES.get(endpoint)
 
         url = f"{self.base_url}{endpoint}"
         request: dict[str, Any] = {"auth": self._auth(call), "timeout": self.config.timeout_s}
-        if ref.url is not None:
+        if ref.url is not None and limits is None:
             query["url"] = call.media.public_url(ref)
             with upstream_errors(PROVIDER):
                 response = await self.client.get(url, params=query, **request)
         else:
-            media = await call.media.read(ref)
+            if limits is None:
+                media = await call.media.read(ref)
+            else:
+                try:
+                    media = await read_conformed(call, ref, limits)
+                except UnreadablePicture:
+                    message = f"{PROVIDER} {endpoint} takes JPEG or PNG; the image is unreadable"
+                    return Failed(ErrorCode.invalid_media, message)
             upload = (_file_name("data", media.content_type), media.content, media.content_type)
             files = {"data": upload}
             with upstream_errors(PROVIDER):
@@ -398,6 +413,16 @@ class EverypixelAdapter(Adapter):
         return [
             Voice(id=v.api_name, language=v.language, gender=v.gender, age=v.age) for v in answers
         ]
+
+
+def _analysis(operation: Operation, params: Params) -> tuple[str, MediaInput]:
+    """An analysis's endpoint (image.quality's by its model) and its one input."""
+    if isinstance(params, ImageQuality):
+        return QUALITY_ENDPOINTS[params.model], params.image
+    if isinstance(params, VideoKeywords):
+        return ANALYSES[operation], params.video
+    assert isinstance(params, ImageKeywords | ImageCaption | Faces)
+    return ANALYSES[operation], params.image
 
 
 _EXTENSIONS: Final[Mapping[str, str]] = {"jpeg": "jpg", "mpeg": "mp3", "wave": "wav"}

@@ -186,6 +186,25 @@ PIXELAPI_UPSCALE: Final = ImageLimits(
 careful side; the sandbox keeps the same reading and refuses a larger input): the input's
 long side at most 1,024 px. "For upscaling, the input doesn't need to be high-res" (931)."""
 
+
+def _jpeg_png(line: int, words: str) -> ImageLimits:
+    return ImageLimits(formats=(JPEG, PNG), cite=_everypixel(line, words))
+
+
+EVERYPIXEL_PICTURES: Final[Mapping[str, ImageLimits]] = {
+    "/v1/image_captioning": _jpeg_png(324, "An image (JPEG or PNG)."),
+    "/v1/faces": _jpeg_png(370, "An image (JPEG or PNG) that may contain one or more human faces"),
+    "/v1/quality": _jpeg_png(425, "Supported image formats are JPEG and PNG."),
+    "/v1/quality_ugc": _jpeg_png(469, "Supported image formats are JPEG"),
+}
+"""Everypixel's analyses that name their pictures' types, by endpoint: captioning and faces
+"An image (JPEG or PNG)" (324, 370), both quality models "provided either by URL or by file
+upload. Supported image formats are JPEG and PNG" (425, 469–470). Another type is re-encoded
+as PNG (lossless; the document prefers neither). The document gives no size or byte limit for
+pictures ("The system automatically resizes images to 300×300 pixels before analysis", 323: a
+recommendation), so none is set. Keywording names no type: it has no row, and its pictures go
+as they are."""
+
 EVERYPIXEL_VIDEO_KEYWORDS: Final = AvLimits(
     formats=(MP4, MPEG, MOV, AVI),
     cite=_everypixel(258, "Supported video formats include MP4, MPEG, MOV, and AVI"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -13,7 +14,15 @@ from app.domain.media import ImageInput
 from app.domain.operations import Colorize, Hairstyle, Operation, RemoveObject
 from app.providers._conform import UnreadablePicture, conform_image, conform_mask, read_conformed
 from app.providers.base import Call, Media
-from app.providers.media_limits import JPEG, PERFECTCORP, PIXELAPI, PNG, WEBP, ImageLimits
+from app.providers.media_limits import (
+    EVERYPIXEL_PICTURES,
+    JPEG,
+    PERFECTCORP,
+    PIXELAPI,
+    PNG,
+    WEBP,
+    ImageLimits,
+)
 from tests.utils.media import mask_png, noise_png
 from tests.utils.media_source import DictMedia
 
@@ -112,6 +121,23 @@ def test_every_row_cites_its_line() -> None:
         assert row.cite.source == "perfectcorp" and row.cite.line, slug
     rows = [*PERFECTCORP.values(), PIXELAPI]
     assert all(row.max_long_side for row in rows) and all(row.max_bytes for row in rows)
+
+
+def test_everypixels_jpeg_png_analyses_cite_the_lines_that_say_so() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "upstream"
+    lines = (docs / "everypixel.txt").read_text(encoding="utf-8").splitlines()
+    for endpoint, row in EVERYPIXEL_PICTURES.items():
+        assert row.cite.source == "everypixel" and row.cite.line is not None, endpoint
+        assert row.cite.words in lines[row.cite.line - 1], endpoint
+        assert row.formats == (JPEG, PNG) and row.max_long_side is row.max_bytes is None
+
+
+def test_a_webp_is_made_a_png_for_a_jpeg_png_analysis() -> None:
+    result = conform_image(Media(photo(300, 200, "WEBP"), WEBP), EVERYPIXEL_PICTURES["/v1/faces"])
+    sent = _open(result.media.content)
+    assert (result.media.content_type, sent.format, sent.size) == (PNG, "PNG", (300, 200))
+    jpeg = Media(photo(3000, 2000), JPEG)  # no size is documented: a large JPEG goes as it is
+    assert conform_image(jpeg, EVERYPIXEL_PICTURES["/v1/quality"]).media is jpeg
 
 
 async def test_the_change_is_recorded_on_the_call() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import AsyncIterator, Iterator
 from typing import cast
 from urllib.parse import parse_qs
@@ -10,6 +11,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
+from PIL import Image
 
 from app.domain.errors import ErrorCode, ProviderUnavailable, UpstreamTimeout
 from app.domain.media import AudioInput, ImageInput, MediaInput, VideoInput
@@ -42,6 +44,8 @@ from app.providers.base import (
     Voice,
 )
 from app.providers.everypixel import EverypixelAdapter
+from app.sandbox import images
+from tests.utils.media_source import DictMedia
 
 BASE = "https://api.everypixel.com"
 CLIENT_ID, CLIENT_SECRET = "client-id-1", "secret-1"
@@ -256,10 +260,13 @@ async def test_caption_reads_the_boolean_status_shape(
 async def test_faces_keep_age_score_box_and_class(
     upstream: respx.MockRouter, adapter: EverypixelAdapter
 ) -> None:
-    route = upstream.get("/v1/faces").respond(200, json=FACES_BODY)
+    route = upstream.post("/v1/faces").respond(200, json=FACES_BODY)
     result = await adapter.submit(_call(Operation.image_faces, Faces(image=PHOTO_URL)))
 
-    assert _query(route.calls.last.request) == {"url": "https://example.com/kitten.jpg"}
+    # "JPEG or PNG", by URL too: the gateway reads the URL and uploads the picture
+    request = route.calls.last.request
+    assert _query(request) == {}
+    assert b"downloaded https://example.com/kitten.jpg" in request.content
     assert result == Succeeded(data={"faces": FACES_BODY["faces"]})
 
 
@@ -296,7 +303,7 @@ async def test_quality_models_pick_their_endpoint(
     body: dict[str, object],
     quality: dict[str, object],
 ) -> None:
-    upstream.get(path).respond(200, json={"quality": body, "status": "ok"})
+    upstream.post(path).respond(200, json={"quality": body, "status": "ok"})
     params = ImageQuality.model_validate({"image": PHOTO_URL, "model": model})
     result = await adapter.submit(_call(Operation.image_quality, params))
     assert result == Succeeded(data={"quality": quality})
@@ -308,6 +315,101 @@ async def test_quality_defaults_to_the_stock_model(
     upstream.post("/v1/quality").respond(200, json={"quality": {"score": 0.5}, "status": "ok"})
     result = await adapter.submit(_call(Operation.image_quality, ImageQuality(image=PHOTO)))
     assert result == Succeeded(data={"quality": {"score": 0.5, "class": None}})
+
+
+# pictures the analyses take ---------------------------------------------------------------------
+
+WEBP_PICTURE = images.render(60, 40, "webp", seed=4)
+WEBP_FILE = ImageInput(file_id="file_webp")
+WEBP_URL = ImageInput(url="https://example.com/photo.webp")
+JPEG_PNG_ONLY = [
+    ("/v1/image_captioning", Operation.image_caption, ImageCaption),
+    ("/v1/faces", Operation.image_faces, Faces),
+    ("/v1/quality", Operation.image_quality, ImageQuality),
+]
+
+
+def _webp_call(operation: Operation, params: Params) -> Call:
+    media = DictMedia(
+        {"file_webp": Media(WEBP_PICTURE, "image/webp")},
+        {WEBP_URL.url or "": Media(WEBP_PICTURE, "image/webp")},
+    )
+    return Call("job_1", operation, params, media)
+
+
+def _sent_picture(request: httpx.Request) -> Image.Image:
+    """The multipart ``data`` part's picture (its header says ``data.png``, ``image/png``)."""
+    head, _, rest = request.content.partition(b'name="data"; filename="data.png"')
+    assert head and rest, "no data.png part"
+    assert rest.lstrip().startswith(b"Content-Type: image/png")
+    body = rest.split(b"\r\n\r\n", 1)[1]
+    picture = Image.open(io.BytesIO(body))
+    picture.load()
+    return picture
+
+
+@pytest.mark.parametrize(("path", "operation", "model"), JPEG_PNG_ONLY)
+@pytest.mark.parametrize("image", [WEBP_FILE, WEBP_URL], ids=["upload", "url"])
+async def test_a_webp_picture_goes_to_the_jpeg_and_png_analyses_as_png(
+    upstream: respx.MockRouter,
+    adapter: EverypixelAdapter,
+    path: str,
+    operation: Operation,
+    model: type[Params],
+    image: ImageInput,
+) -> None:
+    """Captioning and faces take "An image (JPEG or PNG)", quality "provided either by URL or
+    by file upload. Supported image formats are JPEG and PNG": a WebP the gateway took is
+    sent as a PNG upload, a URL included (read by the gateway, never handed over)."""
+    answers = {
+        "/v1/image_captioning": {"result": {"caption": "a red square"}, "status": True},
+        "/v1/faces": {"faces": [], "status": "ok"},
+        "/v1/quality": {"quality": {"score": 0.5}, "status": "ok"},
+    }
+    route = upstream.post(path).respond(200, json=answers[path])
+    params = model.model_validate({"image": image})
+    call = _webp_call(operation, params)
+    assert adapter.reads(operation, params) == [image]
+
+    assert isinstance(await adapter.submit(call), Succeeded)
+    request = route.calls.last.request
+    assert "url" not in _query(request)
+    picture = _sent_picture(request)
+    assert (picture.format, picture.size) == ("PNG", (60, 40))
+    [change] = call.conformed
+    assert (change.before.content_type, change.after.content_type) == ("image/webp", "image/png")
+
+
+async def test_the_ugc_quality_model_takes_jpeg_and_png_too(
+    upstream: respx.MockRouter, adapter: EverypixelAdapter
+) -> None:
+    route = upstream.post("/v1/quality_ugc").respond(
+        200, json={"quality": {"score": 0.6, "class": 3}, "status": "ok"}
+    )
+    params = ImageQuality(image=WEBP_FILE, model="ugc")
+    assert isinstance(await adapter.submit(_webp_call(Operation.image_quality, params)), Succeeded)
+    assert _sent_picture(route.calls.last.request).format == "PNG"
+
+
+async def test_keywording_names_no_type_and_sends_pictures_as_they_are(
+    upstream: respx.MockRouter, adapter: EverypixelAdapter
+) -> None:
+    route = upstream.post("/v1/keywords").respond(200, json={"keywords": [], "status": "ok"})
+    call = _webp_call(Operation.image_keywords, ImageKeywords(image=WEBP_FILE))
+    assert isinstance(await adapter.submit(call), Succeeded)
+    assert WEBP_PICTURE in route.calls.last.request.content
+    assert call.conformed == []
+    assert adapter.reads(Operation.image_keywords, ImageKeywords(image=WEBP_URL)) == []
+
+
+async def test_an_unreadable_picture_of_another_type_fails_unsent(
+    adapter: EverypixelAdapter,
+) -> None:
+    media = DictMedia({"file_junk": Media(b"not a picture", "image/webp")})
+    params = Faces(image=ImageInput(file_id="file_junk"))
+    result = await adapter.submit(Call("job_1", Operation.image_faces, params, media))
+    assert isinstance(result, Failed)
+    assert (result.code, result.retryable) == (ErrorCode.invalid_media, False)
 
 
 # task creation ---------------------------------------------------------------------------------
@@ -417,10 +519,10 @@ async def test_video_swap_posts_the_picture_and_the_video(
 
 
 async def test_missing_key_pair_sends_no_authorization(upstream: respx.MockRouter) -> None:
-    route = upstream.get("/v1/faces").respond(200, json=FACES_BODY)
+    route = upstream.post("/v1/faces").respond(200, json=FACES_BODY)
     async with httpx.AsyncClient() as client:
         bare = EverypixelAdapter(client, AdapterConfig(base_url=BASE))
-        await bare.submit(_call(Operation.image_faces, Faces(image=PHOTO_URL)))
+        await bare.submit(_call(Operation.image_faces, Faces(image=PHOTO)))
     assert "authorization" not in route.calls.last.request.headers
 
 
@@ -685,9 +787,9 @@ async def test_unknown_task_is_a_retryable_upstream_failure(
 async def test_server_errors_raise_provider_unavailable(
     upstream: respx.MockRouter, adapter: EverypixelAdapter, status: int
 ) -> None:
-    upstream.get("/v1/faces").respond(status, json={"status": "error", "message": "oops"})
+    upstream.post("/v1/faces").respond(status, json={"status": "error", "message": "oops"})
     with pytest.raises(ProviderUnavailable):
-        await adapter.submit(_call(Operation.image_faces, Faces(image=PHOTO_URL)))
+        await adapter.submit(_call(Operation.image_faces, Faces(image=PHOTO)))
 
 
 @pytest.mark.parametrize(
@@ -727,7 +829,7 @@ async def test_garbage_analysis_answers_raise(
     params: Params,
     response: httpx.Response,
 ) -> None:
-    upstream.get(path).mock(return_value=response)
+    upstream.route(path=path).mock(return_value=response)  # keywords by GET, the others POST
     with pytest.raises(ProviderUnavailable):
         await adapter.submit(_call(operation, params))
 
@@ -743,9 +845,9 @@ async def test_a_creation_without_task_id_raises(
 async def test_timeout_is_upstream_timeout(
     upstream: respx.MockRouter, adapter: EverypixelAdapter
 ) -> None:
-    upstream.get("/v1/faces").mock(side_effect=httpx.ReadTimeout("slow"))
+    upstream.post("/v1/faces").mock(side_effect=httpx.ReadTimeout("slow"))
     with pytest.raises(UpstreamTimeout):
-        await adapter.submit(_call(Operation.image_faces, Faces(image=PHOTO_URL)))
+        await adapter.submit(_call(Operation.image_faces, Faces(image=PHOTO)))
 
 
 async def test_refused_connection_is_provider_unavailable(

@@ -430,9 +430,14 @@ async def test_quality_scores_and_ugc_classes(sandbox: httpx.AsyncClient) -> Non
     assert flat["quality"]["score"] < 0.1 and flat["quality"]["class"] == 1
 
 
-async def test_jpeg_png_only_endpoints_refuse_webp(sandbox: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("endpoint", ["image_captioning", "faces", "quality", "quality_ugc"])
+async def test_jpeg_png_only_endpoints_refuse_webp(
+    sandbox: httpx.AsyncClient, endpoint: str
+) -> None:
+    """ "An image (JPEG or PNG)" (captioning, faces), "Supported image formats are JPEG and
+    PNG" (quality, both models); keywording names no type."""
     webp = images.render(50, 50, "webp")
-    refused = await _analyse(sandbox, "quality", webp)
+    refused = await _analyse(sandbox, endpoint, webp)
     assert refused.status_code == 400
     assert refused.json()["message"].startswith("Unsupported file format")
     assert (await _analyse(sandbox, "keywords", webp)).status_code == 200
@@ -1018,13 +1023,34 @@ async def test_the_adapter_reads_the_emulators_refusals(
     refused = await wrong.submit(bad)
     assert isinstance(refused, Failed) and refused.code is ErrorCode.provider_auth_failed
 
-    webp = DictMedia({"file_webp": Media(images.render(40, 40, "webp"), "image/webp")})
-    quality = Call(
-        "job_2", Operation.image_quality, ImageQuality(image=ImageInput(file_id="file_webp")), webp
-    )
-    unsupported = await adapter.submit(quality)
+    not_a_clip = DictMedia({"file_photo": Media(PHOTO, "video/mp4")})
+    keywords = Call(
+        "job_2", Operation.video_keywords, VideoKeywords(video=VideoInput(file_id="file_photo")),
+        not_a_clip,
+    )  # fmt: skip
+    unsupported = await adapter.submit(keywords)
     assert isinstance(unsupported, Failed)
     assert (unsupported.code, unsupported.retryable) == (ErrorCode.invalid_media, False)
+
+
+@pytest.mark.parametrize(
+    ("operation", "params"),
+    [
+        (Operation.image_caption, ImageCaption(image=ImageInput(file_id="file_webp"))),
+        (Operation.image_faces, Faces(image=ImageInput(file_id="file_webp"))),
+        (Operation.image_quality, ImageQuality(image=ImageInput(file_id="file_webp"))),
+        (Operation.image_quality,
+         ImageQuality(image=ImageInput(file_id="file_webp"), model="ugc")),
+    ],
+)  # fmt: skip
+async def test_a_webp_the_gateway_took_is_served_by_the_jpeg_png_analyses(
+    sandbox: httpx.AsyncClient, operation: Operation, params: Params
+) -> None:
+    """The emulator refuses WebP there, as documented; the adapter sends it as PNG."""
+    webp = DictMedia({"file_webp": Media(images.render(40, 40, "webp", seed=5), "image/webp")})
+    call = Call("job_1", operation, params, webp)
+    assert isinstance(await _adapter(sandbox).submit(call), Succeeded)
+    assert [c.after.content_type for c in call.conformed] == ["image/png"]
 
 
 async def test_the_adapter_over_the_rate_meets_a_retryable_502(
