@@ -88,16 +88,22 @@ def _target_type(current: str, limits: ImageLimits) -> str:
     return JPEG
 
 
+def _header(opened: Image.Image, media: Media) -> tuple[int | None, str, MediaShape]:
+    """An opened picture's EXIF orientation, its type and its shape as given, read from its
+    header; a picture of more than ``_MAX_PIXELS`` is refused before anything is decoded."""
+    if opened.width * opened.height > _MAX_PIXELS:
+        raise UnreadablePicture(f"{opened.width}×{opened.height} is too many pixels")
+    orientation: int | None = opened.getexif().get(_ORIENTATION_TAG, 1)
+    current = Image.MIME.get(opened.format or "", media.content_type)
+    return orientation, current, _shape(opened.width, opened.height, current, len(media.content))
+
+
 def conform_image(media: Media, limits: ImageLimits, name: str = "input") -> Conformed:
     """``media`` fitted to ``limits`` (unchanged when it already fits); raises
     :class:`UnreadablePicture` when it is not a picture."""
     try:
         with Image.open(io.BytesIO(media.content)) as opened:
-            if opened.width * opened.height > _MAX_PIXELS:
-                raise UnreadablePicture(f"{opened.width}×{opened.height} is too many pixels")
-            orientation = opened.getexif().get(_ORIENTATION_TAG, 1)
-            current = Image.MIME.get(opened.format or "", media.content_type)
-            before = _shape(opened.width, opened.height, current, len(media.content))
+            orientation, current, before = _header(opened, media)
             long_side = max(opened.width, opened.height)
             fits = (
                 limits.accepts_type(current)
@@ -170,11 +176,7 @@ def conform_mask(
         return conform_image(media, limits, name)
     try:
         with Image.open(io.BytesIO(media.content)) as opened:
-            if opened.width * opened.height > _MAX_PIXELS:
-                raise UnreadablePicture(f"{opened.width}×{opened.height} is too many pixels")
-            orientation = opened.getexif().get(_ORIENTATION_TAG, 1)
-            current = Image.MIME.get(opened.format or "", media.content_type)
-            before = _shape(opened.width, opened.height, current, len(media.content))
+            orientation, current, before = _header(opened, media)
             turned = orientation in _TURNED
             upright = (opened.height, opened.width) if turned else (opened.width, opened.height)
             if not _same_shape(upright, size):
