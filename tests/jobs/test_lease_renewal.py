@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app.domain.models import JobStatus
 from app.providers.base import Call, SubmitResult, Submitted
 from app.store import keys
-from app.store.jobs import SaveRefused
+from app.store.jobs import SaveRefused, Stored
 from tests.jobs.harness import Core, job_core, picture
 from tests.utils.deadlines import JOB_S
 
@@ -33,7 +33,9 @@ async def lease_expiry(core: Core, job_id: str) -> float | None:
     return await core.redis.zscore(keys.LEASES, job_id)
 
 
-async def test_a_slow_upstream_call_keeps_its_job_leased(core: Core) -> None:
+async def claimed_shortly(core: Core) -> tuple[str, Stored, float]:
+    """A job claimed, its lease shortened to ``LEASE_S`` (the runner's too), and when that
+    lease ends."""
     job_id = await core.submit()
     stored = await core.claim(job_id)
     assert stored.lease is not None
@@ -41,6 +43,11 @@ async def test_a_slow_upstream_call_keeps_its_job_leased(core: Core) -> None:
     first = await lease_expiry(core, job_id)
     assert first is not None
     core.runner.lease_s = LEASE_S
+    return job_id, stored, first
+
+
+async def test_a_slow_upstream_call_keeps_its_job_leased(core: Core) -> None:
+    job_id, stored, first = await claimed_shortly(core)
     answered = asyncio.Event()
     calls: list[Call] = []
 
@@ -123,13 +130,7 @@ async def test_a_renewal_the_store_did_not_answer_is_tried_again(core: Core) -> 
     """A Redis error on a renewal (a blip, a failover) says nothing about the lease: the
     renewals go on, no other worker takes the job while its submission is under way, and the
     upstream hears of it once."""
-    job_id = await core.submit()
-    stored = await core.claim(job_id)
-    assert stored.lease is not None
-    await core.store.renew(job_id, stored.lease, LEASE_S)  # the claim's lease, shortened
-    first = await lease_expiry(core, job_id)
-    assert first is not None
-    core.runner.lease_s = LEASE_S
+    job_id, stored, first = await claimed_shortly(core)
     renew = core.store.renew
     blips: list[str] = []
 
