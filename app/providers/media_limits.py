@@ -35,7 +35,6 @@ from app.providers._citations import Citation, document
 JPEG = "image/jpeg"
 PNG = "image/png"
 WEBP = "image/webp"
-HEIC = "image/heic"
 MP4 = "video/mp4"
 MOV = "video/quicktime"
 WEBM = "video/webm"
@@ -154,17 +153,22 @@ PERFECTCORP: Final[Mapping[str, ImageLimits]] = {
     "hair-vol": _row(83, "AI Hair Volume Generator long side <= 1024", 1024, JPEG, PNG),
     "wig": _row(80, "face width >= 128", 1024, JPEG, PNG),
     "aging": _row(80, "face width >= 128", 1024, JPEG, PNG),
-    "mu-trans-rec": _row(85, "AI Makeup Transfer 1024x1024", 1024, JPEG, PNG, HEIC),
-    "enhance": _row(68, "AI Photo Enhance 4096x4096", 4096, JPEG, PNG, HEIC),
-    "obj-removal": _row(70, "AI Object Removal 4096x4096", 4096, JPEG, PNG, HEIC),
-    "sod": _row(71, "Background Removal 4096x4096", 4096, JPEG, PNG, HEIC),
+    "mu-trans-rec": _row(85, "AI Makeup Transfer 1024x1024", 1024, JPEG, PNG),
+    "enhance": _row(68, "AI Photo Enhance 4096x4096", 4096, JPEG, PNG),
+    "obj-removal": _row(70, "AI Object Removal 4096x4096", 4096, JPEG, PNG),
+    "sod": _row(71, "Background Removal 4096x4096", 4096, JPEG, PNG),
     "colorize": _row(74, "AI Photo Colorize 4096x4096", 4096, JPEG, PNG),
     "text-to-image": _row(79, "AI Image Generator 1024x1024", 1024, JPEG, PNG),
 }
 """Perfect Corp's "Supported Formats & Dimensions" table, by task. The wig task is not in the
 table: it is read as the hairstyle generator's row (face tasks, long side ≤ 1024) but with
 PNG; aging, also absent, likewise. Tasks the gateway does not run (lighting, video) are not
-rows."""
+rows. The table lists HEIC for makeup transfer, enhance and the two removals, but the upload
+call's ``content_type`` takes only the values "listed in the enum" (201): "image/jpg"
+"image/jpeg" "image/png" for enhance and the removals (2499, 2987, 3228), the same with tiff
+and gif for makeup transfer (2259). A type is sent only where both say it is taken (the
+careful side): JPEG and PNG. A HEIC input (Pillow cannot read one, so it cannot be
+re-encoded) is refused unsent, ``invalid_media``."""
 
 PIXELAPI: Final = ImageLimits(
     formats=(JPEG, PNG, WEBP),

@@ -83,9 +83,11 @@ MEDIA = DictMedia(
         "file_png": Media(PNG_PHOTO, "image/png"),
         "file_webp": Media(WEBP_PHOTO, "image/webp"),
         "file_junk": Media(b"not a picture", "image/webp"),
+        "file_heic": Media(b"\x00\x00\x00\x18ftypheic a phone photo", "image/heic"),
     }
 )
 IMAGE = ImageInput(file_id="file_photo")
+HEIC = ImageInput(file_id="file_heic")
 
 
 def _call(operation: Operation, params: Params, job_id: str = "job_1", attempt: int = 0) -> Call:
@@ -489,6 +491,29 @@ async def test_an_unreadable_input_of_a_foreign_type_is_invalid_media(
     call = _call(Operation.image_colorize, Colorize(image=ImageInput(file_id="file_junk")))
     result = await adapter.submit(call)
     assert isinstance(result, Failed) and result.code is ErrorCode.invalid_media
+    assert upstream.files.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("operation", "params"),
+    [
+        (Operation.image_upscale, Upscale(image=HEIC)),
+        (Operation.image_remove_background, RemoveBackground(image=HEIC)),
+        (Operation.image_remove_object, RemoveObject(image=HEIC, prompt="the cup")),
+        (
+            Operation.image_transfer_makeup,
+            TransferMakeup(image=HEIC, reference=ImageInput(file_id="file_look")),
+        ),
+    ],
+)
+async def test_a_heic_input_is_refused_unsent_where_the_upload_call_takes_none(
+    upstream: Upstream, adapter: PerfectCorpAdapter, operation: Operation, params: Params
+) -> None:
+    """The formats table lists HEIC for these tasks; the upload call's ``content_type`` enum,
+    whose values are the only ones "currently available", does not: nothing is sent."""
+    result = await adapter.submit(_call(operation, params))
+    assert isinstance(result, Failed) and result.code is ErrorCode.invalid_media
+    assert not result.retryable
     assert upstream.files.call_count == 0
 
 
