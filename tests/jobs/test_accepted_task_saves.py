@@ -4,8 +4,9 @@ the upstream's answer and the save that records it: a job whose attempt were lef
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from redis.asyncio import Redis
@@ -16,6 +17,8 @@ from app.domain.models import JobRecord, JobStatus
 from app.store.circuits import CircuitState
 from app.store.jobs import SaveRefused, Stored
 from tests.jobs.harness import ALPHA_PRICE, Core, job_core, picture
+
+T = TypeVar("T")
 
 STEPS = 10
 """More steps than a job submitted, polled and ended takes."""
@@ -48,24 +51,35 @@ async def run_as_worker(core: Core, job_id: str) -> tuple[JobRecord, list[Except
     raise AssertionError(f"job {job_id} did not end in {STEPS} steps")
 
 
-def fail_task_id_save(core: Core, *, applied: bool) -> list[str]:
-    """The first save that records an upstream task id raises a connection error, after
-    writing it (``applied``: its answer was lost) or without; the task ids it failed."""
-    failed: list[str] = []
+def fail_save_once(core: Core, marked: Callable[[Stored], T | None], *, applied: bool) -> list[T]:
+    """The first save that ``marked`` names (by what it returns for it, ``None`` for the
+    others) raises a connection error, after writing it (``applied``: its answer was lost)
+    or without; what ``marked`` returned for the save it failed."""
     save = core.store.save
+    failed: list[T] = []
 
     async def flaky(stored: Stored, **options: object) -> Stored:
-        attempt = stored.record.current_attempt
-        task = attempt.provider_job_id if attempt is not None else None
-        if failed or task is None:
+        mark = marked(stored)
+        if failed or mark is None:
             return await save(stored, **options)  # type: ignore[arg-type]
-        failed.append(task)
+        failed.append(mark)
         if applied:
             await save(stored, **options)  # type: ignore[arg-type]
         raise RedisConnectionError("failover")
 
     core.store.save = flaky  # type: ignore[method-assign]
     return failed
+
+
+def fail_task_id_save(core: Core, *, applied: bool) -> list[str]:
+    """The first save that records an upstream task id fails (:func:`fail_save_once`); the
+    task ids it failed."""
+
+    def task_id(stored: Stored) -> str | None:
+        attempt = stored.record.current_attempt
+        return attempt.provider_job_id if attempt is not None else None
+
+    return fail_save_once(core, task_id, applied=applied)
 
 
 async def test_a_task_id_save_that_meets_a_redis_error_is_tried_again(core: Core) -> None:
@@ -146,19 +160,13 @@ async def test_a_synchronous_result_whose_save_meets_a_redis_error_is_kept(
     """An upstream that answers the submission with its result gives no task to poll: the
     terminal save that keeps the result is tried again, not left to a submission again."""
     core.alpha.submits.append(picture())
-    save = core.store.save
-    failed: list[JobStatus] = []
-
-    async def flaky(stored: Stored, **options: object) -> Stored:
-        status = stored.record.job.status
-        if failed or status is not JobStatus.succeeded:
-            return await save(stored, **options)  # type: ignore[arg-type]
-        failed.append(status)
-        if applied:
-            await save(stored, **options)  # type: ignore[arg-type]
-        raise RedisConnectionError("failover")
-
-    core.store.save = flaky  # type: ignore[method-assign]
+    failed = fail_save_once(
+        core,
+        lambda stored: (
+            stored.record.job.status if stored.record.job.status is JobStatus.succeeded else None
+        ),
+        applied=applied,
+    )
     job_id = await core.submit()
     record, errors = await run_as_worker(core, job_id)
     assert failed == [JobStatus.succeeded]
