@@ -27,7 +27,6 @@ from app.domain.json_values import (
 )
 from app.domain.models import (
     Attempt,
-    AttemptStatus,
     Job,
     JobLinks,
     JobRecord,
@@ -56,6 +55,7 @@ from app.jobs.render import JobRenderer, RenderedJobs
 from app.jobs.result_cache import CacheDecision, ResultCache
 from app.jobs.runner import JobRunner
 from app.jobs.storage import Storage
+from app.jobs.submissions import answered, under_way
 from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy
 from app.store.credits import Shortfall
@@ -66,8 +66,6 @@ from app.store.tenants import Tenant
 
 log = logging.getLogger(__name__)
 
-SUBMISSION_WAIT_S = 10.0
-"""How long a cancel waits for a submission under way to be answered."""
 RECHECK_S = 5.0
 """A waiting request reads its job's status at least this often, besides each change it is
 told of: a change the event connection missed (the store away a moment) is late by this at
@@ -449,8 +447,9 @@ class JobService:
         """Cancel a job that has not finished. Canceling a canceled job answers it again.
 
         A job whose submission is under way (a worker holds it, its attempt ``submitting``)
-        is canceled once the upstream has answered it, at most ``SUBMISSION_WAIT_S`` later:
-        so a task the upstream accepted is on the record, and charged as accepted work."""
+        is canceled once the upstream has answered it, at most ``SUBMISSION_WAIT_S`` later
+        (``app.jobs.submissions``): so a task the upstream accepted is on the record, and
+        charged as accepted work."""
         waited = False
         for _ in range(5):
             stored = await self.load(tenant, job_id)
@@ -459,9 +458,9 @@ class JobService:
                 return self.render(job)
             if job.status.terminal:
                 raise Conflict(f"job {job_id} already {job.status.value}")
-            if not waited and _submitting(stored):
+            if not waited and under_way(stored):
                 waited = True
-                await self._await_submission(job_id)
+                await answered(self.store, self.events, job_id)
                 continue
             try:
                 saved = await self.runner.lifecycle.cancel(stored)
@@ -469,29 +468,6 @@ class JobService:
                 continue  # a worker moved it meanwhile: read again and decide again
             return self.render(saved.record.job)
         raise Conflict(f"job {job_id} is changing too fast to cancel; retry")
-
-    async def _await_submission(self, job_id: str) -> None:
-        deadline = time.monotonic() + SUBMISSION_WAIT_S
-        async with self.events.subscribe(job_id) as changes:
-            while (remaining := deadline - time.monotonic()) > 0:
-                stored = await self.store.get(job_id)
-                if stored is None or not _submitting(stored):
-                    return
-                try:
-                    await asyncio.wait_for(changes.get(), timeout=min(remaining, 0.5))
-                except TimeoutError:
-                    continue
-
-
-def _submitting(stored: Stored) -> bool:
-    """A worker holds the job and its attempt has no upstream answer yet."""
-    attempt = stored.record.current_attempt
-    return (
-        stored.lease is not None
-        and attempt is not None
-        and attempt.status is AttemptStatus.submitting
-        and not stored.record.job.status.terminal
-    )
 
 
 def _links(job_id: str) -> JobLinks:
