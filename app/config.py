@@ -152,7 +152,8 @@ class Settings(BaseSettings):
     redis_wait_replicas: int = Field(
         default=0,
         ge=0,
-        description="After accepting a job, WAIT until this many replicas hold it (0: off).",
+        description="After creating or saving a job, WAIT until this many replicas hold it "
+        "(0: off).",
     )
     redis_wait_timeout_ms: int = Field(
         default=1000, ge=1, description="How long that WAIT may take before answering anyway."

@@ -301,9 +301,9 @@ class JobStore:
         # a scheduled output nothing was written under, and nothing will be: its entry goes
         unused = stored.output if schedule is not Schedule.keep and outputs is None else None
         try:
-            version, settled = await self.scripts.save_job(
-                keys=script_keys,
-                args=[
+            version, settled = await self._save_script(
+                script_keys,
+                [
                     stored.version,
                     lease or "",
                     record.model_dump_json(),
@@ -325,6 +325,7 @@ class JobStore:
                     unused.member if unused is not None else "",
                     *(outputs.script_args() if outputs is not None else ()),
                 ],
+                job.id,
             )
         except ResponseError as exc:
             refused = outputs_refused(str(exc), outputs) if outputs is not None else None
@@ -336,6 +337,30 @@ class JobStore:
         if schedule is Schedule.keep:  # the caller goes on under the same lease
             return Stored(record, int(version), lease, output=stored.output)
         return Stored(record, int(version))
+
+    async def _save_script(
+        self, script_keys: list[str], script_args: list[int | str], job_id: str
+    ) -> list[int]:
+        """``save_job.lua``; with ``replica_wait``, then ``WAIT`` on the same connection in the
+        same round trip, as the creation does (``_create_replicated``). Every save is waited
+        for, not only the creation: a save a failover lost would leave the promoted replica
+        with an older version of the job, and the next one refused as stale — the save of a
+        task id an upstream just accepted among them, which would leave the task off the
+        record and the job to be submitted again (docs/scale-out.md)."""
+        if not self.replica_wait.replicas:
+            answer: list[int] = await self.scripts.save_job(keys=script_keys, args=script_args)
+            return answer
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self.scripts.save_job(keys=script_keys, args=script_args, client=pipe)
+            self.replica_wait.queue(pipe)
+            saved, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(saved, Exception):  # as the script answered it (a refusal: not applied)
+            raise saved
+        # the save stands whatever WAIT answered: an error there is read as no replica
+        self.replica_wait.check(
+            0 if isinstance(acked, Exception) else int(acked), f"job {job_id}'s save"
+        )
+        return [int(value) for value in saved]
 
     async def save_surely(
         self,

@@ -11,6 +11,7 @@ import pytest
 from redis.exceptions import RedisError
 
 from app.config import SANDBOX_TENANT_KEY
+from app.domain.models import JobStatus
 from app.gateway import SANDBOX_TENANT_ID
 from app.store import keys
 from app.store.connection import (
@@ -20,7 +21,7 @@ from app.store.connection import (
     is_sentinel_url,
     parse_sentinel_url,
 )
-from app.store.jobs import JobStore, Stored
+from app.store.jobs import JobStore, SaveRefused, Schedule, Stored
 from app.store.scripts import Scripts
 from tests.store.test_jobs import make_record
 from tests.utils.deadlines import FAILOVER_S
@@ -96,6 +97,56 @@ async def test_too_few_replicas_is_logged_and_the_job_stands(
         assert isinstance(created, Stored)
         assert "acknowledged by 1 of 2 replicas" in caplog.text
         assert await client.hget(keys.job(job_short.job.id), "status") == "queued"
+    finally:
+        await client.aclose()
+
+
+async def test_every_save_of_a_job_is_waited_for_like_its_creation(
+    topology: Topology, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A save a failover lost would leave the promoted replica an older version of the job (and
+    the next save refused as stale, a task id an upstream accepted among them): each save sends
+    ``WAIT`` in its round trip, and answers once the replica holds what it wrote."""
+    client = connect(topology.url(1))
+    primary = topology.primary.client()
+
+    def waits() -> int:
+        stats = primary.info("commandstats").get("cmdstat_wait", {"calls": 0})
+        return int(stats["calls"])
+
+    try:
+        store = JobStore(
+            client, Scripts.register(client), retention_s=60, replica_wait=ReplicaWait(1, 5000)
+        )
+        record = make_record()
+        created = await store.create(record, price=0, slot_limit=10, lease_s=30)
+        assert isinstance(created, Stored) and created.lease is not None
+        before = waits()
+        record.job.status = JobStatus.running
+        running = await store.save(created, schedule=Schedule.keep, lease=created.lease)
+        record.job.status = JobStatus.succeeded
+        done = await store.save(running, schedule=Schedule.release, lease=created.lease)
+        assert waits() - before == 2
+        replica = topology.replica.client()
+        replica.execute_command("SELECT", 1)  # type: ignore[no-untyped-call]
+        held = replica.hmget(keys.job(record.job.id), "status", "version")
+        assert held == ["succeeded", str(done.version)]
+
+        short = JobStore(
+            client, Scripts.register(client), retention_s=60, replica_wait=ReplicaWait(2, 200)
+        )
+        again = make_record()
+        created = await store.create(again, price=0, slot_limit=10, lease_s=30)
+        assert isinstance(created, Stored) and created.lease is not None
+        again.job.status = JobStatus.running
+        with caplog.at_level(logging.WARNING, logger="app.store.connection"):
+            saved = await short.save(created, schedule=Schedule.keep, lease=created.lease)
+        assert f"job {again.job.id}'s save acknowledged by 1 of 2 replicas" in caplog.text
+        assert saved.version == 2  # the save stands on the primary
+        assert await client.hget(keys.job(again.job.id), "status") == "running"
+        # a refusal is the script's own, not WAIT's: a stale version is refused as before
+        with pytest.raises(SaveRefused, match="stale"):
+            await short.save(created, schedule=Schedule.keep, lease=created.lease)
     finally:
         await client.aclose()
 
