@@ -56,10 +56,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            # steps still running finish before the clients they use are closed
             if worker_task is not None:
-                await gateway.worker.stop()
+                await asyncio.gather(gateway.worker.stop(), gateway.jobs.drain())
                 with suppress(asyncio.CancelledError):
                     await worker_task
+            else:
+                await gateway.jobs.drain()
 
 
 def create_app(

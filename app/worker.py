@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from app.jobs.batches import BatchDriver
 from app.jobs.doorbell import Doorbell
-from app.jobs.runner import JobRunner
+from app.jobs.runner import STEP_GRACE_S, JobRunner
 from app.jobs.storage import Sweeper
 from app.metrics import Metrics
 from app.store.jobs import JobStore, SaveRefused, Stored
@@ -164,7 +164,7 @@ class Worker:
         with suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
-    async def stop(self, grace_s: float = 10.0) -> None:
+    async def stop(self, grace_s: float = STEP_GRACE_S) -> None:
         """Stop claiming; let running steps finish for ``grace_s``, then cancel them."""
         self._stopping.set()
         self.doorbell.ring()

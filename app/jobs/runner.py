@@ -80,6 +80,10 @@ FETCH_RETRY_S = 0.5
 RENEW_RETRY_SHARE = 1 / 20
 """A lease renewal that met a Redis error is tried again after this share of the lease: many
 tries before the lease, renewed a third of it ago at the latest, could run out."""
+STEP_GRACE_S = 10.0
+"""How long a stopping process lets the job steps it runs finish before it cancels them (and
+closes the clients they use): the worker's (``Worker.stop``) and those run for waiting clients
+(``JobService.drain``)."""
 POLL_BACKOFF_CAP_S = 30.0
 """The longest wait between two polls of a task whose reads keep failing (shorter where the
 upstream drops tasks not polled in time: ``Adapter.max_poll_gap_s``)."""

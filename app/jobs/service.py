@@ -53,7 +53,7 @@ from app.jobs.prices import Quote, flat_quote
 from app.jobs.prices.measure import measure_request
 from app.jobs.render import JobRenderer, RenderedJobs
 from app.jobs.result_cache import CacheDecision, ResultCache
-from app.jobs.runner import JobRunner
+from app.jobs.runner import STEP_GRACE_S, JobRunner
 from app.jobs.storage import Storage
 from app.jobs.submissions import answered, under_way
 from app.providers.registry import ProviderRegistry
@@ -362,6 +362,20 @@ class JobService:
             return self.render(stored.record.job)
         remaining = deadline - time.monotonic()
         return await self.wait(stored.record.job.id, remaining)
+
+    async def drain(self, grace_s: float = STEP_GRACE_S) -> None:
+        """Before the process closes its clients: let the steps run for waiting clients
+        (``_run_inline``) finish, for ``grace_s``, then cancel those left. A step is not tied
+        to its request (a client that stops waiting leaves it running), so a request's end
+        does not mean its step's; cut off mid-call by a closed client instead, it would leave
+        its job ``submitting`` while the upstream may hold, and bill, the task it was sent."""
+        if not self._inline:
+            return
+        _, pending = await asyncio.wait(set(self._inline), timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
 
     # -- read ---------------------------------------------------------------------------
 
