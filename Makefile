@@ -59,8 +59,8 @@ bench-instructions: install  ## instructions per request under callgrind: repeat
 bench-phases: install  ## a synchronous request's CPU by the gateway's own functions, inclusive (see docs/performance.md)
 	$(BIN)/python -m bench.phases
 
-faults: install  ## fault injection against real processes: fallback, breaker, kill -9, Redis outage, webhooks, SSRF, Perfect liveness and per-IP limit, callbacks, poll faults, cancel storm
-	$(BIN)/pytest -q tests/e2e/test_faults.py tests/e2e/test_crash_recovery.py tests/e2e/test_crash_under_load.py tests/e2e/test_redis_outage.py tests/e2e/test_ssrf.py tests/e2e/test_perfect_liveness.py tests/e2e/test_perfect_per_ip.py tests/e2e/test_upstream_callbacks.py tests/e2e/test_poll_faults.py tests/e2e/test_paid_work.py
+faults: install  ## fault injection against real processes: fallback, breaker, kill -9, Redis outage, webhooks, SSRF, Perfect liveness and per-IP limit, callbacks, poll faults, cancel storm, an output store that refuses writes
+	$(BIN)/pytest -q tests/e2e/test_faults.py tests/e2e/test_crash_recovery.py tests/e2e/test_crash_under_load.py tests/e2e/test_redis_outage.py tests/e2e/test_ssrf.py tests/e2e/test_perfect_liveness.py tests/e2e/test_perfect_per_ip.py tests/e2e/test_upstream_callbacks.py tests/e2e/test_poll_faults.py tests/e2e/test_paid_work.py tests/e2e/test_output_store_faults.py
 
 hostile: install  ## a hostile tenant against a live gateway: huge bodies, bad metadata, SSRF spellings, weak secrets (see SECURITY.md)
 	$(BIN)/pytest -q tests/hostile

@@ -128,6 +128,11 @@ class ChargeReason(StrEnum):
     connection cut): the upstream may have accepted it and may bill it. Its document's price
     is counted in the provider's spend, and ``GET /admin/reconcile`` lists the job when the
     tenant was charged nothing for it."""
+    undelivered = "undelivered"
+    """Not charged: the upstream answered with a result, and bills it, but the gateway could not
+    keep its output (the disk or the object store failed, or the tenant's storage quota was
+    full); the tenant got nothing. Its document's price (or the upstream's own figure) counts
+    in the provider's spend, and ``GET /admin/reconcile`` lists the job."""
 
     @property
     def charged(self) -> bool:

@@ -160,12 +160,18 @@ class Accounting:
         """Give every attempt that reached the upstream its final ``upstream_cost``: what the
         upstream reported, else what its document prices the work at, when the provider bills
         for how the attempt ended (see :data:`~app.jobs.prices.defaults.BILLING`): a result
-        always; any task it accepted where the provider bills every queued task; a task
+        always, one the gateway could not keep (``undelivered``) too, at what the request
+        measured; any task it accepted where the provider bills every queued task; a task
         abandoned while it ran (canceled, past the deadline) where it bills accepted tasks
         unless they fail; a task the upstream said failed only where it bills every queued
         task."""
         for attempt in record.job.attempts:
             if attempt.upstream_cost_reported:
+                continue
+            if attempt.charge_reason is ChargeReason.undelivered:  # a result came: it is billed
+                attempt.upstream_cost = float(
+                    self.document_cost(record, attempt.provider, done=False)
+                )
                 continue
             succeeded = attempt.status is AttemptStatus.succeeded
             billing = BILLING.get(attempt.provider, Billing.accepted)

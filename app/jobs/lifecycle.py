@@ -4,7 +4,9 @@
 transition     job status                  credits
 =============  ==========================  ================================================
 succeed        ``succeeded``               charged (``ChargeReason.delivered``)
-fail           ``failed`` (its error)      released
+fail           ``failed`` (its error)      released (an upstream's result the gateway could
+                                           not keep: ``undelivered``, its upstream cost on
+                                           record)
 cancel         ``canceled``                charged when the upstream had accepted the task
                                            and the policy charges accepted work
                                            (``canceled_after_accept``), else released
@@ -26,12 +28,21 @@ terminal save settles the credit hold in the same Lua script that writes the sta
 (``save_job.lua``) and appends the job to the upstream-spend stream for reconciliation; it
 gives the upstream job slot back and, where the provider's document offers a way, asks the
 upstream to stop a task no one wants any more (:meth:`Adapter.cancel`).
+
+What follows a terminal save (giving the upstream slot back, remembering a result in the result
+cache, asking the upstream to cancel) never fails the transition: the job is saved and done,
+and an error there would only make its step, or the request waiting for it, answer an error for
+a finished job. A Redis error there is tried again for as long as the save itself was
+(``within_s``), then logged, as any other error is; a slot not given back lapses
+(``SLOT_LAPSE_S``), a result not remembered is not served from the cache.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
 
 from app.domain.errors import ErrorCode, GatewayError
 from app.domain.models import (
@@ -48,6 +59,7 @@ from app.jobs.accounting import Accounting, note_quote
 from app.jobs.gate import UpstreamGate, upstream_call
 from app.jobs.media_source import StoredMedia
 from app.jobs.result_cache import ResultCache
+from app.jobs.retries import tried_again
 from app.metrics import Metrics
 from app.store.jobs import JobStore, Schedule, Settle, Stored
 from app.store.storage import OutputUnscheduled, QuotaExceeded, ScheduledOutputs
@@ -154,8 +166,11 @@ class Lifecycle:
             assert unchanged is not None
             unchanged.restore()
             raise
-        if self.cache is not None:
-            await self.cache.remember(saved.record)
+        cache = self.cache
+        if cache is not None:
+            await self._follow_up(
+                saved, "remembering its result", lambda: cache.remember(saved.record), within_s
+            )
         return saved
 
     async def serve_cached(self, stored: Stored, lease: str, source: Job) -> Stored:
@@ -170,12 +185,17 @@ class Lifecycle:
         job.started_at = job.created_at
         return await self._finish(stored, lease, ChargeReason.cache_hit)
 
-    async def fail(self, stored: Stored, lease: str, error: JobError) -> Stored:
-        """End the job failed; its hold is released. Its attempts are already closed."""
+    async def fail(
+        self, stored: Stored, lease: str, error: JobError, *, within_s: float = 0.0
+    ) -> Stored:
+        """End the job failed; its hold is released. Its attempts are already closed. With
+        ``within_s``, a save that meets a Redis error is tried again (as :meth:`succeed`'s):
+        for a failure that must not leave the job to be submitted again, such as an
+        upstream's result the gateway could not keep."""
         job = stored.record.job
         job.status = JobStatus.failed
         job.error = error
-        return await self._finish(stored, lease, None)
+        return await self._finish(stored, lease, None, within_s=within_s)
 
     async def cancel(
         self, stored: Stored, lease: str | None = None, message: str = "canceled by the client"
@@ -263,7 +283,11 @@ class Lifecycle:
             end_attempt(attempt, AttemptStatus.failed, reason, error)
         saved = await self._finish(stored, lease, reason)
         if task is not None:
-            await self._cancel_upstream(saved, task, credential)
+            await self._follow_up(
+                saved,
+                "asking the upstream to cancel",
+                lambda: self._cancel_upstream(saved, task, credential),
+            )
         return saved
 
     async def _finish(
@@ -312,9 +336,32 @@ class Lifecycle:
             )
         else:
             saved = await save()
-        await self.gate.release(saved.record)
+        await self._follow_up(
+            saved,
+            "giving its upstream slot back",
+            lambda: self.gate.release(saved.record),
+            within_s,
+        )
         self.metrics.job_finished(job)
         return saved
+
+    async def _follow_up(
+        self,
+        saved: Stored,
+        what: str,
+        step: Callable[[], Awaitable[None]],
+        within_s: float = 0.0,
+    ) -> None:
+        """A step after the job's terminal save: a Redis error is tried again for up to
+        ``within_s``; then, or on any other error, it is logged and the transition goes on
+        (see the module docstring)."""
+        job_id = saved.record.job.id
+        try:
+            await tried_again(step, within_s=within_s, what=what, about=job_id)
+        except (RedisError, OSError) as exc:
+            log.warning("job %s: %s failed after its terminal save (%s); left", job_id, what, exc)
+        except Exception:
+            log.exception("job %s: %s failed after its terminal save; left", job_id, what)
 
     async def _cancel_upstream(self, stored: Stored, task: str, credential: int) -> None:
         record = stored.record

@@ -21,9 +21,16 @@ class Outputs:
         self.storage = storage
 
     async def store(
-        self, tenant: str, result: Succeeded, scheduled: BlobEntry | None = None
+        self,
+        tenant: str,
+        result: Succeeded,
+        scheduled: BlobEntry | None = None,
+        *,
+        within_s: float = 0.0,
     ) -> tuple[JobOutput, ScheduledOutputs | None]:
-        """Store every output file, or none (``StorageQuotaExceeded`` past the quota).
+        """Store every output file, or none (``StorageQuotaExceeded`` past the quota). A
+        write that fails (a full disk, an object store's 500) is tried again for up to
+        ``within_s``.
 
         With ``scheduled`` (the output whose deletion the job's creation scheduled), a single
         output is written under its id and counted by the job's terminal save, which takes
@@ -32,11 +39,13 @@ class Outputs:
         if scheduled is not None and len(files) == 1:
             metas = [_meta(tenant, files[0], scheduled.blob_id)]
             items = [(metas[0], files[0].content)]
-            written = await self.storage.write_scheduled(tenant, items, [scheduled])
+            written = await self.storage.write_scheduled(
+                tenant, items, [scheduled], within_s=within_s
+            )
         else:
             metas = [_meta(tenant, output, new_artifact_id()) for output in files]
             items = [(meta, out.content) for meta, out in zip(metas, files, strict=True)]
-            await self.storage.store_outputs(tenant, items)
+            await self.storage.store_outputs(tenant, items, within_s=within_s)
             written = None
         artifacts = [_artifact(m, out) for m, out in zip(metas, files, strict=True)]
         return JobOutput(artifacts=artifacts, data=result.data), written

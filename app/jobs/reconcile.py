@@ -12,6 +12,9 @@ nothing is listed with the reason:
 - ``upstream_failed``: the upstream billed a task it reported failed (PixelAPI's
   ``credits_used`` on a failed job);
 - ``not_accepted``: the upstream billed a submission it did not accept;
+- ``unanswered``: the upstream got a submission and gave no answer; it may have run it;
+- ``undelivered``: the upstream answered with a result the gateway could not keep (its
+  output store failed, or the tenant's storage quota was full);
 - ``free``: priced at 0 credits;
 - ``unexplained``: none of these (a job that ended charged, or was priced, yet was charged
   nothing); the count of these is ``unexplained`` and should stay 0.
@@ -59,7 +62,7 @@ class UnpaidJob(BaseModel):
     upstream_cost: float
     reason: str = Field(
         description="canceled_waived, deadline_waived, upstream_failed, not_accepted, "
-        "unanswered, free or unexplained"
+        "unanswered, undelivered, free or unexplained"
     )
     detail: str
     finished_at: datetime
@@ -146,6 +149,8 @@ def _reason(record: SpendRecord, paid: list[str]) -> tuple[str, str]:
         return reason.value, f"{names} got a submission and gave no answer; it may have run it"
     if reason is ChargeReason.not_accepted:
         return reason.value, f"{names} billed a submission it did not accept"
+    if reason is ChargeReason.undelivered:
+        return reason.value, f"{names} answered with a result the gateway could not keep"
     if record.reserved == 0:
         return "free", "priced at 0 credits"
     ended = reason.value if reason is not None else "no charge reason"

@@ -22,6 +22,18 @@ failed result downloads) polls the same task again after a capped, jittered back
 (:func:`poll_backoff`), counted in ``Attempt.poll_errors``, until the job's deadline. Only a
 ``Failed`` answer — the upstream's own word that the task failed or no longer exists — or a
 submission that did not get through leads to a retry or a fallback.
+
+**A result is paid for once.** Its outputs are written (to the disk or the object store) with
+a write that meets a store error tried again for up to the lease, and the job is saved terminal
+with a save tried again likewise. A result the upstream answered the submission with (Image
+Pig; the synchronous calls of PixelAPI, Everypixel, ImagePipeline) has no task to read again,
+so when its outputs cannot be stored the job ends ``failed`` (``store_unavailable``;
+``internal_error`` for an error no retry mends; ``storage_quota_exceeded``) rather than being
+submitted again: its attempt ends ``undelivered``, the tenant is not charged, and the upstream's
+cost of the result is on the spend record. A result read from a task is read again instead, as
+any poll that did not read it. A worker killed between the upstream's answer and the terminal
+save leaves the attempt ``submitting``, as one killed during the call does: that attempt is
+submitted again.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -43,6 +55,7 @@ from app.domain.models import (
     ChargeReason,
     Job,
     JobError,
+    JobOutput,
     JobRecord,
     JobStatus,
     UpstreamTurn,
@@ -55,6 +68,7 @@ from app.jobs.gate import Go, Requeue, UpstreamGate, upstream_call
 from app.jobs.lifecycle import Lifecycle, end_attempt
 from app.jobs.media_source import FetchSlotsFull
 from app.jobs.outputs import Outputs
+from app.jobs.retries import tried_again
 from app.jobs.storage import StorageQuotaExceeded
 from app.jobs.upstream_callbacks import CallbackUrl
 from app.metrics import Metrics
@@ -68,7 +82,7 @@ from app.providers.base import (
 )
 from app.providers.registry import ProviderRegistry
 from app.store.jobs import JobStore, SaveRefused, Schedule, Stored, now_ms
-from app.store.storage import OutputUnscheduled, QuotaExceeded
+from app.store.storage import OutputUnscheduled, QuotaExceeded, ScheduledOutputs
 
 log = logging.getLogger(__name__)
 
@@ -328,43 +342,100 @@ class JobRunner:
             )
             return await self._save_due(stored, lease, delay)
         if isinstance(result, Succeeded):
-            try:
-                output, written = await self.outputs.store(record.tenant_id, result, stored.output)
-            except StorageQuotaExceeded as exc:  # the tenant keeps too much already
-                result = Failed(exc.code, exc.detail)
-            else:
-                if written is not None:  # bytes are under its id: its entry stays until kept
-                    stored.output = None
-                try:
-                    return await self.lifecycle.succeed(
-                        stored, lease, output, written, within_s=self.lease_s
-                    )
-                except QuotaExceeded as exc:  # counted by the save: the output is not kept
-                    assert written is not None
-                    await self.outputs.discard(written)
-                    refused = StorageQuotaExceeded(exc.usage, exc.wanted)
-                    result = Failed(refused.code, refused.detail)
-                except OutputUnscheduled:  # a sweeper has it: it deletes the bytes
-                    message = "the output's place in the storage schedule lapsed; not kept"
-                    result = Failed(ErrorCode.internal_error, message)
-                except SaveRefused:  # ended meanwhile (a cancel): nothing keeps the output
-                    if written is not None:
-                        await self.outputs.discard(written)
-                    raise
+            kept = await self._keep(stored, lease, result)
+            if isinstance(kept, Stored):
+                return kept
+            # the upstream delivered, and bills, a result the tenant does not get: the job
+            # ends here, its save tried again as a success's is, never left to run again
+            error = _error(kept)
+            end_attempt(attempt, AttemptStatus.failed, ChargeReason.undelivered, error)
+            return await self.lifecycle.fail(stored, lease, error, within_s=self.lease_s)
         if attempt.provider_job_id is not None:
             reason = ChargeReason.upstream_failed
         elif result.unanswered:  # it went out: the upstream may have it, and may bill it
             reason = ChargeReason.unanswered
         else:
             reason = ChargeReason.not_accepted
-        error = JobError(
-            code=result.code,
-            message=result.message,
-            provider_code=result.provider_code,
-            retryable=result.retryable,
-        )
-        end_attempt(attempt, AttemptStatus.failed, reason, error)
+        end_attempt(attempt, AttemptStatus.failed, reason, _error(result))
         return await self._after_failure(stored, lease, result)
+
+    async def _keep(self, stored: Stored, lease: str, result: Succeeded) -> Stored | Failed:
+        """Keep what the upstream delivered: its outputs stored (:meth:`_store_outputs`) and
+        the job saved succeeded, charged; the saved state. Else why it cannot be kept (the
+        tenant's storage quota, the output store), for the job to end failed with it: never
+        for the attempt to be run again, which the upstream would bill again."""
+        stored_outputs = await self._store_outputs(stored, result)
+        if isinstance(stored_outputs, Failed):
+            return stored_outputs
+        output, written = stored_outputs
+        if written is not None:  # bytes are under its id: its entry stays until kept
+            stored.output = None
+        try:
+            return await self.lifecycle.succeed(
+                stored, lease, output, written, within_s=self.lease_s
+            )
+        except QuotaExceeded as exc:  # counted by the save: the output is not kept
+            assert written is not None
+            await self.outputs.discard(written)
+            refused = StorageQuotaExceeded(exc.usage, exc.wanted)
+            return Failed(refused.code, refused.detail)
+        except OutputUnscheduled:  # a sweeper has it: it deletes the bytes
+            message = "the output's place in the storage schedule lapsed; not kept"
+            return Failed(ErrorCode.internal_error, message)
+        except SaveRefused:  # ended meanwhile (a cancel): nothing keeps the output
+            if written is not None:
+                await self.outputs.discard(written)
+            raise
+
+    async def _store_outputs(
+        self, stored: Stored, result: Succeeded
+    ) -> tuple[JobOutput, ScheduledOutputs | None] | Failed:
+        """Store the outputs of ``result`` (``Outputs.store``). A write that fails (a full
+        disk, an object store's 500) is tried again with a doubling pause for up to the lease
+        (renewed meanwhile), under the same reservation of the tenant's storage; a reservation
+        that meets a Redis error is made again, for new ids (one applied whose answer was lost
+        is given back when its retention ends, never counted twice).
+
+        A result read from a task the upstream accepted can be read again: a write that still
+        fails raises, and the job's next step polls the task again. A result the upstream
+        answered the submission with cannot: its attempt has no task id, and left
+        ``submitting`` it would be submitted, and paid for, again. So its write that still
+        fails, or fails with any other error, is a failure of the job (``store_unavailable``,
+        ``internal_error``), and so is the tenant's storage quota
+        (``storage_quota_exceeded``), at any attempt."""
+        record = stored.record
+        job_id = record.job.id
+        from_submission = record.job.attempts[-1].provider_job_id is None
+        scheduled = stored.output
+
+        def store() -> Awaitable[tuple[JobOutput, ScheduledOutputs | None]]:
+            return self.outputs.store(record.tenant_id, result, scheduled, within_s=self.lease_s)
+
+        try:
+            return await tried_again(
+                store,
+                within_s=self.lease_s,
+                what="reserving storage for its output",
+                about=job_id,
+                errors=(RedisError,),
+            )
+        except StorageQuotaExceeded as exc:  # the tenant keeps too much already
+            return Failed(exc.code, exc.detail)
+        except (RedisError, OSError) as exc:
+            if not from_submission:
+                raise
+            log.error("job %s: its upstream's result could not be stored (%s)", job_id, exc)
+            # the job's creation scheduled the deletion of what a write under its id left
+            stored.output = None
+            message = "the upstream's result could not be stored; the job is not charged"
+            return Failed(ErrorCode.store_unavailable, message, retryable=True)
+        except Exception:
+            if not from_submission:
+                raise
+            log.exception("job %s: its upstream's result could not be stored", job_id)
+            stored.output = None
+            message = "the upstream's result could not be kept; the job is not charged"
+            return Failed(ErrorCode.internal_error, message)
 
     async def _save_accepted(self, stored: Stored, lease: str, accepted: Submitted) -> Stored:
         """Save the task id the upstream just accepted (the attempt already ``running`` with
@@ -450,6 +521,16 @@ class JobRunner:
             timer.cancel()
             if renewal is not None:
                 renewal.cancel()
+
+
+def _error(failure: Failed) -> JobError:
+    """The attempt's error for ``failure``."""
+    return JobError(
+        code=failure.code,
+        message=failure.message,
+        provider_code=failure.provider_code,
+        retryable=failure.retryable,
+    )
 
 
 def _started(job: Job) -> WebhookEvent | None:

@@ -317,8 +317,8 @@ class JobService:
 
     async def _as_it_stands(self, created: Stored) -> Job:
         """A job just created, for a submission that failed after creating it (the store away
-        a moment in its inline step or wait, the object store refusing its output, serving a
-        cached result): the job as stored now, else as it was created.
+        a moment in its inline step or wait, the object store away while its input is read,
+        serving a cached result): the job as stored now, else as it was created.
 
         Once the job exists (its credits held, its lease expiring into a worker's hands if
         this process lets go of it) the submission's answer is that job, never an error: an

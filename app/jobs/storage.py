@@ -19,12 +19,14 @@ import logging
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 
 from redis.exceptions import RedisError
 
 from app.blobs import BlobStore
 from app.domain.errors import ErrorCode, InvalidRequest
 from app.domain.models import new_artifact_id
+from app.jobs.retries import tried_again
 from app.metrics import Metrics
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import now_ms
@@ -83,8 +85,15 @@ class Storage:
         pointer = items[0][2] if items else None
         await self._store(tenant_id, [(m, b) for m, b, _ in items], self.retention.files_s, pointer)
 
-    async def store_outputs(self, tenant_id: str, items: Sequence[tuple[BlobMeta, bytes]]) -> None:
-        await self._store(tenant_id, items, self.retention.outputs_s, None)
+    async def store_outputs(
+        self, tenant_id: str, items: Sequence[tuple[BlobMeta, bytes]], *, within_s: float = 0.0
+    ) -> None:
+        """Store a job's outputs: all, or none when they exceed the tenant's quota. A write that
+        fails (a full disk, an object store's 500) is tried again for up to ``within_s`` under
+        the same reservation (``tried_again``); then the bytes are deleted and the reservation
+        given back, or, where they cannot be deleted now, deleted when the reservation's
+        retention ends."""
+        await self._store(tenant_id, items, self.retention.outputs_s, None, within_s)
 
     def schedule_output(self, tenant_id: str, created_ms: int) -> BlobEntry:
         """The deletion of a job's output, scheduled with the job's creation under a new
@@ -98,14 +107,18 @@ class Storage:
         tenant_id: str,
         items: Sequence[tuple[BlobMeta, bytes]],
         scheduled: Sequence[BlobEntry],
+        *,
+        within_s: float = 0.0,
     ) -> ScheduledOutputs:
         """Write outputs under the ids whose deletion their job's creation scheduled (in
         order): their quota is counted by the job's terminal save (``JobStore.save``), which
-        refuses them past it; :meth:`discard` then deletes their bytes. A write cut short
-        leaves bytes the schedule deletes."""
+        refuses them past it; :meth:`discard` then deletes their bytes. A write that fails is
+        tried again for up to ``within_s``; a write cut short leaves bytes the schedule
+        deletes."""
         entries, records = self._ledger_rows(tenant_id, items, self.retention.outputs_s)
         for meta, content in items:
-            await self.blobs.put(meta.id, content, meta.content_type)
+            put = partial(self.blobs.put, meta.id, content, meta.content_type)
+            await tried_again(put, within_s=within_s, what="writing an output", about=meta.id)
         return self.ledger.scheduled(tenant_id, scheduled, entries, records)
 
     async def discard(self, outputs: ScheduledOutputs) -> None:
@@ -121,6 +134,7 @@ class Storage:
         items: Sequence[tuple[BlobMeta, bytes]],
         retention_s: int,
         pointer: str | None,
+        within_s: float = 0.0,
     ) -> None:
         if not items:
             return
@@ -131,16 +145,24 @@ class Storage:
         except QuotaExceeded as exc:
             raise StorageQuotaExceeded(exc.usage, exc.wanted, pointer) from exc
         try:
-            if len(items) == 1:  # most jobs: no task to gather
-                meta, content = items[0]
-                await self.blobs.put(meta.id, content, meta.content_type)
-            else:
-                puts = (self.blobs.put(m.id, content, m.content_type) for m, content in items)
-                await asyncio.gather(*puts)
+            await tried_again(
+                partial(self._put, items),
+                within_s=within_s,
+                what="writing its bytes",
+                about=items[0][0].id,
+            )
         except BaseException:
             with suppress(Exception):
                 await self._undo(entries)
             raise
+
+    async def _put(self, items: Sequence[tuple[BlobMeta, bytes]]) -> None:
+        if len(items) == 1:  # most jobs: no task to gather
+            meta, content = items[0]
+            await self.blobs.put(meta.id, content, meta.content_type)
+        else:
+            puts = (self.blobs.put(m.id, content, m.content_type) for m, content in items)
+            await asyncio.gather(*puts)
 
     def _ledger_rows(
         self, tenant_id: str, items: Sequence[tuple[BlobMeta, bytes]], retention_s: int

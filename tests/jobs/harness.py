@@ -14,6 +14,7 @@ from typing import ClassVar
 import httpx
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from app.blobs import LocalBlobStore
 from app.domain.models import JobRecord
@@ -50,7 +51,7 @@ from app.signing import UrlSigner
 from app.store.circuits import CircuitPolicy, Circuits
 from app.store.credits import CreditLedger
 from app.store.files import FileIndex
-from app.store.jobs import JobStore, Stored
+from app.store.jobs import JobStore, SaveRefused, Stored
 from app.store.notifications import Notifications
 from app.store.scripts import Scripts
 from app.store.storage import StorageLedger
@@ -63,6 +64,8 @@ BETA_PRICE = 15
 TENANT = Tenant(id="ten_lifecycle", name="lifecycle")
 WAIT_S = 10.0
 """The longest a helper waits for a job to come due (generous; never a speed claim)."""
+STEPS = 10
+"""More steps than a job submitted, polled and ended takes."""
 
 Answer = SubmitResult | PollResult | Exception
 
@@ -188,6 +191,28 @@ class Core:
 
     async def available(self) -> int:
         return (await self.ledger.account(TENANT.id)).available
+
+
+async def run_as_worker(core: Core, job_id: str) -> tuple[JobRecord, list[Exception]]:
+    """Step the job as a worker does until it ends: a step that raises a Redis error or an
+    ``OSError`` (the store or the disk away) hands its job back (``Worker._hand_back``); the
+    errors the steps raised, in order."""
+    errors: list[Exception] = []
+    for _ in range(STEPS):
+        stored = await core.claim(job_id)
+        assert stored.lease is not None
+        try:
+            record = (await core.runner.step(stored)).record
+        except (RedisError, OSError, SaveRefused) as exc:
+            errors.append(exc)
+            if not isinstance(exc, SaveRefused):
+                await core.store.renew(job_id, stored.lease, 0)
+            record = await core.record(job_id)
+            if not record.job.status.terminal:
+                continue
+        if record.job.status.terminal:
+            return record, errors
+    raise AssertionError(f"job {job_id} did not end in {STEPS} steps")
 
 
 @asynccontextmanager

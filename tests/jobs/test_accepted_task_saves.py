@@ -11,44 +11,19 @@ from typing import TypeVar
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
-from app.domain.models import JobRecord, JobStatus
+from app.domain.models import JobStatus
 from app.store.circuits import CircuitState
 from app.store.jobs import SaveRefused, Stored
-from tests.jobs.harness import ALPHA_PRICE, Core, job_core, picture
+from tests.jobs.harness import ALPHA_PRICE, Core, job_core, picture, run_as_worker
 
 T = TypeVar("T")
-
-STEPS = 10
-"""More steps than a job submitted, polled and ended takes."""
 
 
 @pytest.fixture
 async def core(redis_client: Redis, tmp_path: Path) -> AsyncIterator[Core]:
     async with job_core(redis_client, tmp_path) as built:
         yield built
-
-
-async def run_as_worker(core: Core, job_id: str) -> tuple[JobRecord, list[Exception]]:
-    """Step the job as a worker does until it ends: a step that raises a Redis error hands
-    its job back (``Worker._hand_back``); the errors the steps raised, in order."""
-    errors: list[Exception] = []
-    for _ in range(STEPS):
-        stored = await core.claim(job_id)
-        assert stored.lease is not None
-        try:
-            record = (await core.runner.step(stored)).record
-        except (RedisError, OSError, SaveRefused) as exc:
-            errors.append(exc)
-            if not isinstance(exc, SaveRefused):
-                await core.store.renew(job_id, stored.lease, 0)
-            record = await core.record(job_id)
-            if not record.job.status.terminal:
-                continue
-        if record.job.status.terminal:
-            return record, errors
-    raise AssertionError(f"job {job_id} did not end in {STEPS} steps")
 
 
 def fail_save_once(core: Core, marked: Callable[[Stored], T | None], *, applied: bool) -> list[T]:

@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 from redis.asyncio import Redis
 
-from app.domain.models import Job, JobStatus
+from app.domain.models import ChargeReason, Job, JobStatus
 from app.domain.operations import GenerateImage, Operation
 from app.jobs.envelope import Envelope
 from app.jobs.storage import ORPHAN_AFTER_S, Sweeper
@@ -88,7 +88,11 @@ async def test_an_output_past_the_quota_at_the_save_fails_the_job_and_is_not_kep
         assert await core.available() == 1000  # the hold released, nothing charged
         stored = await core.store.get(job.id)
         assert stored is not None
-        assert stored.record.job.attempts[-1].status == "failed"
+        attempt = stored.record.job.attempts[-1]
+        assert attempt.status == "failed"
+        # the upstream delivered, and billed, the result the tenant could not keep
+        assert attempt.charge_reason is ChargeReason.undelivered
+        assert attempt.upstream_cost == ALPHA_PRICE
 
 
 async def test_an_output_written_by_a_process_that_died_before_the_save_is_deleted_when_due(
@@ -128,9 +132,13 @@ async def test_an_output_whose_entry_a_sweeper_claimed_is_not_kept(
         write = core.storage.write_scheduled
 
         async def claimed_meanwhile(
-            tenant_id: str, items: Sequence[tuple[BlobMeta, bytes]], scheduled: Sequence[BlobEntry]
+            tenant_id: str,
+            items: Sequence[tuple[BlobMeta, bytes]],
+            scheduled: Sequence[BlobEntry],
+            *,
+            within_s: float = 0.0,
         ) -> ScheduledOutputs:
-            written = await write(tenant_id, items, scheduled)
+            written = await write(tenant_id, items, scheduled, within_s=within_s)
             far = int(time.time() * 1000) + (RETENTION_S + 2 * ORPHAN_AFTER_S) * 1000
             assert len(await core.storage.ledger.claim_expired(far, 60_000, 10)) == 1
             return written
