@@ -37,6 +37,7 @@ from app.domain.operations import PARAMS, Operation, Params
 from app.jobs.envelope import Envelope, JobOptions
 from app.jobs.service import JobService
 from app.store.batches import BatchStore, StoredBatch, TakenItem
+from app.store.idempotency import Bound
 from app.store.tenants import Tenant, TenantStore
 
 log = logging.getLogger(__name__)
@@ -100,12 +101,22 @@ class BatchService:
         *,
         callback_url: str | None,
         metadata: dict[str, object],
+        bound: Bound | None = None,
     ) -> Batch:
-        """Store a batch whose items were validated (:func:`parse_item`); starts at once."""
+        """Store a batch whose items were validated (:func:`parse_item`); starts at once.
+
+        Under the id ``bound`` to its ``Idempotency-Key`` when it has one: a batch an earlier
+        attempt of the same request made under it is the answer, as it stands (looked for
+        first when ``bound.may_exist``, else found by the creation), never a second batch."""
+        if bound is not None and bound.may_exist:
+            made = await self.store.get(bound.id)
+            if made is not None:
+                return render(_owned(made, tenant, bound.id))
         if callback_url is not None:
             await self.jobs.url_policy.check(callback_url, "/callback_url")
-        batch_id = new_batch_id()
+        batch_id = bound.id if bound is not None else new_batch_id()
         bodies = [json.dumps(item, separators=(",", ":")) for item in items]
+        # made now, or (refused) by an earlier attempt: either way it is the answer
         await self.store.create(
             batch_id,
             tenant.id,
@@ -118,9 +129,7 @@ class BatchService:
 
     async def load(self, tenant: Tenant, batch_id: str) -> StoredBatch:
         batch = await self.store.get(batch_id) if batch_id.startswith("batch_") else None
-        if batch is None or batch.tenant_id != tenant.id:
-            raise NotFound("batch", batch_id)
-        return batch
+        return _owned(batch, tenant, batch_id)
 
     async def get(self, tenant: Tenant, batch_id: str) -> Batch:
         return render(await self.load(tenant, batch_id))
@@ -165,6 +174,13 @@ class BatchService:
             else:
                 page.append(BatchItem(index=index, status=None))
         return BatchItemPage(data=page, next_cursor=str(stop) if stop < batch.total else None)
+
+
+def _owned(batch: StoredBatch | None, tenant: Tenant, batch_id: str) -> StoredBatch:
+    """The batch if it is the tenant's; ``NotFound`` for unknown and other tenants' batches."""
+    if batch is None or batch.tenant_id != tenant.id:
+        raise NotFound("batch", batch_id)
+    return batch
 
 
 def _cursor(cursor: str | None) -> int:

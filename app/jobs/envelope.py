@@ -44,7 +44,12 @@ class JobOptions:
     """How a job is to be made, beyond its body: from the route's headers, or a batch."""
 
     job_id: str | None = None
-    """The id to create it with (refused if it exists)."""
+    """The id to create it with (never created twice: when a job with it exists, the
+    submission answers that job as it stands, if it is the tenant's)."""
+    may_exist: bool = False
+    """The job may exist already under ``job_id``, made by an earlier attempt of the same
+    request whose outcome is unknown (an ``Idempotency-Key``'s binding): it is looked for
+    first, and answered as it stands when found."""
     cancel_after_s: float | None = None
     """``Cancel-After``: still unfinished that long after its creation, it is canceled."""
     cache_control: str | None = None

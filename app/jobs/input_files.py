@@ -37,17 +37,21 @@ class InputFiles:
             replaced[name] = type(params.media()[name])(file_id=metas[name].id)
         return params.model_copy(update=replaced)
 
-    async def store_upload(self, tenant: Tenant, image: CheckedMedia, pointer: str) -> BlobMeta:
-        """Store an upload under the tenant's storage quota (413 storage_quota_exceeded)."""
-        meta = _file_meta(tenant, image)
+    async def store_upload(
+        self, tenant: Tenant, image: CheckedMedia, pointer: str, file_id: str | None = None
+    ) -> BlobMeta:
+        """Store an upload under the tenant's storage quota (413 storage_quota_exceeded), as
+        ``file_id`` when given (the id its ``Idempotency-Key`` bound): an earlier attempt that
+        stored it already is not counted again, its bytes are written again."""
+        meta = _file_meta(tenant, image, file_id)
         await self.storage.store_files(tenant.id, [(meta, image.content, pointer)])
         self.media.remember(meta.id, Media(image.content, image.content_type))
         return meta
 
 
-def _file_meta(tenant: Tenant, image: CheckedMedia) -> BlobMeta:
+def _file_meta(tenant: Tenant, image: CheckedMedia, file_id: str | None = None) -> BlobMeta:
     return BlobMeta(
-        id=new_file_id(),
+        id=file_id or new_file_id(),
         tenant=tenant.id,
         content_type=image.content_type,
         size=len(image.content),

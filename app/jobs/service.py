@@ -60,7 +60,8 @@ from app.providers.registry import ProviderRegistry
 from app.safe_urls import UrlPolicy
 from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
-from app.store.jobs import JobSlotsFull, JobStore, SaveRefused, Stored
+from app.store.idempotency import Bound
+from app.store.jobs import JobExists, JobSlotsFull, JobStore, SaveRefused, Stored
 from app.store.rate_limits import RateCheck
 from app.store.tenants import Tenant
 
@@ -137,8 +138,14 @@ class JobService:
         """Create a job, or answer it at once from the result cache (see ``JobOptions``).
 
         Errors are raised only up to the job's creation: once the job exists, it is the
-        answer, whatever fails after (``_as_it_stands``)."""
+        answer, whatever fails after (``_as_it_stands``). A job already made under
+        ``options.job_id`` (an earlier attempt of the same request) is the answer too, as it
+        stands: looked for first when ``options.may_exist``, else found by the creation."""
         options = options or JobOptions()
+        if options.job_id is not None and options.may_exist:
+            made = await self._made(tenant, options.job_id)
+            if made is not None:
+                return made
         check_metadata(envelope.metadata)
         check_storable(without_inline_media(params), "")
         if envelope.callback_url is not None:
@@ -295,6 +302,11 @@ class JobService:
             raise InsufficientCredits(created.required, created.available)
         if isinstance(created, JobSlotsFull):
             raise TooManyJobs(created.limit)
+        if isinstance(created, JobExists):
+            made = await self._made(tenant, job_id)
+            if made is None:  # gone already: ended past its retention meanwhile
+                raise NotFound("job", job_id)
+            return made
         try:
             if cached.hit is not None:
                 assert created.lease is not None
@@ -321,24 +333,38 @@ class JobService:
         serving a cached result): the job as stored now, else as it was created.
 
         Once the job exists (its credits held, its lease expiring into a worker's hands if
-        this process lets go of it) the submission's answer is that job, never an error: an
-        error would release the request's ``Idempotency-Key`` (``app/api/idempotency.py``),
-        and the client's retry with the same key would create, and hold credits for, a second
-        job. Answered instead, the job is what the key replays — one key, one job — and the
-        client follows it as it does a ``Prefer: wait`` that ran out."""
+        this process lets go of it) the submission's answer is that job, never an error: the
+        client, told of its job, follows it as it does a ``Prefer: wait`` that ran out, and
+        the request's ``Idempotency-Key`` replays it (an error would leave the key bound to
+        the job for a retry to find, ``app/api/idempotency.py``, but tell this client
+        nothing)."""
         try:
             return await self.get_any(created.record.job.id)
         except Exception:
             return self.render(created.record.job)
+
+    async def _made(self, tenant: Tenant, job_id: str) -> Job | None:
+        """The job an earlier attempt of the same request made under ``job_id``, as it stands
+        (``None`` when there is none); another tenant's is ``NotFound``, as everywhere."""
+        stored = await self.store.get(job_id)
+        if stored is None:
+            return None
+        made = _owned(stored, tenant, job_id).record.job
+        log.info("job %s: made by an earlier attempt of its request; answered as it stands", job_id)
+        return self.render(made)
 
     def _byte_limit(self, operation: Operation, name: str) -> int:
         """The most bytes inline input ``name`` may have: what a provider of the operation
         takes (``media_rules``), else the media limit."""
         return self._field_limits.get(operation, {}).get(name, self.max_media_bytes)
 
-    async def store_file(self, tenant: Tenant, image: CheckedMedia, pointer: str) -> BlobMeta:
-        """An upload kept as a file (``InputFiles.store_upload``)."""
-        return await self.inputs.store_upload(tenant, image, pointer)
+    async def store_file(
+        self, tenant: Tenant, image: CheckedMedia, pointer: str, bound: Bound | None = None
+    ) -> BlobMeta:
+        """An upload kept as a file (``InputFiles.store_upload``), under the id ``bound`` to
+        its ``Idempotency-Key`` when it has one."""
+        file_id = bound.id if bound is not None else None
+        return await self.inputs.store_upload(tenant, image, pointer, file_id)
 
     async def _run_inline(self, stored: Stored, wait_s: float) -> Job:
         """Advance a job in this request while the client waits; hand over when it must wait.

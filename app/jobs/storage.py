@@ -24,13 +24,15 @@ from functools import partial
 from redis.exceptions import RedisError
 
 from app.blobs import BlobStore
-from app.domain.errors import ErrorCode, InvalidRequest
+from app.domain.errors import Conflict, ErrorCode, InvalidRequest
 from app.domain.models import new_artifact_id
 from app.jobs.retries import tried_again
 from app.metrics import Metrics
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import now_ms
 from app.store.storage import (
+    AlreadyCounted,
+    BeingDeleted,
     BlobEntry,
     BlobRecord,
     QuotaExceeded,
@@ -144,6 +146,16 @@ class Storage:
             await self.ledger.reserve(tenant_id, entries, records)
         except QuotaExceeded as exc:
             raise StorageQuotaExceeded(exc.usage, exc.wanted, pointer) from exc
+        except AlreadyCounted:
+            # An earlier attempt of the same upload counted it under this id (the one its
+            # Idempotency-Key bound) and may not have written it: the same bytes again, and
+            # no undo of a reservation that is not this attempt's.
+            await self._put(items)
+            return
+        except BeingDeleted as exc:
+            raise Conflict(
+                f"file {items[0][0].id} is being deleted, its retention ended; retry shortly"
+            ) from exc
         try:
             await tried_again(
                 partial(self._put, items),

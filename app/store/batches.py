@@ -68,32 +68,23 @@ class BatchStore:
         *,
         metadata: dict[str, object],
         callback_url: str | None,
-    ) -> None:
-        """Store a new batch and make it due for a driver at once."""
-        now = now_ms()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                keys.batch(batch_id),
-                mapping={
-                    "tenant": tenant_id,
-                    "operation": operation.value,
-                    "status": BatchStatus.running.value,
-                    "total": len(items),
-                    "next": 0,
-                    "starting": "",
-                    "running": 0,
-                    "succeeded": 0,
-                    "failed": 0,
-                    "canceled": 0,
-                    "metadata": json.dumps(metadata),
-                    "callback": callback_url or "",
-                    "created_ms": now,
-                },
-            )
-            for start in range(0, len(items), 1000):
-                pipe.rpush(keys.batch_items(batch_id), *items[start : start + 1000])
-            pipe.zadd(keys.BATCHES_DUE, {batch_id: now})
-            await pipe.execute()
+    ) -> bool:
+        """Store a new batch and make it due for a driver at once; False (nothing written)
+        when a batch with the id exists already."""
+        created = await self.scripts.batch_create(
+            keys=[keys.batch(batch_id), keys.batch_items(batch_id), keys.BATCHES_DUE],
+            args=[
+                batch_id,
+                tenant_id,
+                operation.value,
+                BatchStatus.running.value,
+                json.dumps(metadata),
+                callback_url or "",
+                now_ms(),
+                *items,
+            ],
+        )
+        return bool(int(created))
 
     async def get(self, batch_id: str) -> StoredBatch | None:
         raw = await self.redis.hgetall(keys.batch(batch_id))

@@ -1,13 +1,20 @@
 """``Idempotency-Key`` records (Stripe's semantics, IETF draft-ietf-httpapi-idempotency-key).
 
 A record is scoped to a tenant and keyed by the SHA-256 of the client's key. The first request
-*begins* it (in flight, locked for ``lock_s`` in case its process dies — longer than the
-request can run, ``lock_for``); its response is then *completed* into it and kept ``ttl_s``
-(24 h). Later requests with the same key get, from one Lua script: the stored response
-(:class:`Replay`) when their fingerprint (the caller's hash of method + path + body) matches,
-:class:`Mismatch` (422) when it does not — also while the first is running — and
-:class:`InFlight` (409) while a matching first request runs. A request that fails before
-producing a response *abandons* the record, so the client may retry.
+*begins* it, and its response is then *completed* into it and kept ``ttl_s`` (24 h). Later
+requests with the same key get, from one Lua script: the stored response (:class:`Replay`)
+when their fingerprint (the caller's hash of method + path + body) matches, :class:`Mismatch`
+(422) when it does not — also while the first is running — and :class:`InFlight` (409) while
+an attempt of the same request runs.
+
+A record binds its key to one id (:class:`Bound`): the caller's proposal when the key is new,
+the same on every later attempt of the request, so the object the request makes (a job, a
+batch, a file) is made under that id whichever attempt makes it, and at most once. An attempt
+holds the key for ``lock_s`` at most (longer than the request can run, ``lock_for``), in case
+its process dies; an attempt that ends without a response *abandons* the key: a request
+refused before it made anything frees the key altogether (*forget*); any other ending
+(an error whose outcome is unknown, a cancellation) releases it and keeps the binding, and
+the next attempt — as a lock that lapsed lets one — is told the object may exist.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -32,13 +40,29 @@ seconds at most for a submission under way)."""
 def lock_for(longest_wait_s: float) -> float:
     """How long a key's first request holds it, in seconds: past the longest ``Prefer: wait``
     by ``LOCK_MARGIN_S``. A lock that lapsed while its request still ran would let a retry with
-    the same key run it a second time (a second job, a second credit hold)."""
+    the same key run alongside it: under the same bound id, so the job is still made once, but
+    the retry would answer it as it stood rather than wait for the first's answer."""
     return longest_wait_s + LOCK_MARGIN_S
 
 
 @dataclass(frozen=True)
+class Bound:
+    """The id a key's request makes its object under, the same for every attempt of it."""
+
+    id: str
+    may_exist: bool
+    """An earlier attempt ended without a known outcome (it was released, or its lock lapsed):
+    the object may have been made under ``id`` already."""
+
+
+@dataclass(frozen=True)
 class Began:
-    """The key is new: run the request, then ``complete`` (or ``abandon``) it."""
+    """This attempt holds the key: run the request, then ``complete`` (or ``abandon``) it."""
+
+    attempt: str
+    """This attempt's token: only the attempt holding the key abandons it."""
+    bound: Bound | None
+    """The id bound to the key (None for a request that makes nothing under one)."""
 
 
 @dataclass(frozen=True)
@@ -70,14 +94,19 @@ class IdempotencyStore:
         self.lock_ms = _ms(lock_s)
 
     async def begin(
-        self, tenant_id: str, key: str, fingerprint: str
+        self, tenant_id: str, key: str, fingerprint: str, bind: str | None = None
     ) -> Began | Replay | Mismatch | InFlight:
+        """Begin an attempt of the key's request; ``bind``: the id to bind a new key to (one
+        already bound keeps its own)."""
+        attempt = os.urandom(12).hex()
         row = await self.scripts.begin_idempotency(
-            keys=[_record(tenant_id, key)], args=[fingerprint, self.lock_ms]
+            keys=[_record(tenant_id, key)],
+            args=[fingerprint, self.lock_ms, self.ttl_ms, attempt, bind or ""],
         )
         outcome = str(row[0])
         if outcome == "began":
-            return Began()
+            bound = str(row[1])
+            return Began(attempt, Bound(bound, str(row[2]) == "1") if bound else None)
         if outcome == "mismatch":
             return Mismatch()
         if outcome == "in_flight":
@@ -108,10 +137,17 @@ class IdempotencyStore:
         )
         return bool(int(stored))
 
-    async def abandon(self, tenant_id: str, key: str) -> bool:
-        """Remove the key's in-flight record (never a stored response); True if removed."""
-        removed = await self.scripts.abandon_idempotency(keys=[_record(tenant_id, key)])
-        return bool(int(removed))
+    async def abandon(self, tenant_id: str, key: str, attempt: str, *, forget: bool) -> bool:
+        """The attempt ``attempt`` ended without a response; True if it still held the key.
+
+        ``forget``: its request was refused before it made anything, and the record is
+        removed unless an earlier attempt's outcome is unknown. Otherwise the key is released
+        and stays bound (its next attempt runs at once, with ``Bound.may_exist``). A stored
+        response is never touched."""
+        acted = await self.scripts.abandon_idempotency(
+            keys=[_record(tenant_id, key)], args=[attempt, "forget" if forget else "release"]
+        )
+        return bool(int(acted))
 
 
 def _record(tenant_id: str, key: str) -> str:

@@ -96,6 +96,11 @@ SLOT_TTL_S = 6 * 3600
 
 
 @dataclass(frozen=True)
+class JobExists:
+    """A job with the id exists already: nothing was written."""
+
+
+@dataclass(frozen=True)
 class JobSlotsFull:
     """The tenant already has ``limit`` unfinished jobs."""
 
@@ -164,11 +169,12 @@ class JobStore:
         pricing: Pricing | None = None,
         rate: RateCheck | None = None,
         output: BlobEntry | None = None,
-    ) -> Stored | Shortfall | JobSlotsFull:
+    ) -> Stored | Shortfall | JobSlotsFull | JobExists:
         """Store a new job, take a tenant job slot and hold ``price`` credits, atomically.
 
         The job is due now, or leased to the caller for ``lease_s`` seconds. When the tenant
-        cannot afford it, or already has ``slot_limit`` unfinished jobs, nothing is written.
+        cannot afford it, or already has ``slot_limit`` unfinished jobs, or a job with its id
+        exists (made by an earlier attempt of the same request), nothing is written.
         With ``rate``, the request is counted against its rate limit first, in the same script
         (``RateRefused``, and nothing written, when over it). With ``output`` (a job created
         leased), its output's deletion is scheduled in the same script, and the returned
@@ -210,10 +216,15 @@ class JobStore:
             script_keys.append(bucket)
             script_args += rate_args
             rate.sent = True  # counted from here, whatever the answer (or a lost connection)
-        if self.replica_wait.replicas:
-            ok, *available = await self._create_replicated(script_keys, script_args)
-        else:
-            ok, *available = await self.scripts.create_job(keys=script_keys, args=script_args)
+        try:
+            if self.replica_wait.replicas:
+                ok, *available = await self._create_replicated(script_keys, script_args)
+            else:
+                ok, *available = await self.scripts.create_job(keys=script_keys, args=script_args)
+        except ResponseError as exc:
+            if str(exc) != "exists":
+                raise
+            return JobExists()
         if int(ok) == -2:
             assert rate is not None
             raise RateRefused(decision_of([0, *available], rate.burst))
@@ -231,7 +242,10 @@ class JobStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             await self.scripts.create_job(keys=script_keys, args=script_args, client=pipe)
             self.replica_wait.queue(pipe)
-            answer, acked = await pipe.execute()
+            answer, acked = await pipe.execute(raise_on_error=False)
+        for reply in (answer, acked):  # raised as the script's own error (``exists``)
+            if isinstance(reply, ResponseError):
+                raise reply
         if int(answer[0]) == 1:
             self.replica_wait.check(int(acked), "job creation")
         return [int(value) for value in answer]

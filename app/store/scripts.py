@@ -208,6 +208,7 @@ class Scripts:
     begin_idempotency: Script
     complete_idempotency: Script
     abandon_idempotency: Script
+    batch_create: Script
     batch_take: Script
     batch_settle_item: Script
     batch_job_ended: Script

@@ -12,7 +12,9 @@ Either way no byte is on disk without its deletion scheduled. A sweeper claims d
 that dies leaves it due again), deletes the bytes, then releases the entry
 (``release_storage.lua``: takes it off the schedule, gives the bytes back to the quota, drops
 the metadata). Deleting twice is harmless and only the release that removes the entry counts,
-so every step can be repeated after a crash.
+so every step can be repeated after a crash. A blob is counted once: an upload stored again
+under the id its ``Idempotency-Key`` bound finds its record and is not counted again (its
+bytes are written again), and is refused while a sweeper deletes it.
 """
 
 from __future__ import annotations
@@ -75,6 +77,16 @@ class QuotaExceeded(Exception):
         self.wanted = wanted
 
 
+class AlreadyCounted(Exception):
+    """A blob's record exists already: an earlier attempt of the same upload counted it (the
+    id its ``Idempotency-Key`` bound). Nothing was counted again."""
+
+
+class BeingDeleted(Exception):
+    """A blob's record is gone but its deletion is still scheduled: its retention ended and a
+    sweeper is deleting it. Nothing was counted; its id is free once the sweeper is done."""
+
+
 class OutputUnscheduled(Exception):
     """An output's deletion entry is no longer as the job's creation scheduled it (a sweeper
     claimed it): its bytes may be deleted, so it cannot be kept."""
@@ -122,10 +134,14 @@ def outputs_refused(reply: str, outputs: ScheduledOutputs) -> Exception | None:
 
 
 def _reserved(answer: list[Any], blobs: Sequence[BlobEntry]) -> int:
-    stored, used, quota = answer
-    if not int(stored):
-        raise QuotaExceeded(Usage(int(used), int(quota)), sum(blob.size for blob in blobs))
-    return int(used)
+    stored, used, quota = (int(value) for value in answer)
+    if stored == 2:
+        raise AlreadyCounted()
+    if stored == 3:
+        raise BeingDeleted()
+    if not stored:
+        raise QuotaExceeded(Usage(used, quota), sum(blob.size for blob in blobs))
+    return used
 
 
 class StorageLedger:
@@ -146,7 +162,8 @@ class StorageLedger:
         """Count ``blobs`` against the tenant's quota and schedule their deletion; the bytes
         used after. ``QuotaExceeded`` (and nothing counted) when they do not fit. With
         ``records`` (one per blob, in order), each blob's record is written in the same script
-        once they fit, and not at all when they do not."""
+        once they fit, and not at all when they do not; a blob whose record exists is not
+        counted again (``AlreadyCounted``), nor one still being deleted (``BeingDeleted``)."""
         assert not records or len(records) == len(blobs)
         args: list[str | int] = [self.quota_bytes]
         for blob in blobs:

@@ -21,7 +21,7 @@ from app.store.connection import (
     is_sentinel_url,
     parse_sentinel_url,
 )
-from app.store.jobs import JobStore, SaveRefused, Schedule, Stored
+from app.store.jobs import JobExists, JobStore, SaveRefused, Schedule, Stored
 from app.store.scripts import Scripts
 from tests.store.test_jobs import make_record
 from tests.utils.deadlines import FAILOVER_S
@@ -79,6 +79,23 @@ async def test_wait_holds_the_answer_until_the_replica_has_the_job(topology: Top
         replica = topology.replica.client()
         replica.execute_command("SELECT", 1)  # type: ignore[no-untyped-call]
         assert replica.hget(keys.job(job_waited.job.id), "status") == "queued"
+    finally:
+        await client.aclose()
+
+
+async def test_a_waited_creation_of_an_existing_job_is_refused_as_such(
+    topology: Topology,
+) -> None:
+    """The creation and its ``WAIT`` go in one pipeline: an id that exists is answered as one
+    (an earlier attempt of the same request made it), not as a pipeline error."""
+    client = connect(topology.url(1))
+    try:
+        store = JobStore(
+            client, Scripts.register(client), retention_s=60, replica_wait=ReplicaWait(1, 5000)
+        )
+        record = make_record()
+        assert isinstance(await store.create(record, price=0, slot_limit=10), Stored)
+        assert await store.create(record, price=0, slot_limit=10) == JobExists()
     finally:
         await client.aclose()
 

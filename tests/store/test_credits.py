@@ -10,7 +10,6 @@ import asyncio
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from app.domain.models import JobStatus
 from app.store import credits, keys
@@ -25,7 +24,16 @@ from app.store.credits import (
     LedgerKind,
     Shortfall,
 )
-from app.store.jobs import Charge, JobSlotsFull, JobStore, SaveRefused, Schedule, Settle, Stored
+from app.store.jobs import (
+    Charge,
+    JobExists,
+    JobSlotsFull,
+    JobStore,
+    SaveRefused,
+    Schedule,
+    Settle,
+    Stored,
+)
 from app.store.scripts import Scripts
 from tests.store.test_jobs import make_record
 
@@ -56,8 +64,8 @@ def stores(separate_clients: list[Redis]) -> list[JobStore]:
     return [JobStore(c, Scripts.register(c), retention_s=3600) for c in separate_clients]
 
 
-async def hold(store: JobStore, job_id: str, amount: int) -> Stored | Shortfall:
-    """Create the job ``job_id`` holding ``amount`` credits, or report the shortfall."""
+async def hold(store: JobStore, job_id: str, amount: int) -> Stored | Shortfall | JobExists:
+    """Create the job ``job_id`` holding ``amount`` credits, or report why not."""
     record = make_record(TENANT)
     record.job.id = job_id
     created = await store.create(record, price=amount, slot_limit=10_000)
@@ -178,14 +186,12 @@ async def test_a_job_holds_once(ledger: CreditLedger, store: JobStore, redis_cli
     """Creating a job again is refused and holds nothing more, before and after it settles."""
     await ledger.grant(TENANT, 10, "top-up")
     first = await held(store, "job-1", 4)
-    with pytest.raises(ResponseError, match="exists"):
-        await hold(store, "job-1", 7)
+    assert await hold(store, "job-1", 7) == JobExists()
     assert await ledger.account(TENANT) == CreditAccount(10, 4, 6)
     reserves = [e for e in await all_entries(ledger) if e.kind is LedgerKind.reserve]
     assert [e.amount for e in reserves] == [4]
     await charge(store, first)
-    with pytest.raises(ResponseError, match="exists"):
-        await hold(store, "job-1", 4)
+    assert await hold(store, "job-1", 4) == JobExists()
     hold_state = await redis_client.hget(keys.credit_hold(TENANT, "job-1"), "state")
     assert hold_state == HoldState.charged.value
     assert await ledger.account(TENANT) == CreditAccount(6, 0, 6)

@@ -17,7 +17,14 @@ from app.store import keys
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import now_ms
 from app.store.scripts import Scripts
-from app.store.storage import BlobEntry, BlobRecord, QuotaExceeded, StorageLedger
+from app.store.storage import (
+    AlreadyCounted,
+    BeingDeleted,
+    BlobEntry,
+    BlobRecord,
+    QuotaExceeded,
+    StorageLedger,
+)
 
 QUOTA = 1000
 
@@ -74,6 +81,25 @@ async def test_records_are_written_with_the_reservation_and_only_when_it_fits(
         await store.reserve("t1", [entry("file_c", 600)], too_big)
     assert await redis_client.exists(keys.file("file_c")) == 0
     assert (await store.usage("t1")).used_bytes == 500
+
+
+async def test_a_blob_is_counted_once_under_its_id(redis_client: Redis) -> None:
+    """An upload stored again under the same id (its Idempotency-Key's binding) finds its
+    record and counts nothing more; while a sweeper deletes it (record gone, entry still
+    scheduled) it is refused, and once released the id counts afresh."""
+    store = ledger(redis_client)
+    record = [BlobRecord(keys.file("file_a"), '{"id": "file_a"}', 600)]
+    assert await store.reserve("t1", [entry("file_a", 300, 5000)], record) == 300
+    with pytest.raises(AlreadyCounted):
+        await store.reserve("t1", [entry("file_a", 300, 9000)], record)
+    await redis_client.delete(keys.file("file_a"))  # its retention ended: a sweeper's turn
+    with pytest.raises(BeingDeleted):
+        await store.reserve("t1", [entry("file_a", 300, 9000)], record)
+    assert (await store.usage("t1")).used_bytes == 300
+    scheduled = await redis_client.zrange(keys.BLOB_EXPIRIES, 0, -1, withscores=True)
+    assert scheduled == [("file_a|300|t1", 5000.0)]
+    assert await store.release(entry("file_a", 300))
+    assert await store.reserve("t1", [entry("file_a", 300, 9000)], record) == 300
 
 
 async def test_a_tenant_s_own_quota_wins_over_the_default(redis_client: Redis) -> None:

@@ -13,10 +13,11 @@ from app.api.idempotency import idempotent
 from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.routes.operations import request_schema_name
-from app.domain.batches import MAX_ITEMS, Batch, BatchItemPage
+from app.domain.batches import MAX_ITEMS, Batch, BatchItemPage, new_batch_id
 from app.domain.json_values import check_metadata
 from app.domain.operations import Operation
 from app.jobs.batches import parse_item
+from app.store.idempotency import Bound
 
 router = APIRouter(
     generate_unique_id_function=operation_id,
@@ -83,13 +84,14 @@ async def create_batch(
     _check_items(body)
     check_metadata(body.metadata)
 
-    async def create() -> Response:
+    async def create(bound: Bound | None) -> Response:
         batch = await batches.create(
             tenant,
             body.operation,
             body.items,
             callback_url=body.callback_url,
             metadata=body.metadata,
+            bound=bound,
         )
         return Response(
             batch.model_dump_json(),
@@ -98,7 +100,8 @@ async def create_batch(
             headers={"Location": batch.links.self},
         )
 
-    return await idempotent(request, idempotency, tenant, await request.body(), create)
+    payload = await request.body()
+    return await idempotent(request, idempotency, tenant, payload, create, new_id=new_batch_id)
 
 
 @router.get("/{batch_id}", name="get_batch", response_model=Batch)

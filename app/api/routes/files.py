@@ -22,7 +22,9 @@ from app.api.deps import (
 from app.api.idempotency import idempotent
 from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
+from app.domain.models import new_file_id
 from app.jobs.intake import check_media
+from app.store.idempotency import Bound
 
 router = APIRouter(
     generate_unique_id_function=operation_id,
@@ -62,8 +64,8 @@ async def upload_file(
     content = await file.read(limit + 1)
     image = check_media(content, None, "/file", limit)
 
-    async def store() -> Response:
-        meta = await jobs.store_file(tenant, image, "/file")
+    async def store(bound: Bound | None) -> Response:
+        meta = await jobs.store_file(tenant, image, "/file", bound)
         created = FileObject(
             id=meta.id,
             content_type=meta.content_type,
@@ -73,7 +75,7 @@ async def upload_file(
         )
         return Response(created.model_dump_json(), 201, media_type="application/json")
 
-    return await idempotent(request, idempotency, tenant, content, store)
+    return await idempotent(request, idempotency, tenant, content, store, new_id=new_file_id)
 
 
 @router.get("/{file_id}/content", name="get_file_content", include_in_schema=False)

@@ -29,6 +29,7 @@ from app.domain.errors import ErrorCode, GatewayError
 from app.domain.models import Job, JobStatus
 from app.domain.operations import Operation
 from app.jobs.service import JobService
+from app.store.idempotency import Bound
 from app.store.rate_limits import ConcurrencySlots
 from app.store.webhooks import DeliveryAttempt
 
@@ -85,7 +86,7 @@ async def cancel_job(
 ) -> Response:
     """Cancel an unfinished job; its credits are released. Canceling twice is harmless."""
 
-    async def cancel() -> Response:
+    async def cancel(_: Bound | None) -> Response:
         job = await jobs.cancel(tenant, job_id)
         return Response(job.model_dump_json(), media_type="application/json")
 

@@ -21,11 +21,11 @@ from app.api.deps import (
 from app.api.idempotency import idempotent
 from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
-from app.domain.models import Job
+from app.domain.models import Job, new_job_id
 from app.domain.operations import PARAMS, ROUTES, Operation, Params
 from app.jobs.envelope import Envelope, JobOptions
 from app.jobs.service import JobService
-from app.store.idempotency import IdempotencyStore
+from app.store.idempotency import Bound, IdempotencyStore
 from app.store.rate_limits import RateCheck
 from app.store.tenants import Tenant
 
@@ -80,15 +80,21 @@ async def submit_job(
     cache_control: str | None,
     rate: RateCheck | None = None,
 ) -> Response:
-    """Create the job (once per ``Idempotency-Key``) and answer it: 202, or 200 when finished
-    within ``Prefer: wait`` or served from the result cache. The route below and the fast
-    lane (``app.api.fast_routes``) both answer through this; the lane may leave the request's
-    rate check to the job's creation (``rate``)."""
+    """Create the job (once per ``Idempotency-Key``: under the id bound to it) and answer it:
+    202, or 200 when finished within ``Prefer: wait`` or served from the result cache. The
+    route below and the fast lane (``app.api.fast_routes``) both answer through this; the
+    lane may leave the request's rate check to the job's creation (``rate``)."""
     params = PARAMS[operation]
 
-    async def submit() -> Response:
+    async def submit(bound: Bound | None) -> Response:
         own, envelope = _split(body, params)
-        options = JobOptions(cancel_after_s=cancel_after_s, cache_control=cache_control, rate=rate)
+        options = JobOptions(
+            job_id=bound.id if bound is not None else None,
+            may_exist=bound is not None and bound.may_exist,
+            cancel_after_s=cancel_after_s,
+            cache_control=cache_control,
+            rate=rate,
+        )
         job = await jobs.submit(tenant, operation, own, envelope, wait_s=wait_s, options=options)
         request.state.job_id = job.id
         request.state.operation = operation.value
@@ -106,7 +112,8 @@ async def submit_job(
             headers=headers,
         )
 
-    return await idempotent(request, idempotency, tenant, await request.body(), submit)
+    payload = await request.body()
+    return await idempotent(request, idempotency, tenant, payload, submit, new_id=new_job_id)
 
 
 def _add_route(operation: Operation, params: type[Params]) -> None:
