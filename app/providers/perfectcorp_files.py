@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from app.providers.perfectcorp_wire import HEIC, JPEG, PNG
+from app.providers.perfectcorp_wire import JPEG, PNG
 
 
 @dataclass
@@ -39,4 +39,4 @@ class Submission:
 
 
 def extension(content_type: str) -> str:
-    return {JPEG: "jpg", "image/jpg": "jpg", PNG: "png", HEIC: "heic"}.get(content_type, "bin")
+    return {JPEG: "jpg", "image/jpg": "jpg", PNG: "png"}.get(content_type, "bin")

@@ -27,7 +27,6 @@ AUTH_PATH = f"{API_PREFIX}/client/auth"
 
 JPEG = "image/jpeg"
 PNG = "image/png"
-HEIC = "image/heic"
 
 STYLE_ID = re.compile(r"(\d{1,20}):(\d{1,20})")
 """A canonical ``style_id`` here: ``<style_group_id>:<style_id>`` (tasks need both), matched

@@ -9,9 +9,12 @@ may shorten them: ``POLLING_INTERVAL_MS`` (the answer's ``polling_interval``),
 
 Readings of the engine (``app/sandbox/perfectcorp.py`` records those of the wire):
 
-- Inputs follow the document's "Supported Formats & Dimensions" table: a file type the task
-  does not take is refused at ``file/<feature>`` (the hairstyle generator takes JPEG only;
-  makeup transfer JPEG, PNG or HEIC; the others JPEG or PNG). An input never uploaded is
+- ``file/<feature>`` takes the types its ``content_type`` enum lists ("Currently available
+  values are listed in the enum"): ``image/jpg``, ``image/jpeg`` and ``image/png``, with
+  ``image/tiff`` and ``image/gif`` for makeup transfer (2259); any other, HEIC included
+  although the "Supported Formats & Dimensions" table lists it for makeup transfer, enhance and
+  the removals, is refused there. The hairstyle generator takes JPEG only, its row of that
+  table being narrower than its enum. An input never uploaded is
   ``error_download_image`` (``error_download_mask`` for a mask); one of 10 MB or more
   ``exceed_max_filesize``; one that is not a picture ``error_decode_*``; one whose long side
   passes the feature's limit (1024 for hair, aging, makeup; 4096 otherwise),
@@ -79,7 +82,7 @@ FEATURES: dict[str, Spec] = {
         ("src_ids", "ref_ids"),
         face=True,
         max_side=1024,
-        upload_types=UPLOAD_TYPES | {"image/heic"},
+        upload_types=UPLOAD_TYPES | {"image/tiff", "image/gif"},
     ),
     "obj-removal": Spec(("src_ids", "mask_ids"), output_exts=_JPG_WEBP),
     "colorize": Spec(output_exts=_JPG_WEBP),

@@ -186,6 +186,12 @@ def _refusal(response: httpx.Response, status: int, code: str) -> None:
     assert (body["status"], body["error_code"]) == (status, code)
 
 
+def _encoded(content: bytes, fmt: str) -> bytes:
+    out = io.BytesIO()
+    _decode(content).save(out, format=fmt)
+    return out.getvalue()
+
+
 def _decode(content: bytes) -> Image.Image:
     picture = Image.open(io.BytesIO(content))
     picture.load()
@@ -442,18 +448,43 @@ async def test_task_ids_are_per_feature(sandbox: httpx.AsyncClient) -> None:
         ("hair-style", "image/jpeg", True),
         ("hair-style", "image/png", False),  # the hairstyle generator: jpg only
         ("hair-vol", "image/png", True),
-        ("mu-trans-rec", "image/heic", True),
-        ("mu-trans-rec", "image/tiff", False),
+        # makeup transfer's enum (2259): jpg, jpeg, png, tiff, gif; not the table's heic
+        ("mu-trans-rec", "image/jpg", True),
+        ("mu-trans-rec", "image/tiff", True),
+        ("mu-trans-rec", "image/gif", True),
+        ("mu-trans-rec", "image/heic", False),
+        ("mu-trans-rec", "image/webp", False),
+        # the others' enums: jpg, jpeg, png (2499, 2987, 3228, …)
         ("colorize", "image/heic", False),
+        ("enhance", "image/heic", False),
+        ("obj-removal", "image/heic", False),
+        ("sod", "image/heic", False),
+        ("obj-removal", "image/tiff", False),
+        ("sod", "image/gif", False),
     ],
 )
-async def test_file_types_are_those_of_the_documents_table(
+async def test_file_types_are_those_of_the_upload_calls_enum(
     sandbox: httpx.AsyncClient, feature: str, content_type: str, accepted: bool
 ) -> None:
+    """The file call takes the values its enum lists ("Currently available values are listed in
+    the enum"), the hairstyle generator only the JPEG of its table row."""
     auth = await _sign_in(sandbox)
     files = [{"content_type": content_type, "file_name": "photo"}]
     response = await sandbox.post(f"{API}/file/{feature}", headers=auth, json={"files": files})
     assert (response.status_code == 200) is accepted, response.text
+    if not accepted:
+        _refusal(response, 400, "InvalidParameters")
+
+
+async def test_makeup_transfer_runs_on_a_tiff_and_a_gif(sandbox: httpx.AsyncClient) -> None:
+    """Makeup transfer's file call takes ``image/tiff`` and ``image/gif`` (2259); the engine
+    reads what it was given."""
+    auth = await _sign_in(sandbox)
+    src = await _file(sandbox, auth, "mu-trans-rec", _encoded(PHOTO, "TIFF"), "image/tiff")
+    ref = await _file(sandbox, auth, "mu-trans-rec", _encoded(PHOTO, "GIF"), "image/gif")
+    response = await _run(sandbox, auth, "mu-trans-rec", _body(0, src_ids=src, ref_ids=ref))
+    done = await _until_done(sandbox, auth, "mu-trans-rec", response.json()["result"]["task_id"])
+    assert done["status"] == "success", done
 
 
 @pytest.mark.parametrize(
