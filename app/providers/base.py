@@ -43,6 +43,16 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class AsGiven:
+    """A picture the gateway fitted before sending, as the client gave it: the pixel size it
+    was stored at and the EXIF orientation (1–8) the fitting applied to those pixels."""
+
+    width: int
+    height: int
+    orientation: int = 1
+
+
+@dataclass(frozen=True)
 class Media:
     """Bytes of one media input, resolved by the gateway."""
 
@@ -50,6 +60,9 @@ class Media:
     content_type: str
     upstream: UpstreamFile | None = field(default=None, compare=False)
     """Where an earlier job's output still lives upstream (an ``artifact_id`` input)."""
+    given: AsGiven | None = field(default=None, compare=False)
+    """A picture the gateway fitted (``_conform``): what it was as given, so that a mask drawn
+    over it is laid on it as sent."""
 
 
 class MediaSource(Protocol):

@@ -23,7 +23,15 @@ from app.providers.media_limits import (
     WEBP,
     ImageLimits,
 )
-from tests.utils.media import mask_png, noise_png
+from tests.utils.media import (
+    decode_image,
+    lined_up,
+    marked_mask,
+    marked_photo,
+    mask_png,
+    noise_png,
+    orientation_of,
+)
 from tests.utils.media_source import DictMedia
 
 ORIENTATION = 0x0112
@@ -204,3 +212,57 @@ async def test_a_mask_follows_a_picture_made_smaller_for_the_byte_limit() -> Non
     assert size != (2400, 1800) and len(sent_image.content) <= 10 * 1024 * 1024
     assert _open(sent_mask.content).size == size
     assert [c.input for c in call.conformed] == ["file_big", "file_mask"]
+
+
+async def _pair(picture: Media, mask: Media, limits: ImageLimits) -> tuple[Media, Media, Call]:
+    """The picture and its mask as an adapter sends them: the picture fitted, then the mask."""
+    image, over = ImageInput(file_id="file_photo"), ImageInput(file_id="file_mask")
+    media = DictMedia({"file_photo": picture, "file_mask": mask})
+    call = Call("job_1", Operation.image_remove_object, RemoveObject(image=image, mask=over), media)
+    sent_image = await read_conformed(call, image, limits)
+    sent_mask = await read_conformed(call, over, limits, mask_of=sent_image)
+    return sent_image, sent_mask, call
+
+
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+@pytest.mark.parametrize(("width", "height"), [(400, 300), (301, 300)])
+async def test_an_untagged_mask_of_a_turned_photos_stored_shape_is_turned_with_it(
+    orientation: int, width: int, height: int
+) -> None:
+    """A photo stored landscape with an orientation of 5–8 is sent upright, portrait; an
+    untagged mask of its stored shape, not of its displayed one, was drawn over the stored
+    pixels: it is turned the same way, and the pair lines up. (301×300 is within the 2 % by
+    which a mask of the displayed shape would have been stretched onto it unturned.)"""
+    photo_ = Media(marked_photo(width, height, orientation), JPEG)
+    mask = Media(marked_mask(width, height), PNG)
+    sent_image, sent_mask, call = await _pair(photo_, mask, PIXELAPI)
+    assert decode_image(sent_image.content).size == (height, width)
+    assert lined_up(sent_image.content, sent_mask.content)
+    assert orientation_of(sent_image.content) == orientation_of(sent_mask.content) == 1
+    assert [(c.input, c.rotated) for c in call.conformed] == [
+        ("file_photo", True),
+        ("file_mask", True),
+    ]
+
+
+async def test_a_mask_over_a_turned_photos_stored_pixels_follows_it_made_smaller() -> None:
+    """Makeup transfer's row (long side ≤ 1024) turns and shrinks a 2400×1800 photo tagged 6
+    to 768×1024; its untagged 2400×1800 mask goes turned and at that size."""
+    photo_ = Media(marked_photo(2400, 1800, 6), JPEG)
+    mask = Media(marked_mask(2400, 1800), PNG)
+    sent_image, sent_mask, _ = await _pair(photo_, mask, PERFECTCORP["mu-trans-rec"])
+    assert decode_image(sent_image.content).size == (768, 1024)
+    assert lined_up(sent_image.content, sent_mask.content)
+
+
+async def test_a_tagged_mask_of_an_untagged_pictures_stored_shape_is_sent_unturned() -> None:
+    """A mask tagged 6 whose stored pixels have the shape of an untagged picture, and whose
+    displayed form has not, was drawn over those stored pixels: it goes as stored, the tag
+    dropped, rather than turned away from its picture."""
+    picture = Media(marked_photo(400, 300), JPEG)
+    mask = Media(marked_mask(400, 300, 6), PNG)
+    sent_image, sent_mask, call = await _pair(picture, mask, PIXELAPI)
+    assert sent_image is picture
+    assert lined_up(sent_image.content, sent_mask.content)
+    assert orientation_of(sent_mask.content) == 1
+    assert [(c.input, c.rotated) for c in call.conformed] == [("file_mask", False)]

@@ -58,7 +58,14 @@ from app.sandbox import images
 from app.sandbox.credentials import PERFECTCORP_CLIENT_SECRET, PERFECTCORP_PRIVATE_KEY_PEM
 from app.store.adapter_state import RedisAdapterState
 from app.store.keys import adapter_state
-from tests.utils.media import mask_png, noise_png
+from tests.utils.media import (
+    lined_up,
+    marked_mask,
+    marked_photo,
+    mask_png,
+    noise_png,
+    orientation_of,
+)
 from tests.utils.media_source import DictMedia
 
 BASE = "https://yce-api-01.perfectcorp.com"
@@ -483,6 +490,32 @@ async def test_a_mask_is_uploaded_at_the_size_of_the_image_made_smaller_for_the_
     assert len(uploads["image.png"]) < 10 * 1024 * 1024 and image.size[0] < 2400
     assert (mask.size, mask.mode) == (image.size, "L")
     assert {value for _, value in mask.getcolors() or []} == {0, 255}
+
+
+async def test_a_mask_over_a_turned_photos_stored_pixels_is_uploaded_turned_with_it(
+    upstream: Upstream, adapter: PerfectCorpAdapter
+) -> None:
+    """A photo stored 400×300 with EXIF orientation 6 is uploaded upright, 300×400, untagged;
+    its untagged 400×300 mask, drawn over the stored pixels, is uploaded turned the same way
+    ("the exact same width and hight with the input image"), over the marked spot."""
+    media = DictMedia(
+        {
+            "file_photo": Media(marked_photo(400, 300, 6), "image/jpeg"),
+            "file_mask": Media(marked_mask(400, 300), "image/png"),
+        }
+    )
+    params = RemoveObject(
+        image=ImageInput(file_id="file_photo"), mask=ImageInput(file_id="file_mask")
+    )
+    call = Call("job_1", Operation.image_remove_object, params, media)
+    assert isinstance(await adapter.submit(call), Submitted)
+
+    uploads = {str(c.request.url).split("/upload/")[1].split("?")[0]: c.request.content
+               for c in upstream.storage.calls}  # fmt: skip
+    image, mask = uploads["image.jpg"], uploads["mask.png"]
+    assert Image.open(io.BytesIO(image)).size == (300, 400)
+    assert lined_up(image, mask)
+    assert orientation_of(image) == orientation_of(mask) == 1
 
 
 async def test_an_unreadable_input_of_a_foreign_type_is_invalid_media(

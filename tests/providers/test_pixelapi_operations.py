@@ -43,7 +43,14 @@ from app.providers.base import (
 )
 from app.providers.pixelapi import PixelApiAdapter
 from app.providers.pixelapi_account import read_usage
-from tests.utils.media import mask_png, noise_png
+from tests.utils.media import (
+    lined_up,
+    marked_mask,
+    marked_photo,
+    mask_png,
+    noise_png,
+    orientation_of,
+)
 from tests.utils.media_source import DictMedia
 
 BASE = "https://api.pixelapi.dev"
@@ -234,6 +241,31 @@ async def test_a_mask_is_sent_at_the_size_of_the_image_made_smaller_for_the_byte
     assert mask.size == image.size
     assert {value for _, value in mask.getcolors() or []} == {0, 255}
     assert [c.input for c in call.conformed] == ["file_big", "file_mask"]
+
+
+async def test_a_mask_over_a_turned_photos_stored_pixels_is_sent_turned_with_it(
+    upstream: respx.MockRouter, adapter: PixelApiAdapter
+) -> None:
+    """A phone photo stored 400×300 with EXIF orientation 6 goes upright, 300×400, untagged;
+    its untagged 400×300 mask, drawn over the stored pixels, goes turned the same way: the
+    parts have one size ("Same dimensions as source") and the mask covers the marked spot."""
+    route = upstream.post("/v1/image/remove-object").mock(
+        return_value=_queued(operation="remove-object", credits_used=8.0)
+    )
+    media = DictMedia(
+        {
+            "file_photo": Media(marked_photo(400, 300, 6), "image/jpeg"),
+            "file_mask": Media(marked_mask(400, 300), "image/png"),
+        }
+    )
+    params = RemoveObject(image=ImageInput(file_id="file_photo"), mask=MASK_FILE)
+    call = Call("job_1", Operation.image_remove_object, params, media)
+    assert isinstance(await adapter.submit(call), Submitted)
+
+    parts = _parts(route.calls.last.request)
+    assert Image.open(io.BytesIO(parts["image"])).size == (300, 400)
+    assert lined_up(parts["image"], parts["mask"])
+    assert orientation_of(parts["image"]) == orientation_of(parts["mask"]) == 1
 
 
 # audio --------------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from app.sandbox.timing import SandboxTiming
 from app.store.adapter_state import RedisAdapterState
 from tests.sandbox.conftest import BASE
 from tests.utils.clock import Clock
+from tests.utils.media import marked_mask, marked_photo
 from tests.utils.media_source import DictMedia
 from tests.utils.sandbox import CONTROL, sandbox_app
 
@@ -834,6 +835,23 @@ async def test_the_adapter_runs_every_task_to_decodable_images(
     if operation is Operation.image_age:
         assert result.data == {"estimated_age": 32, "ages": [10, 20, 40, 50, 60]}
     assert (await _stats(sandbox))["submissions"] == 1
+
+
+async def test_a_mask_over_a_turned_photos_stored_pixels_is_taken_by_the_engine(
+    adapter: PerfectCorpAdapter,
+) -> None:
+    """A photo stored 400×300 with EXIF orientation 6 and an untagged mask of its stored shape:
+    both go upright at 300×400, so the engine finds the mask the size of its image."""
+    media = DictMedia(
+        {
+            "file_photo": Media(marked_photo(400, 300, 6), "image/jpeg"),
+            "file_mask": Media(marked_mask(400, 300), "image/png"),
+        }
+    )
+    params = RemoveObject(image=IMAGE, mask=ImageInput(file_id="file_mask"))
+    result = await _drive(adapter, Call("job_1", Operation.image_remove_object, params, media))
+    assert isinstance(result, Succeeded), result
+    assert _decode(result.files[0].content).size == (300, 400)
 
 
 async def test_the_adapter_lists_every_style_and_runs_one(

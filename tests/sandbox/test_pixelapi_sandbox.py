@@ -42,7 +42,7 @@ from app.sandbox.credentials import PIXELAPI_API_KEY
 from app.sandbox.timing import SandboxTiming
 from tests.sandbox.conftest import BASE
 from tests.utils.clock import Clock
-from tests.utils.media import mask_png, noise_png
+from tests.utils.media import marked_mask, marked_photo, mask_png, noise_png
 from tests.utils.media_source import DictMedia
 from tests.utils.sandbox import CONTROL, sandbox_app
 
@@ -586,6 +586,27 @@ async def test_a_mask_over_an_image_made_smaller_is_taken_by_the_emulator(
     )
     params = RemoveObject(
         image=ImageInput(file_id="file_big"), mask=ImageInput(file_id="file_mask")
+    )
+    submitted = await _adapter(sandbox).submit(
+        Call("job_1", Operation.image_remove_object, params, media)
+    )
+    assert isinstance(submitted, Submitted), submitted
+
+
+async def test_a_mask_over_a_turned_photos_stored_pixels_is_taken_by_the_emulator(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    """A photo stored 400×300 with EXIF orientation 6 and an untagged mask of its stored
+    shape: the adapter sends both upright at 300×400, so the emulator ("Same dimensions as
+    source") takes the pair."""
+    media = DictMedia(
+        {
+            "file_photo": Media(marked_photo(400, 300, 6), "image/jpeg"),
+            "file_mask": Media(marked_mask(400, 300), "image/png"),
+        }
+    )
+    params = RemoveObject(
+        image=ImageInput(file_id="file_photo"), mask=ImageInput(file_id="file_mask")
     )
     submitted = await _adapter(sandbox).submit(
         Call("job_1", Operation.image_remove_object, params, media)

@@ -50,3 +50,66 @@ def mask_png(width: int, height: int) -> bytes:
     out = io.BytesIO()
     img.save(out, format="PNG")
     return out.getvalue()
+
+
+ORIENTATION = 0x0112
+"""The EXIF orientation tag."""
+MARK = (0.1, 0.15, 0.35, 0.3)
+"""Where :func:`marked_photo` and :func:`marked_mask` put their mark, as fractions of the
+stored width and height (left, top, right, bottom): off every axis, so that a turn or a mirror
+moves it."""
+
+
+def _mark(width: int, height: int) -> tuple[int, int, int, int]:
+    left, top, right, bottom = MARK
+    return (int(left * width), int(top * height), int(right * width), int(bottom * height))
+
+
+def _tagged(img: Image.Image, fmt: str, orientation: int | None) -> bytes:
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
+    out = io.BytesIO()
+    img.save(out, format=fmt, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def marked_photo(width: int, height: int, orientation: int | None = None) -> bytes:
+    """A dark JPEG with one white block (:data:`MARK`) in its stored pixels, optionally with
+    an EXIF orientation tag."""
+    img = Image.new("RGB", (width, height), (40, 40, 40))
+    img.paste((255, 255, 255), _mark(width, height))
+    return _tagged(img, "JPEG", orientation)
+
+
+def marked_mask(width: int, height: int, orientation: int | None = None) -> bytes:
+    """A black greyscale PNG mask, white over :data:`MARK` of its stored pixels, optionally
+    with an EXIF orientation tag."""
+    img = Image.new("L", (width, height), 0)
+    img.paste(255, _mark(width, height))
+    return _tagged(img, "PNG", orientation)
+
+
+def mark_of(data: bytes) -> tuple[float, float, float, float]:
+    """Where a picture's bright part lies in its pixels as stored, as fractions of its width
+    and height (left, top, right, bottom)."""
+    img = decode_image(data)
+    box = img.convert("L").point(lambda value: 255 if value > 128 else 0).getbbox()
+    assert box is not None, "no bright part"
+    width, height = img.size
+    return (box[0] / width, box[1] / height, box[2] / width, box[3] / height)
+
+
+def lined_up(picture: bytes, mask: bytes) -> bool:
+    """The mask has the picture's pixel size and its white part covers the picture's mark
+    (within 2 % of a side: JPEG and scaling blur the edges)."""
+    if decode_image(picture).size != decode_image(mask).size:
+        return False
+    return all(abs(a - b) <= 0.02 for a, b in zip(mark_of(picture), mark_of(mask), strict=True))
+
+
+def orientation_of(data: bytes) -> int:
+    """A picture's EXIF orientation (1 without a tag)."""
+    value = decode_image(data).getexif().get(ORIENTATION, 1)
+    assert isinstance(value, int)
+    return value
