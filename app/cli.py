@@ -114,6 +114,8 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
         "port": args.port,
         "loop": "uvloop",
         "http": PROTOCOL,
+        # no route is a WebSocket: an upgrade request is served as HTTP (app.serving)
+        "ws": "none",
         "timeout_keep_alive": get_settings().http_keep_alive_s,
         "log_level": args.log_level,
         "access_log": False,

@@ -12,6 +12,14 @@ httptools protocol with three bounds, each closing the connection when exceeded:
 - the body must arrive within ``http_body_timeout_s`` of the headers (the application sees
   the client disconnect).
 
+What the server answers itself is a problem (``application/problem+json``, code
+``invalid_parameter``), as the application's errors are: the 408 and the 431, and the 400 for a
+request that is not HTTP/1.1 (a character a request line or header may not hold, a
+``Content-Length`` that is not one number, a body framed by both ``Content-Length`` and
+``Transfer-Encoding``, a malformed chunk), which uvicorn answers in plain text. The gateway
+serves no WebSocket (``server_options`` turns uvicorn's off): a request asking to upgrade is
+served as the HTTP request it is, and the route answers it.
+
 It also records when each request's first bytes were read (the ``ARRIVAL`` scope extension of
 ``app.sandbox.timing``): the emulators' rate windows date a request by it, not by when a busy
 event loop gets to run its handler.
@@ -24,6 +32,7 @@ the request is fully received. ``mediagate serve`` and ``mediagate sandbox`` run
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -31,17 +40,24 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from app.api.problems import PROBLEM_JSON, problem_body
 from app.config import get_settings
+from app.domain.errors import ErrorCode, GatewayError
 from app.sandbox.timing import ARRIVAL
 
 PROTOCOL = "app.serving:GuardedHttpToolsProtocol"
 """What ``uvicorn.run(http=...)`` takes: imported by name in each server process."""
 
 
-def _refusal(status: int, reason: str) -> bytes:
-    return (f"HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").encode(
-        "ascii"
+def _refusal(status: int, reason: str, detail: str) -> bytes:
+    """The server's own answer, a problem, before it closes the connection."""
+    error = GatewayError(detail, ErrorCode.invalid_parameter, status)
+    body = json.dumps(problem_body(error, ""), separators=(",", ":")).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {PROBLEM_JSON}\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
+    return head.encode("ascii") + body
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -77,7 +93,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_too_slow(self) -> None:
         if self._in_head:
-            self._refuse(408, "Request Timeout")
+            detail = f"the request line and headers must arrive within {self.header_timeout_s} s"
+            self._refuse(408, "Request Timeout", detail)
         else:  # idle after a response, or the rest of a body the application did not read
             self._body_too_slow()
 
@@ -85,14 +102,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.close()
 
-    def _refuse(self, status: int, reason: str) -> None:
+    def _refuse(self, status: int, reason: str, detail: str) -> None:
         """Answer (when no response is under way) and close."""
         self._disarm()
         if self.transport.is_closing():
             return
         if self.cycle is None or self.cycle.response_complete:
-            self.transport.write(_refusal(status, reason))
+            self.transport.write(_refusal(status, reason, detail))
         self.transport.close()
+
+    def _head_too_large(self) -> None:
+        detail = f"the request line and headers may hold at most {self.max_head_bytes} bytes"
+        self._refuse(431, "Request Header Fields Too Large", detail)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not an HTTP/1.1 request, as a problem (never
+        written into a response already begun), then the connection closed."""
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started or cycle.response_complete:
+            self.transport.write(_refusal(400, "Bad Request", "the request is not valid HTTP/1.1"))
+        self.transport.close()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """An ``Upgrade`` the gateway does not speak (it serves no WebSocket): the request is
+        served as HTTP, unremarked (uvicorn would log two warnings for each)."""
 
     # uvicorn's protocol, with the bounds -----------------------------------------------
 
@@ -122,7 +158,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and not self.transport.is_closing():
             self._head_bytes += len(data)  # still no complete head: all of it is head
             if self._head_bytes > self.max_head_bytes:
-                self._refuse(431, "Request Header Fields Too Large")
+                self._head_too_large()
 
     def on_url(self, url: bytes) -> None:
         self._head_size += len(url)
@@ -134,7 +170,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         if self._head_size > self.max_head_bytes:  # a large head that came in one read
-            self._refuse(431, "Request Header Fields Too Large")
+            self._head_too_large()
         if self.transport.is_closing():
             return
         self._in_head = False

@@ -41,10 +41,9 @@ class Problem(BaseModel):
     errors: list[ProblemFieldError] = Field(default_factory=list)
 
 
-def problem_response(
-    error: GatewayError, instance: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    body: dict[str, Any] = {
+def problem_body(error: GatewayError, instance: str) -> dict[str, Any]:
+    """The problem document of ``error`` (a :class:`Problem`)."""
+    return {
         "type": TYPE_BASE + error.code.value,
         "title": error.title,
         "status": error.status,
@@ -56,6 +55,12 @@ def problem_response(
         ],
         **error.extra,
     }
+
+
+def problem_response(
+    error: GatewayError, instance: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = problem_body(error, instance)
     return JSONResponse(body, status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
 
 

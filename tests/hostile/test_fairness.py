@@ -409,6 +409,24 @@ async def test_a_client_sending_its_headers_byte_by_byte_is_cut_off(live: Proces
         assert (await client.get("/healthz")).status_code == 200
 
 
+async def test_a_head_that_never_ends_is_answered_with_a_problem(live: Process) -> None:
+    """The 408 the server writes itself, a head not complete within its bound, is a problem
+    (``application/problem+json``) as the application's answers are."""
+    host, port = live.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Never: ends")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT_S)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer
+    assert b"\r\ncontent-type: application/problem+json\r\n" in head, answer
+    problem = json.loads(body)
+    assert (problem["status"], problem["code"]) == (408, "invalid_parameter")
+
+
 async def test_a_client_trickling_its_body_is_cut_off(live: Process, tenants: Tenants) -> None:
     """An authenticated upload whose 1 MB body comes a byte every 0.1 s: the connection is
     closed long before the body could be complete."""

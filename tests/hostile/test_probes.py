@@ -3,6 +3,7 @@ each gets its 4xx problem with a stable code and a pointer, and nothing is store
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -246,3 +247,85 @@ async def test_a_signature_that_is_not_ascii(tenant: httpx.AsyncClient, path: st
     for sig in ("\u00e9", "0" * 31 + "\u00e9"):
         response = await tenant.get(path, params={"expires": "99999999999", "sig": sig})
         assert_problem(response, 404, "not_found")
+
+
+async def _raw(base_url: str, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """``request`` written as it is on a connection of its own: the status line, header
+    fields (names lower-cased) and body of the answer, read until the server closes."""
+    host, _, port = base_url.removeprefix("http://").partition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), REQUEST_S)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    fields = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines)
+    }
+    return status, fields, body
+
+
+GENERATE = b'{"prompt": "a lighthouse"}'
+CHUNKED = b"1a\r\n" + GENERATE + b"\r\n0\r\n\r\n"
+AUTH = b"Authorization: Bearer mg_test_sandbox\r\nHost: gateway\r\n"
+
+
+@pytest.mark.usefixtures("nothing_stored")
+@pytest.mark.parametrize(
+    "request_",
+    [
+        b"POST /v1/images/generate HTTP/1.1\r\n" + AUTH + b"Content-Type: application/json\r\n"
+        b"X-Note: a\x01b\r\nContent-Length: 26\r\n\r\n" + GENERATE,
+        b"POST /v1/images/generate HTTP/1.1\r\n" + AUTH + b"Content-Type: application/json\r\n"
+        b"Content-Length: 26\r\nContent-Length: 27\r\n\r\n" + GENERATE,
+        b"POST /v1/images/generate HTTP/1.1\r\n" + AUTH + b"Content-Type: application/json\r\n"
+        b"Content-Length: twenty-six\r\n\r\n" + GENERATE,
+        b"POST /v1/images/generate HTTP/1.1\r\n" + AUTH + b"Content-Type: application/json\r\n"
+        b"Content-Length: 26\r\nTransfer-Encoding: chunked\r\n\r\n" + CHUNKED,
+        b"POST /v1/images/generate HTTP/1.1\r\n" + AUTH + b"Content-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + GENERATE + b"\r\n0\r\n\r\n",
+        b"GET /v1/jobs/job_\xff HTTP/1.1\r\n" + AUTH + b"\r\n",
+        b"get /v1/account HTTP/1.1\r\n" + AUTH + b"\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
+    ],
+    ids=["control-character", "two-lengths", "length-not-a-number", "length-and-chunked",
+         "bad-chunk", "byte-in-path", "lowercase-method", "tls"],
+)  # fmt: skip
+async def test_a_request_that_is_not_http_is_answered_with_a_problem(
+    hostile: Hostile, request_: bytes
+) -> None:
+    """The server's own 400 for bytes that are not an HTTP/1.1 request is a problem too, not
+    uvicorn's plain text; the connection is closed after it."""
+    status, fields, body = await _raw(hostile.url, request_)
+    assert status.startswith("HTTP/1.1 400 "), (status, body)
+    assert fields["content-type"] == "application/problem+json"
+    assert fields["connection"] == "close"
+    problem = json.loads(body)
+    assert (problem["status"], problem["code"]) == (400, "invalid_parameter")
+
+
+async def test_a_head_too_large_is_answered_with_a_problem(hostile: Hostile) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"
+    status, fields, body = await _raw(hostile.url, head)
+    assert status.startswith("HTTP/1.1 431 "), (status, body)
+    assert fields["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert (problem["status"], problem["code"]) == (431, "invalid_parameter")
+
+
+async def test_a_websocket_upgrade_is_served_as_http(hostile: Hostile) -> None:
+    """The gateway has no WebSocket: asking for one on a route gets that route's answer (an
+    unknown job: 404 as a problem), not uvicorn's plain-text 403."""
+    request_ = (
+        b"GET /v1/jobs/job_0190f3a2c4e1a1b2c3d4e5f6a7b8c9d0/events HTTP/1.1\r\n" + AUTH
+        + b"Connection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )  # fmt: skip
+    status, fields, body = await _raw(hostile.url, request_)
+    assert status.startswith("HTTP/1.1 404 "), (status, body)
+    assert fields["content-type"] == "application/problem+json"
+    assert json.loads(body)["code"] == "not_found"
