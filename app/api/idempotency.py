@@ -51,6 +51,7 @@ from app.store.tenants import Tenant
 log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
+POINTER = f"/headers/{HEADER}"
 MAX_KEY_LENGTH = 255
 _REPLAYED_HEADERS = ("location", "preference-applied")
 
@@ -82,7 +83,7 @@ async def idempotent(
     if not 0 < len(key) <= MAX_KEY_LENGTH:
         raise InvalidRequest(
             f"{HEADER} must be 1–{MAX_KEY_LENGTH} characters",
-            pointer=f"/headers/{HEADER}",
+            pointer=POINTER,
             status=400,
         )
     print_ = fingerprint(request, payload)
@@ -91,18 +92,20 @@ async def idempotent(
         headers = {**began.headers, "Idempotent-Replayed": "true"}
         return Response(began.body, began.status, headers, media_type="application/json")
     if isinstance(began, Mismatch):
-        raise GatewayError(
+        raise InvalidRequest(
             f"this {HEADER} was used for a different request",
-            ErrorCode.idempotency_key_reused,
-            422,
+            code=ErrorCode.idempotency_key_reused,
+            pointer=POINTER,
         )
     if isinstance(began, InFlight):
-        raise GatewayError(
+        in_flight = InvalidRequest(
             f"a request with this {HEADER} is still being processed",
-            ErrorCode.idempotency_key_in_flight,
-            409,
-            headers={"Retry-After": "1"},
+            code=ErrorCode.idempotency_key_in_flight,
+            pointer=POINTER,
+            status=409,
         )
+        in_flight.headers = {"Retry-After": "1"}
+        raise in_flight
     try:
         response = await run(began.bound)
     except BaseException as exc:

@@ -408,3 +408,45 @@ async def test_a_lost_upload_reservation_reply_leaves_the_key_on_that_file(
     files_scheduled = [member for member in scheduled if member.startswith("file_")]
     assert files_scheduled == [f"{reserved[0]}|{len(content)}|{TENANT}"]
     assert await gw.blobs.get(reserved[0]) == content
+
+
+async def test_a_key_reused_or_in_flight_is_a_problem_pointing_at_the_header(
+    gateway: tuple[Gateway, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key sent again with another request (422), or while its first request still runs
+    (409, with ``Retry-After``): each problem points at the header, as the key's other
+    refusals do, and neither makes a job."""
+    gw, client = gateway
+    headers = {**AUTH, "Idempotency-Key": "once"}
+    assert (await client.post(GENERATE, json=PROMPT, headers=headers)).status_code == 202
+    other = {**PROMPT, "prompt": "a lighthouse at dawn"}
+    reused = await client.post(GENERATE, json=other, headers=headers)
+
+    running = {**AUTH, "Idempotency-Key": "running"}
+    meanwhile: list[httpx.Response] = []
+    jobs: list[int] = []
+
+    async def step(stored: Stored) -> Stored:
+        """The first request with the key waits on its job: the same request again."""
+        jobs.append(len([key async for key in gw.redis.scan_iter(keys.job("*"))]))
+        meanwhile.append(await client.post(GENERATE, json=PROMPT, headers=running))
+        jobs.append(len([key async for key in gw.redis.scan_iter(keys.job("*"))]))
+        return stored
+
+    monkeypatch.setattr(gw.jobs.runner, "step", step)
+    first = await client.post(GENERATE, json=PROMPT, headers={**running, "Prefer": "wait=1"})
+    assert first.status_code in (200, 202), first.text
+    (in_flight,) = meanwhile
+
+    for answer, status, code in (
+        (reused, 422, "idempotency_key_reused"),
+        (in_flight, 409, "idempotency_key_in_flight"),
+    ):
+        assert answer.status_code == status, answer.text
+        problem = answer.json()
+        assert problem["code"] == code
+        assert [(e["pointer"], e["code"]) for e in problem["errors"]] == [
+            ("/headers/Idempotency-Key", code)
+        ]
+    assert in_flight.headers["retry-after"] == "1"
+    assert jobs[0] == jobs[1] == 2  # the first two requests' jobs, none for the one refused
