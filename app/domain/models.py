@@ -46,7 +46,9 @@ class JobStatus(StrEnum):
 
 class AttemptStatus(StrEnum):
     submitting = "submitting"
-    """Recorded before the upstream call; a worker that finds this after a crash re-runs it."""
+    """Recorded before the upstream call; a worker that finds this after a crash re-runs it.
+    On a canceled job: the upstream's answer to the submission is still awaited, the job's
+    credits held until it is recorded."""
     running = "running"
     """The upstream accepted it; ``provider_job_id`` is known and is polled, never resubmitted."""
     succeeded = "succeeded"

@@ -16,6 +16,16 @@ fall back      (stays running)             the hold moves to the next provider's
                                            shortfall fails the job (``insufficient_credits``)
 =============  ==========================  ================================================
 
+**A cancel that lands while a submission is under way** (a worker holds the job and its
+attempt is ``submitting``: the upstream has not answered) cannot know whether the upstream
+accepts the task. It ends the job ``canceled`` and leaves the rest to the upstream's answer
+(:meth:`Lifecycle.cancel`, ``app/store/awaiting.py``): the credit hold stays open, and the
+worker that holds the job records the answer and settles the job in one save
+(:meth:`Lifecycle.answer_after_cancel`): an accepted task goes on the attempt, charged or
+waived by the policy as any task accepted before a cancel, and is asked to stop upstream; a
+synchronous result counts the same (not kept); a refusal, or no answer, releases the hold.
+Whichever way the cancel and the acceptance land, the task is on the record.
+
 "Accepted" means the current attempt has the upstream's task id (``provider_job_id``): from
 then on the provider may bill the gateway's account whatever the tenant does, so by default a
 job canceled or past its deadline then is charged its price. The policy is the tenant's
@@ -41,6 +51,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from redis.exceptions import RedisError
 
@@ -52,16 +63,20 @@ from app.domain.models import (
     Job,
     JobError,
     JobOutput,
+    JobRecord,
     JobStatus,
     utcnow,
 )
-from app.jobs.accounting import Accounting, note_quote
+from app.jobs.accounting import Accounting, note_quote, note_reported_cost
 from app.jobs.gate import UpstreamGate, upstream_call
 from app.jobs.media_source import StoredMedia
 from app.jobs.result_cache import ResultCache
 from app.jobs.retries import tried_again
+from app.jobs.submissions import under_way
 from app.metrics import Metrics
-from app.store.jobs import JobStore, Schedule, Settle, Stored
+from app.providers.base import Failed, SubmitResult, Submitted, Succeeded
+from app.store.awaiting import AwaitingAnswers
+from app.store.jobs import Charge, JobStore, SaveRefused, Schedule, Settle, Stored
 from app.store.storage import OutputUnscheduled, QuotaExceeded, ScheduledOutputs
 
 log = logging.getLogger(__name__)
@@ -105,6 +120,18 @@ def end_attempt(
         attempt.error = error
 
 
+def awaits_answer(stored: Stored, lease: str) -> bool:
+    """The job was canceled while its submission was under way, and awaits the upstream's
+    answer from the worker that holds it under ``lease``."""
+    attempt = stored.record.current_attempt
+    return (
+        stored.record.job.status is JobStatus.canceled
+        and stored.lease == lease
+        and attempt is not None
+        and attempt.status is AttemptStatus.submitting
+    )
+
+
 def accepted(attempt: Attempt | None) -> bool:
     """The upstream gave this open attempt a task id: it may bill for it from now on."""
     return (
@@ -125,6 +152,7 @@ class Lifecycle:
         cache: ResultCache | None = None,
     ) -> None:
         self.store = store
+        self.awaiting = AwaitingAnswers(store.scripts, retention_s=store.retention_s)
         self.accounting = accounting
         self.gate = gate
         self.media = media
@@ -204,17 +232,86 @@ class Lifecycle:
 
         A client's cancel needs no lease: the save checks the version, and a worker's step in
         progress finds its own save refused. A worker ending a job at its ``Cancel-After``
-        holds the lease."""
+        holds the lease.
+
+        A client's cancel of a job whose submission is under way (``under_way``: a worker
+        holds it, its attempt ``submitting``) ends it ``canceled`` with its attempt left
+        ``submitting`` and its credits held: the upstream's answer decides them, recorded by
+        the worker (:meth:`answer_after_cancel`). One of a job whose attempt is
+        ``submitting`` with no worker holding it is saved only while still none does: a
+        worker that claimed it since (a claim does not move the version) may be sending the
+        submission, and the cancel is refused (``leased``) to be decided again."""
         job = stored.record.job
+        attempt = stored.record.current_attempt
+        submitting = (
+            lease is None and attempt is not None and attempt.status is AttemptStatus.submitting
+        )
+        sending = submitting and under_way(stored)
         job.status = JobStatus.canceled
         error = JobError(code=ErrorCode.job_canceled, message=message)
+        if sending:
+            assert attempt is not None
+            attempt.error = error  # its status and charge wait for the upstream's answer
+            job.completed_at = utcnow()
+            job.queue_position = job.upstream_eta_s = None
+            return await self.awaiting.cancel(stored)
         return await self._abandon(
             stored,
             lease,
             error,
             ChargeReason.canceled_after_accept,
             ChargeReason.canceled_waived,
+            unleased=submitting,
         )
+
+    async def answer_after_cancel(
+        self, job_id: str, lease: str, answer: SubmitResult | None, *, within_s: float
+    ) -> Stored | None:
+        """Record the upstream's ``answer`` to the submission sent under ``lease`` on its job,
+        canceled meanwhile (:meth:`cancel`), and settle the job: ``None`` when the job awaits
+        no answer from this lease (it was not canceled so, or another worker holds it now).
+
+        - ``Submitted``: the task id goes on the attempt, charged or waived by the job's
+          policy (``canceled_after_accept`` / ``canceled_waived``), and the upstream is asked
+          to stop it where the adapter can;
+        - ``Succeeded`` (a synchronous upstream): the upstream did the work and bills it; the
+          attempt ends ``succeeded``, charged or waived alike, its result not kept;
+        - ``Failed``: the hold is released (``unanswered`` when the submission went out and
+          no answer came, else ``not_accepted``), the upstream's error on the attempt;
+        - ``None`` (the submission never went out, or the worker that sent it died and the
+          job was claimed again): ``not_accepted``, the hold released.
+
+        The record is read afresh and the answer applied to it on each try: a try that meets
+        a Redis error is tried again for up to ``within_s`` (``JobStore.save_surely``); one
+        applied whose answer was lost is recognised by the attempt's end on record."""
+        ended: list[datetime] = []
+        credential = 0
+
+        async def settle() -> Stored:
+            nonlocal credential
+            stored = await self.store.get(job_id)
+            if stored is None or not awaits_answer(stored, lease):
+                raise SaveRefused("answered")
+            record = stored.record
+            credential = record.upstream.credential if record.upstream is not None else 0
+            ended.append(_apply_late_answer(record, answer))
+            charge, spend = self._settlement(record, record.job.attempts[-1].charge_reason)
+            mode = Settle.charge if charge is not None else Settle.release
+            return await self.awaiting.settle(stored, lease, mode, charge, spend)
+
+        def landed(record: JobRecord) -> bool:
+            attempts = record.job.attempts
+            return bool(attempts) and attempts[-1].completed_at in ended
+
+        try:
+            saved = await self.store.save_surely(settle, job_id, landed, within_s=within_s)
+        except SaveRefused:
+            return None
+        await self.gate.release(saved.record)
+        self.metrics.job_finished(saved.record.job)
+        if isinstance(answer, Submitted):
+            await self._cancel_upstream(saved, answer.provider_job_id, credential)
+        return saved
 
     async def expire(self, stored: Stored, lease: str, deadline_s: float) -> Stored:
         """Fail a job that outlived its deadline."""
@@ -268,8 +365,11 @@ class Lifecycle:
         error: JobError,
         charged: ChargeReason,
         waived: ChargeReason,
+        *,
+        unleased: bool = False,
     ) -> Stored:
-        """End a job no one waits for any more (canceled, past its deadline)."""
+        """End a job no one waits for any more (canceled, past its deadline); ``unleased``:
+        only while no worker holds it (``JobStore.save``)."""
         record = stored.record
         attempt = record.current_attempt
         task = attempt.provider_job_id if attempt is not None and accepted(attempt) else None
@@ -281,7 +381,7 @@ class Lifecycle:
             else:
                 reason = charged if record.charge_accepted_work else waived
             end_attempt(attempt, AttemptStatus.failed, reason, error)
-        saved = await self._finish(stored, lease, reason)
+        saved = await self._finish(stored, lease, reason, unleased=unleased)
         if task is not None:
             await self._follow_up(
                 saved,
@@ -298,6 +398,7 @@ class Lifecycle:
         written: ScheduledOutputs | None = None,
         *,
         within_s: float = 0.0,
+        unleased: bool = False,
     ) -> Stored:
         """Save the job terminal with its credits settled; give its upstream slot back. With
         ``within_s``, a save that meets a Redis error is tried again for up to that long; one
@@ -307,19 +408,14 @@ class Lifecycle:
         job = record.job
         job.completed_at = utcnow()
         job.queue_position = job.upstream_eta_s = None  # in no queue any more
-        charge = self.accounting.charge_for(record, reason)
-        if charge is not None and charge.amount <= 0:
-            charge = None
-        self.accounting.settle_upstream_costs(record)
-        # as stored; the script charges it from the hold
-        job.credits.charged = charge.amount if charge is not None else 0
-        spend = self.accounting.spend_record(record)
+        charge, spend = self._settlement(record, reason)
 
         def save() -> Awaitable[Stored]:
             return self.store.save(
                 stored,
                 schedule=Schedule.release,
                 lease=lease,
+                unleased=unleased,
                 settle=Settle.charge if charge is not None else Settle.release,
                 charge=charge,
                 spend=spend,
@@ -363,6 +459,20 @@ class Lifecycle:
         except Exception:
             log.exception("job %s: %s failed after its terminal save; left", job_id, what)
 
+    def _settlement(
+        self, record: JobRecord, reason: ChargeReason | None
+    ) -> tuple[Charge | None, str]:
+        """What a job ending for ``reason`` is charged (``None``: its hold is released) and its
+        upstream-spend record, every attempt's ``upstream_cost`` settled; the charge is noted
+        on the job as the save will make it."""
+        charge = self.accounting.charge_for(record, reason)
+        if charge is not None and charge.amount <= 0:
+            charge = None
+        self.accounting.settle_upstream_costs(record)
+        # as stored; the script charges it from the hold
+        record.job.credits.charged = charge.amount if charge is not None else 0
+        return charge, self.accounting.spend_record(record)
+
     async def _cancel_upstream(self, stored: Stored, task: str, credential: int) -> None:
         record = stored.record
         adapter = self.gate.providers[record.plan[0]]
@@ -374,3 +484,34 @@ class Lifecycle:
                 log.info("job %s: asked %s to cancel task %s", record.job.id, adapter.name, task)
         except GatewayError as exc:
             log.warning("job %s: %s did not take the cancel: %s", record.job.id, adapter.name, exc)
+
+
+def _apply_late_answer(record: JobRecord, answer: SubmitResult | None) -> datetime:
+    """End the attempt a canceled job left ``submitting`` by the upstream's ``answer`` (see
+    :meth:`Lifecycle.answer_after_cancel`); the moment it ended."""
+    attempt = record.job.attempts[-1]
+    policy = (
+        ChargeReason.canceled_after_accept
+        if record.charge_accepted_work
+        else ChargeReason.canceled_waived
+    )
+    if answer is not None:
+        note_reported_cost(attempt, answer)
+    if isinstance(answer, Submitted):
+        attempt.provider_job_id = answer.provider_job_id
+        end_attempt(attempt, AttemptStatus.failed, policy)
+    elif isinstance(answer, Succeeded):
+        end_attempt(attempt, AttemptStatus.succeeded, policy)
+    elif isinstance(answer, Failed):
+        reason = ChargeReason.unanswered if answer.unanswered else ChargeReason.not_accepted
+        error = JobError(
+            code=answer.code,
+            message=answer.message,
+            provider_code=answer.provider_code,
+            retryable=answer.retryable,
+        )
+        end_attempt(attempt, AttemptStatus.failed, reason, error)
+    else:
+        end_attempt(attempt, AttemptStatus.failed, ChargeReason.not_accepted)
+    assert attempt.completed_at is not None
+    return attempt.completed_at

@@ -10,7 +10,11 @@ Crash safety rests on the order of writes:
    is submitted again; synchronous upstreams have nothing to poll anyway.
 
 Every write checks the lease and the version (``save_job.lua``): a worker whose lease expired,
-or a job canceled meanwhile, makes the write fail with ``SaveRefused`` and the step stops.
+or a job canceled meanwhile, makes the write fail with ``SaveRefused`` and the step stops. A job
+canceled while its submission was under way awaits the upstream's answer to it: the step that
+sent it records the answer on the canceled job and settles it
+(:meth:`~app.jobs.lifecycle.Lifecycle.answer_after_cancel`), and one that finds it canceled
+before sending, or claims it after the sender died, settles it without an answer.
 
 Whether a call may go now is :class:`~app.jobs.gate.UpstreamGate`'s decision (budget and
 circuit); every terminal state and credit movement is :class:`~app.jobs.lifecycle.Lifecycle`'s.
@@ -77,6 +81,7 @@ from app.providers.base import (
     Failed,
     PollTrouble,
     Progress,
+    SubmitResult,
     Submitted,
     Succeeded,
 )
@@ -159,20 +164,40 @@ class JobRunner:
         """Do the next thing the job needs; returns the saved state (lease released)."""
         lease = stored.lease
         assert lease is not None, "only a leased job can be advanced"
-        async with self._renewing(stored.record.job.id, lease):
+        job_id = stored.record.job.id
+        sent: list[SubmitResult] = []  # the upstream's answer to a submission this step sent
+        async with self._renewing(job_id, lease):
             try:
-                return await self._step(stored, lease)
+                return await self._step(stored, lease, sent)
             except SaveRefused:
+                # Canceled while this step had the submission under way: the answer (none if
+                # it never went out) is recorded on the canceled job, which is settled.
+                answer = sent[0] if sent else None
+                late = await self.lifecycle.answer_after_cancel(
+                    job_id, lease, answer, within_s=self.lease_s
+                )
+                if late is not None:
+                    return late
+                if isinstance(answer, Submitted):
+                    log.warning(
+                        "job %s was taken over while %s accepted its task %s; the task is "
+                        "not on record",
+                        job_id,
+                        stored.record.job.attempts[-1].provider,
+                        answer.provider_job_id,
+                    )
                 # Canceled meanwhile (the cancel took the lease, so the refusal may read
                 # ``lease_lost``): the upstream slot this step may have taken goes with it.
                 # A job merely reclaimed by another worker keeps its slot.
-                status = await self.store.status_of(stored.record.job.id)
+                status = await self.store.status_of(job_id)
                 if status is None or status.terminal:
                     await self.gate.release(stored.record)
                 raise
 
-    async def _step(self, stored: Stored, lease: str) -> Stored:
+    async def _step(self, stored: Stored, lease: str, sent: list[SubmitResult]) -> Stored:
         job = stored.record.job
+        if job.status.terminal:  # claimed awaiting an answer its sender died with
+            raise SaveRefused("terminal")
         if stored.due_ms is not None:  # claimed from the due-queue: how late the queue runs
             self.gate.step_began((now_ms() - stored.due_ms) / 1000)
         cancel_at = stored.record.cancel_at
@@ -198,6 +223,9 @@ class JobRunner:
         stored, result = await self._call_upstream(stored, lease, clearance, persisted)
         if isinstance(result, Requeue):  # late for its turn: its new turn is further off
             return await self._save_due(stored, lease, result.after_s)
+        if submitting:
+            assert isinstance(result, Submitted | Succeeded | Failed)
+            sent.append(result)
         return await self._apply(stored, lease, result)
 
     async def _waits_for_inputs(self, record: JobRecord) -> bool:
@@ -306,18 +334,7 @@ class JobRunner:
         if isinstance(result, Submitted):
             attempt.provider_job_id = result.provider_job_id
             attempt.status = AttemptStatus.running
-            try:
-                return await self._save_accepted(stored, lease, result)
-            except SaveRefused:
-                # Ended meanwhile (a cancel that waited longer than a cancel waits): the
-                # upstream runs a task no record holds. Say so, for whoever reconciles.
-                log.warning(
-                    "job %s ended while %s accepted its task %s; the task is not on record",
-                    job.id,
-                    attempt.provider,
-                    result.provider_job_id,
-                )
-                raise
+            return await self._save_accepted(stored, lease, result)
         if isinstance(result, Progress):
             before = job.progress
             job.progress = result.fraction if result.fraction is not None else job.progress

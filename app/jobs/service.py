@@ -487,9 +487,12 @@ class JobService:
         """Cancel a job that has not finished. Canceling a canceled job answers it again.
 
         A job whose submission is under way (a worker holds it, its attempt ``submitting``)
-        is canceled once the upstream has answered it, at most ``SUBMISSION_WAIT_S`` later
-        (``app.jobs.submissions``): so a task the upstream accepted is on the record, and
-        charged as accepted work."""
+        is canceled once the upstream has answered it, so that the answer is the one this
+        cancel settles: a task the upstream accepted is on the record, and charged as
+        accepted work. It waits at most ``SUBMISSION_WAIT_S`` (``app.jobs.submissions``);
+        a submission still under way then is canceled as it stands, its attempt left
+        ``submitting`` and its credits held until the worker records the upstream's answer
+        (``Lifecycle.cancel``)."""
         waited = False
         for _ in range(5):
             stored = await self.load(tenant, job_id)

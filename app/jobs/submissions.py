@@ -1,7 +1,10 @@
 """A submission under way: a worker holds the job and the upstream has not answered it yet.
 
 A cancel waits for such a submission to be answered (``JobService.cancel``), so that a task
-the upstream accepted is on the record, and charged as accepted work, before the job ends.
+the upstream accepted is on the record, and charged as accepted work, when the job ends. A
+submission not answered within ``SUBMISSION_WAIT_S`` (an upstream may take a minute) is not
+waited for longer: the job is canceled with the answer left to the worker that sent it, which
+records it on the canceled job and settles the job's credits then (``Lifecycle.cancel``).
 """
 
 from __future__ import annotations

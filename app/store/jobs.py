@@ -39,7 +39,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _settle_reason(job: Job) -> str:
+def settle_reason(job: Job) -> str:
     """The ledger's reason for a terminal save's credit movement."""
     served = " from the result cache" if job.cache == "hit" else ""
     return f"{job.operation.value} {job.status.value}{served}"
@@ -272,6 +272,7 @@ class JobStore:
         schedule: Schedule,
         due_ms: int = 0,
         lease: str | None = None,
+        unleased: bool = False,
         settle: Settle | None = None,
         charge: Charge | None = None,
         spend: str | None = None,
@@ -279,6 +280,8 @@ class JobStore:
         outputs: ScheduledOutputs | None = None,
     ) -> Stored:
         """Write ``stored.record`` if it is still at ``stored.version``; returns the new state.
+        With ``lease``, only while that lease holds the job; ``unleased`` (no ``lease``), only
+        while no worker holds it (refused ``leased``: a claim does not move the version).
 
         A terminal save queues the job's webhook (``job.<status>``), and a save naming an
         ``event`` (``job.started``, ``job.progress``) queues that one, in the same script,
@@ -319,7 +322,7 @@ class JobStore:
                 script_keys,
                 [
                     stored.version,
-                    lease or "",
+                    lease or ("-" if unleased else ""),
                     record.model_dump_json(),
                     status.value,
                     schedule.value,
@@ -328,7 +331,7 @@ class JobStore:
                     keys.job_events(job.id),
                     job.id,
                     settle.value if settle else "",
-                    _settle_reason(job),
+                    settle_reason(job),
                     SETTLED_HOLD_TTL_S,
                     webhook_due,
                     "" if charge is None else charge.amount,

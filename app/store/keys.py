@@ -48,7 +48,9 @@ def key_id(key_id: str) -> str:
 
 
 def job(job_id: str) -> str:
-    """HASH: ``body`` (JobRecord JSON), ``version``, ``status``, ``tenant``, ``lease`` token."""
+    """HASH: ``body`` (JobRecord JSON), ``version``, ``status``, ``tenant``, ``lease`` token;
+    ``awaiting`` on a job canceled while its submission was under way, until the upstream's
+    answer is recorded (``lua/cancel_under_way.lua``)."""
     return f"{PREFIX}job:{job_id}"
 
 

@@ -193,6 +193,8 @@ async def _send(connection: Any, command: bytes) -> None:
 class Scripts:
     create_job: Script
     save_job: Script
+    cancel_under_way: Script
+    settle_late_answer: Script
     read_job: Script
     claim_jobs: Script
     renew_lease: Script

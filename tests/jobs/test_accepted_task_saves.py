@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from app.domain.models import JobStatus
+from app.domain.models import AttemptStatus, ChargeReason, JobStatus
 from app.store.circuits import CircuitState
-from app.store.jobs import SaveRefused, Stored
+from app.store.jobs import Stored
 from tests.jobs.harness import ALPHA_PRICE, Core, job_core, picture, run_as_worker
 
 T = TypeVar("T")
@@ -102,9 +102,13 @@ async def test_a_circuit_that_does_not_count_an_outcome_does_not_end_the_step(
     assert record.job.status is JobStatus.succeeded
 
 
-async def test_a_save_tried_again_on_a_job_ended_meanwhile_is_still_refused(core: Core) -> None:
+async def test_a_save_tried_again_on_a_job_canceled_meanwhile_records_the_task_on_it(
+    core: Core,
+) -> None:
     """The read-back takes only a record holding the task as saved: a job canceled between
-    the lost save and the one tried again keeps its refusal (its task is on no record)."""
+    the lost save and the one tried again keeps its refusal. The cancel came while the
+    submission was under way, so the job awaits the upstream's answer: the step records the
+    task on the canceled job, charged as accepted work, and asks the upstream to stop it."""
     job_id = await core.submit()
     save = core.store.save
     failed: list[str] = []
@@ -120,12 +124,18 @@ async def test_a_save_tried_again_on_a_job_ended_meanwhile_is_still_refused(core
         raise RedisConnectionError("failover")
 
     core.store.save = canceled_meanwhile  # type: ignore[method-assign]
-    with pytest.raises(SaveRefused):
-        await core.runner.step(await core.claim(job_id))
+    saved = await core.runner.step(await core.claim(job_id))
     assert failed == ["alpha_task_1"]
     record = await core.record(job_id)
+    assert saved.record == record
     assert record.job.status is JobStatus.canceled
-    assert [a.provider_job_id for a in record.job.attempts] == [None]
+    (attempt,) = record.job.attempts
+    assert attempt.provider_job_id == "alpha_task_1"
+    assert attempt.status is AttemptStatus.failed
+    assert attempt.charge_reason is ChargeReason.canceled_after_accept
+    assert record.job.credits.charged == ALPHA_PRICE
+    assert await core.available() == 1000 - ALPHA_PRICE
+    assert core.alpha.canceled == ["alpha_task_1"]
 
 
 @pytest.mark.parametrize("applied", [False, True], ids=["not-applied", "answer-lost"])

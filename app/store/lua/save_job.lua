@@ -1,6 +1,7 @@
 -- Write a job's new state if nobody changed it since it was read (optimistic version check)
 -- and, when a lease token is given, only while the caller still holds the lease. Terminal
--- jobs are never rewritten. Reschedules the job, settles its credits when it ends, and
+-- jobs are never rewritten here (a job canceled while its submission was under way gets the
+-- upstream's answer through settle_late_answer.lua). Reschedules the job, settles its credits when it ends, and
 -- announces the change — atomically, so a job is charged exactly when it is saved succeeded.
 -- A terminal save (ttl_s > 0) also gives the tenant's job slot back and, when the job has a
 -- callback URL, queues its webhook delivery — so no finished job's webhook can be lost.
@@ -10,7 +11,8 @@
 -- finished job exactly once.
 -- KEYS: job, due, leases, credit_account, credit_hold, credit_holds, credit_ledger, slots,
 --       webhooks_due, spend
--- ARGV: expected_version, lease_token ('' = no lease needed), body, status,
+-- ARGV: expected_version, lease_token ('' = no lease needed; '-' = only while no worker holds
+--       the job: refused with 'leased' otherwise), body, status,
 --       schedule ('due' | 'release' | 'keep'), due_ms, ttl_s (0 = keep forever), channel, job_id,
 --       settle ('' | 'charge' | 'release'), settle_reason, settled_ttl_s,
 --       webhook_due_ms ('' = no webhook), charge_amount ('' = the whole hold; at most the hold),
@@ -35,7 +37,11 @@ local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'status')
 if not cur[1] then
   return redis.error_reply('missing')
 end
-if ARGV[2] ~= '' and cur[2] ~= ARGV[2] then
+if ARGV[2] == '-' then
+  if cur[2] then
+    return redis.error_reply('leased')
+  end
+elseif ARGV[2] ~= '' and cur[2] ~= ARGV[2] then
   return redis.error_reply('lease_lost')
 end
 if cur[3] == 'succeeded' or cur[3] == 'failed' or cur[3] == 'canceled' then
