@@ -265,7 +265,13 @@ class Lifecycle:
         )
 
     async def answer_after_cancel(
-        self, job_id: str, lease: str, answer: SubmitResult | None, *, within_s: float
+        self,
+        job_id: str,
+        lease: str,
+        answer: SubmitResult | None,
+        *,
+        within_s: float,
+        sender_died: bool = False,
     ) -> Stored | None:
         """Record the upstream's ``answer`` to the submission sent under ``lease`` on its job,
         canceled meanwhile (:meth:`cancel`), and settle the job: ``None`` when the job awaits
@@ -278,8 +284,10 @@ class Lifecycle:
           attempt ends ``succeeded``, charged or waived alike, its result not kept;
         - ``Failed``: the hold is released (``unanswered`` when the submission went out and
           no answer came, else ``not_accepted``), the upstream's error on the attempt;
-        - ``None`` (the submission never went out, or the worker that sent it died and the
-          job was claimed again): ``not_accepted``, the hold released.
+        - ``None``: the hold released; ``not_accepted`` when the submission never went out
+          (the step was refused before it), ``unanswered`` when the worker that sent it died
+          and the job was claimed again (``sender_died``): the submission was under way for
+          longer than a cancel waits, so the upstream may have the task, and may bill it.
 
         The record is read afresh and the answer applied to it on each try: a try that meets
         a Redis error is tried again for up to ``within_s`` (``JobStore.save_surely``); one
@@ -294,7 +302,7 @@ class Lifecycle:
                 raise SaveRefused("answered")
             record = stored.record
             credential = record.upstream.credential if record.upstream is not None else 0
-            ended.append(_apply_late_answer(record, answer))
+            ended.append(_apply_late_answer(record, answer, sender_died))
             charge, spend = self._settlement(record, record.job.attempts[-1].charge_reason)
             mode = Settle.charge if charge is not None else Settle.release
             return await self.awaiting.settle(stored, lease, mode, charge, spend)
@@ -486,7 +494,9 @@ class Lifecycle:
             log.warning("job %s: %s did not take the cancel: %s", record.job.id, adapter.name, exc)
 
 
-def _apply_late_answer(record: JobRecord, answer: SubmitResult | None) -> datetime:
+def _apply_late_answer(
+    record: JobRecord, answer: SubmitResult | None, sender_died: bool
+) -> datetime:
     """End the attempt a canceled job left ``submitting`` by the upstream's ``answer`` (see
     :meth:`Lifecycle.answer_after_cancel`); the moment it ended."""
     attempt = record.job.attempts[-1]
@@ -512,6 +522,7 @@ def _apply_late_answer(record: JobRecord, answer: SubmitResult | None) -> dateti
         )
         end_attempt(attempt, AttemptStatus.failed, reason, error)
     else:
-        end_attempt(attempt, AttemptStatus.failed, ChargeReason.not_accepted)
+        unknown = ChargeReason.unanswered if sender_died else ChargeReason.not_accepted
+        end_attempt(attempt, AttemptStatus.failed, unknown)
     assert attempt.completed_at is not None
     return attempt.completed_at

@@ -171,10 +171,15 @@ class JobRunner:
                 return await self._step(stored, lease, sent)
             except SaveRefused:
                 # Canceled while this step had the submission under way: the answer (none if
-                # it never went out) is recorded on the canceled job, which is settled.
+                # it never went out, or if it went out from a worker that died) is recorded on
+                # the canceled job, which is settled.
                 answer = sent[0] if sent else None
                 late = await self.lifecycle.answer_after_cancel(
-                    job_id, lease, answer, within_s=self.lease_s
+                    job_id,
+                    lease,
+                    answer,
+                    within_s=self.lease_s,
+                    sender_died=stored.record.job.status.terminal,
                 )
                 if late is not None:
                     return late

@@ -245,7 +245,8 @@ async def test_a_job_whose_sender_died_is_settled_by_the_worker_that_claims_it(
     core: Core,
 ) -> None:
     """The worker dies before the upstream answers: its lease lapses, the next claim hands the
-    canceled job out, and that worker settles it without an answer, submitting nothing."""
+    canceled job out, and that worker settles it without an answer, submitting nothing. The
+    submission went out: the upstream may have the task, and may bill it (``unanswered``)."""
     job_id, held, step = await canceled_while_sending(core)
     step.cancel()  # the worker dies (no write of its own after the cancel)
     with pytest.raises(asyncio.CancelledError):
@@ -260,8 +261,12 @@ async def test_a_job_whose_sender_died_is_settled_by_the_worker_that_claims_it(
     (attempt,) = record.job.attempts
     assert (attempt.status, attempt.charge_reason) == (
         AttemptStatus.failed,
-        ChargeReason.not_accepted,
+        ChargeReason.unanswered,
     )
+    assert attempt.upstream_cost == ALPHA_PRICE  # in the provider's spend at its price
+    assert [(u.job_id, u.reason) for u in (await reconciled(core)).unpaid] == [
+        (job_id, ChargeReason.unanswered.value)
+    ]
     assert len(held.calls) == 1  # the claim did not submit it again
 
 
