@@ -11,18 +11,10 @@
 -- KEYS: job, slots
 -- ARGV: expected_version, lease_token, body, status, ttl_s, channel, job_id
 -- Returns the new version.
-local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'status')
-if not cur[1] then
-  return redis.error_reply('missing')
-end
-if cur[2] ~= ARGV[2] then
-  return redis.error_reply('lease_lost')
-end
-if cur[3] == 'succeeded' or cur[3] == 'failed' or cur[3] == 'canceled' then
-  return redis.error_reply('terminal')
-end
-if cur[1] ~= ARGV[1] then
-  return redis.error_reply('stale')
+--#include job_state
+local cur, refused = writable_job(KEYS[1], ARGV[1], ARGV[2])
+if not cur then
+  return refused
 end
 local version = tonumber(cur[1]) + 1
 redis.call('HSET', KEYS[1], 'body', ARGV[3], 'status', ARGV[4], 'version', version,

@@ -1,8 +1,9 @@
 -- Write a job's new state if nobody changed it since it was read (optimistic version check)
--- and, when a lease token is given, only while the caller still holds the lease. Terminal
--- jobs are never rewritten here (a job canceled while its submission was under way gets the
--- upstream's answer through settle_late_answer.lua). Reschedules the job, settles its credits when it ends, and
--- announces the change — atomically, so a job is charged exactly when it is saved succeeded.
+-- and, when a lease token is given, only while the caller still holds the lease
+-- (lib/job_state.lua). Terminal jobs are never rewritten here (a job canceled while its
+-- submission was under way gets the upstream's answer through settle_late_answer.lua).
+-- Reschedules the job, settles its credits when it ends, and announces the change —
+-- atomically, so a job is charged exactly when it is saved succeeded.
 -- A terminal save (ttl_s > 0) also gives the tenant's job slot back and, when the job has a
 -- callback URL, queues its webhook delivery — so no finished job's webhook can be lost.
 -- A charge bills `charge_amount` (the actual price; never more than the hold) and refunds the
@@ -31,24 +32,12 @@
 --              outputs, then per output: scheduled member, its due_ms, member, bytes,
 --              expires_ms; then per metadata key: its record (JSON), ttl_s
 -- Returns {new_version, credits_settled}.
+--#include job_state
 --#include credits
 --#include storage
-local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'status')
-if not cur[1] then
-  return redis.error_reply('missing')
-end
-if ARGV[2] == '-' then
-  if cur[2] then
-    return redis.error_reply('leased')
-  end
-elseif ARGV[2] ~= '' and cur[2] ~= ARGV[2] then
-  return redis.error_reply('lease_lost')
-end
-if cur[3] == 'succeeded' or cur[3] == 'failed' or cur[3] == 'canceled' then
-  return redis.error_reply('terminal')
-end
-if cur[1] ~= ARGV[1] then
-  return redis.error_reply('stale')
+local cur, refused = writable_job(KEYS[1], ARGV[1], ARGV[2])
+if not cur then
+  return refused
 end
 local outputs = tonumber(ARGV[23] or 0)
 local wanted = 0
