@@ -16,15 +16,9 @@ fall back      (stays running)             the hold moves to the next provider's
                                            shortfall fails the job (``insufficient_credits``)
 =============  ==========================  ================================================
 
-**A cancel that lands while a submission is under way** (a worker holds the job and its
-attempt is ``submitting``: the upstream has not answered) cannot know whether the upstream
-accepts the task. It ends the job ``canceled`` and leaves the rest to the upstream's answer
-(:meth:`Lifecycle.cancel`, ``app/store/awaiting.py``): the credit hold stays open, and the
-worker that holds the job records the answer and settles the job in one save
-(:meth:`Lifecycle.answer_after_cancel`): an accepted task goes on the attempt, charged or
-waived by the policy as any task accepted before a cancel, and is asked to stop upstream; a
-synchronous result counts the same (not kept); a refusal, or no answer, releases the hold.
-Whichever way the cancel and the acceptance land, the task is on the record.
+A cancel that lands while a submission is under way ends the job ``canceled`` with its attempt
+and credits left to the upstream's answer: ``app.jobs.late_answers`` records that answer and
+settles the job, by :meth:`Lifecycle.settlement`.
 
 "Accepted" means the current attempt has the upstream's task id (``provider_job_id``): from
 then on the provider may bill the gateway's account whatever the tenant does, so by default a
@@ -51,7 +45,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 
 from redis.exceptions import RedisError
 
@@ -67,16 +60,15 @@ from app.domain.models import (
     JobStatus,
     utcnow,
 )
-from app.jobs.accounting import Accounting, note_quote, note_reported_cost
+from app.jobs.accounting import Accounting, note_quote
 from app.jobs.gate import UpstreamGate, upstream_call
 from app.jobs.media_source import StoredMedia
 from app.jobs.result_cache import ResultCache
 from app.jobs.retries import tried_again
 from app.jobs.submissions import under_way
 from app.metrics import Metrics
-from app.providers.base import Failed, SubmitResult, Submitted, Succeeded
 from app.store.awaiting import AwaitingAnswers
-from app.store.jobs import Charge, JobStore, SaveRefused, Schedule, Settle, Stored
+from app.store.jobs import Charge, JobStore, Schedule, Settle, Stored
 from app.store.storage import OutputUnscheduled, QuotaExceeded, ScheduledOutputs
 
 log = logging.getLogger(__name__)
@@ -118,18 +110,6 @@ def end_attempt(
     attempt.completed_at = utcnow()
     if error is not None:
         attempt.error = error
-
-
-def awaits_answer(stored: Stored, lease: str) -> bool:
-    """The job was canceled while its submission was under way, and awaits the upstream's
-    answer from the worker that holds it under ``lease``."""
-    attempt = stored.record.current_attempt
-    return (
-        stored.record.job.status is JobStatus.canceled
-        and stored.lease == lease
-        and attempt is not None
-        and attempt.status is AttemptStatus.submitting
-    )
 
 
 def accepted(attempt: Attempt | None) -> bool:
@@ -237,10 +217,10 @@ class Lifecycle:
         A client's cancel of a job whose submission is under way (``under_way``: a worker
         holds it, its attempt ``submitting``) ends it ``canceled`` with its attempt left
         ``submitting`` and its credits held: the upstream's answer decides them, recorded by
-        the worker (:meth:`answer_after_cancel`). One of a job whose attempt is
-        ``submitting`` with no worker holding it is saved only while still none does: a
-        worker that claimed it since (a claim does not move the version) may be sending the
-        submission, and the cancel is refused (``leased``) to be decided again."""
+        the worker (``app.jobs.late_answers.answer_after_cancel``). One of a job whose
+        attempt is ``submitting`` with no worker holding it is saved only while still none
+        does: a worker that claimed it since (a claim does not move the version) may be
+        sending the submission, and the cancel is refused (``leased``) to be decided again."""
         job = stored.record.job
         attempt = stored.record.current_attempt
         submitting = (
@@ -263,63 +243,6 @@ class Lifecycle:
             ChargeReason.canceled_waived,
             unleased=submitting,
         )
-
-    async def answer_after_cancel(
-        self,
-        job_id: str,
-        lease: str,
-        answer: SubmitResult | None,
-        *,
-        within_s: float,
-        sender_died: bool = False,
-    ) -> Stored | None:
-        """Record the upstream's ``answer`` to the submission sent under ``lease`` on its job,
-        canceled meanwhile (:meth:`cancel`), and settle the job: ``None`` when the job awaits
-        no answer from this lease (it was not canceled so, or another worker holds it now).
-
-        - ``Submitted``: the task id goes on the attempt, charged or waived by the job's
-          policy (``canceled_after_accept`` / ``canceled_waived``), and the upstream is asked
-          to stop it where the adapter can;
-        - ``Succeeded`` (a synchronous upstream): the upstream did the work and bills it; the
-          attempt ends ``succeeded``, charged or waived alike, its result not kept;
-        - ``Failed``: the hold is released (``unanswered`` when the submission went out and
-          no answer came, else ``not_accepted``), the upstream's error on the attempt;
-        - ``None``: the hold released; ``not_accepted`` when the submission never went out
-          (the step was refused before it), ``unanswered`` when the worker that sent it died
-          and the job was claimed again (``sender_died``): the submission was under way for
-          longer than a cancel waits, so the upstream may have the task, and may bill it.
-
-        The record is read afresh and the answer applied to it on each try: a try that meets
-        a Redis error is tried again for up to ``within_s`` (``JobStore.save_surely``); one
-        applied whose answer was lost is recognised by the attempt's end on record."""
-        ended: list[datetime] = []
-        credential = 0
-
-        async def settle() -> Stored:
-            nonlocal credential
-            stored = await self.store.get(job_id)
-            if stored is None or not awaits_answer(stored, lease):
-                raise SaveRefused("answered")
-            record = stored.record
-            credential = record.upstream.credential if record.upstream is not None else 0
-            ended.append(_apply_late_answer(record, answer, sender_died))
-            charge, spend = self._settlement(record, record.job.attempts[-1].charge_reason)
-            mode = Settle.charge if charge is not None else Settle.release
-            return await self.awaiting.settle(stored, lease, mode, charge, spend)
-
-        def landed(record: JobRecord) -> bool:
-            attempts = record.job.attempts
-            return bool(attempts) and attempts[-1].completed_at in ended
-
-        try:
-            saved = await self.store.save_surely(settle, job_id, landed, within_s=within_s)
-        except SaveRefused:
-            return None
-        await self.gate.release(saved.record)
-        self.metrics.job_finished(saved.record.job)
-        if isinstance(answer, Submitted):
-            await self._cancel_upstream(saved, answer.provider_job_id, credential)
-        return saved
 
     async def expire(self, stored: Stored, lease: str, deadline_s: float) -> Stored:
         """Fail a job that outlived its deadline."""
@@ -394,7 +317,7 @@ class Lifecycle:
             await self._follow_up(
                 saved,
                 "asking the upstream to cancel",
-                lambda: self._cancel_upstream(saved, task, credential),
+                lambda: self.cancel_upstream(saved, task, credential),
             )
         return saved
 
@@ -416,7 +339,7 @@ class Lifecycle:
         job = record.job
         job.completed_at = utcnow()
         job.queue_position = job.upstream_eta_s = None  # in no queue any more
-        charge, spend = self._settlement(record, reason)
+        charge, spend = self.settlement(record, reason)
 
         def save() -> Awaitable[Stored]:
             return self.store.save(
@@ -467,7 +390,7 @@ class Lifecycle:
         except Exception:
             log.exception("job %s: %s failed after its terminal save; left", job_id, what)
 
-    def _settlement(
+    def settlement(
         self, record: JobRecord, reason: ChargeReason | None
     ) -> tuple[Charge | None, str]:
         """What a job ending for ``reason`` is charged (``None``: its hold is released) and its
@@ -481,7 +404,8 @@ class Lifecycle:
         record.job.credits.charged = charge.amount if charge is not None else 0
         return charge, self.accounting.spend_record(record)
 
-    async def _cancel_upstream(self, stored: Stored, task: str, credential: int) -> None:
+    async def cancel_upstream(self, stored: Stored, task: str, credential: int) -> None:
+        """Ask the upstream to stop ``task`` where its adapter can; a refusal is logged."""
         record = stored.record
         adapter = self.gate.providers[record.plan[0]]
         try:
@@ -492,37 +416,3 @@ class Lifecycle:
                 log.info("job %s: asked %s to cancel task %s", record.job.id, adapter.name, task)
         except GatewayError as exc:
             log.warning("job %s: %s did not take the cancel: %s", record.job.id, adapter.name, exc)
-
-
-def _apply_late_answer(
-    record: JobRecord, answer: SubmitResult | None, sender_died: bool
-) -> datetime:
-    """End the attempt a canceled job left ``submitting`` by the upstream's ``answer`` (see
-    :meth:`Lifecycle.answer_after_cancel`); the moment it ended."""
-    attempt = record.job.attempts[-1]
-    policy = (
-        ChargeReason.canceled_after_accept
-        if record.charge_accepted_work
-        else ChargeReason.canceled_waived
-    )
-    if answer is not None:
-        note_reported_cost(attempt, answer)
-    if isinstance(answer, Submitted):
-        attempt.provider_job_id = answer.provider_job_id
-        end_attempt(attempt, AttemptStatus.failed, policy)
-    elif isinstance(answer, Succeeded):
-        end_attempt(attempt, AttemptStatus.succeeded, policy)
-    elif isinstance(answer, Failed):
-        reason = ChargeReason.unanswered if answer.unanswered else ChargeReason.not_accepted
-        error = JobError(
-            code=answer.code,
-            message=answer.message,
-            provider_code=answer.provider_code,
-            retryable=answer.retryable,
-        )
-        end_attempt(attempt, AttemptStatus.failed, reason, error)
-    else:
-        unknown = ChargeReason.unanswered if sender_died else ChargeReason.not_accepted
-        end_attempt(attempt, AttemptStatus.failed, unknown)
-    assert attempt.completed_at is not None
-    return attempt.completed_at

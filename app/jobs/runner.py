@@ -13,7 +13,7 @@ Every write checks the lease and the version (``save_job.lua``): a worker whose 
 or a job canceled meanwhile, makes the write fail with ``SaveRefused`` and the step stops. A job
 canceled while its submission was under way awaits the upstream's answer to it: the step that
 sent it records the answer on the canceled job and settles it
-(:meth:`~app.jobs.lifecycle.Lifecycle.answer_after_cancel`), and one that finds it canceled
+(:func:`~app.jobs.late_answers.answer_after_cancel`), and one that finds it canceled
 before sending, or claims it after the sender died, settles it without an answer.
 
 Whether a call may go now is :class:`~app.jobs.gate.UpstreamGate`'s decision (budget and
@@ -27,30 +27,17 @@ failed result downloads) polls the same task again after a capped, jittered back
 ``Failed`` answer — the upstream's own word that the task failed or no longer exists — or a
 submission that did not get through leads to a retry or a fallback.
 
-**A result is paid for once.** Its outputs are written (to the disk or the object store) with
-a write that meets a store error tried again for up to the lease, and the job is saved terminal
-with a save tried again likewise. A result the upstream answered the submission with (Image
-Pig; the synchronous calls of PixelAPI, Everypixel, ImagePipeline) has no task to read again,
-so when its outputs cannot be stored the job ends ``failed`` (``store_unavailable``;
-``internal_error`` for an error no retry mends; ``storage_quota_exceeded``) rather than being
-submitted again: its attempt ends ``undelivered``, the tenant is not charged, and the upstream's
-cost of the result is on the spend record. A result read from a task is read again instead, as
-any poll that did not read it. A worker killed between the upstream's answer and the terminal
-save leaves the attempt ``submitting``, as one killed during the call does: that attempt is
-submitted again.
+A result the upstream delivered is kept, and paid for, once (``app.jobs.delivery``); the
+job's lease is kept alive while a slow upstream call runs (``app.jobs.lease_renewal``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-from redis.exceptions import RedisError
 
 from app.domain.errors import ErrorCode, GatewayError, UpstreamError
 from app.domain.models import (
@@ -59,7 +46,6 @@ from app.domain.models import (
     ChargeReason,
     Job,
     JobError,
-    JobOutput,
     JobRecord,
     JobStatus,
     UpstreamTurn,
@@ -68,12 +54,13 @@ from app.domain.models import (
 )
 from app.domain.operations import PARAMS
 from app.jobs.accounting import note_reported_cost
+from app.jobs.delivery import keep
 from app.jobs.gate import Go, Requeue, UpstreamGate, upstream_call
+from app.jobs.late_answers import answer_after_cancel
+from app.jobs.lease_renewal import renewing
 from app.jobs.lifecycle import Lifecycle, end_attempt
 from app.jobs.media_source import FetchSlotsFull
 from app.jobs.outputs import Outputs
-from app.jobs.retries import tried_again
-from app.jobs.storage import StorageQuotaExceeded
 from app.jobs.upstream_callbacks import CallbackUrl
 from app.metrics import Metrics
 from app.providers.base import (
@@ -87,7 +74,6 @@ from app.providers.base import (
 )
 from app.providers.registry import ProviderRegistry
 from app.store.jobs import JobStore, SaveRefused, Schedule, Stored, now_ms
-from app.store.storage import OutputUnscheduled, QuotaExceeded, ScheduledOutputs
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +82,6 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 30.0
 FETCH_RETRY_S = 0.5
 """A job whose tenant's fetch slots are all taken looks again after 1 to 2 times this."""
-RENEW_RETRY_SHARE = 1 / 20
-"""A lease renewal that met a Redis error is tried again after this share of the lease: many
-tries before the lease, renewed a third of it ago at the latest, could run out."""
 STEP_GRACE_S = 10.0
 """How long a stopping process lets the job steps it runs finish before it cancels them (and
 closes the clients they use): the worker's (``Worker.stop``) and those run for waiting clients
@@ -166,7 +149,7 @@ class JobRunner:
         assert lease is not None, "only a leased job can be advanced"
         job_id = stored.record.job.id
         sent: list[SubmitResult] = []  # the upstream's answer to a submission this step sent
-        async with self._renewing(job_id, lease):
+        async with renewing(self.store, job_id, lease, self.lease_s):
             try:
                 return await self._step(stored, lease, sent)
             except SaveRefused:
@@ -174,7 +157,8 @@ class JobRunner:
                 # it never went out, or if it went out from a worker that died) is recorded on
                 # the canceled job, which is settled.
                 answer = sent[0] if sent else None
-                late = await self.lifecycle.answer_after_cancel(
+                late = await answer_after_cancel(
+                    self.lifecycle,
                     job_id,
                     lease,
                     answer,
@@ -364,7 +348,9 @@ class JobRunner:
             )
             return await self._save_due(stored, lease, delay)
         if isinstance(result, Succeeded):
-            kept = await self._keep(stored, lease, result)
+            kept = await keep(
+                self.lifecycle, self.outputs, stored, lease, result, within_s=self.lease_s
+            )
             if isinstance(kept, Stored):
                 return kept
             # the upstream delivered, and bills, a result the tenant does not get: the job
@@ -380,84 +366,6 @@ class JobRunner:
             reason = ChargeReason.not_accepted
         end_attempt(attempt, AttemptStatus.failed, reason, _error(result))
         return await self._after_failure(stored, lease, result)
-
-    async def _keep(self, stored: Stored, lease: str, result: Succeeded) -> Stored | Failed:
-        """Keep what the upstream delivered: its outputs stored (:meth:`_store_outputs`) and
-        the job saved succeeded, charged; the saved state. Else why it cannot be kept (the
-        tenant's storage quota, the output store), for the job to end failed with it: never
-        for the attempt to be run again, which the upstream would bill again."""
-        stored_outputs = await self._store_outputs(stored, result)
-        if isinstance(stored_outputs, Failed):
-            return stored_outputs
-        output, written = stored_outputs
-        if written is not None:  # bytes are under its id: its entry stays until kept
-            stored.output = None
-        try:
-            return await self.lifecycle.succeed(
-                stored, lease, output, written, within_s=self.lease_s
-            )
-        except QuotaExceeded as exc:  # counted by the save: the output is not kept
-            assert written is not None
-            await self.outputs.discard(written)
-            refused = StorageQuotaExceeded(exc.usage, exc.wanted)
-            return Failed(refused.code, refused.detail)
-        except OutputUnscheduled:  # a sweeper has it: it deletes the bytes
-            message = "the output's place in the storage schedule lapsed; not kept"
-            return Failed(ErrorCode.internal_error, message)
-        except SaveRefused:  # ended meanwhile (a cancel): nothing keeps the output
-            if written is not None:
-                await self.outputs.discard(written)
-            raise
-
-    async def _store_outputs(
-        self, stored: Stored, result: Succeeded
-    ) -> tuple[JobOutput, ScheduledOutputs | None] | Failed:
-        """Store the outputs of ``result`` (``Outputs.store``). A write that fails (a full
-        disk, an object store's 500) is tried again with a doubling pause for up to the lease
-        (renewed meanwhile), under the same reservation of the tenant's storage; a reservation
-        that meets a Redis error is made again, for new ids (one applied whose answer was lost
-        is given back when its retention ends, never counted twice).
-
-        A result read from a task the upstream accepted can be read again: a write that still
-        fails raises, and the job's next step polls the task again. A result the upstream
-        answered the submission with cannot: its attempt has no task id, and left
-        ``submitting`` it would be submitted, and paid for, again. So its write that still
-        fails, or fails with any other error, is a failure of the job (``store_unavailable``,
-        ``internal_error``), and so is the tenant's storage quota
-        (``storage_quota_exceeded``), at any attempt."""
-        record = stored.record
-        job_id = record.job.id
-        from_submission = record.job.attempts[-1].provider_job_id is None
-        scheduled = stored.output
-
-        def store() -> Awaitable[tuple[JobOutput, ScheduledOutputs | None]]:
-            return self.outputs.store(record.tenant_id, result, scheduled, within_s=self.lease_s)
-
-        try:
-            return await tried_again(
-                store,
-                within_s=self.lease_s,
-                what="reserving storage for its output",
-                about=job_id,
-                errors=(RedisError,),
-            )
-        except StorageQuotaExceeded as exc:  # the tenant keeps too much already
-            return Failed(exc.code, exc.detail)
-        except (RedisError, OSError) as exc:
-            if not from_submission:
-                raise
-            log.error("job %s: its upstream's result could not be stored (%s)", job_id, exc)
-            # the job's creation scheduled the deletion of what a write under its id left
-            stored.output = None
-            message = "the upstream's result could not be stored; the job is not charged"
-            return Failed(ErrorCode.store_unavailable, message, retryable=True)
-        except Exception:
-            if not from_submission:
-                raise
-            log.exception("job %s: its upstream's result could not be stored", job_id)
-            stored.output = None
-            message = "the upstream's result could not be kept; the job is not charged"
-            return Failed(ErrorCode.internal_error, message)
 
     async def _save_accepted(self, stored: Stored, lease: str, accepted: Submitted) -> Stored:
         """Save the task id the upstream just accepted (the attempt already ``running`` with
@@ -500,49 +408,6 @@ class JobRunner:
         return await self.store.save(
             stored, schedule=Schedule.due, due_ms=due, lease=lease, event=event
         )
-
-    @asynccontextmanager
-    async def _renewing(self, job_id: str, lease: str) -> AsyncIterator[None]:
-        """Keep the lease alive while a slow upstream call runs: renewed every third of it
-        until the step ends or a renewal finds the lease gone. A renewal the store did not
-        answer (a Redis error) says nothing about the lease: it is tried again after a
-        twentieth of the lease, for as long as the step runs.
-
-        Most steps end within that first third, so a timer starts the renewing task when the
-        third has passed: a step that ends sooner costs a timer, not a task started and
-        cancelled."""
-        renewal: asyncio.Task[None] | None = None
-
-        async def renew() -> None:
-            while True:
-                try:
-                    renewed = await self.store.renew(job_id, lease, self.lease_s)
-                except (RedisError, OSError) as exc:
-                    # A blip or a failover, not the lease's end: the lease may well still be
-                    # ours, and the call under way needs it more than ever. Soon again.
-                    log.warning(
-                        "job %s: lease renewal failed (%s); again in %.1f s",
-                        job_id,
-                        exc,
-                        self.lease_s * RENEW_RETRY_SHARE,
-                    )
-                    await asyncio.sleep(self.lease_s * RENEW_RETRY_SHARE)
-                    continue
-                if not renewed:  # taken over, canceled or finished: nothing left to renew
-                    return
-                await asyncio.sleep(self.lease_s / 3)
-
-        def start() -> None:
-            nonlocal renewal
-            renewal = asyncio.create_task(renew())
-
-        timer = asyncio.get_running_loop().call_later(self.lease_s / 3, start)
-        try:
-            yield
-        finally:
-            timer.cancel()
-            if renewal is not None:
-                renewal.cancel()
 
 
 def _error(failure: Failed) -> JobError:
