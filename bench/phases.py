@@ -54,7 +54,7 @@ PHASES: list[tuple[str, str]] = [
     ("app.store.jobs", "JobStore.save"),
     ("app.jobs.accounting", "Accounting.charge_for"),
     ("app.metrics", "Metrics.job_finished"),
-    ("app.jobs.service", "JobService.render"),
+    ("app.jobs.reads", "JobReads.render"),
     ("app.store.scripts", "Script.__call__"),
 ]
 

@@ -1,9 +1,8 @@
-"""Creating, reading, waiting for and canceling jobs — what the API routes call.
+"""Creating and canceling jobs — what the API routes call; reading them is ``app.jobs.reads``.
 
 Submitting validates everything first (provider plan, parameters the provider can honour and
 those it requires, media), then stores inputs, then creates the job. Nothing is stored when
-validation fails. Every job a client reads goes through the one renderer (``JobRenderer``);
-canceling is the lifecycle's transition (``Lifecycle.cancel``).
+validation fails. Canceling is the lifecycle's transition (``Lifecycle.cancel``).
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import suppress
-from dataclasses import dataclass
 from datetime import timedelta
 
 from app.blobs import BlobStore
@@ -51,7 +48,8 @@ from app.jobs.media_rules import av_seen, field_byte_limits, fit_plan
 from app.jobs.plan import plan_providers
 from app.jobs.prices import Quote, flat_quote
 from app.jobs.prices.measure import measure_request
-from app.jobs.render import JobRenderer, RenderedJobs
+from app.jobs.reads import JobReads, owned
+from app.jobs.render import JobRenderer
 from app.jobs.result_cache import CacheDecision, ResultCache
 from app.jobs.runner import STEP_GRACE_S, JobRunner
 from app.jobs.storage import Storage
@@ -62,24 +60,14 @@ from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
 from app.store.idempotency import Bound
 from app.store.jobs import JobExists, JobSlotsFull, JobStore, SaveRefused, Stored
-from app.store.rate_limits import RateCheck
 from app.store.tenants import Tenant
 
 log = logging.getLogger(__name__)
 
-RECHECK_S = 5.0
-"""A waiting request reads its job's status at least this often, besides each change it is
-told of: a change the event connection missed (the store away a moment) is late by this at
-most."""
 
+class JobService(JobReads):
+    """Submitting and canceling jobs; reading them as ``JobReads`` does."""
 
-@dataclass(frozen=True)
-class JobPage:
-    jobs: list[Job]
-    next_cursor: str | None
-
-
-class JobService:
     def __init__(
         self,
         store: JobStore,
@@ -99,19 +87,16 @@ class JobService:
         cache: ResultCache | None = None,
         doorbell: Doorbell | None = None,
     ) -> None:
+        super().__init__(store, events, renderer)
         self.doorbell = doorbell
         """Rung when a job is queued for the workers, for the one in this process."""
         self.storage = storage
         self.inputs = InputFiles(storage, runner.media)
         self.cache = cache
-        self.store = store
         self.providers = providers
         self.runner = runner
-        self.events = events
         self.files = files
         self.blobs = blobs
-        self.renderer = renderer
-        self.rendered = RenderedJobs(renderer)
         self.accounting = accounting
         self.charge_accepted_work = charge_accepted_work
         """The default policy: charge a job canceled or past its deadline once the upstream
@@ -349,7 +334,7 @@ class JobService:
         stored = await self.store.get(job_id)
         if stored is None:
             return None
-        made = _owned(stored, tenant, job_id).record.job
+        made = owned(stored, tenant, job_id).record.job
         log.info("job %s: made by an earlier attempt of its request; answered as it stands", job_id)
         return self.render(made)
 
@@ -403,84 +388,6 @@ class JobService:
         if pending:
             await asyncio.wait(pending)
 
-    # -- read ---------------------------------------------------------------------------
-
-    def render(self, job: Job) -> Job:
-        """The job as a client sees it (``JobRenderer``: artifact URLs signed now)."""
-        return self.renderer.job(job)
-
-    async def get_any(self, job_id: str) -> Job:
-        stored = await self.store.get(job_id)
-        if stored is None:
-            raise NotFound("job", job_id)
-        return self.render(stored.record.job)
-
-    async def load(self, tenant: Tenant, job_id: str) -> Stored:
-        stored = await self.store.get(job_id) if job_id.startswith("job_") else None
-        return _owned(stored, tenant, job_id)
-
-    async def get(self, tenant: Tenant, job_id: str) -> Job:
-        return self.render((await self.load(tenant, job_id)).record.job)
-
-    async def get_json(self, tenant: Tenant, job_id: str, rate: RateCheck) -> str:
-        """:meth:`get` as the JSON it serializes to, read by a request counted against
-        ``rate`` in the same script (``RateRefused`` when over it); a job read again unchanged
-        is not parsed and serialized again (``RenderedJobs``)."""
-        if not job_id.startswith("job_"):
-            await self.store.read_counted(None, rate)  # counted alike; no such job
-            raise NotFound("job", job_id)
-        body = await self.store.read_counted(job_id, rate)
-        text = None if body is None else self.rendered.json(job_id, body, tenant.id)
-        if text is None:
-            raise NotFound("job", job_id)
-        return text
-
-    async def wait(self, job_id: str, timeout_s: float) -> Job:
-        """The job once terminal, or as it is when ``timeout_s`` runs out."""
-        deadline = time.monotonic() + max(timeout_s, 0)
-        async with self.events.subscribe(job_id) as changes:
-            while True:
-                status = await self.store.status_of(job_id)
-                remaining = deadline - time.monotonic()
-                if status is None or status.terminal or remaining <= 0:
-                    return await self.get_any(job_id)
-                with suppress(TimeoutError):  # read again now and then, whatever the events
-                    await asyncio.wait_for(changes.get(), timeout=min(remaining, RECHECK_S))
-
-    async def list(
-        self,
-        tenant: Tenant,
-        *,
-        limit: int,
-        cursor: str | None,
-        status: JobStatus | None = None,
-        operation: Operation | None = None,
-        provider: str | None = None,
-    ) -> JobPage:
-        found: list[Job] = []
-        before = cursor
-        while len(found) < limit:
-            ids = await self.store.list_ids(tenant.id, before=before, limit=max(limit, 50))
-            if not ids:
-                return JobPage(found, None)
-            rows = await self.store.get_many(ids)
-            expired = [i for i, r in zip(ids, rows, strict=True) if r is None]
-            await self.store.prune_index(tenant.id, expired)
-            for job_id, row in zip(ids, rows, strict=True):
-                before = job_id
-                if row is None:
-                    continue
-                job = row.record.job
-                if (
-                    (status is None or job.status == status)
-                    and (operation is None or job.operation == operation)
-                    and (provider is None or job.provider == provider)
-                ):
-                    found.append(self.render(job))
-                    if len(found) == limit:
-                        return JobPage(found, job_id)
-        return JobPage(found, before)
-
     # -- cancel -------------------------------------------------------------------------
 
     async def cancel(self, tenant: Tenant, job_id: str) -> Job:
@@ -516,10 +423,3 @@ class JobService:
 def _links(job_id: str) -> JobLinks:
     base = f"/v1/jobs/{job_id}"
     return JobLinks(self=base, cancel=f"{base}/cancel", events=f"{base}/events")
-
-
-def _owned(stored: Stored | None, tenant: Tenant, job_id: str) -> Stored:
-    """The job if it is the tenant's; ``NotFound`` for unknown and other tenants' jobs."""
-    if stored is None or stored.record.tenant_id != tenant.id:
-        raise NotFound("job", job_id)
-    return stored

@@ -3,7 +3,9 @@
 A job is a hash (``keys.job``) holding the record as JSON plus the fields the Lua scripts
 check: ``version`` (bumped on every write), ``status``, ``tenant`` and the current ``lease``
 token. Every write goes through ``save_job.lua``, which refuses a stale version, a lost lease
-or a terminal job, so two processes can never both move a job forward.
+or a terminal job, so two processes can never both move a job forward. With replicas asked
+for (``ReplicaWait``), the creation and every save are waited for on them
+(``app.store.replicated``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from app.domain.models import Job, JobRecord, JobStatus, WebhookEvent
-from app.store import keys
+from app.store import keys, replicated
 from app.store.connection import ReplicaWait
 from app.store.credits import Pricing, Shortfall, pricing_args
 from app.store.rate_limits import RateCheck, RateRefused, decision_of
@@ -218,7 +220,9 @@ class JobStore:
             rate.sent = True  # counted from here, whatever the answer (or a lost connection)
         try:
             if self.replica_wait.replicas:
-                ok, *available = await self._create_replicated(script_keys, script_args)
+                ok, *available = await replicated.create_job(
+                    self.redis, self.scripts, self.replica_wait, script_keys, script_args
+                )
             else:
                 ok, *available = await self.scripts.create_job(keys=script_keys, args=script_args)
         except ResponseError as exc:
@@ -233,22 +237,6 @@ class JobStore:
         if int(ok) == 0:
             return Shortfall(required=price, available=int(available[0]))
         return Stored(record, 1, token or None, output=output)
-
-    async def _create_replicated(
-        self, script_keys: list[str], script_args: list[int | str]
-    ) -> list[int]:
-        """The creation, then ``WAIT`` on the same connection: answered once the job (and its
-        credit hold) reached ``replica_wait.replicas`` replicas, or after the timeout."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            await self.scripts.create_job(keys=script_keys, args=script_args, client=pipe)
-            self.replica_wait.queue(pipe)
-            answer, acked = await pipe.execute(raise_on_error=False)
-        for reply in (answer, acked):  # raised as the script's own error (``exists``)
-            if isinstance(reply, ResponseError):
-                raise reply
-        if int(answer[0]) == 1:
-            self.replica_wait.check(int(acked), "job creation")
-        return [int(value) for value in answer]
 
     async def get(self, job_id: str) -> Stored | None:
         return _stored(await self.redis.hmget(keys.job(job_id), *_READ))
@@ -317,33 +305,35 @@ class JobStore:
             script_keys += outputs.script_keys()
         # a scheduled output nothing was written under, and nothing will be: its entry goes
         unused = stored.output if schedule is not Schedule.keep and outputs is None else None
+        script_args: list[int | str] = [
+            stored.version,
+            lease or ("-" if unleased else ""),
+            record.model_dump_json(),
+            status.value,
+            schedule.value,
+            due_ms,
+            ttl,
+            keys.job_events(job.id),
+            job.id,
+            settle.value if settle else "",
+            settle_reason(job),
+            SETTLED_HOLD_TTL_S,
+            webhook_due,
+            "" if charge is None else charge.amount,
+            *pricing_args(charge.pricing if charge is not None else None),
+            spend if spend is not None and status.terminal else "",
+            SPEND_MAX_LEN,
+            webhook,
+            unused.member if unused is not None else "",
+            *(outputs.script_args() if outputs is not None else ()),
+        ]
         try:
-            version, settled = await self._save_script(
-                script_keys,
-                [
-                    stored.version,
-                    lease or ("-" if unleased else ""),
-                    record.model_dump_json(),
-                    status.value,
-                    schedule.value,
-                    due_ms,
-                    ttl,
-                    keys.job_events(job.id),
-                    job.id,
-                    settle.value if settle else "",
-                    settle_reason(job),
-                    SETTLED_HOLD_TTL_S,
-                    webhook_due,
-                    "" if charge is None else charge.amount,
-                    *pricing_args(charge.pricing if charge is not None else None),
-                    spend if spend is not None and status.terminal else "",
-                    SPEND_MAX_LEN,
-                    webhook,
-                    unused.member if unused is not None else "",
-                    *(outputs.script_args() if outputs is not None else ()),
-                ],
-                job.id,
-            )
+            if self.replica_wait.replicas:
+                version, settled = await replicated.save_job(
+                    self.redis, self.scripts, self.replica_wait, script_keys, script_args, job.id
+                )
+            else:
+                version, settled = await self.scripts.save_job(keys=script_keys, args=script_args)
         except ResponseError as exc:
             refused = outputs_refused(str(exc), outputs) if outputs is not None else None
             if refused is not None:
@@ -354,30 +344,6 @@ class JobStore:
         if schedule is Schedule.keep:  # the caller goes on under the same lease
             return Stored(record, int(version), lease, output=stored.output)
         return Stored(record, int(version))
-
-    async def _save_script(
-        self, script_keys: list[str], script_args: list[int | str], job_id: str
-    ) -> list[int]:
-        """``save_job.lua``; with ``replica_wait``, then ``WAIT`` on the same connection in the
-        same round trip, as the creation does (``_create_replicated``). Every save is waited
-        for, not only the creation: a save a failover lost would leave the promoted replica
-        with an older version of the job, and the next one refused as stale — the save of a
-        task id an upstream just accepted among them, which would leave the task off the
-        record and the job to be submitted again (docs/scale-out.md)."""
-        if not self.replica_wait.replicas:
-            answer: list[int] = await self.scripts.save_job(keys=script_keys, args=script_args)
-            return answer
-        async with self.redis.pipeline(transaction=False) as pipe:
-            await self.scripts.save_job(keys=script_keys, args=script_args, client=pipe)
-            self.replica_wait.queue(pipe)
-            saved, acked = await pipe.execute(raise_on_error=False)
-        if isinstance(saved, Exception):  # as the script answered it (a refusal: not applied)
-            raise saved
-        # the save stands whatever WAIT answered: an error there is read as no replica
-        self.replica_wait.check(
-            0 if isinstance(acked, Exception) else int(acked), f"job {job_id}'s save"
-        )
-        return [int(value) for value in saved]
 
     async def save_surely(
         self,
