@@ -17,8 +17,8 @@ fall back      (stays running)             the hold moves to the next provider's
 =============  ==========================  ================================================
 
 A cancel that lands while a submission is under way ends the job ``canceled`` with its attempt
-and credits left to the upstream's answer: ``app.jobs.late_answers`` records that answer and
-settles the job, by :meth:`Lifecycle.settlement`.
+and credits left to the upstream's answer, which :meth:`Lifecycle.answer_after_cancel`
+records and settles (``app.jobs.late_answers``).
 
 "Accepted" means the current attempt has the upstream's task id (``provider_job_id``): from
 then on the provider may bill the gateway's account whatever the tenant does, so by default a
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from redis.exceptions import RedisError
 
@@ -62,13 +63,15 @@ from app.domain.models import (
 )
 from app.jobs.accounting import Accounting, note_quote
 from app.jobs.gate import UpstreamGate, upstream_call
+from app.jobs.late_answers import apply_late_answer, awaits_answer, end_attempt
 from app.jobs.media_source import StoredMedia
 from app.jobs.result_cache import ResultCache
 from app.jobs.retries import tried_again
 from app.jobs.submissions import under_way
 from app.metrics import Metrics
+from app.providers.base import SubmitResult, Submitted
 from app.store.awaiting import AwaitingAnswers
-from app.store.jobs import Charge, JobStore, Schedule, Settle, Stored
+from app.store.jobs import Charge, JobStore, SaveRefused, Schedule, Settle, Stored
 from app.store.storage import OutputUnscheduled, QuotaExceeded, ScheduledOutputs
 
 log = logging.getLogger(__name__)
@@ -96,20 +99,6 @@ class _Unchanged:
             model.__dict__.update(values)
             object.__setattr__(model, "__pydantic_fields_set__", fields_set)
         self.job.attempts[:] = self.attempts
-
-
-def end_attempt(
-    attempt: Attempt,
-    status: AttemptStatus,
-    reason: ChargeReason,
-    error: JobError | None = None,
-) -> None:
-    """Close an attempt: its final status, why it was (not) charged, and its error."""
-    attempt.status = status
-    attempt.charge_reason = reason
-    attempt.completed_at = utcnow()
-    if error is not None:
-        attempt.error = error
 
 
 def accepted(attempt: Attempt | None) -> bool:
@@ -217,7 +206,7 @@ class Lifecycle:
         A client's cancel of a job whose submission is under way (``under_way``: a worker
         holds it, its attempt ``submitting``) ends it ``canceled`` with its attempt left
         ``submitting`` and its credits held: the upstream's answer decides them, recorded by
-        the worker (``app.jobs.late_answers.answer_after_cancel``). One of a job whose
+        the worker (:meth:`answer_after_cancel`). One of a job whose
         attempt is ``submitting`` with no worker holding it is saved only while still none
         does: a worker that claimed it since (a claim does not move the version) may be
         sending the submission, and the cancel is refused (``leased``) to be decided again."""
@@ -389,6 +378,64 @@ class Lifecycle:
             log.warning("job %s: %s failed after its terminal save (%s); left", job_id, what, exc)
         except Exception:
             log.exception("job %s: %s failed after its terminal save; left", job_id, what)
+
+    async def answer_after_cancel(
+        self,
+        job_id: str,
+        lease: str,
+        answer: SubmitResult | None,
+        *,
+        within_s: float,
+        sender_died: bool = False,
+    ) -> Stored | None:
+        """Record the upstream's ``answer`` to the submission sent under ``lease`` on its job,
+        canceled meanwhile (:meth:`~app.jobs.self.Lifecycle.cancel`), and settle the job:
+        ``None`` when the job awaits no answer from this lease (it was not canceled so, or
+        another worker holds it now).
+
+        - ``Submitted``: the task id goes on the attempt, charged or waived by the job's
+          policy (``canceled_after_accept`` / ``canceled_waived``), and the upstream is asked
+          to stop it where the adapter can;
+        - ``Succeeded`` (a synchronous upstream): the upstream did the work and bills it; the
+          attempt ends ``succeeded``, charged or waived alike, its result not kept;
+        - ``Failed``: the hold is released (``unanswered`` when the submission went out and
+          no answer came, else ``not_accepted``), the upstream's error on the attempt;
+        - ``None``: the hold released; ``not_accepted`` when the submission never went out
+          (the step was refused before it), ``unanswered`` when the worker that sent it died
+          and the job was claimed again (``sender_died``): the submission was under way for
+          longer than a cancel waits, so the upstream may have the task, and may bill it.
+
+        The record is read afresh and the answer applied to it on each try: a try that meets
+        a Redis error is tried again for up to ``within_s`` (``JobStore.save_surely``); one
+        applied whose answer was lost is recognised by the attempt's end on record."""
+        ended: list[datetime] = []
+        credential = 0
+
+        async def settle() -> Stored:
+            nonlocal credential
+            stored = await self.store.get(job_id)
+            if stored is None or not awaits_answer(stored, lease):
+                raise SaveRefused("answered")
+            record = stored.record
+            credential = record.upstream.credential if record.upstream is not None else 0
+            ended.append(apply_late_answer(record, answer, sender_died))
+            charge, spend = self.settlement(record, record.job.attempts[-1].charge_reason)
+            mode = Settle.charge if charge is not None else Settle.release
+            return await self.awaiting.settle(stored, lease, mode, charge, spend)
+
+        def landed(record: JobRecord) -> bool:
+            attempts = record.job.attempts
+            return bool(attempts) and attempts[-1].completed_at in ended
+
+        try:
+            saved = await self.store.save_surely(settle, job_id, landed, within_s=within_s)
+        except SaveRefused:
+            return None
+        await self.gate.release(saved.record)
+        self.metrics.job_finished(saved.record.job)
+        if isinstance(answer, Submitted):
+            await self.cancel_upstream(saved, answer.provider_job_id, credential)
+        return saved
 
     def settlement(
         self, record: JobRecord, reason: ChargeReason | None

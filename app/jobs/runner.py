@@ -13,7 +13,7 @@ Every write checks the lease and the version (``save_job.lua``): a worker whose 
 or a job canceled meanwhile, makes the write fail with ``SaveRefused`` and the step stops. A job
 canceled while its submission was under way awaits the upstream's answer to it: the step that
 sent it records the answer on the canceled job and settles it
-(:func:`~app.jobs.late_answers.answer_after_cancel`), and one that finds it canceled
+(:meth:`~app.jobs.lifecycle.Lifecycle.answer_after_cancel`), and one that finds it canceled
 before sending, or claims it after the sender died, settles it without an answer.
 
 Whether a call may go now is :class:`~app.jobs.gate.UpstreamGate`'s decision (budget and
@@ -56,9 +56,9 @@ from app.domain.operations import PARAMS
 from app.jobs.accounting import note_reported_cost
 from app.jobs.delivery import keep
 from app.jobs.gate import Go, Requeue, UpstreamGate, upstream_call
-from app.jobs.late_answers import answer_after_cancel
+from app.jobs.late_answers import end_attempt
 from app.jobs.lease_renewal import renewing
-from app.jobs.lifecycle import Lifecycle, end_attempt
+from app.jobs.lifecycle import Lifecycle
 from app.jobs.media_source import FetchSlotsFull
 from app.jobs.outputs import Outputs
 from app.jobs.upstream_callbacks import CallbackUrl
@@ -157,8 +157,7 @@ class JobRunner:
                 # it never went out, or if it went out from a worker that died) is recorded on
                 # the canceled job, which is settled.
                 answer = sent[0] if sent else None
-                late = await answer_after_cancel(
-                    self.lifecycle,
+                late = await self.lifecycle.answer_after_cancel(
                     job_id,
                     lease,
                     answer,

@@ -27,7 +27,7 @@ from app.domain.models import (
 )
 from app.gateway import Gateway
 from app.jobs.accounting import note_reported_cost
-from app.jobs.lifecycle import end_attempt
+from app.jobs.late_answers import end_attempt
 from app.providers.base import Submitted
 from app.sandbox import av
 from app.store.jobs import Schedule, Stored
