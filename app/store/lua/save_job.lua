@@ -35,6 +35,7 @@
 --#include job_state
 --#include credits
 --#include storage
+--#include spend
 local cur, refused = writable_job(KEYS[1], ARGV[1], ARGV[2])
 if not cur then
   return refused
@@ -88,12 +89,7 @@ if tonumber(ARGV[7]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[7])
   redis.call('ZREM', KEYS[8], id)
   if ARGV[18] ~= '' then
-    local charged = 0
-    if ARGV[10] == 'charge' then
-      charged = settled
-    end
-    redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[19], '*', 'job_id', id, 'charged', charged,
-      'record', ARGV[18])
+    append_spend(KEYS[10], ARGV[19], id, ARGV[10], settled, ARGV[18])
   end
 end
 if ARGV[13] ~= '' then

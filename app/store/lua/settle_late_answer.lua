@@ -14,6 +14,7 @@
 --       webhook_due_ms ('' = no webhook), webhook_member, channel, status
 -- Returns {new_version, credits_settled}.
 --#include credits
+--#include spend
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lease', 'awaiting')
 if not cur[1] then
   return redis.error_reply('missing')
@@ -32,12 +33,7 @@ redis.call('HSET', KEYS[1], 'body', ARGV[2], 'version', version)
 redis.call('HDEL', KEYS[1], 'lease', 'awaiting')
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
-local charged = 0
-if ARGV[4] == 'charge' then
-  charged = settled
-end
-redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[12], '*', 'job_id', id, 'charged', charged,
-  'record', ARGV[11])
+append_spend(KEYS[9], ARGV[12], id, ARGV[4], settled, ARGV[11])
 if ARGV[13] ~= '' then
   redis.call('ZADD', KEYS[8], ARGV[13], ARGV[14])
 end
