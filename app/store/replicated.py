@@ -28,11 +28,10 @@ async def create_job(
         await scripts.create_job(keys=script_keys, args=script_args, client=pipe)
         replica_wait.queue(pipe)
         answer, acked = await pipe.execute(raise_on_error=False)
-    for reply in (answer, acked):  # raised as the script's own error (``exists``)
-        if isinstance(reply, ResponseError):
-            raise reply
-    if int(answer[0]) == 1:
-        replica_wait.check(int(acked), "job creation")
+    if isinstance(answer, ResponseError):  # the script's own refusal (``exists``)
+        raise answer
+    if int(answer[0]) == 1:  # created: it stands whatever WAIT answered, as a save does
+        replica_wait.check(_acked(acked), "job creation")
     return [int(value) for value in answer]
 
 
@@ -56,6 +55,11 @@ async def save_job(
         saved, acked = await pipe.execute(raise_on_error=False)
     if isinstance(saved, Exception):  # as the script answered it (a refusal: not applied)
         raise saved
-    # the save stands whatever WAIT answered: an error there is read as no replica
-    replica_wait.check(0 if isinstance(acked, Exception) else int(acked), f"job {job_id}'s save")
+    replica_wait.check(_acked(acked), f"job {job_id}'s save")  # the save stands
     return [int(value) for value in saved]
+
+
+def _acked(reply: object) -> int:
+    """How many replicas ``WAIT`` says hold the write; an error there is read as none (the
+    write was applied: raising would have the caller make it again)."""
+    return 0 if isinstance(reply, Exception) else int(str(reply))
