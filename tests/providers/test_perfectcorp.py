@@ -466,25 +466,32 @@ async def test_inputs_are_re_encoded_to_a_type_the_feature_takes(
     assert (sent.format, sent.size) == (sent_type, (64, 48))
 
 
+async def removal_uploads(
+    upstream: Upstream, adapter: PerfectCorpAdapter, image: Media, mask: Media
+) -> dict[str, bytes]:
+    """An object removal of ``image`` under ``mask`` submitted: the files it uploaded, by
+    name."""
+    media = DictMedia({"file_image": image, "file_mask": mask})
+    params = RemoveObject(
+        image=ImageInput(file_id="file_image"), mask=ImageInput(file_id="file_mask")
+    )
+    call = Call("job_1", Operation.image_remove_object, params, media)
+    assert isinstance(await adapter.submit(call), Submitted)
+    return {str(c.request.url).split("/upload/")[1].split("?")[0]: c.request.content
+            for c in upstream.storage.calls}  # fmt: skip
+
+
 async def test_a_mask_is_uploaded_at_the_size_of_the_image_made_smaller_for_the_byte_limit(
     upstream: Upstream, adapter: PerfectCorpAdapter
 ) -> None:
     """Perfect's "< 10MB" makes a 13 MB 2400×1800 PNG smaller; the mask ("the exact same width and
     hight with the input image") is uploaded at the size the image is, still grey and binary."""
-    media = DictMedia(
-        {
-            "file_big": Media(noise_png(2400, 1800), "image/png"),
-            "file_mask": Media(mask_png(2400, 1800), "image/png"),
-        }
+    uploads = await removal_uploads(
+        upstream,
+        adapter,
+        Media(noise_png(2400, 1800), "image/png"),
+        Media(mask_png(2400, 1800), "image/png"),
     )
-    params = RemoveObject(
-        image=ImageInput(file_id="file_big"), mask=ImageInput(file_id="file_mask")
-    )
-    call = Call("job_1", Operation.image_remove_object, params, media)
-    assert isinstance(await adapter.submit(call), Submitted)
-
-    uploads = {str(c.request.url).split("/upload/")[1].split("?")[0]: c.request.content
-               for c in upstream.storage.calls}  # fmt: skip
     image = Image.open(io.BytesIO(uploads["image.png"]))
     mask = Image.open(io.BytesIO(uploads["mask.png"]))
     assert len(uploads["image.png"]) < 10 * 1024 * 1024 and image.size[0] < 2400
@@ -498,20 +505,12 @@ async def test_a_mask_over_a_turned_photos_stored_pixels_is_uploaded_turned_with
     """A photo stored 400×300 with EXIF orientation 6 is uploaded upright, 300×400, untagged;
     its untagged 400×300 mask, drawn over the stored pixels, is uploaded turned the same way
     ("the exact same width and hight with the input image"), over the marked spot."""
-    media = DictMedia(
-        {
-            "file_photo": Media(marked_photo(400, 300, 6), "image/jpeg"),
-            "file_mask": Media(marked_mask(400, 300), "image/png"),
-        }
+    uploads = await removal_uploads(
+        upstream,
+        adapter,
+        Media(marked_photo(400, 300, 6), "image/jpeg"),
+        Media(marked_mask(400, 300), "image/png"),
     )
-    params = RemoveObject(
-        image=ImageInput(file_id="file_photo"), mask=ImageInput(file_id="file_mask")
-    )
-    call = Call("job_1", Operation.image_remove_object, params, media)
-    assert isinstance(await adapter.submit(call), Submitted)
-
-    uploads = {str(c.request.url).split("/upload/")[1].split("?")[0]: c.request.content
-               for c in upstream.storage.calls}  # fmt: skip
     image, mask = uploads["image.jpg"], uploads["mask.png"]
     assert Image.open(io.BytesIO(image)).size == (300, 400)
     assert lined_up(image, mask)
