@@ -24,10 +24,10 @@ from app.domain.errors import ErrorCode
 from app.domain.models import JobOutput
 from app.jobs.lifecycle import Lifecycle
 from app.jobs.outputs import Outputs
+from app.jobs.retries import tried_again
 from app.jobs.storage import StorageQuotaExceeded
 from app.providers.base import Failed, Succeeded
 from app.store.jobs import SaveRefused, Stored
-from app.store.retries import tried_again
 from app.store.storage import OutputUnscheduled, QuotaExceeded, ScheduledOutputs
 
 log = logging.getLogger(__name__)

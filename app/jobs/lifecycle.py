@@ -66,12 +66,12 @@ from app.jobs.gate import UpstreamGate, upstream_call
 from app.jobs.late_answers import apply_late_answer, awaits_answer, end_attempt
 from app.jobs.media_source import StoredMedia
 from app.jobs.result_cache import ResultCache
+from app.jobs.retries import tried_again
 from app.jobs.submissions import under_way
 from app.metrics import Metrics
 from app.providers.base import SubmitResult, Submitted
 from app.store.awaiting import AwaitingAnswers
 from app.store.jobs import Charge, JobStore, SaveRefused, Schedule, Settle, Stored
-from app.store.retries import tried_again
 from app.store.storage import OutputUnscheduled, QuotaExceeded, ScheduledOutputs
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,10 @@ from redis.exceptions import RedisError
 from app.blobs import BlobStore
 from app.domain.errors import Conflict, ErrorCode, InvalidRequest
 from app.domain.models import new_artifact_id
+from app.jobs.retries import tried_again
 from app.metrics import Metrics
 from app.store.files import BlobMeta, FileIndex
 from app.store.jobs import now_ms
-from app.store.retries import tried_again
 from app.store.storage import (
     AlreadyCounted,
     BeingDeleted,

@@ -10,6 +10,7 @@ for (``ReplicaWait``), the creation and every save are waited for on them
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -19,18 +20,21 @@ from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from app.domain.models import Job, JobRecord, JobStatus, WebhookEvent
 from app.store import keys, replicated
 from app.store.connection import ReplicaWait
 from app.store.credits import Pricing, Shortfall, pricing_args
 from app.store.rate_limits import RateCheck, RateRefused, decision_of
-from app.store.retries import STORE_ERRORS, tried_again
 from app.store.scripts import Scripts
 from app.store.storage import BlobEntry, ScheduledOutputs, outputs_refused
 
 log = logging.getLogger(__name__)
+
+SAVE_RETRY_S = 0.05
+"""The first pause before :meth:`JobStore.save_surely` tries a save again (doubled after each
+failure)."""
 
 
 def now_ms() -> int:
@@ -350,7 +354,7 @@ class JobStore:
         within_s: float,
     ) -> Stored:
         """Run ``save`` (one :meth:`save` of the job), tried again after a Redis error (a
-        blip, a failover) with a doubling pause (``tried_again``: from 50 ms, at most a sixth of
+        blip, a failover) with a doubling pause (from ``SAVE_RETRY_S``, at most a sixth of
         ``within_s``) for up to ``within_s`` after the first error; then the error is raised.
         For saves nothing may replace, such as one recording what an upstream accepted (the
         caller's lease is renewed meanwhile).
@@ -360,25 +364,29 @@ class JobStore:
         rewritten). So after a lost answer a refusal reads the job back: a record ``landed``
         says holds what the save wrote is the saved state, returned as a save releasing the
         lease returns it; any other record leaves the refusal standing."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + within_s
+        pause = SAVE_RETRY_S
         lost = False  # a save before this one may have been applied
-
-        async def once() -> Stored:
-            nonlocal lost
+        while True:
             try:
-                return await save()
-            except SaveRefused:
-                if not lost:
-                    raise
-                found = await self.get(job_id)
-                if found is None or not landed(found.record):
-                    raise
-                log.info("job %s: a save whose answer was lost had been applied", job_id)
-                return Stored(found.record, found.version)
-            except STORE_ERRORS:
+                try:
+                    return await save()
+                except SaveRefused:
+                    if not lost:
+                        raise
+                    found = await self.get(job_id)
+                    if found is None or not landed(found.record):
+                        raise
+                    log.info("job %s: a save whose answer was lost had been applied", job_id)
+                    return Stored(found.record, found.version)
+            except (RedisError, OSError) as exc:
                 lost = True
-                raise
-
-        return await tried_again(once, within_s=within_s, what="a save", about=f"job {job_id}")
+                if loop.time() + pause > give_up:
+                    raise
+                log.warning("job %s: a save failed (%s); again in %.2f s", job_id, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, within_s / 6)
 
     async def claim(self, limit: int, lease_s: float) -> list[Stored]:
         """Lease up to ``limit`` due jobs (recovering those whose worker died)."""

@@ -1,8 +1,7 @@
 """Trying a step again after a store error, where giving it up would cost more than waiting.
 
-A save recording what an upstream accepted or answered (``JobStore.save_surely``), writing what
-an upstream delivered (its outputs, to the disk or the object store) and the steps that follow
-a job's terminal save (giving its upstream slot back, remembering its result) meet
+Writing what an upstream delivered (its outputs, to the disk or the object store) and the steps
+that follow a job's terminal save (giving its upstream slot back, remembering its result) meet
 the same errors: a Redis blip or failover, a full disk, an object store that answers 500
 (``BlobStoreError``, an ``OSError``). Each is tried again with a doubling pause for a while
 (:func:`tried_again`); the caller decides what giving up means.
