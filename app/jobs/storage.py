@@ -184,10 +184,24 @@ class Storage:
         entries = [BlobEntry(meta.id, meta.size, tenant_id, expires) for meta, _ in items]
         return entries, [self.files.record(meta) for meta, _ in items]
 
+    async def delete_files(self, tenant_id: str, metas: Sequence[BlobMeta]) -> None:
+        """Delete files stored for a request that keeps none of them (a job's inline inputs,
+        stored before a creation that made no job): their bytes, then their entry, their
+        bytes on the quota and their record, as a sweeper does (:func:`delete_blob`). Never
+        raises: a file that cannot be deleted now (the object store or the store away) is
+        left to its scheduled deletion, when its retention ends."""
+        for meta in metas:
+            entry = BlobEntry(meta.id, meta.size, tenant_id)
+            try:
+                await delete_blob(self.blobs, self.ledger, entry)
+            except Exception as exc:
+                log.warning(
+                    "file %s: not deleted now (%r); deleted when its retention ends", meta.id, exc
+                )
+
     async def _undo(self, entries: Sequence[BlobEntry]) -> None:
         for entry in entries:
-            await self.blobs.delete(entry.blob_id)
-            await self.ledger.release(entry)
+            await delete_blob(self.blobs, self.ledger, entry)
 
     async def usage(self, tenant_id: str) -> Usage:
         return await self.ledger.usage(tenant_id)
@@ -222,7 +236,15 @@ class Sweeper:
         """Delete one batch of expired blobs; how many were claimed."""
         claimed = await self.ledger.claim_expired(now_ms(), int(SWEEP_CLAIM_S * 1000), SWEEP_BATCH)
         for entry in claimed:
-            await self.blobs.delete(entry.blob_id)
-            if await self.ledger.release(entry):
+            if await delete_blob(self.blobs, self.ledger, entry):
                 self.metrics.storage_reclaimed.inc(entry.size)
         return len(claimed)
+
+
+async def delete_blob(blobs: BlobStore, ledger: StorageLedger, entry: BlobEntry) -> bool:
+    """Delete a blob's bytes, then give them back (``release_storage.lua``: its entry off the
+    schedule, its bytes off the quota, its record dropped); True for the one call that gave
+    them back. Bytes that cannot be deleted keep their entry: the sweeper deletes them when
+    it comes due. The one way every caller deletes a stored blob."""
+    await blobs.delete(entry.blob_id)
+    return await ledger.release(entry)
