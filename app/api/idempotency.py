@@ -22,7 +22,9 @@ What each route binds:
 
 - ``POST`` to an operation's route: the job's id (``JobOptions.job_id``); the job, its
   credit hold and its upstream task exist at most once. The job answered as it stands to a
-  later attempt is the tenant's own (another tenant's id is ``404``, as everywhere).
+  later attempt is the tenant's own (another tenant's id is ``404``, as everywhere). An
+  attempt that stored its inline media and then finds the job made deletes its copy
+  (``JobService._create``): the tenant keeps the job's.
 - ``POST /v1/batches``: the batch's id; its items' job ids are chosen by the batch's driver
   and kept on the batch before each job is made (``app.jobs.batches``), so one batch makes
   each of its jobs once.

@@ -22,11 +22,12 @@ class InputFiles:
 
     async def store_inline(
         self, tenant: Tenant, params: Params, checked: dict[str, CheckedMedia]
-    ) -> Params:
+    ) -> tuple[Params, list[BlobMeta]]:
         """Store checked inline media as files; their references replace the data. All of
-        them or none (413 ``storage_quota_exceeded`` at the first one's pointer)."""
+        them or none (413 ``storage_quota_exceeded`` at the first one's pointer). Returns the
+        parameters and the files stored, for :meth:`discard` when no job takes them."""
         if not checked:
-            return params
+            return params, []
         metas = {name: _file_meta(tenant, image) for name, image in checked.items()}
         await self.storage.store_files(
             tenant.id, [(metas[n], image.content, f"/{n}/data") for n, image in checked.items()]
@@ -35,7 +36,18 @@ class InputFiles:
         for name, image in checked.items():
             self.media.remember(metas[name].id, Media(image.content, image.content_type))
             replaced[name] = type(params.media()[name])(file_id=metas[name].id)
-        return params.model_copy(update=replaced)
+        return params.model_copy(update=replaced), list(metas.values())
+
+    async def discard(self, tenant: Tenant, stored: list[BlobMeta]) -> None:
+        """Delete inline inputs :meth:`store_inline` stored for a job that was not made (the
+        creation refused it, or found it made by an earlier attempt of the same request):
+        nothing refers to them. Never raises; one the storage cannot delete now is deleted
+        when its retention ends (``Storage.delete_files``)."""
+        if not stored:
+            return
+        for meta in stored:
+            self.media.forget(meta.id)
+        await self.storage.delete_files(tenant.id, stored)
 
     async def store_upload(
         self, tenant: Tenant, image: CheckedMedia, pointer: str, file_id: str | None = None

@@ -131,6 +131,12 @@ class StoredMedia:
             _, evicted = self._recent.popitem(last=False)
             self._recent_size -= len(evicted.content)
 
+    def forget(self, file_id: str) -> None:
+        """Drop a file :meth:`remember` kept (deleted: no job reads it)."""
+        old = self._recent.pop(file_id, None)
+        if old is not None:
+            self._recent_size -= len(old.content)
+
     async def read(self, ref: MediaInput) -> Media:
         if ref.file_id is not None:
             return await self._read_file(ref.file_id)

@@ -2,7 +2,10 @@
 
 Submitting validates everything first (provider plan, parameters the provider can honour and
 those it requires, media), then stores inputs, then creates the job. Nothing is stored when
-validation fails. Canceling is the lifecycle's transition (``Lifecycle.cancel``).
+validation fails, and the inline inputs stored for a creation that makes no job (refused for
+credits, job slots or the rate, or finding the job an earlier attempt of the same request
+made) are deleted, their bytes given back to the tenant's storage quota. Canceling is the
+lifecycle's transition (``Lifecycle.cancel``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from app.store.credits import Shortfall
 from app.store.files import BlobMeta, FileIndex
 from app.store.idempotency import Bound
 from app.store.jobs import JobExists, JobSlotsFull, JobStore, SaveRefused, Stored
+from app.store.rate_limits import RateRefused
 from app.store.tenants import Tenant
 
 log = logging.getLogger(__name__)
@@ -226,7 +230,7 @@ class JobService(JobReads):
         cached: CacheDecision,
     ) -> Job:
         quote, measure = priced
-        params = await self.inputs.store_inline(tenant, params, checked)
+        params, inline = await self.inputs.store_inline(tenant, params, checked)
         job_id = options.job_id or new_job_id()
         job = Job(
             id=job_id,
@@ -274,15 +278,23 @@ class JobService(JobReads):
             # reservation of its own
             created_ms = int(job.created_at.timestamp() * 1000)
             output = self.storage.schedule_output(tenant.id, created_ms)
-        created = await self.store.create(
-            record,
-            price=quote.amount,
-            slot_limit=self.accounting.slot_limit(tenant),
-            lease_s=self.lease_s if wait_s > 0 or cached.hit is not None else None,
-            pricing=quote.pricing,
-            rate=options.rate,
-            output=output,
-        )
+        try:
+            created = await self.store.create(
+                record,
+                price=quote.amount,
+                slot_limit=self.accounting.slot_limit(tenant),
+                lease_s=self.lease_s if wait_s > 0 or cached.hit is not None else None,
+                pricing=quote.pricing,
+                rate=options.rate,
+                output=output,
+            )
+        except RateRefused:
+            await self.inputs.discard(tenant, inline)
+            raise
+        if not isinstance(created, Stored):
+            # refused, or made by an earlier attempt of the request: nothing refers to the
+            # inline inputs just stored (an error is no refusal: the job may exist, using them)
+            await self.inputs.discard(tenant, inline)
         if isinstance(created, Shortfall):
             raise InsufficientCredits(created.required, created.available)
         if isinstance(created, JobSlotsFull):
