@@ -14,12 +14,14 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
 
 from app import logs
 from app.api import docs, playground, problems, routes
 from app.api.body_limit import BodyLimit, body_rules
 from app.api.deps import Services, refuse_unknown_key
 from app.api.fast_routes import FastRoutes
+from app.api.methods import HeadAsGet
 from app.api.middleware import RequestMetrics
 from app.api.operation_ids import operation_id
 from app.config import Settings, get_settings
@@ -65,13 +67,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await gateway.jobs.drain()
 
 
+class Application(FastAPI):
+    """FastAPI with ``HEAD`` answered on every ``GET`` route (``app.api.methods``): that
+    layer goes outside all the others, the server-error layer included, where
+    ``add_middleware`` cannot put it."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return HeadAsGet(super().build_middleware_stack())
+
+
 def create_app(
     settings: Settings | None = None, registry: CollectorRegistry | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
     if not logging.getLogger().handlers:  # a server process started by `serve --processes N`
         logs.configure(os.environ.get("MEDIAGATE_LOG_LEVEL", "info"))
-    app = FastAPI(
+    app = Application(
         title="mediagate",
         version="0.1.0",
         summary="One REST API in front of five AI media providers.",

@@ -17,6 +17,7 @@ import uuid
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.methods import HEAD_AS_GET
 from app.metrics import Metrics
 
 log = logging.getLogger("mediagate.access")
@@ -26,7 +27,8 @@ into the answer's header and the log line."""
 
 
 class RequestMetrics:
-    """``mediagate_http_requests_total`` and ``…_duration_seconds`` by route template."""
+    """``mediagate_http_requests_total`` and ``…_duration_seconds`` by route template; a
+    ``HEAD``, which reaches this layer as its ``GET`` (``app.api.methods``), as ``HEAD``."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -59,7 +61,7 @@ class RequestMetrics:
                 if isinstance(route, BaseRoute) and hasattr(route, "path")
                 else "unmatched"
             )
-            method = scope["method"]
+            method = "HEAD" if HEAD_AS_GET in scope else scope["method"]
             seconds = time.perf_counter() - started
             self.metrics.http_request(template, method, status, seconds)
             if log.isEnabledFor(logging.INFO):

@@ -14,6 +14,7 @@ from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.methods import allowed_methods
 from app.blobs import BlobStoreError
 from app.domain.errors import ErrorCode, FieldError, GatewayError, StoreUnavailable
 
@@ -107,10 +108,15 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, ErrorCode.invalid_parameter)
+        headers = dict(exc.headers or {})
         if exc.status_code == 405:
             code = ErrorCode.invalid_parameter
+            # every method the path takes (RFC 9110 §15.5.6), not only the first route's
+            allow = allowed_methods(request.scope)
+            if allow:
+                headers["Allow"] = allow
         error = GatewayError(str(exc.detail), code, exc.status_code)
-        return problem_response(error, request.url.path, dict(exc.headers or {}))
+        return problem_response(error, request.url.path, headers)
 
     async def store_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("store unavailable: %s", type(exc).__name__)

@@ -367,3 +367,43 @@ async def test_reading_a_missing_job_counts_against_the_rate_alike(pair: Pair, j
         answers.append(await client.get(f"/v1/jobs/{job_id}", headers=auth))
     _same_refusal(*answers)
     assert pair.handoffs == 0
+
+
+async def heads(pair: Pair, url: str, **kwargs: Any) -> httpx.Response:
+    """The ``HEAD`` of ``url`` through the lane and through FastAPI: the same status and
+    headers (``Content-Length`` included), no body."""
+    a = await pair.lane.head(url, **kwargs)
+    b = await pair.plain.head(url, **kwargs)
+    assert a.status_code == b.status_code
+    assert _headers(a) == _headers(b)
+    assert a.headers["content-length"] == b.headers["content-length"]
+    assert a.content == b.content == b""
+    return a
+
+
+async def test_heads_of_the_lane_s_routes_are_answered_by_the_lane_as_by_fastapi(
+    pair: Pair,
+) -> None:
+    """A ``HEAD`` reaches the lane as the ``GET`` it asks about (``app.api.methods``): a job,
+    a missing job and an artifact are answered there, with FastAPI's status and headers."""
+    created = (await pair.lane.post(GENERATE, json=PROMPT, headers=AUTH)).json()
+    url = f"/v1/jobs/{created['id']}"
+    job = await heads(pair, url, headers=AUTH)
+    get = await pair.lane.get(url, headers=AUTH)
+    assert job.status_code == 200 and _headers(job) == _headers(get)
+    assert job.headers["content-length"] == str(len(get.content))
+    missing = await heads(pair, "/v1/jobs/job_0123456789abcdef0123456789ab", headers=AUTH)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    content = png_bytes(40, 30)
+    meta = BlobMeta(
+        id=new_artifact_id(), tenant="sandbox", content_type="image/png", size=len(content)
+    )
+    for gateway in (pair.gateway, pair.plain_gateway):
+        await gateway.blobs.put(meta.id, content, meta.content_type)
+    await pair.gateway.files.add_artifact(meta)
+    signed = httpx.URL(pair.gateway.signer.sign(f"/v1/artifacts/{meta.id}"))
+    artifact = await heads(pair, f"{signed.path}?{signed.query.decode()}")
+    assert artifact.status_code == 200
+    assert artifact.headers["content-length"] == str(len(content))
+    assert pair.handoffs == 0

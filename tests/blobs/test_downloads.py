@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,9 +12,12 @@ import httpx
 import pytest
 
 from app.api.blob_responses import RangeNotSatisfiable, parse_range
+from app.blobs.base import BlobReader
 from app.config import SANDBOX_TENANT_KEY
+from app.domain.models import new_artifact_id
 from app.gateway import Gateway
-from tests.utils.in_process import in_process_gateway
+from app.store.files import BlobMeta
+from tests.utils.in_process import SentBodies, in_process_gateway
 from tests.utils.media import png_bytes
 from tests.utils.seaweedfs import S3Server
 
@@ -126,6 +130,75 @@ async def test_whole_and_ranged_downloads(
         gone = await client.get(url)
         assert gone.status_code == 404
         assert gone.json()["code"] == "not_found"
+
+
+def count_reads(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the chunks read from the gateway's blob store from now on."""
+    reads: list[int] = []
+    opened = gateway.blobs.open
+
+    async def counted(chunks: AsyncIterator[bytes | memoryview]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            reads.append(len(chunk))
+            yield bytes(chunk)
+
+    async def open_counted(
+        blob_id: str, byte_range: tuple[int, int] | None = None
+    ) -> BlobReader | None:
+        reader = await opened(blob_id, byte_range)
+        if reader is not None:
+            reader.chunks = counted(reader.chunks)
+        return reader
+
+    monkeypatch.setattr(gateway.blobs, "open", open_counted)
+    return reads
+
+
+async def test_a_head_has_the_get_s_headers_and_reads_none_of_the_blob(
+    backend: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+    redis_client: object,
+    tmp_path: Path,
+) -> None:
+    """An artifact (the fast lane's route) and an uploaded file (FastAPI's): the ``HEAD`` of
+    the signed URL has the ``GET``'s status and headers, ``Content-Length`` the length of the
+    ``GET``'s body, and neither reads the blob nor sends a body; refusals are the ``GET``'s."""
+    png = png_bytes(300, 200)
+    headers = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
+    async with in_process_gateway(
+        redis_url, tmp_path, headers=headers, sandbox=True, **backend
+    ) as (gateway, client):
+        _, file_url = await upload(client, gateway, png)
+        meta = BlobMeta(
+            id=new_artifact_id(), tenant="sandbox", content_type="image/png", size=len(png)
+        )
+        await gateway.blobs.put(meta.id, png, meta.content_type)
+        await gateway.files.add_artifact(meta)
+        parts = urlsplit(gateway.signer.sign(f"/v1/artifacts/{meta.id}"))
+        artifact_url = f"{parts.path}?{parts.query}"
+        reads = count_reads(gateway, monkeypatch)
+        bodies = SentBodies(client)
+        for url in (artifact_url, file_url):
+            for ranged in ({}, {"Range": "bytes=8-15"}, {"Range": f"bytes={len(png)}-"}):
+                get = await client.get(url, headers=ranged)
+                assert get.status_code in (200, 206, 416)
+                assert bool(reads) is (get.status_code != 416)  # the count works
+                bodies.sent()
+                reads.clear()
+                head = await client.head(url, headers=ranged)
+                assert (head.status_code, bodies.sent(), reads) == (get.status_code, b"", [])
+                assert head.headers["content-length"] == str(len(get.content))
+                del head.headers["x-request-id"], get.headers["x-request-id"]
+                assert head.headers == get.headers
+            forged = url.replace("sig=", "sig=0")
+            refused = await client.get(forged)
+            bodies.sent()
+            head = await client.head(forged)
+            assert (head.status_code, bodies.sent()) == (refused.status_code, b"")
+            assert refused.status_code == 404
+            assert head.headers["content-type"] == "application/problem+json"
+            assert head.headers["content-length"] == str(len(refused.content))
 
 
 async def test_s3_redirect_to_a_presigned_url(

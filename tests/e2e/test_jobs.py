@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.utils.deadlines import JOB_S
+from tests.utils.deadlines import JOB_S, REQUEST_S
 from tests.utils.media import decode_image, png_b64
 from tests.utils.sandbox import CONTROL
 
@@ -51,6 +51,59 @@ async def test_remove_background_waits_and_serves_a_png(client: httpx.AsyncClien
     image = decode_image(download.content)
     assert image.format == "PNG" and image.size == (48, 40)
     assert (artifact["width"], artifact["height"]) == (48, 40)
+
+
+async def _head_then_get(base: httpx.URL, head: str, get: str, auth: str) -> list[bytes]:
+    """``HEAD head`` then ``GET get`` (the last request) on one connection, each sent once
+    the previous answer's headers are in: every byte the server sent, split where each
+    answer's headers end. Bytes a ``HEAD`` wrongly carried would come before the second
+    status line."""
+    reader, writer = await asyncio.open_connection(base.host, base.port)
+    try:
+        parts = []
+        for method, target, last in (("HEAD", head, ""), ("GET", get, "Connection: close\r\n")):
+            request = f"{method} {target} HTTP/1.1\r\nHost: {base.host}\r\n{auth}{last}\r\n"
+            writer.write(request.encode())
+            await writer.drain()
+            parts.append(await reader.readuntil(b"\r\n\r\n"))
+        parts.append(await reader.read())  # the GET's body, until the server closes
+        return parts
+    finally:
+        writer.close()
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.decode("latin-1").lower().split("\r\n"):
+        name, _, value = line.partition(":")
+        if name == "content-length":
+            return int(value)
+    raise AssertionError(f"no content-length in {head!r}")
+
+
+async def test_head_over_the_wire_is_headers_only(client: httpx.AsyncClient) -> None:
+    """Through the real server: the ``HEAD`` of a job and of its artifact carry the
+    ``GET``'s ``Content-Length``, and not one byte of body follows them."""
+    response = await client.post(
+        "/v1/images/remove-background",
+        json={"image": {"data": png_b64(24, 20)}},
+        headers={"Prefer": "wait=30"},
+    )
+    assert response.status_code == 200, response.text
+    job = response.json()
+    url = job["output"]["artifacts"][0]["url"]
+    artifact = httpx.URL(url)
+    auth = f"Authorization: {client.headers['authorization']}\r\n"
+    targets = (
+        (f"/v1/jobs/{job['id']}", len((await client.get(f"/v1/jobs/{job['id']}")).content)),
+        (f"{artifact.path}?{artifact.query.decode()}", len((await client.get(url)).content)),
+    )
+    for target, length in targets:
+        async with asyncio.timeout(REQUEST_S):
+            head, get, rest = await _head_then_get(client.base_url, target, "/healthz", auth)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        assert _content_length(head) == length > 0
+        assert get.startswith(b"HTTP/1.1 200 "), get  # nothing came between the two
+        assert len(rest) == _content_length(get) and b'"status":"ok"' in rest
 
 
 async def test_async_provider_is_polled_to_completion(client: httpx.AsyncClient) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
+from starlette.types import Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.gateway import Gateway, gateway_of
@@ -43,3 +44,31 @@ async def in_process_gateway(
             transport=transport, base_url=BASE_URL, headers=headers
         ) as client:
             yield gateway_of(application), client
+
+
+class SentBodies:
+    """The application behind an in-process client, keeping every body chunk it sends.
+
+    ``httpx.ASGITransport`` drops the body of an answer to ``HEAD`` (as a server does), so
+    whether the application itself sent one is read here."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        transport = client._transport
+        assert isinstance(transport, httpx.ASGITransport)
+        self.app = transport.app
+        transport.app = self
+        self.chunks: list[bytes] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def keep(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                self.chunks.append(bytes(message.get("body", b"")))
+            await send(message)
+
+        await self.app(scope, receive, keep)
+
+    def sent(self) -> bytes:
+        """Every body chunk sent since the last call."""
+        body = b"".join(self.chunks)
+        self.chunks.clear()
+        return body
