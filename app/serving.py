@@ -49,10 +49,14 @@ PROTOCOL = "app.serving:GuardedHttpToolsProtocol"
 """What ``uvicorn.run(http=...)`` takes: imported by name in each server process."""
 
 
-def _refusal(status: int, reason: str, detail: str) -> bytes:
+HEAD_POINTER = "/headers"
+"""What the 408 and the 431 are about: the request line and headers, not (all) received."""
+
+
+def _refusal(status: int, reason: str, detail: str, pointer: str | None = None) -> bytes:
     """The server's own answer, a problem, before it closes the connection."""
     error = GatewayError(detail, ErrorCode.invalid_parameter, status)
-    body = json.dumps(problem_body(error, ""), separators=(",", ":")).encode()
+    body = json.dumps(problem_body(error, "", pointer), separators=(",", ":")).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: {PROBLEM_JSON}\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
@@ -94,7 +98,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _head_too_slow(self) -> None:
         if self._in_head:
             detail = f"the request line and headers must arrive within {self.header_timeout_s} s"
-            self._refuse(408, "Request Timeout", detail)
+            self._refuse(408, "Request Timeout", detail, HEAD_POINTER)
         else:  # idle after a response, or the rest of a body the application did not read
             self._body_too_slow()
 
@@ -102,18 +106,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.close()
 
-    def _refuse(self, status: int, reason: str, detail: str) -> None:
+    def _refuse(self, status: int, reason: str, detail: str, pointer: str | None = None) -> None:
         """Answer (when no response is under way) and close."""
         self._disarm()
         if self.transport.is_closing():
             return
         if self.cycle is None or self.cycle.response_complete:
-            self.transport.write(_refusal(status, reason, detail))
+            self.transport.write(_refusal(status, reason, detail, pointer))
         self.transport.close()
 
     def _head_too_large(self) -> None:
         detail = f"the request line and headers may hold at most {self.max_head_bytes} bytes"
-        self._refuse(431, "Request Header Fields Too Large", detail)
+        self._refuse(431, "Request Header Fields Too Large", detail, HEAD_POINTER)
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that are not an HTTP/1.1 request, as a problem (never

@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from app.blobs import BlobStore
 from app.config import Settings
-from app.domain.errors import ErrorCode, GatewayError, NotFound
+from app.domain.errors import ErrorCode, FieldError, GatewayError, NotFound
 from app.signing import UrlSigner
 from app.store.files import BlobMeta
 
@@ -25,10 +25,13 @@ CACHE_CONTROL = "private, max-age=3600"
 
 class RangeNotSatisfiable(GatewayError):
     def __init__(self, size: int) -> None:
+        detail = f"the range asked for lies past the end of the {size} bytes"
+        code = ErrorCode.range_not_satisfiable
         super().__init__(
-            f"the range asked for lies past the end of the {size} bytes",
-            ErrorCode.range_not_satisfiable,
+            detail,
+            code,
             416,
+            [FieldError("/headers/Range", detail, code)],
             headers={"Content-Range": f"bytes */{size}"},
         )
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.problems import problem_response
-from app.domain.errors import ErrorCode, GatewayError
+from app.api.problems import WHOLE_BODY, problem_response
+from app.domain.errors import ErrorCode, GatewayError, InvalidRequest
 from app.domain.operations import PARAMS, ROUTES, Operation
 
 SMALL_BODY_BYTES = 64 * 1024
@@ -140,7 +140,7 @@ class BodyTooLarge(HTTPException):
 
 
 def too_large(detail: str) -> GatewayError:
-    return GatewayError(detail, ErrorCode.body_too_large, 413)
+    return InvalidRequest(detail, code=ErrorCode.body_too_large, pointer=WHOLE_BODY, status=413)
 
 
 class BodyLimit:

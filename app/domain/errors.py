@@ -1,9 +1,12 @@
 """The gateway's one error tree.
 
 Every error a client can see is a :class:`GatewayError` carrying a stable snake_case
-:class:`ErrorCode`, an HTTP status and, for validation, a list of JSON-pointer field errors.
-The API layer renders them as ``application/problem+json`` (RFC 9457); nothing else in the
-code base knows about HTTP responses.
+:class:`ErrorCode`, an HTTP status and a list of field errors, each a JSON pointer to the part
+of the request it is about (``app.api.problems`` lists the pointers' forms). An error about an
+id the request names (``NotFound``, a ``Conflict`` over a job) says which id in ``about``; the
+API layer, which knows where the id came from, points at that path parameter. The API layer
+renders them as ``application/problem+json`` (RFC 9457); nothing else in the code base knows
+about HTTP responses.
 
 ::
 
@@ -68,6 +71,10 @@ class ErrorCode(StrEnum):
     too_many_streams = "too_many_streams"
 
 
+API_KEY_POINTER = "/headers/Authorization"
+"""Where a request carries its API key (or the admin token): what a refused key points at."""
+
+
 @dataclass(frozen=True)
 class FieldError:
     """One invalid field: a JSON pointer into the request (``/image/data``) and why."""
@@ -87,6 +94,8 @@ class GatewayError(Exception):
     errors: list[FieldError] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    about: str | None = None
+    """The id the error is about, when the request names it (in its path, as a rule)."""
 
     def __post_init__(self) -> None:
         super().__init__(self.detail)
@@ -140,7 +149,8 @@ class MissingParameter(InvalidRequest):
 
 class Unauthenticated(GatewayError):
     def __init__(self, detail: str = "a valid API key is required") -> None:
-        super().__init__(detail, ErrorCode.unauthenticated, 401)
+        code = ErrorCode.unauthenticated
+        super().__init__(detail, code, 401, [FieldError(API_KEY_POINTER, detail, code)])
 
 
 class RateLimited(GatewayError):
@@ -149,18 +159,28 @@ class RateLimited(GatewayError):
 
 
 class Forbidden(GatewayError):
+    """The API key is known, and its tenant is suspended."""
+
     def __init__(self, detail: str) -> None:
-        super().__init__(detail, ErrorCode.forbidden, 403)
+        code = ErrorCode.forbidden
+        super().__init__(detail, code, 403, [FieldError(API_KEY_POINTER, detail, code)])
 
 
 class NotFound(GatewayError):
     def __init__(self, what: str, ident: str) -> None:
-        super().__init__(f"{what} {ident!r} not found", ErrorCode.not_found, 404)
+        super().__init__(f"{what} {ident!r} not found", ErrorCode.not_found, 404, about=ident)
 
 
 class Conflict(GatewayError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, ErrorCode.conflict, 409)
+    """``about``: the id of what is in the way (a job the request names); ``pointer``: the
+    part of the request in the way, when that is known where the conflict is found."""
+
+    def __init__(
+        self, detail: str, *, about: str | None = None, pointer: str | None = None
+    ) -> None:
+        code = ErrorCode.conflict
+        errors = [] if pointer is None else [FieldError(pointer, detail, code)]
+        super().__init__(detail, code, 409, errors, about=about)
 
 
 class StoreUnavailable(GatewayError):

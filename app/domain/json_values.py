@@ -42,7 +42,8 @@ def _walk(value: object, pointer: str, depth: int) -> Iterator[tuple[object, str
 
 
 def _refuse(detail: str, pointer: str) -> InvalidRequest:
-    return InvalidRequest(detail, code=ErrorCode.invalid_parameter, pointer=pointer or "/")
+    """``pointer`` "" is the body as a whole (a key of its top-level object, say)."""
+    return InvalidRequest(detail, code=ErrorCode.invalid_parameter, pointer=pointer)
 
 
 def check_storable(value: object, pointer: str) -> None:

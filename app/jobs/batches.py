@@ -31,7 +31,7 @@ from app.domain.batches import (
     ItemError,
     new_batch_id,
 )
-from app.domain.errors import ErrorCode, GatewayError, NotFound
+from app.domain.errors import ErrorCode, GatewayError, InvalidRequest, NotFound
 from app.domain.models import JobStatus, new_job_id
 from app.domain.operations import PARAMS, Operation, Params
 from app.jobs.envelope import Envelope, JobOptions
@@ -187,7 +187,7 @@ def _cursor(cursor: str | None) -> int:
     if cursor is None:
         return 0
     if not cursor.isdigit() or len(cursor) > 6:
-        raise GatewayError("invalid cursor", ErrorCode.invalid_parameter, 400)
+        raise InvalidRequest("invalid cursor", pointer="/cursor", status=400)
     return int(cursor)
 
 

@@ -31,6 +31,7 @@ def plan_providers(
         raise InvalidRequest(
             f"no configured provider serves {operation.value}",
             code=ErrorCode.unsupported_operation,
+            pointer="/path",  # the operation's route
         )
     for name in [provider, *(fallback or [])]:
         if name is not None and name not in bindings:

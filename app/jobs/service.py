@@ -419,7 +419,7 @@ class JobService(JobReads):
             if job.status == JobStatus.canceled:
                 return self.render(job)
             if job.status.terminal:
-                raise Conflict(f"job {job_id} already {job.status.value}")
+                raise Conflict(f"job {job_id} already {job.status.value}", about=job_id)
             if not waited and under_way(stored):
                 waited = True
                 await answered(self.store, self.events, job_id)
@@ -429,7 +429,7 @@ class JobService(JobReads):
             except SaveRefused:
                 continue  # a worker moved it meanwhile: read again and decide again
             return self.render(saved.record.job)
-        raise Conflict(f"job {job_id} is changing too fast to cancel; retry")
+        raise Conflict(f"job {job_id} is changing too fast to cancel; retry", about=job_id)
 
 
 def _links(job_id: str) -> JobLinks:

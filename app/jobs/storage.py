@@ -154,7 +154,8 @@ class Storage:
             return
         except BeingDeleted as exc:
             raise Conflict(
-                f"file {items[0][0].id} is being deleted, its retention ended; retry shortly"
+                f"file {items[0][0].id} is being deleted, its retention ended; retry shortly",
+                pointer=pointer,
             ) from exc
         try:
             await tried_again(

@@ -47,11 +47,16 @@ async def client(redis_url: str, redis_client: Redis, tmp_path: Path) -> AsyncIt
         yield c
 
 
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response, status: int, code: str, pointer: str | None = None
+) -> dict[str, Any]:
+    """The problem, pointing at ``pointer`` when given (``""``: the body as a whole)."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
     assert body["code"] == code and body["status"] == status
+    if pointer is not None:
+        assert body["errors"][0]["pointer"] == pointer, body
     return body
 
 
@@ -76,7 +81,7 @@ async def test_a_declared_length_over_the_limit_is_refused_unread(client: Any) -
         content=body,
         headers={"Content-Length": str(body.total), "Content-Type": "application/json"},
     )
-    assert_problem(response, 413, "body_too_large")
+    assert_problem(response, 413, "body_too_large", "")
     assert body.sent <= CHUNK  # the transport's first read at most; the app read nothing
 
 
@@ -86,7 +91,7 @@ async def test_a_chunked_body_is_cut_at_the_limit(client: Any) -> None:
     response = await client.post(
         "/v1/images/upscale", content=body, headers={"Content-Type": "application/json"}
     )
-    assert_problem(response, 413, "body_too_large")
+    assert_problem(response, 413, "body_too_large", "")
     assert body.sent <= limit + 2 * CHUNK
 
 
@@ -98,7 +103,7 @@ async def test_an_unknown_key_is_refused_before_the_body_is_read(client: Any) ->
             content=body,
             headers={**headers, "Content-Type": "application/json"},
         )
-        assert_problem(response, 401, "unauthenticated")
+        assert_problem(response, 401, "unauthenticated", "/headers/Authorization")
         assert body.sent <= CHUNK
 
 
@@ -114,7 +119,7 @@ async def test_a_face_swap_with_two_images_at_the_media_limit_fits(client: Any) 
     assert_problem(response, 422, "invalid_media")  # read whole, then judged as media
     body["extra"] = "x" * (MEDIA_LIMIT // 2)
     response = await client.post("/v1/images/swap-face", json=body)
-    assert_problem(response, 413, "body_too_large")
+    assert_problem(response, 413, "body_too_large", "")
 
 
 async def test_an_upload_with_a_huge_extra_part_is_refused(client: Any) -> None:
@@ -140,7 +145,7 @@ async def test_an_upload_with_a_huge_extra_part_is_refused(client: Any) -> None:
         content=upload,
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
-    assert_problem(response, 413, "body_too_large")
+    assert_problem(response, 413, "body_too_large", "")
     assert upload.sent <= MEDIA_LIMIT + 2 * 64 * 1024 + 2 * CHUNK
 
 
@@ -148,7 +153,7 @@ async def test_an_upload_with_too_many_parts_is_refused(client: Any) -> None:
     files = [("file", ("a.png", b"\x89PNG", "image/png"))]
     files += [(f"field{i}", (f"f{i}", b"x", "text/plain")) for i in range(10)]
     response = await client.post("/v1/files", files=files)
-    body = assert_problem(response, 413, "body_too_large")
+    body = assert_problem(response, 413, "body_too_large", "")
     assert "parts" in body["detail"]
 
 
@@ -156,4 +161,4 @@ async def test_small_bodies_elsewhere_are_capped_too(client: Any) -> None:
     response = await client.post(
         "/v1/jobs/job_0123456789abcdef0123456789ab/cancel", content=b"x" * (SMALL_BODY_BYTES + 1)
     )
-    assert_problem(response, 413, "body_too_large")
+    assert_problem(response, 413, "body_too_large", "")

@@ -136,21 +136,41 @@ async def test_reading_a_job_is_answered_by_the_lane_as_by_fastapi(pair: Pair) -
     assert pair.handoffs == 0
 
 
+KEY = "/headers/Authorization"
+
+
 @pytest.mark.parametrize(
-    ("content", "headers", "status", "code"),
+    ("content", "headers", "status", "code", "pointer"),
     [
-        (b'{"prompt": ', {"Content-Type": "application/json"}, 400, "invalid_json"),
-        (b"", {"Content-Type": "application/json"}, 422, "invalid_parameter"),
-        (b'{"provider": "imagepig"}', {"Content-Type": "application/json"}, 422, None),
-        (b'{"prompt": 7}', {"Content-Type": "application/json"}, 422, "invalid_parameter"),
-        (json.dumps(PROMPT).encode(), {"Content-Type": "text/plain"}, 422, None),
-        (json.dumps(PROMPT).encode(), {"Cancel-After": "soon"}, 400, "invalid_parameter"),
-        (json.dumps(PROMPT).encode(), {"Authorization": "Bearer mg_live_nobody"}, 401, None),
-        (json.dumps(PROMPT).encode(), {"Authorization": "Basic abc"}, 401, None),
+        (b'{"prompt": ', {"Content-Type": "application/json"}, 400, "invalid_json", ""),
+        (b"", {"Content-Type": "application/json"}, 422, "invalid_parameter", ""),
+        (b'{"provider": "imagepig"}', {"Content-Type": "application/json"}, 422, None, "/prompt"),
+        (
+            b'{"prompt": 7}',
+            {"Content-Type": "application/json"},
+            422,
+            "invalid_parameter",
+            "/prompt",
+        ),
+        (json.dumps(PROMPT).encode(), {"Content-Type": "text/plain"}, 422, None, ""),
+        (
+            json.dumps(PROMPT).encode(),
+            {"Cancel-After": "soon"},
+            400,
+            "invalid_parameter",
+            "/headers/Cancel-After",
+        ),
+        (json.dumps(PROMPT).encode(), {"Authorization": "Bearer mg_live_nobody"}, 401, None, KEY),
+        (json.dumps(PROMPT).encode(), {"Authorization": "Basic abc"}, 401, None, KEY),
     ],
 )
 async def test_bad_submissions_go_to_fastapi_before_anything_is_written(
-    pair: Pair, content: bytes, headers: dict[str, str], status: int, code: str | None
+    pair: Pair,
+    content: bytes,
+    headers: dict[str, str],
+    status: int,
+    code: str | None,
+    pointer: str,
 ) -> None:
     sent = {**AUTH, "Content-Type": "application/json", **headers}
     answer = await both(pair, "POST", GENERATE, content=content, headers=sent)
@@ -158,6 +178,7 @@ async def test_bad_submissions_go_to_fastapi_before_anything_is_written(
     assert answer.headers["content-type"] == "application/problem+json"
     if code is not None:
         assert answer.json()["code"] == code
+    assert answer.json()["errors"][0]["pointer"] == pointer
     assert pair.handoffs == 1
     assert await pair.gateway.redis.zcard(keys.tenant_jobs("sandbox")) == 0
 
@@ -168,6 +189,7 @@ async def test_errors_after_the_rate_check_are_the_application_handlers(pair: Pa
     assert answer.status_code == 422
     missing = await both(pair, "GET", "/v1/jobs/job_0123456789abcdef0123456789ab", headers=AUTH)
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert missing.json()["errors"][0]["pointer"] == "/path/job_id"
     assert pair.handoffs == 0
 
 
@@ -364,6 +386,7 @@ async def test_reading_a_missing_job_counts_against_the_rate_alike(pair: Pair, j
         _, auth = await _limited(pair, f"{name}-{job_id[:3]}", credits=0)
         missing = await client.get(f"/v1/jobs/{job_id}", headers=auth)
         assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        assert missing.json()["errors"][0]["pointer"] == "/path/job_id"
         answers.append(await client.get(f"/v1/jobs/{job_id}", headers=auth))
     _same_refusal(*answers)
     assert pair.handoffs == 0

@@ -198,5 +198,6 @@ async def test_a_405_names_every_method_its_path_takes(
     assert answer.headers["content-type"] == PROBLEM
     if method != "HEAD":
         assert answer.json()["code"] == "invalid_parameter"
+        assert answer.json()["errors"][0]["pointer"] == "/method"
     else:
         assert app.bodies.sent() == b""

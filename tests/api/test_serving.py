@@ -13,6 +13,7 @@ with 408."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -97,6 +98,19 @@ def _answer(server: tuple[int, threading.Event], request: bytes) -> bytes:
         return received
 
 
+def _refusal(server: tuple[int, threading.Event], request: bytes) -> tuple[bytes, Any]:
+    """The status line and the problem the server answers to ``request`` before it closes."""
+    port, sent = server
+    with socket.create_connection(("127.0.0.1", port), timeout=REQUEST_S) as client:
+        client.sendall(request)
+        sent.set()
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head.partition(b"\r\n")[0], json.loads(body)
+
+
 def test_a_request_that_waited_on_a_busy_server_is_answered() -> None:
     """The whole request was sent at once; the server was busy past the bound before it read
     it. It is answered, not refused with 408."""
@@ -117,3 +131,14 @@ def test_a_head_that_never_ends_is_refused_on_an_idle_server() -> None:
     with _server(held_s=0) as server:
         answer = _answer(server, b"GET / HTTP/1.1\r\nhost: te")
     assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
+def test_the_servers_own_refusals_of_a_head_point_at_the_headers() -> None:
+    """The 408 and the 431 are problems about the request's head: ``/headers``."""
+    with _server(held_s=0) as server:
+        late = _refusal(server, b"GET / HTTP/1.1\r\nhost: te")
+        huge = _refusal(server, b"GET / HTTP/1.1\r\nx-big: " + b"a" * 70_000 + b"\r\n\r\n")
+    for (status, problem), code in ((late, 408), (huge, 431)):
+        assert status.startswith(f"HTTP/1.1 {code}".encode()), status
+        assert (problem["status"], problem["code"]) == (code, "invalid_parameter")
+        assert problem["errors"][0]["pointer"] == "/headers"

@@ -117,6 +117,7 @@ async def test_bad_tokens_are_404_and_say_nothing_of_the_job(app: App, redis_cli
     for path in paths:
         body = assert_problem(await app.client.post(path, json={}), 404, "not_found")
         details.add((body["title"], body["detail"]))
+        assert body["errors"][0]["pointer"] == "/path/token"
     assert len(details) == 1, details
     assert await redis_client.zscore(keys.DUE, job_id) == due
     assert app.counted("imagepipeline", "rejected") == 4
@@ -135,7 +136,8 @@ async def test_an_oversized_body_is_413_and_changes_nothing(app: App, redis_clie
 
     for content in (b"x" * (LIMIT + 1), chunked()):
         response = await app.client.post(path, content=content)
-        assert_problem(response, 413, "body_too_large")
+        body = assert_problem(response, 413, "body_too_large")
+        assert body["errors"][0]["pointer"] == ""  # the body as a whole
     assert await redis_client.zscore(keys.DUE, job_id) == due
     assert app.counted("imagepipeline", "too_large") == 2
     response = await app.client.post(path, content=b"x" * LIMIT)

@@ -57,6 +57,7 @@ def test_unsatisfiable_ranges(header: str) -> None:
         parse_range(header, SIZE)
     assert raised.value.status == 416
     assert raised.value.headers == {"Content-Range": "bytes */1000"}
+    assert [e.pointer for e in raised.value.errors] == ["/headers/Range"]
 
 
 async def upload(client: httpx.AsyncClient, gateway: Gateway, content: bytes) -> tuple[str, str]:
@@ -112,6 +113,7 @@ async def test_whole_and_ranged_downloads(
         assert past.status_code == 416
         assert past.headers["content-type"] == "application/problem+json"
         assert past.json()["code"] == "range_not_satisfiable"
+        assert past.json()["errors"][0]["pointer"] == "/headers/Range"
         assert past.headers["content-range"] == f"bytes */{len(png)}"
 
         ignored = await client.get(url, headers={"Range": "bytes=9-2"})
@@ -121,6 +123,7 @@ async def test_whole_and_ranged_downloads(
 
         forged = await client.get(url.replace("sig=", "sig=0"))
         assert forged.status_code == 404
+        assert forged.json()["errors"][0]["pointer"] == "/path/file_id"
         for sig in ("\u00e9", "%FF"):  # not ASCII: refused as any wrong signature
             other = await client.get(re.sub(r"sig=[^&]*", f"sig={sig}", url))
             assert other.status_code == 404
@@ -130,6 +133,7 @@ async def test_whole_and_ranged_downloads(
         gone = await client.get(url)
         assert gone.status_code == 404
         assert gone.json()["code"] == "not_found"
+        assert gone.json()["errors"][0]["pointer"] == "/path/file_id"
 
 
 def count_reads(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -27,6 +27,14 @@ def test_a_fault_is_found_where_it_is(value: object, pointer: str) -> None:
     assert refused.value.errors[0].pointer == pointer
 
 
+def test_a_fault_in_a_key_of_the_whole_body_points_at_the_whole_body() -> None:
+    """A key is checked as a string of its container; the body's own keys, of the body as a
+    whole: ``""`` (RFC 6901's pointer to the whole document; ``/`` names a key ``""``)."""
+    with pytest.raises(InvalidRequest) as refused:
+        check_storable({"lone \udc00": 1}, "")
+    assert refused.value.errors[0].pointer == ""
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -16,6 +16,9 @@ from tests.utils.sandbox import CONTROL
 
 pytestmark = pytest.mark.e2e
 
+KEY = "/headers/Authorization"
+"""Where a refused API key is pointed at."""
+
 
 @pytest.fixture
 async def untouched(client: httpx.AsyncClient, redis_url: str) -> AsyncIterator[None]:
@@ -55,7 +58,7 @@ class TestRefusedBeforeAnythingHappens:
             content=b'{"image": {"data": ',
             headers={"Content-Type": "application/json"},
         )
-        assert_problem(response, 400, "invalid_json")
+        assert_problem(response, 400, "invalid_json", "")  # the body as a whole
 
     async def test_wrong_type(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/v1/images/generate", json={"prompt": 12, "seed": "x"})
@@ -147,28 +150,29 @@ class TestRefusedBeforeAnythingHappens:
         assert_problem(response, 422, "unsupported_operation", "/provider")
 
     async def test_unknown_job(self, client: httpx.AsyncClient) -> None:
-        assert_problem(await client.get("/v1/jobs/job_000000000000ffff"), 404, "not_found")
-        assert_problem(await client.post("/v1/jobs/job_nope/cancel"), 404, "not_found")
+        missing = await client.get("/v1/jobs/job_000000000000ffff")
+        assert_problem(missing, 404, "not_found", "/path/job_id")
+        canceled = await client.post("/v1/jobs/job_nope/cancel")
+        assert_problem(canceled, 404, "not_found", "/path/job_id")
 
     async def test_artifact_with_a_bad_signature(self, client: httpx.AsyncClient) -> None:
         response = await client.get(
             "/v1/artifacts/art_x", params={"expires": 9999999999, "sig": "0"}
         )
-        assert_problem(response, 404, "not_found")
+        assert_problem(response, 404, "not_found", "/path/artifact_id")
 
     async def test_missing_and_wrong_keys(self, client: httpx.AsyncClient) -> None:
         body = {"image": {"data": png_b64()}}
         response = await client.post(
             "/v1/images/remove-background", json=body, headers={"Authorization": ""}
         )
-        assert_problem(response, 401, "unauthenticated")
+        assert_problem(response, 401, "unauthenticated", KEY)
         response = await client.post(
             "/v1/images/remove-background", json=body, headers={"Authorization": "Bearer mg_live_x"}
         )
-        assert_problem(response, 401, "unauthenticated")
-        assert_problem(
-            await client.get("/v1/jobs", headers={"Authorization": ""}), 401, "unauthenticated"
-        )
+        assert_problem(response, 401, "unauthenticated", KEY)
+        listing = await client.get("/v1/jobs", headers={"Authorization": ""})
+        assert_problem(listing, 401, "unauthenticated", KEY)
 
     async def test_unknown_route(self, client: httpx.AsyncClient) -> None:
-        assert_problem(await client.get("/v1/nothing-here"), 404, "not_found")
+        assert_problem(await client.get("/v1/nothing-here"), 404, "not_found", "/path")

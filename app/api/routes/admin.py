@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import AccountingDep, CatalogDep, TenantsDep, WebhooksDep, require_admin
 from app.api.operation_ids import operation_id
 from app.api.problems import PROBLEM_RESPONSES
-from app.domain.errors import InvalidRequest, NotFound, UpstreamError
+from app.domain.errors import FieldError, InvalidRequest, NotFound, UpstreamError
 from app.domain.models import WebhookEvent
 from app.jobs.accounting import InsufficientCredits
 from app.jobs.catalog import ProviderInfo
@@ -305,7 +305,9 @@ async def move_credits(
         else:
             account = await ledger.debit(tenant_id, -body.amount, body.reason)
     except CreditsShort as exc:
-        raise InsufficientCredits(exc.required, exc.available) from exc
+        short = InsufficientCredits(exc.required, exc.available)
+        short.errors = [FieldError("/amount", short.detail, short.code)]
+        raise short from exc
     except BalanceTooLarge as exc:
         raise InvalidRequest(str(exc), pointer="/amount") from exc
     return CreditBalance(

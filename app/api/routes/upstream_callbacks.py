@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from app.api.deps import MetricsDep, UpstreamCallbacksDep
 from app.api.operation_ids import operation_id
-from app.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
+from app.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, WHOLE_BODY, Problem
 from app.domain.errors import ErrorCode, GatewayError, InvalidRequest
 from app.jobs.upstream_callbacks import MAX_BODY_BYTES, CallbackOutcome
 
@@ -67,7 +67,7 @@ async def receive_upstream_callback(
     job_id = callbacks.verify(name, token)
     if job_id is None:
         metrics.upstream_callback(provider, CallbackOutcome.rejected)
-        raise GatewayError("no such callback", ErrorCode.not_found, 404)
+        raise GatewayError("no such callback", ErrorCode.not_found, 404, about=token)
     request.state.job_id = job_id  # for the request's log line
     request.state.provider = provider
     if not await _body_within(request, MAX_BODY_BYTES):
@@ -75,6 +75,7 @@ async def receive_upstream_callback(
         raise InvalidRequest(
             f"a callback body may be at most {MAX_BODY_BYTES} bytes",
             code=ErrorCode.body_too_large,
+            pointer=WHOLE_BODY,
             status=413,
         )
     outcome = await callbacks.receive(job_id)

@@ -143,7 +143,7 @@ def parse_rule(value: object) -> PriceRule:
             raise InvalidRequest("a price cannot be negative", pointer="/credits")
         return PriceRule.flat(value)
     if not isinstance(value, Mapping):
-        raise InvalidRequest("a price is a credit count or a rule {unit, rate, cap}")
+        raise InvalidRequest("a price is a credit count or a rule {unit, rate, cap}", pointer="")
     unit = value.get("unit", PriceUnit.job.value)
     if unit not in {u.value for u in PriceUnit}:
         raise InvalidRequest(
