@@ -18,7 +18,9 @@ module's own:
   to that host. One client calls a provider for every tenant and with each of the gateway's
   credentials for it, so a cookie one call was given would ride along on another's; and
   reading every response into the cookie jar cost about 2 % of a synchronous job's CPU.
-  :class:`UpstreamClient` keeps none.
+  :class:`UpstreamClient` keeps none, and nor does the aiohttp session under it
+  (:meth:`UpstreamTransport.get_client`), whose own jar would keep a provider's cookies as
+  soon as it is reached by name.
 - **Plain requests straight to the transport.** Nearly every adapter call is plain: no
   cookies, no authentication flow, not streamed, not following redirects. Such a request is
   built with its URL parsed once per distinct URL (unless it has query parameters of its own,
@@ -61,6 +63,21 @@ class UpstreamTransport(AiohttpTransport):
     """``AiohttpTransport`` whose transport errors say whether the request may have gone out
     (see the module docstring), and which can send a request and read its answer whole in one
     step (:meth:`exchange`)."""
+
+    def get_client(self) -> aiohttp.ClientSession:
+        """The session ``AiohttpTransport`` makes (a TCP connector with the pool's limits and
+        TLS context), with a cookie jar that keeps nothing: aiohttp's own jar would keep what
+        a provider's ``Set-Cookie`` sets (from any host with a name) and send it with every
+        later request to it, whichever tenant or credential that request is for."""
+        if self.client is not None or self.uds:
+            return super().get_client()
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections or 0,  # httpx's None, no limit: aiohttp's 0
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+            local_addr=(self.local_address, 0) if self.local_address else None,
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
