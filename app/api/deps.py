@@ -379,4 +379,4 @@ IdempotencyKeyDep = Annotated[
         description="Run this POST at most once; repeats replay the first response (24 h).",
     ),
 ]
-"""Documents the header; ``api/idempotency.py`` reads and enforces it."""
+"""Documents and reads the header; ``api/idempotency.py`` enforces it."""

@@ -97,7 +97,7 @@ class FastRoutes:
         request = Request(scope, receive)
         services: Services = scope["app"].state.gateway
         try:
-            tenant = await active_caller(services, bearer_key(request.headers.get("authorization")))
+            tenant = await active_caller(services, bearer_key(_fields(scope).get("authorization")))
         except Exception:
             await self.app(scope, receive, send)
             return
@@ -149,12 +149,12 @@ class FastRoutes:
     ) -> None:
         body, replay = await _read_body(receive)
         request = Request(scope, replay)
+        headers = _fields(scope)
         services: Services = scope["app"].state.gateway
         try:
             if body is None:
                 raise _Handoff
-            params = _json_body(request, body, model)
-            headers = request.headers
+            params = _json_body(headers, body, model)
             wait_s = wait_seconds(headers.get("prefer"), services.settings)
             cancel_after_s = cancel_after_seconds(headers.get("cancel-after"))
             tenant = await active_caller(services, bearer_key(headers.get("authorization")))
@@ -177,6 +177,8 @@ class FastRoutes:
                 wait_s=wait_s,
                 cancel_after_s=cancel_after_s,
                 cache_control=headers.get("cache-control"),
+                idempotency_key=headers.get("idempotency-key"),
+                payload=body,
                 rate=rate,
             )
         except Exception as exc:
@@ -185,7 +187,7 @@ class FastRoutes:
         await response(scope, replay, send)
 
 
-def _plain(params: Params, headers: Any) -> bool:
+def _plain(params: Params, headers: dict[str, str]) -> bool:
     """A submission whose rate check can go with its job's creation: nothing is written or
     fetched before the creation (no inline media to store, no URL to check, no callback URL,
     no ``Idempotency-Key`` to reserve), so a request over its rate costs no more than checks
@@ -244,10 +246,22 @@ async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
     return body, replay
 
 
-def _json_body(request: Request, body: bytes, model: type[Params]) -> Params:
+def _fields(scope: Scope) -> dict[str, str]:
+    """The request's header fields by name, the first of each name: what ``Request.headers``
+    answers, read in one pass instead of one scan of every field per look-up (Starlette's
+    ``Headers.get`` costs some 4,000 instructions, twice that for a field that is absent)."""
+    fields: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in fields:
+            fields[key] = value.decode("latin-1")
+    return fields
+
+
+def _json_body(headers: dict[str, str], body: bytes, model: type[Params]) -> Params:
     """The body as the operation's request model, read as FastAPI reads a JSON body; any
     other body (not JSON, empty, invalid) is the FastAPI route's to answer."""
-    content_type = request.headers.get("content-type", "")
+    content_type = headers.get("content-type", "")
     media_type = content_type.partition(";")[0].strip().lower()
     if not body or media_type != "application/json":
         raise _Handoff

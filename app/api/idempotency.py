@@ -67,6 +67,7 @@ def fingerprint(request: Request, payload: bytes) -> str:
 
 async def idempotent(
     request: Request,
+    key: str | None,
     store: IdempotencyStore,
     tenant: Tenant,
     payload: bytes,
@@ -76,10 +77,12 @@ async def idempotent(
 ) -> Response:
     """Run ``run`` at most once per (tenant, ``Idempotency-Key``); replay its response after.
 
-    ``run`` is given the id bound to the key (``None`` without a key or without ``new_id``,
-    the maker of a new id for a route that makes an object under one): it makes its object
-    under that id, and answers the object as it stands when it exists already."""
-    key = request.headers.get(HEADER)
+    ``key`` is the request's ``Idempotency-Key`` (``IdempotencyKeyDep`` reads it), None
+    without one; ``payload`` is what the request's fingerprint covers besides its method and
+    path (read only when there is a key). ``run`` is given the id bound to the key (``None``
+    without a key or without ``new_id``, the maker of a new id for a route that makes an
+    object under one): it makes its object under that id, and answers the object as it stands
+    when it exists already."""
     if key is None:
         return await run(None)
     if not 0 < len(key) <= MAX_KEY_LENGTH:

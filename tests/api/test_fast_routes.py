@@ -183,6 +183,28 @@ async def test_bad_submissions_go_to_fastapi_before_anything_is_written(
     assert await pair.gateway.redis.zcard(keys.tenant_jobs("sandbox")) == 0
 
 
+async def test_repeated_header_fields_are_read_alike(pair: Pair) -> None:
+    """The lane reads the first of a repeated field, as ``Request.headers`` does."""
+    for fields in (
+        [("Prefer", "wait=0"), ("Prefer", "wait=5")],
+        [("Cache-Control", "no-store"), ("Cache-Control", "no-cache")],
+        [("Authorization", AUTH["Authorization"]), ("Authorization", "Bearer mg_live_nobody")],
+        [("Authorization", "Bearer mg_live_nobody"), ("Authorization", AUTH["Authorization"])],
+    ):
+        sent = [("Content-Type", "application/json"), *fields]
+        if not any(name == "Authorization" for name, _ in fields):
+            sent.append(("Authorization", AUTH["Authorization"]))
+        await both(pair, "POST", GENERATE, json=PROMPT, headers=sent)
+    keyed = [*AUTH.items(), ("Idempotency-Key", "one"), ("Idempotency-Key", "two")]
+    for client in (pair.lane, pair.plain):
+        first = await client.post(GENERATE, json=PROMPT, headers=keyed)
+        again = await client.post(
+            GENERATE, json=PROMPT, headers=[*AUTH.items(), ("Idempotency-Key", "one")]
+        )
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.content == first.content
+
+
 async def test_errors_after_the_rate_check_are_the_application_handlers(pair: Pair) -> None:
     unsupported = {"prompt": "x", "provider": "perfectcorp"}
     answer = await both(pair, "POST", GENERATE, json=unsupported, headers=AUTH)

@@ -79,7 +79,7 @@ async def create_batch(
     tenant: TenantDep,
     batches: BatchesDep,
     idempotency: IdempotencyDep,
-    _key: IdempotencyKeyDep = None,
+    idempotency_key: IdempotencyKeyDep = None,
 ) -> Response:
     _check_items(body)
     check_metadata(body.metadata)
@@ -101,7 +101,9 @@ async def create_batch(
         )
 
     payload = await request.body()
-    return await idempotent(request, idempotency, tenant, payload, create, new_id=new_batch_id)
+    return await idempotent(
+        request, idempotency_key, idempotency, tenant, payload, create, new_id=new_batch_id
+    )
 
 
 @router.get("/{batch_id}", name="get_batch", response_model=Batch)

@@ -58,7 +58,7 @@ async def upload_file(
             "video a provider takes goes inline or by URL to its operation's route)."
         ),
     ],
-    _key: IdempotencyKeyDep = None,
+    idempotency_key: IdempotencyKeyDep = None,
 ) -> Response:
     limit = settings.max_media_bytes
     content = await file.read(limit + 1)
@@ -75,7 +75,9 @@ async def upload_file(
         )
         return Response(created.model_dump_json(), 201, media_type="application/json")
 
-    return await idempotent(request, idempotency, tenant, content, store, new_id=new_file_id)
+    return await idempotent(
+        request, idempotency_key, idempotency, tenant, content, store, new_id=new_file_id
+    )
 
 
 @router.get("/{file_id}/content", name="get_file_content", include_in_schema=False)

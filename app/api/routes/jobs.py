@@ -82,7 +82,7 @@ async def cancel_job(
     tenant: TenantDep,
     jobs: JobsDep,
     idempotency: IdempotencyDep,
-    _key: IdempotencyKeyDep = None,
+    idempotency_key: IdempotencyKeyDep = None,
 ) -> Response:
     """Cancel an unfinished job; its credits are released. Canceling twice is harmless."""
 
@@ -90,7 +90,7 @@ async def cancel_job(
         job = await jobs.cancel(tenant, job_id)
         return Response(job.model_dump_json(), media_type="application/json")
 
-    return await idempotent(request, idempotency, tenant, b"", cancel)
+    return await idempotent(request, idempotency_key, idempotency, tenant, b"", cancel)
 
 
 class DeliveryList(BaseModel):

@@ -79,12 +79,15 @@ async def submit_job(
     wait_s: float,
     cancel_after_s: float | None,
     cache_control: str | None,
+    idempotency_key: str | None,
+    payload: bytes,
     rate: RateCheck | None = None,
 ) -> Response:
     """Create the job (once per ``Idempotency-Key``: under the id bound to it) and answer it:
     202, or 200 when finished within ``Prefer: wait`` or served from the result cache. The
-    route below and the fast lane (``app.api.fast_routes``) both answer through this; the
-    lane may leave the request's rate check to the job's creation (``rate``)."""
+    route below and the fast lane (``app.api.fast_routes``) both answer through this, each
+    with the request's body as it read it (``payload``); the lane may leave the request's
+    rate check to the job's creation (``rate``)."""
     params = PARAMS[operation]
 
     async def submit(bound: Bound | None) -> Response:
@@ -113,8 +116,9 @@ async def submit_job(
             headers=headers,
         )
 
-    payload = await request.body()
-    return await idempotent(request, idempotency, tenant, payload, submit, new_id=new_job_id)
+    return await idempotent(
+        request, idempotency_key, idempotency, tenant, payload, submit, new_id=new_job_id
+    )
 
 
 def _add_route(operation: Operation, params: type[Params]) -> None:
@@ -131,7 +135,7 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
         wait_s: WaitDep,
         cancel_after_s: CancelAfterDep,
         cache_control: CacheControlDep = None,
-        _key: IdempotencyKeyDep = None,
+        idempotency_key: IdempotencyKeyDep = None,
     ) -> Response:
         return await submit_job(
             request,
@@ -143,6 +147,8 @@ def _add_route(operation: Operation, params: type[Params]) -> None:
             wait_s=wait_s,
             cancel_after_s=cancel_after_s,
             cache_control=cache_control,
+            idempotency_key=idempotency_key,
+            payload=await request.body(),
         )
 
     router.add_api_route(
