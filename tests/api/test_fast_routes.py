@@ -20,6 +20,7 @@ import pytest
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api import fast_routes
 from app.api.fast_routes import FastRoutes
 from app.config import SANDBOX_TENANT_KEY
 from app.domain.models import Artifact, Attempt, JobOutput, new_artifact_id
@@ -181,6 +182,45 @@ async def test_bad_submissions_go_to_fastapi_before_anything_is_written(
     assert answer.json()["errors"][0]["pointer"] == pointer
     assert pair.handoffs == 1
     assert await pair.gateway.redis.zcard(keys.tenant_jobs("sandbox")) == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xef\xbb\xbf" + json.dumps(PROMPT).encode(),  # a byte-order mark
+        json.dumps(PROMPT).encode("utf-16"),
+        b'{"prompt": "x", "provider": "imagepig", "metadata": {"a": "\\ud800"}}',
+        b'{"prompt": "x", "metadata": ' + b'{"a": ' * 201 + b"1" + b"}" * 202,
+    ],
+)
+async def test_json_the_lane_does_not_parse_is_read_by_fastapi(pair: Pair, content: bytes) -> None:
+    """JSON that ``json.loads`` takes and pydantic's own parser does not is the FastAPI
+    route's to read, and answered as it answers it."""
+    sent = {**AUTH, "Content-Type": "application/json"}
+    await both(pair, "POST", GENERATE, content=content, headers=sent)
+    assert pair.handoffs == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"prompt": "first", "prompt": "last", "provider": "imagepig"}',
+        b'{"prompt": "caf\\u00e9 \\ud83d\\ude00 \\/", "provider": "imagepig"}',
+        b'{"prompt": "x", "provider": "imagepig", "metadata": {"n": [1, 1.0, -0.0, 1e400, 1E-5,'
+        b' 123456789012345678901234567890, 0.30000000000000004], "m": {"n": null}}}',
+        b'{"prompt": "x", "provider": "imagepig", "seed": 7.0, "width": 512.0}',
+    ],
+)
+@pytest.mark.parametrize("in_core", [True, False])
+async def test_json_the_lane_parses_reads_as_fastapi_reads_it(
+    pair: Pair, content: bytes, in_core: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether pydantic parses the body or ``json.loads`` does (a process with a lower limit
+    on an integer's digits than pydantic's parser)."""
+    monkeypatch.setattr(fast_routes, "_JSON_IN_CORE", in_core)
+    sent = {**AUTH, "Content-Type": "application/json"}
+    await both(pair, "POST", GENERATE, content=content, headers=sent)
+    assert pair.handoffs == 0
 
 
 async def test_repeated_header_fields_are_read_alike(pair: Pair) -> None:
