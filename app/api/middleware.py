@@ -10,9 +10,9 @@ else a new one; echoed in the response), ``tenant_id``, ``job_id``, ``operation`
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -89,4 +89,13 @@ def _request_id(scope: Scope) -> str:
             given = str(value.decode("latin-1"))
             if _REQUEST_ID.fullmatch(given):
                 return given
-    return uuid.uuid4().hex
+    return new_request_id()
+
+
+def new_request_id() -> str:
+    """What ``uuid.uuid4().hex`` gives (16 random bytes, the version and variant bits set),
+    without the ``UUID`` object: a quarter of its instructions."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    return raw.hex()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from app.api.middleware import _request_id
+from app.api.middleware import _request_id, new_request_id
 
 
 @pytest.mark.parametrize("given", [b"req-1.A_b", b"x" * 64])
@@ -19,3 +21,12 @@ def test_any_other_request_id_is_replaced(given: bytes) -> None:
     replaced = _request_id({"headers": [(b"x-request-id", given)]})
     assert replaced != given.decode("latin-1")
     assert len(replaced) == 32 and replaced.isalnum()
+
+
+def test_a_fresh_request_id_is_a_random_uuid() -> None:
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for given in ids:
+        parsed = uuid.UUID(hex=given)
+        assert parsed.hex == given
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
