@@ -21,10 +21,10 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from prometheus_client import (
     CollectorRegistry,
@@ -58,13 +58,16 @@ RATE_LIMIT_SCOPES = ("tenant", "upstream", "upstream_late")
 request that missed its turn in that budget and took a new one."""
 
 _M = TypeVar("_M", Counter, Gauge, Histogram)
+_T = TypeVar("_T")
 
 _CHILDREN_KEPT = 1024
 """Label sets :class:`_Children` keeps per metric; past it, the rest are looked up each time."""
 
 
-class _Children(Generic[_M]):
-    """What ``metric.labels(*values)`` returns, looked up once per label set.
+class _Children(Generic[_T]):
+    """What ``metric.labels(*values)`` returns, looked up once per label set: of one metric
+    (:meth:`of`), or of the few metrics an event counts in at once, found by one look-up
+    (``make`` returns them together).
 
     ``labels()`` takes the metric's lock, checks and converts every value and builds its key
     on every call, a few microseconds each, and a synchronous request makes about ten. The
@@ -77,19 +80,23 @@ class _Children(Generic[_M]):
     templates, names, statuses); :data:`_CHILDREN_KEPT` bounds this dict whatever comes in.
     """
 
-    __slots__ = ("_metric", "_kept")
+    __slots__ = ("_make", "_kept")
 
-    def __init__(self, metric: _M) -> None:
-        self._metric: _M = metric
-        self._kept: dict[tuple[str, ...], _M] = {}
+    def __init__(self, make: Callable[..., _T]) -> None:
+        self._make = make
+        self._kept: dict[tuple[str, ...], _T] = {}
 
-    def __call__(self, *values: str) -> _M:
-        child = self._kept.get(values)
-        if child is None:
-            child = self._metric.labels(*values)
+    @staticmethod
+    def of(metric: _M) -> _Children[_M]:
+        return _Children(cast("Callable[..., _M]", metric.labels))
+
+    def __call__(self, *values: str) -> _T:
+        children = self._kept.get(values)
+        if children is None:
+            children = self._make(*values)
             if len(self._kept) < _CHILDREN_KEPT:
-                self._kept[values] = child
-        return child
+                self._kept[values] = children
+        return children
 
 
 class Metrics:
@@ -211,16 +218,23 @@ class Metrics:
         self.providers: list[str] = []
         """The providers :meth:`prime` saw."""
 
-        # The children the request path touches on every request (:class:`_Children`).
-        self._http_requests = _Children(self.http_requests)
-        self._http_duration = _Children(self.http_duration)
-        self._jobs = _Children(self.jobs)
-        self._job_duration = _Children(self.job_duration)
-        self._credits_charged = _Children(self.credits_charged)
-        self._upstream_spend = _Children(self.upstream_spend)
-        self._upstream_requests = _Children(self.upstream_requests)
-        self._upstream_duration = _Children(self.upstream_duration)
-        self._circuit_state = _Children(self.circuit_state)
+        # The children the request path touches on every request (:class:`_Children`), those
+        # of one event together.
+        self._http = _Children(
+            lambda route, method, status: (
+                self.http_requests.labels(route, method, status),
+                self.http_duration.labels(route, method),
+            )
+        )
+        self._job_end = _Children(self._job_end_children)
+        self._upstream = _Children(
+            lambda provider, endpoint, outcome: (
+                self.upstream_requests.labels(provider, endpoint, outcome),
+                self.upstream_duration.labels(provider, endpoint),
+            )
+        )
+        self._upstream_spend = _Children.of(self.upstream_spend)
+        self._circuit_state = _Children.of(self.circuit_state)
 
     def prime(self, providers: ProviderRegistry) -> None:
         """Create, at their neutral value, the bounded series that may stay quiet for long.
@@ -250,8 +264,9 @@ class Metrics:
 
     def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """One answered request; ``route`` is its template (or ``unmatched``), never its path."""
-        self._http_requests(route, method, str(status)).inc()
-        self._http_duration(route, method).observe(seconds)
+        requests, duration = self._http(route, method, str(status))
+        requests.inc()
+        duration.observe(seconds)
 
     def upstream_request(
         self,
@@ -266,8 +281,9 @@ class Metrics:
             outcome = "unread"
         else:
             outcome = "ok"
-        self._upstream_requests(provider, endpoint, outcome).inc()
-        self._upstream_duration(provider, endpoint).observe(seconds)
+        requests, duration = self._upstream(provider, endpoint, outcome)
+        requests.inc()
+        duration.observe(seconds)
 
     def circuit(self, provider: str, state: str) -> None:
         self._circuit_state(provider).set(CIRCUIT_STATES[state])
@@ -285,15 +301,32 @@ class Metrics:
     def cache_saved(self, operation: str, upstream_cost: float) -> None:
         self.cache_upstream_saved.labels(operation).inc(upstream_cost)
 
+    def _job_end_children(
+        self, operation: str, provider: str, status: str, ended: str, charged: str
+    ) -> tuple[Counter, Histogram | None, Counter | None]:
+        """A job's end counts in up to three series; a series is made (and shown) only once
+        a job counts in it, so the duration's and the charge's children are looked up only
+        for a job that has them."""
+        return (
+            self.jobs.labels(operation, provider, status),
+            self.job_duration.labels(operation, provider) if ended else None,
+            self.credits_charged.labels(operation, provider) if charged else None,
+        )
+
     def job_finished(self, job: Job) -> None:
-        provider = job.provider or "none"
-        operation = job.operation.value
-        self._jobs(operation, provider, job.status.value).inc()
-        if job.completed_at is not None:
-            seconds = (job.completed_at - job.created_at).total_seconds()
-            self._job_duration(operation, provider).observe(seconds)
-        if job.credits.charged:
-            self._credits_charged(operation, provider).inc(job.credits.charged)
+        ended, charged = job.completed_at, job.credits.charged
+        jobs, duration, charges = self._job_end(
+            job.operation.value,
+            job.provider or "none",
+            job.status.value,
+            "ended" if ended is not None else "",
+            "charged" if charged else "",
+        )
+        jobs.inc()
+        if duration is not None and ended is not None:
+            duration.observe((ended - job.created_at).total_seconds())
+        if charges is not None:
+            charges.inc(charged)
         for attempt in job.attempts:
             if attempt.upstream_cost:
                 self._upstream_spend(attempt.provider).inc(attempt.upstream_cost)

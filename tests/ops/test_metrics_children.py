@@ -48,6 +48,10 @@ def _report(metrics: Metrics) -> None:
     for _ in range(2):
         metrics.job_finished(_job(JobStatus.succeeded, "alpha", charged=5, cost=1.5))
     metrics.job_finished(_job(JobStatus.failed, "beta", charged=0, cost=0))
+    unended = _job(JobStatus.canceled, "gamma", charged=0, cost=0)
+    unended.completed_at = None
+    metrics.job_finished(unended)
+    metrics.job_finished(_job(JobStatus.canceled, "gamma", charged=4, cost=0))
 
 
 @pytest.mark.parametrize("kept", [1024, 1, 0])
@@ -91,5 +95,9 @@ def test_each_event_is_counted_once_on_its_labels(
     charged = "mediagate_credits_charged_total"
     assert value(charged, operation=operation, provider="alpha") == 10
     assert value(charged, operation=operation, provider="beta") is None  # nothing charged
+    # a series is shown once a job counts in it: gamma's first job had no end time and no charge
+    assert value(jobs, operation=operation, provider="gamma", status="canceled") == 2
+    assert value(f"{job_duration}_count", operation=operation, provider="gamma") == 1
+    assert value(charged, operation=operation, provider="gamma") == 4
     assert value("mediagate_upstream_spend_total", provider="alpha") == 3
     assert value("mediagate_upstream_spend_total", provider="beta") is None  # cost 0
