@@ -31,10 +31,11 @@ exceptions: adapters return them as ``Failed`` results with the canonical code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+
+from app.domain.enums import TextEnum
 
 
-class ErrorCode(StrEnum):
+class ErrorCode(TextEnum):
     """Stable machine-readable codes. Clients switch on these, so they never change."""
 
     invalid_json = "invalid_json"

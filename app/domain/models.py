@@ -10,18 +10,18 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.domain.enums import TextEnum
 from app.domain.errors import ErrorCode
 from app.domain.operations import Operation
 
 JSONValue = Any  # structured provider results (keywords, scores) are free-form JSON
 
 
-class JobStatus(StrEnum):
+class JobStatus(TextEnum):
     """Where a job is in its life. The last three are terminal."""
 
     queued = "queued"
@@ -44,7 +44,7 @@ class JobStatus(StrEnum):
         return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
 
 
-class AttemptStatus(StrEnum):
+class AttemptStatus(TextEnum):
     submitting = "submitting"
     """Recorded before the upstream call; a worker that finds this after a crash re-runs it.
     On a canceled job: the upstream's answer to the submission is still awaited, the job's
@@ -77,7 +77,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class WebhookEvent(StrEnum):
+class WebhookEvent(TextEnum):
     """What a job's ``callback_url`` may be told; ``webhook_events`` chooses among them."""
 
     started = "job.started"
@@ -97,7 +97,7 @@ DEFAULT_WEBHOOK_EVENTS = (WebhookEvent.succeeded, WebhookEvent.failed, WebhookEv
 """What a callback URL gets unless the job or its tenant chose: the end of the job."""
 
 
-class ChargeReason(StrEnum):
+class ChargeReason(TextEnum):
     """Why an attempt that ended was charged to the tenant, or was not.
 
     Set on every attempt when it ends. An attempt with a ``provider_job_id`` was accepted by

@@ -7,11 +7,11 @@ so adapters never see them.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.domain.enums import TextEnum
 from app.domain.media import (
     AudioInput,
     ImageInput,
@@ -22,7 +22,7 @@ from app.domain.media import (
 )
 
 
-class Operation(StrEnum):
+class Operation(TextEnum):
     """Every canonical operation (docs/operations.md). The value is the public name."""
 
     image_generate = "image.generate"
