@@ -3,7 +3,7 @@
 A pure ASGI layer in front of the routes. For every request it finds the route's
 :class:`BodyRule` (by method and path) and then:
 
-1. a declared ``Content-Length`` over the rule's limit is answered ``413 body_too_large`` at
+1. a declared ``Content-Length`` over the rule's limit is answered ``413 payload_too_large`` at
    once, before a byte of the body is read;
 2. on a route that takes a tenant's API key, a body that is large or of unknown length
    (``Transfer-Encoding: chunked``) is read only after the key is known: an unknown key gets
@@ -140,7 +140,7 @@ class BodyTooLarge(HTTPException):
 
 
 def too_large(detail: str) -> GatewayError:
-    return InvalidRequest(detail, code=ErrorCode.body_too_large, pointer=WHOLE_BODY, status=413)
+    return InvalidRequest(detail, code=ErrorCode.payload_too_large, pointer=WHOLE_BODY, status=413)
 
 
 class BodyLimit:

@@ -7,7 +7,7 @@ the entry's ``detail`` and ``code``); the pointers are JSON pointers (RFC 6901) 
   form body: ``/file``);
 - ``""`` (the empty pointer, the whole document): the body as a whole — not JSON
   (``invalid_json``, the decoder's position in ``detail``), not an object, missing where one is
-  required, larger than the route takes (``body_too_large``), or holding a string no encoder
+  required, larger than the route takes (``payload_too_large``), or holding a string no encoder
   can write;
 - ``/headers/<Header-Name>``: a header (``/headers/Idempotency-Key``, ``/headers/Cancel-After``,
   ``/headers/Range``); a missing, unknown or revoked API key (``401``) and a suspended

@@ -45,7 +45,7 @@ class ErrorCode(TextEnum):
     unsupported_operation = "unsupported_operation"
     invalid_media = "invalid_media"
     media_too_large = "media_too_large"
-    body_too_large = "body_too_large"
+    payload_too_large = "payload_too_large"
     unsafe_url = "unsafe_url"
     invalid_base64 = "invalid_base64"
     unauthenticated = "unauthenticated"

@@ -19,7 +19,7 @@ submission to a provider whose adapter ``takes_callbacks`` the URL
   replayed or chatty callback costs at most polls the budget allows.
 - **Answers** (``app/api/routes/upstream_callbacks.py``): a token that does not verify, or a
   provider that takes no callbacks → 404 ``not_found``, never saying whether the job exists; a
-  body over :data:`MAX_BODY_BYTES` → 413 ``body_too_large``; else 202 ``{"received": true}``,
+  body over :data:`MAX_BODY_BYTES` → 413 ``payload_too_large``; else 202 ``{"received": true}``,
   also for a job that is finished, gone or being worked on, so the upstream stops retrying.
 - **A callback during a step.** A job a worker holds sits in the lease set, not the due-queue,
   and is left alone (a running step must not be raced). A callback landing then — an upstream

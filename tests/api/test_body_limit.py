@@ -81,7 +81,7 @@ async def test_a_declared_length_over_the_limit_is_refused_unread(client: Any) -
         content=body,
         headers={"Content-Length": str(body.total), "Content-Type": "application/json"},
     )
-    assert_problem(response, 413, "body_too_large", "")
+    assert_problem(response, 413, "payload_too_large", "")
     assert body.sent <= CHUNK  # the transport's first read at most; the app read nothing
 
 
@@ -91,7 +91,7 @@ async def test_a_chunked_body_is_cut_at_the_limit(client: Any) -> None:
     response = await client.post(
         "/v1/images/upscale", content=body, headers={"Content-Type": "application/json"}
     )
-    assert_problem(response, 413, "body_too_large", "")
+    assert_problem(response, 413, "payload_too_large", "")
     assert body.sent <= limit + 2 * CHUNK
 
 
@@ -119,7 +119,7 @@ async def test_a_face_swap_with_two_images_at_the_media_limit_fits(client: Any) 
     assert_problem(response, 422, "invalid_media")  # read whole, then judged as media
     body["extra"] = "x" * (MEDIA_LIMIT // 2)
     response = await client.post("/v1/images/swap-face", json=body)
-    assert_problem(response, 413, "body_too_large", "")
+    assert_problem(response, 413, "payload_too_large", "")
 
 
 async def test_an_upload_with_a_huge_extra_part_is_refused(client: Any) -> None:
@@ -145,7 +145,7 @@ async def test_an_upload_with_a_huge_extra_part_is_refused(client: Any) -> None:
         content=upload,
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
-    assert_problem(response, 413, "body_too_large", "")
+    assert_problem(response, 413, "payload_too_large", "")
     assert upload.sent <= MEDIA_LIMIT + 2 * 64 * 1024 + 2 * CHUNK
 
 
@@ -153,7 +153,7 @@ async def test_an_upload_with_too_many_parts_is_refused(client: Any) -> None:
     files = [("file", ("a.png", b"\x89PNG", "image/png"))]
     files += [(f"field{i}", (f"f{i}", b"x", "text/plain")) for i in range(10)]
     response = await client.post("/v1/files", files=files)
-    body = assert_problem(response, 413, "body_too_large", "")
+    body = assert_problem(response, 413, "payload_too_large", "")
     assert "parts" in body["detail"]
 
 
@@ -161,4 +161,4 @@ async def test_small_bodies_elsewhere_are_capped_too(client: Any) -> None:
     response = await client.post(
         "/v1/jobs/job_0123456789abcdef0123456789ab/cancel", content=b"x" * (SMALL_BODY_BYTES + 1)
     )
-    assert_problem(response, 413, "body_too_large", "")
+    assert_problem(response, 413, "payload_too_large", "")

@@ -136,7 +136,7 @@ async def test_an_oversized_body_is_413_and_changes_nothing(app: App, redis_clie
 
     for content in (b"x" * (LIMIT + 1), chunked()):
         response = await app.client.post(path, content=content)
-        body = assert_problem(response, 413, "body_too_large")
+        body = assert_problem(response, 413, "payload_too_large")
         assert body["errors"][0]["pointer"] == ""  # the body as a whole
     assert await redis_client.zscore(keys.DUE, job_id) == due
     assert app.counted("imagepipeline", "too_large") == 2

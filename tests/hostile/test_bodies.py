@@ -42,10 +42,10 @@ BAD_KEY = {"Authorization": "Bearer mg_live_not_a_key"}
 PROBES = [
     # (path, headers, body, declared length?, status, code)
     ("/v1/images/upscale", {**JSON, **BAD_KEY}, _json_stream, False, 401, "unauthenticated"),
-    ("/v1/images/upscale", {**JSON, **TENANT}, _json_stream, False, 413, "body_too_large"),
-    ("/v1/images/swap-face", {**JSON, **TENANT}, _json_stream, True, 413, "body_too_large"),
-    ("/v1/files", {**MULTIPART, **TENANT}, _multipart_stream, False, 413, "body_too_large"),
-    ("/v1/files", {**MULTIPART, **BAD_KEY}, _multipart_stream, True, 413, "body_too_large"),
+    ("/v1/images/upscale", {**JSON, **TENANT}, _json_stream, False, 413, "payload_too_large"),
+    ("/v1/images/swap-face", {**JSON, **TENANT}, _json_stream, True, 413, "payload_too_large"),
+    ("/v1/files", {**MULTIPART, **TENANT}, _multipart_stream, False, 413, "payload_too_large"),
+    ("/v1/files", {**MULTIPART, **BAD_KEY}, _multipart_stream, True, 413, "payload_too_large"),
 ]
 
 
@@ -88,4 +88,4 @@ async def test_an_ordinary_client_sending_a_huge_body_gets_the_413(hostile: Host
             content=body(),
             headers={**JSON, **TENANT, "Content-Length": str(64 * MB)},
         )
-    assert_problem(response, 413, "body_too_large")
+    assert_problem(response, 413, "payload_too_large")

@@ -74,7 +74,7 @@ async def receive_upstream_callback(
         metrics.upstream_callback(provider, CallbackOutcome.too_large)
         raise InvalidRequest(
             f"a callback body may be at most {MAX_BODY_BYTES} bytes",
-            code=ErrorCode.body_too_large,
+            code=ErrorCode.payload_too_large,
             pointer=WHOLE_BODY,
             status=413,
         )
