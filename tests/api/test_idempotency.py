@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,6 @@ AUTH = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
 GENERATE = "/v1/images/generate"
 PROMPT = {"prompt": "a lighthouse at dusk", "provider": "imagepig"}
 TENANT = "sandbox"
-
-
-@pytest.fixture
-async def gateway(
-    redis_url: str, redis_client: Redis, tmp_path: Path
-) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
-    async with in_process_gateway(redis_url, tmp_path, sandbox=True) as built:
-        yield built
 
 
 def record_key(key: str) -> str:

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 from app.blobs.base import BlobStoreError
 from app.config import SANDBOX_TENANT_KEY
@@ -30,21 +27,12 @@ from app.store.rate_limits import RateCheck, RateRefused
 from app.store.tenants import Tenant
 from tests.api.test_idempotency import past_the_lock
 from tests.utils.deadlines import JOB_S
-from tests.utils.in_process import in_process_gateway
 from tests.utils.media import png_b64
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_TENANT_KEY}"}
 TENANT = "sandbox"
 REMOVE = "/v1/images/remove-background"
 INLINE = {"image": {"data": png_b64(48, 40)}, "provider": "imagepig"}
-
-
-@pytest.fixture
-async def gateway(
-    redis_url: str, redis_client: Redis, tmp_path: Path
-) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
-    async with in_process_gateway(redis_url, tmp_path, sandbox=True) as built:
-        yield built
 
 
 @dataclass(frozen=True)
