@@ -61,7 +61,7 @@ class Context:
 
     def measure(self, key: str, label: str, request: Request, concurrency: int) -> Point:
         """Run wrk, print the line at once, keep the point under ``key``."""
-        point = wrk(request, concurrency, self.seconds)
+        point = wrk(request, concurrency, self.seconds, redis=self.redis)
         self.points[key] = point
         line = Line(label, concurrency, point)
         self.lines.append(line)
@@ -93,9 +93,9 @@ class Context:
         ref_points: list[Point] = []
         points: list[list[Point]] = [[] for _ in measured]
         for _ in range(self.pairs):
-            ref_points.append(wrk(ref_request, concurrency, self.seconds))
+            ref_points.append(wrk(ref_request, concurrency, self.seconds, redis=self.redis))
             for runs, (_, _, request) in zip(points, measured, strict=True):
-                runs.append(wrk(request, concurrency, self.seconds))
+                runs.append(wrk(request, concurrency, self.seconds, redis=self.redis))
         self._keep(ref_key, ref_label, ref_points, concurrency, "")
         ratios: list[float] = []
         for runs, (key, label, _) in zip(points, measured, strict=True):
@@ -134,10 +134,13 @@ def scenario(fn: Callable[[Context], None]) -> Callable[[Context], None]:
 
 HEADER = (
     f"{'scenario':<52} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'err':>5} "
-    f"{'conns':>6} {'cpu µs':>10}  ratio"
+    f"{'conns':>6} {'cpu µs':>10} {'redis':>6} {'wrk':>4}  ratio"
 )
 """``conns``: wrk's connections per server process (``bench.wrk.split_of``), at c > 1.
-``cpu µs``: the server's own CPU per request, user + system (``bench.wrk.ServerCpu``)."""
+``cpu µs``: the server's own CPU per request, user + system (``bench.wrk.ServerCpu``).
+``redis``, ``wrk``: the CPU per request, in µs, of the gateway's Redis (which the keeper and
+the bare server use too; what it spends beside the others' points is the idle gateway's
+polling) and of wrk itself: the rest of what one request costs the machine."""
 
 
 def _split(point: Point) -> str:
@@ -152,10 +155,17 @@ def format_line(line: Line) -> str:
     split = _split(p) if (line.concurrency or 0) > 1 else ""
     cpu = p.cpu_us
     spent = f"{cpu[0]:.0f}+{cpu[1]:.0f}" if cpu is not None else ""
+    redis = p.per_request_us(p.redis_s)
+    load = p.per_request_us(p.load_s)
     return (
         f"{line.label:<52} {line.concurrency or '':>3} {rps:>8.0f} {p.p50_ms:>8.2f} "
-        f"{p.p99_ms:>8.2f} {p.errors:>5} {split:>6} {spent:>10}  {line.ratio}"
+        f"{p.p99_ms:>8.2f} {p.errors:>5} {split:>6} {spent:>10} {_us(redis):>6} {_us(load):>4}"
+        f"  {line.ratio}"
     )
+
+
+def _us(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"
 
 
 def _splits(point: Point, reference: Point, concurrency: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -16,6 +17,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from redis import Redis
 
 from bench.load import Request
 
@@ -48,10 +51,21 @@ class Point:
     cpu_s: tuple[float, float] | None = None
     """CPU seconds (user, system) the server's processes spent over the measured run
     (``ServerCpu``); None where they could not be read."""
+    redis_s: float | None = None
+    """CPU seconds (user + system) the Redis given to :func:`wrk` spent over the measured run
+    (``INFO cpu``); None when none was given."""
+    load_s: float = 0.0
+    """CPU seconds (user + system) wrk itself spent over the measured run."""
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+    def per_request_us(self, seconds: float | None) -> float | None:
+        """``seconds`` of CPU per request answered, in µs."""
+        if seconds is None or not self.requests:
+            return None
+        return seconds / self.requests * 1e6
 
     @property
     def cpu_us(self) -> tuple[float, float] | None:
@@ -101,8 +115,15 @@ def _quote(text: str) -> str:
     return f"[{eq}[{text}]{eq}]"
 
 
-def wrk(request: Request, connections: int, seconds: float, warmup_s: float = 1.0) -> Point:
-    """``connections`` keep-alive connections on one wrk thread for ``seconds``."""
+def wrk(
+    request: Request,
+    connections: int,
+    seconds: float,
+    warmup_s: float = 1.0,
+    redis: Redis | None = None,
+) -> Point:
+    """``connections`` keep-alive connections on one wrk thread for ``seconds``; with
+    ``redis``, what that Redis spent of the CPU over the run too (``Point.redis_s``)."""
     binary = ensure_wrk()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_lua(request))
@@ -115,6 +136,8 @@ def wrk(request: Request, connections: int, seconds: float, warmup_s: float = 1.
         split: list[tuple[int, ...]] = []
         seen = threading.Timer(seconds / 2, lambda: split.append(split_of(request.url)))
         cpu = ServerCpu(request.url)
+        redis_before = _redis_cpu(redis)
+        load_before = _children_cpu()
         seen.start()
         try:
             done = subprocess.run(
@@ -127,6 +150,8 @@ def wrk(request: Request, connections: int, seconds: float, warmup_s: float = 1.
             seen.cancel()
             seen.join()
         spent = cpu.spent()
+        load_s = _children_cpu() - load_before
+        redis_after = _redis_cpu(redis)
     finally:
         Path(script.name).unlink()
     for line in done.stdout.splitlines():
@@ -140,6 +165,12 @@ def wrk(request: Request, connections: int, seconds: float, warmup_s: float = 1.
                 p99_ms=data["p99_us"] / 1000,
                 split=split[0] if split else (),
                 cpu_s=spent,
+                redis_s=(
+                    redis_after - redis_before
+                    if redis_after is not None and redis_before is not None
+                    else None
+                ),
+                load_s=load_s,
             )
     raise RuntimeError(f"wrk printed no summary: {done.stdout}\n{done.stderr}")
 
@@ -185,6 +216,20 @@ class ServerCpu:
         if self._start is None or end is None:
             return None
         return end[0] - self._start[0], end[1] - self._start[1]
+
+
+def _redis_cpu(redis: Redis | None) -> float | None:
+    """The CPU seconds (user + system) the server has spent since it started."""
+    if redis is None:
+        return None
+    cpu = redis.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def _children_cpu() -> float:
+    """The CPU seconds of this process's children that have ended (wrk's runs, waited for)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def _listening(port: int | None) -> list[int]:
