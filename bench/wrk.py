@@ -71,10 +71,10 @@ class Point:
     def cpu_us(self) -> tuple[float, float] | None:
         """The server's own CPU per request answered, user and system, in µs: what it
         costs beside the load generator, the upstream and Redis (other processes)."""
-        if self.cpu_s is None or not self.requests:
+        if self.cpu_s is None:
             return None
-        user, system = self.cpu_s
-        return user / self.requests * 1e6, system / self.requests * 1e6
+        user, system = (self.per_request_us(part) for part in self.cpu_s)
+        return None if user is None or system is None else (user, system)
 
 
 def ensure_wrk() -> str:
